@@ -1,0 +1,144 @@
+package mtls
+
+import (
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// Sentinel errors, one per class of refusal. Every error returned by [Middleware.Authenticate]
+// matches exactly one of them with [errors.Is], and is an [*Error] with [errors.As].
+var (
+	// ErrNoCertificate: no client certificate was presented (or none by a trusted proxy).
+	ErrNoCertificate = errors.New("mtls: no client certificate")
+	// ErrUntrusted: the certificate does not chain to a configured root and is not pinned.
+	ErrUntrusted = errors.New("mtls: certificate not trusted")
+	// ErrExpired: the certificate, or a certificate of its chain, has expired.
+	ErrExpired = errors.New("mtls: certificate expired")
+	// ErrNotYetValid: the certificate's NotBefore lies in the future.
+	ErrNotYetValid = errors.New("mtls: certificate not yet valid")
+	// ErrWrongUsage: the certificate is not meant for client authentication (no clientAuth
+	// extended key usage, or it is a CA certificate).
+	ErrWrongUsage = errors.New("mtls: certificate not valid for client authentication")
+	// ErrRevoked: the certificate, or a CA of its chain, is revoked.
+	ErrRevoked = errors.New("mtls: certificate revoked")
+	// ErrRevocationUnavailable: the revocation status could not be established and the
+	// configuration does not allow accepting the certificate without it.
+	ErrRevocationUnavailable = errors.New("mtls: revocation status unavailable")
+	// ErrMalformedHeader: a trusted proxy sent a certificate header that cannot be decoded
+	// completely (duplicate, oversized, garbage).
+	ErrMalformedHeader = errors.New("mtls: malformed certificate header")
+	// ErrDenied: the certificate is valid but a policy refuses it.
+	ErrDenied = errors.New("mtls: denied by policy")
+)
+
+// Reason codes sent to clients. They are stable: clients and dashboards may depend on them.
+const (
+	ReasonCertificateRequired   = "certificate_required"
+	ReasonCertificateUntrusted  = "certificate_untrusted"
+	ReasonCertificateExpired    = "certificate_expired"
+	ReasonCertificateNotYet     = "certificate_not_yet_valid"
+	ReasonCertificateUsage      = "certificate_wrong_usage"
+	ReasonCertificateRevoked    = "certificate_revoked"
+	ReasonRevocationUnavailable = "revocation_unavailable"
+	ReasonMalformedHeader       = "header_malformed"
+	ReasonPolicyDenied          = "policy_denied"
+)
+
+// class ties a sentinel to what a client may learn about it.
+type class struct {
+	status int
+	reason string
+}
+
+var classes = map[error]class{
+	ErrNoCertificate:         {http.StatusUnauthorized, ReasonCertificateRequired},
+	ErrUntrusted:             {http.StatusUnauthorized, ReasonCertificateUntrusted},
+	ErrExpired:               {http.StatusUnauthorized, ReasonCertificateExpired},
+	ErrNotYetValid:           {http.StatusUnauthorized, ReasonCertificateNotYet},
+	ErrWrongUsage:            {http.StatusUnauthorized, ReasonCertificateUsage},
+	ErrRevoked:               {http.StatusUnauthorized, ReasonCertificateRevoked},
+	ErrRevocationUnavailable: {http.StatusServiceUnavailable, ReasonRevocationUnavailable},
+	ErrMalformedHeader:       {http.StatusBadRequest, ReasonMalformedHeader},
+	ErrDenied:                {http.StatusForbidden, ReasonPolicyDenied},
+}
+
+// Error is the structured error behind every refusal. Kind is one of the sentinels above, Detail
+// says what exactly was wrong (for logs, never for clients) and Err is the underlying cause, such
+// as an [x509.UnknownAuthorityError] or an [x509.CertificateInvalidError]. Both Kind and Err are
+// reachable with [errors.Is] and [errors.As].
+type Error struct {
+	Kind   error
+	Detail string
+	Err    error
+	// Leaf is the refused client certificate, when one was presented and could be parsed.
+	Leaf *x509.Certificate
+}
+
+// newError builds an *Error; cause may be nil.
+func newError(kind error, detail string, cause error) *Error {
+	return &Error{Kind: kind, Detail: detail, Err: cause}
+}
+
+func (e *Error) Error() string {
+	msg := e.Kind.Error()
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the sentinel and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// Status is the HTTP status for the error: 401, 403, 400 or 503.
+func (e *Error) Status() int { return classOf(e).status }
+
+// Reason is the stable reason code for the error, the only detail a client is told.
+func (e *Error) Reason() string { return classOf(e).reason }
+
+func classOf(err error) class {
+	var e *Error
+	if errors.As(err, &e) {
+		if c, ok := classes[e.Kind]; ok {
+			return c
+		}
+	}
+	for kind, c := range classes {
+		if errors.Is(err, kind) {
+			return c
+		}
+	}
+	return class{http.StatusUnauthorized, ReasonCertificateUntrusted}
+}
+
+// StatusAndReason returns the HTTP status and the stable reason code for any error returned by
+// [Middleware.Authenticate] or by a policy. It is what a custom error handler should send.
+func StatusAndReason(err error) (status int, reason string) {
+	c := classOf(err)
+	return c.status, c.reason
+}
+
+// WriteError writes the default refusal: an RFC 9457 application/problem+json body with the
+// status, its title and the stable reason code, and nothing more specific about the certificate.
+func WriteError(w http.ResponseWriter, _ *http.Request, err error) {
+	status, reason := StatusAndReason(err)
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	// Every field is a constant of ours, so the body is assembled without an encoder.
+	body := `{"type":"about:blank","title":` + strconv.Quote(http.StatusText(status)) +
+		`,"status":` + strconv.Itoa(status) + `,"reason":"` + reason + `"}` + "\n"
+	_, _ = w.Write([]byte(body))
+}

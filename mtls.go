@@ -1,0 +1,386 @@
+// Package mtls authenticates the clients of a net/http service by their X.509 client certificate
+// (mutual TLS).
+//
+// A [Middleware] takes the certificate chain a client presented on the TLS connection, verifies it
+// against the service's own trust (CA roots, or leaf certificates pinned by fingerprint), and places
+// the resulting [Identity] in the request context. Requests without an acceptable certificate are
+// refused with a small application/problem+json body carrying a stable reason code; the full reason
+// goes to the logger and the error hook, never to the client.
+//
+//	m, err := mtls.New(mtls.Config{RootCAFiles: []string{"clients-ca.pem"}})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	mux := http.NewServeMux()
+//	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+//		id, _ := mtls.FromContext(r.Context())
+//		fmt.Fprintf(w, "hello %s\n", id.Leaf.Subject.CommonName)
+//	})
+//	srv := &http.Server{Addr: ":8443", Handler: m.Handler(mux), TLSConfig: m.TLSConfig(nil)}
+//	log.Fatal(srv.ListenAndServeTLS("server.pem", "server-key.pem"))
+//
+// # The pipeline
+//
+// Every request goes the same way: the credential source (the TLS connection) yields the presented
+// chain; a cache keyed by the whole chain answers if the chain was verified recently; otherwise the
+// chain is verified (trust anchor or pin, clientAuth usage, validity, depth); the identity is placed
+// in the context and the next handler runs. Refusals go to [Config.ErrorHandler].
+//
+// # Where the decision is made
+//
+// The TLS layer only requests the certificate ([Middleware.TLSConfig]); the decision is made by the
+// middleware in the HTTP request, so that clients get a readable error instead of a failed
+// handshake and so that trust can be reloaded at run time ([Middleware.ReloadTrust]) without
+// restarting the listener. [RejectAtHandshake] additionally refuses bad certificates during the
+// handshake.
+//
+// # Security model
+//
+// Verified: the chain leads to a configured root (client-presented intermediates are only
+// candidates), or the leaf is pinned; the leaf carries the clientAuth extended key usage and is not
+// a CA; every certificate of the chain is within its validity period at [Config.Now]; the chain is
+// no deeper than [Config.MaxChainDepth]. Not verified by this package alone: revocation, and who
+// may call what (use a policy on the identity).
+package mtls
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Source says where a verified certificate came from.
+type Source string
+
+const (
+	// SourceTLS: the client presented the certificate on the TLS connection to this process.
+	SourceTLS Source = "tls"
+	// SourceHeader: a trusted proxy terminated TLS and forwarded the certificate in a header.
+	SourceHeader Source = "header"
+)
+
+// Identity is a verified client. Handlers read it with [FromContext]. It is shared between
+// requests that present the same chain: treat it as read-only.
+type Identity struct {
+	// Source is where the certificate came from.
+	Source Source
+	// Format is the header format for SourceHeader (such as "nginx"), empty for SourceTLS.
+	Format string
+	// Proxy is the address of the proxy that forwarded the certificate, for SourceHeader.
+	Proxy netip.Addr
+
+	// Leaf is the client certificate.
+	Leaf *x509.Certificate
+	// Chain is the verified chain, leaf first and trust anchor last. For a pinned leaf it holds
+	// the leaf alone.
+	Chain []*x509.Certificate
+	// Pinned is true when the leaf was accepted by its pinned fingerprint rather than by a chain
+	// to a root.
+	Pinned bool
+
+	// SHA256 is the lowercase hex SHA-256 fingerprint of the leaf's DER encoding.
+	SHA256 string
+	// X5tS256 is the same digest in base64url without padding: the RFC 8705 "x5t#S256"
+	// confirmation value of certificate-bound access tokens.
+	X5tS256 string
+
+	// Subject alternative names of the leaf.
+	DNSNames       []string
+	EmailAddresses []string
+	URIs           []*url.URL
+	IPAddresses    []net.IP
+	// SPIFFEID is the leaf's SPIFFE ID ("spiffe://trust-domain/path") when it has exactly one
+	// URI SAN and that URI is a well-formed SPIFFE ID; empty otherwise.
+	SPIFFEID string
+
+	// Principal is the account the certificate stands for, when a principal mapping resolved one.
+	Principal string
+
+	sum [sha256.Size]byte
+}
+
+// NotAfter is the end of the leaf's validity.
+func (id *Identity) NotAfter() time.Time { return id.Leaf.NotAfter }
+
+// newIdentity builds the identity of a verified chain.
+func newIdentity(chain []*x509.Certificate, pinned bool) *Identity {
+	leaf := chain[0]
+	sum := sha256.Sum256(leaf.Raw)
+	return &Identity{
+		Source:         SourceTLS,
+		Leaf:           leaf,
+		Chain:          chain,
+		Pinned:         pinned,
+		SHA256:         hex.EncodeToString(sum[:]),
+		X5tS256:        base64.RawURLEncoding.EncodeToString(sum[:]),
+		DNSNames:       leaf.DNSNames,
+		EmailAddresses: leaf.EmailAddresses,
+		URIs:           leaf.URIs,
+		IPAddresses:    leaf.IPAddresses,
+		SPIFFEID:       spiffeID(leaf.URIs),
+		sum:            sum,
+	}
+}
+
+// spiffeID returns the SPIFFE ID of a leaf per the X509-SVID rules: exactly one URI SAN, scheme
+// spiffe, a trust domain of lowercase letters, digits, dots, dashes and underscores, no port,
+// user info, query or fragment.
+func spiffeID(uris []*url.URL) string {
+	if len(uris) != 1 {
+		return ""
+	}
+	u := uris[0]
+	if u.Scheme != "spiffe" || u.Host == "" || u.User != nil || u.Port() != "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return ""
+	}
+	for _, c := range u.Host {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return ""
+		}
+	}
+	if u.Path != "" && (strings.HasSuffix(u.Path, "/") || strings.Contains(u.Path, "//")) {
+		return ""
+	}
+	return u.String()
+}
+
+type ctxKey struct{}
+
+// NewContext returns a copy of ctx carrying id. Handlers' tests use it to fake an authenticated
+// request.
+func NewContext(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the identity the middleware placed in ctx. ok is false when the request
+// went on without a certificate (optional mode) or did not pass through the middleware.
+func FromContext(ctx context.Context) (id *Identity, ok bool) {
+	id, ok = ctx.Value(ctxKey{}).(*Identity)
+	return id, ok && id != nil
+}
+
+// Config configures a [Middleware]. The zero value of every field is its safe default; at least one
+// trust anchor ([Config.RootCAs], [Config.RootCAFiles] or [Config.PinnedSHA256]) is required.
+// [New] copies what it needs: changing a Config after New has no effect.
+type Config struct {
+	// RootCAs are the CAs whose (direct or indirect) client certificates are accepted.
+	RootCAs *x509.CertPool
+	// RootCAFiles are PEM files of further root CAs. They are read by New and again by
+	// [Middleware.ReloadTrust]. A certificate that explicitly says it is not a CA is refused here:
+	// pin such a certificate with PinnedSHA256 instead.
+	RootCAFiles []string
+	// Intermediates are extra intermediate CAs used to build chains, for clients that present
+	// their leaf alone. They are not trust anchors.
+	Intermediates *x509.CertPool
+	// IntermediateFiles are PEM files of further intermediates, read like RootCAFiles.
+	IntermediateFiles []string
+	// PinnedSHA256 accepts individual leaf certificates by the SHA-256 fingerprint of their DER
+	// (hex; case, colons and spaces ignored), whoever issued them: the way to register a partner's
+	// self-signed client certificate. A pinned leaf must still be within its validity period, carry
+	// the clientAuth extended key usage and not be a CA.
+	PinnedSHA256 []string
+	// MaxChainDepth is the greatest number of CA certificates (intermediates and root) allowed above
+	// the leaf in a verified chain, and bounds how many certificates a client may present (this
+	// number plus one). Default 4.
+	MaxChainDepth int
+
+	// Optional lets requests without a client certificate through without an identity (handlers
+	// see FromContext return false). A certificate that is presented and invalid is still refused.
+	// Default false: a certificate is required.
+	Optional bool
+
+	// Now is the clock used for validity checks. Default time.Now.
+	Now func() time.Time
+
+	// CacheSize bounds the number of verification outcomes kept (keyed by the whole presented
+	// chain; an entry never outlives the earliest NotAfter of its chain). Default 4096; a negative
+	// value turns the cache off.
+	CacheSize int
+
+	// ErrorHandler writes refusals. It receives an *Error (see [StatusAndReason]). Default
+	// [WriteError]. It must not send the error's text to the client.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+	// Logger receives one record per refusal with the full reason. Default: no logging.
+	Logger *slog.Logger
+}
+
+// Middleware authenticates requests by client certificate. It is safe for concurrent use.
+type Middleware struct {
+	optional     bool
+	now          func() time.Time
+	cacheSize    int
+	errorHandler func(http.ResponseWriter, *http.Request, error)
+	logger       *slog.Logger
+
+	trustCfg trustConfig
+	reloadMu sync.Mutex            // serialises ReloadTrust
+	state    atomic.Pointer[state] // trust and the cache of outcomes under that trust
+}
+
+// state is what a trust change replaces at once: the trust and the outcomes verified under it.
+type state struct {
+	trust *trust
+	cache *cache
+}
+
+const (
+	defaultMaxChainDepth = 4
+	defaultCacheSize     = 4096
+)
+
+// New validates cfg and returns a Middleware. It reports every problem of the configuration at
+// once.
+func New(cfg Config) (*Middleware, error) {
+	m := &Middleware{
+		optional:     cfg.Optional,
+		now:          cfg.Now,
+		cacheSize:    cfg.CacheSize,
+		errorHandler: cfg.ErrorHandler,
+		logger:       cfg.Logger,
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.cacheSize == 0 {
+		m.cacheSize = defaultCacheSize
+	}
+	if m.errorHandler == nil {
+		m.errorHandler = WriteError
+	}
+	var errs []error
+	if cfg.MaxChainDepth < 0 {
+		errs = append(errs, fmt.Errorf("mtls: MaxChainDepth %d is negative", cfg.MaxChainDepth))
+	}
+	m.trustCfg = trustConfig{
+		roots:             cfg.RootCAs,
+		rootFiles:         append([]string(nil), cfg.RootCAFiles...),
+		intermediates:     cfg.Intermediates,
+		intermediateFiles: append([]string(nil), cfg.IntermediateFiles...),
+		pins:              append([]string(nil), cfg.PinnedSHA256...),
+		maxDepth:          cfg.MaxChainDepth,
+	}
+	if m.trustCfg.maxDepth == 0 {
+		m.trustCfg.maxDepth = defaultMaxChainDepth
+	}
+	t, err := m.trustCfg.load()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize)})
+	return m, nil
+}
+
+// ReloadTrust reads RootCAFiles and IntermediateFiles again and, if they are valid, swaps the trust
+// in atomically and forgets every cached outcome. If they are not, the trust in force stays and
+// the error says why. Call it on SIGHUP or when the files change.
+func (m *Middleware) ReloadTrust() error {
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
+	t, err := m.trustCfg.load()
+	if err != nil {
+		m.log(context.Background(), slog.LevelError, "mtls: trust reload failed, keeping the trust in force", slog.Any("error", err))
+		return err
+	}
+	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize)})
+	return nil
+}
+
+// Handler returns a handler that authenticates each request and calls next with the identity in
+// the request context, or refuses the request through the error handler. It fits chi's
+// r.Use(m.Handler).
+func (m *Middleware) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := m.authenticate(r)
+		if err != nil {
+			m.refuse(w, r, err)
+			return
+		}
+		if id == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
+	})
+}
+
+// Authenticate runs the whole check on r and returns the identity, or an *Error. It has no side
+// effects: it writes nothing and logs nothing. In optional mode a request without a certificate
+// yields (nil, nil).
+func (m *Middleware) Authenticate(r *http.Request) (*Identity, error) {
+	return m.authenticate(r)
+}
+
+// authenticate is the pipeline: source -> cache -> verify -> identity.
+func (m *Middleware) authenticate(r *http.Request) (*Identity, error) {
+	var presented []*x509.Certificate
+	if r.TLS != nil {
+		presented = r.TLS.PeerCertificates
+	}
+	if len(presented) == 0 {
+		if m.optional {
+			return nil, nil
+		}
+		return nil, newError(ErrNoCertificate, "no certificate on the TLS connection", nil)
+	}
+	return m.verifyChain(presented)
+}
+
+// verifyChain answers from the cache or verifies presented under the trust in force.
+func (m *Middleware) verifyChain(presented []*x509.Certificate) (*Identity, error) {
+	st := m.state.Load()
+	now := m.now()
+	k := st.cache.key(presented)
+	if e, ok := st.cache.get(k, presented, now); ok {
+		return e.id, e.err
+	}
+	return st.cache.fill(k, presented, now, func() (*Identity, time.Time, error) {
+		chain, pinned, err := st.trust.verify(presented, now)
+		if err != nil {
+			return nil, negativeExpiry(presented[0], err, now), err
+		}
+		return newIdentity(chain, pinned), earliestNotAfter(chain), nil
+	})
+}
+
+// refuse logs err and hands it to the error handler.
+func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if m.logger != nil {
+		status, reason := StatusAndReason(err)
+		attrs := []slog.Attr{
+			slog.Int("status", status),
+			slog.String("reason", reason),
+			slog.String("remote", r.RemoteAddr),
+			slog.String("error", err.Error()),
+		}
+		var e *Error
+		if errors.As(err, &e) && e.Leaf != nil {
+			attrs = append(attrs, slog.String("subject", e.Leaf.Subject.String()),
+				slog.String("issuer", e.Leaf.Issuer.String()))
+		}
+		m.logger.LogAttrs(r.Context(), slog.LevelInfo, "mtls: request refused", attrs...)
+	}
+	m.errorHandler(w, r, err)
+}
+
+func (m *Middleware) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	if m.logger != nil {
+		m.logger.LogAttrs(ctx, level, msg, attrs...)
+	}
+}

@@ -1,0 +1,318 @@
+package mtls
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// trustConfig is what trust is built from; load builds it anew (at New and on ReloadTrust).
+type trustConfig struct {
+	roots             *x509.CertPool
+	rootFiles         []string
+	intermediates     *x509.CertPool
+	intermediateFiles []string
+	pins              []string
+	maxDepth          int
+}
+
+// trust is an immutable set of anchors: it is replaced whole, never changed.
+type trust struct {
+	roots         *x509.CertPool // nil: no CA is trusted (pins only)
+	intermediates *x509.CertPool // never nil
+	pins          map[[sha256.Size]byte]struct{}
+	maxDepth      int
+}
+
+func (tc *trustConfig) load() (*trust, error) {
+	var errs []error
+	t := &trust{maxDepth: tc.maxDepth, pins: map[[sha256.Size]byte]struct{}{}}
+
+	if tc.roots != nil || len(tc.rootFiles) > 0 {
+		t.roots = x509.NewCertPool()
+		if tc.roots != nil {
+			t.roots = tc.roots.Clone()
+		}
+	}
+	for _, f := range tc.rootFiles {
+		certs, err := readPEMCertificates(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, c := range certs {
+			if c.BasicConstraintsValid && !c.IsCA {
+				errs = append(errs, fmt.Errorf("mtls: root file %s: %q is not a CA certificate (to accept this one certificate, pin its SHA-256 fingerprint)", f, c.Subject))
+				continue
+			}
+			t.roots.AddCert(c)
+		}
+	}
+
+	t.intermediates = x509.NewCertPool()
+	if tc.intermediates != nil {
+		t.intermediates = tc.intermediates.Clone()
+	}
+	for _, f := range tc.intermediateFiles {
+		certs, err := readPEMCertificates(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, c := range certs {
+			t.intermediates.AddCert(c)
+		}
+	}
+
+	for _, p := range tc.pins {
+		sum, err := ParseFingerprint(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mtls: PinnedSHA256: %w", err))
+			continue
+		}
+		t.pins[sum] = struct{}{}
+	}
+
+	if t.roots == nil && len(tc.pins) == 0 {
+		errs = append(errs, errors.New("mtls: no trust anchor: set RootCAs, RootCAFiles or PinnedSHA256"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return t, nil
+}
+
+// ParseFingerprint parses a SHA-256 fingerprint written as hex, in either case, with or without
+// colons or spaces between bytes (as openssl and Windows print them).
+func ParseFingerprint(s string) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	clean := strings.NewReplacer(":", "", " ", "").Replace(strings.TrimSpace(s))
+	if len(clean) != 2*sha256.Size {
+		return sum, fmt.Errorf("mtls: fingerprint %q: want %d hex digits, got %d", s, 2*sha256.Size, len(clean))
+	}
+	if _, err := hex.Decode(sum[:], []byte(clean)); err != nil {
+		return sum, fmt.Errorf("mtls: fingerprint %q: %w", s, err)
+	}
+	return sum, nil
+}
+
+// readPEMCertificates reads every CERTIFICATE block of a PEM file. Text between blocks (as in
+// bundles that comment each certificate) is allowed; any other block type, a block that does not
+// parse, or a file without certificates is an error.
+func readPEMCertificates(name string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: %w", err)
+	}
+	certs, err := ParsePEMCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: %s: %w", name, err)
+	}
+	return certs, nil
+}
+
+// ParsePEMCertificates parses every CERTIFICATE block of PEM data. Text between blocks is
+// allowed; a block of another type, a certificate that does not parse, or data without any
+// certificate is an error.
+func ParsePEMCertificates(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block %d is %q, want CERTIFICATE", len(certs)+1, block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate found")
+	}
+	if bytes.Contains(data, []byte("-----BEGIN")) {
+		return nil, fmt.Errorf("undecodable PEM block after certificate %d", len(certs))
+	}
+	return certs, nil
+}
+
+// verify checks a presented chain (leaf first) at time now and returns the verified chain, leaf
+// first and anchor last, and whether the leaf was accepted by its pin.
+func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Certificate, bool, error) {
+	leaf := presented[0]
+	fail := func(kind error, detail string, cause error) ([]*x509.Certificate, bool, error) {
+		e := newError(kind, detail, cause)
+		e.Leaf = leaf
+		return nil, false, e
+	}
+	if len(presented) > t.maxDepth+1 {
+		return fail(ErrUntrusted, fmt.Sprintf("%d certificates presented, at most %d allowed", len(presented), t.maxDepth+1), nil)
+	}
+	if leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0 {
+		return fail(ErrWrongUsage, "the client certificate is a CA certificate", nil)
+	}
+	if !hasClientAuth(leaf) {
+		return fail(ErrWrongUsage, "the client certificate lacks the clientAuth extended key usage", nil)
+	}
+	if now.Before(leaf.NotBefore) {
+		return fail(ErrNotYetValid, "valid from "+leaf.NotBefore.UTC().Format(time.RFC3339), nil)
+	}
+	if now.After(leaf.NotAfter) {
+		return fail(ErrExpired, "expired at "+leaf.NotAfter.UTC().Format(time.RFC3339), nil)
+	}
+	if _, ok := t.pins[sha256.Sum256(leaf.Raw)]; ok {
+		return []*x509.Certificate{leaf}, true, nil
+	}
+	if t.roots == nil {
+		return fail(ErrUntrusted, "the certificate is not pinned and no CA is trusted", nil)
+	}
+
+	inter := t.intermediates
+	if len(presented) > 1 {
+		inter = t.intermediates.Clone()
+		for _, c := range presented[1:] {
+			inter.AddCert(c)
+		}
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         t.roots,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return fail(classifyVerifyError(err), "", err)
+	}
+	best := chains[0]
+	for _, c := range chains[1:] {
+		if len(c) < len(best) {
+			best = c
+		}
+	}
+	if len(best)-1 > t.maxDepth {
+		return fail(ErrUntrusted, fmt.Sprintf("chain has %d CA certificates, at most %d allowed", len(best)-1, t.maxDepth), nil)
+	}
+	return best, false, nil
+}
+
+func hasClientAuth(c *x509.Certificate) bool {
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth {
+			return true
+		}
+	}
+	return false
+}
+
+// classifyVerifyError maps an x509 verification error to a sentinel.
+func classifyVerifyError(err error) error {
+	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) {
+		switch inv.Reason {
+		case x509.Expired:
+			return ErrExpired
+		case x509.IncompatibleUsage:
+			return ErrWrongUsage
+		}
+	}
+	return ErrUntrusted
+}
+
+// earliestNotAfter is when the first certificate of chain expires: a verified outcome is not
+// reused past it.
+func earliestNotAfter(chain []*x509.Certificate) time.Time {
+	t := chain[0].NotAfter
+	for _, c := range chain[1:] {
+		if c.NotAfter.Before(t) {
+			t = c.NotAfter
+		}
+	}
+	return t
+}
+
+// negativeTTL bounds how long a refusal is remembered, so that a client cannot make the server
+// verify the same bad chain on every request, yet a fixed clock problem heals quickly.
+const negativeTTL = time.Minute
+
+func negativeExpiry(leaf *x509.Certificate, err error, now time.Time) time.Time {
+	exp := now.Add(negativeTTL)
+	if errors.Is(err, ErrNotYetValid) && leaf.NotBefore.Before(exp) {
+		exp = leaf.NotBefore
+	}
+	return exp
+}
+
+// TLSOption adjusts [Middleware.TLSConfig].
+type TLSOption func(*tlsOptions)
+
+type tlsOptions struct{ rejectAtHandshake bool }
+
+// RejectAtHandshake makes the TLS layer also refuse a missing (when required) or invalid client
+// certificate during the handshake, through VerifyConnection (which runs on resumed sessions too).
+// The client then sees a TLS alert instead of the problem response, and public routes on the same
+// listener become unreachable without a certificate; the HTTP check still runs. Use it when every
+// route needs a certificate and early rejection matters more than a readable error.
+func RejectAtHandshake() TLSOption {
+	return func(o *tlsOptions) { o.rejectAtHandshake = true }
+}
+
+// TLSConfig returns a copy of base (or a new config when base is nil) that requests client
+// certificates and does not accept anything below TLS 1.2. The TLS layer only requests the
+// certificate; the middleware decides in the request, with its own (reloadable) trust. A base
+// ClientAuth already stricter than tls.RequestClientCert is kept, and so is base's own
+// VerifyConnection (called after the middleware's check with RejectAtHandshake).
+//
+// Configurations returned by base's GetConfigForClient are not adjusted.
+func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config {
+	var o tlsOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg := &tls.Config{}
+	if base != nil {
+		cfg = base.Clone()
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	if cfg.ClientAuth < tls.RequestClientCert {
+		cfg.ClientAuth = tls.RequestClientCert
+	}
+	if o.rejectAtHandshake {
+		own := cfg.VerifyConnection
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if err := m.verifyConnection(cs); err != nil {
+				return err
+			}
+			if own != nil {
+				return own(cs)
+			}
+			return nil
+		}
+	}
+	return cfg
+}
+
+// verifyConnection is the handshake-time check of RejectAtHandshake.
+func (m *Middleware) verifyConnection(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		if m.optional {
+			return nil
+		}
+		return newError(ErrNoCertificate, "no certificate in the TLS handshake", nil)
+	}
+	_, err := m.verifyChain(cs.PeerCertificates)
+	return err
+}
