@@ -1,0 +1,205 @@
+// Command whoami is an identity echo server: it authenticates each request by client certificate
+// with github.com/certgate/mtls and answers with the verified identity as JSON. Point it at your
+// own CA and certificates to see what the library accepts and why it refuses.
+//
+//	go run ./examples/whoami -tls-cert server.pem -tls-key server-key.pem -client-ca clients-ca.pem
+//	curl --cacert server-ca.pem --cert client.pem --key client-key.pem https://127.0.0.1:8443/
+//
+// Every path answers. A verified client gets 200 with its identity; in -optional mode a request
+// without a certificate gets 200 with "authenticated": false; refusals are the library's
+// application/problem+json response with a stable reason code. A bad flag or an unreadable file
+// exits non-zero with a message on stderr.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/certgate/mtls"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr, nil))
+}
+
+// options are the command-line flags.
+type options struct {
+	listen        string
+	tlsCert       string
+	tlsKey        string
+	clientCA      string
+	intermediates string
+	optional      bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("whoami", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8443", "address to listen on")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "server certificate PEM file (serve HTTPS and read client certificates from TLS)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key PEM file")
+	fs.StringVar(&o.clientCA, "client-ca", "", "PEM file of the CAs trusted to issue client certificates (required)")
+	fs.StringVar(&o.intermediates, "intermediates", "", "optional PEM file of intermediate CAs for clients that send their leaf alone")
+	fs.BoolVar(&o.optional, "optional", false, "let requests without a client certificate through (as unauthenticated)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	var errs []error
+	if o.clientCA == "" {
+		errs = append(errs, errors.New("-client-ca is required"))
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	}
+	if o.tlsCert == "" {
+		errs = append(errs, errors.New("-tls-cert and -tls-key are required to read client certificates from TLS"))
+	}
+	return o, errors.Join(errs...)
+}
+
+// config turns the options into the middleware's configuration.
+func (o *options) config(logger *slog.Logger) mtls.Config {
+	cfg := mtls.Config{
+		RootCAFiles: []string{o.clientCA},
+		Optional:    o.optional,
+		Logger:      logger,
+	}
+	if o.intermediates != "" {
+		cfg.IntermediateFiles = []string{o.intermediates}
+	}
+	return cfg
+}
+
+// run serves until ctx ends and returns the exit code. ready, if set, receives the address once
+// the server listens.
+func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr string)) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "whoami: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	m, err := mtls.New(o.config(logger))
+	if err != nil {
+		fmt.Fprintf(stderr, "whoami: %v\n", err)
+		return 1
+	}
+	srv := &http.Server{
+		Handler:           m.Handler(http.HandlerFunc(whoami)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if o.tlsCert != "" {
+		srv.TLSConfig = m.TLSConfig(nil)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "whoami: %v\n", err)
+		return 1
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if o.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, o.tlsCert, o.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	scheme := "https"
+	if o.tlsCert == "" {
+		scheme = "http"
+	}
+	logger.Info("whoami listening", "url", scheme+"://"+ln.Addr().String()+"/")
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		// ServeTLS fails at once on an unreadable certificate or key.
+		fmt.Fprintf(stderr, "whoami: %v\n", err)
+		return 1
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+		return 0
+	}
+}
+
+// identity is the JSON answer. Its keys are a stable contract: scripts depend on them.
+type identity struct {
+	Authenticated bool     `json:"authenticated"`
+	Source        string   `json:"source,omitempty"`
+	Subject       string   `json:"subject,omitempty"`
+	Issuer        string   `json:"issuer,omitempty"`
+	Serial        string   `json:"serial,omitempty"`
+	SHA256        string   `json:"sha256,omitempty"`
+	X5tS256       string   `json:"x5t#S256,omitempty"`
+	DNS           []string `json:"dns"`
+	Emails        []string `json:"emails"`
+	URIs          []string `json:"uris"`
+	IPs           []string `json:"ips"`
+	SPIFFEID      string   `json:"spiffe_id,omitempty"`
+	NotAfter      string   `json:"not_after,omitempty"`
+	Pinned        bool     `json:"pinned,omitempty"`
+}
+
+func whoami(w http.ResponseWriter, r *http.Request) {
+	var out any = struct {
+		Authenticated bool `json:"authenticated"`
+	}{false}
+	if id, ok := mtls.FromContext(r.Context()); ok {
+		out = describe(id)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(out)
+}
+
+func describe(id *mtls.Identity) identity {
+	out := identity{
+		Authenticated: true,
+		Source:        string(id.Source),
+		Subject:       id.Leaf.Subject.String(),
+		Issuer:        id.Leaf.Issuer.String(),
+		Serial:        id.Leaf.SerialNumber.Text(16),
+		SHA256:        id.SHA256,
+		X5tS256:       id.X5tS256,
+		DNS:           append([]string{}, id.DNSNames...),
+		Emails:        append([]string{}, id.EmailAddresses...),
+		URIs:          []string{},
+		IPs:           []string{},
+		SPIFFEID:      id.SPIFFEID,
+		NotAfter:      id.Leaf.NotAfter.UTC().Format(time.RFC3339),
+		Pinned:        id.Pinned,
+	}
+	for _, u := range id.URIs {
+		out.URIs = append(out.URIs, u.String())
+	}
+	for _, ip := range id.IPAddresses {
+		out.IPs = append(out.IPs, ip.String())
+	}
+	return out
+}
