@@ -78,6 +78,10 @@ func (c *cache) fill(k uint64, presented []*x509.Certificate, now time.Time,
 		flightKey = append(flightKey, cert.Raw...)
 	}
 	v, _, _ := c.flight.Do(string(flightKey), func() (any, error) {
+		// Another flight may have filled the entry between our miss and now.
+		if e, ok := c.get(k, presented, now); ok {
+			return e, nil
+		}
 		id, until, err := verify()
 		e := &entry{id: id, err: err, expires: until}
 		for _, cert := range presented {

@@ -180,8 +180,8 @@ type Config struct {
 	// RootCAs are the CAs whose (direct or indirect) client certificates are accepted.
 	RootCAs *x509.CertPool
 	// RootCAFiles are PEM files of further root CAs. They are read by New and again by
-	// [Middleware.ReloadTrust]. A certificate that explicitly says it is not a CA is refused here:
-	// pin such a certificate with PinnedSHA256 instead.
+	// [Middleware.ReloadTrust]. A v3 certificate that is not a CA is refused here: pin such a
+	// certificate with PinnedSHA256 instead.
 	RootCAFiles []string
 	// Intermediates are extra intermediate CAs used to build chains, for clients that present
 	// their leaf alone. They are not trust anchors.

@@ -49,7 +49,8 @@ func (tc *trustConfig) load() (*trust, error) {
 			continue
 		}
 		for _, c := range certs {
-			if c.BasicConstraintsValid && !c.IsCA {
+			// RFC 5280 requires CA:TRUE in every v3 CA certificate; old v1 roots have no extensions.
+			if !c.IsCA && c.Version >= 3 {
 				errs = append(errs, fmt.Errorf("mtls: root file %s: %q is not a CA certificate (to accept this one certificate, pin its SHA-256 fingerprint)", f, c.Subject))
 				continue
 			}
@@ -75,7 +76,7 @@ func (tc *trustConfig) load() (*trust, error) {
 	for _, p := range tc.pins {
 		sum, err := ParseFingerprint(p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("mtls: PinnedSHA256: %w", err))
+			errs = append(errs, fmt.Errorf("%w (in PinnedSHA256)", err))
 			continue
 		}
 		t.pins[sum] = struct{}{}
