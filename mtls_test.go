@@ -1,0 +1,420 @@
+package mtls
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/certgate/mtls/mtlstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// echoIdentity answers with the common name of the identity, or "anonymous".
+var echoIdentity = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if id, ok := FromContext(r.Context()); ok {
+		_, _ = io.WriteString(w, id.Leaf.Subject.CommonName)
+		return
+	}
+	_, _ = io.WriteString(w, "anonymous")
+})
+
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Reason string `json:"reason"`
+}
+
+func decodeProblem(t *testing.T, res *http.Response) problem {
+	t.Helper()
+	assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
+	var p problem
+	dec := json.NewDecoder(res.Body)
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&p))
+	assert.Equal(t, res.StatusCode, p.Status)
+	assert.Equal(t, http.StatusText(res.StatusCode), p.Title)
+	return p
+}
+
+func TestHandler(t *testing.T) {
+	p := newPKI(t)
+	tests := []struct {
+		name       string
+		optional   bool
+		chain      []*x509.Certificate
+		noTLS      bool
+		wantStatus int
+		wantBody   string
+		wantReason string
+	}{
+		{name: "trusted", chain: p.alice.Chain(), wantStatus: 200, wantBody: "alice"},
+		{name: "no certificate", wantStatus: 401, wantReason: ReasonCertificateRequired},
+		{name: "plain HTTP", noTLS: true, wantStatus: 401, wantReason: ReasonCertificateRequired},
+		{name: "untrusted", chain: p.other.NewClient("mallory").Chain(), wantStatus: 401, wantReason: ReasonCertificateUntrusted},
+		{name: "optional without certificate", optional: true, wantStatus: 200, wantBody: "anonymous"},
+		{name: "optional with trusted certificate", optional: true, chain: p.alice.Chain(), wantStatus: 200, wantBody: "alice"},
+		{name: "optional with untrusted certificate", optional: true, chain: p.other.NewClient("mallory").Chain(),
+			wantStatus: 401, wantReason: ReasonCertificateUntrusted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(Config{RootCAs: p.root.Pool(), Optional: tt.optional})
+			require.NoError(t, err)
+			r := requestWith(tt.chain...)
+			if tt.noTLS {
+				r.TLS = nil
+			}
+			w := httptest.NewRecorder()
+			m.Handler(echoIdentity).ServeHTTP(w, r)
+			res := w.Result()
+			require.Equal(t, tt.wantStatus, res.StatusCode)
+			if tt.wantReason != "" {
+				assert.Equal(t, tt.wantReason, decodeProblem(t, res).Reason)
+				return
+			}
+			assert.Equal(t, tt.wantBody, w.Body.String())
+		})
+	}
+}
+
+func TestErrorHandlerAndLogger(t *testing.T) {
+	p := newPKI(t)
+	var logs bytes.Buffer
+	var got error
+	m, err := New(Config{
+		RootCAs: p.root.Pool(),
+		Logger:  slog.New(slog.NewTextHandler(&logs, nil)),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			got = err
+			status, reason := StatusAndReason(err)
+			http.Error(w, reason, status)
+		},
+	})
+	require.NoError(t, err)
+	w := httptest.NewRecorder()
+	m.Handler(echoIdentity).ServeHTTP(w, requestWith(p.issuing.NewClient("late",
+		mtlstest.WithValidity(time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))).Chain()...))
+
+	assert.Equal(t, http.StatusUnauthorized, w.Code)
+	assert.Equal(t, ReasonCertificateExpired+"\n", w.Body.String())
+	require.ErrorIs(t, got, ErrExpired)
+	assert.Contains(t, logs.String(), "reason=certificate_expired")
+	assert.Contains(t, logs.String(), "expired at ")
+	assert.Contains(t, logs.String(), `subject="CN=late"`)
+}
+
+func TestDefaultErrorBodyIsCoarse(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	w := httptest.NewRecorder()
+	m.Handler(echoIdentity).ServeHTTP(w, requestWith(p.other.NewClient("mallory").Chain()...))
+	body := w.Body.String()
+	assert.JSONEq(t, `{"type":"about:blank","title":"Unauthorized","status":401,"reason":"certificate_untrusted"}`, body)
+	for _, secret := range []string{"mallory", "Other Root CA", "x509", "authority"} {
+		assert.NotContains(t, body, secret)
+	}
+	assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
+}
+
+func TestStatusAndReason(t *testing.T) {
+	tests := []struct {
+		err    error
+		status int
+		reason string
+	}{
+		{newError(ErrNoCertificate, "", nil), 401, ReasonCertificateRequired},
+		{newError(ErrUntrusted, "", x509.UnknownAuthorityError{}), 401, ReasonCertificateUntrusted},
+		{newError(ErrExpired, "", nil), 401, ReasonCertificateExpired},
+		{newError(ErrNotYetValid, "", nil), 401, ReasonCertificateNotYet},
+		{newError(ErrWrongUsage, "", nil), 401, ReasonCertificateUsage},
+		{newError(ErrRevoked, "", nil), 401, ReasonCertificateRevoked},
+		{newError(ErrRevocationUnavailable, "", nil), 503, ReasonRevocationUnavailable},
+		{newError(ErrMalformedHeader, "", nil), 400, ReasonMalformedHeader},
+		{newError(ErrDenied, "", nil), 403, ReasonPolicyDenied},
+		{ErrDenied, 403, ReasonPolicyDenied},
+		{errors.New("something else"), 401, ReasonCertificateUntrusted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.reason, func(t *testing.T) {
+			status, reason := StatusAndReason(tt.err)
+			assert.Equal(t, tt.status, status)
+			assert.Equal(t, tt.reason, reason)
+		})
+	}
+}
+
+func TestContext(t *testing.T) {
+	_, ok := FromContext(context.Background())
+	assert.False(t, ok)
+	_, ok = FromContext(NewContext(context.Background(), nil))
+	assert.False(t, ok, "a nil identity is no identity")
+	id := &Identity{SHA256: "x"}
+	got, ok := FromContext(NewContext(context.Background(), id))
+	require.True(t, ok)
+	assert.Same(t, id, got)
+}
+
+// tlsServer serves h behind m over a real TLS listener.
+func tlsServer(t *testing.T, m *Middleware, h http.Handler, opts ...TLSOption) (*httptest.Server, *mtlstest.CA) {
+	t.Helper()
+	serverCA := mtlstest.NewRootCA("Server CA")
+	srv := httptest.NewUnstartedServer(m.Handler(h))
+	srv.TLS = m.TLSConfig(&tls.Config{Certificates: []tls.Certificate{serverCA.NewServer("127.0.0.1").TLSCertificate()}}, opts...)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected here
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv, serverCA
+}
+
+func clientFor(serverCA *mtlstest.CA, leaf *mtlstest.Leaf) *http.Client {
+	cfg := &tls.Config{RootCAs: serverCA.Pool(), MinVersion: tls.VersionTLS12}
+	if leaf != nil {
+		cfg.Certificates = []tls.Certificate{leaf.TLSCertificate()}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
+}
+
+func TestEndToEndTLS(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	srv, serverCA := tlsServer(t, m, echoIdentity)
+
+	expired := p.issuing.NewClient("late", mtlstest.WithValidity(time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)))
+	tests := []struct {
+		name       string
+		leaf       *mtlstest.Leaf
+		wantStatus int
+		wantBody   string
+		wantReason string
+	}{
+		{"trusted", p.alice, 200, "alice", ""},
+		{"no certificate", nil, 401, "", ReasonCertificateRequired},
+		{"untrusted CA", p.other.NewClient("mallory"), 401, "", ReasonCertificateUntrusted},
+		{"expired", expired, 401, "", ReasonCertificateExpired},
+		{"RSA key", p.issuing.NewClient("rsa", mtlstest.WithKeyType(mtlstest.RSA2048)), 200, "rsa", ""},
+		{"Ed25519 key", p.issuing.NewClient("ed", mtlstest.WithKeyType(mtlstest.Ed25519)), 200, "ed", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := clientFor(serverCA, tt.leaf).Get(srv.URL)
+			require.NoError(t, err)
+			defer res.Body.Close()
+			require.Equal(t, tt.wantStatus, res.StatusCode)
+			if tt.wantReason != "" {
+				assert.Equal(t, tt.wantReason, decodeProblem(t, res).Reason)
+				return
+			}
+			body, _ := io.ReadAll(res.Body)
+			assert.Equal(t, tt.wantBody, string(body))
+		})
+	}
+}
+
+func TestEndToEndRejectAtHandshake(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	srv, serverCA := tlsServer(t, m, echoIdentity, RejectAtHandshake())
+
+	res, err := clientFor(serverCA, p.alice).Get(srv.URL)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode)
+
+	for name, leaf := range map[string]*mtlstest.Leaf{"untrusted": p.other.NewClient("mallory"), "none": nil} {
+		t.Run(name, func(t *testing.T) {
+			_, err := clientFor(serverCA, leaf).Get(srv.URL)
+			require.Error(t, err, "the handshake must fail")
+		})
+	}
+}
+
+func TestManyRequestsOnOneConnectionVerifyOnce(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	srv, serverCA := tlsServer(t, m, echoIdentity)
+	client := clientFor(serverCA, p.alice)
+
+	var first *Identity
+	for i := range 50 {
+		res, err := client.Get(srv.URL)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		require.Equal(t, 200, res.StatusCode, "request %d", i)
+	}
+	st := m.state.Load()
+	assert.Equal(t, 1, st.cache.len())
+	first, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	require.NoError(t, err)
+	second, err := m.Authenticate(requestWith(p.alice.Chain()...))
+	require.NoError(t, err)
+	assert.Same(t, first, second, "a cache hit returns the identity verified before")
+}
+
+// TestEndToEndCurl drives the middleware with the real curl binary as the client.
+func TestEndToEndCurl(t *testing.T) {
+	curl := requireBinary(t, "curl")
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	srv, serverCA := tlsServer(t, m, echoIdentity)
+
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		return path
+	}
+	serverCAFile := write("server-ca.pem", serverCA.CertPEM())
+	rogue := p.other.NewClient("mallory")
+	expired := p.issuing.NewClient("late", mtlstest.WithValidity(time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)))
+	rsa := p.issuing.NewClient("bob", mtlstest.WithKeyType(mtlstest.RSA2048))
+
+	tests := []struct {
+		name       string
+		leaf       *mtlstest.Leaf
+		wantStatus string
+		wantBody   string
+	}{
+		{"trusted ECDSA with chain", p.alice, "200", "alice"},
+		{"trusted RSA with chain", rsa, "200", "bob"},
+		{"no certificate", nil, "401", `"reason":"certificate_required"`},
+		{"untrusted", rogue, "401", `"reason":"certificate_untrusted"`},
+		{"expired", expired, "401", `"reason":"certificate_expired"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"--silent", "--show-error", "--max-time", "10", "--cacert", serverCAFile,
+				"--write-out", "\n%{http_code}"}
+			if tt.leaf != nil {
+				cn := tt.leaf.Certificate.Subject.CommonName
+				args = append(args, "--cert", write(cn+".pem", tt.leaf.ChainPEM()), "--key", write(cn+"-key.pem", tt.leaf.KeyPEM()))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, curl, append(args, srv.URL)...).CombinedOutput()
+			require.NoError(t, err, string(out))
+			text := strings.TrimSpace(string(out))
+			cut := strings.LastIndex(text, "\n")
+			body, status := text[:cut+1], text[cut+1:]
+			assert.Equal(t, tt.wantStatus, status)
+			assert.Contains(t, body, tt.wantBody)
+		})
+	}
+}
+
+func TestCacheBounds(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool(), CacheSize: 3})
+	require.NoError(t, err)
+	for i := range 10 {
+		_, err := m.Authenticate(requestWith(p.issuing.NewClient("c" + string(rune('a'+i))).Chain()...))
+		require.NoError(t, err)
+		assert.LessOrEqual(t, m.state.Load().cache.len(), 3)
+	}
+
+	off, err := New(Config{RootCAs: p.root.Pool(), CacheSize: -1})
+	require.NoError(t, err)
+	_, err = off.Authenticate(requestWith(p.alice.Chain()...))
+	require.NoError(t, err)
+	assert.Equal(t, 0, off.state.Load().cache.len())
+}
+
+func TestCacheNeverOutlivesTheChain(t *testing.T) {
+	p := newPKI(t)
+	now := time.Now()
+	clock := now
+	shortLived := p.issuing.NewClient("short", mtlstest.WithValidity(now.Add(-time.Hour), now.Add(time.Hour)))
+	m, err := New(Config{RootCAs: p.root.Pool(), Now: func() time.Time { return clock }})
+	require.NoError(t, err)
+
+	_, err = m.Authenticate(requestWith(shortLived.Chain()...))
+	require.NoError(t, err)
+	clock = now.Add(2 * time.Hour)
+	_, err = m.Authenticate(requestWith(shortLived.Chain()...))
+	require.ErrorIs(t, err, ErrExpired)
+}
+
+func TestCacheRemembersRefusalsBriefly(t *testing.T) {
+	p := newPKI(t)
+	now := time.Now()
+	clock := now
+	early := p.issuing.NewClient("early", mtlstest.WithValidity(now.Add(10*time.Second), now.Add(time.Hour)))
+	m, err := New(Config{RootCAs: p.root.Pool(), Now: func() time.Time { return clock }})
+	require.NoError(t, err)
+
+	_, err = m.Authenticate(requestWith(early.Chain()...))
+	require.ErrorIs(t, err, ErrNotYetValid)
+	clock = now.Add(11 * time.Second)
+	_, err = m.Authenticate(requestWith(early.Chain()...))
+	require.NoError(t, err, "a not-yet-valid refusal is not remembered past NotBefore")
+}
+
+func TestCacheConfirmsHitsByContent(t *testing.T) {
+	p := newPKI(t)
+	c := newCache(16)
+	now := time.Now()
+	id := &Identity{}
+	k := c.key(p.alice.Chain())
+	_, err := c.fill(k, p.alice.Chain(), now, func() (*Identity, time.Time, error) { return id, now.Add(time.Hour), nil })
+	require.NoError(t, err)
+
+	_, ok := c.get(k, p.alice.Chain(), now)
+	assert.True(t, ok)
+	// The same map key with other content (a forced collision) must not hit.
+	_, ok = c.get(k, p.other.NewClient("mallory").Chain(), now)
+	assert.False(t, ok)
+	_, ok = c.get(k, p.alice.Chain()[:1], now)
+	assert.False(t, ok)
+}
+
+func TestConcurrentMissesVerifyOnce(t *testing.T) {
+	p := newPKI(t)
+	c := newCache(16)
+	now := time.Now()
+	chain := p.alice.Chain()
+	var calls atomic.Int32
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := c.key(chain)
+			if _, ok := c.get(k, chain, now); ok {
+				return
+			}
+			_, _ = c.fill(k, chain, now, func() (*Identity, time.Time, error) {
+				calls.Add(1)
+				<-release
+				return &Identity{}, now.Add(time.Hour), nil
+			})
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	assert.Equal(t, int32(1), calls.Load())
+}
