@@ -91,6 +91,13 @@ func (tc *trustConfig) load() (*trust, error) {
 	return t, nil
 }
 
+// Fingerprint returns the lowercase hex SHA-256 fingerprint of a certificate's DER encoding, the
+// form of [Identity.SHA256] and of [Config.PinnedSHA256].
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
 // ParseFingerprint parses a SHA-256 fingerprint written as hex, in either case, with or without
 // colons or spaces between bytes (as openssl and Windows print them).
 func ParseFingerprint(s string) ([sha256.Size]byte, error) {
