@@ -26,10 +26,13 @@ type cache struct {
 	entries map[uint64]*entry
 
 	flight singleflight.Group
+	// flightStrings de-duplicates misses of the header-mode path (keyed by raw header values).
+	flightStrings singleflight.Group
 }
 
 type entry struct {
 	chain   [][]byte // DER of the presented chain, leaf first
+	raw     []string // header mode: the raw header values (chain is nil)
 	id      *Identity
 	err     error
 	expires time.Time
@@ -133,4 +136,57 @@ func (c *cache) len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.entries)
+}
+
+// keyStrings hashes the raw header values of header mode, each prefixed by its length.
+func (c *cache) keyStrings(values []string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	_ = h.WriteByte('h')
+	var n [8]byte
+	for _, v := range values {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(v)))
+		_, _ = h.Write(n[:])
+		_, _ = h.WriteString(v)
+	}
+	return h.Sum64()
+}
+
+// getStrings returns the live entry for the raw header values, if any, confirmed by comparing
+// the stored values exactly.
+func (c *cache) getStrings(k uint64, values []string, now time.Time) (*entry, bool) {
+	c.mu.RLock()
+	e := c.entries[k]
+	c.mu.RUnlock()
+	if e == nil || !now.Before(e.expires) || e.chain != nil || len(e.raw) != len(values) {
+		return nil, false
+	}
+	for i, v := range values {
+		if e.raw[i] != v {
+			return nil, false
+		}
+	}
+	return e, true
+}
+
+// fillStrings is fill for header mode: verify runs once for all concurrent callers with the same
+// raw header values, which the cache keeps (values must not be modified afterwards).
+func (c *cache) fillStrings(k uint64, values []string, now time.Time,
+	verify func() (*Identity, time.Time, error)) (*Identity, error) {
+	var flightKey []byte
+	for _, v := range values {
+		flightKey = binary.LittleEndian.AppendUint64(flightKey, uint64(len(v)))
+		flightKey = append(flightKey, v...)
+	}
+	r, _, _ := c.flightStrings.Do(string(flightKey), func() (any, error) {
+		if e, ok := c.getStrings(k, values, now); ok {
+			return e, nil
+		}
+		id, until, err := verify()
+		e := &entry{raw: values, id: id, err: err, expires: until}
+		c.put(k, e, now)
+		return e, nil
+	})
+	e := r.(*entry)
+	return e.id, e.err
 }

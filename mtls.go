@@ -216,6 +216,11 @@ type Config struct {
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 	// Logger receives one record per refusal with the full reason. Default: no logging.
 	Logger *slog.Logger
+
+	// Header turns on header mode: the certificate is also accepted from a trusted proxy's
+	// header (see [HeaderConfig] for the trust model and which source wins). Default nil: only
+	// the TLS connection counts, and certificate headers are not looked at.
+	Header *HeaderConfig
 }
 
 // Middleware authenticates requests by client certificate. It is safe for concurrent use.
@@ -227,6 +232,7 @@ type Middleware struct {
 	logger       *slog.Logger
 
 	trustCfg trustConfig
+	header   *headerSource // nil: header mode off
 	reloadMu sync.Mutex            // serialises ReloadTrust
 	state    atomic.Pointer[state] // trust and the cache of outcomes under that trust
 }
@@ -280,6 +286,11 @@ func New(cfg Config) (*Middleware, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if cfg.Header != nil {
+		var herrs []error
+		m.header, herrs = newHeaderSource(cfg.Header)
+		errs = append(errs, herrs...)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -312,6 +323,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 			m.refuse(w, r, err)
 			return
 		}
+		r = m.stripHeader(r, id)
 		if id == nil {
 			next.ServeHTTP(w, r)
 			return
@@ -339,6 +351,11 @@ func (m *Middleware) authenticate(r *http.Request) (*Identity, error) {
 // identify finds the presented chain and verifies it (through the cache). It returns (nil, nil)
 // when no certificate was presented and none is required.
 func (m *Middleware) identify(r *http.Request) (*Identity, error) {
+	if m.header != nil {
+		if proxy, ok := m.trustedPeer(r); ok {
+			return m.identifyHeader(r, proxy)
+		}
+	}
 	var presented []*x509.Certificate
 	if r.TLS != nil {
 		presented = r.TLS.PeerCertificates

@@ -1,0 +1,312 @@
+package mtls
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// HeaderConfig turns on header mode: a TLS-terminating proxy in front of the service forwards the
+// client certificate in a request header, and the middleware verifies it like a certificate
+// presented on a direct TLS connection.
+//
+// # Trust model
+//
+// A header is believed only from a trusted proxy, decided by the immediate peer of the
+// connection: its address (r.RemoteAddr) must lie in TrustedProxies, and/or it must have
+// presented, on its TLS connection to this service, a certificate that verifies under the
+// middleware's trust and is accepted by ProxyPolicy. When both are set, both must hold. At least
+// one must be set: [New] refuses a header mode that would trust every peer.
+//
+// # Which source wins
+//
+// The peer decides. From a trusted proxy only the header counts: its absence means "no
+// certificate", and the proxy's own TLS certificate never authenticates the request. From any
+// other peer only the TLS connection counts: the certificate headers are ignored and removed
+// from the request before the next handler runs. So one listener can serve direct TLS clients
+// and proxied clients; [Identity.Source] says which one a request was.
+//
+// The certificate headers must be set, or removed, by the proxy on every request: a client can
+// send them too, and the middleware cannot tell a copy the proxy let through from the real one.
+type HeaderConfig struct {
+	// Format decodes the header(s), for example MustHeaderFormat("nginx"). Required.
+	Format Format
+
+	// Names replaces Format.HeaderNames() position by position (the first carries the leaf).
+	// When set, exactly these headers are read; any default beyond its length is not. Default:
+	// Format.HeaderNames().
+	Names []string
+
+	// TrustedProxies are the networks of the proxies allowed to set the header, compared with
+	// the address of the immediate peer (IPv4-mapped IPv6 addresses are unmapped, zones
+	// ignored). A prefix that covers every address (/0) is refused. Default: none.
+	TrustedProxies []netip.Prefix
+
+	// ProxyPolicy trusts a proxy by the client certificate it presents on its own TLS
+	// connection to this service (as Kubernetes' front proxy and service meshes do). The
+	// proxy's certificate is verified with the middleware's trust first, then checked by the
+	// policy, which must admit the proxies and nothing else (such as a SPIFFE ID or a pinned
+	// fingerprint): any client it admits can assert any identity. Default nil: not used.
+	ProxyPolicy Policy
+
+	// MaxBytes bounds the total size of the certificate header values of one request; a larger
+	// request is refused as malformed. Default 32 KiB.
+	MaxBytes int
+
+	// DangerouslyTrustProxyVerification accepts the forwarded certificate without building a
+	// chain to this middleware's trust anchors, relying on the proxy's verification. Only the
+	// certificate's own properties are still checked: validity period, clientAuth usage, not a
+	// CA, chain length. Anyone who can make the proxy forward a certificate it did not verify
+	// (an optional_no_ca listener, a passthrough mode, a misconfiguration) can then authenticate
+	// with a self-made certificate. Default false: the certificate is verified here as if it had
+	// been presented directly.
+	DangerouslyTrustProxyVerification bool
+}
+
+// DefaultHeaderMaxBytes is the default of [HeaderConfig.MaxBytes].
+const DefaultHeaderMaxBytes = 32 << 10
+
+// maxHeaderNames bounds the number of headers a format may read.
+const maxHeaderNames = 8
+
+// headerSource is a HeaderConfig checked and frozen by New.
+type headerSource struct {
+	format     Format
+	formatName string
+	names      []string // canonical, len <= number of format headers
+	nvalues    int      // number of values Decode takes
+	prefixes   []netip.Prefix
+	policy     Policy
+	maxBytes   int
+	trustProxy bool
+}
+
+// newHeaderSource validates cfg and reports every problem.
+func newHeaderSource(cfg *HeaderConfig) (*headerSource, []error) {
+	var errs []error
+	h := &headerSource{
+		format:     cfg.Format,
+		policy:     cfg.ProxyPolicy,
+		maxBytes:   cfg.MaxBytes,
+		trustProxy: cfg.DangerouslyTrustProxyVerification,
+	}
+	if h.format == nil {
+		errs = append(errs, errors.New("mtls: Header.Format is nil (use HeaderFormat or MustHeaderFormat)"))
+	} else {
+		h.formatName = h.format.Name()
+		defaults := h.format.HeaderNames()
+		h.nvalues = len(defaults)
+		names := defaults
+		if len(cfg.Names) > 0 {
+			names = cfg.Names
+		}
+		switch {
+		case len(defaults) == 0 || len(defaults) > maxHeaderNames:
+			errs = append(errs, fmt.Errorf("mtls: Header.Format %q reads %d headers, want 1 to %d", h.formatName, len(defaults), maxHeaderNames))
+		case len(names) > len(defaults):
+			errs = append(errs, fmt.Errorf("mtls: Header.Names has %d names, format %q reads at most %d", len(names), h.formatName, len(defaults)))
+		default:
+			var err error
+			if h.names, err = canonicalNames(names); err != nil {
+				errs = append(errs, fmt.Errorf("mtls: Header.Names: %w", err))
+			}
+		}
+	}
+	for _, p := range cfg.TrustedProxies {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("mtls: Header.TrustedProxies: invalid prefix %v", p))
+			continue
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
+		if p.Bits() == 0 {
+			errs = append(errs, fmt.Errorf("mtls: Header.TrustedProxies: %v would trust every peer", p))
+			continue
+		}
+		h.prefixes = append(h.prefixes, p)
+	}
+	if len(cfg.TrustedProxies) == 0 && cfg.ProxyPolicy == nil {
+		errs = append(errs, errors.New("mtls: header mode without a trusted proxy: set Header.TrustedProxies or Header.ProxyPolicy"))
+	}
+	switch {
+	case h.maxBytes < 0:
+		errs = append(errs, fmt.Errorf("mtls: Header.MaxBytes %d is negative", h.maxBytes))
+	case h.maxBytes == 0:
+		h.maxBytes = DefaultHeaderMaxBytes
+	}
+	return h, errs
+}
+
+// trustedPeer says whether the immediate peer of r is a trusted proxy, and returns its address.
+func (m *Middleware) trustedPeer(r *http.Request) (netip.Addr, bool) {
+	h := m.header
+	var addr netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		addr = ap.Addr().Unmap().WithZone("")
+	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
+		addr = a.Unmap().WithZone("")
+	}
+	if len(h.prefixes) > 0 {
+		in := false
+		for _, p := range h.prefixes {
+			if p.Contains(addr) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return addr, false
+		}
+	}
+	if h.policy != nil {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			return addr, false
+		}
+		id, err := m.verifyChain(r.TLS.PeerCertificates)
+		if err != nil || h.policy.Check(id) != nil {
+			return addr, false
+		}
+	}
+	return addr, true
+}
+
+// identifyHeader reads the certificate a trusted proxy forwarded, through the cache keyed by
+// the raw header values. It returns (nil, nil) when the proxy forwarded no certificate and none
+// is required.
+func (m *Middleware) identifyHeader(r *http.Request, proxy netip.Addr) (*Identity, error) {
+	h := m.header
+	var buf [maxHeaderNames]string
+	values := buf[:h.nvalues]
+	total := 0
+	for i, name := range h.names {
+		vs := r.Header[name]
+		switch len(vs) {
+		case 0:
+		case 1:
+			values[i] = vs[0]
+			total += len(vs[0])
+		default:
+			return nil, newError(ErrMalformedHeader, fmt.Sprintf("%d %s header lines", len(vs), name), nil)
+		}
+	}
+	if total > h.maxBytes {
+		return nil, newError(ErrMalformedHeader, fmt.Sprintf("certificate headers of %d bytes, at most %d allowed", total, h.maxBytes), nil)
+	}
+	var id *Identity
+	var err error
+	if total > 0 {
+		st := m.state.Load()
+		now := m.now()
+		k := st.cache.keyStrings(values)
+		if e, ok := st.cache.getStrings(k, values, now); ok {
+			id, err = e.id, e.err
+		} else {
+			id, err = m.fillHeader(st, k, append([]string(nil), values...), now)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if id == nil {
+		if m.optional {
+			return nil, nil
+		}
+		return nil, newError(ErrNoCertificate, "the trusted proxy forwarded no certificate", nil)
+	}
+	cp := *id // the cached identity is shared; Proxy is per request
+	cp.Proxy = proxy
+	return &cp, nil
+}
+
+// fillHeader decodes and verifies header values (owned by the callee) once for all concurrent
+// requests carrying them, and caches the outcome.
+func (m *Middleware) fillHeader(st *state, k uint64, values []string, now time.Time) (*Identity, error) {
+	h := m.header
+	return st.cache.fillStrings(k, values, now, func() (*Identity, time.Time, error) {
+		ders, err := h.format.Decode(values)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedHeader) {
+				err = newError(ErrMalformedHeader, h.formatName, err)
+			}
+			return nil, now.Add(negativeTTL), err
+		}
+		if len(ders) == 0 {
+			return nil, now.Add(negativeTTL), nil
+		}
+		certs := make([]*x509.Certificate, len(ders))
+		for i, der := range ders {
+			if certs[i], err = x509.ParseCertificate(der); err != nil {
+				return nil, now.Add(negativeTTL), newError(ErrMalformedHeader, fmt.Sprintf("%s: certificate %d does not parse", h.formatName, i+1), err)
+			}
+		}
+		var chain []*x509.Certificate
+		pinned := false
+		if h.trustProxy {
+			chain, err = st.trust.checkForwarded(certs, now)
+		} else {
+			chain, pinned, err = st.trust.verify(certs, now)
+		}
+		if err != nil {
+			return nil, negativeExpiry(certs[0], err, now), err
+		}
+		id := newIdentity(chain, pinned)
+		id.Source = SourceHeader
+		id.Format = h.formatName
+		return id, earliestNotAfter(chain), nil
+	})
+}
+
+// checkForwarded checks what DangerouslyTrustProxyVerification still checks: the certificate's
+// own properties, not its chain to an anchor.
+func (t *trust) checkForwarded(presented []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+	leaf := presented[0]
+	fail := func(kind error, detail string) ([]*x509.Certificate, error) {
+		e := newError(kind, detail, nil)
+		e.Leaf = leaf
+		return nil, e
+	}
+	switch {
+	case len(presented) > t.maxDepth+1:
+		return fail(ErrUntrusted, fmt.Sprintf("%d certificates forwarded, at most %d allowed", len(presented), t.maxDepth+1))
+	case leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0:
+		return fail(ErrWrongUsage, "the client certificate is a CA certificate")
+	case !hasClientAuth(leaf):
+		return fail(ErrWrongUsage, "the client certificate lacks the clientAuth extended key usage")
+	case now.Before(leaf.NotBefore):
+		return fail(ErrNotYetValid, "valid from "+leaf.NotBefore.UTC().Format(time.RFC3339))
+	case now.After(leaf.NotAfter):
+		return fail(ErrExpired, "expired at "+leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return presented, nil
+}
+
+// stripHeader returns r without the certificate headers, unless the identity came from them.
+// The request given to the handler is not modified: a copy with its own header map is made, and
+// only when there is something to remove.
+func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
+	h := m.header
+	if h == nil || id != nil && id.Source == SourceHeader {
+		return r
+	}
+	found := false
+	for _, name := range h.names {
+		if _, ok := r.Header[name]; ok {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return r
+	}
+	r2 := r.WithContext(r.Context())
+	r2.Header = r.Header.Clone()
+	for _, name := range h.names {
+		delete(r2.Header, name)
+	}
+	return r2
+}
