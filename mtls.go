@@ -232,7 +232,7 @@ type Middleware struct {
 	logger       *slog.Logger
 
 	trustCfg trustConfig
-	header   *headerSource // nil: header mode off
+	header   *headerSource         // nil: header mode off
 	reloadMu sync.Mutex            // serialises ReloadTrust
 	state    atomic.Pointer[state] // trust and the cache of outcomes under that trust
 }
