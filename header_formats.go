@@ -335,6 +335,9 @@ func decodePEMBlocks(b []byte) ([][]byte, error) {
 		if err != nil || n == 0 {
 			return nil, newError(ErrMalformedHeader, fmt.Sprintf("certificate %d: bad base64", len(ders)+1), err)
 		}
+		if d, err := splitDER(der[:n]); err != nil || len(d) != 1 {
+			return nil, malformed("certificate %d: not a single DER certificate", len(ders)+1)
+		}
 		ders = append(ders, der[:n])
 		rest = trimSpaceBytes(rest[end+len(pemEnd):])
 	}

@@ -1,0 +1,674 @@
+package mtls
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certgate/mtls/mtlstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Encoders written independently of the package's own, the way each proxy encodes.
+
+func pemText(certs ...*x509.Certificate) string {
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return string(b)
+}
+
+// nginxEscape is $ssl_client_escaped_cert: everything but RFC 3986 unreserved is %XX.
+func nginxEscape(s string) string {
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
+			sb.WriteByte(c)
+		} else {
+			sb.WriteString("%" + strings.ToUpper(hex.EncodeToString([]byte{c})))
+		}
+	}
+	return sb.String()
+}
+
+// albEscape is AWS ALB's "URL-encoded with +=/ as safe characters".
+func albEscape(s string) string {
+	return strings.NewReplacer(" ", "%20", "\n", "%0A").Replace(s)
+}
+
+// apacheEscape is Apache's expr=%{escape:...}: lowercase, + / = left alone.
+func apacheEscape(s string) string {
+	return strings.NewReplacer(" ", "%20", "\n", "%0a").Replace(s)
+}
+
+// envoyEscape is Envoy's XFCC Cert/Chain escaping.
+func envoyEscape(s string) string {
+	return strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D").Replace(s)
+}
+
+// flatPEM is PEM with line breaks turned into spaces (Apache %{...}s, nginx $ssl_client_cert
+// after unfolding).
+func flatPEM(certs ...*x509.Certificate) string {
+	return strings.ReplaceAll(pemText(certs...), "\n", " ")
+}
+
+func b64(c *x509.Certificate) string { return base64.StdEncoding.EncodeToString(c.Raw) }
+
+func ders(certs ...*x509.Certificate) [][]byte {
+	out := make([][]byte, len(certs))
+	for i, c := range certs {
+		out[i] = c.Raw
+	}
+	return out
+}
+
+func TestHeaderFormatsDecodeMinted(t *testing.T) {
+	p := newPKI(t)
+	leaf, inter := p.alice.Certificate, p.issuing.Certificate
+	sum := sha256.Sum256(leaf.Raw)
+	hash := hex.EncodeToString(sum[:])
+	tests := []struct {
+		name   string
+		format string
+		values []string
+		want   [][]byte
+	}{
+		{"rfc9440 leaf", "rfc9440", []string{":" + b64(leaf) + ":"}, ders(leaf)},
+		{"rfc9440 chain", "rfc9440", []string{":" + b64(leaf) + ":", ":" + b64(inter) + ":, :" + b64(p.root.Certificate) + ":"}, ders(leaf, inter, p.root.Certificate)},
+		{"rfc9440 unpadded", "rfc9440", []string{":" + strings.TrimRight(b64(leaf), "=") + ":"}, ders(leaf)},
+		{"rfc9440 absent", "rfc9440", []string{"", ""}, nil},
+		{"aws-alb chain", "aws-alb", []string{albEscape(pemText(leaf, inter))}, ders(leaf, inter)},
+		{"aws-alb equals escaped", "aws-alb", []string{strings.ReplaceAll(albEscape(pemText(leaf)), "=", "%3D")}, ders(leaf)},
+		{"aws-alb-verify leaf", "aws-alb-verify", []string{albEscape(pemText(leaf))}, ders(leaf)},
+		{"nginx escaped", "nginx", []string{nginxEscape(pemText(leaf))}, ders(leaf)},
+		{"nginx legacy unfolded", "nginx", []string{strings.TrimSpace(flatPEM(leaf))}, ders(leaf)},
+		{"envoy-xfcc cert", "envoy-xfcc", []string{`By=spiffe://mesh/gw;Hash=` + hash + `;Cert="` + envoyEscape(pemText(leaf)) + `";Subject="CN=alice";URI=spiffe://example.test/ns/prod/sa/alice;DNS=alice.example.test`}, ders(leaf)},
+		{"envoy-xfcc chain", "envoy-xfcc", []string{`Hash=` + hash + `;Chain="` + envoyEscape(pemText(leaf, inter)) + `"`}, ders(leaf, inter)},
+		{"envoy-xfcc last element wins", "envoy-xfcc", []string{`Cert="` + envoyEscape(pemText(p.root.Certificate)) + `";Subject="CN=x\",y",By=spiffe://mesh/gw;Cert="` + envoyEscape(pemText(leaf)) + `"`}, ders(leaf)},
+		{"envoy-xfcc keys any case", "envoy-xfcc", []string{`HASH=` + strings.ToUpper(hash) + `;cert=` + envoyEscape(pemText(leaf))}, ders(leaf)},
+		{"traefik chain", "traefik", []string{b64(leaf) + "," + b64(inter)}, ders(leaf, inter)},
+		{"traefik query-escaped", "traefik", []string{url.QueryEscape(b64(leaf)) + "," + url.QueryEscape(b64(inter))}, ders(leaf, inter)},
+		{"haproxy leaf", "haproxy", []string{b64(leaf), ""}, ders(leaf)},
+		{"haproxy chain", "haproxy", []string{b64(leaf), base64.StdEncoding.EncodeToString(append(append([]byte{}, inter.Raw...), p.root.Certificate.Raw...))}, ders(leaf, inter, p.root.Certificate)},
+		{"apache leaf", "apache", []string{flatPEM(leaf), "(null)", "(null)"}, ders(leaf)},
+		{"apache chain", "apache", []string{flatPEM(leaf), flatPEM(inter), "(null)"}, ders(leaf, inter)},
+		{"apache escaped", "apache", []string{apacheEscape(pemText(leaf))}, ders(leaf)},
+		{"apache null", "apache", []string{"(null)", "(null)"}, nil},
+		{"caddy", "caddy", []string{b64(leaf)}, ders(leaf)},
+		{"caddy placeholder", "caddy", []string{"{http.request.tls.client.certificate_der_base64}"}, nil},
+		{"azure-app-service", "azure-app-service", []string{b64(leaf)}, ders(leaf)},
+		{"cloudflare", "cloudflare", []string{b64(leaf)}, ders(leaf)},
+		{"wso2 pem", "wso2", []string{flatPEM(leaf)}, ders(leaf)},
+		{"wso2 url-pem", "wso2", []string{nginxEscape(pemText(leaf))}, ders(leaf)},
+		{"pem with chain header", "pem", []string{flatPEM(leaf), flatPEM(inter)}, ders(leaf, inter)},
+		{"pem with tabs", "pem", []string{strings.ReplaceAll(pemText(leaf, inter), "\n", "\t")}, ders(leaf, inter)},
+		{"url-pem plus left alone", "url-pem", []string{albEscape(pemText(leaf))}, ders(leaf)},
+		{"base64-der", "base64-der", []string{b64(leaf), b64(inter)}, ders(leaf, inter)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := HeaderFormat(tt.format)
+			require.NoError(t, err)
+			values := make([]string, len(f.HeaderNames()))
+			copy(values, tt.values)
+			got, err := f.Decode(values)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestHeaderFormatsDecodeMalformed(t *testing.T) {
+	p := newPKI(t)
+	leaf, inter := p.alice.Certificate, p.issuing.Certificate
+	good := nginxEscape(pemText(leaf))
+	tests := []struct {
+		name   string
+		format string
+		values []string
+	}{
+		{"rfc9440 no colons", "rfc9440", []string{b64(leaf)}},
+		{"rfc9440 parameter", "rfc9440", []string{":" + b64(leaf) + ":;a=1"}},
+		{"rfc9440 bad char", "rfc9440", []string{":" + b64(leaf)[:40] + "*" + ":"}},
+		{"rfc9440 chain only", "rfc9440", []string{"", ":" + b64(inter) + ":"}},
+		{"rfc9440 empty list member", "rfc9440", []string{":" + b64(leaf) + ":", ":" + b64(inter) + ":,"}},
+		{"rfc9440 empty sequence", "rfc9440", []string{"::"}},
+		{"aws-alb bad escape", "aws-alb", []string{"-----BEGIN%20CERTIFICATE-----%0AMII%ZZ"}},
+		{"aws-alb truncated escape", "aws-alb", []string{good[:len(good)-2]}},
+		{"aws-alb-verify two certs", "aws-alb-verify", []string{albEscape(pemText(leaf, inter))}},
+		{"nginx trailing garbage", "nginx", []string{good + "junk"}},
+		{"nginx leading garbage", "nginx", []string{"junk" + good}},
+		{"nginx no end", "nginx", []string{nginxEscape(strings.Split(pemText(leaf), "-----END")[0])}},
+		{"nginx two certs", "nginx", []string{nginxEscape(pemText(leaf, inter))}},
+		{"nginx pem header", "nginx", []string{nginxEscape("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n" + strings.SplitN(pemText(leaf), "\n", 2)[1])}},
+		{"nginx query-decoded plus", "nginx", []string{strings.ReplaceAll(flatPEM(leaf), "+", " ")}},
+		{"envoy-xfcc unterminated quote", "envoy-xfcc", []string{`Cert="abc`}},
+		{"envoy-xfcc no cert", "envoy-xfcc", []string{`By=spiffe://a;Hash=00;URI=spiffe://b`}},
+		{"envoy-xfcc hash mismatch", "envoy-xfcc", []string{`Hash=` + strings.Repeat("0", 64) + `;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
+		{"envoy-xfcc hash not hex", "envoy-xfcc", []string{`Hash=xyz;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
+		{"envoy-xfcc cert and chain differ", "envoy-xfcc", []string{`Cert="` + envoyEscape(pemText(inter)) + `";Chain="` + envoyEscape(pemText(leaf, inter)) + `"`}},
+		{"envoy-xfcc repeated cert", "envoy-xfcc", []string{`Cert="` + envoyEscape(pemText(leaf)) + `";Cert="` + envoyEscape(pemText(leaf)) + `"`}},
+		{"envoy-xfcc spoofed open quote swallows last", "envoy-xfcc", []string{`Cert="x,By=spiffe://gw;Hash=ab;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
+		{"envoy-xfcc missing key", "envoy-xfcc", []string{`=x`}},
+		{"traefik empty element", "traefik", []string{b64(leaf) + ","}},
+		{"traefik garbage", "traefik", []string{"not base64!"}},
+		{"haproxy trailing bytes", "haproxy", []string{base64.StdEncoding.EncodeToString(append(append([]byte{}, leaf.Raw...), 0x30, 0x01))}},
+		{"haproxy two leaves", "haproxy", []string{base64.StdEncoding.EncodeToString(append(append([]byte{}, leaf.Raw...), leaf.Raw...))}},
+		{"haproxy chain only", "haproxy", []string{"", b64(inter)}},
+		{"haproxy unpadded", "haproxy", []string{strings.TrimRight(b64(leaf)+"A", "=")}},
+		{"apache chain gap", "apache", []string{flatPEM(leaf), "(null)", flatPEM(inter)}},
+		{"apache chain only", "apache", []string{"(null)", flatPEM(inter)}},
+		{"apache garbage", "apache", []string{"SPOOFED"}},
+		{"caddy other placeholder text", "caddy", []string{"{foo}"}},
+		{"caddy line break", "caddy", []string{b64(leaf)[:64] + "\n" + b64(leaf)[64:]}},
+		{"cloudflare not DER", "cloudflare", []string{base64.StdEncoding.EncodeToString([]byte("hello"))}},
+		{"base64-der chain absent leaf", "base64-der", []string{"", b64(inter)}},
+		{"pem chain says absent", "pem", []string{flatPEM(leaf), " "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := HeaderFormat(tt.format)
+			require.NoError(t, err)
+			values := make([]string, len(f.HeaderNames()))
+			copy(values, tt.values)
+			got, err := f.Decode(values)
+			if tt.name == "pem chain says absent" { // a blank chain value is absent, not an error
+				require.NoError(t, err)
+				assert.Len(t, got, 1)
+				return
+			}
+			require.ErrorIs(t, err, ErrMalformedHeader)
+			assert.Nil(t, got)
+		})
+	}
+}
+
+func TestHeaderFormatLookup(t *testing.T) {
+	names := HeaderFormatNames()
+	for _, want := range []string{"rfc9440", "aws-alb", "aws-alb-verify", "nginx", "envoy-xfcc", "traefik", "haproxy",
+		"apache", "caddy", "azure-app-service", "cloudflare", "wso2", "pem", "url-pem", "base64-der"} {
+		assert.Contains(t, names, want)
+	}
+	for _, n := range names {
+		f, err := HeaderFormat(n)
+		require.NoError(t, err)
+		assert.Equal(t, n, f.Name())
+		for _, h := range f.HeaderNames() {
+			assert.Equal(t, http.CanonicalHeaderKey(h), h, "%s: header names are canonical", n)
+		}
+	}
+	_, err := HeaderFormat("nope")
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "mtls: "))
+	assert.Panics(t, func() { MustHeaderFormat("nope") })
+}
+
+// --- the real captures ---
+
+const (
+	captureClientSHA256 = "8db667b1f6243512ce1ee075a0c7a7123602dcb519e452244839a416e54099e7"
+	captureRemote       = "127.0.0.1:50000"
+)
+
+var captureNow = time.Date(2027, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func readPEMFile(t testing.TB, name string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "captures", "pki", name))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(b))
+	return pool
+}
+
+// captureRequest parses a captured raw request as net/http would.
+func captureRequest(t testing.TB, proxy, name string) (*http.Request, error) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "captures", proxy, name+".request.raw"))
+	require.NoError(t, err)
+	r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		return nil, err
+	}
+	r.RemoteAddr = captureRemote
+	return r, nil
+}
+
+func TestHeaderCaptures(t *testing.T) {
+	const (
+		client    = "client"
+		untrusted = "untrusted"
+		none      = "none"
+		unparsed  = "unparsed"
+	)
+	type capture struct{ name, want string }
+	suites := []struct {
+		name          string
+		proxy, format string
+		names         []string
+		intermediates bool
+		cases         []capture
+	}{
+		{name: "nginx escaped", proxy: "nginx", format: "nginx", intermediates: true, cases: []capture{
+			{"leaf", client}, {"chain", client}, {"chain-with-root", client}, {"spoof-with-cert", client},
+			{"optional-leaf", client}, {"optional-chain", client}, {"noca-leaf", client},
+			{"noca-rogue", untrusted}, {"optional-nocert-spoof", none}, {"leaf-rawcert", unparsed}}},
+		{name: "nginx legacy folded", proxy: "nginx", format: "nginx", names: []string{"X-SSL-Client-Cert-Legacy"}, intermediates: true, cases: []capture{
+			{"leaf", client}, {"chain", client}, {"chain-with-root", client}, {"spoof-with-cert", client}}},
+		{name: "haproxy", proxy: "haproxy", format: "haproxy", intermediates: true, cases: []capture{
+			{"leaf", client}, {"chain", client}, {"chain-with-root", client}, {"spoof-with-cert", client},
+			{"optional-leaf", client}, {"optional-chain", client}, {"ignoreerr-leaf", client},
+			{"ignoreerr-rogue", untrusted}, {"optional-nocert-spoof", none}, {"ignoreerr-nocert", none}}},
+		{name: "haproxy chain header supplies the intermediate", proxy: "haproxy", format: "haproxy", cases: []capture{
+			{"chain", client}, {"chain-with-root", client}, {"leaf", untrusted}}},
+		{name: "caddy", proxy: "caddy", format: "caddy", intermediates: true, cases: []capture{
+			{"leaf", client}, {"chain", client}, {"chain-with-root", client}, {"spoof-with-cert", client},
+			{"optional-leaf", client}, {"optional-chain", client}, {"request-rogue", untrusted},
+			{"optional-nocert-spoof", none}, {"request-nocert-spoof", none}}},
+		{name: "caddy second header", proxy: "caddy", format: "base64-der", names: []string{"X-Client-Cert-Der-B64"}, intermediates: true, cases: []capture{
+			{"leaf", client}, {"spoof-with-cert", client}}},
+		{name: "apache", proxy: "apache", format: "apache", intermediates: true, cases: []capture{
+			{"leaf", client}, {"chain", client}, {"chain-with-root", client}, {"spoof-with-cert", client},
+			{"optional-leaf", client}, {"optional-chain", client}, {"noca-rogue", untrusted},
+			{"noca-nocert", none}, {"optional-nocert-spoof", none}}},
+		{name: "apache chain headers supply the intermediate", proxy: "apache", format: "apache", cases: []capture{
+			{"chain", client}, {"chain-with-root", client}, {"leaf", untrusted}}},
+		{name: "apache escaped", proxy: "apache", format: "apache", names: []string{"X-SSL-Client-Cert-Escaped"}, intermediates: true, cases: []capture{
+			{"leaf", client}, {"chain", client}, {"optional-leaf", client}}},
+	}
+	for _, s := range suites {
+		t.Run(s.name, func(t *testing.T) {
+			cfg := Config{
+				RootCAs: readPEMFile(t, "root-ca.crt"),
+				Now:     func() time.Time { return captureNow },
+				Header: &HeaderConfig{
+					Format:         MustHeaderFormat(s.format),
+					Names:          s.names,
+					TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+				},
+			}
+			if s.intermediates {
+				cfg.Intermediates = readPEMFile(t, "intermediate-ca.crt")
+			}
+			m, err := New(cfg)
+			require.NoError(t, err)
+			for _, c := range s.cases {
+				t.Run(c.name, func(t *testing.T) {
+					r, err := captureRequest(t, s.proxy, c.name)
+					if c.want == unparsed {
+						require.Error(t, err, "net/http refuses this request")
+						return
+					}
+					require.NoError(t, err)
+					id, err := m.Authenticate(r)
+					switch c.want {
+					case client:
+						require.NoError(t, err)
+						assert.Equal(t, SourceHeader, id.Source)
+						assert.Equal(t, s.format, id.Format)
+						assert.Equal(t, netip.MustParseAddr("127.0.0.1"), id.Proxy)
+						assert.Equal(t, captureClientSHA256, id.SHA256)
+						assert.Equal(t, "client-01", id.Leaf.Subject.CommonName)
+						assert.Equal(t, "spiffe://example.test/ns/demo/sa/client-01", id.SPIFFEID)
+					case untrusted:
+						require.ErrorIs(t, err, ErrUntrusted)
+					case none:
+						require.ErrorIs(t, err, ErrNoCertificate)
+					}
+				})
+			}
+		})
+	}
+}
+
+// --- trust, spoofing and the handler ---
+
+type headerFixture struct {
+	p      *pki
+	leaf   string // haproxy-style value of alice's leaf
+	chain  string // haproxy-style value of alice's intermediate
+	trusts netip.Prefix
+}
+
+func newHeaderFixture(t testing.TB) *headerFixture {
+	p := newPKI(t)
+	return &headerFixture{
+		p:      p,
+		leaf:   b64(p.alice.Certificate),
+		chain:  b64(p.issuing.Certificate),
+		trusts: netip.MustParsePrefix("10.0.0.0/8"),
+	}
+}
+
+func (f *headerFixture) middleware(t testing.TB, optional bool, mod func(*HeaderConfig)) *Middleware {
+	t.Helper()
+	hc := &HeaderConfig{Format: MustHeaderFormat("haproxy"), TrustedProxies: []netip.Prefix{f.trusts}}
+	if mod != nil {
+		mod(hc)
+	}
+	m, err := New(Config{RootCAs: f.p.root.Pool(), Intermediates: f.p.issuing.Pool(), Optional: optional, Header: hc})
+	require.NoError(t, err)
+	return m
+}
+
+// seen records what the next handler saw.
+type seen struct {
+	called bool
+	id     *Identity
+	header http.Header
+}
+
+func (s *seen) handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.called = true
+		s.id, _ = FromContext(r.Context())
+		s.header = r.Header.Clone()
+	})
+}
+
+func TestHeaderSpoofingMatrix(t *testing.T) {
+	f := newHeaderFixture(t)
+	big := strings.Repeat("A", DefaultHeaderMaxBytes+4)
+	tests := []struct {
+		name     string
+		remote   string
+		optional bool
+		tls      []*x509.Certificate
+		headers  [][2]string
+		status   int
+		reason   string
+		wantID   Source
+		stripped bool
+	}{
+		{name: "trusted proxy, leaf", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}}, status: 200, wantID: SourceHeader},
+		{name: "trusted proxy, leaf and chain", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client-Chain", f.chain}}, status: 200, wantID: SourceHeader},
+		{name: "trusted proxy over IPv4-mapped IPv6", remote: "[::ffff:10.1.2.3]:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client-Chain", f.chain}}, status: 200, wantID: SourceHeader},
+		{name: "untrusted peer, header only, required", remote: "192.0.2.1:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client-Chain", f.chain}}, status: 401, reason: ReasonCertificateRequired},
+		{name: "untrusted peer, header only, optional", remote: "192.0.2.1:4000", optional: true, headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client-Chain", f.chain}}, status: 200, stripped: true},
+		{name: "untrusted peer with TLS cert, header ignored", remote: "192.0.2.1:4000", tls: f.p.alice.Chain(), headers: [][2]string{{"X-SSL-Client-Cert", "SPOOFED"}}, status: 200, wantID: SourceTLS, stripped: true},
+		{name: "unparsable remote address", remote: "somewhere", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}}, status: 401, reason: ReasonCertificateRequired},
+		{name: "duplicate header lines", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client-Cert", f.leaf}}, status: 400, reason: ReasonMalformedHeader},
+		{name: "duplicate chain lines", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client-Chain", f.chain}, {"X-SSL-Client-Chain", f.chain}}, status: 400, reason: ReasonMalformedHeader},
+		{name: "oversized", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", big}}, status: 400, reason: ReasonMalformedHeader},
+		{name: "empty from trusted proxy", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", ""}}, status: 401, reason: ReasonCertificateRequired},
+		{name: "empty from trusted proxy, optional", remote: "10.1.2.3:4000", optional: true, headers: [][2]string{{"X-SSL-Client-Cert", ""}}, status: 200, stripped: true},
+		{name: "absent from trusted proxy with its own TLS cert", remote: "10.1.2.3:4000", tls: f.p.alice.Chain(), status: 401, reason: ReasonCertificateRequired},
+		{name: "garbage", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", "SPOOFED"}}, status: 400, reason: ReasonMalformedHeader},
+		{name: "trailing garbage", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf + "AAAA"}}, status: 400, reason: ReasonMalformedHeader},
+		{name: "chain only", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Chain", f.chain}}, status: 400, reason: ReasonMalformedHeader},
+		{name: "untrusted certificate from trusted proxy", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", b64(mtlstest.NewSelfSigned("rogue").Certificate)}}, status: 401, reason: ReasonCertificateUntrusted},
+		{name: "CA certificate as chain leaf", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.chain}}, status: 401, reason: ReasonCertificateUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := f.middleware(t, tt.optional, nil)
+			var s seen
+			h := m.Handler(s.handler())
+			r := httptest.NewRequest(http.MethodGet, "http://api.example.test/", nil)
+			r.RemoteAddr = tt.remote
+			if tt.tls != nil {
+				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls}
+			}
+			for _, kv := range tt.headers {
+				r.Header.Add(kv[0], kv[1])
+			}
+			before := r.Header.Clone()
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			require.Equal(t, tt.status, w.Code, w.Body.String())
+			assert.Equal(t, before, r.Header, "the caller's request is never modified")
+			if tt.reason != "" {
+				assert.Contains(t, w.Body.String(), `"reason":"`+tt.reason+`"`)
+				assert.False(t, s.called)
+				return
+			}
+			require.True(t, s.called)
+			if tt.wantID == "" {
+				assert.Nil(t, s.id)
+			} else {
+				require.NotNil(t, s.id)
+				assert.Equal(t, tt.wantID, s.id.Source)
+				assert.Equal(t, "alice", s.id.Leaf.Subject.CommonName)
+			}
+			if tt.stripped {
+				assert.NotContains(t, s.header, "X-Ssl-Client-Cert")
+				assert.NotContains(t, s.header, "X-Ssl-Client-Chain")
+			}
+		})
+	}
+}
+
+func TestHeaderIdentity(t *testing.T) {
+	f := newHeaderFixture(t)
+	m := f.middleware(t, false, nil)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "10.9.8.7:1234"
+	r.Header.Set("X-SSL-Client-Cert", f.leaf)
+	id, err := m.Authenticate(r)
+	require.NoError(t, err)
+	assert.Equal(t, SourceHeader, id.Source)
+	assert.Equal(t, "haproxy", id.Format)
+	assert.Equal(t, netip.MustParseAddr("10.9.8.7"), id.Proxy)
+	assert.Equal(t, fingerprint(f.p.alice.Certificate), id.SHA256)
+	assert.Equal(t, "spiffe://example.test/ns/prod/sa/alice", id.SPIFFEID)
+	require.Len(t, id.Chain, 3, "leaf, intermediate, root")
+}
+
+func TestHeaderProxyByCertificate(t *testing.T) {
+	f := newHeaderFixture(t)
+	proxyLeaf := f.p.issuing.NewClient("front-proxy", mtlstest.WithURIs("spiffe://example.test/front-proxy"))
+	isProxy := PolicyFunc(func(id *Identity) error {
+		if id.SPIFFEID != "spiffe://example.test/front-proxy" {
+			return ErrDenied
+		}
+		return nil
+	})
+	tests := []struct {
+		name     string
+		prefixes []netip.Prefix
+		remote   string
+		peer     []*x509.Certificate
+		status   int
+		source   Source
+		cn       string
+	}{
+		{"proxy certificate", nil, "192.0.2.1:1", proxyLeaf.Chain(), 200, SourceHeader, "alice"},
+		{"client certificate refused by the proxy policy: TLS wins", nil, "192.0.2.1:1", f.p.alice.Chain(), 200, SourceTLS, "alice"},
+		{"no TLS certificate", nil, "192.0.2.1:1", nil, 401, "", ""},
+		{"unverifiable proxy certificate", nil, "192.0.2.1:1", []*x509.Certificate{mtlstest.NewSelfSigned("front-proxy", mtlstest.WithURIs("spiffe://example.test/front-proxy")).Certificate}, 401, "", ""},
+		{"both: proxy certificate and address", []netip.Prefix{f.trusts}, "10.0.0.1:1", proxyLeaf.Chain(), 200, SourceHeader, "alice"},
+		{"both: proxy certificate from outside the prefixes", []netip.Prefix{f.trusts}, "192.0.2.1:1", proxyLeaf.Chain(), 200, SourceTLS, "front-proxy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := f.middleware(t, false, func(hc *HeaderConfig) {
+				hc.TrustedProxies = tt.prefixes
+				hc.ProxyPolicy = isProxy
+			})
+			var s seen
+			r := requestWith(tt.peer...)
+			if tt.peer == nil {
+				r.TLS = nil
+			}
+			r.RemoteAddr = tt.remote
+			r.Header.Set("X-SSL-Client-Cert", f.leaf)
+			w := httptest.NewRecorder()
+			m.Handler(s.handler()).ServeHTTP(w, r)
+			require.Equal(t, tt.status, w.Code)
+			if tt.status == 200 {
+				assert.Equal(t, tt.source, s.id.Source)
+				assert.Equal(t, tt.cn, s.id.Leaf.Subject.CommonName)
+			}
+		})
+	}
+}
+
+func TestHeaderDangerouslyTrustProxyVerification(t *testing.T) {
+	f := newHeaderFixture(t)
+	rogue := mtlstest.NewSelfSigned("rogue")
+	now := time.Now()
+	expired := mtlstest.NewSelfSigned("old", mtlstest.WithValidity(now.Add(-48*time.Hour), now.Add(-time.Hour)))
+	serverOnly := f.p.issuing.NewServer("server.example.test")
+	tests := []struct {
+		name    string
+		trust   bool
+		leaf    *x509.Certificate
+		wantErr error
+	}{
+		{"verified by default", false, rogue.Certificate, ErrUntrusted},
+		{"proxy verdict trusted", true, rogue.Certificate, nil},
+		{"expiry still checked", true, expired.Certificate, ErrExpired},
+		{"usage still checked", true, serverOnly.Certificate, ErrWrongUsage},
+		{"CA still refused", true, f.p.issuing.Certificate, ErrWrongUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := f.middleware(t, false, func(hc *HeaderConfig) { hc.DangerouslyTrustProxyVerification = tt.trust })
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = "10.0.0.1:1"
+			r.Header.Set("X-SSL-Client-Cert", b64(tt.leaf))
+			id, err := m.Authenticate(r)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.leaf.Raw, id.Leaf.Raw)
+		})
+	}
+}
+
+func TestHeaderConfigErrors(t *testing.T) {
+	p := newPKI(t)
+	nginx := MustHeaderFormat("nginx")
+	lan := netip.MustParsePrefix("10.0.0.0/8")
+	tests := []struct {
+		name string
+		hc   HeaderConfig
+		want []string
+	}{
+		{"no trusted proxy", HeaderConfig{Format: nginx}, []string{"without a trusted proxy"}},
+		{"no format", HeaderConfig{TrustedProxies: []netip.Prefix{lan}}, []string{"Format is nil"}},
+		{"everyone v4", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, []string{"every peer"}},
+		{"everyone v6", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::/0")}}, []string{"every peer"}},
+		{"everyone v4-mapped", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::ffff:0.0.0.0/96")}}, []string{"every peer"}},
+		{"invalid prefix", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{{}}}, []string{"invalid prefix"}},
+		{"negative size", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{lan}, MaxBytes: -1}, []string{"negative"}},
+		{"too many names", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{lan}, Names: []string{"A", "B"}}, []string{"at most 1"}},
+		{"bad name", HeaderConfig{Format: MustHeaderFormat("pem"), TrustedProxies: []netip.Prefix{lan}, Names: []string{"X Cert"}}, []string{"invalid header name"}},
+		{"same name twice", HeaderConfig{Format: MustHeaderFormat("pem"), TrustedProxies: []netip.Prefix{lan}, Names: []string{"x-cert", "X-Cert"}}, []string{"twice"}},
+		{"every problem at once", HeaderConfig{}, []string{"Format is nil", "without a trusted proxy"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hc := tt.hc
+			_, err := New(Config{RootCAs: p.root.Pool(), Header: &hc})
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+	t.Run("v4-mapped prefix is unmapped", func(t *testing.T) {
+		m, err := New(Config{RootCAs: p.root.Pool(), Header: &HeaderConfig{Format: nginx,
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.0/104")}}})
+		require.NoError(t, err)
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = "10.1.1.1:80"
+		_, ok := m.trustedPeer(r)
+		assert.True(t, ok)
+	})
+}
+
+// customFormat shows that users can plug in their own format.
+type customFormat struct{}
+
+func (customFormat) Name() string          { return "hex-der" }
+func (customFormat) HeaderNames() []string { return []string{"X-Hex-Cert"} }
+func (customFormat) Decode(v []string) ([][]byte, error) {
+	if v[0] == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(v[0])
+	return [][]byte{b}, err // an error that does not wrap ErrMalformedHeader
+}
+
+func TestHeaderCustomFormat(t *testing.T) {
+	f := newHeaderFixture(t)
+	m := f.middleware(t, false, func(hc *HeaderConfig) { hc.Format = customFormat{} })
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "10.0.0.1:1"
+	r.Header.Set("X-Hex-Cert", hex.EncodeToString(f.p.alice.Certificate.Raw))
+	id, err := m.Authenticate(r)
+	require.NoError(t, err)
+	assert.Equal(t, "hex-der", id.Format)
+
+	r.Header.Set("X-Hex-Cert", "zz")
+	_, err = m.Authenticate(r)
+	require.ErrorIs(t, err, ErrMalformedHeader, "a custom format's error is reported as malformed")
+}
+
+func TestHeaderCache(t *testing.T) {
+	f := newHeaderFixture(t)
+	m := f.middleware(t, false, nil)
+	req := func(remote string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("X-SSL-Client-Cert", f.leaf)
+		return r
+	}
+	a, err := m.Authenticate(req("10.0.0.1:1"))
+	require.NoError(t, err)
+	b, err := m.Authenticate(req("10.0.0.2:1"))
+	require.NoError(t, err)
+	assert.NotSame(t, a, b, "each request gets its own copy")
+	assert.Same(t, a.Leaf, b.Leaf, "the verification was reused")
+	assert.Equal(t, netip.MustParseAddr("10.0.0.1"), a.Proxy)
+	assert.Equal(t, netip.MustParseAddr("10.0.0.2"), b.Proxy)
+	assert.Equal(t, 1, m.state.Load().cache.len())
+
+	// The malformed outcome is cached as well, and never mistaken for the good one.
+	bad := req("10.0.0.1:1")
+	bad.Header.Set("X-SSL-Client-Cert", f.leaf[:len(f.leaf)-4])
+	_, err = m.Authenticate(bad)
+	require.ErrorIs(t, err, ErrMalformedHeader)
+	_, err = m.Authenticate(bad)
+	require.ErrorIs(t, err, ErrMalformedHeader)
+	assert.Equal(t, 2, m.state.Load().cache.len())
+}
+
+// TestHeaderHotPathAllocations holds the cached header-mode request to the budget of 3.
+func TestHeaderHotPathAllocations(t *testing.T) {
+	f := newHeaderFixture(t)
+	m := f.middleware(t, false, nil)
+	h := m.Handler(noop)
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "10.0.0.1:1"
+	r.Header.Set("X-SSL-Client-Cert", f.leaf)
+	r.Header.Set("X-SSL-Client-Chain", f.chain)
+	w := &discardWriter{h: http.Header{}}
+	h.ServeHTTP(w, r)
+	id, err := m.Authenticate(r)
+	require.NoError(t, err)
+	require.Equal(t, SourceHeader, id.Source)
+	if allocs := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, r) }); allocs > 3 {
+		t.Fatalf("cached header-mode request allocates %v times, budget is 3", allocs)
+	}
+}
