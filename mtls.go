@@ -109,6 +109,11 @@ type Identity struct {
 	// Principal is the account the certificate stands for, when a principal mapping resolved one.
 	Principal string
 
+	// Revocation is the zero value when revocation passed on fresh answers or is not checked,
+	// and says so when the request was accepted on a stale answer or without one (see
+	// [RevocationConfig]).
+	Revocation RevocationStatus
+
 	sum [sha256.Size]byte
 }
 
@@ -221,6 +226,11 @@ type Config struct {
 	// header (see [HeaderConfig] for the trust model and which source wins). Default nil: only
 	// the TLS connection counts, and certificate headers are not looked at.
 	Header *HeaderConfig
+
+	// Revocation turns on revocation checking by OCSP, CRLs and a local deny list, on every
+	// request after the chain is verified (see [RevocationConfig]: it fails closed by default).
+	// Default nil: revocation is not checked.
+	Revocation *RevocationConfig
 }
 
 // Middleware authenticates requests by client certificate. It is safe for concurrent use.
@@ -233,6 +243,7 @@ type Middleware struct {
 
 	trustCfg trustConfig
 	header   *headerSource         // nil: header mode off
+	revoc    *revocation           // nil: revocation not checked
 	reloadMu sync.Mutex            // serialises ReloadTrust
 	state    atomic.Pointer[state] // trust and the cache of outcomes under that trust
 }
@@ -290,6 +301,12 @@ func New(cfg Config) (*Middleware, error) {
 		var herrs []error
 		m.header, herrs = newHeaderSource(cfg.Header)
 		errs = append(errs, herrs...)
+	}
+	if cfg.Revocation != nil {
+		m.revoc, err = newRevocation(cfg.Revocation, m.now, m.logger)
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -372,7 +389,12 @@ func (m *Middleware) identify(r *http.Request) (*Identity, error) {
 // afterVerify runs the checks that follow chain verification on every request, each with its own
 // fast path: revocation, then policy, then principal mapping.
 func (m *Middleware) afterVerify(r *http.Request, id *Identity) (*Identity, error) {
-	_ = r
+	if m.revoc != nil {
+		var err error
+		if id, err = m.revoc.check(r.Context(), id); err != nil {
+			return nil, err
+		}
+	}
 	return id, nil
 }
 

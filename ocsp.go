@@ -1,0 +1,481 @@
+package mtls
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	_ "crypto/sha1" // OCSP CertIDs are SHA-1 by default (an identifier, not a signature)
+	"crypto/x509"
+	encasn1 "encoding/asn1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
+	"golang.org/x/crypto/ocsp"
+	"golang.org/x/sync/singleflight"
+)
+
+// ocspNoNextUpdateTTL is how long a response without nextUpdate ("newer information is always
+// available") is used.
+const ocspNoNextUpdateTTL = 5 * time.Minute
+
+// ocspChecker asks OCSP responders and caches their answers per (issuer key, serial).
+type ocspChecker struct {
+	rv        *revocation
+	responder string // override of the certificates' AIA
+	maxBytes  int64
+	max       int
+	seed      maphash.Seed
+
+	mu      sync.RWMutex
+	entries map[uint64]*ocspEntry
+
+	flight  singleflight.Group
+	queries atomic.Int64 // responder queries sent, for tests and metrics
+}
+
+// ocspEntry is an immutable answer (or the memory of a failure) for one certificate; updates
+// replace it. Only refreshing changes in place.
+type ocspEntry struct {
+	issuerSPKI []byte
+	serial     *big.Int
+	cert       *x509.Certificate // kept to refresh in the background
+	issuer     *x509.Certificate
+
+	has        bool // an answer (good or revoked) is held
+	revoked    bool
+	revokedAt  time.Time
+	thisUpdate time.Time
+	nextUpdate time.Time
+	refreshAt  time.Time
+
+	failedUntil time.Time // no new query before this, after a failure
+	lastErr     error
+
+	refreshing atomic.Bool
+}
+
+func newOCSPChecker(rv *revocation, cfg *OCSPConfig) (*ocspChecker, error) {
+	o := &ocspChecker{
+		rv:        rv,
+		responder: cfg.Responder,
+		maxBytes:  cfg.MaxResponseBytes,
+		max:       cfg.CacheSize,
+		seed:      maphash.MakeSeed(),
+		entries:   map[uint64]*ocspEntry{},
+	}
+	if o.maxBytes == 0 {
+		o.maxBytes = defaultOCSPMaxBytes
+	}
+	if o.max == 0 {
+		o.max = defaultOCSPCacheSize
+	}
+	var errs []error
+	if o.maxBytes < 0 {
+		errs = append(errs, fmt.Errorf("mtls: OCSP MaxResponseBytes %d is negative", o.maxBytes))
+	}
+	if o.max < 0 {
+		errs = append(errs, fmt.Errorf("mtls: OCSP CacheSize %d is negative", o.max))
+	}
+	if o.responder != "" {
+		if err := checkFetchURL(o.responder); err != nil {
+			errs = append(errs, fmt.Errorf("mtls: OCSP Responder: %w", err))
+		}
+	}
+	return o, errors.Join(errs...)
+}
+
+// checkFetchURL accepts absolute http and https URLs.
+func checkFetchURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http or https URL", raw)
+	}
+	return nil
+}
+
+func (o *ocspChecker) key(c, issuer *x509.Certificate) uint64 {
+	var h maphash.Hash
+	h.SetSeed(o.seed)
+	h.Write(issuer.RawSubjectPublicKeyInfo)
+	var buf [maxSerialLen + 1]byte
+	if b, ok := serialContent(&buf, c.SerialNumber); ok {
+		h.Write(b)
+	}
+	return h.Sum64()
+}
+
+func (o *ocspChecker) get(k uint64, c, issuer *x509.Certificate) *ocspEntry {
+	o.mu.RLock()
+	e := o.entries[k]
+	o.mu.RUnlock()
+	if e == nil || e.serial.Cmp(c.SerialNumber) != 0 || !bytes.Equal(e.issuerSPKI, issuer.RawSubjectPublicKeyInfo) {
+		return nil
+	}
+	return e
+}
+
+func (o *ocspChecker) put(k uint64, e *ocspEntry, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.entries[k]; !ok && len(o.entries) >= o.max {
+		// Make room: drop an expired entry among a few, or else an arbitrary one.
+		const visits = 8
+		var first uint64
+		removed, i := false, 0
+		for kk, old := range o.entries {
+			if i == 0 {
+				first = kk
+			}
+			if !now.Before(old.nextUpdate) && !now.Before(old.failedUntil) {
+				delete(o.entries, kk)
+				removed = true
+			}
+			if i++; i == visits {
+				break
+			}
+		}
+		if !removed {
+			delete(o.entries, first)
+		}
+	}
+	o.entries[k] = e
+}
+
+// status answers for c, issued by issuer, at now.
+func (o *ocspChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
+	k := o.key(c, issuer)
+	e := o.get(k, c, issuer)
+	if e != nil && e.has {
+		if now.Before(e.refreshAt) {
+			return o.answerOf(e, now)
+		}
+		if now.Before(e.nextUpdate) {
+			if !now.Before(e.failedUntil) {
+				o.refreshInBackground(k, e)
+			}
+			return o.answerOf(e, now)
+		}
+	}
+	if e != nil && now.Before(e.failedUntil) {
+		return o.answerOf(e, now)
+	}
+	e = o.fetch(ctx, k, c, issuer)
+	return o.answerOf(e, now)
+}
+
+// answerOf turns an entry into an answer at now.
+func (o *ocspChecker) answerOf(e *ocspEntry, now time.Time) answer {
+	switch {
+	case e == nil:
+		return answer{state: stateUnknown, err: errors.New("mtls: OCSP: no answer")}
+	case e.has && e.revoked:
+		return answer{state: stateRevoked, source: "OCSP", revokedAt: e.revokedAt}
+	case e.has && now.Before(e.nextUpdate):
+		return answer{state: stateGood, source: "OCSP", nextUpdate: e.nextUpdate}
+	case e.has && now.Before(e.nextUpdate.Add(o.rv.staleIfError)):
+		return answer{state: stateStale, source: "OCSP", nextUpdate: e.nextUpdate, err: e.lastErr}
+	}
+	err := e.lastErr
+	if err == nil {
+		err = errors.New("mtls: OCSP: the cached answer expired")
+	}
+	return answer{state: stateUnknown, source: "OCSP", err: err}
+}
+
+// refreshInBackground starts one refresh of e, unless one runs or too many refreshes do.
+func (o *ocspChecker) refreshInBackground(k uint64, e *ocspEntry) {
+	if !e.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	if !o.rv.background(func(ctx context.Context) {
+		o.fetch(ctx, k, e.cert, e.issuer)
+		e.refreshing.Store(false)
+	}) {
+		e.refreshing.Store(false)
+	}
+}
+
+// fetch queries the responder once for all concurrent callers and stores the outcome. A caller
+// whose ctx ends first gets the entry it had (nil if none) while the query goes on for the others.
+func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certificate) *ocspEntry {
+	var fk [2*maxSerialLen + 2]byte
+	flightKey := append(fk[:0], c.SerialNumber.Bytes()...)
+	flightKey = append(flightKey, 0)
+	flightKey = append(flightKey, issuer.RawSubjectPublicKeyInfo...)
+	ch := o.flight.DoChan(string(flightKey), func() (any, error) {
+		now := o.rv.now()
+		old := o.get(k, c, issuer)
+		// Another query may have finished between the caller's look-up and this one.
+		if old != nil && (old.has && now.Before(old.refreshAt) || now.Before(old.failedUntil)) && !old.refreshing.Load() {
+			return old, nil
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.rv.timeout)
+		defer cancel()
+		resp, err := o.query(fctx, c, issuer, now)
+		now = o.rv.now()
+		e := &ocspEntry{
+			issuerSPKI: issuer.RawSubjectPublicKeyInfo,
+			serial:     c.SerialNumber,
+			cert:       c,
+			issuer:     issuer,
+		}
+		if err == nil && resp.Status == ocsp.Unknown {
+			err = errors.New("mtls: OCSP responder does not know the certificate")
+		}
+		if err != nil {
+			e.failedUntil = now.Add(retryBackoff)
+			e.lastErr = err
+			if old != nil && old.has {
+				e.has, e.revoked, e.revokedAt = true, old.revoked, old.revokedAt
+				e.thisUpdate, e.nextUpdate, e.refreshAt = old.thisUpdate, old.nextUpdate, old.refreshAt
+			}
+			o.rv.logSourceFailure(fmt.Sprintf("OCSP for serial %x of %q", c.SerialNumber, issuer.Subject.String()), err, e.has && !e.revoked, e.nextUpdate)
+		} else {
+			e.has = true
+			e.revoked = resp.Status == ocsp.Revoked
+			e.revokedAt = resp.RevokedAt
+			e.thisUpdate, e.nextUpdate = resp.ThisUpdate, resp.NextUpdate
+			if e.nextUpdate.IsZero() {
+				e.nextUpdate = resp.ThisUpdate.Add(ocspNoNextUpdateTTL)
+			}
+			e.refreshAt = refreshTime(now, e.thisUpdate, e.nextUpdate)
+		}
+		o.put(k, e, now)
+		return e, nil
+	})
+	select {
+	case r := <-ch:
+		return r.Val.(*ocspEntry)
+	case <-ctx.Done():
+		if e := o.get(k, c, issuer); e != nil {
+			return e
+		}
+		return &ocspEntry{lastErr: fmt.Errorf("mtls: OCSP: %w", ctx.Err())}
+	}
+}
+
+// refreshTime is when a new answer should be asked for in the background: at three quarters of
+// the answer's validity, and not sooner than a few seconds from now.
+func refreshTime(now, thisUpdate, nextUpdate time.Time) time.Time {
+	start := thisUpdate
+	if start.After(now) {
+		start = now
+	}
+	t := start.Add(nextUpdate.Sub(start) * 3 / 4)
+	if min := now.Add(minRefreshDelay); t.Before(min) {
+		t = min
+	}
+	if t.After(nextUpdate) {
+		t = nextUpdate
+	}
+	return t
+}
+
+// query sends one OCSP request and returns the verified response.
+func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, now time.Time) (*ocsp.Response, error) {
+	responder := o.responder
+	if responder == "" {
+		for _, s := range c.OCSPServer {
+			if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+				responder = s
+				break
+			}
+		}
+	}
+	if responder == "" {
+		return nil, errors.New("mtls: OCSP: the certificate names no http responder and none is configured")
+	}
+	reqDER, err := ocsp.CreateRequest(c, issuer, &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		return nil, fmt.Errorf("mtls: OCSP request: %w", err)
+	}
+	o.queries.Add(1)
+	var req *http.Request
+	// RFC 6960 A.1 / RFC 5019: GET for requests under 255 bytes once encoded, POST otherwise.
+	get := strings.TrimSuffix(responder, "/") + "/" + url.PathEscape(base64.StdEncoding.EncodeToString(reqDER))
+	if len(get) < 255 {
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, get, nil)
+	} else {
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, responder, bytes.NewReader(reqDER))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/ocsp-request")
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mtls: OCSP request: %w", err)
+	}
+	req.Header.Set("Accept", "application/ocsp-response")
+	body, err := o.rv.do(req, o.maxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: OCSP %s: %w", responder, err)
+	}
+	resp, err := verifyOCSPResponse(body, c, issuer, now, o.rv.skew)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: OCSP %s: %w", responder, err)
+	}
+	return resp, nil
+}
+
+// verifyOCSPResponse parses der and checks everything ocsp.ParseResponse leaves to its caller:
+// the CertID names this issuer (not just this serial), the signer is the issuer or a responder
+// certificate issued by it for id-kp-OCSPSigning and valid now, and the answer is fresh.
+func verifyOCSPResponse(der []byte, c, issuer *x509.Certificate, now time.Time, skew time.Duration) (*ocsp.Response, error) {
+	resp, err := ocsp.ParseResponseForCert(der, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCertID(resp.TBSResponseData, c, issuer); err != nil {
+		return nil, err
+	}
+	signer := issuer
+	if rc := resp.Certificate; rc != nil && !bytes.Equal(rc.Raw, issuer.Raw) {
+		if err := rc.CheckSignatureFrom(issuer); err != nil {
+			return nil, fmt.Errorf("responder certificate %q is not issued by the certificate's issuer: %w", rc.Subject.String(), err)
+		}
+		if !hasExtKeyUsage(rc, x509.ExtKeyUsageOCSPSigning) {
+			return nil, fmt.Errorf("responder certificate %q lacks the OCSPSigning extended key usage", rc.Subject.String())
+		}
+		if now.Add(skew).Before(rc.NotBefore) || now.Add(-skew).After(rc.NotAfter) {
+			return nil, fmt.Errorf("responder certificate %q is outside its validity period", rc.Subject.String())
+		}
+		signer = rc
+	}
+	if err := resp.CheckSignatureFrom(signer); err != nil {
+		return nil, fmt.Errorf("bad response signature: %w", err)
+	}
+	if resp.ThisUpdate.IsZero() || resp.ThisUpdate.After(now.Add(skew)) {
+		return nil, fmt.Errorf("response thisUpdate %s lies in the future", resp.ThisUpdate.UTC().Format(time.RFC3339))
+	}
+	next := resp.NextUpdate
+	if next.IsZero() {
+		next = resp.ThisUpdate.Add(ocspNoNextUpdateTTL)
+	} else if next.Before(resp.ThisUpdate) {
+		return nil, errors.New("response nextUpdate precedes thisUpdate")
+	}
+	if !now.Add(-skew).Before(next) {
+		return nil, fmt.Errorf("response expired at %s", next.UTC().Format(time.RFC3339))
+	}
+	if resp.Status == ocsp.Revoked && resp.RevokedAt.IsZero() {
+		return nil, errors.New("revoked response without a revocation time")
+	}
+	return resp, nil
+}
+
+func hasExtKeyUsage(c *x509.Certificate, want x509.ExtKeyUsage) bool {
+	for _, u := range c.ExtKeyUsage {
+		if u == want {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	oidSHA1 = encasn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+)
+
+// checkCertID reads the SingleResponses of a ResponseData and requires exactly one for c's
+// serial, whose issuer name and key hashes are those of issuer.
+func checkCertID(tbs []byte, c, issuer *x509.Certificate) error {
+	s := cryptobyte.String(tbs)
+	var rd, responses cryptobyte.String
+	var tag asn1.Tag
+	var skip cryptobyte.String
+	if !s.ReadASN1(&rd, asn1.SEQUENCE) ||
+		!rd.SkipOptionalASN1(asn1.Tag(0).Constructed().ContextSpecific()) ||
+		!rd.ReadAnyASN1(&skip, &tag) || // responderID
+		!rd.SkipASN1(asn1.GeneralizedTime) ||
+		!rd.ReadASN1(&responses, asn1.SEQUENCE) {
+		return errors.New("malformed response data")
+	}
+	var issuerKey encasn1.BitString
+	spki := cryptobyte.String(issuer.RawSubjectPublicKeyInfo)
+	var spkiSeq cryptobyte.String
+	if !spki.ReadASN1(&spkiSeq, asn1.SEQUENCE) || !spkiSeq.SkipASN1(asn1.SEQUENCE) ||
+		!spkiSeq.ReadASN1BitString(&issuerKey) {
+		return errors.New("malformed issuer public key")
+	}
+	matches := 0
+	for !responses.Empty() {
+		var single, certID, alg, nameHash, keyHash cryptobyte.String
+		var oid encasn1.ObjectIdentifier
+		serial := new(big.Int)
+		if !responses.ReadASN1(&single, asn1.SEQUENCE) || !single.ReadASN1(&certID, asn1.SEQUENCE) ||
+			!certID.ReadASN1(&alg, asn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) ||
+			!certID.ReadASN1(&nameHash, asn1.OCTET_STRING) || !certID.ReadASN1(&keyHash, asn1.OCTET_STRING) ||
+			!certID.ReadASN1Integer(serial) {
+			return errors.New("malformed single response")
+		}
+		if serial.Cmp(c.SerialNumber) != 0 {
+			continue
+		}
+		matches++
+		var h crypto.Hash
+		switch {
+		case oid.Equal(oidSHA1):
+			h = crypto.SHA1
+		case oid.Equal(oidSHA256):
+			h = crypto.SHA256
+		case oid.Equal(oidSHA384):
+			h = crypto.SHA384
+		case oid.Equal(oidSHA512):
+			h = crypto.SHA512
+		default:
+			return fmt.Errorf("unsupported CertID hash %v", oid)
+		}
+		hn := h.New()
+		hn.Write(issuer.RawSubject)
+		if !bytes.Equal(hn.Sum(nil), nameHash) {
+			return errors.New("the response is about a certificate of another issuer (name hash)")
+		}
+		hk := h.New()
+		hk.Write(issuerKey.RightAlign())
+		if !bytes.Equal(hk.Sum(nil), keyHash) {
+			return errors.New("the response is about a certificate of another issuer (key hash)")
+		}
+	}
+	if matches != 1 {
+		return fmt.Errorf("%d answers for the certificate's serial, want exactly one", matches)
+	}
+	return nil
+}
+
+// do sends req with the configured client and returns the body of a 200 response, refusing
+// bodies over limit bytes.
+func (rv *revocation) do(req *http.Request, limit int64) ([]byte, error) {
+	resp, err := rv.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("HTTP status %s", resp.Status)
+	}
+	if resp.ContentLength > limit {
+		return nil, fmt.Errorf("response of %d bytes exceeds the limit of %d", resp.ContentLength, limit)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("response exceeds the limit of %d bytes", limit)
+	}
+	return body, nil
+}

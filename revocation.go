@@ -1,0 +1,399 @@
+package mtls
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// RevocationConfig turns on revocation checking (see [Config.Revocation]). Revocation is checked
+// on every request, after the chain is verified, with caches of its own: a cached verification
+// therefore never outlives a revocation answer.
+//
+// At least one of OCSP, CRL and DenyList must be set. With both OCSP and CRL, OCSP is asked first
+// and the CRLs are consulted only when OCSP gives no answer (responder down, unknown status).
+//
+// The defaults fail closed: a certificate whose status cannot be established is refused with
+// [ErrRevocationUnavailable] (HTTP 503, reason revocation_unavailable), a revoked one with
+// [ErrRevoked] (HTTP 401, reason certificate_revoked). Certificates accepted by their pinned
+// fingerprint ([Config.PinnedSHA256]) are checked against the DenyList only: they have no
+// verified issuer to ask; remove the pin to revoke one.
+type RevocationConfig struct {
+	// OCSP asks the issuers' OCSP responders. Nil: no OCSP.
+	OCSP *OCSPConfig
+	// CRL checks certificate revocation lists. Nil: no CRLs.
+	CRL *CRLConfig
+	// DenyList refuses the certificates it lists at once, whatever OCSP and the CRLs say: the way
+	// to revoke a certificate between two CRL publications. Nil: none. Keep the pointer to
+	// change the list at run time.
+	DenyList *DenyList
+
+	// CheckChain checks every certificate of the verified chain but the trust anchor. Default
+	// false: the leaf only.
+	CheckChain bool
+
+	// StaleIfError is how long past its nextUpdate a previously fetched good answer (an OCSP
+	// response or a CRL) may still be used while its responder or distribution point is failing.
+	// Such requests carry [RevocationStatus.Stale] and are logged. Default 10 minutes; negative:
+	// never use a stale answer.
+	StaleIfError time.Duration
+	// ClockSkew is the tolerance when comparing thisUpdate and nextUpdate with the clock.
+	// Default 2 minutes.
+	ClockSkew time.Duration
+
+	// DangerouslyFailOpen accepts certificates whose revocation status cannot be established
+	// (responder down, no CRL, a stale answer past StaleIfError). Such requests carry
+	// [RevocationStatus.FailOpen] and are logged. It defeats revocation against anyone who can
+	// block or delay the server's traffic to the responder or the CRL distribution point, as an
+	// attacker holding a stolen certificate will try to; prefer a larger StaleIfError. Default
+	// false: refuse with 503.
+	DangerouslyFailOpen bool
+
+	// HTTPClient fetches OCSP responses and CRLs. Default: a client with Timeout.
+	HTTPClient *http.Client
+	// Timeout bounds one OCSP query. Default 5 seconds.
+	Timeout time.Duration
+	// Context, when done, stops refreshes in the background and cancels those under way.
+	// Default: never done. Background refreshes are started by requests that find an answer
+	// near its nextUpdate, at most 4 at a time, each bounded by its timeout: no goroutine runs
+	// between them.
+	Context context.Context
+}
+
+// OCSPConfig configures OCSP checking.
+type OCSPConfig struct {
+	// Responder is the URL of the responder to ask for every certificate, instead of the
+	// responder named in the certificate's Authority Information Access. Default: the
+	// certificate's first http or https OCSP URL.
+	Responder string
+	// CacheSize bounds the number of certificates whose answers are kept. Default 10000.
+	CacheSize int
+	// MaxResponseBytes bounds a response body. Default 64 KiB.
+	MaxResponseBytes int64
+}
+
+// CRLConfig configures CRL checking. A CRL is used for a certificate only if the CRL's signature
+// verifies with the key of the certificate's issuer from the verified chain, so a CRL never
+// speaks for another CA, even one with the same name.
+type CRLConfig struct {
+	// Files are CRL files (DER or PEM), read by New (an unreadable or invalid file is an error)
+	// and read again at RefreshInterval and before their nextUpdate.
+	Files []string
+	// URLs are http or https URLs of CRLs, fetched when first needed and again at
+	// RefreshInterval and before their nextUpdate.
+	URLs []string
+	// DistributionPoints also fetches the CRLs named in the certificates' CRL distribution
+	// points (http and https only; at most 256 distinct URLs). Default false.
+	DistributionPoints bool
+	// RefreshInterval is how often a CRL is fetched again even before its nextUpdate, to learn of
+	// new revocations early. Default 1 hour.
+	RefreshInterval time.Duration
+	// FetchTimeout bounds the download of one CRL. Default 30 seconds.
+	FetchTimeout time.Duration
+	// MaxBytes bounds the size of one CRL. Default 256 MiB (a CRL of a million entries is about
+	// 40 MB).
+	MaxBytes int64
+}
+
+// RevocationStatus says whether a request was let through on less than fresh revocation answers.
+// It is the zero value for requests that passed on fresh answers, and for all requests when
+// revocation is not checked.
+type RevocationStatus struct {
+	// Stale: at least one certificate was accepted on a good answer past its nextUpdate (within
+	// [RevocationConfig.StaleIfError]) because its source was failing.
+	Stale bool
+	// NextUpdate is, when Stale, the earliest nextUpdate of the stale answers used.
+	NextUpdate time.Time
+	// FailOpen: the status of at least one certificate could not be established and
+	// [RevocationConfig.DangerouslyFailOpen] let the request through.
+	FailOpen bool
+	// Err says why fresh answers were missing, for logs. Never show it to the client.
+	Err error
+}
+
+// Degraded reports whether the request was accepted without fresh revocation answers.
+func (s RevocationStatus) Degraded() bool { return s.Stale || s.FailOpen }
+
+const (
+	defaultStaleIfError    = 10 * time.Minute
+	defaultClockSkew       = 2 * time.Minute
+	defaultRevocationWait  = 5 * time.Second
+	defaultOCSPCacheSize   = 10000
+	defaultOCSPMaxBytes    = 64 << 10
+	defaultCRLInterval     = time.Hour
+	defaultCRLFetchTimeout = 30 * time.Second
+	defaultCRLMaxBytes     = 256 << 20
+	maxDPSources           = 256
+	maxBackground          = 4
+	// retryBackoff is how long a failed source is not asked again; meanwhile requests get the
+	// stale answer, or none.
+	retryBackoff = 5 * time.Second
+	// minRefreshDelay keeps refreshes of short-lived answers from running back to back.
+	minRefreshDelay = 5 * time.Second
+	// degradedLogEvery rate-limits the log of requests accepted on degraded answers.
+	degradedLogEvery = 30 * time.Second
+)
+
+// revocation is the revocation step of the pipeline.
+type revocation struct {
+	now          func() time.Time
+	skew         time.Duration
+	staleIfError time.Duration
+	failOpen     bool
+	chain        bool
+	timeout      time.Duration
+	client       *http.Client
+	logger       *slog.Logger
+	baseCtx      context.Context
+	sem          chan struct{}
+
+	ocsp *ocspChecker
+	crl  *crlChecker
+	deny *DenyList
+
+	lastDegradedLog atomic.Int64
+}
+
+// newRevocation validates cfg and builds the step; CRL files are read here.
+func newRevocation(cfg *RevocationConfig, now func() time.Time, logger *slog.Logger) (*revocation, error) {
+	rv := &revocation{
+		now:          now,
+		skew:         cfg.ClockSkew,
+		staleIfError: cfg.StaleIfError,
+		failOpen:     cfg.DangerouslyFailOpen,
+		chain:        cfg.CheckChain,
+		timeout:      cfg.Timeout,
+		client:       cfg.HTTPClient,
+		logger:       logger,
+		baseCtx:      cfg.Context,
+		sem:          make(chan struct{}, maxBackground),
+		deny:         cfg.DenyList,
+	}
+	var errs []error
+	if rv.skew == 0 {
+		rv.skew = defaultClockSkew
+	}
+	if rv.skew < 0 {
+		errs = append(errs, fmt.Errorf("mtls: Revocation.ClockSkew %v is negative", cfg.ClockSkew))
+	}
+	switch {
+	case rv.staleIfError == 0:
+		rv.staleIfError = defaultStaleIfError
+	case rv.staleIfError < 0:
+		rv.staleIfError = 0
+	}
+	if rv.timeout == 0 {
+		rv.timeout = defaultRevocationWait
+	}
+	if rv.timeout < 0 {
+		errs = append(errs, fmt.Errorf("mtls: Revocation.Timeout %v is negative", cfg.Timeout))
+	}
+	if rv.client == nil {
+		rv.client = &http.Client{Timeout: max(rv.timeout, defaultCRLFetchTimeout, cfg.crlTimeout())}
+	}
+	if rv.baseCtx == nil {
+		rv.baseCtx = context.Background()
+	}
+	if cfg.OCSP == nil && cfg.CRL == nil && cfg.DenyList == nil {
+		errs = append(errs, errors.New("mtls: Revocation: set OCSP, CRL or DenyList"))
+	}
+	if cfg.OCSP != nil {
+		o, err := newOCSPChecker(rv, cfg.OCSP)
+		errs = append(errs, err)
+		rv.ocsp = o
+	}
+	if cfg.CRL != nil {
+		c, err := newCRLChecker(rv, cfg.CRL)
+		errs = append(errs, err)
+		rv.crl = c
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return rv, nil
+}
+
+func (cfg *RevocationConfig) crlTimeout() time.Duration {
+	if cfg.CRL == nil {
+		return 0
+	}
+	return cfg.CRL.FetchTimeout
+}
+
+// revState orders answers: a higher state wins when sources disagree.
+type revState uint8
+
+const (
+	stateNone    revState = iota // the source does not speak for the certificate
+	stateUnknown                 // the source should, but has no usable answer
+	stateStale                   // good, but past nextUpdate (within StaleIfError)
+	stateGood                    // good and fresh
+	stateRevoked                 // revoked
+)
+
+// answer is one source's word on one certificate.
+type answer struct {
+	state      revState
+	source     string
+	nextUpdate time.Time
+	revokedAt  time.Time
+	err        error
+}
+
+// merge keeps the stronger of two answers, and the reasons of both when neither is good.
+func merge(a, b answer) answer {
+	if b.state > a.state {
+		if b.state <= stateStale && a.err != nil {
+			b.err = errors.Join(a.err, b.err)
+		}
+		return b
+	}
+	if a.state <= stateStale && b.err != nil && b.state >= stateUnknown {
+		a.err = errors.Join(a.err, b.err)
+	}
+	return a
+}
+
+// check is the revocation step. It returns id itself on the common path, a copy carrying a
+// RevocationStatus when it accepts on degraded answers, or an *Error.
+func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error) {
+	if rv.deny != nil {
+		if detail := rv.deny.match(id, rv.chain); detail != "" {
+			e := newError(ErrRevoked, detail, nil)
+			e.Leaf = id.Leaf
+			return nil, e
+		}
+	}
+	if id.Pinned || len(id.Chain) < 2 || rv.ocsp == nil && rv.crl == nil {
+		return id, nil
+	}
+	n := 1
+	if rv.chain {
+		n = len(id.Chain) - 1
+	}
+	now := rv.now()
+	var status RevocationStatus
+	var unknown error
+	for i := 0; i < n; i++ {
+		c, issuer := id.Chain[i], id.Chain[i+1]
+		a := rv.status(ctx, c, issuer, now)
+		switch a.state {
+		case stateRevoked:
+			e := newError(ErrRevoked, fmt.Sprintf("%s says serial %x of %q was revoked at %s", a.source,
+				c.SerialNumber, c.Issuer.String(), a.revokedAt.UTC().Format(time.RFC3339)), nil)
+			e.Leaf = id.Leaf
+			return nil, e
+		case stateGood:
+		case stateStale:
+			if !status.Stale || a.nextUpdate.Before(status.NextUpdate) {
+				status.NextUpdate = a.nextUpdate
+			}
+			status.Stale = true
+			status.Err = errors.Join(status.Err, a.err)
+		default:
+			err := a.err
+			if err == nil {
+				err = errors.New("mtls: no revocation source speaks for the certificate")
+			}
+			unknown = errors.Join(unknown, fmt.Errorf("serial %x of %q: %w", c.SerialNumber, c.Issuer.String(), err))
+		}
+	}
+	if unknown != nil {
+		if !rv.failOpen {
+			e := newError(ErrRevocationUnavailable, "", unknown)
+			e.Leaf = id.Leaf
+			return nil, e
+		}
+		status.FailOpen = true
+		status.Err = errors.Join(status.Err, unknown)
+	}
+	if !status.Degraded() {
+		return id, nil
+	}
+	rv.logDegraded(ctx, id, status)
+	cp := *id
+	cp.Revocation = status
+	return &cp, nil
+}
+
+// status asks the configured mechanisms in order: OCSP, then the CRLs if OCSP had no answer.
+func (rv *revocation) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
+	var a answer
+	if rv.ocsp != nil {
+		a = rv.ocsp.status(ctx, c, issuer, now)
+		if a.state >= stateGood {
+			return a
+		}
+	}
+	if rv.crl != nil {
+		a = merge(a, rv.crl.status(ctx, c, issuer, now))
+	}
+	return a
+}
+
+// background runs f in a goroutine bounded in number, unless the Context is done or too many run.
+func (rv *revocation) background(f func(ctx context.Context)) bool {
+	if rv.baseCtx.Err() != nil {
+		return false
+	}
+	select {
+	case rv.sem <- struct{}{}:
+	default:
+		return false
+	}
+	go func() {
+		defer func() { <-rv.sem }()
+		f(rv.baseCtx)
+	}()
+	return true
+}
+
+// logSourceFailure records that a revocation source failed and what requests get meanwhile.
+func (rv *revocation) logSourceFailure(what string, err error, haveGood bool, nextUpdate time.Time) {
+	if rv.logger == nil {
+		return
+	}
+	var meanwhile string
+	switch {
+	case haveGood && rv.now().Before(nextUpdate):
+		meanwhile = "the current answer is still fresh"
+	case haveGood && rv.now().Before(nextUpdate.Add(rv.staleIfError)):
+		meanwhile = "accepting on the stale answer until " + nextUpdate.Add(rv.staleIfError).UTC().Format(time.RFC3339)
+	case rv.failOpen:
+		meanwhile = "accepting without a revocation status (DangerouslyFailOpen)"
+	default:
+		meanwhile = "refusing with revocation_unavailable"
+	}
+	rv.logger.LogAttrs(rv.baseCtx, slog.LevelWarn, "mtls: revocation source failed",
+		slog.String("source", what), slog.String("error", err.Error()), slog.String("meanwhile", meanwhile))
+}
+
+// logDegraded records, at most every degradedLogEvery, a request accepted on degraded answers.
+func (rv *revocation) logDegraded(ctx context.Context, id *Identity, s RevocationStatus) {
+	if rv.logger == nil {
+		return
+	}
+	now := rv.now().UnixNano()
+	last := rv.lastDegradedLog.Load()
+	if now-last < int64(degradedLogEvery) || !rv.lastDegradedLog.CompareAndSwap(last, now) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("subject", id.Leaf.Subject.String()),
+		slog.String("issuer", id.Leaf.Issuer.String()),
+		slog.Bool("stale", s.Stale),
+		slog.Bool("fail_open", s.FailOpen),
+	}
+	if s.Stale {
+		attrs = append(attrs, slog.Time("next_update", s.NextUpdate))
+	}
+	if s.Err != nil {
+		attrs = append(attrs, slog.String("error", s.Err.Error()))
+	}
+	rv.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: request accepted without fresh revocation status", attrs...)
+}

@@ -1,0 +1,387 @@
+package mtls
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// crlChecker answers from CRLs: the configured ones, indexed by issuer name, and those of the
+// certificates' distribution points.
+type crlChecker struct {
+	rv       *revocation
+	maxBytes int64
+	timeout  time.Duration
+	interval time.Duration
+	useDP    bool
+
+	configured []*crlSource
+	pending    atomic.Int32                            // configured sources never loaded
+	byIssuer   atomic.Pointer[map[string][]*crlSource] // issuer Name DER -> configured sources
+	indexMu    sync.Mutex                              // serialises rebuilds of byIssuer
+
+	dpMu sync.RWMutex
+	dp   map[string]*crlSource
+
+	flight singleflight.Group
+}
+
+// crlSource is one file or URL and the last good CRL read from it.
+type crlSource struct {
+	ck         *crlChecker
+	path, url  string
+	configured bool
+
+	cur         atomic.Pointer[crlSnap]
+	refreshing  atomic.Bool
+	failedUntil atomic.Int64 // unix nanoseconds
+	mu          sync.Mutex
+	lastErr     error
+}
+
+// crlSnap is a CRL in force and when to fetch it again.
+type crlSnap struct {
+	crl       *crl
+	refreshAt time.Time
+}
+
+func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
+	ck := &crlChecker{
+		rv:       rv,
+		maxBytes: cfg.MaxBytes,
+		timeout:  cfg.FetchTimeout,
+		interval: cfg.RefreshInterval,
+		useDP:    cfg.DistributionPoints,
+		dp:       map[string]*crlSource{},
+	}
+	if ck.maxBytes == 0 {
+		ck.maxBytes = defaultCRLMaxBytes
+	}
+	if ck.timeout == 0 {
+		ck.timeout = defaultCRLFetchTimeout
+	}
+	if ck.interval == 0 {
+		ck.interval = defaultCRLInterval
+	}
+	var errs []error
+	if ck.maxBytes < 0 || ck.timeout < 0 || ck.interval < 0 {
+		errs = append(errs, errors.New("mtls: CRL: MaxBytes, FetchTimeout and RefreshInterval must not be negative"))
+	}
+	if len(cfg.Files) == 0 && len(cfg.URLs) == 0 && !cfg.DistributionPoints {
+		errs = append(errs, errors.New("mtls: CRL: set Files, URLs or DistributionPoints"))
+	}
+	empty := map[string][]*crlSource{}
+	ck.byIssuer.Store(&empty)
+	for _, f := range cfg.Files {
+		src := &crlSource{ck: ck, path: f, configured: true}
+		if err := src.refresh(context.Background()); err != nil {
+			errs = append(errs, err)
+		}
+		ck.configured = append(ck.configured, src)
+	}
+	for _, u := range cfg.URLs {
+		if err := checkFetchURL(u); err != nil {
+			errs = append(errs, fmt.Errorf("mtls: CRL URL: %w", err))
+			continue
+		}
+		ck.configured = append(ck.configured, &crlSource{ck: ck, url: u, configured: true})
+		ck.pending.Add(1)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	ck.rebuildIndex()
+	return ck, nil
+}
+
+func (s *crlSource) name() string {
+	if s.path != "" {
+		return s.path
+	}
+	return s.url
+}
+
+// status answers for c, issued by issuer, from every CRL that speaks for it.
+func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
+	if ck.pending.Load() > 0 {
+		for _, src := range ck.configured {
+			if src.cur.Load() == nil {
+				src.current(ctx, now)
+			}
+		}
+	}
+	var a answer
+	for _, src := range (*ck.byIssuer.Load())[string(c.RawIssuer)] {
+		a = merge(a, src.answer(ctx, c, issuer, now))
+	}
+	if ck.useDP {
+		for _, u := range c.CRLDistributionPoints {
+			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+				continue
+			}
+			src := ck.dpSource(u)
+			if src == nil {
+				a = merge(a, answer{state: stateUnknown, err: errors.New("mtls: CRL: too many distribution points")})
+				continue
+			}
+			a = merge(a, src.answer(ctx, c, issuer, now))
+		}
+	}
+	if a.state == stateNone {
+		a.err = fmt.Errorf("mtls: CRL: no CRL of %q covers the certificate", issuer.Subject.String())
+	}
+	return a
+}
+
+// dpSource returns the source of a distribution point URL, creating it if there is room.
+func (ck *crlChecker) dpSource(u string) *crlSource {
+	ck.dpMu.RLock()
+	src := ck.dp[u]
+	ck.dpMu.RUnlock()
+	if src != nil {
+		return src
+	}
+	ck.dpMu.Lock()
+	defer ck.dpMu.Unlock()
+	if src = ck.dp[u]; src == nil && len(ck.dp) < maxDPSources {
+		src = &crlSource{ck: ck, url: u}
+		ck.dp[u] = src
+	}
+	return src
+}
+
+// rebuildIndex indexes the configured sources' current CRLs by issuer name.
+func (ck *crlChecker) rebuildIndex() {
+	ck.indexMu.Lock()
+	defer ck.indexMu.Unlock()
+	m := map[string][]*crlSource{}
+	for _, src := range ck.configured {
+		if snap := src.cur.Load(); snap != nil {
+			k := string(snap.crl.issuer)
+			m[k] = append(m[k], src)
+		}
+	}
+	ck.byIssuer.Store(&m)
+}
+
+// answer is this source's word on c.
+func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
+	snap := s.current(ctx, now)
+	if snap == nil {
+		return answer{state: stateUnknown, source: "CRL", err: s.err()}
+	}
+	cl := snap.crl
+	if !bytes.Equal(cl.issuer, c.RawIssuer) {
+		return answer{}
+	}
+	if err := cl.verifyWith(issuer); err != nil {
+		return answer{state: stateUnknown, source: "CRL", err: fmt.Errorf("%s: %w", s.name(), err)}
+	}
+	if !cl.scope.covers(c) {
+		return answer{}
+	}
+	if cl.revoked(c.SerialNumber) {
+		return answer{state: stateRevoked, source: "CRL " + s.name()}
+	}
+	switch {
+	case now.Before(cl.nextUpdate.Add(s.ck.rv.skew)):
+		return answer{state: stateGood, source: "CRL", nextUpdate: cl.nextUpdate}
+	case now.Before(cl.nextUpdate.Add(s.ck.rv.staleIfError)):
+		return answer{state: stateStale, source: "CRL", nextUpdate: cl.nextUpdate, err: s.err()}
+	}
+	return answer{state: stateUnknown, source: "CRL", err: fmt.Errorf("mtls: CRL %s expired at %s: %w",
+		s.name(), cl.nextUpdate.UTC().Format(time.RFC3339), s.err())}
+}
+
+func (s *crlSource) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastErr == nil {
+		return errors.New("mtls: CRL " + s.name() + " not loaded")
+	}
+	return s.lastErr
+}
+
+// current returns the CRL in force, refreshing it in the background when due and synchronously
+// when there is none or it has expired (unless the source failed a moment ago).
+func (s *crlSource) current(ctx context.Context, now time.Time) *crlSnap {
+	snap := s.cur.Load()
+	if snap != nil && now.Before(snap.refreshAt) {
+		return snap
+	}
+	inBackoff := now.UnixNano() < s.failedUntil.Load()
+	if snap != nil && now.Before(snap.crl.nextUpdate) {
+		if !inBackoff && s.refreshing.CompareAndSwap(false, true) {
+			if !s.ck.rv.background(func(ctx context.Context) {
+				defer s.refreshing.Store(false)
+				s.fetch(ctx)
+			}) {
+				s.refreshing.Store(false)
+			}
+		}
+		return snap
+	}
+	if inBackoff {
+		return snap
+	}
+	ch := s.ck.flight.DoChan(s.name(), func() (any, error) {
+		if snap := s.cur.Load(); snap != nil && s.ck.rv.now().Before(snap.refreshAt) {
+			return nil, nil
+		}
+		s.fetch(context.WithoutCancel(ctx))
+		return nil, nil
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	return s.cur.Load()
+}
+
+// fetch refreshes with the source's timeout.
+func (s *crlSource) fetch(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.ck.timeout)
+	defer cancel()
+	_ = s.refresh(ctx)
+}
+
+// refresh reads, scans and checks the CRL, and swaps it in; on failure the last good CRL stays.
+func (s *crlSource) refresh(ctx context.Context) error {
+	data, err := s.read(ctx)
+	var cl *crl
+	if err == nil {
+		cl, err = parseCRLData(data)
+	}
+	now := s.ck.rv.now()
+	old := s.cur.Load()
+	if err == nil {
+		err = s.acceptable(cl, old, now)
+	}
+	if err != nil {
+		err = fmt.Errorf("mtls: CRL %s: %w", s.name(), err)
+		s.setFailure(err, now)
+		haveGood := old != nil
+		var next time.Time
+		if haveGood {
+			next = old.crl.nextUpdate
+		}
+		s.ck.rv.logSourceFailure("CRL "+s.name(), err, haveGood, next)
+		return err
+	}
+	if old != nil && sameCRL(old.crl, cl) {
+		cl = old.crl // keep the verification already done
+	}
+	refreshAt := refreshTime(now, cl.thisUpdate, cl.nextUpdate)
+	if t := now.Add(s.ck.interval); t.Before(refreshAt) {
+		refreshAt = t
+	}
+	s.cur.Store(&crlSnap{crl: cl, refreshAt: refreshAt})
+	if !now.Before(cl.nextUpdate) {
+		// The source serves an expired CRL: keep it (within StaleIfError it still answers) but
+		// treat the source as failing.
+		s.setFailure(fmt.Errorf("mtls: CRL %s: the source serves a CRL that expired at %s", s.name(),
+			cl.nextUpdate.UTC().Format(time.RFC3339)), now)
+	} else {
+		s.failedUntil.Store(0)
+		s.mu.Lock()
+		s.lastErr = nil
+		s.mu.Unlock()
+	}
+	if s.configured && (old == nil || !bytes.Equal(old.crl.issuer, cl.issuer)) {
+		if old == nil && s.url != "" {
+			s.ck.pending.Add(-1)
+		}
+		s.ck.rebuildIndex()
+	}
+	return nil
+}
+
+func (s *crlSource) setFailure(err error, now time.Time) {
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
+	s.failedUntil.Store(now.Add(retryBackoff).UnixNano())
+}
+
+func sameCRL(a, b *crl) bool {
+	return bytes.Equal(a.sig.signature, b.sig.signature) && bytes.Equal(a.issuer, b.issuer)
+}
+
+// acceptable refuses a CRL from the future, one older than the CRL in force (a replay), and one
+// that the issuer which verified the CRL in force does not verify.
+func (s *crlSource) acceptable(cl *crl, old *crlSnap, now time.Time) error {
+	if cl.thisUpdate.After(now.Add(s.ck.rv.skew)) {
+		return fmt.Errorf("thisUpdate %s lies in the future", cl.thisUpdate.UTC().Format(time.RFC3339))
+	}
+	if old == nil || !bytes.Equal(old.crl.issuer, cl.issuer) {
+		return nil
+	}
+	if cl.thisUpdate.Before(old.crl.thisUpdate) ||
+		cl.number != nil && old.crl.number != nil && cl.number.Cmp(old.crl.number) < 0 {
+		return errors.New("older than the CRL in force (replayed?)")
+	}
+	if v := old.crl.verified.Load(); v != nil && !sameCRL(old.crl, cl) {
+		if err := cl.verifyWith(v); err != nil {
+			return fmt.Errorf("not signed by the issuer of the CRL in force: %w", err)
+		}
+	}
+	return nil
+}
+
+// read returns the bytes of the file or the body of the URL, bounded by maxBytes.
+func (s *crlSource) read(ctx context.Context) ([]byte, error) {
+	if s.path != "" {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if fi.Size() > s.ck.maxBytes {
+			return nil, fmt.Errorf("%d bytes exceed the limit of %d", fi.Size(), s.ck.maxBytes)
+		}
+		data := make([]byte, fi.Size())
+		if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
+			return nil, err
+		}
+		return data, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.ck.rv.do(req, s.ck.maxBytes)
+}
+
+// parseCRLData scans a DER CRL or the first "X509 CRL" block of PEM data.
+func parseCRLData(data []byte) (*crl, error) {
+	if bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("-----BEGIN")) {
+		rest := data
+		for {
+			var block *pem.Block
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				return nil, errors.New("no X509 CRL PEM block")
+			}
+			if block.Type == "X509 CRL" {
+				data = block.Bytes
+				break
+			}
+		}
+	}
+	return parseCRL(data)
+}

@@ -1,0 +1,216 @@
+package mtls
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"strings"
+	"sync/atomic"
+)
+
+// DenyList is a local list of revoked certificates, checked before OCSP and CRLs, for revoking a
+// certificate at once. A certificate is denied by its SHA-256 fingerprint, by the SHA-256 of its
+// public key (every certificate for that key), or by its serial number under one issuer. It is safe
+// for concurrent use; [DenyList.Set] and [DenyList.LoadFile] replace the whole list atomically.
+type DenyList struct {
+	set atomic.Pointer[denySet]
+}
+
+// DenyEntry is one entry of a [DenyList]; build it with [DenyCertificate], [DenyKey] or
+// [DenySerial].
+type DenyEntry struct {
+	kind   byte // 'c' certificate, 'k' key, 's' serial
+	sum    [sha256.Size]byte
+	serial string // DER INTEGER content, for 's'
+}
+
+// DenyCertificate denies the certificate whose DER has this SHA-256 fingerprint (see
+// [ParseFingerprint]).
+func DenyCertificate(sha256Fingerprint [sha256.Size]byte) DenyEntry {
+	return DenyEntry{kind: 'c', sum: sha256Fingerprint}
+}
+
+// DenyKey denies every certificate whose SubjectPublicKeyInfo DER has this SHA-256 digest (the
+// "SPKI pin" of the key, as from `openssl x509 -pubkey -noout | openssl pkey -pubin -outform DER |
+// sha256sum`).
+func DenyKey(spkiSHA256 [sha256.Size]byte) DenyEntry {
+	return DenyEntry{kind: 'k', sum: spkiSHA256}
+}
+
+// DenySerial denies the certificate with this serial number issued by the CA whose
+// SubjectPublicKeyInfo has the SHA-256 digest issuerSPKISHA256. The issuer is named by its key,
+// not its name, so that another CA with the same name is not affected. A pinned certificate has
+// no verified issuer and is not matched by serial.
+func DenySerial(issuerSPKISHA256 [sha256.Size]byte, serial *big.Int) DenyEntry {
+	var buf [maxSerialLen + 1]byte
+	b, _ := serialContent(&buf, serial)
+	return DenyEntry{kind: 's', sum: issuerSPKISHA256, serial: string(b)}
+}
+
+type denySet struct {
+	certs   map[[sha256.Size]byte]struct{}
+	keys    map[[sha256.Size]byte]struct{}
+	serials map[[sha256.Size]byte]map[string]struct{}
+}
+
+// NewDenyList returns a list holding entries.
+func NewDenyList(entries ...DenyEntry) *DenyList {
+	d := &DenyList{}
+	d.Set(entries...)
+	return d
+}
+
+// Set replaces the whole list.
+func (d *DenyList) Set(entries ...DenyEntry) {
+	s := &denySet{}
+	for _, e := range entries {
+		switch e.kind {
+		case 'c':
+			if s.certs == nil {
+				s.certs = map[[sha256.Size]byte]struct{}{}
+			}
+			s.certs[e.sum] = struct{}{}
+		case 'k':
+			if s.keys == nil {
+				s.keys = map[[sha256.Size]byte]struct{}{}
+			}
+			s.keys[e.sum] = struct{}{}
+		case 's':
+			if s.serials == nil {
+				s.serials = map[[sha256.Size]byte]map[string]struct{}{}
+			}
+			if s.serials[e.sum] == nil {
+				s.serials[e.sum] = map[string]struct{}{}
+			}
+			s.serials[e.sum][e.serial] = struct{}{}
+		}
+	}
+	d.set.Store(s)
+}
+
+// Len is the number of entries in force.
+func (d *DenyList) Len() int {
+	s := d.set.Load()
+	if s == nil {
+		return 0
+	}
+	n := len(s.certs) + len(s.keys)
+	for _, m := range s.serials {
+		n += len(m)
+	}
+	return n
+}
+
+// LoadFile replaces the list with the entries of a file (see [ParseDenyList]). If the file cannot
+// be read or parsed, the list in force stays and the error says why.
+func (d *DenyList) LoadFile(name string) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return fmt.Errorf("mtls: deny list: %w", err)
+	}
+	entries, err := ParseDenyList(data)
+	if err != nil {
+		return fmt.Errorf("mtls: deny list %s: %w", name, err)
+	}
+	d.Set(entries...)
+	return nil
+}
+
+// ParseDenyList parses a deny list: one entry a line, blank lines and lines starting with # are
+// ignored, hex digits may be in either case and contain colons.
+//
+//	sha256 <certificate fingerprint>
+//	spki-sha256 <SHA-256 of the public key's SubjectPublicKeyInfo>
+//	serial <SHA-256 of the issuer's SubjectPublicKeyInfo> <serial number in hex>
+func ParseDenyList(data []byte) ([]DenyEntry, error) {
+	var entries []DenyEntry
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		f := strings.Fields(text)
+		bad := func(err error) ([]DenyEntry, error) {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		switch {
+		case len(f) == 2 && f[0] == "sha256":
+			sum, err := ParseFingerprint(f[1])
+			if err != nil {
+				return bad(err)
+			}
+			entries = append(entries, DenyCertificate(sum))
+		case len(f) == 2 && f[0] == "spki-sha256":
+			sum, err := ParseFingerprint(f[1])
+			if err != nil {
+				return bad(err)
+			}
+			entries = append(entries, DenyKey(sum))
+		case len(f) == 3 && f[0] == "serial":
+			sum, err := ParseFingerprint(f[1])
+			if err != nil {
+				return bad(err)
+			}
+			n, ok := new(big.Int).SetString(strings.ReplaceAll(f[2], ":", ""), 16)
+			if !ok {
+				return bad(fmt.Errorf("mtls: bad serial number %q", f[2]))
+			}
+			entries = append(entries, DenySerial(sum, n))
+		default:
+			return bad(errors.New("mtls: want \"sha256 HEX\", \"spki-sha256 HEX\" or \"serial ISSUER-SPKI-SHA256 SERIAL\""))
+		}
+	}
+	return entries, sc.Err()
+}
+
+// match returns why id is denied, or "".
+func (d *DenyList) match(id *Identity, chain bool) string {
+	s := d.set.Load()
+	if s == nil || s.certs == nil && s.keys == nil && s.serials == nil {
+		return ""
+	}
+	n := 1
+	if chain && len(id.Chain) > 1 {
+		n = len(id.Chain) - 1
+	}
+	for i := 0; i < n && i < len(id.Chain); i++ {
+		c := id.Chain[i]
+		if s.certs != nil {
+			sum := id.sum
+			if i > 0 {
+				sum = sha256.Sum256(c.Raw)
+			}
+			if _, ok := s.certs[sum]; ok {
+				return fmt.Sprintf("deny list: certificate %x", sum)
+			}
+		}
+		if s.keys != nil {
+			if _, ok := s.keys[sha256.Sum256(c.RawSubjectPublicKeyInfo)]; ok {
+				return "deny list: public key of " + c.Subject.String()
+			}
+		}
+		if s.serials != nil && !id.Pinned && i+1 < len(id.Chain) {
+			if m := s.serials[sha256.Sum256(id.Chain[i+1].RawSubjectPublicKeyInfo)]; m != nil {
+				var buf [maxSerialLen + 1]byte
+				if b, ok := serialContent(&buf, c.SerialNumber); ok {
+					if _, ok := m[string(b)]; ok {
+						return fmt.Sprintf("deny list: serial %x of %q", c.SerialNumber, c.Issuer.String())
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// SPKISHA256 returns the SHA-256 of a certificate's SubjectPublicKeyInfo, as used by [DenyKey]
+// and [DenySerial].
+func SPKISHA256(c *x509.Certificate) [sha256.Size]byte {
+	return sha256.Sum256(c.RawSubjectPublicKeyInfo)
+}
