@@ -1,0 +1,71 @@
+package mtls
+
+import (
+	"bytes"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+)
+
+// Forward prepares the header of a request to the next hop, so that a Go reverse proxy
+// ([net/http/httputil.ReverseProxy]) can play the part nginx plays in front of a service in
+// header mode. It first deletes every header of every given format, whatever the client sent;
+// then, when id is not nil, writes id's certificate in each format: the leaf and the
+// intermediates of the verified chain (the trust anchor left out).
+//
+// Every format must be an [Encoder]: "rfc9440" and "envoy-xfcc" are. Call it on every proxied
+// request, with or without an identity, in the proxy's Rewrite function:
+//
+//	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+//		pr.SetURL(backend)
+//		id, _ := mtls.FromContext(pr.In.Context())
+//		if err := mtls.Forward(pr.Out.Header, id, rfc9440); err != nil {
+//			panic(err) // only a format that cannot encode fails: a bug, not an input
+//		}
+//	}}
+//
+// The service behind must trust only this proxy (see [HeaderConfig]).
+func Forward(h http.Header, id *Identity, formats ...Format) error {
+	encoders := make([]Encoder, len(formats))
+	for i, f := range formats {
+		e, ok := f.(Encoder)
+		if !ok {
+			return fmt.Errorf("mtls: header format %q cannot be written", f.Name())
+		}
+		encoders[i] = e
+	}
+	for _, f := range formats {
+		for _, name := range f.HeaderNames() {
+			h.Del(name)
+		}
+	}
+	if id == nil || id.Leaf == nil {
+		return nil
+	}
+	chain := forwardedChain(id)
+	for _, e := range encoders {
+		values, err := e.Encode(chain)
+		if err != nil {
+			return err
+		}
+		for i, name := range e.HeaderNames() {
+			if i < len(values) && values[i] != "" {
+				h.Set(name, values[i])
+			}
+		}
+	}
+	return nil
+}
+
+// forwardedChain is the leaf and the intermediates of id's chain: a self-issued anchor at the
+// end is left out, as the next hop has its own trust.
+func forwardedChain(id *Identity) []*x509.Certificate {
+	chain := id.Chain
+	if len(chain) == 0 || chain[0] != id.Leaf {
+		chain = []*x509.Certificate{id.Leaf}
+	}
+	if n := len(chain); n > 1 && bytes.Equal(chain[n-1].RawIssuer, chain[n-1].RawSubject) {
+		chain = chain[:n-1]
+	}
+	return chain
+}
