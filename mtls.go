@@ -231,6 +231,27 @@ type Config struct {
 	// request after the chain is verified (see [RevocationConfig]: it fails closed by default).
 	// Default nil: revocation is not checked.
 	Revocation *RevocationConfig
+
+	// Policy decides, after verification (and revocation), which identities may use any route
+	// (see [Policy]; [Middleware.Require] adds per-route policies). A refusal is 403
+	// "policy_denied"; the rule that refused goes to the error handler and the logger only.
+	// Requests without a certificate in Optional mode are not subject to it. Default nil: every
+	// verified identity is allowed.
+	Policy Policy
+	// ShadowPolicy is evaluated beside Policy as a dry run and never refuses anything: its
+	// outcome goes to OnShadow for every evaluated request, and to the logger (level Info) when it
+	// would deny, or would allow a request that Policy denies. Use it to tighten rules safely.
+	// Default nil.
+	ShadowPolicy Policy
+	// OnShadow receives each ShadowPolicy outcome (and those of [Middleware.Shadow]), for
+	// metrics. It runs in the request path and must be fast and safe for concurrent use. Default
+	// nil.
+	OnShadow func(r *http.Request, res ShadowResult)
+	// Principals maps each verified identity to the account it stands for and sets
+	// [Identity.Principal] on a per-request copy of the identity, before Policy runs (so that
+	// policies can match the principal). An error from it refuses the request with 403. Default
+	// nil: Principal stays empty.
+	Principals PrincipalResolver
 }
 
 // Middleware authenticates requests by client certificate. It is safe for concurrent use.
@@ -244,6 +265,7 @@ type Middleware struct {
 	trustCfg trustConfig
 	header   *headerSource         // nil: header mode off
 	revoc    *revocation           // nil: revocation not checked
+	policies policyRuntime         // Policy, ShadowPolicy, OnShadow, Principals
 	reloadMu sync.Mutex            // serialises ReloadTrust
 	state    atomic.Pointer[state] // trust and the cache of outcomes under that trust
 }
@@ -308,6 +330,9 @@ func New(cfg Config) (*Middleware, error) {
 			errs = append(errs, err)
 		}
 	}
+	var perrs []error
+	m.policies, perrs = newPolicyRuntime(&cfg)
+	errs = append(errs, perrs...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -387,7 +412,7 @@ func (m *Middleware) identify(r *http.Request) (*Identity, error) {
 }
 
 // afterVerify runs the checks that follow chain verification on every request, each with its own
-// fast path: revocation, then policy, then principal mapping.
+// fast path: revocation, then principal mapping and policy (enforce, in policy.go).
 func (m *Middleware) afterVerify(r *http.Request, id *Identity) (*Identity, error) {
 	if m.revoc != nil {
 		var err error
@@ -395,7 +420,7 @@ func (m *Middleware) afterVerify(r *http.Request, id *Identity) (*Identity, erro
 			return nil, err
 		}
 	}
-	return id, nil
+	return m.enforce(r, id)
 }
 
 // verifyChain answers from the cache or verifies presented under the trust in force.

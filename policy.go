@@ -1,8 +1,26 @@
 package mtls
 
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
 // Policy decides whether a verified identity may proceed. Check returns nil to allow, or an error
 // saying which rule refused (for logs and the error hook; clients only see "policy_denied").
 // Policies are evaluated on every request and must be safe for concurrent use.
+//
+// The policies built by this package ([All], [Any], [Not] and the Require* matchers) are
+// immutable, allocate nothing when they allow, match the leaf certificate only (never a CA of
+// the chain, except [RequireIssuerThumbprints]), refuse an identity without a leaf, and implement
+// [json.Marshaler], writing the document form that [ParsePolicy] reads.
+//
+// Constructors whose input can be invalid (patterns, hexadecimal, object identifiers) return
+// (Policy, error) and never panic; wrap them in [Must] for policies written as literals in code.
+// The combinators cannot fail and return a Policy.
 type Policy interface {
 	Check(id *Identity) error
 }
@@ -12,3 +30,428 @@ type PolicyFunc func(id *Identity) error
 
 // Check calls f(id).
 func (f PolicyFunc) Check(id *Identity) error { return f(id) }
+
+// Must returns p, and panics if err is not nil. It is meant for policies written as literals in
+// code, where an error is a bug found at start-up:
+//
+//	var admins = mtls.Must(mtls.RequireSubject(mtls.Attributes{"ou": {"admins"}}))
+//
+// Policies read from configuration should use the error instead.
+func Must(p Policy, err error) Policy {
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// denial is the reason a policy of this package refuses. Its text is computed when the policy is
+// built, so that refusing allocates nothing either.
+type denial struct{ msg string }
+
+func (d *denial) Error() string { return d.msg }
+
+// detail is the message without the package prefix, for [Error.Detail].
+func (d *denial) detail() string { return strings.TrimPrefix(d.msg, "mtls: ") }
+
+var (
+	errNoLeaf    = &denial{"mtls: no verified certificate to evaluate"}
+	errEmptyAll  = &denial{"mtls: not matched: all() of no policies"}
+	errEmptyAny  = &denial{"mtls: not matched: any() of no policies"}
+	errNilPolicy = &denial{"mtls: not matched: nil policy"}
+)
+
+func hasLeaf(id *Identity) bool { return id != nil && id.Leaf != nil }
+
+// matcher is a policy that can answer yes or no without building a reason. match is only called
+// with an identity that has a leaf.
+type matcher interface {
+	Policy
+	match(id *Identity) bool
+}
+
+// asMatcher lets any Policy take part in the combinators.
+func asMatcher(p Policy) matcher {
+	switch p := p.(type) {
+	case nil:
+		return nilPolicy{}
+	case PolicyFunc:
+		if p == nil {
+			return nilPolicy{}
+		}
+	case matcher:
+		return p
+	}
+	return foreign{p}
+}
+
+// nilPolicy stands for a nil Policy given to a combinator: it refuses everything.
+type nilPolicy struct{}
+
+func (nilPolicy) Check(*Identity) error { return errNilPolicy }
+func (nilPolicy) match(*Identity) bool  { return false }
+func (nilPolicy) String() string        { return "nil" }
+func (nilPolicy) MarshalJSON() ([]byte, error) {
+	return nil, errors.New("mtls: a nil policy has no document form")
+}
+
+// foreign wraps a Policy of the caller's own.
+type foreign struct{ p Policy }
+
+func (f foreign) Check(id *Identity) error { return f.p.Check(id) }
+func (f foreign) match(id *Identity) bool  { return f.p.Check(id) == nil }
+func (f foreign) String() string           { return fmt.Sprintf("%T", f.p) }
+func (f foreign) MarshalJSON() ([]byte, error) {
+	if jm, ok := f.p.(json.Marshaler); ok {
+		return jm.MarshalJSON()
+	}
+	return nil, fmt.Errorf("mtls: a policy of type %T has no document form", f.p)
+}
+
+// rule is every attribute matcher: a predicate built once, its document form and its reason.
+type rule struct {
+	key  string // document key
+	val  any    // document value, normalised
+	desc string
+	deny *denial
+	fn   func(id *Identity) bool
+}
+
+func newRule(key string, val any, fn func(id *Identity) bool) *rule {
+	b, err := json.Marshal(val)
+	if err != nil { // values are strings, lists and maps of strings
+		panic("mtls: internal error: " + err.Error())
+	}
+	desc := key + " " + string(b)
+	return &rule{key: key, val: val, desc: desc, fn: fn, deny: &denial{"mtls: not matched: " + desc}}
+}
+
+// Check allows when the identity matches the rule.
+func (r *rule) Check(id *Identity) error {
+	if !hasLeaf(id) {
+		return errNoLeaf
+	}
+	if r.fn(id) {
+		return nil
+	}
+	return r.deny
+}
+
+func (r *rule) match(id *Identity) bool { return r.fn(id) }
+
+// String describes the rule, as in the refusal reasons.
+func (r *rule) String() string { return r.desc }
+
+// MarshalJSON writes the rule as a policy document.
+func (r *rule) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{r.key: r.val})
+}
+
+// All allows an identity that every one of ps allows; its refusal is the first refusal, in order.
+// All of no policies refuses everything (an empty rule set is more likely a mistake than an
+// intention), and so does a nil policy among ps.
+func All(ps ...Policy) Policy { return &allOf{ps: matchers(ps)} }
+
+// Any allows an identity that at least one of ps allows, trying them in order. Its refusal lists
+// every alternative's reason. Any of no policies refuses everything.
+func Any(ps ...Policy) Policy { return &anyOf{ps: matchers(ps)} }
+
+// Not allows an identity that p refuses, and refuses one that p allows. An identity without a
+// leaf certificate is refused all the same. Only negate policies whose refusal means "does not
+// match" (every matcher of this package): a policy of your own that refuses because it could not
+// decide would be turned into an allowance.
+func Not(p Policy) Policy {
+	m := asMatcher(p)
+	return &notOf{p: m, deny: &denial{"mtls: not matched: not " + describe(m)}}
+}
+
+func matchers(ps []Policy) []matcher {
+	out := make([]matcher, len(ps))
+	for i, p := range ps {
+		out[i] = asMatcher(p)
+	}
+	return out
+}
+
+func describe(p Policy) string {
+	if s, ok := p.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return fmt.Sprintf("%T", p)
+}
+
+type allOf struct{ ps []matcher }
+
+func (a *allOf) Check(id *Identity) error {
+	if !hasLeaf(id) {
+		return errNoLeaf
+	}
+	if len(a.ps) == 0 {
+		return errEmptyAll
+	}
+	for _, p := range a.ps {
+		if err := p.Check(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *allOf) match(id *Identity) bool {
+	for _, p := range a.ps {
+		if !p.match(id) {
+			return false
+		}
+	}
+	return len(a.ps) > 0
+}
+
+func (a *allOf) String() string { return "all(" + joinDesc(a.ps) + ")" }
+
+func (a *allOf) MarshalJSON() ([]byte, error) { return marshalList("all", a.ps) }
+
+type anyOf struct{ ps []matcher }
+
+func (a *anyOf) Check(id *Identity) error {
+	if !hasLeaf(id) {
+		return errNoLeaf
+	}
+	if len(a.ps) == 0 {
+		return errEmptyAny
+	}
+	if a.match(id) {
+		return nil
+	}
+	// Refusal path: spell out every alternative (this may allocate).
+	reasons := make([]string, 0, len(a.ps))
+	for _, p := range a.ps {
+		if err := p.Check(id); err != nil {
+			reasons = append(reasons, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "mtls: "), "not matched: "))
+		}
+	}
+	return &denial{"mtls: not matched: any of (" + strings.Join(reasons, "; ") + ")"}
+}
+
+func (a *anyOf) match(id *Identity) bool {
+	for _, p := range a.ps {
+		if p.match(id) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *anyOf) String() string { return "any(" + joinDesc(a.ps) + ")" }
+
+func (a *anyOf) MarshalJSON() ([]byte, error) { return marshalList("any", a.ps) }
+
+type notOf struct {
+	p    matcher
+	deny *denial
+}
+
+func (n *notOf) Check(id *Identity) error {
+	if !hasLeaf(id) {
+		return errNoLeaf
+	}
+	if n.p.match(id) {
+		return n.deny
+	}
+	return nil
+}
+
+func (n *notOf) match(id *Identity) bool { return !n.p.match(id) }
+
+func (n *notOf) String() string { return "not " + describe(n.p) }
+
+func (n *notOf) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(n.p)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]json.RawMessage{"not": b})
+}
+
+func joinDesc(ps []matcher) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = describe(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func marshalList(key string, ps []matcher) ([]byte, error) {
+	list := make([]json.RawMessage, len(ps))
+	for i, p := range ps {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		list[i] = b
+	}
+	return json.Marshal(map[string][]json.RawMessage{key: list})
+}
+
+// Require returns middleware for one route or group of routes that lets a request through only
+// if the identity placed by [Middleware.Handler] satisfies p. Use it below the router-wide
+// Handler:
+//
+//	r.Use(m.Handler)                               // chi: every route needs a certificate
+//	r.With(m.Require(admins)).Post("/admin", h)    // this one also needs the admins policy
+//
+//	mux.Handle("/admin", m.Handler(m.Require(admins)(h)))   // net/http
+//
+// A request without an identity (no certificate in optional mode, or a handler not wrapped by
+// Handler) is refused with 401 "certificate_required"; a refusal by p is an [*Error] of kind
+// [ErrDenied] (403 "policy_denied") wrapping p's reason, handed to the logger and the error
+// handler; the client learns only the reason code. Require panics if p is nil, as a programming
+// error found when the routes are built.
+func (m *Middleware) Require(p Policy) func(http.Handler) http.Handler {
+	if p == nil {
+		panic("mtls: Require called with a nil policy")
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, ok := FromContext(r.Context())
+			if !ok {
+				m.refuse(w, r, newError(ErrNoCertificate, "the route requires a client certificate", nil))
+				return
+			}
+			if err := p.Check(id); err != nil {
+				m.refuse(w, r, deniedError(id, "", err))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Shadow returns middleware that evaluates p on the identity of each request as a dry run: the
+// outcome goes to [Config.OnShadow] and the logger (see [Config.ShadowPolicy]) and the request
+// always goes on. Requests without an identity are not evaluated. It is the per-route counterpart
+// of Config.ShadowPolicy, for trying a stricter rule before enforcing it with [Middleware.Require].
+func (m *Middleware) Shadow(p Policy) func(http.Handler) http.Handler {
+	if p == nil {
+		panic("mtls: Shadow called with a nil policy")
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if id, ok := FromContext(r.Context()); ok {
+				m.reportShadow(r, p, id, nil)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// ShadowResult is one evaluation of a shadow policy, handed to [Config.OnShadow].
+type ShadowResult struct {
+	// Identity is the evaluated identity (shared between requests: read-only).
+	Identity *Identity
+	// Err is the shadow policy's reason for refusing; nil means it would allow the request.
+	Err error
+	// Enforced is the reason the enforced policy refused the request; nil means the request was
+	// allowed by the enforced policy (or there is none).
+	Enforced error
+}
+
+// WouldAllow reports whether the shadow policy would let the request through.
+func (s ShadowResult) WouldAllow() bool { return s.Err == nil }
+
+// Disagrees reports whether enforcing the shadow policy would change the outcome of the request.
+func (s ShadowResult) Disagrees() bool { return (s.Err == nil) != (s.Enforced == nil) }
+
+// policyRuntime is what Config.Policy, ShadowPolicy, OnShadow and Principals configure.
+type policyRuntime struct {
+	policy     Policy
+	shadow     Policy
+	onShadow   func(*http.Request, ShadowResult)
+	principals PrincipalResolver
+}
+
+// newPolicyRuntime checks the policy fields of cfg.
+func newPolicyRuntime(cfg *Config) (policyRuntime, []error) {
+	pr := policyRuntime{
+		policy:     cfg.Policy,
+		shadow:     cfg.ShadowPolicy,
+		onShadow:   cfg.OnShadow,
+		principals: cfg.Principals,
+	}
+	var errs []error
+	if pr.onShadow != nil && pr.shadow == nil {
+		errs = append(errs, errors.New("mtls: OnShadow is set but ShadowPolicy is not"))
+	}
+	return pr, errs
+}
+
+// enforce runs after verification: principal mapping, then the policy (which may match the
+// principal), then the shadow policy. It never mutates id: setting a principal copies it.
+func (m *Middleware) enforce(r *http.Request, id *Identity) (*Identity, error) {
+	pr := &m.policies
+	if pr.principals != nil {
+		name, err := pr.principals.ResolvePrincipal(id)
+		if err != nil {
+			return nil, deniedError(id, "principal mapping", err)
+		}
+		if name != "" && name != id.Principal {
+			c := *id
+			c.Principal = name
+			id = &c
+		}
+	}
+	var err error
+	if pr.policy != nil {
+		err = pr.policy.Check(id)
+	}
+	if pr.shadow != nil {
+		m.reportShadow(r, pr.shadow, id, err)
+	}
+	if err != nil {
+		return nil, deniedError(id, "", err)
+	}
+	return id, nil
+}
+
+// reportShadow evaluates a shadow policy and reports the outcome. Agreeing allowances are not
+// logged, so that the hot path stays quiet and allocation-free.
+func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, enforced error) {
+	res := ShadowResult{Identity: id, Err: shadow.Check(id), Enforced: enforced}
+	if m.policies.onShadow != nil {
+		m.policies.onShadow(r, res)
+	}
+	if m.logger == nil || (res.Err == nil && enforced == nil) {
+		return
+	}
+	msg := "mtls: shadow policy would deny"
+	attrs := []slog.Attr{slog.Bool("enforced_allowed", enforced == nil)}
+	if res.Err == nil {
+		msg = "mtls: shadow policy would allow"
+	} else {
+		attrs = append(attrs, slog.String("shadow_reason", res.Err.Error()))
+	}
+	attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("sha256", id.SHA256))
+	if id.Leaf != nil {
+		attrs = append(attrs, slog.String("subject", id.Leaf.Subject.String()))
+	}
+	if id.Principal != "" {
+		attrs = append(attrs, slog.String("principal", id.Principal))
+	}
+	m.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
+}
+
+// deniedError wraps a policy's reason in an *Error of kind ErrDenied.
+func deniedError(id *Identity, what string, reason error) *Error {
+	var e *Error
+	if d, ok := reason.(*denial); ok {
+		detail := d.detail()
+		if what != "" {
+			detail = what + ": " + detail
+		}
+		e = newError(ErrDenied, detail, nil)
+	} else {
+		e = newError(ErrDenied, what, reason)
+	}
+	if id != nil {
+		e.Leaf = id.Leaf
+	}
+	return e
+}

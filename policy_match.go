@@ -1,0 +1,1248 @@
+package mtls
+
+import (
+	"bytes"
+	"crypto/sha1" //nolint:gosec // SHA-1 thumbprints identify certificates; they are not a signature
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// elemError is a bad value in a matcher's input. The constructors name the value; the document
+// loader names its JSON path from attr and index.
+type elemError struct {
+	attr  string // attribute (subject, issuer) or field (extension); empty otherwise
+	index int    // index in the list, -1 for the list as a whole
+	value string
+	msg   string
+}
+
+func (e *elemError) Error() string {
+	if e.index < 0 {
+		return e.msg
+	}
+	return strconv.Quote(e.value) + ": " + e.msg
+}
+
+func listErr(msg string) *elemError { return &elemError{index: -1, msg: msg} }
+
+// publicErr turns a builder's error into the error of the exported constructor name.
+func publicErr(name string, e *elemError) error {
+	if e == nil {
+		return nil
+	}
+	if e.attr != "" {
+		return fmt.Errorf("mtls: %s: %s: %s", name, e.attr, e.Error())
+	}
+	return fmt.Errorf("mtls: %s: %s", name, e.Error())
+}
+
+// eachValue runs parse on every value, which must be present and non-empty, and returns the
+// distinct results' document forms in order.
+func eachValue(vals []string, parse func(i int, s string) (norm string, err string)) ([]string, *elemError) {
+	if len(vals) == 0 {
+		return nil, listErr("no values")
+	}
+	seen := make(map[string]bool, len(vals))
+	out := make([]string, 0, len(vals))
+	for i, v := range vals {
+		if v == "" {
+			return nil, &elemError{index: i, value: v, msg: "empty value"}
+		}
+		norm, msg := parse(i, v)
+		if msg != "" {
+			return nil, &elemError{index: i, value: v, msg: msg}
+		}
+		if !seen[norm] {
+			seen[norm] = true
+			out = append(out, norm)
+		}
+	}
+	return out, nil
+}
+
+// ---- Distinguished names -------------------------------------------------------------------
+
+// Attributes selects distinguished-name attributes for [RequireSubject] and [RequireIssuer]: each
+// key is an attribute and its values are the accepted values. Keys are cn, o, ou, c, l, st,
+// street, postal_code, serial_number, dc, uid and email (case-insensitive), or any attribute type
+// as a dotted object identifier such as "2.5.4.12".
+type Attributes map[string][]string
+
+type nameAttr struct {
+	name   string
+	oid    asn1.ObjectIdentifier
+	single bool // a name with more than one value of it matches nothing
+}
+
+var nameAttrs = []nameAttr{
+	{"cn", asn1.ObjectIdentifier{2, 5, 4, 3}, true},
+	{"serial_number", asn1.ObjectIdentifier{2, 5, 4, 5}, true},
+	{"c", asn1.ObjectIdentifier{2, 5, 4, 6}, true},
+	{"l", asn1.ObjectIdentifier{2, 5, 4, 7}, false},
+	{"st", asn1.ObjectIdentifier{2, 5, 4, 8}, false},
+	{"street", asn1.ObjectIdentifier{2, 5, 4, 9}, false},
+	{"o", asn1.ObjectIdentifier{2, 5, 4, 10}, false},
+	{"ou", asn1.ObjectIdentifier{2, 5, 4, 11}, false},
+	{"postal_code", asn1.ObjectIdentifier{2, 5, 4, 17}, false},
+	{"dc", asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}, false},
+	{"uid", asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}, false},
+	{"email", asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}, false},
+}
+
+var nameAliases = map[string]string{
+	"serialnumber": "serial_number", "postalcode": "postal_code", "emailaddress": "email",
+	"commonname": "cn", "domaincomponent": "dc",
+}
+
+// lookupAttr resolves an attribute key to its canonical name and type.
+func lookupAttr(key string) (nameAttr, string) {
+	k := strings.ToLower(key)
+	if a, ok := nameAliases[k]; ok {
+		k = a
+	}
+	for _, a := range nameAttrs {
+		if a.name == k {
+			return a, ""
+		}
+	}
+	oid, err := parseOID(key)
+	if err != "" {
+		return nameAttr{}, "unknown attribute (use cn, o, ou, c, l, st, street, postal_code, serial_number, dc, uid, email or a dotted OID)"
+	}
+	for _, a := range nameAttrs {
+		if a.oid.Equal(oid) {
+			return a, ""
+		}
+	}
+	return nameAttr{name: oid.String(), oid: oid}, ""
+}
+
+// parseOID parses a dotted object identifier strictly: at least two arcs, the first 0, 1 or 2,
+// decimal arcs without leading zeros.
+func parseOID(s string) (asn1.ObjectIdentifier, string) {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 {
+		return nil, "not a dotted object identifier"
+	}
+	oid := make(asn1.ObjectIdentifier, len(parts))
+	for i, p := range parts {
+		if p == "" || len(p) > 9 || (len(p) > 1 && p[0] == '0') {
+			return nil, "not a dotted object identifier"
+		}
+		for j := 0; j < len(p); j++ {
+			if p[j] < '0' || p[j] > '9' {
+				return nil, "not a dotted object identifier"
+			}
+		}
+		n, _ := strconv.Atoi(p)
+		oid[i] = n
+	}
+	if oid[0] > 2 || (oid[0] < 2 && oid[1] > 39) {
+		return nil, "not a valid object identifier"
+	}
+	return oid, ""
+}
+
+type attrRule struct {
+	oid    asn1.ObjectIdentifier
+	single bool
+	values map[string]struct{}
+}
+
+// buildName compiles attribute rules for a subject or issuer matcher.
+func buildName(attrs Attributes) ([]attrRule, map[string][]string, *elemError) {
+	if len(attrs) == 0 {
+		return nil, nil, listErr("no attributes")
+	}
+	var rules []attrRule
+	doc := make(map[string][]string, len(attrs))
+	for key, vals := range attrs {
+		a, msg := lookupAttr(key)
+		if msg != "" {
+			return nil, nil, &elemError{attr: key, index: -1, msg: msg}
+		}
+		if _, dup := doc[a.name]; dup {
+			return nil, nil, &elemError{attr: key, index: -1, msg: "attribute given twice (as " + a.name + ")"}
+		}
+		norm, e := eachValue(vals, func(_ int, s string) (string, string) {
+			if !utf8.ValidString(s) {
+				return "", "not valid UTF-8"
+			}
+			return s, ""
+		})
+		if e != nil {
+			e.attr = key
+			return nil, nil, e
+		}
+		set := make(map[string]struct{}, len(norm))
+		for _, v := range norm {
+			set[v] = struct{}{}
+		}
+		rules = append(rules, attrRule{oid: a.oid, single: a.single, values: set})
+		doc[a.name] = norm
+	}
+	return rules, doc, nil
+}
+
+// matchName reports whether names satisfies every rule. Attributes are compared one by one, as
+// parsed from the certificate, never through a string rendering of the name: a CN of
+// "eve,O=Admin" is one CN, not an O.
+func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) bool {
+	for i := range rules {
+		r := &rules[i]
+		count, hit := 0, false
+		for j := range names {
+			if !names[j].Type.Equal(r.oid) {
+				continue
+			}
+			count++
+			if s, ok := names[j].Value.(string); ok {
+				if _, ok := r.values[s]; ok {
+					hit = true
+				}
+			}
+		}
+		if !hit || (r.single && count != 1) {
+			return false
+		}
+	}
+	return true
+}
+
+// RequireSubject allows a leaf whose subject has, for every attribute in attrs, a value among
+// those listed. Values are compared exactly (case-sensitive, byte for byte, no Unicode folding).
+// An attribute that may occur only once (cn, c, serial_number) matches nothing when the subject
+// holds it more than once; for the others (such as several ou) one listed value suffices.
+func RequireSubject(attrs Attributes) (Policy, error) {
+	p, err := buildNamePolicy("subject", attrs, subjectNames)
+	if err != nil {
+		return nil, publicErr("RequireSubject", err)
+	}
+	return p, nil
+}
+
+// RequireIssuer is [RequireSubject] for the issuer name of the leaf (the subject of the CA that
+// signed it).
+func RequireIssuer(attrs Attributes) (Policy, error) {
+	p, err := buildNamePolicy("issuer", attrs, issuerNames)
+	if err != nil {
+		return nil, publicErr("RequireIssuer", err)
+	}
+	return p, nil
+}
+
+func subjectNames(id *Identity) []pkix.AttributeTypeAndValue { return id.Leaf.Subject.Names }
+func issuerNames(id *Identity) []pkix.AttributeTypeAndValue  { return id.Leaf.Issuer.Names }
+
+func buildNamePolicy(key string, attrs Attributes, names func(*Identity) []pkix.AttributeTypeAndValue) (Policy, *elemError) {
+	rules, doc, err := buildName(attrs)
+	if err != nil {
+		return nil, err
+	}
+	return newRule(key, doc, func(id *Identity) bool { return matchName(names(id), rules) }), nil
+}
+
+// ---- DNS names -----------------------------------------------------------------------------
+
+// RequireDNSNames allows a leaf with a DNS name SAN matching one of patterns: an exact name
+// ("api.example.com"), or "*." followed by a name of at least two labels, matching exactly one
+// left-most label ("*.example.com" matches "a.example.com", not "example.com" nor
+// "a.b.example.com"). Names compare ASCII case-insensitively; internationalised names must be
+// written in their "xn--" form; a wildcard SAN in the certificate itself matches nothing.
+func RequireDNSNames(patterns ...string) (Policy, error) {
+	p, err := buildDNS(patterns)
+	if err != nil {
+		return nil, publicErr("RequireDNSNames", err)
+	}
+	return p, nil
+}
+
+func buildDNS(patterns []string) (Policy, *elemError) {
+	exact, wild := map[string]struct{}{}, map[string]struct{}{}
+	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
+		norm, wildcard, msg := parseDNSPattern(s)
+		if msg == "" {
+			if wildcard {
+				wild[norm[2:]] = struct{}{}
+			} else {
+				exact[norm] = struct{}{}
+			}
+		}
+		return norm, msg
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("dns", doc, func(id *Identity) bool {
+		for _, n := range id.Leaf.DNSNames {
+			if matchDNS(n, exact, wild) {
+				return true
+			}
+		}
+		return false
+	}), nil
+}
+
+func parseDNSPattern(s string) (norm string, wildcard bool, msg string) {
+	n := asciiLower(s)
+	for i := 0; i < len(n); i++ {
+		if n[i] >= 0x80 {
+			return "", false, "not an ASCII DNS name (write internationalised names in their xn-- form)"
+		}
+	}
+	if rest, ok := strings.CutPrefix(n, "*."); ok {
+		if msg := checkHostname(rest); msg != "" {
+			return "", false, msg
+		}
+		if !strings.Contains(rest, ".") {
+			return "", false, "a wildcard must be followed by at least two labels"
+		}
+		return n, true, ""
+	}
+	if msg := checkHostname(n); msg != "" {
+		return "", false, msg
+	}
+	return n, false, ""
+}
+
+// checkHostname accepts a lowercase DNS name: labels of letters, digits, '-' and '_', 1 to 63
+// bytes each, 253 bytes in all, no trailing dot.
+func checkHostname(n string) string {
+	if len(n) == 0 || len(n) > 253 {
+		return "not a DNS name"
+	}
+	for label := range strings.SplitSeq(n, ".") {
+		if label == "" || len(label) > 63 {
+			return "empty or overlong label"
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if c == '*' {
+				return "'*' is only allowed as the whole left-most label"
+			}
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return "invalid character in a DNS name"
+			}
+		}
+	}
+	return ""
+}
+
+// asciiLower lowercases ASCII letters only (strings.ToLower also maps some non-ASCII letters,
+// such as the Kelvin sign, onto ASCII ones).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func matchDNS(n string, exact, wild map[string]struct{}) bool {
+	if len(n) == 0 || len(n) > 253 {
+		return false
+	}
+	var buf [253]byte
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if c >= 0x80 {
+			return false
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	b := buf[:len(n)]
+	if _, ok := exact[string(b)]; ok {
+		return true
+	}
+	if len(wild) > 0 {
+		if i := bytes.IndexByte(b, '.'); i > 0 && bytes.IndexByte(b[:i], '*') < 0 {
+			if _, ok := wild[string(b[i+1:])]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ---- Email addresses -----------------------------------------------------------------------
+
+// RequireEmails allows a leaf with an email address SAN matching one of patterns: an address
+// ("alice@example.com"; the local part compares exactly, the domain ASCII case-insensitively), or
+// "@example.com" for any mailbox at exactly that domain.
+func RequireEmails(patterns ...string) (Policy, error) {
+	p, err := buildEmail(patterns)
+	if err != nil {
+		return nil, publicErr("RequireEmails", err)
+	}
+	return p, nil
+}
+
+type mailbox struct{ local, domain string }
+
+func buildEmail(patterns []string) (Policy, *elemError) {
+	var boxes []mailbox
+	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
+		for i := 0; i < len(s); i++ {
+			if s[i] <= ' ' || s[i] >= 0x7f {
+				return "", "not a printable ASCII email address"
+			}
+		}
+		at := strings.LastIndexByte(s, '@')
+		if at < 0 {
+			return "", "not an email address (write @domain for any mailbox at a domain)"
+		}
+		local, domain := s[:at], asciiLower(s[at+1:])
+		if strings.Contains(local, "*") {
+			return "", "'*' is not a pattern here (write @domain for any mailbox at a domain)"
+		}
+		if msg := checkHostname(domain); msg != "" {
+			return "", "domain: " + msg
+		}
+		boxes = append(boxes, mailbox{local, domain})
+		return local + "@" + domain, ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("email", doc, func(id *Identity) bool {
+		for _, e := range id.Leaf.EmailAddresses {
+			at := strings.LastIndexByte(e, '@')
+			if at <= 0 {
+				continue
+			}
+			local, domain := e[:at], e[at+1:]
+			for _, b := range boxes {
+				if (b.local == "" || b.local == local) && asciiEqualFold(domain, b.domain) {
+					return true
+				}
+			}
+		}
+		return false
+	}), nil
+}
+
+// asciiEqualFold compares s with a lowercase ASCII t, folding ASCII letters of s only.
+func asciiEqualFold(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != t[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- URIs ----------------------------------------------------------------------------------
+
+// RequireURIs allows a leaf with a URI SAN matching one of patterns: an exact URI, or a URI
+// prefix followed by '*', matching any remainder ("spiffe://acme.test/ns/prod/*" matches
+// "spiffe://acme.test/ns/prod/sa/alice"). A pattern must be an absolute URI in the form Go's
+// net/url writes it, '*' is allowed only at the end and, in a URI with an authority, only after
+// the '/' that ends the host (so that "https://api.example*" cannot match
+// "https://api.example.evil"). A URI whose path holds a "." or ".." segment never matches a
+// prefix. For SPIFFE IDs prefer [RequireSPIFFEIDs], which also checks the ID's syntax.
+func RequireURIs(patterns ...string) (Policy, error) {
+	p, err := buildURI(patterns)
+	if err != nil {
+		return nil, publicErr("RequireURIs", err)
+	}
+	return p, nil
+}
+
+func buildURI(patterns []string) (Policy, *elemError) {
+	exact := map[string]struct{}{}
+	var prefixes [][]byte
+	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
+		base, prefix, msg := parseURIPattern(s)
+		if msg != "" {
+			return "", msg
+		}
+		if prefix {
+			prefixes = append(prefixes, []byte(base))
+		} else {
+			exact[base] = struct{}{}
+		}
+		return s, ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("uri", doc, func(id *Identity) bool {
+		for _, u := range id.Leaf.URIs {
+			if matchURI(u, exact, prefixes) {
+				return true
+			}
+		}
+		return false
+	}), nil
+}
+
+func parseURIPattern(s string) (base string, prefix bool, msg string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return "", false, "not a printable ASCII URI"
+		}
+	}
+	base = s
+	if star := strings.IndexByte(s, '*'); star >= 0 {
+		if star != len(s)-1 {
+			return "", false, "'*' is only allowed at the end"
+		}
+		base, prefix = s[:star], true
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", false, "not a URI"
+	}
+	if u.Scheme == "" {
+		return "", false, "not an absolute URI"
+	}
+	if u.String() != base {
+		return "", false, "not in canonical form (" + strconv.Quote(u.String()) + ")"
+	}
+	if prefix {
+		if rest, ok := strings.CutPrefix(base, u.Scheme+"://"); ok {
+			if slash := strings.IndexByte(rest, '/'); slash <= 0 {
+				return "", false, "'*' must follow the '/' after the host"
+			}
+		} else if len(base) <= len(u.Scheme)+1 {
+			return "", false, "'*' must follow at least one character after the scheme"
+		}
+	}
+	return base, prefix, ""
+}
+
+func matchURI(u *url.URL, exact map[string]struct{}, prefixes [][]byte) bool {
+	if u == nil {
+		return false
+	}
+	var buf [512]byte
+	b, ok := appendURI(buf[:0], u)
+	if !ok {
+		b = append(buf[:0], u.String()...) // rare forms: user info, fragments, escapes
+	}
+	if _, ok := exact[string(b)]; ok {
+		return true
+	}
+	if len(prefixes) == 0 || hasDotSegment(u.Path) {
+		return false
+	}
+	for _, p := range prefixes {
+		if bytes.HasPrefix(b, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendURI appends u as (*url.URL).String writes it, without allocating, for the common forms
+// that need no escaping. ok is false for the others.
+func appendURI(b []byte, u *url.URL) ([]byte, bool) {
+	if u.Scheme == "" || u.User != nil || u.RawPath != "" || u.Fragment != "" || u.RawFragment != "" {
+		return b, false
+	}
+	b = append(b, u.Scheme...)
+	b = append(b, ':')
+	if u.Opaque != "" {
+		b = append(b, u.Opaque...)
+	} else {
+		if u.Host == "" || (u.Path != "" && u.Path[0] != '/') ||
+			!safeURIPart(u.Host, true) || !safeURIPart(u.Path, false) {
+			return b, false
+		}
+		b = append(b, "//"...)
+		b = append(b, u.Host...)
+		b = append(b, u.Path...)
+	}
+	if u.ForceQuery || u.RawQuery != "" {
+		b = append(b, '?')
+		b = append(b, u.RawQuery...)
+	}
+	return b, true
+}
+
+// safeURIPart reports whether net/url writes s unchanged in a host or a path.
+func safeURIPart(s string, host bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == ':':
+		case host && (c == '[' || c == ']'):
+		case !host && (c == '/' || c == '$' || c == '&' || c == '+' || c == ',' || c == ';' || c == '=' || c == '@'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- IP addresses --------------------------------------------------------------------------
+
+// RequireIPs allows a leaf with an IP address SAN equal to one of the given addresses or inside
+// one of the given prefixes ("10.1.2.3", "2001:db8::/32"). IPv4-mapped IPv6 addresses compare as
+// IPv4, on both sides. A prefix must have no bits set after its length.
+func RequireIPs(addrsOrPrefixes ...string) (Policy, error) {
+	p, err := buildIP(addrsOrPrefixes)
+	if err != nil {
+		return nil, publicErr("RequireIPs", err)
+	}
+	return p, nil
+}
+
+func buildIP(vals []string) (Policy, *elemError) {
+	var prefixes []netip.Prefix
+	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
+		var p netip.Prefix
+		if strings.Contains(s, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(s); err != nil {
+				return "", "not an IP prefix"
+			}
+			if p.Masked() != p {
+				return "", "bits set after the prefix length (write " + p.Masked().String() + ")"
+			}
+			if p.Addr().Is4In6() {
+				if p.Bits() < 96 {
+					return "", "an IPv4-mapped prefix must be at least /96"
+				}
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
+		} else {
+			a, err := netip.ParseAddr(s)
+			if err != nil || a.Zone() != "" {
+				return "", "not an IP address"
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		prefixes = append(prefixes, p)
+		if p.IsSingleIP() {
+			return p.Addr().String(), ""
+		}
+		return p.String(), ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("ip", doc, func(id *Identity) bool {
+		for _, ip := range id.Leaf.IPAddresses {
+			a, ok := netip.AddrFromSlice(ip)
+			if !ok {
+				continue
+			}
+			a = a.Unmap()
+			for _, p := range prefixes {
+				if p.Contains(a) {
+					return true
+				}
+			}
+		}
+		return false
+	}), nil
+}
+
+// ---- SPIFFE IDs ----------------------------------------------------------------------------
+
+// RequireSPIFFEIDs allows a leaf whose SPIFFE ID ([Identity.SPIFFEID]) matches one of patterns:
+// an exact ID ("spiffe://acme.test/ns/prod/sa/alice"), any workload of a trust domain
+// ("spiffe://acme.test/*") or any ID below a path ("spiffe://acme.test/ns/prod/*", which does not
+// match "spiffe://acme.test/ns/prod" itself). Patterns and IDs must follow the SPIFFE ID syntax
+// (lowercase trust domain; path segments of letters, digits, '.', '-' and '_', no "." or ".."
+// segments); an ID that does not matches nothing.
+func RequireSPIFFEIDs(patterns ...string) (Policy, error) {
+	p, err := buildSPIFFE(patterns)
+	if err != nil {
+		return nil, publicErr("RequireSPIFFEIDs", err)
+	}
+	return p, nil
+}
+
+func buildSPIFFE(patterns []string) (Policy, *elemError) {
+	exact := map[string]struct{}{}
+	var prefixes []string
+	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
+		if base, ok := strings.CutSuffix(s, "/*"); ok {
+			if !validSPIFFEID(base) {
+				return "", "not a SPIFFE ID followed by /*"
+			}
+			prefixes = append(prefixes, base+"/")
+			return s, ""
+		}
+		if !validSPIFFEID(s) {
+			return "", "not a SPIFFE ID ('*' is only allowed as a final /* segment)"
+		}
+		exact[s] = struct{}{}
+		return s, ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("spiffe", doc, func(id *Identity) bool {
+		s := id.SPIFFEID
+		if !validSPIFFEID(s) {
+			return false
+		}
+		if _, ok := exact[s]; ok {
+			return true
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(s, p) {
+				return true
+			}
+		}
+		return false
+	}), nil
+}
+
+// validSPIFFEID checks the SPIFFE ID syntax strictly.
+func validSPIFFEID(s string) bool {
+	rest, ok := strings.CutPrefix(s, "spiffe://")
+	if !ok {
+		return false
+	}
+	td, path := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		td, path = rest[:i], rest[i:]
+	}
+	if td == "" || len(s) > 2048 {
+		return false
+	}
+	for i := 0; i < len(td); i++ {
+		c := td[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	if path == "" {
+		return true
+	}
+	for seg := range strings.SplitSeq(path[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ---- Digests -------------------------------------------------------------------------------
+
+// parseDigest decodes a hexadecimal digest of n bytes; case, colons and spaces are ignored.
+func parseDigest(s string, n int) ([]byte, string) {
+	clean := strings.NewReplacer(":", "", " ", "").Replace(s)
+	if len(clean) != 2*n {
+		return nil, fmt.Sprintf("not %d hexadecimal digits", 2*n)
+	}
+	b, err := hex.DecodeString(clean)
+	if err != nil {
+		return nil, "not hexadecimal"
+	}
+	return b, ""
+}
+
+// RequireThumbprints allows a leaf whose SHA-256 fingerprint (of its DER encoding) is one of
+// sha256 (hexadecimal; case, colons and spaces ignored). It costs one map look-up: the fingerprint
+// is computed once per verified chain.
+func RequireThumbprints(sha256 ...string) (Policy, error) {
+	p, err := buildThumbprint(sha256)
+	if err != nil {
+		return nil, publicErr("RequireThumbprints", err)
+	}
+	return p, nil
+}
+
+func buildThumbprint(vals []string) (Policy, *elemError) {
+	set := map[[32]byte]struct{}{}
+	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
+		b, msg := parseDigest(s, 32)
+		if msg != "" {
+			return "", msg
+		}
+		set[[32]byte(b)] = struct{}{}
+		return hex.EncodeToString(b), ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("thumbprint", doc, func(id *Identity) bool {
+		_, ok := set[id.sum]
+		return ok
+	}), nil
+}
+
+// RequireSHA1Thumbprints allows a leaf whose SHA-1 fingerprint is one of sha1 (hexadecimal, as
+// Windows and Azure show certificates; case, colons and spaces ignored). Prefer
+// [RequireThumbprints]: SHA-1 is kept for existing configurations, and is hashed on each request.
+func RequireSHA1Thumbprints(sha1 ...string) (Policy, error) {
+	p, err := buildSHA1(sha1)
+	if err != nil {
+		return nil, publicErr("RequireSHA1Thumbprints", err)
+	}
+	return p, nil
+}
+
+func buildSHA1(vals []string) (Policy, *elemError) {
+	set := map[[20]byte]struct{}{}
+	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
+		b, msg := parseDigest(s, 20)
+		if msg != "" {
+			return "", msg
+		}
+		set[[20]byte(b)] = struct{}{}
+		return hex.EncodeToString(b), ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("sha1", doc, func(id *Identity) bool {
+		_, ok := set[sha1.Sum(id.Leaf.Raw)] //nolint:gosec // fingerprint, see above
+		return ok
+	}), nil
+}
+
+// RequireSPKIPins allows a leaf whose public key has one of the given SHA-256 pins: the digest of
+// the DER SubjectPublicKeyInfo, in hexadecimal or in base64 (as Envoy's verify_certificate_spki
+// and HPKP write it). A pin survives renewals that keep the key.
+func RequireSPKIPins(pins ...string) (Policy, error) {
+	p, err := buildSPKI(pins)
+	if err != nil {
+		return nil, publicErr("RequireSPKIPins", err)
+	}
+	return p, nil
+}
+
+func buildSPKI(vals []string) (Policy, *elemError) {
+	set := map[[32]byte]struct{}{}
+	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
+		b, msg := parseDigest(s, 32)
+		if msg != "" {
+			b = decodeBase64Digest(s)
+			if b == nil {
+				return "", "not a SHA-256 digest in hexadecimal or base64"
+			}
+		}
+		set[[32]byte(b)] = struct{}{}
+		return hex.EncodeToString(b), ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("spki", doc, func(id *Identity) bool {
+		_, ok := set[sha256.Sum256(id.Leaf.RawSubjectPublicKeyInfo)]
+		return ok
+	}), nil
+}
+
+func decodeBase64Digest(s string) []byte {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == 32 {
+			return b
+		}
+	}
+	return nil
+}
+
+// RequireIssuerThumbprints allows a leaf whose issuing CA certificate (the one above the leaf in
+// the verified chain) has one of the given SHA-256 fingerprints. A pinned leaf has no issuer in
+// its chain and matches nothing. The issuer is hashed on each request.
+func RequireIssuerThumbprints(sha256 ...string) (Policy, error) {
+	p, err := buildIssuerThumbprint(sha256)
+	if err != nil {
+		return nil, publicErr("RequireIssuerThumbprints", err)
+	}
+	return p, nil
+}
+
+func buildIssuerThumbprint(vals []string) (Policy, *elemError) {
+	set := map[[32]byte]struct{}{}
+	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
+		b, msg := parseDigest(s, 32)
+		if msg != "" {
+			return "", msg
+		}
+		set[[32]byte(b)] = struct{}{}
+		return hex.EncodeToString(b), ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("issuer_thumbprint", doc, func(id *Identity) bool {
+		if len(id.Chain) < 2 || id.Chain[1] == nil {
+			return false
+		}
+		_, ok := set[sha256.Sum256(id.Chain[1].Raw)]
+		return ok
+	}), nil
+}
+
+// ---- Serial numbers ------------------------------------------------------------------------
+
+// RequireSerials allows a leaf whose serial number is one of serials, each written in decimal
+// ("4096"), or in hexadecimal with a 0x prefix ("0x1000") or colons ("10:00", as OpenSSL prints
+// it). Hexadecimal without a prefix or colons is refused as ambiguous.
+func RequireSerials(serials ...string) (Policy, error) {
+	p, err := buildSerial(serials)
+	if err != nil {
+		return nil, publicErr("RequireSerials", err)
+	}
+	return p, nil
+}
+
+func buildSerial(vals []string) (Policy, *elemError) {
+	set := map[[32]byte]struct{}{}
+	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
+		n, msg := parseSerial(s)
+		if msg != "" {
+			return "", msg
+		}
+		var k [32]byte
+		n.FillBytes(k[:])
+		set[k] = struct{}{}
+		return "0x" + n.Text(16), ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("serial", doc, func(id *Identity) bool {
+		sn := id.Leaf.SerialNumber
+		if sn == nil || sn.Sign() < 0 || sn.BitLen() > 256 {
+			return false
+		}
+		var k [32]byte
+		sn.FillBytes(k[:])
+		_, ok := set[k]
+		return ok
+	}), nil
+}
+
+func parseSerial(s string) (*big.Int, string) {
+	var digits string
+	base := 10
+	switch {
+	case strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X"):
+		digits, base = s[2:], 16
+	case strings.Contains(s, ":"):
+		for part := range strings.SplitSeq(s, ":") {
+			if len(part) == 0 || len(part) > 2 {
+				return nil, "not colon-separated hexadecimal bytes"
+			}
+		}
+		digits, base = strings.ReplaceAll(s, ":", ""), 16
+	default:
+		digits = s
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return nil, "not a decimal serial (write hexadecimal with a 0x prefix or colons)"
+			}
+		}
+	}
+	if digits == "" || strings.ContainsAny(digits, "+-_") {
+		return nil, "not a serial number"
+	}
+	n, ok := new(big.Int).SetString(digits, base)
+	if !ok {
+		return nil, "not a serial number"
+	}
+	if n.BitLen() > 256 {
+		return nil, "longer than 32 bytes"
+	}
+	return n, ""
+}
+
+// ---- Extended key usage --------------------------------------------------------------------
+
+var ekuNames = []struct {
+	name string
+	oid  asn1.ObjectIdentifier
+	eku  x509.ExtKeyUsage
+}{
+	{"any", asn1.ObjectIdentifier{2, 5, 29, 37, 0}, x509.ExtKeyUsageAny},
+	{"serverAuth", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}, x509.ExtKeyUsageServerAuth},
+	{"clientAuth", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}, x509.ExtKeyUsageClientAuth},
+	{"codeSigning", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}, x509.ExtKeyUsageCodeSigning},
+	{"emailProtection", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 4}, x509.ExtKeyUsageEmailProtection},
+	{"ipsecEndSystem", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 5}, x509.ExtKeyUsageIPSECEndSystem},
+	{"ipsecTunnel", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 6}, x509.ExtKeyUsageIPSECTunnel},
+	{"ipsecUser", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 7}, x509.ExtKeyUsageIPSECUser},
+	{"timeStamping", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}, x509.ExtKeyUsageTimeStamping},
+	{"OCSPSigning", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 9}, x509.ExtKeyUsageOCSPSigning},
+	{"microsoftServerGatedCrypto", asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 10, 3, 3}, x509.ExtKeyUsageMicrosoftServerGatedCrypto},
+	{"netscapeServerGatedCrypto", asn1.ObjectIdentifier{2, 16, 840, 1, 113730, 4, 1}, x509.ExtKeyUsageNetscapeServerGatedCrypto},
+	{"microsoftCommercialCodeSigning", asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 22}, x509.ExtKeyUsageMicrosoftCommercialCodeSigning},
+	{"microsoftKernelCodeSigning", asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 61, 1, 1}, x509.ExtKeyUsageMicrosoftKernelCodeSigning},
+}
+
+// RequireEKUs allows a leaf that carries one of the given extended key usages, each a name
+// (clientAuth, serverAuth, codeSigning, emailProtection, timeStamping, OCSPSigning, any, ...;
+// case-insensitive) or a dotted object identifier for a private usage. The usage must be listed
+// in the certificate: anyExtendedKeyUsage satisfies only "any".
+func RequireEKUs(usages ...string) (Policy, error) {
+	p, err := buildEKU(usages)
+	if err != nil {
+		return nil, publicErr("RequireEKUs", err)
+	}
+	return p, nil
+}
+
+func buildEKU(vals []string) (Policy, *elemError) {
+	var known []x509.ExtKeyUsage
+	var other []asn1.ObjectIdentifier
+	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
+		for _, e := range ekuNames {
+			if strings.EqualFold(s, e.name) {
+				known = append(known, e.eku)
+				return e.name, ""
+			}
+		}
+		oid, msg := parseOID(s)
+		if msg != "" {
+			return "", "unknown extended key usage (a name such as clientAuth, or a dotted OID)"
+		}
+		for _, e := range ekuNames {
+			if e.oid.Equal(oid) {
+				known = append(known, e.eku)
+				return e.name, ""
+			}
+		}
+		other = append(other, oid)
+		return oid.String(), ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("eku", doc, func(id *Identity) bool {
+		for _, have := range id.Leaf.ExtKeyUsage {
+			for _, want := range known {
+				if have == want {
+					return true
+				}
+			}
+		}
+		for _, have := range id.Leaf.UnknownExtKeyUsage {
+			for _, want := range other {
+				if have.Equal(want) {
+					return true
+				}
+			}
+		}
+		return false
+	}), nil
+}
+
+// ---- Extensions ----------------------------------------------------------------------------
+
+// extensionDoc is the document form of an extension matcher.
+type extensionDoc struct {
+	OID    string   `json:"oid"`
+	Values []string `json:"values,omitempty"`
+	DER    []string `json:"der,omitempty"`
+}
+
+// RequireExtension allows a leaf that carries the extension oid (dotted). With values, the
+// extension's value must also be a single ASN.1 string (UTF8String, PrintableString, IA5String
+// or VisibleString) equal to one of them, as Vault's required_extensions compares it.
+func RequireExtension(oid string, values ...string) (Policy, error) {
+	p, err := buildExtension(extensionDoc{OID: oid, Values: values}, len(values) > 0, false)
+	if err != nil {
+		return nil, publicErr("RequireExtension", err)
+	}
+	return p, nil
+}
+
+// RequireExtensionDER allows a leaf that carries the extension oid with a value (the DER inside
+// extnValue) equal to one of derHex, each in hexadecimal (case, colons and spaces ignored).
+func RequireExtensionDER(oid string, derHex ...string) (Policy, error) {
+	p, err := buildExtension(extensionDoc{OID: oid, DER: derHex}, false, true)
+	if err != nil {
+		return nil, publicErr("RequireExtensionDER", err)
+	}
+	return p, nil
+}
+
+func buildExtension(d extensionDoc, withValues, withDER bool) (Policy, *elemError) {
+	oid, msg := parseOID(d.OID)
+	if msg != "" {
+		return nil, &elemError{attr: "oid", index: 0, value: d.OID, msg: msg}
+	}
+	doc := extensionDoc{OID: oid.String()}
+	values := map[string]struct{}{}
+	var err *elemError
+	switch {
+	case withValues:
+		doc.Values, err = eachValue(d.Values, func(_ int, s string) (string, string) {
+			if !utf8.ValidString(s) {
+				return "", "not valid UTF-8"
+			}
+			values[s] = struct{}{}
+			return s, ""
+		})
+		if err != nil {
+			err.attr = "values"
+		}
+	case withDER:
+		doc.DER, err = eachValue(d.DER, func(_ int, s string) (string, string) {
+			clean := strings.NewReplacer(":", "", " ", "").Replace(s)
+			b, e := hex.DecodeString(clean)
+			if e != nil || len(b) == 0 {
+				return "", "not hexadecimal"
+			}
+			values[string(b)] = struct{}{}
+			return hex.EncodeToString(b), ""
+		})
+		if err != nil {
+			err.attr = "der"
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newRule("extension", doc, func(id *Identity) bool {
+		for i := range id.Leaf.Extensions {
+			ext := &id.Leaf.Extensions[i]
+			if !ext.Id.Equal(oid) {
+				continue
+			}
+			switch {
+			case withValues:
+				s, ok := asn1String(ext.Value)
+				if !ok {
+					return false
+				}
+				_, ok = values[string(s)]
+				return ok
+			case withDER:
+				_, ok := values[string(ext.Value)]
+				return ok
+			}
+			return true
+		}
+		return false
+	}), nil
+}
+
+// asn1String returns the contents of a DER string of one of the character string types.
+func asn1String(der []byte) ([]byte, bool) {
+	if len(der) < 2 {
+		return nil, false
+	}
+	switch der[0] {
+	case 12, 19, 22, 26: // UTF8String, PrintableString, IA5String, VisibleString
+	default:
+		return nil, false
+	}
+	n, rest := int(der[1]), der[2:]
+	switch {
+	case n < 0x80:
+	case n == 0x81 && len(rest) >= 1 && rest[0] >= 0x80:
+		n, rest = int(rest[0]), rest[1:]
+	case n == 0x82 && len(rest) >= 2 && rest[0] != 0:
+		n, rest = int(rest[0])<<8|int(rest[1]), rest[2:]
+	default:
+		return nil, false
+	}
+	if n != len(rest) {
+		return nil, false
+	}
+	if der[0] == 12 && !utf8.Valid(rest) {
+		return nil, false
+	}
+	return rest, true
+}
+
+// ---- Validity ------------------------------------------------------------------------------
+
+// RequireMinValidity allows a leaf that remains valid for at least d from now (now nil means
+// time.Now): a strict partner can refuse certificates that expire within, say, 72 hours. d must be
+// positive.
+func RequireMinValidity(d time.Duration, now func() time.Time) (Policy, error) {
+	if d <= 0 {
+		return nil, fmt.Errorf("mtls: RequireMinValidity: duration %v is not positive", d)
+	}
+	return buildMinValidity(d, now), nil
+}
+
+func buildMinValidity(d time.Duration, now func() time.Time) Policy {
+	if now == nil {
+		now = time.Now
+	}
+	return newRule("min_validity", d.String(), func(id *Identity) bool {
+		return !id.Leaf.NotAfter.Before(now().Add(d))
+	})
+}
+
+// ---- Principal -----------------------------------------------------------------------------
+
+// RequirePrincipals allows an identity whose [Identity.Principal], as set by
+// [Config.Principals], is one of names; the name "*" allows any resolved principal (and refuses
+// anonymous identities). Names compare exactly. Router-wide, the principal is resolved before
+// [Config.Policy] runs, so both Config.Policy and [Middleware.Require] can use this matcher.
+func RequirePrincipals(names ...string) (Policy, error) {
+	p, err := buildPrincipal(names)
+	if err != nil {
+		return nil, publicErr("RequirePrincipals", err)
+	}
+	return p, nil
+}
+
+func buildPrincipal(vals []string) (Policy, *elemError) {
+	set := map[string]struct{}{}
+	anyName := false
+	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
+		if s == "*" {
+			anyName = true
+		}
+		set[s] = struct{}{}
+		return s, ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newRule("principal", doc, func(id *Identity) bool {
+		if id.Principal == "" {
+			return false
+		}
+		if anyName {
+			return true
+		}
+		_, ok := set[id.Principal]
+		return ok
+	}), nil
+}

@@ -1,0 +1,348 @@
+package mtls
+
+import (
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode"
+)
+
+// PrincipalResolver maps a verified identity to the account it stands for ([Identity.Principal]),
+// as webMethods binds a certificate to a user and Kong maps one to a consumer. Set one as
+// [Config.Principals]. Implementations must be safe for concurrent use and must not modify id.
+type PrincipalResolver interface {
+	// ResolvePrincipal returns the principal id stands for, or "" when it has no answer. An error
+	// refuses the request (403 "policy_denied"): return one only when the answer cannot be
+	// decided, never for an unknown certificate.
+	ResolvePrincipal(id *Identity) (string, error)
+}
+
+// PrincipalResolverFunc adapts a function to [PrincipalResolver].
+type PrincipalResolverFunc func(id *Identity) (string, error)
+
+// ResolvePrincipal calls f(id).
+func (f PrincipalResolverFunc) ResolvePrincipal(id *Identity) (string, error) { return f(id) }
+
+// PrincipalChain asks its resolvers in order: the first non-empty answer wins and the first error
+// refuses the request. The usual order is explicit bindings ([BindingStore]), then an attribute
+// rule ([PrincipalFromSubject]), then a tenant or default principal ([StaticPrincipal]). When no
+// resolver answers the identity stays anonymous (Principal ""); to refuse such requests instead,
+// add [RequirePrincipals]("*") to [Config.Policy].
+type PrincipalChain []PrincipalResolver
+
+// ResolvePrincipal asks each resolver in turn.
+func (c PrincipalChain) ResolvePrincipal(id *Identity) (string, error) {
+	for _, r := range c {
+		if r == nil {
+			continue
+		}
+		name, err := r.ResolvePrincipal(id)
+		if err != nil || name != "" {
+			return name, err
+		}
+	}
+	return "", nil
+}
+
+// StaticPrincipal answers name for every identity: the tenant or default principal, last in a
+// [PrincipalChain].
+func StaticPrincipal(name string) PrincipalResolver { return staticPrincipal(name) }
+
+type staticPrincipal string
+
+func (s staticPrincipal) ResolvePrincipal(*Identity) (string, error) { return string(s), nil }
+
+// PrincipalWhen asks r only for identities that p allows, such as "the CN is the account name,
+// for certificates of the partner CA". For the others it has no answer.
+func PrincipalWhen(p Policy, r PrincipalResolver) PrincipalResolver {
+	return PrincipalResolverFunc(func(id *Identity) (string, error) {
+		if p.Check(id) != nil {
+			return "", nil
+		}
+		return r.ResolvePrincipal(id)
+	})
+}
+
+var errNoLeafPrincipal = errors.New("mtls: no verified certificate to map")
+
+// PrincipalFromSubject answers the value of one attribute of the leaf's subject (an attribute
+// name as in [Attributes], such as "cn" when the CN is the account name). A subject without the
+// attribute has no answer; one holding it more than once, or whose value contains control
+// characters, is refused rather than guessed at.
+func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
+	a, msg := lookupAttr(attr)
+	if msg != "" {
+		return nil, fmt.Errorf("mtls: PrincipalFromSubject: %q: %s", attr, msg)
+	}
+	errMany := fmt.Errorf("mtls: subject has more than one %s", a.name)
+	errCtl := fmt.Errorf("mtls: subject %s contains control characters", a.name)
+	return PrincipalResolverFunc(func(id *Identity) (string, error) {
+		if !hasLeaf(id) {
+			return "", errNoLeafPrincipal
+		}
+		var found string
+		n := 0
+		for _, atv := range id.Leaf.Subject.Names {
+			if atv.Type.Equal(a.oid) {
+				n++
+				found, _ = atv.Value.(string)
+			}
+		}
+		switch {
+		case n > 1:
+			return "", errMany
+		case strings.IndexFunc(found, unicode.IsControl) >= 0:
+			return "", errCtl
+		}
+		return found, nil
+	}), nil
+}
+
+// PrincipalFromSPIFFEID answers the identity's SPIFFE ID, when it has a valid one.
+func PrincipalFromSPIFFEID() PrincipalResolver {
+	return PrincipalResolverFunc(func(id *Identity) (string, error) {
+		if id == nil || !validSPIFFEID(id.SPIFFEID) {
+			return "", nil
+		}
+		return id.SPIFFEID, nil
+	})
+}
+
+// Binding ties certificates to a principal explicitly.
+type Binding struct {
+	// Principal is the account name. Required.
+	Principal string
+	// SHA256 binds the one certificate with this SHA-256 fingerprint (hexadecimal; case, colons
+	// and spaces ignored).
+	SHA256 string
+	// Certificate binds every certificate with this certificate's issuer name and public key, so
+	// that a renewal that keeps the key keeps the binding.
+	Certificate *x509.Certificate
+}
+
+// Bindings is an immutable set of explicit bindings; it answers by fingerprint first, then by
+// issuer name and public key. Build one with [NewBindings], or load one from files with
+// [BindingStore].
+type Bindings struct {
+	byThumb map[[32]byte]string
+	byKey   map[string]map[string]string // raw issuer name -> raw SubjectPublicKeyInfo -> principal
+	n       int
+}
+
+// NewBindings checks bs and returns the set. A certificate bound to two different principals is an
+// error.
+func NewBindings(bs ...Binding) (*Bindings, error) {
+	b := &Bindings{byThumb: map[[32]byte]string{}, byKey: map[string]map[string]string{}}
+	for i, x := range bs {
+		if err := b.add(x); err != nil {
+			return nil, fmt.Errorf("mtls: binding %d: %w", i, err)
+		}
+	}
+	return b, nil
+}
+
+func (b *Bindings) add(x Binding) error {
+	if x.Principal == "" || strings.IndexFunc(x.Principal, unicode.IsControl) >= 0 {
+		return fmt.Errorf("principal %q is empty or contains control characters", x.Principal)
+	}
+	if (x.SHA256 == "") == (x.Certificate == nil) {
+		return errors.New("set exactly one of SHA256 and Certificate")
+	}
+	if x.SHA256 != "" {
+		d, msg := parseDigest(x.SHA256, 32)
+		if msg != "" {
+			return fmt.Errorf("sha256 %q: %s", x.SHA256, msg)
+		}
+		k := [32]byte(d)
+		if old, ok := b.byThumb[k]; ok && old != x.Principal {
+			return fmt.Errorf("certificate %s is bound to both %q and %q", hex.EncodeToString(d), old, x.Principal)
+		}
+		b.byThumb[k] = x.Principal
+		b.n++
+		return nil
+	}
+	c := x.Certificate
+	inner := b.byKey[string(c.RawIssuer)]
+	if inner == nil {
+		inner = map[string]string{}
+		b.byKey[string(c.RawIssuer)] = inner
+	}
+	if old, ok := inner[string(c.RawSubjectPublicKeyInfo)]; ok && old != x.Principal {
+		return fmt.Errorf("the key of %q (issuer %q) is bound to both %q and %q", c.Subject.String(), c.Issuer.String(), old, x.Principal)
+	}
+	inner[string(c.RawSubjectPublicKeyInfo)] = x.Principal
+	b.n++
+	return nil
+}
+
+// ResolvePrincipal answers the principal bound to the leaf, or "".
+func (b *Bindings) ResolvePrincipal(id *Identity) (string, error) {
+	if !hasLeaf(id) {
+		return "", errNoLeafPrincipal
+	}
+	if p, ok := b.byThumb[id.sum]; ok {
+		return p, nil
+	}
+	if inner := b.byKey[string(id.Leaf.RawIssuer)]; inner != nil {
+		return inner[string(id.Leaf.RawSubjectPublicKeyInfo)], nil
+	}
+	return "", nil
+}
+
+// Len is the number of bindings.
+func (b *Bindings) Len() int { return b.n }
+
+// BindingStore holds bindings loaded from the file system, reloadable at run time:
+//
+//   - a directory of PEM files (*.pem, *.crt, *.cer): each file binds the certificates it holds
+//     to the principal named by the file (alice.pem binds to "alice"), by issuer name and public
+//     key, so that a renewal with the same key keeps the binding. Other files are ignored.
+//   - a JSON file mapping principals to SHA-256 fingerprints:
+//     {"alice": ["3f1a…"], "partner-a": ["9bc0…", "77de…"]}
+//
+// Call [BindingStore.Reload] (on SIGHUP, or when the files change) to read them again.
+type BindingStore struct {
+	path string
+	mu   sync.Mutex // serialises Reload
+	cur  atomic.Pointer[Bindings]
+}
+
+// NewBindingStore loads the bindings at path, a directory of PEM files or a JSON file.
+func NewBindingStore(path string) (*BindingStore, error) {
+	s := &BindingStore{path: path}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload reads the bindings again and swaps them in atomically. On error the bindings in force
+// stay and the error says why.
+func (s *BindingStore) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := loadBindings(s.path)
+	if err != nil {
+		return err
+	}
+	s.cur.Store(b)
+	return nil
+}
+
+// ResolvePrincipal answers from the bindings in force.
+func (s *BindingStore) ResolvePrincipal(id *Identity) (string, error) {
+	return s.cur.Load().ResolvePrincipal(id)
+}
+
+// Len is the number of bindings in force.
+func (s *BindingStore) Len() int { return s.cur.Load().Len() }
+
+const maxBindingFile = 1 << 20
+
+func loadBindings(path string) (*Bindings, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: bindings: %w", err)
+	}
+	if fi.IsDir() {
+		return loadBindingDir(path)
+	}
+	doc, err := readLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseBindingJSON(path, doc)
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: bindings: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxBindingFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("mtls: bindings: %w", err)
+	}
+	if len(b) > maxBindingFile {
+		return nil, fmt.Errorf("mtls: bindings: %s is larger than %d bytes", path, maxBindingFile)
+	}
+	return b, nil
+}
+
+func parseBindingJSON(path string, doc []byte) (*Bindings, error) {
+	v, err := decodeJSON(doc)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: bindings %s: %s", path, strings.TrimPrefix(err.Error(), "mtls: policy "))
+	}
+	if v.kind != '{' {
+		return nil, fmt.Errorf("mtls: bindings %s: $: expected an object of principal to SHA-256 fingerprints, found %s", path, v.typeName())
+	}
+	b := &Bindings{byThumb: map[[32]byte]string{}, byKey: map[string]map[string]string{}}
+	for i, principal := range v.keys {
+		at := keyPath("$", principal)
+		list, err := stringList(v.vals[i], at)
+		if err != nil {
+			return nil, fmt.Errorf("mtls: bindings %s: %s", path, strings.TrimPrefix(err.Error(), "mtls: policy "))
+		}
+		for j, fp := range list {
+			if err := b.add(Binding{Principal: principal, SHA256: fp}); err != nil {
+				return nil, fmt.Errorf("mtls: bindings %s: %s: %w", path, indexPath(at, j), err)
+			}
+		}
+	}
+	return b, nil
+}
+
+func loadBindingDir(dir string) (*Bindings, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: bindings: %w", err)
+	}
+	b := &Bindings{byThumb: map[[32]byte]string{}, byKey: map[string]map[string]string{}}
+	for _, e := range entries {
+		name := e.Name()
+		ext := strings.ToLower(filepath.Ext(name))
+		if e.IsDir() || strings.HasPrefix(name, ".") || !slices.Contains([]string{".pem", ".crt", ".cer"}, ext) {
+			continue
+		}
+		file := filepath.Join(dir, name)
+		data, err := readLimited(file)
+		if err != nil {
+			return nil, err
+		}
+		principal := strings.TrimSuffix(name, filepath.Ext(name))
+		n := 0
+		for rest := data; ; {
+			var block *pem.Block
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				break
+			}
+			if block.Type != "CERTIFICATE" {
+				return nil, fmt.Errorf("mtls: bindings %s: a %q PEM block where only certificates belong", file, block.Type)
+			}
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("mtls: bindings %s: %w", file, err)
+			}
+			if err := b.add(Binding{Principal: principal, Certificate: c}); err != nil {
+				return nil, fmt.Errorf("mtls: bindings %s: %w", file, err)
+			}
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("mtls: bindings %s: no PEM certificate", file)
+		}
+	}
+	return b, nil
+}
