@@ -1,192 +1,222 @@
 package mtls
 
 import (
-	"bytes"
 	"crypto/x509"
-	"encoding/binary"
 	"hash/maphash"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 )
 
-// cache remembers verification outcomes, keyed by the whole presented chain.
+// cache remembers verification outcomes, keyed by what the client presented: the whole chain of
+// a TLS connection, or the raw values of a proxy's certificate headers.
 //
-// The map key is a seeded maphash of the chain (fast, unpredictable to clients); every hit is
-// confirmed by comparing the stored chain byte for byte, so a hash collision can never hand one
-// client another's identity. Entries expire at the earliest NotAfter of the verified chain (or
-// soon, for refusals); when the cache is full an arbitrary entry makes room, preferring expired
-// ones. A trust change replaces the whole cache. Concurrent misses for one chain verify once.
+// Each entry keeps that material as one string, and every hit is confirmed by comparing it byte
+// for byte, so neither a hash collision nor a header value that happens to equal a DER chain can
+// hand one client another's outcome. The table is set-associative with a fixed number of slots:
+// reads are lock-free (one atomic load per way, no shared counter to contend on), and an insert
+// into a full set replaces the entry that expires first, so short-lived refusals make room before
+// acceptances. Entries expire at the earliest NotAfter of the verified chain, or soon for
+// refusals. A trust change replaces the whole cache. Concurrent misses for the same material run
+// the verification once.
 type cache struct {
-	max  int // <0: nothing is stored
 	seed maphash.Seed
-
-	mu      sync.RWMutex
-	entries map[uint64]*entry
+	sets []cacheSet // empty: the cache stores nothing
+	mask uint64
 
 	flight singleflight.Group
-	// flightStrings de-duplicates misses of the header-mode path (keyed by raw header values).
-	flightStrings singleflight.Group
 }
 
+const cacheWays = 4
+
+type cacheSet [cacheWays]atomic.Pointer[entry]
+
+// entry is immutable once stored.
 type entry struct {
-	chain   [][]byte // DER of the presented chain, leaf first
-	raw     []string // header mode: the raw header values (chain is nil)
-	id      *Identity
-	err     error
-	expires time.Time
+	key      uint64
+	material string
+	id       *Identity
+	err      error
+	expires  time.Time
 }
 
-func newCache(max int) *cache {
-	return &cache{max: max, seed: maphash.MakeSeed(), entries: map[uint64]*entry{}}
+// Material tags keep the two sources' encodings apart.
+const (
+	tagChain  = 't'
+	tagValues = 'h'
+)
+
+// newCache returns a cache holding at least size entries (rounded up to a power of two); size <= 0
+// stores nothing.
+func newCache(size int) *cache {
+	c := &cache{seed: maphash.MakeSeed()}
+	if size > 0 {
+		n := 1
+		for n*cacheWays < size {
+			n <<= 1
+		}
+		c.sets = make([]cacheSet, n)
+		c.mask = uint64(n - 1)
+	}
+	return c
 }
 
-// key hashes the presented chain, each certificate prefixed by its length.
-func (c *cache) key(presented []*x509.Certificate) uint64 {
+// lookupChain returns the key of a presented chain and its live entry, if any.
+func (c *cache) lookupChain(presented []*x509.Certificate, now time.Time) (uint64, *entry) {
 	var h maphash.Hash
 	h.SetSeed(c.seed)
-	var n [8]byte
+	_ = h.WriteByte(tagChain)
 	for _, cert := range presented {
-		binary.LittleEndian.PutUint64(n[:], uint64(len(cert.Raw)))
-		_, _ = h.Write(n[:])
+		writeLen(&h, len(cert.Raw))
 		_, _ = h.Write(cert.Raw)
 	}
-	return h.Sum64()
+	k := h.Sum64()
+	return k, c.find(k, now, func(m string) bool {
+		if len(m) == 0 || m[0] != tagChain {
+			return false
+		}
+		m = m[1:]
+		for _, cert := range presented {
+			var ok bool
+			if m, ok = cutPiece(m, cert.Raw); !ok {
+				return false
+			}
+		}
+		return len(m) == 0
+	})
 }
 
-// get returns the live entry for presented, if any.
-func (c *cache) get(k uint64, presented []*x509.Certificate, now time.Time) (*entry, bool) {
-	c.mu.RLock()
-	e := c.entries[k]
-	c.mu.RUnlock()
-	if e == nil || !now.Before(e.expires) || len(e.chain) != len(presented) {
-		return nil, false
+// lookupValues returns the key of raw header values and their live entry, if any.
+func (c *cache) lookupValues(values []string, now time.Time) (uint64, *entry) {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	_ = h.WriteByte(tagValues)
+	for _, v := range values {
+		writeLen(&h, len(v))
+		_, _ = h.WriteString(v)
 	}
-	for i, cert := range presented {
-		if !bytes.Equal(e.chain[i], cert.Raw) {
-			return nil, false
+	k := h.Sum64()
+	return k, c.find(k, now, func(m string) bool {
+		if len(m) == 0 || m[0] != tagValues {
+			return false
+		}
+		m = m[1:]
+		for _, v := range values {
+			var ok bool
+			if m, ok = cutPiece(m, v); !ok {
+				return false
+			}
+		}
+		return len(m) == 0
+	})
+}
+
+// chainMaterial and valuesMaterial encode what lookupChain and lookupValues compare against:
+// a tag, then each piece prefixed by its length.
+func chainMaterial(presented []*x509.Certificate) string {
+	b := []byte{tagChain}
+	for _, cert := range presented {
+		b = appendPiece(b, cert.Raw)
+	}
+	return string(b)
+}
+
+func valuesMaterial(values []string) string {
+	b := []byte{tagValues}
+	for _, v := range values {
+		b = appendPiece(b, []byte(v))
+	}
+	return string(b)
+}
+
+func appendPiece(b, piece []byte) []byte {
+	n := len(piece)
+	return append(append(b, byte(n), byte(n>>8), byte(n>>16), byte(n>>24)), piece...)
+}
+
+// cutPiece checks that m starts with piece in appendPiece's encoding and returns the rest. The
+// comparison converts nothing: string(piece) in a comparison does not copy.
+func cutPiece[P string | []byte](m string, piece P) (string, bool) {
+	if len(m) < 4 {
+		return m, false
+	}
+	n := int(m[0]) | int(m[1])<<8 | int(m[2])<<16 | int(m[3])<<24
+	m = m[4:]
+	if n != len(piece) || len(m) < n || m[:n] != string(piece) {
+		return m, false
+	}
+	return m[n:], true
+}
+
+func writeLen(h *maphash.Hash, n int) {
+	_, _ = h.Write([]byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)})
+}
+
+// find returns the live entry with key k whose material satisfies match.
+func (c *cache) find(k uint64, now time.Time, match func(material string) bool) *entry {
+	if len(c.sets) == 0 {
+		return nil
+	}
+	set := &c.sets[k&c.mask]
+	for i := range set {
+		if e := set[i].Load(); e != nil && e.key == k && now.Before(e.expires) && match(e.material) {
+			return e
 		}
 	}
-	return e, true
+	return nil
 }
 
-// fill runs verify once for all concurrent callers with the same chain and stores the outcome.
-// verify returns the identity or the refusal, and until when that outcome may be reused.
-func (c *cache) fill(k uint64, presented []*x509.Certificate, now time.Time,
+// fill runs verify once for all concurrent callers presenting the same material, stores the
+// outcome and returns it. verify returns the identity or the refusal, and until when that outcome
+// may be reused.
+func (c *cache) fill(k uint64, material string, now time.Time,
 	verify func() (*Identity, time.Time, error)) (*Identity, error) {
-	var flightKey []byte
-	for _, cert := range presented {
-		flightKey = binary.LittleEndian.AppendUint64(flightKey, uint64(len(cert.Raw)))
-		flightKey = append(flightKey, cert.Raw...)
-	}
-	v, _, _ := c.flight.Do(string(flightKey), func() (any, error) {
-		// Another flight may have filled the entry between our miss and now.
-		if e, ok := c.get(k, presented, now); ok {
+	v, _, _ := c.flight.Do(material, func() (any, error) {
+		// Another flight may have stored the outcome between our miss and now.
+		if e := c.find(k, now, func(m string) bool { return m == material }); e != nil {
 			return e, nil
 		}
 		id, until, err := verify()
-		e := &entry{id: id, err: err, expires: until}
-		for _, cert := range presented {
-			e.chain = append(e.chain, cert.Raw)
-		}
-		c.put(k, e, now)
+		e := &entry{key: k, material: material, id: id, err: err, expires: until}
+		c.put(e, now)
 		return e, nil
 	})
 	e := v.(*entry)
 	return e.id, e.err
 }
 
-func (c *cache) put(k uint64, e *entry, now time.Time) {
-	if c.max < 0 || !now.Before(e.expires) {
+// put stores e in its set, in the first empty, expired or same-material way, or else in place of
+// the entry that expires first. Concurrent puts may overwrite each other's choice, which only
+// costs a later verification.
+func (c *cache) put(e *entry, now time.Time) {
+	if len(c.sets) == 0 || !now.Before(e.expires) {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
-		c.evict(now)
-	}
-	c.entries[k] = e
-}
-
-// evict removes expired entries among a few visited ones, or else the first visited (map
-// iteration order is random). Called with mu held.
-func (c *cache) evict(now time.Time) {
-	const visits = 8
-	var first uint64
-	removed, i := false, 0
-	for k, e := range c.entries {
-		if i == 0 {
-			first = k
-		}
-		if !now.Before(e.expires) {
-			delete(c.entries, k)
-			removed = true
-		}
-		if i++; i == visits {
+	set := &c.sets[e.key&c.mask]
+	victim, soonest := 0, time.Time{}
+	for i := range set {
+		old := set[i].Load()
+		if old == nil || !now.Before(old.expires) || old.material == e.material {
+			victim = i
 			break
 		}
+		if i == 0 || old.expires.Before(soonest) {
+			victim, soonest = i, old.expires
+		}
 	}
-	if !removed {
-		delete(c.entries, first)
-	}
+	set[victim].Store(e)
 }
 
+// len counts stored entries (for tests).
 func (c *cache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
-}
-
-// keyStrings hashes the raw header values of header mode, each prefixed by its length.
-func (c *cache) keyStrings(values []string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	_ = h.WriteByte('h')
-	var n [8]byte
-	for _, v := range values {
-		binary.LittleEndian.PutUint64(n[:], uint64(len(v)))
-		_, _ = h.Write(n[:])
-		_, _ = h.WriteString(v)
-	}
-	return h.Sum64()
-}
-
-// getStrings returns the live entry for the raw header values, if any, confirmed by comparing
-// the stored values exactly.
-func (c *cache) getStrings(k uint64, values []string, now time.Time) (*entry, bool) {
-	c.mu.RLock()
-	e := c.entries[k]
-	c.mu.RUnlock()
-	if e == nil || !now.Before(e.expires) || e.chain != nil || len(e.raw) != len(values) {
-		return nil, false
-	}
-	for i, v := range values {
-		if e.raw[i] != v {
-			return nil, false
+	n := 0
+	for i := range c.sets {
+		for j := range c.sets[i] {
+			if c.sets[i][j].Load() != nil {
+				n++
+			}
 		}
 	}
-	return e, true
-}
-
-// fillStrings is fill for header mode: verify runs once for all concurrent callers with the same
-// raw header values, which the cache keeps (values must not be modified afterwards).
-func (c *cache) fillStrings(k uint64, values []string, now time.Time,
-	verify func() (*Identity, time.Time, error)) (*Identity, error) {
-	var flightKey []byte
-	for _, v := range values {
-		flightKey = binary.LittleEndian.AppendUint64(flightKey, uint64(len(v)))
-		flightKey = append(flightKey, v...)
-	}
-	r, _, _ := c.flightStrings.Do(string(flightKey), func() (any, error) {
-		if e, ok := c.getStrings(k, values, now); ok {
-			return e, nil
-		}
-		id, until, err := verify()
-		e := &entry{raw: values, id: id, err: err, expires: until}
-		c.put(k, e, now)
-		return e, nil
-	})
-	e := r.(*entry)
-	return e.id, e.err
+	return n
 }

@@ -202,8 +202,7 @@ func (m *Middleware) identifyHeader(r *http.Request, proxy netip.Addr) (*Identit
 	if total > 0 {
 		st := m.state.Load()
 		now := m.now()
-		k := st.cache.keyStrings(values)
-		if e, ok := st.cache.getStrings(k, values, now); ok {
+		if k, e := st.cache.lookupValues(values, now); e != nil {
 			id, err = e.id, e.err
 		} else {
 			id, err = m.fillHeader(st, k, append([]string(nil), values...), now)
@@ -227,7 +226,7 @@ func (m *Middleware) identifyHeader(r *http.Request, proxy netip.Addr) (*Identit
 // requests carrying them, and caches the outcome.
 func (m *Middleware) fillHeader(st *state, k uint64, values []string, now time.Time) (*Identity, error) {
 	h := m.header
-	return st.cache.fillStrings(k, values, now, func() (*Identity, time.Time, error) {
+	return st.cache.fill(k, valuesMaterial(values), now, func() (*Identity, time.Time, error) {
 		ders, err := h.format.Decode(values)
 		if err != nil {
 			if !errors.Is(err, ErrMalformedHeader) {

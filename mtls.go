@@ -427,11 +427,11 @@ func (m *Middleware) afterVerify(r *http.Request, id *Identity) (*Identity, erro
 func (m *Middleware) verifyChain(presented []*x509.Certificate) (*Identity, error) {
 	st := m.state.Load()
 	now := m.now()
-	k := st.cache.key(presented)
-	if e, ok := st.cache.get(k, presented, now); ok {
+	k, e := st.cache.lookupChain(presented, now)
+	if e != nil {
 		return e.id, e.err
 	}
-	return st.cache.fill(k, presented, now, func() (*Identity, time.Time, error) {
+	return st.cache.fill(k, chainMaterial(presented), now, func() (*Identity, time.Time, error) {
 		chain, pinned, err := st.trust.verify(presented, now)
 		if err != nil {
 			return nil, negativeExpiry(presented[0], err, now), err

@@ -327,12 +327,12 @@ func TestEndToEndCurl(t *testing.T) {
 
 func TestCacheBounds(t *testing.T) {
 	p := newPKI(t)
-	m, err := New(Config{RootCAs: p.root.Pool(), CacheSize: 3})
+	m, err := New(Config{RootCAs: p.root.Pool(), CacheSize: 8})
 	require.NoError(t, err)
-	for i := range 10 {
+	for i := range 40 {
 		_, err := m.Authenticate(requestWith(p.issuing.NewClient("c" + string(rune('a'+i))).Chain()...))
 		require.NoError(t, err)
-		assert.LessOrEqual(t, m.state.Load().cache.len(), 3)
+		assert.LessOrEqual(t, m.state.Load().cache.len(), 8)
 	}
 
 	off, err := New(Config{RootCAs: p.root.Pool(), CacheSize: -1})
@@ -376,18 +376,40 @@ func TestCacheConfirmsHitsByContent(t *testing.T) {
 	p := newPKI(t)
 	c := newCache(16)
 	now := time.Now()
-	id := &Identity{}
-	k := c.key(p.alice.Chain())
-	_, err := c.fill(k, p.alice.Chain(), now, func() (*Identity, time.Time, error) { return id, now.Add(time.Hour), nil })
+	chain := p.alice.Chain()
+	k, e := c.lookupChain(chain, now)
+	require.Nil(t, e)
+	_, err := c.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) { return &Identity{}, now.Add(time.Hour), nil })
 	require.NoError(t, err)
+	_, e = c.lookupChain(chain, now)
+	require.NotNil(t, e)
 
-	_, ok := c.get(k, p.alice.Chain(), now)
-	assert.True(t, ok)
-	// The same map key with other content (a forced collision) must not hit.
-	_, ok = c.get(k, p.other.NewClient("mallory").Chain(), now)
-	assert.False(t, ok)
-	_, ok = c.get(k, p.alice.Chain()[:1], now)
-	assert.False(t, ok)
+	// Force other content under the same key: it must not hit.
+	match := func(presented []*x509.Certificate) bool {
+		return c.find(k, now, func(m string) bool { return m == chainMaterial(presented) }) != nil
+	}
+	assert.True(t, match(chain))
+	assert.False(t, match(p.other.NewClient("mallory").Chain()))
+	assert.False(t, match(chain[:1]))
+	// Header values equal to the DER bytes are another material.
+	values := []string{string(chain[0].Raw), string(chain[1].Raw)}
+	assert.NotEqual(t, chainMaterial(chain), valuesMaterial(values))
+	_, e = c.lookupValues(values, now)
+	assert.Nil(t, e)
+}
+
+func TestCacheSetPrefersEvictingSoonestExpiry(t *testing.T) {
+	c := newCache(1) // one set of cacheWays ways
+	now := time.Now()
+	for i := range cacheWays {
+		c.put(&entry{key: uint64(i), material: string(rune('a' + i)), expires: now.Add(time.Duration(i+1) * time.Hour)}, now)
+	}
+	require.Equal(t, cacheWays, c.len())
+	c.put(&entry{key: 99, material: "new", expires: now.Add(10 * time.Hour)}, now)
+	assert.Equal(t, cacheWays, c.len())
+	assert.Nil(t, c.find(0, now, func(string) bool { return true }), "the entry expiring first made room")
+	assert.NotNil(t, c.find(99, now, func(string) bool { return true }))
+	assert.NotNil(t, c.find(1, now, func(string) bool { return true }))
 }
 
 func TestConcurrentMissesVerifyOnce(t *testing.T) {
@@ -402,11 +424,11 @@ func TestConcurrentMissesVerifyOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k := c.key(chain)
-			if _, ok := c.get(k, chain, now); ok {
+			k, e := c.lookupChain(chain, now)
+			if e != nil {
 				return
 			}
-			_, _ = c.fill(k, chain, now, func() (*Identity, time.Time, error) {
+			_, _ = c.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) {
 				calls.Add(1)
 				<-release
 				return &Identity{}, now.Add(time.Hour), nil
