@@ -211,9 +211,10 @@ type Config struct {
 	// Now is the clock used for validity checks. Default time.Now.
 	Now func() time.Time
 
-	// CacheSize bounds the number of verification outcomes kept (keyed by the whole presented
-	// chain; an entry never outlives the earliest NotAfter of its chain). Default 4096; a negative
-	// value turns the cache off.
+	// CacheSize bounds the number of verification outcomes kept, rounded up to a power of two.
+	// Outcomes are keyed by the whole presented chain (or the raw header values), confirmed byte
+	// for byte on every hit, and never outlive the earliest NotAfter of the chain; refusals are
+	// kept a minute and make room first. Default 4096; a negative value turns the cache off.
 	CacheSize int
 
 	// ErrorHandler writes refusals. It receives an *Error (see [StatusAndReason]). Default
