@@ -253,7 +253,7 @@ func merge(a, b answer) answer {
 		}
 		return b
 	}
-	if a.state <= stateStale && b.err != nil && b.state >= stateUnknown {
+	if a.state <= stateStale && b.err != nil {
 		a.err = errors.Join(a.err, b.err)
 	}
 	return a

@@ -1,0 +1,761 @@
+package mtls
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/certgate/mtls/mtlstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ocsp"
+)
+
+// revClock is a clock the test moves by hand.
+type revClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newRevClock() *revClock { return &revClock{t: time.Now()} }
+
+func (c *revClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *revClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// revPKI is root -> issuing CA -> clients, with a clock.
+type revPKI struct {
+	root, issuing *mtlstest.CA
+	clock         *revClock
+}
+
+func newRevPKI() *revPKI {
+	root := mtlstest.NewRootCA("Rev Root CA")
+	return &revPKI{root: root, issuing: root.NewIntermediate("Rev Issuing CA"), clock: newRevClock()}
+}
+
+func (p *revPKI) middleware(t testing.TB, rc *RevocationConfig) *Middleware {
+	t.Helper()
+	m, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now, Revocation: rc})
+	require.NoError(t, err)
+	return m
+}
+
+// revAuthn runs the middleware on a request presenting leaf's chain.
+func revAuthn(m *Middleware, leaf *mtlstest.Leaf) (*Identity, error) {
+	return m.Authenticate(requestWith(leaf.Chain()...))
+}
+
+func requireRevRefused(t *testing.T, err error, kind error) {
+	t.Helper()
+	require.Error(t, err)
+	require.ErrorIs(t, err, kind)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.NotNil(t, e.Leaf)
+	status, reason := StatusAndReason(err)
+	switch kind {
+	case ErrRevoked:
+		assert.Equal(t, http.StatusUnauthorized, status)
+		assert.Equal(t, ReasonCertificateRevoked, reason)
+	case ErrRevocationUnavailable:
+		assert.Equal(t, http.StatusServiceUnavailable, status)
+		assert.Equal(t, ReasonRevocationUnavailable, reason)
+	}
+}
+
+// revResponder serves whatever answer returns; it counts requests and remembers methods.
+type revResponder struct {
+	srv     *httptest.Server
+	calls   atomic.Int64
+	mu      sync.Mutex
+	methods []string
+}
+
+func newRevResponder(t testing.TB, answer func(w http.ResponseWriter, r *http.Request)) *revResponder {
+	rf := &revResponder{}
+	rf.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rf.calls.Add(1)
+		rf.mu.Lock()
+		rf.methods = append(rf.methods, r.Method)
+		rf.mu.Unlock()
+		answer(w, r)
+	}))
+	t.Cleanup(rf.srv.Close)
+	return rf
+}
+
+func TestOCSPHostileMatrix(t *testing.T) {
+	p := newRevPKI()
+	other := p.root.NewIntermediate("Other Issuing CA")
+	sameName := p.root.NewIntermediate("Rev Issuing CA")
+	leaf := p.issuing.NewClient("alice")
+	goodSigner := p.issuing.NewOCSPSigner("Rev OCSP")
+	noEKU := p.issuing.NewOCSPSigner("Rev OCSP without EKU", mtlstest.WithExtKeyUsage(x509.ExtKeyUsageClientAuth))
+	foreignSigner := other.NewOCSPSigner("Foreign OCSP")
+	expiredSigner := p.issuing.NewOCSPSigner("Expired OCSP", mtlstest.WithValidity(time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)))
+	now := p.clock.Now()
+
+	mint := func(a mtlstest.OCSPAnswer) func(http.ResponseWriter, *http.Request) {
+		der := p.issuing.NewOCSPResponse(leaf.Certificate, a)
+		return func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(der) }
+	}
+	tests := []struct {
+		name   string
+		answer func(http.ResponseWriter, *http.Request)
+		want   error // nil: accepted
+	}{
+		{"good", mint(mtlstest.OCSPAnswer{}), nil},
+		{"good from a delegated responder", mint(mtlstest.OCSPAnswer{Signer: goodSigner}), nil},
+		{"no nextUpdate", mint(mtlstest.OCSPAnswer{NoNextUpdate: true}), nil},
+		{"revoked", mint(mtlstest.OCSPAnswer{Status: ocsp.Revoked}), ErrRevoked},
+		{"revoked by a delegated responder", mint(mtlstest.OCSPAnswer{Status: ocsp.Revoked, Signer: goodSigner}), ErrRevoked},
+		{"unknown", mint(mtlstest.OCSPAnswer{Status: ocsp.Unknown}), ErrRevocationUnavailable},
+		{"expired response", mint(mtlstest.OCSPAnswer{ThisUpdate: now.Add(-3 * time.Hour), NextUpdate: now.Add(-time.Hour)}), ErrRevocationUnavailable},
+		{"thisUpdate in the future", mint(mtlstest.OCSPAnswer{ThisUpdate: now.Add(time.Hour)}), ErrRevocationUnavailable},
+		{"delegated responder without the EKU", mint(mtlstest.OCSPAnswer{Signer: noEKU}), ErrRevocationUnavailable},
+		{"delegated responder of another CA", mint(mtlstest.OCSPAnswer{Signer: foreignSigner}), ErrRevocationUnavailable},
+		{"delegated responder expired", mint(mtlstest.OCSPAnswer{Signer: expiredSigner}), ErrRevocationUnavailable},
+		{"signed by the wrong key", func(w http.ResponseWriter, _ *http.Request) {
+			// The CertID names the right issuer, but a same-named impostor signs.
+			der, err := ocsp.CreateResponse(p.issuing.Certificate, sameName.Certificate,
+				ocsp.Response{Status: ocsp.Good, SerialNumber: leaf.Certificate.SerialNumber,
+					ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, sameName.Key)
+			require.NoError(t, err)
+			_, _ = w.Write(der)
+		}, ErrRevocationUnavailable},
+		{"answer about another issuer's certificate with the same serial", func(w http.ResponseWriter, _ *http.Request) {
+			twin := other.NewClient("twin", mtlstest.WithSerial(leaf.Certificate.SerialNumber))
+			der, err := ocsp.CreateResponse(other.Certificate, p.issuing.Certificate,
+				ocsp.Response{Status: ocsp.Good, SerialNumber: twin.Certificate.SerialNumber,
+					ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, p.issuing.Key)
+			require.NoError(t, err)
+			_, _ = w.Write(der)
+		}, ErrRevocationUnavailable},
+		{"tryLater", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(ocsp.TryLaterErrorResponse) }, ErrRevocationUnavailable},
+		{"garbage", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("<html>proxy error</html>")) }, ErrRevocationUnavailable},
+		{"HTTP 500", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down", http.StatusInternalServerError) }, ErrRevocationUnavailable},
+		{"oversized body", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write(bytes.Repeat([]byte{0x30}, 2<<20))
+		}, ErrRevocationUnavailable},
+		{"oversized body without length", func(w http.ResponseWriter, _ *http.Request) {
+			for range 64 {
+				_, _ = w.Write(bytes.Repeat([]byte{0x30}, 32<<10))
+				w.(http.Flusher).Flush()
+			}
+		}, ErrRevocationUnavailable},
+		{"responder timeout", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		}, ErrRevocationUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rf := newRevResponder(t, tt.answer)
+			m := p.middleware(t, &RevocationConfig{
+				OCSP:    &OCSPConfig{Responder: rf.srv.URL},
+				Timeout: 200 * time.Millisecond,
+			})
+			start := time.Now()
+			id, err := revAuthn(m, leaf)
+			assert.Less(t, time.Since(start), 3*time.Second)
+			if tt.want == nil {
+				require.NoError(t, err)
+				assert.False(t, id.Revocation.Degraded())
+				return
+			}
+			requireRevRefused(t, err, tt.want)
+			assert.Nil(t, id)
+		})
+	}
+}
+
+func TestOCSPUsesAIAAndGETForSmallRequests(t *testing.T) {
+	p := newRevPKI()
+	resp := mtlstest.NewOCSPResponder(p.issuing)
+	t.Cleanup(resp.Close)
+	leaf := p.issuing.NewClient("alice", mtlstest.WithOCSPServer("ldap://ignored.example", resp.URL))
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{}})
+	_, err := revAuthn(m, leaf)
+	require.NoError(t, err)
+	assert.Equal(t, 1, resp.Requests())
+
+	revoked := p.issuing.NewClient("mallory", mtlstest.WithOCSPServer(resp.URL))
+	resp.Revoke(revoked.Certificate.SerialNumber)
+	_, err = revAuthn(m, revoked)
+	requireRevRefused(t, err, ErrRevoked)
+
+	none := p.issuing.NewClient("no-aia")
+	_, err = revAuthn(m, none)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+}
+
+func TestOCSPPostForLongRequests(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	der := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{})
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(der) })
+	long := rf.srv.URL + "/" + strings.Repeat("a", 200)
+	short := rf.srv.URL
+
+	for _, u := range []string{short, long} {
+		m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: u}})
+		_, err := revAuthn(m, leaf)
+		require.NoError(t, err)
+	}
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	assert.Equal(t, []string{http.MethodGet, http.MethodPost}, rf.methods)
+}
+
+func TestOCSPCacheRefreshAndStaleIfError(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	var failing atomic.Bool
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		now := p.clock.Now()
+		_, _ = w.Write(p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{ThisUpdate: now, NextUpdate: now.Add(time.Hour)}))
+	})
+	var logs bytes.Buffer
+	m, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Revocation: &RevocationConfig{
+			OCSP:         &OCSPConfig{Responder: rf.srv.URL},
+			StaleIfError: 10 * time.Minute,
+		}})
+	require.NoError(t, err)
+
+	id, err := revAuthn(m, leaf)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rf.calls.Load())
+
+	t.Run("cached until the refresh point", func(t *testing.T) {
+		p.clock.Advance(30 * time.Minute)
+		for range 10 {
+			_, err := revAuthn(m, leaf)
+			require.NoError(t, err)
+		}
+		assert.EqualValues(t, 1, rf.calls.Load())
+	})
+	t.Run("refreshed in the background before nextUpdate", func(t *testing.T) {
+		p.clock.Advance(20 * time.Minute) // 50 min: past 3/4 of the hour
+		_, err := revAuthn(m, leaf)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return rf.calls.Load() == 2 }, 5*time.Second, 5*time.Millisecond)
+	})
+	t.Run("stale answer within the budget while the responder fails", func(t *testing.T) {
+		failing.Store(true)
+		p.clock.Advance(65 * time.Minute) // 5 min past the refreshed answer's nextUpdate
+		got, err := revAuthn(m, leaf)
+		require.NoError(t, err)
+		assert.True(t, got.Revocation.Stale)
+		assert.True(t, got.Revocation.Degraded())
+		assert.Error(t, got.Revocation.Err)
+		assert.NotSame(t, id, got, "a flagged identity is a copy")
+		again, err := revAuthn(m, leaf)
+		require.NoError(t, err)
+		assert.True(t, again.Revocation.Stale)
+		assert.False(t, id.Revocation.Degraded(), "the cached identity is never changed")
+		assert.Contains(t, logs.String(), "accepting on the stale answer")
+		assert.Contains(t, logs.String(), "request accepted without fresh revocation status")
+	})
+	t.Run("refused past the budget", func(t *testing.T) {
+		p.clock.Advance(6 * time.Minute)
+		_, err := revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevocationUnavailable)
+	})
+	t.Run("recovers when the responder does", func(t *testing.T) {
+		failing.Store(false)
+		p.clock.Advance(retryBackoff)
+		got, err := revAuthn(m, leaf)
+		require.NoError(t, err)
+		assert.False(t, got.Revocation.Degraded())
+	})
+}
+
+func TestOCSPFailOpenIsFlagged(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) })
+	var logs bytes.Buffer
+	m, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Revocation: &RevocationConfig{
+			OCSP:                &OCSPConfig{Responder: rf.srv.URL},
+			DangerouslyFailOpen: true,
+		}})
+	require.NoError(t, err)
+	id, err := revAuthn(m, leaf)
+	require.NoError(t, err)
+	assert.True(t, id.Revocation.FailOpen)
+	assert.False(t, id.Revocation.Stale)
+	assert.Contains(t, logs.String(), "DangerouslyFailOpen")
+
+	// Fail-open never turns "revoked" into "accepted".
+	der := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{Status: ocsp.Revoked})
+	rf2 := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(der) })
+	m2 := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf2.srv.URL}, DangerouslyFailOpen: true})
+	_, err = revAuthn(m2, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+}
+
+func TestOCSPConcurrentQueriesDeduplicated(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	der := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{})
+	release := make(chan struct{})
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = w.Write(der)
+	})
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}})
+	const n = 1000
+	var wg sync.WaitGroup
+	var started sync.WaitGroup
+	errs := make([]error, n)
+	started.Add(n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			started.Done()
+			_, errs[i] = revAuthn(m, leaf)
+		}()
+	}
+	started.Wait()
+	time.Sleep(50 * time.Millisecond) // let them pile up on the query
+	close(release)
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	assert.EqualValues(t, 1, rf.calls.Load())
+	assert.EqualValues(t, 1, m.revoc.ocsp.queries.Load())
+}
+
+func TestOCSPCallerContextCancelled(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, Timeout: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	r := requestWith(leaf.Chain()...).WithContext(ctx)
+	start := time.Now()
+	_, err := m.Authenticate(r)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	assert.Less(t, time.Since(start), time.Second)
+}
+
+func TestOCSPCacheBounded(t *testing.T) {
+	p := newRevPKI()
+	resp := mtlstest.NewOCSPResponder(p.issuing)
+	t.Cleanup(resp.Close)
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: resp.URL, CacheSize: 3}})
+	for i := range 10 {
+		_, err := revAuthn(m, p.issuing.NewClient(fmt.Sprint("c", i)))
+		require.NoError(t, err)
+	}
+	m.revoc.ocsp.mu.RLock()
+	defer m.revoc.ocsp.mu.RUnlock()
+	assert.LessOrEqual(t, len(m.revoc.ocsp.entries), 3)
+}
+
+func TestRevocationPinnedLeafAndChainMode(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	// The root revokes the issuing CA.
+	crlFile := revTempFile(t, "root.crl", p.root.NewCRL(mtlstest.CRL{Revoked: []*big.Int{p.issuing.Certificate.SerialNumber}}))
+	issuingCRL := revTempFile(t, "issuing.crl", p.issuing.NewCRL(mtlstest.CRL{}))
+
+	leafOnly := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{Files: []string{crlFile, issuingCRL}}})
+	_, err := revAuthn(leafOnly, leaf)
+	require.NoError(t, err)
+
+	chain := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{Files: []string{crlFile, issuingCRL}}, CheckChain: true})
+	_, err = revAuthn(chain, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+
+	// A pinned leaf has no verified issuer: only the deny list applies.
+	self := mtlstest.NewSelfSigned("partner")
+	deny := NewDenyList()
+	m, err := New(Config{PinnedSHA256: []string{fingerprint(self.Certificate)}, Now: p.clock.Now,
+		Revocation: &RevocationConfig{OCSP: &OCSPConfig{Responder: "http://127.0.0.1:1/never"}, DenyList: deny}})
+	require.NoError(t, err)
+	_, err = revAuthn(m, self)
+	require.NoError(t, err)
+	deny.Set(DenyCertificate(sha256.Sum256(self.Certificate.Raw)))
+	_, err = revAuthn(m, self)
+	requireRevRefused(t, err, ErrRevoked)
+}
+
+func revTempFile(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	return path
+}
+
+func TestCRLHostileMatrix(t *testing.T) {
+	p := newRevPKI()
+	other := p.root.NewIntermediate("Other Issuing CA")
+	sameName := p.root.NewIntermediate("Rev Issuing CA")
+	serial := big.NewInt(0x1234567)
+	leaf := p.issuing.NewClient("alice", mtlstest.WithSerial(serial))
+	otherLeaf := other.NewClient("bob", mtlstest.WithSerial(serial))
+	twinLeaf := sameName.NewClient("eve", mtlstest.WithSerial(serial))
+	good := p.issuing.NewClient("carol")
+	now := p.clock.Now()
+
+	revokes := p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{serial, big.NewInt(7)}})
+	otherEmpty := other.NewCRL(mtlstest.CRL{})
+	sameNameEmpty := sameName.NewCRL(mtlstest.CRL{})
+	idp := func(der []byte) pkix.Extension {
+		return pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 28}, Critical: true, Value: der}
+	}
+	tests := []struct {
+		name  string
+		files [][]byte
+		leaf  *mtlstest.Leaf
+		stale time.Duration
+		want  error
+	}{
+		{"not listed", [][]byte{revokes}, good, 0, nil},
+		{"listed", [][]byte{revokes}, leaf, 0, ErrRevoked},
+		{"PEM", [][]byte{revPEMCRL(revokes)}, leaf, 0, ErrRevoked},
+		{"no CRL for the issuer", [][]byte{otherEmpty}, leaf, 0, ErrRevocationUnavailable},
+		{"bad signature", [][]byte{p.issuing.NewCRL(mtlstest.CRL{SignWith: other.Key})}, good, 0, ErrRevocationUnavailable},
+		{"bad signature listing the serial", [][]byte{p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{serial}, SignWith: other.Key})}, leaf, 0, ErrRevocationUnavailable},
+		{"stale", [][]byte{p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-48 * time.Hour), NextUpdate: now.Add(-time.Hour)})}, good, 0, ErrRevocationUnavailable},
+		{"stale within the budget", [][]byte{p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-48 * time.Hour), NextUpdate: now.Add(-time.Minute * 5)})}, good, time.Hour, nil},
+		{"stale still revokes", [][]byte{p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{serial}, ThisUpdate: now.Add(-48 * time.Hour), NextUpdate: now.Add(-time.Hour)})}, leaf, 0, ErrRevoked},
+		{"another issuer lists the same serial", [][]byte{revokes, otherEmpty}, otherLeaf, 0, nil},
+		{"a same-named issuer lists the same serial", [][]byte{revokes, sameNameEmpty}, twinLeaf, 0, nil},
+		{"a same-named issuer's CRL only", [][]byte{revokes}, twinLeaf, 0, ErrRevocationUnavailable},
+		{"only CA certificates", [][]byte{p.issuing.NewCRL(mtlstest.CRL{ExtraExtensions: []pkix.Extension{idp([]byte{0x30, 0x03, 0x82, 0x01, 0xff})}})}, good, 0, ErrRevocationUnavailable},
+		{"only user certificates", [][]byte{p.issuing.NewCRL(mtlstest.CRL{ExtraExtensions: []pkix.Extension{idp([]byte{0x30, 0x03, 0x81, 0x01, 0xff})}})}, good, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var files []string
+			for i, der := range tt.files {
+				files = append(files, revTempFile(t, fmt.Sprint(i, ".crl"), der))
+			}
+			m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{Files: files}, StaleIfError: tt.stale})
+			id, err := revAuthn(m, tt.leaf)
+			if tt.want == nil {
+				require.NoError(t, err)
+				assert.Equal(t, tt.stale > 0, id.Revocation.Stale)
+				return
+			}
+			requireRevRefused(t, err, tt.want)
+		})
+	}
+}
+
+func revPEMCRL(der []byte) []byte {
+	return []byte("-----BEGIN X509 CRL-----\n" + revPEMLines(der) + "-----END X509 CRL-----\n")
+}
+
+func revPEMLines(der []byte) string {
+	var b strings.Builder
+	s := base64.StdEncoding.EncodeToString(der)
+	for len(s) > 64 {
+		b.WriteString(s[:64] + "\n")
+		s = s[64:]
+	}
+	b.WriteString(s + "\n")
+	return b.String()
+}
+
+func TestCRLRefusedAtLoad(t *testing.T) {
+	p := newRevPKI()
+	crit := pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: []byte{5, 0}}
+	delta := pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 27}, Critical: true, Value: []byte{2, 1, 1}}
+	indirect := pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 28}, Critical: true, Value: []byte{0x30, 0x03, 0x84, 0x01, 0xff}}
+	future := p.clock.Now().Add(time.Hour)
+	tests := []struct {
+		name string
+		der  []byte
+		want string
+	}{
+		{"unknown critical extension", p.issuing.NewCRL(mtlstest.CRL{ExtraExtensions: []pkix.Extension{crit}}), "unsupported critical extension"},
+		{"delta CRL", p.issuing.NewCRL(mtlstest.CRL{ExtraExtensions: []pkix.Extension{delta}}), "delta CRLs"},
+		{"indirect CRL", p.issuing.NewCRL(mtlstest.CRL{ExtraExtensions: []pkix.Extension{indirect}}), "indirect CRLs"},
+		{"thisUpdate in the future", p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: future, NextUpdate: future.Add(time.Hour)}), "future"},
+		{"garbage", []byte("not a CRL"), "malformed"},
+		{"truncated", p.issuing.NewCRL(mtlstest.CRL{})[:100], "malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now,
+				Revocation: &RevocationConfig{CRL: &CRLConfig{Files: []string{revTempFile(t, "x.crl", tt.der)}}}})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "mtls: "), err.Error())
+		})
+	}
+}
+
+// revCRLServer serves whatever CRL is current.
+type revCRLServer struct {
+	srv   *httptest.Server
+	der   atomic.Pointer[[]byte]
+	calls atomic.Int64
+}
+
+func newRevCRLServer(t testing.TB, der []byte) *revCRLServer {
+	s := &revCRLServer{}
+	s.set(der)
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.calls.Add(1)
+		der := *s.der.Load()
+		if der == nil {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		_, _ = w.Write(der)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *revCRLServer) set(der []byte) { s.der.Store(&der) }
+
+func TestCRLFromURLRefreshKeepsLastGood(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	now := p.clock.Now()
+	v1 := p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(4 * time.Hour), Number: big.NewInt(1)})
+	srv := newRevCRLServer(t, v1)
+	m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{URLs: []string{srv.srv.URL + "/issuing.crl"}}, StaleIfError: 30 * time.Minute})
+
+	_, err := revAuthn(m, leaf)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, srv.calls.Load())
+
+	t.Run("refreshed at the interval and a revocation is seen", func(t *testing.T) {
+		srv.set(p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: p.clock.Now(), NextUpdate: now.Add(4 * time.Hour),
+			Number: big.NewInt(2), Revoked: []*big.Int{leaf.Certificate.SerialNumber}}))
+		p.clock.Advance(61 * time.Minute)
+		_, _ = revAuthn(m, leaf) // starts the background refresh
+		require.Eventually(t, func() bool {
+			_, err := revAuthn(m, leaf)
+			return errors.Is(err, ErrRevoked)
+		}, 5*time.Second, 5*time.Millisecond)
+	})
+	good := p.issuing.NewClient("carol")
+	t.Run("a replayed older CRL is refused", func(t *testing.T) {
+		srv.set(v1)
+		calls := srv.calls.Load()
+		p.clock.Advance(61 * time.Minute)
+		_, _ = revAuthn(m, good)
+		require.Eventually(t, func() bool { return srv.calls.Load() > calls && !m.revoc.crl.configured[0].refreshing.Load() }, 5*time.Second, 5*time.Millisecond)
+		_, err := revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+	})
+	t.Run("a bad refresh keeps the last good CRL", func(t *testing.T) {
+		srv.set([]byte("garbage"))
+		p.clock.Advance(time.Hour) // 3h: still before nextUpdate
+		_, err := revAuthn(m, good)
+		require.NoError(t, err)
+		_, err = revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+	})
+	t.Run("stale within the budget, then refused", func(t *testing.T) {
+		p.clock.Advance(time.Hour + 10*time.Minute) // 10 min past nextUpdate
+		id, err := revAuthn(m, good)
+		require.NoError(t, err)
+		assert.True(t, id.Revocation.Stale)
+		assert.Equal(t, now.Add(4*time.Hour).Truncate(time.Second).UTC(), id.Revocation.NextUpdate.UTC())
+		p.clock.Advance(30 * time.Minute)
+		_, err = revAuthn(m, good)
+		requireRevRefused(t, err, ErrRevocationUnavailable)
+	})
+}
+
+func TestCRLDistributionPoints(t *testing.T) {
+	p := newRevPKI()
+	srv := newRevCRLServer(t, nil)
+	url := srv.srv.URL + "/issuing.crl"
+	leaf := p.issuing.NewClient("alice", mtlstest.WithCRLDistributionPoints("ldap://ignored", url))
+	good := p.issuing.NewClient("carol", mtlstest.WithCRLDistributionPoints(url))
+	srv.set(p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{leaf.Certificate.SerialNumber}}))
+	m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+	_, err = revAuthn(m, good)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, srv.calls.Load())
+
+	noDP := p.issuing.NewClient("dave")
+	_, err = revAuthn(m, noDP)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+
+	// A distribution point serving another CA's CRL says nothing for this one.
+	other := p.root.NewIntermediate("Other Issuing CA")
+	srv2 := newRevCRLServer(t, other.NewCRL(mtlstest.CRL{}))
+	wrong := p.issuing.NewClient("erin", mtlstest.WithCRLDistributionPoints(srv2.srv.URL))
+	_, err = revAuthn(m, wrong)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+}
+
+func TestOCSPThenCRL(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	good := p.issuing.NewClient("carol")
+	down := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusBadGateway) })
+	crlFile := revTempFile(t, "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{leaf.Certificate.SerialNumber}}))
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: down.srv.URL}, CRL: &CRLConfig{Files: []string{crlFile}}})
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+	id, err := revAuthn(m, good)
+	require.NoError(t, err)
+	assert.False(t, id.Revocation.Degraded())
+
+	// Both unavailable: the error names both.
+	otherCRL := revTempFile(t, "o.crl", p.root.NewCRL(mtlstest.CRL{}))
+	m2 := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: down.srv.URL}, CRL: &CRLConfig{Files: []string{otherCRL}}})
+	_, err = revAuthn(m2, good)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	assert.Contains(t, err.Error(), "OCSP")
+	assert.Contains(t, err.Error(), "CRL")
+}
+
+func TestDenyList(t *testing.T) {
+	p := newRevPKI()
+	alice := p.issuing.NewClient("alice")
+	bob := p.issuing.NewClient("bob")
+	carol := p.issuing.NewClient("carol")
+	dave := p.issuing.NewClient("dave")
+	deny := NewDenyList()
+	m := p.middleware(t, &RevocationConfig{DenyList: deny})
+	for _, l := range []*mtlstest.Leaf{alice, bob, carol, dave} {
+		_, err := revAuthn(m, l)
+		require.NoError(t, err)
+	}
+	issuerSPKI := SPKISHA256(p.issuing.Certificate)
+	list := fmt.Sprintf("# revoked at once\nsha256 %s\nspki-sha256 %X\n\nserial %x %s\n",
+		colonUpper(fingerprint(alice.Certificate)), SPKISHA256(bob.Certificate), issuerSPKI, carol.Certificate.SerialNumber.Text(16))
+	file := revTempFile(t, "deny.txt", []byte(list))
+	require.NoError(t, deny.LoadFile(file))
+	assert.Equal(t, 3, deny.Len())
+	for _, l := range []*mtlstest.Leaf{alice, bob, carol} {
+		_, err := revAuthn(m, l)
+		requireRevRefused(t, err, ErrRevoked)
+	}
+	_, err := revAuthn(m, dave)
+	require.NoError(t, err)
+
+	// The same serial under another issuer is not denied.
+	other := p.root.NewIntermediate("Other Issuing CA")
+	twin := other.NewClient("twin", mtlstest.WithSerial(carol.Certificate.SerialNumber))
+	_, err = revAuthn(m, twin)
+	require.NoError(t, err)
+
+	// A bad file keeps the list in force.
+	require.NoError(t, os.WriteFile(file, []byte("sha256 nothex\n"), 0o600))
+	err = deny.LoadFile(file)
+	require.ErrorContains(t, err, "line 1")
+	assert.Equal(t, 3, deny.Len())
+	deny.Set()
+	_, err = revAuthn(m, alice)
+	require.NoError(t, err)
+}
+
+func TestRevocationConfigErrors(t *testing.T) {
+	p := newRevPKI()
+	tests := []struct {
+		name string
+		rc   RevocationConfig
+		want string
+	}{
+		{"nothing to check", RevocationConfig{}, "set OCSP, CRL or DenyList"},
+		{"bad responder", RevocationConfig{OCSP: &OCSPConfig{Responder: "ftp://x"}}, "not an absolute http"},
+		{"negative cache", RevocationConfig{OCSP: &OCSPConfig{CacheSize: -1}}, "CacheSize"},
+		{"no CRL source", RevocationConfig{CRL: &CRLConfig{}}, "set Files, URLs or DistributionPoints"},
+		{"missing file", RevocationConfig{CRL: &CRLConfig{Files: []string{"/nonexistent.crl"}}}, "nonexistent.crl"},
+		{"bad URL", RevocationConfig{CRL: &CRLConfig{URLs: []string{"file:///etc/passwd"}}}, "not an absolute http"},
+		{"negative skew", RevocationConfig{OCSP: &OCSPConfig{}, ClockSkew: -1}, "ClockSkew"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc := tt.rc
+			_, err := New(Config{RootCAs: p.root.Pool(), Revocation: &rc})
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func TestRevocationWarmPathAllocations(t *testing.T) {
+	p := newRevPKI()
+	resp := mtlstest.NewOCSPResponder(p.issuing)
+	t.Cleanup(resp.Close)
+	leaf := p.issuing.NewClient("alice")
+	crlFile := revTempFile(t, "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{big.NewInt(3)}}))
+	rootCRL := revTempFile(t, "r.crl", p.root.NewCRL(mtlstest.CRL{}))
+	configs := map[string]*RevocationConfig{
+		"OCSP":      {OCSP: &OCSPConfig{Responder: resp.URL}},
+		"CRL":       {CRL: &CRLConfig{Files: []string{crlFile}}},
+		"OCSP+CRL":  {OCSP: &OCSPConfig{Responder: resp.URL}, CRL: &CRLConfig{Files: []string{crlFile}}},
+		"chain":     {CRL: &CRLConfig{Files: []string{crlFile, rootCRL}}, CheckChain: true},
+		"deny list": {DenyList: NewDenyList(DenyKey([32]byte{1}), DenySerial([32]byte{2}, big.NewInt(1)))},
+	}
+	for name, rc := range configs {
+		t.Run(name, func(t *testing.T) {
+			m := p.middleware(t, rc)
+			h := m.Handler(noop)
+			r := requestWith(leaf.Chain()...)
+			w := &discardWriter{h: http.Header{}}
+			_, err := m.Authenticate(r)
+			require.NoError(t, err)
+			h.ServeHTTP(w, r)
+			allocs := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, r) })
+			base, err := New(Config{RootCAs: p.root.Pool()})
+			require.NoError(t, err)
+			hb := base.Handler(noop)
+			hb.ServeHTTP(w, r)
+			baseline := testing.AllocsPerRun(200, func() { hb.ServeHTTP(w, r) })
+			assert.Equal(t, baseline, allocs, "revocation adds no allocation on the warm path")
+			assert.LessOrEqual(t, allocs, 3.0)
+		})
+	}
+}
