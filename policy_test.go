@@ -1,0 +1,724 @@
+package mtls
+
+import (
+	"bytes"
+	"crypto/sha1" //nolint:gosec // test of SHA-1 thumbprints
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certgate/mtls/mtlstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	oidCN     = asn1.ObjectIdentifier{2, 5, 4, 3}
+	oidO      = asn1.ObjectIdentifier{2, 5, 4, 10}
+	oidOU     = asn1.ObjectIdentifier{2, 5, 4, 11}
+	oidC      = asn1.ObjectIdentifier{2, 5, 4, 6}
+	oidDC     = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
+	oidTitle  = asn1.ObjectIdentifier{2, 5, 4, 12}
+	oidSerial = asn1.ObjectIdentifier{2, 5, 4, 5}
+)
+
+// dn builds a parsed name from (type, value) pairs, in order, as the x509 parser fills Names.
+func dn(pairs ...any) pkix.Name {
+	var n pkix.Name
+	for i := 0; i < len(pairs); i += 2 {
+		n.Names = append(n.Names, pkix.AttributeTypeAndValue{Type: pairs[i].(asn1.ObjectIdentifier), Value: pairs[i+1]})
+	}
+	return n
+}
+
+// synth wraps a hand-made certificate (never signed: matchers only read its fields) in an
+// identity, as newIdentity would.
+func synth(c *x509.Certificate) *Identity {
+	if c.Raw == nil {
+		c.Raw = []byte("synthetic " + c.Subject.String() + c.Issuer.String())
+	}
+	return &Identity{
+		Source: SourceTLS, Leaf: c, Chain: []*x509.Certificate{c},
+		DNSNames: c.DNSNames, EmailAddresses: c.EmailAddresses, URIs: c.URIs, IPAddresses: c.IPAddresses,
+		SPIFFEID: spiffeID(c.URIs), sum: sha256.Sum256(c.Raw),
+	}
+}
+
+func uris(raw ...string) []*url.URL {
+	var out []*url.URL
+	for _, s := range raw {
+		u, err := url.Parse(s)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+func ips(raw ...string) []net.IP {
+	var out []net.IP
+	for _, s := range raw {
+		out = append(out, net.ParseIP(s))
+	}
+	return out
+}
+
+type matchCase struct {
+	name  string
+	id    *Identity
+	allow bool
+}
+
+func runMatchCases(t *testing.T, p Policy, cases []matchCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := p.Check(tc.id)
+			if tc.allow {
+				assert.NoError(t, err)
+			} else {
+				assert.Error(t, err)
+			}
+			// The combinators' fast path must agree with Check.
+			if hasLeaf(tc.id) {
+				assert.Equal(t, tc.allow, p.(matcher).match(tc.id))
+			}
+		})
+	}
+}
+
+func TestPolicySubject(t *testing.T) {
+	p := Must(RequireSubject(Attributes{"cn": {"alice", "bob"}, "OU": {"payments"}}))
+	cases := []matchCase{
+		{"cn and ou match", synth(&x509.Certificate{Subject: dn(oidCN, "alice", oidOU, "payments")}), true},
+		{"second listed cn", synth(&x509.Certificate{Subject: dn(oidCN, "bob", oidOU, "payments")}), true},
+		{"one of several ou", synth(&x509.Certificate{Subject: dn(oidOU, "staff", oidCN, "alice", oidOU, "payments")}), true},
+		{"ou missing", synth(&x509.Certificate{Subject: dn(oidCN, "alice")}), false},
+		{"cn missing", synth(&x509.Certificate{Subject: dn(oidOU, "payments")}), false},
+		{"cn is case-sensitive", synth(&x509.Certificate{Subject: dn(oidCN, "Alice", oidOU, "payments")}), false},
+		{"cyrillic a look-alike", synth(&x509.Certificate{Subject: dn(oidCN, "\u0430lice", oidOU, "payments")}), false},
+		{"trailing space", synth(&x509.Certificate{Subject: dn(oidCN, "alice ", oidOU, "payments")}), false},
+		{"trailing NUL", synth(&x509.Certificate{Subject: dn(oidCN, "alice\x00", oidOU, "payments")}), false},
+		{"two cn, one listed", synth(&x509.Certificate{Subject: dn(oidCN, "alice", oidCN, "mallory", oidOU, "payments")}), false},
+		{"two cn, both listed", synth(&x509.Certificate{Subject: dn(oidCN, "alice", oidCN, "bob", oidOU, "payments")}), false},
+		{"empty cn", synth(&x509.Certificate{Subject: dn(oidCN, "", oidOU, "payments")}), false},
+		{"ou value in o", synth(&x509.Certificate{Subject: dn(oidCN, "alice", oidO, "payments")}), false},
+		{"issuer does not count", synth(&x509.Certificate{Subject: dn(oidCN, "alice"), Issuer: dn(oidOU, "payments")}), false},
+		{"non-string value", synth(&x509.Certificate{Subject: dn(oidCN, "alice", oidOU, 42)}), false},
+		{"empty name", synth(&x509.Certificate{}), false},
+		{"no identity", nil, false},
+	}
+	runMatchCases(t, p, cases)
+
+	t.Run("rfc 4514 injection", func(t *testing.T) {
+		admin := Must(RequireSubject(Attributes{"o": {"Admin"}}))
+		for _, cn := range []string{"eve,O=Admin", "eve+O=Admin", "eve\\,O=Admin", "O=Admin", "eve/O=Admin"} {
+			id := synth(&x509.Certificate{Subject: dn(oidCN, cn)})
+			assert.Error(t, admin.Check(id), cn)
+		}
+		cn := Must(RequireSubject(Attributes{"cn": {"eve"}}))
+		assert.Error(t, cn.Check(synth(&x509.Certificate{Subject: dn(oidCN, "eve,O=Admin")})))
+	})
+	t.Run("attribute by oid, dc, serial number, country", func(t *testing.T) {
+		p := Must(RequireSubject(Attributes{"2.5.4.12": {"engineer"}, "dc": {"acme"}, "serialNumber": {"E-7"}, "c": {"DE"}}))
+		good := synth(&x509.Certificate{Subject: dn(oidDC, "com", oidDC, "acme", oidTitle, "engineer", oidSerial, "E-7", oidC, "DE")})
+		assert.NoError(t, p.Check(good))
+		twoC := synth(&x509.Certificate{Subject: dn(oidDC, "acme", oidTitle, "engineer", oidSerial, "E-7", oidC, "DE", oidC, "FR")})
+		assert.Error(t, p.Check(twoC))
+	})
+	t.Run("minted certificate", func(t *testing.T) {
+		pk := newPKI(t)
+		leaf := pk.issuing.NewClient("alice", mtlstest.WithSubject(pkix.Name{
+			CommonName: "eve,O=Admin", OrganizationalUnit: []string{"payments", "staff"},
+		}))
+		id := newIdentity(append(leaf.Chain(), pk.root.Certificate), false)
+		assert.Error(t, Must(RequireSubject(Attributes{"o": {"Admin"}})).Check(id))
+		assert.NoError(t, Must(RequireSubject(Attributes{"cn": {"eve,O=Admin"}, "ou": {"staff"}})).Check(id))
+		assert.NoError(t, Must(RequireIssuer(Attributes{"cn": {"Test Issuing CA"}})).Check(id))
+		assert.Error(t, Must(RequireIssuer(Attributes{"cn": {"Test Root CA"}})).Check(id))
+	})
+}
+
+func TestPolicyDNSNames(t *testing.T) {
+	p := Must(RequireDNSNames("api.example.com", "*.svc.example.com", "XN--BCHER-KVA.example"))
+	id := func(names ...string) *Identity { return synth(&x509.Certificate{DNSNames: names}) }
+	runMatchCases(t, p, []matchCase{
+		{"exact", id("api.example.com"), true},
+		{"exact, other case", id("API.Example.COM"), true},
+		{"one of several SANs", id("x.test", "api.example.com"), true},
+		{"punycode name", id("xn--bcher-kva.example"), true},
+		{"wildcard one label", id("orders.svc.example.com"), true},
+		{"wildcard label with dash and digits", id("a-1.svc.example.com"), true},
+		{"wildcard does not match the apex", id("svc.example.com"), false},
+		{"wildcard does not match two labels", id("a.b.svc.example.com"), false},
+		{"wildcard needs a non-empty label", id(".svc.example.com"), false},
+		{"wildcard SAN in the certificate", id("*.svc.example.com"), false},
+		{"suffix attack", id("api.example.com.evil.test"), false},
+		{"prefix attack", id("evilapi.example.com"), false},
+		{"trailing dot", id("api.example.com."), false},
+		{"kelvin sign", id("api.example.\u212aom"), false},
+		{"unicode look-alike", id("\u0430pi.example.com"), false},
+		{"u-label", id("b\u00fccher.example"), false},
+		{"empty", id(""), false},
+		{"none", id(), false},
+	})
+	for _, bad := range []string{"", "*", "*.com", "a.*.example.com", "*example.com", "**.example.com", "exa mple.com",
+		"api.example.com.", "b\u00fccher.example", "-bad-.example\x00", strings.Repeat("a", 64) + ".example"} {
+		_, err := RequireDNSNames(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	_, err := RequireDNSNames()
+	assert.ErrorContains(t, err, "mtls: RequireDNSNames: no values")
+}
+
+func TestPolicyEmails(t *testing.T) {
+	p := Must(RequireEmails("alice@Example.com", "@partner.test"))
+	id := func(e ...string) *Identity { return synth(&x509.Certificate{EmailAddresses: e}) }
+	runMatchCases(t, p, []matchCase{
+		{"exact", id("alice@example.com"), true},
+		{"domain case-insensitive", id("alice@EXAMPLE.com"), true},
+		{"any mailbox at the domain", id("bob@partner.test"), true},
+		{"local part is case-sensitive", id("Alice@example.com"), false},
+		{"subdomain of the domain", id("bob@sub.partner.test"), false},
+		{"suffix attack", id("bob@evilpartner.test"), false},
+		{"quoted at sign", id(`"alice@example.com"@evil.test`), false},
+		{"no at sign", id("alice"), false},
+		{"empty local part", id("@partner.test"), false},
+		{"kelvin sign in domain", id("alice@example.\u212aom"), false},
+	})
+	for _, bad := range []string{"alice", "*@example.com", "alice@", "alice@*.example.com", "al ice@example.com", "al\u00efce@example.com"} {
+		_, err := RequireEmails(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestPolicyURIs(t *testing.T) {
+	p := Must(RequireURIs("spiffe://acme.test/ns/prod/*", "https://api.example.com/clients/7", "urn:acme:tenant:*"))
+	id := func(raw ...string) *Identity { return synth(&x509.Certificate{URIs: uris(raw...)}) }
+	runMatchCases(t, p, []matchCase{
+		{"prefix", id("spiffe://acme.test/ns/prod/sa/alice"), true},
+		{"prefix, empty remainder", id("spiffe://acme.test/ns/prod/"), true},
+		{"exact", id("https://api.example.com/clients/7"), true},
+		{"opaque prefix", id("urn:acme:tenant:42"), true},
+		{"exact is not a prefix", id("https://api.example.com/clients/77"), false},
+		{"sibling path", id("spiffe://acme.test/ns/production/sa/alice"), false},
+		{"parent", id("spiffe://acme.test/ns/prod"), false},
+		{"dot-dot escape", id("spiffe://acme.test/ns/prod/../admin"), false},
+		{"encoded dot-dot escape", id("spiffe://acme.test/ns/prod/%2e%2e/admin"), false},
+		{"other host", id("spiffe://acme.test.evil/ns/prod/sa/alice"), false},
+		{"user info", id("spiffe://eve@acme.test/ns/prod/sa/alice"), false},
+		{"query on exact", id("https://api.example.com/clients/7?x=1"), false},
+		{"fragment on exact", id("https://api.example.com/clients/7#x"), false},
+		{"scheme case is normalised", id("HTTPS://api.example.com/clients/7"), true},
+		{"unicode look-alike host", id("spiffe://\u0430cme.test/ns/prod/sa/alice"), false},
+		{"none", id(), false},
+	})
+	for _, bad := range []string{"*", "spiffe://acme*", "https://api.example*", "https://api.example.com*", "spiffe://acme.test/*/x",
+		"/relative/*", "HTTPS://api.example.com/", "https://api.example.com/a b", "urn:*", "https://h/\u00e9"} {
+		_, err := RequireURIs(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestAppendURIMatchesString(t *testing.T) {
+	for _, raw := range []string{
+		"spiffe://acme.test/ns/prod/sa/alice", "https://h:8443/p?q=1&r", "https://h/p?", "urn:acme:x",
+		"https://[2001:db8::1]:443/x", "https://h/a%20b", "https://u@h/", "https://h/#f", "https://h", "mailto:a@b",
+		"https://h/a;b=c,d@e$f+g", "https://h/~x_y-z.z",
+	} {
+		u, err := url.Parse(raw)
+		require.NoError(t, err)
+		var buf [512]byte
+		if b, ok := appendURI(buf[:0], u); ok {
+			assert.Equal(t, u.String(), string(b), raw)
+		}
+	}
+}
+
+func TestPolicyIPs(t *testing.T) {
+	p := Must(RequireIPs("192.0.2.7", "10.0.0.0/8", "2001:db8::/32", "::ffff:198.51.100.0/120"))
+	id := func(raw ...string) *Identity { return synth(&x509.Certificate{IPAddresses: ips(raw...)}) }
+	runMatchCases(t, p, []matchCase{
+		{"address", id("192.0.2.7"), true},
+		{"in v4 prefix", id("10.200.0.1"), true},
+		{"in v6 prefix", id("2001:db8:1::5"), true},
+		{"v4-mapped address", id("::ffff:192.0.2.7"), true},
+		{"mapped prefix as v4", id("198.51.100.9"), true},
+		{"neighbour", id("192.0.2.8"), false},
+		{"outside", id("11.0.0.1"), false},
+		{"v6 outside", id("2001:db9::1"), false},
+		{"none", id(), false},
+	})
+	for _, bad := range []string{"10.0.0.1/8", "999.0.0.1", "fe80::1%eth0", "::ffff:10.0.0.0/8", "host", "10.0.0.0/33"} {
+		_, err := RequireIPs(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	assert.Equal(t, `ip ["192.0.2.7","10.0.0.0/8","2001:db8::/32","198.51.100.0/24"]`, p.(*rule).String())
+}
+
+func TestPolicySPIFFEIDs(t *testing.T) {
+	p := Must(RequireSPIFFEIDs("spiffe://acme.test/ns/prod/*", "spiffe://partner.test/*", "spiffe://acme.test/ops/alice"))
+	id := func(raw ...string) *Identity { return synth(&x509.Certificate{URIs: uris(raw...)}) }
+	runMatchCases(t, p, []matchCase{
+		{"path prefix", id("spiffe://acme.test/ns/prod/sa/alice"), true},
+		{"trust domain", id("spiffe://partner.test/anything"), true},
+		{"exact", id("spiffe://acme.test/ops/alice"), true},
+		{"prefix does not match its base", id("spiffe://acme.test/ns/prod"), false},
+		{"trust domain ID itself", id("spiffe://partner.test"), false},
+		{"sibling", id("spiffe://acme.test/ns/production/x"), false},
+		{"exact child", id("spiffe://acme.test/ops/alice/x"), false},
+		{"other trust domain", id("spiffe://partner.test.evil/anything"), false},
+		{"two URI SANs", id("spiffe://acme.test/ops/alice", "spiffe://acme.test/ops/bob"), false},
+		{"uppercase trust domain", id("spiffe://ACME.test/ops/alice"), false},
+		{"dot segment", id("spiffe://acme.test/ns/prod/./x"), false},
+		{"percent encoding", id("spiffe://acme.test/ns/prod/%61"), false},
+		{"query", id("spiffe://acme.test/ops/alice?x"), false},
+		{"look-alike", id("spiffe://acme.test/ops/\u0430lice"), false},
+		{"not spiffe", id("https://acme.test/ops/alice"), false},
+	})
+	for _, bad := range []string{"spiffe://acme.test/ns/*/x", "spiffe://Acme.test/x", "spiffe://acme.test/", "spiffe:///x",
+		"spiffe://acme.test/a/../b", "https://acme.test/x", "spiffe://acme.test/ns/prod*", "spiffe://*"} {
+		_, err := RequireSPIFFEIDs(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestPolicyDigests(t *testing.T) {
+	pk := newPKI(t)
+	id := newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
+	other := newIdentity(append(pk.other.NewClient("bob").Chain(), pk.other.Certificate), false)
+	pinned := newIdentity([]*x509.Certificate{pk.alice.Certificate}, true)
+
+	s256 := sha256.Sum256(pk.alice.Certificate.Raw)
+	s1 := sha1.Sum(pk.alice.Certificate.Raw) //nolint:gosec // test
+	spki := sha256.Sum256(pk.alice.Certificate.RawSubjectPublicKeyInfo)
+	iss := sha256.Sum256(pk.issuing.Certificate.Raw)
+	colons := func(b []byte) string {
+		var parts []string
+		for _, c := range b {
+			parts = append(parts, strings.ToUpper(hex.EncodeToString([]byte{c})))
+		}
+		return strings.Join(parts, ":")
+	}
+	tests := []struct {
+		name   string
+		p      Policy
+		want   *Identity
+		pinned bool // whether the pinned form of alice matches too
+	}{
+		{"sha256 lowercase", Must(RequireThumbprints(hex.EncodeToString(s256[:]))), id, true},
+		{"sha256 colons uppercase", Must(RequireThumbprints(colons(s256[:]))), id, true},
+		{"sha1", Must(RequireSHA1Thumbprints(colons(s1[:]))), id, true},
+		{"spki hex", Must(RequireSPKIPins(hex.EncodeToString(spki[:]))), id, true},
+		{"spki base64", Must(RequireSPKIPins(base64.StdEncoding.EncodeToString(spki[:]))), id, true},
+		{"issuer thumbprint", Must(RequireIssuerThumbprints(hex.EncodeToString(iss[:]))), id, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.NoError(t, tc.p.Check(tc.want))
+			assert.Error(t, tc.p.Check(other))
+			assert.Equal(t, tc.pinned, tc.p.Check(pinned) == nil)
+		})
+	}
+	t.Run("issuer thumbprint of a sibling CA", func(t *testing.T) {
+		p := Must(RequireIssuerThumbprints(hex.EncodeToString(iss[:])))
+		sib := pk.root.NewIntermediate("Test Issuing CA") // same name, other key
+		bob := newIdentity(append(sib.NewClient("alice").Chain(), pk.root.Certificate), false)
+		assert.Error(t, p.Check(bob))
+	})
+	for _, bad := range []string{"", "abc", hex.EncodeToString(s256[:31]), hex.EncodeToString(s256[:]) + "00", strings.Repeat("zz", 32)} {
+		_, err := RequireThumbprints(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	_, err := RequireSHA1Thumbprints(hex.EncodeToString(s256[:]))
+	assert.Error(t, err)
+	_, err = RequireSPKIPins("not base64!")
+	assert.Error(t, err)
+}
+
+func TestPolicySerials(t *testing.T) {
+	serial, _ := new(big.Int).SetString("1000", 16)
+	p := Must(RequireSerials("4096", "0xABCDEF", "01:23"))
+	id := func(n *big.Int) *Identity { return synth(&x509.Certificate{SerialNumber: n}) }
+	runMatchCases(t, p, []matchCase{
+		{"decimal", id(serial), true},
+		{"0x hex", id(big.NewInt(0xabcdef)), true},
+		{"colon hex", id(big.NewInt(0x0123)), true},
+		{"decimal digits are not hex", id(big.NewInt(0x4096)), false},
+		{"negative", id(big.NewInt(-4096)), false},
+		{"none", id(nil), false},
+		{"huge", id(new(big.Int).Lsh(big.NewInt(1), 300)), false},
+	})
+	for _, bad := range []string{"abcdef", "0x", "-5", "+5", "1:234", "0xg1", "12.5", "0x" + strings.Repeat("f", 65)} {
+		_, err := RequireSerials(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	assert.Equal(t, `serial ["0x1000","0xabcdef","0x123"]`, p.(*rule).String())
+}
+
+func TestPolicyEKUs(t *testing.T) {
+	custom := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}
+	p := Must(RequireEKUs("ClientAuth", "1.3.6.1.4.1.99999.1"))
+	id := func(ekus []x509.ExtKeyUsage, other ...asn1.ObjectIdentifier) *Identity {
+		return synth(&x509.Certificate{ExtKeyUsage: ekus, UnknownExtKeyUsage: other})
+	}
+	runMatchCases(t, p, []matchCase{
+		{"client auth", id([]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}), true},
+		{"private usage", id(nil, custom), true},
+		{"server auth only", id([]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}), false},
+		{"any is not client auth", id([]x509.ExtKeyUsage{x509.ExtKeyUsageAny}), false},
+		{"other private usage", id(nil, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 2}), false},
+		{"none", id(nil), false},
+	})
+	assert.Equal(t, `eku ["clientAuth"]`, Must(RequireEKUs("1.3.6.1.5.5.7.3.2")).(*rule).String())
+	for _, bad := range []string{"client", "1", "3.1", "1.2.03", "1..2", "1.40.1"} {
+		_, err := RequireEKUs(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestPolicyExtension(t *testing.T) {
+	oid := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}
+	utf8Value, _ := asn1.MarshalWithParams("prod", "utf8")
+	ia5Value, _ := asn1.MarshalWithParams("prod", "ia5")
+	intValue, _ := asn1.Marshal(7)
+	id := func(value []byte) *Identity {
+		return synth(&x509.Certificate{Extensions: []pkix.Extension{{Id: oid, Value: value}}})
+	}
+	none := synth(&x509.Certificate{})
+	presence := Must(RequireExtension("1.3.6.1.4.1.99999.7"))
+	value := Must(RequireExtension("1.3.6.1.4.1.99999.7", "prod", "staging"))
+	der := Must(RequireExtensionDER("1.3.6.1.4.1.99999.7", hex.EncodeToString(intValue)))
+	tests := []struct {
+		name string
+		p    Policy
+		id   *Identity
+		ok   bool
+	}{
+		{"present", presence, id(intValue), true},
+		{"absent", presence, none, false},
+		{"utf8 value", value, id(utf8Value), true},
+		{"ia5 value", value, id(ia5Value), true},
+		{"value with trailing data", value, id(append(append([]byte{}, utf8Value...), 0)), false},
+		{"not a string", value, id(intValue), false},
+		{"other value", value, id([]byte{12, 3, 'd', 'e', 'v'}), false},
+		{"truncated", value, id([]byte{12, 9, 'p'}), false},
+		{"der", der, id(intValue), true},
+		{"der mismatch", der, id(utf8Value), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.ok, tc.p.Check(tc.id) == nil)
+		})
+	}
+	t.Run("minted", func(t *testing.T) {
+		pk := newPKI(t)
+		leaf := pk.issuing.NewClient("svc", mtlstest.WithExtension(pkix.Extension{Id: oid, Value: utf8Value}))
+		assert.NoError(t, value.Check(newIdentity(leaf.Chain(), false)))
+	})
+	_, err := RequireExtension("1.2.x")
+	assert.Error(t, err)
+	_, err = RequireExtensionDER("1.2.3", "zz")
+	assert.Error(t, err)
+}
+
+func TestPolicyMinValidity(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := Must(RequireMinValidity(72*time.Hour, func() time.Time { return now }))
+	id := func(d time.Duration) *Identity { return synth(&x509.Certificate{NotAfter: now.Add(d)}) }
+	runMatchCases(t, p, []matchCase{
+		{"plenty left", id(30 * 24 * time.Hour), true},
+		{"exactly enough", id(72 * time.Hour), true},
+		{"a second short", id(72*time.Hour - time.Second), false},
+		{"expired", id(-time.Hour), false},
+	})
+	_, err := RequireMinValidity(0, nil)
+	assert.Error(t, err)
+}
+
+func TestPolicyPrincipals(t *testing.T) {
+	p := Must(RequirePrincipals("alice", "ops"))
+	anyone := Must(RequirePrincipals("*"))
+	id := func(principal string) *Identity {
+		x := synth(&x509.Certificate{})
+		x.Principal = principal
+		return x
+	}
+	runMatchCases(t, p, []matchCase{
+		{"listed", id("alice"), true},
+		{"other", id("bob"), false},
+		{"anonymous", id(""), false},
+		{"case", id("Alice"), false},
+	})
+	runMatchCases(t, anyone, []matchCase{
+		{"any", id("bob"), true},
+		{"anonymous", id(""), false},
+	})
+}
+
+func TestPolicyCombinators(t *testing.T) {
+	alice := synth(&x509.Certificate{Subject: dn(oidCN, "alice", oidOU, "payments"), DNSNames: []string{"a.example.com"}})
+	bob := synth(&x509.Certificate{Subject: dn(oidCN, "bob", oidOU, "ops")})
+	isAlice := Must(RequireSubject(Attributes{"cn": {"alice"}}))
+	isOps := Must(RequireSubject(Attributes{"ou": {"ops"}}))
+	hasDNS := Must(RequireDNSNames("*.example.com"))
+	errCustom := errors.New("custom refusal")
+	custom := PolicyFunc(func(id *Identity) error {
+		if id.Leaf.Subject.Names[0].Value == "bob" {
+			return errCustom
+		}
+		return nil
+	})
+	tests := []struct {
+		name       string
+		p          Policy
+		aliceOK    bool
+		bobOK      bool
+		bobMessage string
+	}{
+		{"all", All(isAlice, hasDNS), true, false, "not matched: subject"},
+		{"any", Any(isAlice, isOps), true, true, ""},
+		{"any refusal lists alternatives", Any(isAlice, hasDNS), true, false, `any of (subject {"cn":["alice"]}; dns ["*.example.com"])`},
+		{"not", Not(isAlice), false, true, ""},
+		{"not refusal", Not(isOps), true, false, `not matched: not subject {"ou":["ops"]}`},
+		{"nested", Any(All(isAlice, hasDNS), Not(Any(isAlice, isOps))), true, false, ""},
+		{"empty all refuses", All(), false, false, "all() of no policies"},
+		{"empty any refuses", Any(), false, false, "any() of no policies"},
+		{"nil inside all refuses", All(isAlice, nil), false, false, ""},
+		{"nil inside any is skipped", Any(nil, isAlice), true, false, ""},
+		{"nil func refuses", All(PolicyFunc(nil)), false, false, "nil policy"},
+		{"not of nil allows", Not(nil), true, true, ""},
+		{"custom policy", All(custom), true, false, "custom refusal"},
+		{"not of custom", Not(custom), false, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.aliceOK, tc.p.Check(alice) == nil)
+			err := tc.p.Check(bob)
+			assert.Equal(t, tc.bobOK, err == nil)
+			if tc.bobMessage != "" {
+				assert.ErrorContains(t, err, tc.bobMessage)
+				assert.True(t, strings.HasPrefix(err.Error(), "mtls: ") || errors.Is(err, errCustom), err.Error())
+			}
+			for _, noLeaf := range []*Identity{nil, {}} {
+				assert.Error(t, tc.p.Check(noLeaf), "an identity without a leaf is refused")
+			}
+		})
+	}
+	assert.ErrorContains(t, All(isAlice, nil).Check(alice), "nil policy")
+	assert.Panics(t, func() { Must(RequireDNSNames("*")) })
+}
+
+// policyPKI is a middleware over the test PKI with the given configuration additions.
+func policyMiddleware(t *testing.T, pk *pki, cfg Config) *Middleware {
+	t.Helper()
+	cfg.RootCAs = pk.root.Pool()
+	m, err := New(cfg)
+	require.NoError(t, err)
+	return m
+}
+
+type capture struct {
+	errs []error
+	logs bytes.Buffer
+}
+
+func (c *capture) config() Config {
+	return Config{
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			c.errs = append(c.errs, err)
+			WriteError(w, r, err)
+		},
+		Logger: slog.New(slog.NewTextHandler(&c.logs, nil)),
+	}
+}
+
+func TestRequire(t *testing.T) {
+	pk := newPKI(t)
+	bob := pk.issuing.NewClient("bob")
+	var c capture
+	m := policyMiddleware(t, pk, c.config())
+	admins := Must(RequireSubject(Attributes{"cn": {"alice"}}))
+
+	mux := http.NewServeMux()
+	mux.Handle("/public", echoIdentity)
+	mux.Handle("/admin", m.Handler(m.Require(admins)(echoIdentity)))
+	mux.Handle("/unwrapped", m.Require(admins)(echoIdentity))
+
+	tests := []struct {
+		name   string
+		path   string
+		chain  []*x509.Certificate
+		status int
+		reason string
+		body   string
+	}{
+		{"public without certificate", "/public", nil, 200, "", "anonymous"},
+		{"allowed", "/admin", pk.alice.Chain(), 200, "", "alice"},
+		{"refused by policy", "/admin", bob.Chain(), 403, ReasonPolicyDenied, ""},
+		{"no certificate", "/admin", nil, 401, ReasonCertificateRequired, ""},
+		{"not behind Handler", "/unwrapped", pk.alice.Chain(), 401, ReasonCertificateRequired, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c.errs, c.logs = nil, bytes.Buffer{}
+			r := requestWith(tc.chain...)
+			r.URL.Path = tc.path
+			w := httptest.NewRecorder()
+			mux.ServeHTTP(w, r)
+			res := w.Result()
+			require.Equal(t, tc.status, res.StatusCode)
+			if tc.reason == "" {
+				assert.Equal(t, tc.body, w.Body.String())
+				return
+			}
+			p := decodeProblem(t, res)
+			assert.Equal(t, tc.reason, p.Reason)
+			assert.NotContains(t, w.Body.String(), "alice", "the client never learns the rule")
+			require.Len(t, c.errs, 1)
+			if tc.status == 403 {
+				var e *Error
+				require.ErrorAs(t, c.errs[0], &e)
+				assert.ErrorIs(t, e, ErrDenied)
+				assert.Equal(t, bob.Certificate, e.Leaf)
+				assert.Contains(t, e.Error(), `subject {"cn":["alice"]}`)
+				assert.Contains(t, c.logs.String(), `subject {\"cn\":[\"alice\"]}`)
+			}
+		})
+	}
+	assert.Panics(t, func() { m.Require(nil) })
+}
+
+func TestConfigPolicyAndPrincipals(t *testing.T) {
+	pk := newPKI(t)
+	bob := pk.issuing.NewClient("bob")
+	carol := pk.other.NewClient("carol")
+	cn := must(PrincipalFromSubject("cn"))
+	var c capture
+	cfg := c.config()
+	cfg.RootCAs = pk.root.Pool()
+	cfg.Policy = Must(RequirePrincipals("alice", "bob"))
+	cfg.Principals = PrincipalChain{cn}
+	m, err := New(cfg)
+	require.NoError(t, err)
+	_ = carol
+
+	id, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+	require.NoError(t, err)
+	assert.Equal(t, "alice", id.Principal)
+	cached, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+	require.NoError(t, err)
+	assert.NotSame(t, id, cached, "each request gets its own copy")
+	base, err := m.verifyChain(pk.alice.Chain())
+	require.NoError(t, err)
+	assert.Empty(t, base.Principal, "the cached identity is never modified")
+
+	id, err = m.Authenticate(requestWith(bob.Chain()...))
+	require.NoError(t, err)
+	assert.Equal(t, "bob", id.Principal)
+
+	mallory := pk.issuing.NewClient("mallory")
+	_, err = m.Authenticate(requestWith(mallory.Chain()...))
+	require.ErrorIs(t, err, ErrDenied)
+	status, reason := StatusAndReason(err)
+	assert.Equal(t, 403, status)
+	assert.Equal(t, ReasonPolicyDenied, reason)
+
+	two := pk.issuing.NewClient("x", mtlstest.WithSubject(pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{
+		{Type: oidCN, Value: "alice"}, {Type: oidCN, Value: "mallory"}}}))
+	_, err = m.Authenticate(requestWith(two.Chain()...))
+	require.ErrorIs(t, err, ErrDenied)
+	assert.ErrorContains(t, err, "principal mapping")
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestShadowPolicy(t *testing.T) {
+	pk := newPKI(t)
+	bob := pk.issuing.NewClient("bob")
+	var results []ShadowResult
+	var c capture
+	cfg := c.config()
+	cfg.RootCAs = pk.root.Pool()
+	cfg.Policy = Must(RequireSubject(Attributes{"cn": {"alice", "bob"}}))
+	cfg.ShadowPolicy = Must(RequireSubject(Attributes{"cn": {"alice"}}))
+	cfg.OnShadow = func(_ *http.Request, res ShadowResult) { results = append(results, res) }
+	m, err := New(cfg)
+	require.NoError(t, err)
+	h := m.Handler(echoIdentity)
+
+	for _, tc := range []struct {
+		name        string
+		leaf        *mtlstest.Leaf
+		status      int
+		wouldAllow  bool
+		disagrees   bool
+		logContains string
+	}{
+		{"both allow", pk.alice, 200, true, false, ""},
+		{"shadow would deny", bob, 200, false, true, "mtls: shadow policy would deny"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			results, c.logs = nil, bytes.Buffer{}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, requestWith(tc.leaf.Chain()...))
+			assert.Equal(t, tc.status, w.Code)
+			require.Len(t, results, 1)
+			assert.Equal(t, tc.wouldAllow, results[0].WouldAllow())
+			assert.Equal(t, tc.disagrees, results[0].Disagrees())
+			if tc.logContains == "" {
+				assert.Empty(t, c.logs.String())
+			} else {
+				assert.Contains(t, c.logs.String(), tc.logContains)
+			}
+		})
+	}
+
+	t.Run("would allow what is refused", func(t *testing.T) {
+		cfg.Policy = Must(RequireSubject(Attributes{"cn": {"nobody"}}))
+		m, err := New(cfg)
+		require.NoError(t, err)
+		results, c.logs = nil, bytes.Buffer{}
+		w := httptest.NewRecorder()
+		m.Handler(echoIdentity).ServeHTTP(w, requestWith(pk.alice.Chain()...))
+		assert.Equal(t, 403, w.Code)
+		require.Len(t, results, 1)
+		assert.True(t, results[0].WouldAllow())
+		assert.Error(t, results[0].Enforced)
+		assert.Contains(t, c.logs.String(), "mtls: shadow policy would allow")
+	})
+
+	t.Run("per route", func(t *testing.T) {
+		results = nil
+		w := httptest.NewRecorder()
+		m := policyMiddleware(t, pk, Config{OnShadow: cfg.OnShadow, ShadowPolicy: cfg.ShadowPolicy})
+		m.Handler(m.Shadow(Must(RequireDNSNames("nowhere.test")))(echoIdentity)).ServeHTTP(w, requestWith(pk.alice.Chain()...))
+		assert.Equal(t, 200, w.Code)
+		require.Len(t, results, 2, "router-wide and per-route")
+		assert.False(t, results[1].WouldAllow())
+	})
+
+	t.Run("OnShadow without ShadowPolicy", func(t *testing.T) {
+		_, err := New(Config{RootCAs: pk.root.Pool(), OnShadow: cfg.OnShadow})
+		assert.ErrorContains(t, err, "mtls: OnShadow is set but ShadowPolicy is not")
+	})
+}
