@@ -601,10 +601,17 @@ func safeURIPart(s string, host bool) bool {
 }
 
 func hasDotSegment(p string) bool {
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg == "." || seg == ".." {
+	for start := 0; start <= len(p); {
+		end := strings.IndexByte(p[start:], '/')
+		if end < 0 {
+			end = len(p)
+		} else {
+			end += start
+		}
+		if seg := p[start:end]; seg == "." || seg == ".." {
 			return true
 		}
+		start = end + 1
 	}
 	return false
 }
@@ -749,16 +756,20 @@ func validSPIFFEID(s string) bool {
 	if path == "" {
 		return true
 	}
-	for seg := range strings.SplitSeq(path[1:], "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-		for i := 0; i < len(seg); i++ {
-			c := seg[i]
+	// Segments: non-empty, not "." or "..", of letters, digits, '.', '-' and '_'.
+	segStart := 1
+	for i := 1; i <= len(path); i++ {
+		if i < len(path) && path[i] != '/' {
+			c := path[i]
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
 				return false
 			}
+			continue
 		}
+		if seg := path[segStart:i]; seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+		segStart = i + 1
 	}
 	return true
 }
