@@ -453,8 +453,8 @@ func sfByteSequence(v string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b) == 0 {
-		return nil, malformed("empty byte sequence")
+	if d, err := splitDER(b); err != nil || len(d) != 1 {
+		return nil, malformed("byte sequence is not a single DER certificate")
 	}
 	return b, nil
 }
