@@ -1,0 +1,154 @@
+package mtls
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/certgate/mtls/mtlstest"
+	"github.com/stretchr/testify/require"
+)
+
+// headerBenchCase is a header-mode request and the middleware configuration it needs.
+type headerBenchCase struct {
+	name string
+	cfg  func(cacheSize int) Config
+	req  func() *http.Request
+}
+
+func headerBenchCases(tb testing.TB) []headerBenchCase {
+	p := newPKI(tb)
+	lan := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	minted := headerBenchCase{
+		name: "haproxy-ecdsa-leaf+chain",
+		cfg: func(size int) Config {
+			return Config{RootCAs: p.root.Pool(), CacheSize: size,
+				Header: &HeaderConfig{Format: MustHeaderFormat("haproxy"), TrustedProxies: lan}}
+		},
+		req: func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = "10.0.0.1:4000"
+			r.Header.Set("X-SSL-Client-Cert", b64(p.alice.Certificate))
+			r.Header.Set("X-SSL-Client-Chain", b64(p.issuing.Certificate))
+			return r
+		},
+	}
+	captured := headerBenchCase{
+		name: "nginx-capture-rsa2048",
+		cfg: func(size int) Config {
+			return Config{RootCAs: readPEMFile(tb, "root-ca.crt"), Intermediates: readPEMFile(tb, "intermediate-ca.crt"),
+				CacheSize: size, Now: func() time.Time { return captureNow },
+				Header: &HeaderConfig{Format: MustHeaderFormat("nginx"), TrustedProxies: lan}}
+		},
+		req: func() *http.Request {
+			r, err := captureRequest(tb, "nginx", "leaf")
+			require.NoError(tb, err)
+			r.RemoteAddr = "10.0.0.1:4000"
+			return r
+		},
+	}
+	return []headerBenchCase{minted, captured}
+}
+
+// BenchmarkHeader compares a header-mode request whose header values were seen before (cached)
+// with one that is decoded, parsed and verified every time (cold: cache off).
+func BenchmarkHeader(b *testing.B) {
+	for _, c := range headerBenchCases(b) {
+		for _, mode := range []struct {
+			name string
+			size int
+		}{{"cached", 0}, {"cold", -1}} {
+			b.Run(mode.name+"/"+c.name, func(b *testing.B) {
+				m, err := New(c.cfg(mode.size))
+				require.NoError(b, err)
+				h := m.Handler(noop)
+				r := c.req()
+				w := &discardWriter{h: http.Header{}}
+				_, err = m.Authenticate(r)
+				require.NoError(b, err)
+				b.ReportAllocs()
+				for b.Loop() {
+					h.ServeHTTP(w, r)
+				}
+			})
+		}
+	}
+}
+
+// sizedHeaderValue returns a URL-encoded PEM value (the nginx format) of about size bytes: a
+// client certificate made large by an opaque extension.
+func sizedHeaderValue(tb testing.TB, issuing *mtlstest.CA, size int) string {
+	oid := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 32473, 1}
+	pad := 0
+	for range 8 {
+		leaf := issuing.NewClient("big", mtlstest.WithExtension(pkix.Extension{Id: oid, Value: make([]byte, pad)}))
+		v := nginxEscape(pemText(leaf.Certificate))
+		if len(v) <= size && len(v) > size-256 {
+			return v
+		}
+		pad += (size - len(v) - 64) * 100 / 145 // escaped PEM is about 1.45 times the DER
+		if pad < 0 {
+			pad = 0
+		}
+	}
+	tb.Fatalf("could not build a %d-byte header value", size)
+	return ""
+}
+
+// BenchmarkHeaderParse measures decoding and parsing a header value from 1 KiB to the default
+// size limit: the cost must grow linearly (constant MB/s).
+func BenchmarkHeaderParse(b *testing.B) {
+	p := newPKI(b)
+	f := MustHeaderFormat("nginx")
+	for _, kib := range []int{1, 2, 4, 8, 16, 32} {
+		size := kib << 10
+		if size > DefaultHeaderMaxBytes {
+			size = DefaultHeaderMaxBytes
+		}
+		v := sizedHeaderValue(b, p.issuing, size)
+		b.Run(fmt.Sprintf("%dKiB", kib), func(b *testing.B) {
+			values := []string{v}
+			b.SetBytes(int64(len(v)))
+			b.ReportAllocs()
+			for b.Loop() {
+				ders, err := f.Decode(values)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := x509.ParseCertificate(ders[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestHeaderCachedCostRatio holds a cached header-mode request to at most 1/50 of a cold one.
+func TestHeaderCachedCostRatio(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing test")
+	}
+	c := headerBenchCases(t)[0]
+	run := func(size int) float64 {
+		m, err := New(c.cfg(size))
+		require.NoError(t, err)
+		h := m.Handler(noop)
+		r := c.req()
+		w := &discardWriter{h: http.Header{}}
+		res := testing.Benchmark(func(b *testing.B) {
+			for b.Loop() {
+				h.ServeHTTP(w, r)
+			}
+		})
+		return float64(res.NsPerOp())
+	}
+	cached, cold := run(0), run(-1)
+	t.Logf("cached %.0f ns/op, cold %.0f ns/op, ratio %.0f", cached, cold, cold/cached)
+	require.GreaterOrEqual(t, cold/cached, 50.0)
+}
