@@ -5,6 +5,12 @@
 //	go run ./examples/whoami -tls-cert server.pem -tls-key server-key.pem -client-ca clients-ca.pem
 //	curl --cacert server-ca.pem --cert client.pem --key client-key.pem https://127.0.0.1:8443/
 //
+// Behind a TLS-terminating proxy, -header reads the certificate from the proxy's header (one of
+// the formats of mtls.HeaderFormat), believed only from -trusted-proxies. Without -tls-cert it then
+// serves plain HTTP; with it, direct TLS clients are accepted too ("source" says which):
+//
+//	go run ./examples/whoami -client-ca clients-ca.pem -header nginx -trusted-proxies 127.0.0.1/32 -listen 127.0.0.1:8080
+//
 // Every path answers. A verified client gets 200 with its identity; in -optional mode a request
 // without a certificate gets 200 with "authenticated": false; refusals are the library's
 // application/problem+json response with a stable reason code. A bad flag or an unreadable file
@@ -21,8 +27,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +51,12 @@ type options struct {
 	clientCA      string
 	intermediates string
 	optional      bool
+
+	header         string // header format name; empty: header mode off
+	headerName     string
+	trustedProxies string
+	headerFormat   mtls.Format
+	proxyPrefixes  []netip.Prefix
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -55,6 +69,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM file of the CAs trusted to issue client certificates (required)")
 	fs.StringVar(&o.intermediates, "intermediates", "", "optional PEM file of intermediate CAs for clients that send their leaf alone")
 	fs.BoolVar(&o.optional, "optional", false, "let requests without a client certificate through (as unauthenticated)")
+	fs.StringVar(&o.header, "header", "", "also accept the certificate from a trusted proxy's header in this format: "+strings.Join(mtls.HeaderFormatNames(), ", "))
+	fs.StringVar(&o.headerName, "header-name", "", "name of the header carrying the certificate (default: the format's own)")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDR prefixes (or addresses) of the proxies trusted to set the header (required with -header)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -68,10 +85,46 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
 	}
-	if o.tlsCert == "" {
-		errs = append(errs, errors.New("-tls-cert and -tls-key are required to read client certificates from TLS"))
+	if o.tlsCert == "" && o.header == "" {
+		errs = append(errs, errors.New("-tls-cert and -tls-key are required to read client certificates from TLS (or -header to read them from a trusted proxy)"))
 	}
+	errs = append(errs, o.parseHeaderFlags()...)
 	return o, errors.Join(errs...)
+}
+
+// parseHeaderFlags checks -header, -header-name and -trusted-proxies.
+func (o *options) parseHeaderFlags() []error {
+	var errs []error
+	if o.header == "" {
+		if o.headerName != "" || o.trustedProxies != "" {
+			errs = append(errs, errors.New("-header-name and -trusted-proxies need -header"))
+		}
+		return errs
+	}
+	f, err := mtls.HeaderFormat(o.header)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("-header: %w", err))
+	}
+	o.headerFormat = f
+	if o.trustedProxies == "" {
+		errs = append(errs, errors.New("-header needs -trusted-proxies: the header is believed only from those peers"))
+	}
+	for _, s := range strings.Split(o.trustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				errs = append(errs, fmt.Errorf("-trusted-proxies: %q is not a CIDR prefix or an address", s))
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		o.proxyPrefixes = append(o.proxyPrefixes, p)
+	}
+	return errs
 }
 
 // config turns the options into the middleware's configuration.
@@ -83,6 +136,12 @@ func (o *options) config(logger *slog.Logger) mtls.Config {
 	}
 	if o.intermediates != "" {
 		cfg.IntermediateFiles = []string{o.intermediates}
+	}
+	if o.headerFormat != nil {
+		cfg.Header = &mtls.HeaderConfig{Format: o.headerFormat, TrustedProxies: o.proxyPrefixes}
+		if o.headerName != "" {
+			cfg.Header.Names = []string{o.headerName}
+		}
 	}
 	return cfg
 }
