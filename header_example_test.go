@@ -1,0 +1,103 @@
+package mtls_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+
+	"github.com/certgate/mtls"
+	"github.com/certgate/mtls/mtlstest"
+)
+
+// A service behind HAProxy, which forwards the client certificate in X-SSL-Client-Cert (base64
+// DER) and its intermediates in X-SSL-Client-Chain. Only HAProxy's address may set them; the
+// certificate is verified here as if it had been presented directly.
+func ExampleHeaderConfig() {
+	clientsCA := mtlstest.NewRootCA("Clients Root CA")
+	issuing := clientsCA.NewIntermediate("Clients Issuing CA")
+	alice := issuing.NewClient("alice")
+
+	m, err := mtls.New(mtls.Config{
+		RootCAs: clientsCA.Pool(),
+		Header: &mtls.HeaderConfig{
+			Format:         mtls.MustHeaderFormat("haproxy"),
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")},
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	for _, from := range []string{"10.0.0.7:51000", "203.0.113.9:51000"} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = from
+		r.Header.Set("X-SSL-Client-Cert", b64(alice.Certificate.Raw))
+		r.Header.Set("X-SSL-Client-Chain", b64(issuing.Certificate.Raw))
+		id, err := m.Authenticate(r)
+		if err != nil {
+			fmt.Println(from, "->", err)
+			continue
+		}
+		fmt.Println(from, "->", id.Leaf.Subject.CommonName, id.Source, id.Format, id.Proxy)
+	}
+	// Output:
+	// 10.0.0.7:51000 -> alice header haproxy 10.0.0.7
+	// 203.0.113.9:51000 -> mtls: no client certificate: no certificate on the TLS connection
+}
+
+// The classic mistake: reading a certificate header without saying which proxy may set it.
+// Any client could then send the header with someone else's (public) certificate, so New refuses.
+func ExampleHeaderConfig_withoutTrustedProxies() {
+	_, err := mtls.New(mtls.Config{
+		RootCAs: mtlstest.NewRootCA("Clients Root CA").Pool(),
+		Header:  &mtls.HeaderConfig{Format: mtls.MustHeaderFormat("nginx")},
+	})
+	fmt.Println(err)
+	// Output:
+	// mtls: header mode without a trusted proxy: set Header.TrustedProxies or Header.ProxyPolicy
+}
+
+// A Go gateway in front of a service: it authenticates clients over TLS and forwards the verified
+// identity as RFC 9440 headers, after removing any copy the client sent.
+func ExampleForward() {
+	backend, _ := url.Parse("http://10.0.0.20:8080")
+	rfc9440 := mtls.MustHeaderFormat("rfc9440")
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(backend)
+		id, _ := mtls.FromContext(pr.In.Context()) // nil without a certificate: headers removed only
+		if err := mtls.Forward(pr.Out.Header, id, rfc9440); err != nil {
+			panic(err) // only a format that cannot be written fails
+		}
+	}}
+	_ = rp // serve it behind the gateway's own middleware: gateway.Handler(rp)
+
+	// What the next hop receives for alice, who also sent a Client-Cert header of her own:
+	clientsCA := mtlstest.NewRootCA("Clients Root CA")
+	alice := clientsCA.NewClient("alice")
+	gateway, err := mtls.New(mtls.Config{RootCAs: clientsCA.Pool()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	in := httptest.NewRequest(http.MethodGet, "https://gateway.example/", nil)
+	in.TLS = &tls.ConnectionState{PeerCertificates: alice.Chain()}
+	id, err := gateway.Authenticate(in)
+	if err != nil {
+		log.Fatal(err)
+	}
+	out := http.Header{"Client-Cert": {":c3Bvb2ZlZA==:"}}
+	if err := mtls.Forward(out, id, rfc9440); err != nil {
+		log.Fatal(err)
+	}
+	ders, _ := rfc9440.Decode([]string{out.Get("Client-Cert"), out.Get("Client-Cert-Chain")})
+	leaf, _ := x509.ParseCertificate(ders[0])
+	fmt.Println(len(out.Values("Client-Cert")), leaf.Subject.CommonName)
+	// Output:
+	// 1 alice
+}
