@@ -47,8 +47,8 @@ type HeaderConfig struct {
 
 	// ProxyPolicy trusts a proxy by the client certificate it presents on its own TLS
 	// connection to this service (as Kubernetes' front proxy and service meshes do). The
-	// proxy's certificate is verified with the middleware's trust first, then checked by the
-	// policy, which must admit the proxies and nothing else (such as a SPIFFE ID or a pinned
+	// proxy's certificate is verified with the middleware's trust (and revocation checking, when
+	// configured) first, then checked by the policy, which must admit the proxies and nothing else (such as a SPIFFE ID or a pinned
 	// fingerprint): any client it admits can assert any identity. Default nil: not used.
 	ProxyPolicy Policy
 
@@ -168,6 +168,9 @@ func (m *Middleware) trustedPeer(r *http.Request) (netip.Addr, bool) {
 			return addr, false
 		}
 		id, err := m.verifyChain(r.TLS.PeerCertificates)
+		if err == nil && m.revoc != nil {
+			id, err = m.revoc.check(r.Context(), id)
+		}
 		if err != nil || h.policy.Check(id) != nil {
 			return addr, false
 		}

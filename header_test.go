@@ -520,6 +520,30 @@ func TestHeaderProxyByCertificate(t *testing.T) {
 	}
 }
 
+func TestHeaderRevokedProxyCertificate(t *testing.T) {
+	f := newHeaderFixture(t)
+	proxyLeaf := f.p.issuing.NewClient("front-proxy", mtlstest.WithURIs("spiffe://example.test/front-proxy"))
+	deny := NewDenyList()
+	m, err := New(Config{RootCAs: f.p.root.Pool(), Intermediates: f.p.issuing.Pool(),
+		Revocation: &RevocationConfig{DenyList: deny},
+		Header: &HeaderConfig{Format: MustHeaderFormat("haproxy"), ProxyPolicy: PolicyFunc(func(id *Identity) error {
+			if id.SPIFFEID != "spiffe://example.test/front-proxy" {
+				return ErrDenied
+			}
+			return nil
+		})}})
+	require.NoError(t, err)
+	r := requestWith(proxyLeaf.Chain()...)
+	r.Header.Set("X-SSL-Client-Cert", f.leaf)
+	id, err := m.Authenticate(r)
+	require.NoError(t, err)
+	assert.Equal(t, SourceHeader, id.Source)
+
+	deny.Set(DenyCertificate(sha256.Sum256(proxyLeaf.Certificate.Raw)))
+	_, err = m.Authenticate(r)
+	require.ErrorIs(t, err, ErrRevoked, "a revoked proxy is no proxy: its own certificate is judged, and refused")
+}
+
 func TestHeaderDangerouslyTrustProxyVerification(t *testing.T) {
 	f := newHeaderFixture(t)
 	rogue := mtlstest.NewSelfSigned("rogue")
