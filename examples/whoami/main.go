@@ -11,6 +11,11 @@
 //
 //	go run ./examples/whoami -client-ca clients-ca.pem -header nginx -trusted-proxies 127.0.0.1/32 -listen 127.0.0.1:8080
 //
+// Revocation is off unless asked for: -ocsp asks the OCSP responder named in each certificate,
+// -ocsp-responder URL asks that responder instead, -crl (a file or an http URL; repeatable) and
+// -crl-dp check CRLs. A certificate whose status cannot be established is refused with 503
+// revocation_unavailable, unless -fail-open (dangerous) lets it through, flagged in the answer.
+//
 // Every path answers. A verified client gets 200 with its identity; in -optional mode a request
 // without a certificate gets 200 with "authenticated": false; refusals are the library's
 // application/problem+json response with a stable reason code. A bad flag or an unreadable file
@@ -57,6 +62,12 @@ type options struct {
 	trustedProxies string
 	headerFormat   mtls.Format
 	proxyPrefixes  []netip.Prefix
+
+	ocsp          bool     // check OCSP via the certificate's AIA
+	ocspResponder string   // OCSP responder override (implies -ocsp)
+	crls          []string // CRL files and http(s) URLs
+	crlDP         bool     // fetch the certificates' CRL distribution points
+	failOpen      bool     // accept when revocation status is unavailable
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -72,6 +83,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.header, "header", "", "also accept the certificate from a trusted proxy's header in this format: "+strings.Join(mtls.HeaderFormatNames(), ", "))
 	fs.StringVar(&o.headerName, "header-name", "", "name of the header carrying the certificate (default: the format's own)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDR prefixes (or addresses) of the proxies trusted to set the header (required with -header)")
+	fs.BoolVar(&o.ocsp, "ocsp", false, "check revocation by OCSP, asking the responder named in the certificate (AIA)")
+	fs.StringVar(&o.ocspResponder, "ocsp-responder", "", "check revocation by OCSP, asking this responder URL instead of the certificate's")
+	fs.Func("crl", "check revocation against this CRL: a file path or an http(s) URL (repeatable)", func(s string) error {
+		o.crls = append(o.crls, s)
+		return nil
+	})
+	fs.BoolVar(&o.crlDP, "crl-dp", false, "check revocation against the CRLs of the certificate's distribution points")
+	fs.BoolVar(&o.failOpen, "fail-open", false, "DANGEROUS: accept certificates whose revocation status cannot be established (flagged in the answer and the log)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -89,7 +108,33 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		errs = append(errs, errors.New("-tls-cert and -tls-key are required to read client certificates from TLS (or -header to read them from a trusted proxy)"))
 	}
 	errs = append(errs, o.parseHeaderFlags()...)
+	if o.failOpen && o.revocation() == nil {
+		errs = append(errs, errors.New("-fail-open needs -ocsp, -ocsp-responder, -crl or -crl-dp"))
+	}
 	return o, errors.Join(errs...)
+}
+
+// revocation builds the revocation configuration of -ocsp, -ocsp-responder, -crl, -crl-dp and
+// -fail-open; nil when none asks for checking.
+func (o *options) revocation() *mtls.RevocationConfig {
+	rc := &mtls.RevocationConfig{DangerouslyFailOpen: o.failOpen}
+	if o.ocsp || o.ocspResponder != "" {
+		rc.OCSP = &mtls.OCSPConfig{Responder: o.ocspResponder}
+	}
+	if len(o.crls) > 0 || o.crlDP {
+		rc.CRL = &mtls.CRLConfig{DistributionPoints: o.crlDP}
+		for _, src := range o.crls {
+			if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+				rc.CRL.URLs = append(rc.CRL.URLs, src)
+			} else {
+				rc.CRL.Files = append(rc.CRL.Files, src)
+			}
+		}
+	}
+	if rc.OCSP == nil && rc.CRL == nil {
+		return nil
+	}
+	return rc
 }
 
 // parseHeaderFlags checks -header, -header-name and -trusted-proxies.
@@ -137,6 +182,7 @@ func (o *options) config(logger *slog.Logger) mtls.Config {
 	if o.intermediates != "" {
 		cfg.IntermediateFiles = []string{o.intermediates}
 	}
+	cfg.Revocation = o.revocation()
 	if o.headerFormat != nil {
 		cfg.Header = &mtls.HeaderConfig{Format: o.headerFormat, TrustedProxies: o.proxyPrefixes}
 		if o.headerName != "" {
@@ -221,6 +267,9 @@ type identity struct {
 	SPIFFEID      string   `json:"spiffe_id,omitempty"`
 	NotAfter      string   `json:"not_after,omitempty"`
 	Pinned        bool     `json:"pinned,omitempty"`
+	// Revocation is "stale" or "fail-open" when the request passed without fresh revocation
+	// status, absent otherwise.
+	Revocation string `json:"revocation,omitempty"`
 }
 
 func whoami(w http.ResponseWriter, r *http.Request) {
@@ -256,6 +305,12 @@ func describe(id *mtls.Identity) identity {
 	}
 	for _, u := range id.URIs {
 		out.URIs = append(out.URIs, u.String())
+	}
+	switch {
+	case id.Revocation.FailOpen:
+		out.Revocation = "fail-open"
+	case id.Revocation.Stale:
+		out.Revocation = "stale"
 	}
 	for _, ip := range id.IPAddresses {
 		out.IPs = append(out.IPs, ip.String())
