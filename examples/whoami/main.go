@@ -68,6 +68,9 @@ type options struct {
 	crls          []string // CRL files and http(s) URLs
 	crlDP         bool     // fetch the certificates' CRL distribution points
 	failOpen      bool     // accept when revocation status is unavailable
+
+	policyFile string      // JSON policy document; empty: none
+	policy     mtls.Policy // loaded from policyFile by parseFlags
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -90,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil
 	})
 	fs.BoolVar(&o.crlDP, "crl-dp", false, "check revocation against the CRLs of the certificate's distribution points")
+	fs.StringVar(&o.policyFile, "policy", "", "JSON policy document that every identity must satisfy (refusals are 403 policy_denied; see the README)")
 	fs.BoolVar(&o.failOpen, "fail-open", false, "DANGEROUS: accept certificates whose revocation status cannot be established (flagged in the answer and the log)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -110,6 +114,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	errs = append(errs, o.parseHeaderFlags()...)
 	if o.failOpen && o.revocation() == nil {
 		errs = append(errs, errors.New("-fail-open needs -ocsp, -ocsp-responder, -crl or -crl-dp"))
+	}
+	if o.policyFile != "" {
+		p, err := mtls.LoadPolicyFile(o.policyFile)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.policy = p
 	}
 	return o, errors.Join(errs...)
 }
@@ -183,6 +194,7 @@ func (o *options) config(logger *slog.Logger) mtls.Config {
 		cfg.IntermediateFiles = []string{o.intermediates}
 	}
 	cfg.Revocation = o.revocation()
+	cfg.Policy = o.policy
 	if o.headerFormat != nil {
 		cfg.Header = &mtls.HeaderConfig{Format: o.headerFormat, TrustedProxies: o.proxyPrefixes}
 		if o.headerName != "" {
@@ -267,6 +279,8 @@ type identity struct {
 	SPIFFEID      string   `json:"spiffe_id,omitempty"`
 	NotAfter      string   `json:"not_after,omitempty"`
 	Pinned        bool     `json:"pinned,omitempty"`
+	// Principal is the account the certificate stands for, when a principal mapping resolved one.
+	Principal string `json:"principal,omitempty"`
 	// Revocation is "stale" or "fail-open" when the request passed without fresh revocation
 	// status, absent otherwise.
 	Revocation string `json:"revocation,omitempty"`
@@ -295,6 +309,7 @@ func describe(id *mtls.Identity) identity {
 		Serial:        id.Leaf.SerialNumber.Text(16),
 		SHA256:        id.SHA256,
 		X5tS256:       id.X5tS256,
+		Principal:     id.Principal,
 		DNS:           append([]string{}, id.DNSNames...),
 		Emails:        append([]string{}, id.EmailAddresses...),
 		URIs:          []string{},
