@@ -31,6 +31,9 @@ import (
 //
 // The certificate headers must be set, or removed, by the proxy on every request: a client can
 // send them too, and the middleware cannot tell a copy the proxy let through from the real one.
+//
+// [RejectAtHandshake] applies to every TLS connection, the proxies' included: with a required
+// certificate, a proxy that connects over TLS must then present a certificate that verifies.
 type HeaderConfig struct {
 	// Format decodes the header(s), for example MustHeaderFormat("nginx"). Required.
 	Format Format
