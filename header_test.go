@@ -388,6 +388,7 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 	big := strings.Repeat("A", DefaultHeaderMaxBytes+4)
 	tests := []struct {
 		name     string
+		format   string // default haproxy
 		remote   string
 		optional bool
 		tls      []*x509.Certificate
@@ -414,11 +415,21 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 		{name: "trailing garbage", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf + "AAAA"}}, status: 400, reason: ReasonMalformedHeader},
 		{name: "chain only", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Chain", f.chain}}, status: 400, reason: ReasonMalformedHeader},
 		{name: "untrusted certificate from trusted proxy", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", b64(mtlstest.NewSelfSigned("rogue").Certificate)}}, status: 401, reason: ReasonCertificateUntrusted},
+		{name: "apache (null)", format: "apache", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", "(null)"}, {"X-SSL-Client-Chain-0", "(null)"}}, status: 401, reason: ReasonCertificateRequired},
+		{name: "apache (null), optional", format: "apache", optional: true, remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", "(null)"}}, status: 200, stripped: true},
+		{name: "caddy placeholder", format: "caddy", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", "{http.request.tls.client.certificate_der_base64}"}}, status: 401, reason: ReasonCertificateRequired},
+		{name: "caddy placeholder, optional", format: "caddy", optional: true, remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", "{http.request.tls.client.certificate_der_base64}"}}, status: 200, stripped: true},
+		{name: "apache chain only", format: "apache", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", "(null)"}, {"X-SSL-Client-Chain-0", flatPEM(f.p.issuing.Certificate)}}, status: 400, reason: ReasonMalformedHeader},
+		{name: "rfc9440 chain only", format: "rfc9440", remote: "10.1.2.3:4000", headers: [][2]string{{"Client-Cert-Chain", ":" + f.chain + ":"}}, status: 400, reason: ReasonMalformedHeader},
 		{name: "CA certificate as chain leaf", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.chain}}, status: 401, reason: ReasonCertificateUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := f.middleware(t, tt.optional, nil)
+			m := f.middleware(t, tt.optional, func(hc *HeaderConfig) {
+				if tt.format != "" {
+					hc.Format = MustHeaderFormat(tt.format)
+				}
+			})
 			var s seen
 			h := m.Handler(s.handler())
 			r := httptest.NewRequest(http.MethodGet, "http://api.example.test/", nil)
