@@ -1237,6 +1237,9 @@ func buildPrincipal(vals []string) (Policy, *elemError) {
 	set := map[string]struct{}{}
 	anyName := false
 	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
+		if !utf8.ValidString(s) {
+			return "", "not valid UTF-8"
+		}
 		if s == "*" {
 			anyName = true
 		}

@@ -32,8 +32,8 @@ type PrincipalResolverFunc func(id *Identity) (string, error)
 // ResolvePrincipal calls f(id).
 func (f PrincipalResolverFunc) ResolvePrincipal(id *Identity) (string, error) { return f(id) }
 
-// PrincipalChain asks its resolvers in order: the first non-empty answer wins and the first error
-// refuses the request. The usual order is explicit bindings ([BindingStore]), then an attribute
+// PrincipalChain asks its resolvers in order (nil entries are skipped): the first non-empty answer
+// wins and the first error refuses the request. The usual order is explicit bindings ([BindingStore]), then an attribute
 // rule ([PrincipalFromSubject]), then a tenant or default principal ([StaticPrincipal]). When no
 // resolver answers the identity stays anonymous (Principal ""); to refuse such requests instead,
 // add [RequirePrincipals]("*") to [Config.Policy].
@@ -62,8 +62,12 @@ type staticPrincipal string
 func (s staticPrincipal) ResolvePrincipal(*Identity) (string, error) { return string(s), nil }
 
 // PrincipalWhen asks r only for identities that p allows, such as "the CN is the account name,
-// for certificates of the partner CA". For the others it has no answer.
+// for certificates of the partner CA". For the others it has no answer. It panics if p or r is
+// nil, as a programming error found at start-up.
 func PrincipalWhen(p Policy, r PrincipalResolver) PrincipalResolver {
+	if p == nil || r == nil {
+		panic("mtls: PrincipalWhen called with a nil policy or resolver")
+	}
 	return PrincipalResolverFunc(func(id *Identity) (string, error) {
 		if p.Check(id) != nil {
 			return "", nil
