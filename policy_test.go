@@ -722,3 +722,44 @@ func TestShadowPolicy(t *testing.T) {
 		assert.ErrorContains(t, err, "mtls: OnShadow is set but ShadowPolicy is not")
 	})
 }
+
+// TestPolicyConcurrentRequests runs the policy, shadow and principal steps from many goroutines on
+// shared cached identities (run with -race): each request sees its own principal, and the cached
+// identities stay untouched.
+func TestPolicyConcurrentRequests(t *testing.T) {
+	pk := newPKI(t)
+	bob := pk.issuing.NewClient("bob")
+	m := policyMiddleware(t, pk, Config{
+		Policy:       Must(RequirePrincipals("alice", "bob")),
+		ShadowPolicy: Must(RequireSubject(Attributes{"cn": {"alice"}})),
+		OnShadow:     func(*http.Request, ShadowResult) {},
+		Principals:   PrincipalChain{must(PrincipalFromSubject("cn"))},
+	})
+	leaves := []*mtlstest.Leaf{pk.alice, bob}
+	done := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := range 200 {
+				leaf := leaves[(g+i)%2]
+				id, err := m.Authenticate(requestWith(leaf.Chain()...))
+				if err != nil {
+					done <- err
+					return
+				}
+				if id.Principal != leaf.Certificate.Subject.CommonName {
+					done <- errors.New("principal " + id.Principal + " for " + leaf.Certificate.Subject.CommonName)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 8 {
+		require.NoError(t, <-done)
+	}
+	for _, leaf := range leaves {
+		base, err := m.verifyChain(leaf.Chain())
+		require.NoError(t, err)
+		assert.Empty(t, base.Principal)
+	}
+}
