@@ -152,15 +152,20 @@ func (r *rule) MarshalJSON() ([]byte, error) {
 func All(ps ...Policy) Policy { return &allOf{ps: matchers(ps)} }
 
 // Any allows an identity that at least one of ps allows, trying them in order. Its refusal lists
-// every alternative's reason. Any of no policies refuses everything.
+// every alternative's reason. Any of no policies refuses everything; a nil policy among ps never
+// matches.
 func Any(ps ...Policy) Policy { return &anyOf{ps: matchers(ps)} }
 
 // Not allows an identity that p refuses, and refuses one that p allows. An identity without a
 // leaf certificate is refused all the same. Only negate policies whose refusal means "does not
 // match" (every matcher of this package): a policy of your own that refuses because it could not
-// decide would be turned into an allowance.
+// decide would be turned into an allowance. Not(nil) refuses everything, like nil itself: a
+// policy whose construction failed must not turn into "allow all".
 func Not(p Policy) Policy {
 	m := asMatcher(p)
+	if _, isNil := m.(nilPolicy); isNil {
+		return m
+	}
 	return &notOf{p: m, deny: &denial{"mtls: not matched: not " + describe(m)}}
 }
 

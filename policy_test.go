@@ -501,7 +501,8 @@ func TestPolicyCombinators(t *testing.T) {
 		{"nil inside all refuses", All(isAlice, nil), false, false, ""},
 		{"nil inside any is skipped", Any(nil, isAlice), true, false, ""},
 		{"nil func refuses", All(PolicyFunc(nil)), false, false, "nil policy"},
-		{"not of nil allows", Not(nil), true, true, ""},
+		{"not of nil refuses", Not(nil), false, false, "nil policy"},
+		{"not of a failed constructor refuses", Not(ignoreErr(RequireDNSNames("*"))), false, false, "nil policy"},
 		{"custom policy", All(custom), true, false, "custom refusal"},
 		{"not of custom", Not(custom), false, true, ""},
 	}
@@ -644,6 +645,9 @@ func TestConfigPolicyAndPrincipals(t *testing.T) {
 	require.ErrorIs(t, err, ErrDenied)
 	assert.ErrorContains(t, err, "principal mapping")
 }
+
+// ignoreErr drops a constructor's error, as careless code would.
+func ignoreErr(p Policy, _ error) Policy { return p }
 
 func must[T any](v T, err error) T {
 	if err != nil {
