@@ -129,26 +129,37 @@ func BenchmarkHeaderParse(b *testing.B) {
 	}
 }
 
-// TestHeaderCachedCostRatio holds a cached header-mode request to at most 1/50 of a cold one.
+// TestHeaderCachedCostRatio holds a cached header-mode request to at most 1/50 of a cold one. The
+// machine may be busy: each cost is the best of several rounds, which is what the code costs
+// when it is not preempted.
 func TestHeaderCachedCostRatio(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timing test")
 	}
 	c := headerBenchCases(t)[0]
-	run := func(size int) float64 {
+	handler := func(size int) http.Handler {
 		m, err := New(c.cfg(size))
 		require.NoError(t, err)
-		h := m.Handler(noop)
-		r := c.req()
-		w := &discardWriter{h: http.Header{}}
-		res := testing.Benchmark(func(b *testing.B) {
-			for b.Loop() {
+		return m.Handler(noop)
+	}
+	cachedH, coldH := handler(0), handler(-1)
+	r := c.req()
+	w := &discardWriter{h: http.Header{}}
+	cachedH.ServeHTTP(w, r)
+	best := func(h http.Handler, n int) time.Duration {
+		var min time.Duration
+		for round := 0; round < 7; round++ {
+			start := time.Now()
+			for i := 0; i < n; i++ {
 				h.ServeHTTP(w, r)
 			}
-		})
-		return float64(res.NsPerOp())
+			if d := time.Since(start) / time.Duration(n); round == 0 || d < min {
+				min = d
+			}
+		}
+		return min
 	}
-	cached, cold := run(0), run(-1)
-	t.Logf("cached %.0f ns/op, cold %.0f ns/op, ratio %.0f", cached, cold, cold/cached)
-	require.GreaterOrEqual(t, cold/cached, 50.0)
+	cached, cold := best(cachedH, 5000), best(coldH, 50)
+	t.Logf("cached %v, cold %v per request: ratio %.0f", cached, cold, float64(cold)/float64(cached))
+	require.GreaterOrEqual(t, float64(cold)/float64(cached), 50.0)
 }
