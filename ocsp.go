@@ -108,15 +108,23 @@ func checkFetchURL(raw string) error {
 	return nil
 }
 
+// key places a certificate in the cache map. It hashes the tails of the certificate's signature
+// and of the issuer's key, which are cheap to reach and differ between certificates and between
+// issuers; a hit is then confirmed on the serial number and the issuer's whole key, so the map
+// key only needs to spread entries, not to identify them.
 func (o *ocspChecker) key(c, issuer *x509.Certificate) uint64 {
 	var h maphash.Hash
 	h.SetSeed(o.seed)
-	h.Write(issuer.RawSubjectPublicKeyInfo)
-	var buf [maxSerialLen + 1]byte
-	if b, ok := serialContent(&buf, c.SerialNumber); ok {
-		h.Write(b)
-	}
+	h.Write(tail(c.Signature, 32))
+	h.Write(tail(issuer.RawSubjectPublicKeyInfo, 32))
 	return h.Sum64()
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
 }
 
 func (o *ocspChecker) get(k uint64, c, issuer *x509.Certificate) *ocspEntry {
