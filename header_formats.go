@@ -87,7 +87,9 @@ var presets = map[string]func() Format{
 		return &preset{"aws-alb-verify", []string{"X-Amzn-Mtls-Clientcert-Leaf"}, leafAndChain(one(decodeURLPEM), nil)}
 	},
 	"nginx": func() Format {
-		return &preset{"nginx", []string{hdrSSLClientCert}, leafAndChain(one(decodeNginx), nil)}
+		// $ssl_client_escaped_cert, or the tab-folded $ssl_client_cert (which net/http hands over
+		// with the folds turned into spaces).
+		return &preset{"nginx", []string{hdrSSLClientCert}, leafAndChain(one(decodeAnyPEM), nil)}
 	},
 	"envoy-xfcc": func() Format {
 		return &encodingPreset{
@@ -366,10 +368,6 @@ func decodeAnyPEM(v string) ([][]byte, error) {
 	}
 	return decodeURLPEM(v)
 }
-
-// decodeNginx decodes $ssl_client_escaped_cert, or the tab-folded $ssl_client_cert (which
-// net/http hands over with the folds turned into spaces).
-func decodeNginx(v string) ([][]byte, error) { return decodeAnyPEM(v) }
 
 // splitDER splits concatenated DER certificates by their outer SEQUENCE lengths.
 func splitDER(b []byte) ([][]byte, error) {
