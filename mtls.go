@@ -361,7 +361,7 @@ func (m *Middleware) ReloadTrust() error {
 // r.Use(m.Handler).
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := m.authenticate(r)
+		id, err := m.authenticate(r, true)
 		if err != nil {
 			m.refuse(w, r, err)
 			return
@@ -375,20 +375,24 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// Authenticate runs the whole check on r and returns the identity, or an *Error. It has no side
-// effects: it writes nothing and logs nothing. In optional mode a request without a certificate
-// yields (nil, nil).
+// Authenticate runs the whole check on r and returns the identity, or an *Error. It writes no
+// response and reports nothing about the request: no refusal record, no shadow-policy report.
+// (Revocation checking may still query responders and, at most once a minute, warn that answers
+// are stale.) In optional mode a request without a certificate yields (nil, nil).
 func (m *Middleware) Authenticate(r *http.Request) (*Identity, error) {
-	return m.authenticate(r)
+	return m.authenticate(r, false)
 }
 
 // authenticate is the pipeline: source -> cache -> verify -> the steps after verification.
-func (m *Middleware) authenticate(r *http.Request) (*Identity, error) {
+//
+// report is true when serving a request through Handler: only then are per-request outcomes
+// reported (the shadow policy); Authenticate reports nothing.
+func (m *Middleware) authenticate(r *http.Request, report bool) (*Identity, error) {
 	id, err := m.identify(r)
 	if err != nil || id == nil {
 		return id, err
 	}
-	return m.afterVerify(r, id)
+	return m.afterVerify(r, id, report)
 }
 
 // identify finds the presented chain and verifies it (through the cache). It returns (nil, nil)
@@ -414,14 +418,14 @@ func (m *Middleware) identify(r *http.Request) (*Identity, error) {
 
 // afterVerify runs the checks that follow chain verification on every request, each with its own
 // fast path: revocation, then principal mapping and policy (enforce, in policy.go).
-func (m *Middleware) afterVerify(r *http.Request, id *Identity) (*Identity, error) {
+func (m *Middleware) afterVerify(r *http.Request, id *Identity, report bool) (*Identity, error) {
 	if m.revoc != nil {
 		var err error
 		if id, err = m.revoc.check(r.Context(), id); err != nil {
 			return nil, err
 		}
 	}
-	return m.enforce(r, id)
+	return m.enforce(r, id, report)
 }
 
 // verifyChain answers from the cache or verifies presented under the trust in force.

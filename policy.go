@@ -390,7 +390,7 @@ func newPolicyRuntime(cfg *Config) (policyRuntime, []error) {
 
 // enforce runs after verification: principal mapping, then the policy (which may match the
 // principal), then the shadow policy. It never mutates id: setting a principal copies it.
-func (m *Middleware) enforce(r *http.Request, id *Identity) (*Identity, error) {
+func (m *Middleware) enforce(r *http.Request, id *Identity, report bool) (*Identity, error) {
 	pr := &m.policies
 	if pr.principals != nil {
 		name, err := pr.principals.ResolvePrincipal(id)
@@ -407,7 +407,7 @@ func (m *Middleware) enforce(r *http.Request, id *Identity) (*Identity, error) {
 	if pr.policy != nil {
 		err = pr.policy.Check(id)
 	}
-	if pr.shadow != nil {
+	if pr.shadow != nil && report {
 		m.reportShadow(r, pr.shadow, id, err)
 	}
 	if err != nil {
