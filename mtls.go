@@ -377,7 +377,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 
 // Authenticate runs the whole check on r and returns the identity, or an *Error. It writes no
 // response and reports nothing about the request: no refusal record, no shadow-policy report.
-// (Revocation checking may still query responders and, at most once a minute, warn that answers
+// (Revocation checking may still query responders and, at most every 30 seconds, warn that answers
 // are stale.) In optional mode a request without a certificate yields (nil, nil).
 func (m *Middleware) Authenticate(r *http.Request) (*Identity, error) {
 	return m.authenticate(r, false)
