@@ -440,3 +440,27 @@ func TestConcurrentMissesVerifyOnce(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, int32(1), calls.Load())
 }
+
+func TestAuthenticateReportsNothing(t *testing.T) {
+	p := newPKI(t)
+	var logs bytes.Buffer
+	shadowCalls := 0
+	m, err := New(Config{
+		RootCAs:      p.root.Pool(),
+		Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
+		ShadowPolicy: PolicyFunc(func(*Identity) error { return errors.New("would deny") }),
+		OnShadow:     func(*http.Request, ShadowResult) { shadowCalls++ },
+	})
+	require.NoError(t, err)
+
+	_, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	require.NoError(t, err)
+	_, err = m.Authenticate(requestWith(p.other.NewClient("mallory").Chain()...))
+	require.ErrorIs(t, err, ErrUntrusted)
+	assert.Zero(t, shadowCalls)
+	assert.Empty(t, logs.String())
+
+	m.Handler(echoIdentity).ServeHTTP(httptest.NewRecorder(), requestWith(p.alice.Chain()...))
+	assert.Equal(t, 1, shadowCalls, "serving through Handler reports the shadow outcome")
+	assert.Contains(t, logs.String(), "shadow policy would deny")
+}
