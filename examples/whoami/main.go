@@ -71,6 +71,9 @@ type options struct {
 
 	policyFile string      // JSON policy document; empty: none
 	policy     mtls.Policy // loaded from policyFile by parseFlags
+
+	bindingsPath string             // principal bindings: a directory of PEM files or a JSON map
+	bindings     *mtls.BindingStore // loaded from bindingsPath by parseFlags
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -94,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	})
 	fs.BoolVar(&o.crlDP, "crl-dp", false, "check revocation against the CRLs of the certificate's distribution points")
 	fs.StringVar(&o.policyFile, "policy", "", "JSON policy document that every identity must satisfy (refusals are 403 policy_denied; see the README)")
+	fs.StringVar(&o.bindingsPath, "bindings", "", "principal bindings: a directory of <principal>.pem certificates or a JSON file {\"principal\": [\"<sha256>\", ...]} (reloaded with the CAs on SIGHUP)")
 	fs.BoolVar(&o.failOpen, "fail-open", false, "DANGEROUS: accept certificates whose revocation status cannot be established (flagged in the answer and the log)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -121,6 +125,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			errs = append(errs, err)
 		}
 		o.policy = p
+	}
+	if o.bindingsPath != "" {
+		b, err := mtls.NewBindingStore(o.bindingsPath)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.bindings = b
 	}
 	return o, errors.Join(errs...)
 }
@@ -195,6 +206,9 @@ func (o *options) config(logger *slog.Logger) mtls.Config {
 	}
 	cfg.Revocation = o.revocation()
 	cfg.Policy = o.policy
+	if o.bindings != nil {
+		cfg.Principals = o.bindings
+	}
 	if o.headerFormat != nil {
 		cfg.Header = &mtls.HeaderConfig{Format: o.headerFormat, TrustedProxies: o.proxyPrefixes}
 		if o.headerName != "" {
@@ -250,16 +264,39 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	select {
-	case err := <-errc:
-		// ServeTLS fails at once on an unreadable certificate or key.
-		fmt.Fprintf(stderr, "whoami: %v\n", err)
-		return 1
-	case <-ctx.Done():
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-		return 0
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case err := <-errc:
+			// ServeTLS fails at once on an unreadable certificate or key.
+			fmt.Fprintf(stderr, "whoami: %v\n", err)
+			return 1
+		case <-hup:
+			reload(m, o, logger)
+		case <-ctx.Done():
+			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutdown)
+			return 0
+		}
+	}
+}
+
+// reload reads the CA files and the principal bindings again; on error the ones in force stay.
+func reload(m *mtls.Middleware, o *options, logger *slog.Logger) {
+	if err := m.ReloadTrust(); err != nil {
+		logger.Error("whoami: CA reload failed, keeping the CAs in force", "error", err)
+	} else {
+		logger.Info("whoami: CAs reloaded")
+	}
+	if o.bindings != nil {
+		if err := o.bindings.Reload(); err != nil {
+			logger.Error("whoami: bindings reload failed, keeping the bindings in force", "error", err)
+		} else {
+			logger.Info("whoami: bindings reloaded", "count", o.bindings.Len())
+		}
 	}
 }
 

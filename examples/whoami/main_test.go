@@ -215,3 +215,28 @@ func TestWhoamiBadInvocations(t *testing.T) {
 		})
 	}
 }
+
+func TestWhoamiPrincipalFromBindings(t *testing.T) {
+	f := newFixture(t)
+	alice := f.issuing.NewClient("alice-laptop-2026")
+	bindings := filepath.Join(f.dir, "bindings")
+	require.NoError(t, os.Mkdir(bindings, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(bindings, "alice.pem"), alice.CertPEM(), 0o600))
+	addr := start(t, "-tls-cert", f.serverCert, "-tls-key", f.serverKey, "-client-ca", f.clientCAFile,
+		"-bindings", bindings)
+
+	_, body := get(t, f, "https://"+addr+"/", alice, false)
+	assert.Contains(t, string(body), `"principal": "alice"`)
+	// A renewal with the same key keeps the binding.
+	renewed := f.issuing.NewClient("alice-laptop-2027", mtlstest.WithKey(alice.Key))
+	_, body = get(t, f, "https://"+addr+"/", renewed, false)
+	assert.Contains(t, string(body), `"principal": "alice"`)
+	_, body = get(t, f, "https://"+addr+"/", f.issuing.NewClient("bob"), false)
+	assert.NotContains(t, string(body), `"principal"`)
+
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"-tls-cert", f.serverCert, "-tls-key", f.serverKey,
+		"-client-ca", f.clientCAFile, "-bindings", filepath.Join(f.dir, "missing")}, &stderr, nil)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr.String(), "missing")
+}
