@@ -269,23 +269,8 @@ func (m *Middleware) fillHeader(st *state, k uint64, values []string, now time.T
 // checkForwarded checks what DangerouslyTrustProxyVerification still checks: the certificate's
 // own properties, not its chain to an anchor.
 func (t *trust) checkForwarded(presented []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
-	leaf := presented[0]
-	fail := func(kind error, detail string) ([]*x509.Certificate, error) {
-		e := newError(kind, detail, nil)
-		e.Leaf = leaf
-		return nil, e
-	}
-	switch {
-	case len(presented) > t.maxDepth+1:
-		return fail(ErrUntrusted, fmt.Sprintf("%d certificates forwarded, at most %d allowed", len(presented), t.maxDepth+1))
-	case leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0:
-		return fail(ErrWrongUsage, "the client certificate is a CA certificate")
-	case !hasClientAuth(leaf):
-		return fail(ErrWrongUsage, "the client certificate lacks the clientAuth extended key usage")
-	case now.Before(leaf.NotBefore):
-		return fail(ErrNotYetValid, "valid from "+leaf.NotBefore.UTC().Format(time.RFC3339))
-	case now.After(leaf.NotAfter):
-		return fail(ErrExpired, "expired at "+leaf.NotAfter.UTC().Format(time.RFC3339))
+	if err := t.checkPresented(presented, now); err != nil {
+		return nil, err
 	}
 	return presented, nil
 }

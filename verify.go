@@ -165,20 +165,8 @@ func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Ce
 		e.Leaf = leaf
 		return nil, false, e
 	}
-	if len(presented) > t.maxDepth+1 {
-		return fail(ErrUntrusted, fmt.Sprintf("%d certificates presented, at most %d allowed", len(presented), t.maxDepth+1), nil)
-	}
-	if leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0 {
-		return fail(ErrWrongUsage, "the client certificate is a CA certificate", nil)
-	}
-	if !hasClientAuth(leaf) {
-		return fail(ErrWrongUsage, "the client certificate lacks the clientAuth extended key usage", nil)
-	}
-	if now.Before(leaf.NotBefore) {
-		return fail(ErrNotYetValid, "valid from "+leaf.NotBefore.UTC().Format(time.RFC3339), nil)
-	}
-	if now.After(leaf.NotAfter) {
-		return fail(ErrExpired, "expired at "+leaf.NotAfter.UTC().Format(time.RFC3339), nil)
+	if err := t.checkPresented(presented, now); err != nil {
+		return nil, false, err
 	}
 	if _, ok := t.pins[sha256.Sum256(leaf.Raw)]; ok {
 		return []*x509.Certificate{leaf}, true, nil
@@ -213,6 +201,30 @@ func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Ce
 		return fail(ErrUntrusted, fmt.Sprintf("chain has %d CA certificates, at most %d allowed", len(best)-1, t.maxDepth), nil)
 	}
 	return best, false, nil
+}
+
+// checkPresented checks what does not depend on trust anchors: how many certificates were
+// presented, and the leaf's own usage and validity.
+func (t *trust) checkPresented(presented []*x509.Certificate, now time.Time) error {
+	leaf := presented[0]
+	fail := func(kind error, detail string) error {
+		e := newError(kind, detail, nil)
+		e.Leaf = leaf
+		return e
+	}
+	switch {
+	case len(presented) > t.maxDepth+1:
+		return fail(ErrUntrusted, fmt.Sprintf("%d certificates presented, at most %d allowed", len(presented), t.maxDepth+1))
+	case leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0:
+		return fail(ErrWrongUsage, "the client certificate is a CA certificate")
+	case !hasClientAuth(leaf):
+		return fail(ErrWrongUsage, "the client certificate lacks the clientAuth extended key usage")
+	case now.Before(leaf.NotBefore):
+		return fail(ErrNotYetValid, "valid from "+leaf.NotBefore.UTC().Format(time.RFC3339))
+	case now.After(leaf.NotAfter):
+		return fail(ErrExpired, "expired at "+leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func hasClientAuth(c *x509.Certificate) bool {
