@@ -232,8 +232,11 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 		if old != nil && (old.has && now.Before(old.refreshAt) || now.Before(old.failedUntil)) && !old.refreshing.Load() {
 			return old, nil
 		}
+		// Shared by every waiting caller: no single caller's cancellation stops it, but the
+		// Context of the configuration does.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.rv.timeout)
 		defer cancel()
+		defer context.AfterFunc(o.rv.baseCtx, cancel)()
 		resp, err := o.query(fctx, c, issuer, now)
 		now = o.rv.now()
 		e := &ocspEntry{

@@ -253,6 +253,7 @@ func (s *crlSource) current(ctx context.Context, now time.Time) *crlSnap {
 func (s *crlSource) fetch(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, s.ck.timeout)
 	defer cancel()
+	defer context.AfterFunc(s.ck.rv.baseCtx, cancel)()
 	_ = s.refresh(ctx)
 }
 

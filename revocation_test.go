@@ -759,3 +759,40 @@ func TestRevocationWarmPathAllocations(t *testing.T) {
 		})
 	}
 }
+
+func TestRevocationContextStopsBackgroundRefresh(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	var block atomic.Bool
+	cancelled := make(chan struct{}, 1)
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
+		if block.Load() {
+			<-r.Context().Done()
+			cancelled <- struct{}{}
+			return
+		}
+		now := p.clock.Now()
+		_, _ = w.Write(p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{ThisUpdate: now, NextUpdate: now.Add(time.Hour)}))
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, Timeout: time.Minute, Context: ctx})
+	_, err := revAuthn(m, leaf)
+	require.NoError(t, err)
+
+	block.Store(true)
+	p.clock.Advance(50 * time.Minute)
+	_, err = revAuthn(m, leaf) // starts a background refresh, which hangs
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return rf.calls.Load() == 2 }, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the background query was not cancelled")
+	}
+	// No new background work once the Context is done; the request path still answers.
+	assert.False(t, m.revoc.background(func(context.Context) {}))
+	_, err = revAuthn(m, leaf)
+	require.NoError(t, err)
+}
