@@ -196,3 +196,32 @@ func TestLargeCRLMemoryAndLookups(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(100, func() { c.revoked(listed); c.revoked(absent) }))
 	runtime.KeepAlive(c)
 }
+
+// BenchmarkOCSPColdConcurrent sends 1,000 concurrent requests for one certificate to a middleware
+// with an empty OCSP cache, and reports the responder queries they caused.
+func BenchmarkOCSPColdConcurrent(b *testing.B) {
+	p := newRevPKI()
+	resp := mtlstest.NewOCSPResponder(p.issuing)
+	defer resp.Close()
+	leaf := p.issuing.NewClient("alice")
+	const n = 1000
+	before := resp.Requests()
+	iterations := 0
+	for b.Loop() {
+		m, err := New(Config{RootCAs: p.root.Pool(), Revocation: &RevocationConfig{OCSP: &OCSPConfig{Responder: resp.URL}}})
+		require.NoError(b, err)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := m.Authenticate(requestWith(leaf.Chain()...)); err != nil {
+					b.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		iterations++
+	}
+	b.ReportMetric(float64(resp.Requests()-before)/float64(iterations), "queries/op")
+}
