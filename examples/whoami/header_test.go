@@ -55,6 +55,8 @@ func TestWhoamiHeaderMode(t *testing.T) {
 				assert.Equal(t, tt.source, got["source"])
 				assert.Equal(t, true, got["authenticated"])
 				assert.Contains(t, got["subject"], "alice")
+				assert.Equal(t, "127.0.0.1", got["proxy"])
+				assert.Contains(t, []any{"haproxy", "base64-der"}, got["format"])
 			}
 		})
 	}

@@ -304,6 +304,8 @@ func reload(m *mtls.Middleware, o *options, logger *slog.Logger) {
 type identity struct {
 	Authenticated bool     `json:"authenticated"`
 	Source        string   `json:"source,omitempty"`
+	Format        string   `json:"format,omitempty"` // header format, for source "header"
+	Proxy         string   `json:"proxy,omitempty"`  // forwarding proxy's address, for source "header"
 	Subject       string   `json:"subject,omitempty"`
 	Issuer        string   `json:"issuer,omitempty"`
 	Serial        string   `json:"serial,omitempty"`
@@ -341,6 +343,7 @@ func describe(id *mtls.Identity) identity {
 	out := identity{
 		Authenticated: true,
 		Source:        string(id.Source),
+		Format:        id.Format,
 		Subject:       id.Leaf.Subject.String(),
 		Issuer:        id.Leaf.Issuer.String(),
 		Serial:        id.Leaf.SerialNumber.Text(16),
@@ -354,6 +357,9 @@ func describe(id *mtls.Identity) identity {
 		SPIFFEID:      id.SPIFFEID,
 		NotAfter:      id.Leaf.NotAfter.UTC().Format(time.RFC3339),
 		Pinned:        id.Pinned,
+	}
+	if id.Proxy.IsValid() {
+		out.Proxy = id.Proxy.String()
 	}
 	for _, u := range id.URIs {
 		out.URIs = append(out.URIs, u.String())
