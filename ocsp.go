@@ -318,7 +318,8 @@ func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, no
 	o.queries.Add(1)
 	var req *http.Request
 	// RFC 6960 A.1 / RFC 5019: GET for requests under 255 bytes once encoded, POST otherwise.
-	get := strings.TrimSuffix(responder, "/") + "/" + url.PathEscape(base64.StdEncoding.EncodeToString(reqDER))
+	// Base64 then URL encoding: "+", "/" and "=" are escaped, as responders expect.
+	get := strings.TrimSuffix(responder, "/") + "/" + url.QueryEscape(base64.StdEncoding.EncodeToString(reqDER))
 	if len(get) < 255 {
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, get, nil)
 	} else {

@@ -39,8 +39,9 @@ type RevocationConfig struct {
 
 	// StaleIfError is how long past its nextUpdate a previously fetched good answer (an OCSP
 	// response or a CRL) may still be used while its responder or distribution point is failing.
-	// Such requests carry [RevocationStatus.Stale] and are logged. Default 10 minutes; negative:
-	// never use a stale answer.
+	// Such requests carry [RevocationStatus.Stale]; the source's failure is logged, and so are
+	// such requests (at most one record every 30 seconds). Default 10 minutes; negative: never
+	// use a stale answer.
 	StaleIfError time.Duration
 	// ClockSkew is the tolerance when comparing thisUpdate and nextUpdate with the clock.
 	// Default 2 minutes.
@@ -48,7 +49,7 @@ type RevocationConfig struct {
 
 	// DangerouslyFailOpen accepts certificates whose revocation status cannot be established
 	// (responder down, no CRL, a stale answer past StaleIfError). Such requests carry
-	// [RevocationStatus.FailOpen] and are logged. It defeats revocation against anyone who can
+	// [RevocationStatus.FailOpen] and are logged like stale ones. It defeats revocation against anyone who can
 	// block or delay the server's traffic to the responder or the CRL distribution point, as an
 	// attacker holding a stolen certificate will try to; prefer a larger StaleIfError. Default
 	// false: refuse with 503.
