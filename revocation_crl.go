@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -385,4 +387,54 @@ func parseCRLData(data []byte) (*crl, error) {
 		}
 	}
 	return parseCRL(data)
+}
+
+// CRLSourceStatus describes one CRL source, for health checks and dashboards.
+type CRLSourceStatus struct {
+	// Source is the file path or URL.
+	Source string
+	// DistributionPoint is true for a URL taken from a certificate rather than configured.
+	DistributionPoint bool
+	// Loaded is true once a CRL was read; the fields below describe the CRL in force.
+	Loaded     bool
+	Issuer     string
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	Entries    int
+	// Err is why the last refresh failed (the CRL in force, if any, stays in force until it is
+	// too stale); nil when it succeeded.
+	Err error
+}
+
+// CRLStatus reports every CRL source in use: configured files and URLs first, then distribution
+// points met so far. It is nil when CRLs are not checked.
+func (m *Middleware) CRLStatus() []CRLSourceStatus {
+	if m.revoc == nil || m.revoc.crl == nil {
+		return nil
+	}
+	ck := m.revoc.crl
+	srcs := append([]*crlSource(nil), ck.configured...)
+	ck.dpMu.RLock()
+	for _, s := range ck.dp {
+		srcs = append(srcs, s)
+	}
+	ck.dpMu.RUnlock()
+	out := make([]CRLSourceStatus, 0, len(srcs))
+	for _, s := range srcs {
+		st := CRLSourceStatus{Source: s.name(), DistributionPoint: !s.configured}
+		s.mu.Lock()
+		st.Err = s.lastErr
+		s.mu.Unlock()
+		if snap := s.cur.Load(); snap != nil {
+			st.Loaded = true
+			var name pkix.RDNSequence
+			if _, err := asn1.Unmarshal(snap.crl.issuer, &name); err == nil {
+				st.Issuer = name.String()
+			}
+			st.ThisUpdate, st.NextUpdate = snap.crl.thisUpdate, snap.crl.nextUpdate
+			st.Entries = snap.crl.serials.n
+		}
+		out = append(out, st)
+	}
+	return out
 }

@@ -599,6 +599,16 @@ func TestCRLFromURLRefreshKeepsLastGood(t *testing.T) {
 		require.NoError(t, err)
 		_, err = revAuthn(m, leaf)
 		requireRevRefused(t, err, ErrRevoked)
+		require.Eventually(t, func() bool {
+			err := m.CRLStatus()[0].Err
+			return err != nil && strings.Contains(err.Error(), "malformed")
+		}, 5*time.Second, 5*time.Millisecond)
+		st := m.CRLStatus()
+		require.Len(t, st, 1)
+		assert.True(t, st[0].Loaded)
+		assert.Equal(t, "CN=Rev Issuing CA", st[0].Issuer)
+		assert.Equal(t, 1, st[0].Entries)
+		assert.False(t, st[0].DistributionPoint)
 	})
 	t.Run("stale within the budget, then refused", func(t *testing.T) {
 		p.clock.Advance(time.Hour + 10*time.Minute) // 10 min past nextUpdate
@@ -625,6 +635,13 @@ func TestCRLDistributionPoints(t *testing.T) {
 	_, err = revAuthn(m, good)
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, srv.calls.Load())
+	st := m.CRLStatus()
+	require.Len(t, st, 1)
+	assert.Equal(t, url, st[0].Source)
+	assert.True(t, st[0].DistributionPoint)
+	assert.True(t, st[0].Loaded)
+	assert.NoError(t, st[0].Err)
+	assert.Nil(t, p.middleware(t, &RevocationConfig{DenyList: NewDenyList()}).CRLStatus())
 
 	noDP := p.issuing.NewClient("dave")
 	_, err = revAuthn(m, noDP)
