@@ -1,9 +1,10 @@
 // Package mtls authenticates the clients of a net/http service by their X.509 client certificate
-// (mutual TLS).
+// (mutual TLS), whether TLS ends in the process itself or at a proxy in front of it.
 //
-// A [Middleware] takes the certificate chain a client presented on the TLS connection, verifies it
-// against the service's own trust (CA roots, or leaf certificates pinned by fingerprint), and places
-// the resulting [Identity] in the request context. Requests without an acceptable certificate are
+// A [Middleware] takes the certificate chain a client presented, on the TLS connection or in a
+// trusted proxy's header, verifies it against the service's own trust (CA roots, or leaf
+// certificates pinned by fingerprint), optionally checks revocation and policies, and places the
+// resulting [Identity] in the request context. Requests without an acceptable certificate are
 // refused with a small application/problem+json body carrying a stable reason code; the full reason
 // goes to the logger and the error hook, never to the client.
 //
@@ -21,10 +22,19 @@
 //
 // # The pipeline
 //
-// Every request goes the same way: the credential source (the TLS connection) yields the presented
-// chain; a cache keyed by the whole chain answers if the chain was verified recently; otherwise the
-// chain is verified (trust anchor or pin, clientAuth usage, validity, depth); the identity is placed
-// in the context and the next handler runs. Refusals go to [Config.ErrorHandler].
+// Every request goes the same way, one step per file:
+//
+//   - source: the TLS connection, or the header of a proxy the configuration trusts
+//     ([Config.Header], header.go); from any other peer such headers are removed and ignored;
+//   - cache: an outcome for the very same chain (or header values) is reused (cache.go);
+//   - parse and verify: chain to a trust anchor or a pin, clientAuth usage, validity, depth
+//     (verify.go);
+//   - revocation: OCSP, CRLs and a local deny list, hard-fail by default ([Config.Revocation],
+//     revocation.go);
+//   - principal and policy: who the certificate stands for, and whether it may proceed
+//     ([Config.Principals], [Config.Policy], policy.go); per route with [Middleware.Require];
+//   - identity: placed in the context for the next handler ([FromContext]); refusals go to
+//     [Config.ErrorHandler].
 //
 // # Where the decision is made
 //
@@ -36,11 +46,14 @@
 //
 // # Security model
 //
-// Verified: the chain leads to a configured root (client-presented intermediates are only
-// candidates), or the leaf is pinned; the leaf carries the clientAuth extended key usage and is not
-// a CA; every certificate of the chain is within its validity period at [Config.Now]; the chain is
-// no deeper than [Config.MaxChainDepth]. Not verified by this package alone: revocation, and who
-// may call what (use a policy on the identity).
+// Verified: the chain leads to a configured root (client-presented intermediates, and a proxy's
+// forwarded chain, are only candidates), or the leaf is pinned; the leaf carries the clientAuth
+// extended key usage and is not a CA; every certificate of the chain is within its validity period
+// at [Config.Now]; the chain is no deeper than [Config.MaxChainDepth]. A forwarded certificate is
+// believed only from a trusted proxy, and is verified like a direct one unless
+// [HeaderConfig.DangerouslyTrustProxyVerification] says otherwise. Revocation is checked when
+// configured, and "could not check" refuses unless [RevocationConfig.DangerouslyFailOpen] is set.
+// Who may call what is up to the policies you configure.
 package mtls
 
 import (
