@@ -248,6 +248,11 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 		if err == nil && resp.Status == ocsp.Unknown {
 			err = errors.New("mtls: OCSP responder does not know the certificate")
 		}
+		if err == nil && old != nil && old.has && resp.ThisUpdate.Before(old.thisUpdate) {
+			// A replayed response, older than the one in force, must not undo a revocation.
+			err = fmt.Errorf("mtls: OCSP response of %s is older than the answer in force (replayed?)",
+				resp.ThisUpdate.UTC().Format(time.RFC3339))
+		}
 		if err != nil {
 			e.failedUntil = now.Add(retryBackoff)
 			e.lastErr = err

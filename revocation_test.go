@@ -840,3 +840,30 @@ func TestRevocationChainWithoutIssuerIsNotGood(t *testing.T) {
 		assert.True(t, id.Revocation.FailOpen, "accepted without a status: must be flagged")
 	}
 }
+
+func TestOCSPOlderResponseDoesNotReplaceNewer(t *testing.T) {
+	// An attacker on the path to a plain-http responder replays a "good" response captured
+	// before the revocation, still within its validity: the revoked answer in force must stay.
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	now := p.clock.Now()
+	oldGood := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{ThisUpdate: now.Add(-30 * time.Minute), NextUpdate: now.Add(6 * time.Hour)})
+	revoked := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{Status: ocsp.Revoked, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(10 * time.Minute)})
+	var replay atomic.Bool
+	rf := newRevResponder(t, func(w http.ResponseWriter, _ *http.Request) {
+		if replay.Load() {
+			_, _ = w.Write(oldGood)
+			return
+		}
+		_, _ = w.Write(revoked)
+	})
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}})
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+
+	replay.Store(true)
+	p.clock.Advance(15 * time.Minute) // past the revoked answer's nextUpdate: a new query
+	_, err = revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+	assert.GreaterOrEqual(t, rf.calls.Load(), int64(2))
+}
