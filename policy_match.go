@@ -893,7 +893,10 @@ func decodeBase64Digest(s string) []byte {
 
 // RequireIssuerThumbprints allows a leaf whose issuing CA certificate (the one above the leaf in
 // the verified chain) has one of the given SHA-256 fingerprints. A pinned leaf has no issuer in
-// its chain and matches nothing. The issuer is hashed on each request.
+// its chain and matches nothing, and so does a chain whose second certificate's subject is not the
+// leaf's issuer name. With [HeaderConfig.DangerouslyTrustProxyVerification] the chain is the
+// forwarded one, not linked by signatures here: this check then only stops CA certificates of
+// another name. The issuer is hashed on each request.
 func RequireIssuerThumbprints(sha256 ...string) (Policy, error) {
 	p, err := buildIssuerThumbprint(sha256)
 	if err != nil {
@@ -917,6 +920,11 @@ func buildIssuerThumbprint(vals []string) (Policy, *elemError) {
 	}
 	return newRule("issuer_thumbprint", doc, func(id *Identity) bool {
 		if len(id.Chain) < 2 || id.Chain[1] == nil {
+			return false
+		}
+		// A chain forwarded by a proxy whose verification is trusted is not linked by
+		// signatures: the certificate above the leaf must at least bear the leaf's issuer name.
+		if !bytes.Equal(id.Chain[1].RawSubject, id.Leaf.RawIssuer) {
 			return false
 		}
 		_, ok := set[sha256.Sum256(id.Chain[1].Raw)]

@@ -767,3 +767,24 @@ func TestPolicyConcurrentRequests(t *testing.T) {
 		assert.Empty(t, base.Principal)
 	}
 }
+
+// TestPolicyIssuerThumbprintUnlinkedChain: with HeaderConfig.DangerouslyTrustProxyVerification the
+// identity's chain is the forwarded one, as presented, never linked by signatures. A client of
+// another CA that appends the (public) certificate of the pinned CA must not pass for one of its
+// clients.
+func TestPolicyIssuerThumbprintUnlinkedChain(t *testing.T) {
+	pk := newPKI(t)
+	iss := sha256.Sum256(pk.issuing.Certificate.Raw)
+	p := Must(RequireIssuerThumbprints(hex.EncodeToString(iss[:])))
+
+	mallory := pk.other.NewClient("mallory")
+	forwarded := []*x509.Certificate{mallory.Certificate, pk.issuing.Certificate, pk.root.Certificate}
+	chain, err := (&trust{maxDepth: 4}).checkForwarded(forwarded, time.Now())
+	require.NoError(t, err)
+	id := newIdentity(chain, false)
+	assert.Error(t, p.Check(id), "the CA certificate above the leaf did not issue it")
+	assert.False(t, p.(matcher).match(id))
+
+	good := newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
+	assert.NoError(t, p.Check(good))
+}
