@@ -867,3 +867,16 @@ func TestOCSPOlderResponseDoesNotReplaceNewer(t *testing.T) {
 	requireRevRefused(t, err, ErrRevoked)
 	assert.GreaterOrEqual(t, rf.calls.Load(), int64(2))
 }
+
+func TestDenySerialLongerThanCRLLimit(t *testing.T) {
+	issuer := mtlstest.NewRootCA("Deny CA").Certificate
+	serial := new(big.Int).Lsh(big.NewInt(1), 8*maxSerialLen+4) // parses, but over 64 octets
+	leaf := &x509.Certificate{SerialNumber: serial, Raw: []byte("leaf"), RawSubjectPublicKeyInfo: []byte("leaf key")}
+	id := &Identity{Leaf: leaf, Chain: []*x509.Certificate{leaf, issuer}}
+	entries, err := ParseDenyList([]byte(fmt.Sprintf("serial %x %x\n", SPKISHA256(issuer), serial)))
+	require.NoError(t, err)
+	d := NewDenyList(entries...)
+	assert.NotEmpty(t, d.match(id, false), "a listed serial must be denied whatever its length")
+	other := &x509.Certificate{SerialNumber: new(big.Int).Add(serial, big.NewInt(1)), Raw: []byte("other")}
+	assert.Empty(t, d.match(&Identity{Leaf: other, Chain: []*x509.Certificate{other, issuer}}, false))
+}
