@@ -141,7 +141,9 @@ var presets = map[string]func() Format{
 //     deprecated $ssl_client_cert (PEM folded with tabs, which arrives with spaces).
 //   - "envoy-xfcc": X-Forwarded-Client-Cert; only the last element (the one added by the hop
 //     next to this service) is read, from its Chain or Cert key; Hash, when present, must match.
-//     It can also be written by [Forward].
+//     Envoy leaves By, URI and DNS values unquoted whatever they hold, so an earlier element with
+//     such a value makes the header ambiguous and is refused: the hop next to this service should
+//     replace the header (SANITIZE_SET). It can also be written by [Forward].
 //   - "traefik": X-Forwarded-Tls-Client-Cert, comma-separated base64 DER (also the older
 //     percent-escaped form).
 //   - "haproxy": X-SSL-Client-Cert set to %[ssl_c_der,base64], and optionally X-SSL-Client-Chain
@@ -579,8 +581,12 @@ func decodeCaddy(v string) ([][]byte, error) {
 
 // --- envoy-xfcc ---
 
-// xfccPair is one key=value of an XFCC element, the value unquoted.
-type xfccPair struct{ key, value string }
+// xfccPair is one key=value of an XFCC element, the value unquoted; quoted says whether it was
+// written in double quotes.
+type xfccPair struct {
+	key, value string
+	quoted     bool
+}
 
 // parseXFCC parses a whole XFCC header value into elements. Values may be double-quoted (then
 // `\` escapes the next character); unquoted values end at ";" or ",". Any syntax error fails the
@@ -602,7 +608,8 @@ func parseXFCC(v string) ([][]xfccPair, error) {
 		}
 		i++ // '='
 		var val string
-		if i < len(v) && v[i] == '"' {
+		quoted := i < len(v) && v[i] == '"'
+		if quoted {
 			var sb strings.Builder
 			i++
 			closed := false
@@ -638,7 +645,7 @@ func parseXFCC(v string) ([][]xfccPair, error) {
 			}
 			val = v[s:i]
 		}
-		cur = append(cur, xfccPair{strings.ToLower(key), val})
+		cur = append(cur, xfccPair{strings.ToLower(key), val, quoted})
 		if i >= len(v) {
 			elems = append(elems, cur)
 			return elems, nil
@@ -666,6 +673,17 @@ func decodeXFCC(values []string) ([][]byte, error) {
 	elems, err := parseXFCC(v)
 	if err != nil {
 		return nil, err
+	}
+	// Envoy writes By, URI and DNS values unquoted even when they hold "," or ";", so a client
+	// certificate with such a SAN can make the element the proxy wrote look like several, the
+	// last one made up by the client. An unquoted value (other than a Hash) in an element before
+	// the last makes the boundary of the last one ambiguous: refuse rather than guess.
+	for _, e := range elems[:len(elems)-1] {
+		for _, p := range e {
+			if !p.quoted && p.value != "" && p.key != "hash" {
+				return nil, malformed("XFCC: unquoted %s value before the last element makes its boundary ambiguous", p.key)
+			}
+		}
 	}
 	last := elems[len(elems)-1]
 	var cert, chain, hash string

@@ -167,6 +167,7 @@ func TestHeaderFormatsDecodeMalformed(t *testing.T) {
 		{"envoy-xfcc repeated cert", "envoy-xfcc", []string{`Cert="` + envoyEscape(pemText(leaf)) + `";Cert="` + envoyEscape(pemText(leaf)) + `"`}},
 		{"envoy-xfcc spoofed open quote swallows last", "envoy-xfcc", []string{`Cert="x,By=spiffe://gw;Hash=ab;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
 		{"envoy-xfcc missing key", "envoy-xfcc", []string{`=x`}},
+		{"envoy-xfcc injected after unquoted DNS", "envoy-xfcc", []string{`Hash=00;Cert="x";DNS=a;Subject="b",Cert="` + envoyEscape(pemText(leaf)) + `"`}},
 		{"traefik empty element", "traefik", []string{b64(leaf) + ","}},
 		{"traefik garbage", "traefik", []string{"not base64!"}},
 		{"haproxy trailing bytes", "haproxy", []string{base64.StdEncoding.EncodeToString(append(append([]byte{}, leaf.Raw...), 0x30, 0x01))}},
@@ -705,5 +706,37 @@ func TestHeaderHotPathAllocations(t *testing.T) {
 	require.Equal(t, SourceHeader, id.Source)
 	if allocs := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, r) }); allocs > 3 {
 		t.Fatalf("cached header-mode request allocates %v times, budget is 3", allocs)
+	}
+}
+
+// TestHeaderXFCCUnquotedSANInjection: Envoy writes URI and DNS values unquoted even when they
+// hold "," or ";", so a client whose certificate carries a crafted SAN can append what looks
+// like a further element after the one the proxy wrote. It must not be read as the last one.
+func TestHeaderXFCCUnquotedSANInjection(t *testing.T) {
+	f := newHeaderFixture(t)
+	victim := envoyEscape(pemText(f.p.alice.Certificate))
+	for _, key := range []string{"URI", "DNS"} {
+		t.Run(key, func(t *testing.T) {
+			san := "mallory.example.test,Cert=" + victim
+			opt := mtlstest.WithDNS(san)
+			if key == "URI" {
+				san = "https://mallory.example.test/x,Cert=" + victim
+				opt = mtlstest.WithURIs(san)
+			}
+			mallory := f.p.issuing.NewClient("mallory", opt)
+			sum := sha256.Sum256(mallory.Certificate.Raw)
+			// What Envoy writes for mallory (SANITIZE_SET with Cert and the SANs).
+			xfcc := "Hash=" + hex.EncodeToString(sum[:]) + `;Cert="` + envoyEscape(pemText(mallory.Certificate)) +
+				`";Subject="CN=mallory";` + key + "=" + san
+			m := f.middleware(t, false, func(hc *HeaderConfig) { hc.Format = MustHeaderFormat("envoy-xfcc") })
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = "10.0.0.1:1"
+			r.Header.Set("X-Forwarded-Client-Cert", xfcc)
+			id, err := m.Authenticate(r)
+			if err == nil {
+				assert.NotEqual(t, "alice", id.Leaf.Subject.CommonName, "mallory authenticated as alice")
+			}
+			require.ErrorIs(t, err, ErrMalformedHeader)
+		})
 	}
 }
