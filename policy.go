@@ -149,24 +149,64 @@ func (r *rule) MarshalJSON() ([]byte, error) {
 // All allows an identity that every one of ps allows; its refusal is the first refusal, in order.
 // All of no policies refuses everything (an empty rule set is more likely a mistake than an
 // intention), and so does a nil policy among ps.
-func All(ps ...Policy) Policy { return &allOf{ps: matchers(ps)} }
+func All(ps ...Policy) Policy {
+	ms := matchers(ps)
+	return &allOf{ps: ms, broken: anyBroken(ms)}
+}
 
 // Any allows an identity that at least one of ps allows, trying them in order. Its refusal lists
 // every alternative's reason. Any of no policies refuses everything; a nil policy among ps never
 // matches.
-func Any(ps ...Policy) Policy { return &anyOf{ps: matchers(ps)} }
+func Any(ps ...Policy) Policy {
+	ms := matchers(ps)
+	return &anyOf{ps: ms, broken: anyBroken(ms)}
+}
 
 // Not allows an identity that p refuses, and refuses one that p allows. An identity without a
 // leaf certificate is refused all the same. Only negate policies whose refusal means "does not
 // match" (every matcher of this package): a policy of your own that refuses because it could not
 // decide would be turned into an allowance. Not(nil) refuses everything, like nil itself: a
-// policy whose construction failed must not turn into "allow all".
+// policy whose construction failed must not turn into "allow all". So does the negation of a
+// policy holding, at any depth, a nil policy or an All or Any of no policies (such as
+// Not(Any(contractors, nil))).
 func Not(p Policy) Policy {
 	m := asMatcher(p)
 	if _, isNil := m.(nilPolicy); isNil {
 		return m
 	}
+	if broken(m) {
+		return &notOf{p: m, broken: true,
+			deny: &denial{"mtls: not matched: not " + describe(m) + ": refuses everything, as it holds a nil policy or an empty all() or any()"}}
+	}
 	return &notOf{p: m, deny: &denial{"mtls: not matched: not " + describe(m)}}
+}
+
+// broken reports whether m holds, at any depth, a nil policy or an empty All or Any: the
+// placeholders of a mistake, which refuse everything and must not be negated into allowances.
+func broken(m matcher) bool {
+	switch m := m.(type) {
+	case nilPolicy:
+		return true
+	case *allOf:
+		return m.broken
+	case *anyOf:
+		return m.broken
+	case *notOf:
+		return m.broken
+	}
+	return false
+}
+
+func anyBroken(ms []matcher) bool {
+	if len(ms) == 0 {
+		return true
+	}
+	for _, m := range ms {
+		if broken(m) {
+			return true
+		}
+	}
+	return false
 }
 
 func matchers(ps []Policy) []matcher {
@@ -184,7 +224,10 @@ func describe(p Policy) string {
 	return fmt.Sprintf("%T", p)
 }
 
-type allOf struct{ ps []matcher }
+type allOf struct {
+	ps     []matcher
+	broken bool
+}
 
 func (a *allOf) Check(id *Identity) error {
 	if !hasLeaf(id) {
@@ -214,7 +257,10 @@ func (a *allOf) String() string { return "all(" + joinDesc(a.ps) + ")" }
 
 func (a *allOf) MarshalJSON() ([]byte, error) { return marshalList("all", a.ps) }
 
-type anyOf struct{ ps []matcher }
+type anyOf struct {
+	ps     []matcher
+	broken bool
+}
 
 func (a *anyOf) Check(id *Identity) error {
 	if !hasLeaf(id) {
@@ -250,21 +296,22 @@ func (a *anyOf) String() string { return "any(" + joinDesc(a.ps) + ")" }
 func (a *anyOf) MarshalJSON() ([]byte, error) { return marshalList("any", a.ps) }
 
 type notOf struct {
-	p    matcher
-	deny *denial
+	p      matcher
+	deny   *denial
+	broken bool // refuses everything, see Not
 }
 
 func (n *notOf) Check(id *Identity) error {
 	if !hasLeaf(id) {
 		return errNoLeaf
 	}
-	if n.p.match(id) {
+	if n.broken || n.p.match(id) {
 		return n.deny
 	}
 	return nil
 }
 
-func (n *notOf) match(id *Identity) bool { return !n.p.match(id) }
+func (n *notOf) match(id *Identity) bool { return !n.broken && !n.p.match(id) }
 
 func (n *notOf) String() string { return "not " + describe(n.p) }
 

@@ -788,3 +788,40 @@ func TestPolicyIssuerThumbprintUnlinkedChain(t *testing.T) {
 	good := newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
 	assert.NoError(t, p.Check(good))
 }
+
+// TestPolicyNotOfBrokenPolicy: a nil policy (an ignored constructor error) or an empty All/Any
+// refuses everything; negating a policy built from one must not turn it into "allow all".
+func TestPolicyNotOfBrokenPolicy(t *testing.T) {
+	alice := synth(&x509.Certificate{Subject: dn(oidCN, "alice", oidOU, "payments")})
+	bob := synth(&x509.Certificate{Subject: dn(oidCN, "bob", oidOU, "contractors")})
+	isAlice := Must(RequireSubject(Attributes{"cn": {"alice"}}))
+	contractors := Must(RequireSubject(Attributes{"ou": {"contractors"}}))
+	failed := ignoreErr(RequireDNSNames("*")) // nil
+	for name, p := range map[string]Policy{
+		"not all with nil":       Not(All(isAlice, failed)),
+		"not any with nil":       Not(Any(contractors, failed)),
+		"not empty all":          Not(All()),
+		"not empty any":          Not(Any()),
+		"double negation of nil": Not(Not(All(failed))),
+		"nested":                 Not(Any(contractors, All(isAlice, failed))),
+		"nested under all":       All(isAlice, Not(Any(contractors, failed))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, id := range []*Identity{alice, bob} {
+				assert.Error(t, p.Check(id))
+				assert.False(t, p.(matcher).match(id))
+			}
+		})
+	}
+	t.Run("a broken negation only fails its own branch", func(t *testing.T) {
+		p := Any(Not(Any(contractors, failed)), isAlice)
+		assert.NoError(t, p.Check(alice))
+		assert.Error(t, p.Check(bob))
+	})
+	t.Run("sound negations are unchanged", func(t *testing.T) {
+		p := Not(Any(contractors, All(isAlice, Not(contractors))))
+		assert.Error(t, p.Check(alice))
+		assert.Error(t, p.Check(bob))
+		assert.NoError(t, p.Check(synth(&x509.Certificate{Subject: dn(oidCN, "carol")})))
+	})
+}
