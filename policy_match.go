@@ -979,12 +979,17 @@ func parseSerial(s string) (*big.Int, string) {
 	case strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X"):
 		digits, base = s[2:], 16
 	case strings.Contains(s, ":"):
+		var b strings.Builder
 		for part := range strings.SplitSeq(s, ":") {
 			if len(part) == 0 || len(part) > 2 {
 				return nil, "not colon-separated hexadecimal bytes"
 			}
+			if len(part) == 1 { // each part is a byte: "1:2" is 0x0102
+				b.WriteByte('0')
+			}
+			b.WriteString(part)
 		}
-		digits, base = strings.ReplaceAll(s, ":", ""), 16
+		digits, base = b.String(), 16
 	default:
 		digits = s
 		for i := 0; i < len(s); i++ {

@@ -825,3 +825,17 @@ func TestPolicyNotOfBrokenPolicy(t *testing.T) {
 		assert.NoError(t, p.Check(synth(&x509.Certificate{Subject: dn(oidCN, "carol")})))
 	})
 }
+
+// TestPolicySerialColonBytes: in the colon form every part is one byte, so "1:2" is 0x0102, not
+// 0x12 (which is another certificate's serial).
+func TestPolicySerialColonBytes(t *testing.T) {
+	p := Must(RequireSerials("1:2", "a:b:c"))
+	id := func(n int64) *Identity { return synth(&x509.Certificate{SerialNumber: big.NewInt(n)}) }
+	runMatchCases(t, p, []matchCase{
+		{"bytes 01 02", id(0x0102), true},
+		{"bytes 0a 0b 0c", id(0x0a0b0c), true},
+		{"digits run together", id(0x12), false},
+		{"digits run together, three parts", id(0xabc), false},
+	})
+	assert.Equal(t, `serial ["0x102","0xa0b0c"]`, p.(*rule).String())
+}
