@@ -146,17 +146,17 @@ func readJSON(dec *json.Decoder, path string, depth int) (*jsonValue, error) {
 	case json.Delim:
 		if t == '{' {
 			v := &jsonValue{kind: '{'}
+			seen := map[string]struct{}{}
 			for dec.More() {
 				kt, err := dec.Token()
 				if err != nil {
 					return nil, syntaxErr(err)
 				}
 				key, _ := kt.(string)
-				for _, k := range v.keys {
-					if k == key {
-						return nil, errAt(path, "duplicate key %q", key)
-					}
+				if _, dup := seen[key]; dup {
+					return nil, errAt(path, "duplicate key %q", key)
 				}
+				seen[key] = struct{}{}
 				child, err := readJSON(dec, keyPath(path, key), depth+1)
 				if err != nil {
 					return nil, err

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/assert"
@@ -192,4 +194,26 @@ func TestDocumentedExampleParses(t *testing.T) {
 		{"uri": ["spiffe://acme.test/ns/prod/*"]}, {"thumbprint": ["` + hex.EncodeToString(make([]byte, 32)) + `"]}]}]}`
 	_, err := ParsePolicy([]byte(doc))
 	require.NoError(t, err)
+}
+
+// TestParsePolicyManyKeys: the duplicate-key check must not be quadratic. An object of some
+// hundred thousand keys fits in the size limit, and a binding file of many principals is
+// legitimate; either used to take many seconds of CPU per load (or per Reload).
+func TestParsePolicyManyKeys(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; b.Len() < maxPolicyDocument-16; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"` + strconv.Itoa(i) + `":0`)
+	}
+	b.WriteString("}")
+	start := time.Now()
+	_, err := ParsePolicy([]byte(b.String()))
+	assert.ErrorContains(t, err, "expected an object with exactly one key")
+	assert.Less(t, time.Since(start), 3*time.Second)
+
+	_, err = ParsePolicy([]byte(`{"all": [{"dns": ["a.test"]}], "x": 1, "all": 2}`))
+	assert.ErrorContains(t, err, `mtls: policy $: duplicate key "all"`)
 }
