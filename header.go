@@ -44,8 +44,11 @@ type HeaderConfig struct {
 	Names []string
 
 	// TrustedProxies are the networks of the proxies allowed to set the header, compared with
-	// the address of the immediate peer (IPv4-mapped IPv6 addresses are unmapped, zones
-	// ignored). A prefix that covers every address (/0) is refused. Default: none.
+	// the address of the immediate peer, r.RemoteAddr in the "ip:port" form net/http sets
+	// (IPv4-mapped IPv6 addresses are unmapped, zones ignored). A bare address, as middlewares
+	// that copy X-Forwarded-For or X-Real-IP into RemoteAddr leave it, is never trusted; such a
+	// middleware must run after this one. A prefix that covers every address (/0) is refused.
+	// Default: none.
 	TrustedProxies []netip.Prefix
 
 	// ProxyPolicy trusts a proxy by the client certificate it presents on its own TLS
@@ -148,11 +151,12 @@ func newHeaderSource(cfg *HeaderConfig) (*headerSource, []error) {
 // trustedPeer says whether the immediate peer of r is a trusted proxy, and returns its address.
 func (m *Middleware) trustedPeer(r *http.Request) (netip.Addr, bool) {
 	h := m.header
+	// net/http always sets RemoteAddr to the connection's "ip:port". A bare address is the mark
+	// of a middleware that replaced it with a client-supplied X-Forwarded-For or X-Real-IP
+	// value: it no longer names the peer, so it is not trusted.
 	var addr netip.Addr
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		addr = ap.Addr().Unmap().WithZone("")
-	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
-		addr = a.Unmap().WithZone("")
 	}
 	if len(h.prefixes) > 0 {
 		in := false

@@ -406,6 +406,8 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 		{name: "untrusted peer, header only, optional", remote: "192.0.2.1:4000", optional: true, headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client-Chain", f.chain}}, status: 200, stripped: true},
 		{name: "untrusted peer with TLS cert, header ignored", remote: "192.0.2.1:4000", tls: f.p.alice.Chain(), headers: [][2]string{{"X-SSL-Client-Cert", "SPOOFED"}}, status: 200, wantID: SourceTLS, stripped: true},
 		{name: "unparsable remote address", remote: "somewhere", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}}, status: 401, reason: ReasonCertificateRequired},
+		{name: "bare address, as real-IP middlewares write it", remote: "10.1.2.3", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}}, status: 401, reason: ReasonCertificateRequired},
+		{name: "bare IPv6 address", remote: "::ffff:10.1.2.3", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}}, status: 401, reason: ReasonCertificateRequired},
 		{name: "duplicate header lines", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client-Cert", f.leaf}}, status: 400, reason: ReasonMalformedHeader},
 		{name: "duplicate chain lines", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client-Chain", f.chain}, {"X-SSL-Client-Chain", f.chain}}, status: 400, reason: ReasonMalformedHeader},
 		{name: "oversized", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", big}}, status: 400, reason: ReasonMalformedHeader},
