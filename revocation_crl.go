@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"strings"
@@ -50,7 +51,23 @@ type crlSource struct {
 	failedUntil atomic.Int64 // unix nanoseconds
 	mu          sync.Mutex
 	lastErr     error
+
+	// swapMu serialises the acceptance and swap of fetched CRLs (never held across a fetch);
+	// marks, under it, remembers per issuer the newest verified CRL this source has served, so
+	// that serving another issuer's CRL in between does not reopen the door to a replay.
+	swapMu sync.Mutex
+	marks  map[string]crlMark
 }
+
+// crlMark is the newest verified CRL of one issuer seen at a source.
+type crlMark struct {
+	thisUpdate time.Time
+	number     *big.Int
+	signer     *x509.Certificate
+}
+
+// maxCRLMarks bounds the issuers remembered per source.
+const maxCRLMarks = 16
 
 // crlSnap is a CRL in force and when to fetch it again.
 type crlSnap struct {
@@ -266,6 +283,8 @@ func (s *crlSource) refresh(ctx context.Context) error {
 	if err == nil {
 		cl, err = parseCRLData(data)
 	}
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
 	now := s.ck.rv.now()
 	old := s.cur.Load()
 	if err == nil {
@@ -327,6 +346,19 @@ func (s *crlSource) acceptable(cl *crl, old *crlSnap, now time.Time) error {
 	if cl.thisUpdate.After(now.Add(s.ck.rv.skew)) {
 		return fmt.Errorf("thisUpdate %s lies in the future", cl.thisUpdate.UTC().Format(time.RFC3339))
 	}
+	if old != nil {
+		if v := old.crl.verified.Load(); v != nil {
+			s.remember(old.crl, v)
+		}
+	}
+	if m, ok := s.marks[string(cl.issuer)]; ok {
+		if cl.thisUpdate.Before(m.thisUpdate) || cl.number != nil && m.number != nil && cl.number.Cmp(m.number) < 0 {
+			return errors.New("older than a CRL of the same issuer served before (replayed?)")
+		}
+		if err := cl.verifyWith(m.signer); err != nil {
+			return fmt.Errorf("not signed by the issuer of the CRLs served before: %w", err)
+		}
+	}
 	if old == nil || !bytes.Equal(old.crl.issuer, cl.issuer) {
 		return nil
 	}
@@ -340,6 +372,23 @@ func (s *crlSource) acceptable(cl *crl, old *crlSnap, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// remember records a verified CRL as the newest of its issuer seen here, unless a newer one is.
+// The caller holds swapMu.
+func (s *crlSource) remember(c *crl, signer *x509.Certificate) {
+	k := string(c.issuer)
+	m, ok := s.marks[k]
+	if ok && !m.thisUpdate.Before(c.thisUpdate) {
+		return
+	}
+	if !ok && len(s.marks) >= maxCRLMarks {
+		return
+	}
+	if s.marks == nil {
+		s.marks = map[string]crlMark{}
+	}
+	s.marks[k] = crlMark{thisUpdate: c.thisUpdate, number: c.number, signer: signer}
 }
 
 // read returns the bytes of the file or the body of the URL, bounded by maxBytes.

@@ -880,3 +880,28 @@ func TestDenySerialLongerThanCRLLimit(t *testing.T) {
 	other := &x509.Certificate{SerialNumber: new(big.Int).Add(serial, big.NewInt(1)), Raw: []byte("other")}
 	assert.Empty(t, d.match(&Identity{Leaf: other, Chain: []*x509.Certificate{other, issuer}}, false))
 }
+
+func TestCRLReplayAfterAnotherIssuerIsRefused(t *testing.T) {
+	// An attacker on the path to a CRL URL serves, in turn, another CA's (genuine) CRL and then an
+	// old CRL of the right CA, from before the leaf's revocation and still within its validity.
+	// Switching issuers in between must not reset the replay check.
+	p := newRevPKI()
+	other := p.root.NewIntermediate("Other Issuing CA")
+	leaf := p.issuing.NewClient("alice")
+	now := p.clock.Now()
+	before := p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-2 * time.Hour), NextUpdate: now.Add(24 * time.Hour), Number: big.NewInt(1)})
+	after := p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(24 * time.Hour), Number: big.NewInt(2),
+		Revoked: []*big.Int{leaf.Certificate.SerialNumber}})
+	srv := newRevCRLServer(t, after)
+	m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{URLs: []string{srv.srv.URL}}})
+	src := m.revoc.crl.configured[0]
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+
+	for _, der := range [][]byte{other.NewCRL(mtlstest.CRL{}), before} {
+		srv.set(der)
+		_ = src.refresh(context.Background())
+	}
+	_, err = revAuthn(m, leaf)
+	require.Error(t, err, "the replayed CRL must not clear the revocation")
+}
