@@ -16,7 +16,8 @@ var (
 	ErrUntrusted = errors.New("mtls: certificate not trusted")
 	// ErrExpired: the certificate, or a certificate of its chain, has expired.
 	ErrExpired = errors.New("mtls: certificate expired")
-	// ErrNotYetValid: the certificate's NotBefore lies in the future.
+	// ErrNotYetValid: the NotBefore of the certificate, or of a certificate of its chain, lies in
+	// the future.
 	ErrNotYetValid = errors.New("mtls: certificate not yet valid")
 	// ErrWrongUsage: the certificate is not meant for client authentication (no clientAuth
 	// extended key usage, or it is a CA certificate).

@@ -189,7 +189,7 @@ func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Ce
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err != nil {
-		return fail(classifyVerifyError(err), "", err)
+		return fail(classifyVerifyError(err, now), "", err)
 	}
 	best := chains[0]
 	for _, c := range chains[1:] {
@@ -237,11 +237,14 @@ func hasClientAuth(c *x509.Certificate) bool {
 }
 
 // classifyVerifyError maps an x509 verification error to a sentinel.
-func classifyVerifyError(err error) error {
+func classifyVerifyError(err error, now time.Time) error {
 	var inv x509.CertificateInvalidError
 	if errors.As(err, &inv) {
 		switch inv.Reason {
 		case x509.Expired:
+			if inv.Cert != nil && now.Before(inv.Cert.NotBefore) {
+				return ErrNotYetValid
+			}
 			return ErrExpired
 		case x509.IncompatibleUsage:
 			return ErrWrongUsage

@@ -58,6 +58,7 @@ func TestVerificationOutcomes(t *testing.T) {
 	past := mtlstest.WithValidity(now.Add(-48*time.Hour), now.Add(-time.Hour))
 	future := mtlstest.WithValidity(now.Add(time.Hour), now.Add(48*time.Hour))
 	expiredIssuing := p.root.NewIntermediate("Expired Issuing CA", past)
+	futureIssuing := p.root.NewIntermediate("Future Issuing CA", future)
 	serverOnlyIssuing := p.root.NewIntermediate("Server-only Issuing CA",
 		mtlstest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
 	selfSigned := mtlstest.NewSelfSigned("partner-42")
@@ -92,6 +93,7 @@ func TestVerificationOutcomes(t *testing.T) {
 		{name: "expired leaf", chain: p.issuing.NewClient("old", past).Chain(), wantErr: ErrExpired},
 		{name: "leaf not yet valid", chain: p.issuing.NewClient("new", future).Chain(), wantErr: ErrNotYetValid},
 		{name: "expired intermediate", chain: expiredIssuing.NewClient("bob").Chain(), wantErr: ErrExpired},
+		{name: "intermediate not yet valid", chain: futureIssuing.NewClient("erin").Chain(), wantErr: ErrNotYetValid},
 		{name: "server certificate", chain: p.issuing.NewServer("api.example.test").Chain(), wantErr: ErrWrongUsage},
 		{name: "no extended key usage", chain: p.issuing.NewClient("noeku", mtlstest.WithExtKeyUsage()).Chain(),
 			wantErr: ErrWrongUsage},
