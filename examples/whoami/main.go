@@ -24,6 +24,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -55,6 +56,7 @@ type options struct {
 	tlsKey        string
 	clientCA      string
 	intermediates string
+	pins          []string // SHA-256 fingerprints of individually trusted client certificates
 	optional      bool
 
 	header         string // header format name; empty: header mode off
@@ -85,6 +87,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key PEM file")
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM file of the CAs trusted to issue client certificates (required)")
 	fs.StringVar(&o.intermediates, "intermediates", "", "optional PEM file of intermediate CAs for clients that send their leaf alone")
+	fs.Func("pin", "also trust the client certificate with this SHA-256 fingerprint, whoever issued it (hex, colons allowed; repeatable)", func(v string) error {
+		if _, err := mtls.ParseFingerprint(v); err != nil {
+			return err
+		}
+		o.pins = append(o.pins, v)
+		return nil
+	})
 	fs.BoolVar(&o.optional, "optional", false, "let requests without a client certificate through (as unauthenticated)")
 	fs.StringVar(&o.header, "header", "", "also accept the certificate from a trusted proxy's header in this format: "+strings.Join(mtls.HeaderFormatNames(), ", "))
 	fs.StringVar(&o.headerName, "header-name", "", "name of the header carrying the certificate (default: the format's own)")
@@ -197,9 +206,10 @@ func (o *options) parseHeaderFlags() []error {
 // config turns the options into the middleware's configuration.
 func (o *options) config(logger *slog.Logger) mtls.Config {
 	cfg := mtls.Config{
-		RootCAFiles: []string{o.clientCA},
-		Optional:    o.optional,
-		Logger:      logger,
+		RootCAFiles:  []string{o.clientCA},
+		PinnedSHA256: o.pins,
+		Optional:     o.optional,
+		Logger:       logger,
 	}
 	if o.intermediates != "" {
 		cfg.IntermediateFiles = []string{o.intermediates}
@@ -241,7 +251,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	if o.tlsCert != "" {
-		srv.TLSConfig = m.TLSConfig(nil)
+		pair, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			fmt.Fprintf(stderr, "whoami: %v\n", err)
+			return 1
+		}
+		srv.TLSConfig = m.TLSConfig(&tls.Config{Certificates: []tls.Certificate{pair}})
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -251,7 +266,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	errc := make(chan error, 1)
 	go func() {
 		if o.tlsCert != "" {
-			errc <- srv.ServeTLS(ln, o.tlsCert, o.tlsKey)
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}
@@ -270,7 +285,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	for {
 		select {
 		case err := <-errc:
-			// ServeTLS fails at once on an unreadable certificate or key.
 			fmt.Fprintf(stderr, "whoami: %v\n", err)
 			return 1
 		case <-hup:
@@ -286,9 +300,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 
 // reload reads the CA files and the principal bindings again; on error the ones in force stay.
 func reload(m *mtls.Middleware, o *options, logger *slog.Logger) {
-	if err := m.ReloadTrust(); err != nil {
-		logger.Error("whoami: CA reload failed, keeping the CAs in force", "error", err)
-	} else {
+	if m.ReloadTrust() == nil { // a failure is logged by the middleware
 		logger.Info("whoami: CAs reloaded")
 	}
 	if o.bindings != nil {

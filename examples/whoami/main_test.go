@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -239,4 +242,33 @@ func TestWhoamiPrincipalFromBindings(t *testing.T) {
 		"-client-ca", f.clientCAFile, "-bindings", filepath.Join(f.dir, "missing")}, &stderr, nil)
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr.String(), "missing")
+}
+
+func TestWhoamiPin(t *testing.T) {
+	f := newFixture(t)
+	partner := mtlstest.NewSelfSigned("partner-42")
+	sum := sha256.Sum256(partner.Certificate.Raw)
+	addr := start(t, "-tls-cert", f.serverCert, "-tls-key", f.serverKey, "-client-ca", f.clientCAFile,
+		"-pin", strings.ToUpper(hex.EncodeToString(sum[:])))
+
+	res, body := get(t, f, "https://"+addr+"/", partner, false)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	assert.Contains(t, string(body), `"pinned": true`)
+	res, _ = get(t, f, "https://"+addr+"/", mtlstest.NewSelfSigned("stranger"), false)
+	assert.Equal(t, http.StatusUnauthorized, res.StatusCode)
+
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"-tls-cert", f.serverCert, "-tls-key", f.serverKey,
+		"-client-ca", f.clientCAFile, "-pin", "abc"}, &stderr, nil)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr.String(), "want 64 hex digits")
+}
+
+func TestWhoamiBadKeyFailsBeforeListening(t *testing.T) {
+	f := newFixture(t)
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-tls-cert", f.serverCert,
+		"-tls-key", f.clientCAFile, "-client-ca", f.clientCAFile}, &stderr, nil)
+	assert.Equal(t, 1, code)
+	assert.NotContains(t, stderr.String(), "listening")
 }
