@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -280,6 +281,8 @@ func (t *trust) checkForwarded(presented []*x509.Certificate, now time.Time) ([]
 }
 
 // stripHeader returns r without the certificate headers, unless the identity came from them.
+// Keys are compared without regard to case: net/http canonicalises the keys it reads, but a
+// request built by code may hold a non-canonical one, which a reverse proxy would still send on.
 // The request given to the handler is not modified: a copy with its own header map is made, and
 // only when there is something to remove.
 func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
@@ -288,8 +291,8 @@ func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
 		return r
 	}
 	found := false
-	for _, name := range h.names {
-		if _, ok := r.Header[name]; ok {
+	for k := range r.Header {
+		if h.isCertHeader(k) {
 			found = true
 			break
 		}
@@ -299,8 +302,20 @@ func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
 	}
 	r2 := r.WithContext(r.Context())
 	r2.Header = r.Header.Clone()
-	for _, name := range h.names {
-		delete(r2.Header, name)
+	for k := range r2.Header {
+		if h.isCertHeader(k) {
+			delete(r2.Header, k)
+		}
 	}
 	return r2
+}
+
+// isCertHeader says whether key, in any case, names one of the certificate headers.
+func (h *headerSource) isCertHeader(key string) bool {
+	for _, name := range h.names {
+		if strings.EqualFold(key, name) {
+			return true
+		}
+	}
+	return false
 }

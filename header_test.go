@@ -742,3 +742,42 @@ func TestHeaderXFCCUnquotedSANInjection(t *testing.T) {
 		})
 	}
 }
+
+// TestHeaderStripNonCanonicalKeys: a request built by code (an adapter, a test, another
+// middleware) may hold the certificate header under a non-canonical key, which a reverse proxy
+// would still send on. Every spelling is removed from a request whose identity is not the header.
+func TestHeaderStripNonCanonicalKeys(t *testing.T) {
+	f := newHeaderFixture(t)
+	m := f.middleware(t, true, nil)
+	for _, tt := range []struct {
+		name   string
+		remote string
+		tls    []*x509.Certificate
+		source Source
+	}{
+		{"untrusted peer with TLS certificate", "192.0.2.1:1", f.p.alice.Chain(), SourceTLS},
+		{"untrusted peer without certificate", "192.0.2.1:1", nil, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = tt.remote
+			if tt.tls != nil {
+				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls}
+			}
+			r.Header["x-ssl-client-cert"] = []string{f.leaf}
+			r.Header["X-SSL-CLIENT-CHAIN"] = []string{f.chain}
+			var s seen
+			w := httptest.NewRecorder()
+			m.Handler(s.handler()).ServeHTTP(w, r)
+			require.Equal(t, http.StatusOK, w.Code)
+			if tt.source != "" {
+				require.NotNil(t, s.id)
+				assert.Equal(t, tt.source, s.id.Source)
+			}
+			for k := range s.header {
+				assert.False(t, strings.HasPrefix(strings.ToLower(k), "x-ssl-client-"), "header %q left for the next handler", k)
+			}
+			assert.Contains(t, r.Header, "x-ssl-client-cert", "the caller's request is not modified")
+		})
+	}
+}
