@@ -221,9 +221,12 @@ func (o *ocspChecker) refreshInBackground(k uint64, e *ocspEntry) {
 // fetch queries the responder once for all concurrent callers and stores the outcome. A caller
 // whose ctx ends first gets the entry it had (nil if none) while the query goes on for the others.
 func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certificate) *ocspEntry {
-	var fk [2*maxSerialLen + 2]byte
-	flightKey := append(fk[:0], c.SerialNumber.Bytes()...)
-	flightKey = append(flightKey, 0)
+	// The serial's sign and length, then its magnitude and the issuer's key: Bytes alone is the
+	// absolute value, and would give 5 and -5 one query.
+	var fk [2*maxSerialLen + 4]byte
+	serial := c.SerialNumber.Bytes()
+	flightKey := append(fk[:0], byte(c.SerialNumber.Sign()+1), byte(len(serial)>>8), byte(len(serial)))
+	flightKey = append(flightKey, serial...)
 	flightKey = append(flightKey, issuer.RawSubjectPublicKeyInfo...)
 	ch := o.flight.DoChan(string(flightKey), func() (any, error) {
 		now := o.rv.now()

@@ -905,3 +905,35 @@ func TestCRLReplayAfterAnotherIssuerIsRefused(t *testing.T) {
 	_, err = revAuthn(m, leaf)
 	require.Error(t, err, "the replayed CRL must not clear the revocation")
 }
+
+func TestOCSPQueriesOfOppositeSerialsAreNotShared(t *testing.T) {
+	// Serials 5 and -5 (accepted with GODEBUG=x509negativeserial=1) are different certificates:
+	// one's query must not answer for the other.
+	p := newRevPKI()
+	release := make(chan struct{})
+	rf := newRevResponder(t, func(w http.ResponseWriter, _ *http.Request) {
+		<-release
+		http.Error(w, "down", http.StatusBadGateway)
+	})
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}})
+	o := m.revoc.ocsp
+	issuer := p.issuing.Certificate
+	pos := &x509.Certificate{SerialNumber: big.NewInt(5), Signature: []byte("pos")}
+	neg := &x509.Certificate{SerialNumber: big.NewInt(-5), Signature: []byte("neg")}
+	done := make(chan *ocspEntry, 2)
+	go func() { done <- o.fetch(context.Background(), o.key(pos, issuer), pos, issuer) }()
+	require.Eventually(t, func() bool { return rf.calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	var got *ocspEntry
+	go func() {
+		e := o.fetch(context.Background(), o.key(neg, issuer), neg, issuer)
+		got = e
+		done <- e
+	}()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	<-done
+	<-done
+	require.NotNil(t, got)
+	require.NotNil(t, got.serial)
+	assert.Zero(t, got.serial.Cmp(neg.SerialNumber), "the entry for -5 is about %v", got.serial)
+}
