@@ -62,10 +62,30 @@ var (
 
 func hasLeaf(id *Identity) bool { return id != nil && id.Leaf != nil }
 
-// matcher is a policy that can answer yes or no without building a reason. match is only called
-// with an identity that has a leaf.
+// verdict is a matcher's answer. undecided is for an identity a rule cannot judge either way
+// (such as a subject with two CNs): it is neither allowed nor, under [Not], turned into an
+// allowance. The combinators follow three-valued logic: in All a no wins over undecided, in Any a
+// yes wins over undecided, and Not keeps undecided.
+type verdict uint8
+
+const (
+	no verdict = iota
+	yes
+	undecided
+)
+
+func verdictOf(b bool) verdict {
+	if b {
+		return yes
+	}
+	return no
+}
+
+// matcher is a policy that can answer without building a reason. eval and match are only called
+// with an identity that has a leaf; match is eval(id) == yes.
 type matcher interface {
 	Policy
+	eval(id *Identity) verdict
 	match(id *Identity) bool
 }
 
@@ -87,9 +107,10 @@ func asMatcher(p Policy) matcher {
 // nilPolicy stands for a nil Policy given to a combinator: it refuses everything.
 type nilPolicy struct{}
 
-func (nilPolicy) Check(*Identity) error { return errNilPolicy }
-func (nilPolicy) match(*Identity) bool  { return false }
-func (nilPolicy) String() string        { return "nil" }
+func (nilPolicy) Check(*Identity) error  { return errNilPolicy }
+func (nilPolicy) match(*Identity) bool   { return false }
+func (nilPolicy) eval(*Identity) verdict { return no }
+func (nilPolicy) String() string         { return "nil" }
 func (nilPolicy) MarshalJSON() ([]byte, error) {
 	return nil, errors.New("mtls: a nil policy has no document form")
 }
@@ -97,9 +118,10 @@ func (nilPolicy) MarshalJSON() ([]byte, error) {
 // foreign wraps a Policy of the caller's own.
 type foreign struct{ p Policy }
 
-func (f foreign) Check(id *Identity) error { return f.p.Check(id) }
-func (f foreign) match(id *Identity) bool  { return f.p.Check(id) == nil }
-func (f foreign) String() string           { return fmt.Sprintf("%T", f.p) }
+func (f foreign) Check(id *Identity) error  { return f.p.Check(id) }
+func (f foreign) match(id *Identity) bool   { return f.p.Check(id) == nil }
+func (f foreign) eval(id *Identity) verdict { return verdictOf(f.match(id)) }
+func (f foreign) String() string            { return fmt.Sprintf("%T", f.p) }
 func (f foreign) MarshalJSON() ([]byte, error) {
 	if jm, ok := f.p.(json.Marshaler); ok {
 		return jm.MarshalJSON()
@@ -114,6 +136,7 @@ type rule struct {
 	desc string
 	deny *denial
 	fn   func(id *Identity) bool
+	fn3  func(id *Identity) verdict // instead of fn, for rules that can be undecided
 }
 
 func newRule(key string, val any, fn func(id *Identity) bool) *rule {
@@ -130,13 +153,20 @@ func (r *rule) Check(id *Identity) error {
 	if !hasLeaf(id) {
 		return errNoLeaf
 	}
-	if r.fn(id) {
+	if r.match(id) {
 		return nil
 	}
 	return r.deny
 }
 
-func (r *rule) match(id *Identity) bool { return r.fn(id) }
+func (r *rule) match(id *Identity) bool { return r.eval(id) == yes }
+
+func (r *rule) eval(id *Identity) verdict {
+	if r.fn3 != nil {
+		return r.fn3(id)
+	}
+	return verdictOf(r.fn(id))
+}
 
 // String describes the rule, as in the refusal reasons.
 func (r *rule) String() string { return r.desc }
@@ -244,13 +274,22 @@ func (a *allOf) Check(id *Identity) error {
 	return nil
 }
 
-func (a *allOf) match(id *Identity) bool {
+func (a *allOf) match(id *Identity) bool { return a.eval(id) == yes }
+
+func (a *allOf) eval(id *Identity) verdict {
+	if len(a.ps) == 0 {
+		return no
+	}
+	v := yes
 	for _, p := range a.ps {
-		if !p.match(id) {
-			return false
+		switch p.eval(id) {
+		case no:
+			return no
+		case undecided:
+			v = undecided
 		}
 	}
-	return len(a.ps) > 0
+	return v
 }
 
 func (a *allOf) String() string { return "all(" + joinDesc(a.ps) + ")" }
@@ -282,13 +321,19 @@ func (a *anyOf) Check(id *Identity) error {
 	return &denial{"mtls: not matched: any of (" + strings.Join(reasons, "; ") + ")"}
 }
 
-func (a *anyOf) match(id *Identity) bool {
+func (a *anyOf) match(id *Identity) bool { return a.eval(id) == yes }
+
+func (a *anyOf) eval(id *Identity) verdict {
+	v := no
 	for _, p := range a.ps {
-		if p.match(id) {
-			return true
+		switch p.eval(id) {
+		case yes:
+			return yes
+		case undecided:
+			v = undecided
 		}
 	}
-	return false
+	return v
 }
 
 func (a *anyOf) String() string { return "any(" + joinDesc(a.ps) + ")" }
@@ -305,13 +350,26 @@ func (n *notOf) Check(id *Identity) error {
 	if !hasLeaf(id) {
 		return errNoLeaf
 	}
-	if n.broken || n.p.match(id) {
+	if n.eval(id) != yes {
 		return n.deny
 	}
 	return nil
 }
 
-func (n *notOf) match(id *Identity) bool { return !n.broken && !n.p.match(id) }
+func (n *notOf) match(id *Identity) bool { return n.eval(id) == yes }
+
+func (n *notOf) eval(id *Identity) verdict {
+	if n.broken {
+		return no
+	}
+	switch n.p.eval(id) {
+	case no:
+		return yes
+	case yes:
+		return no
+	}
+	return undecided
+}
 
 func (n *notOf) String() string { return "not " + describe(n.p) }
 

@@ -198,8 +198,10 @@ func buildName(attrs Attributes) ([]attrRule, map[string][]string, *elemError) {
 
 // matchName reports whether names satisfies every rule. Attributes are compared one by one, as
 // parsed from the certificate, never through a string rendering of the name: a CN of
-// "eve,O=Admin" is one CN, not an O.
-func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) bool {
+// "eve,O=Admin" is one CN, not an O. A single-valued attribute held more than once, one of its
+// values listed, is undecided: neither a match nor, under Not, a mismatch.
+func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) verdict {
+	v := yes
 	for i := range rules {
 		r := &rules[i]
 		count, hit := 0, false
@@ -214,17 +216,22 @@ func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) bool {
 				}
 			}
 		}
-		if !hit || (r.single && count != 1) {
-			return false
+		switch {
+		case !hit:
+			return no
+		case r.single && count != 1:
+			v = undecided
 		}
 	}
-	return true
+	return v
 }
 
 // RequireSubject allows a leaf whose subject has, for every attribute in attrs, a value among
 // those listed. Values are compared exactly (case-sensitive, byte for byte, no Unicode folding).
 // An attribute that may occur only once (cn, c, serial_number) matches nothing when the subject
-// holds it more than once; for the others (such as several ou) one listed value suffices.
+// holds it more than once, and if one of those values is listed the subject is not a mismatch
+// either: [Not] refuses it too (Not(c: RU) refuses C=RU with a second C=US). For the other
+// attributes (such as several ou) one listed value suffices.
 func RequireSubject(attrs Attributes) (Policy, error) {
 	p, err := buildNamePolicy("subject", attrs, subjectNames)
 	if err != nil {
@@ -251,7 +258,9 @@ func buildNamePolicy(key string, attrs Attributes, names func(*Identity) []pkix.
 	if err != nil {
 		return nil, err
 	}
-	return newRule(key, doc, func(id *Identity) bool { return matchName(names(id), rules) }), nil
+	r := newRule(key, doc, nil)
+	r.fn3 = func(id *Identity) verdict { return matchName(names(id), rules) }
+	return r, nil
 }
 
 // ---- DNS names -----------------------------------------------------------------------------

@@ -839,3 +839,42 @@ func TestPolicySerialColonBytes(t *testing.T) {
 	})
 	assert.Equal(t, `serial ["0x102","0xa0b0c"]`, p.(*rule).String())
 }
+
+// TestPolicyNotOfRepeatedSingleAttribute: a subject holding a single-valued attribute (cn, c,
+// serial_number) twice matches no rule on it, because which value counts cannot be decided. Its
+// negation must not decide either: Not(c: RU) must not let in C=RU with a second C=US.
+func TestPolicyNotOfRepeatedSingleAttribute(t *testing.T) {
+	embargo := Not(Must(RequireSubject(Attributes{"c": {"RU"}})))
+	notMallory := Not(Must(RequireSubject(Attributes{"cn": {"mallory"}, "o": {"Acme"}})))
+	id := func(pairs ...any) *Identity { return synth(&x509.Certificate{Subject: dn(pairs...)}) }
+	runMatchCases(t, embargo, []matchCase{
+		{"other country", id(oidC, "US"), true},
+		{"listed country", id(oidC, "RU"), false},
+		{"listed country and another", id(oidC, "RU", oidC, "US"), false},
+		{"another and the listed country", id(oidC, "US", oidC, "RU"), false},
+		{"two unlisted countries", id(oidC, "US", oidC, "DE"), true},
+		{"no country", id(oidCN, "x"), true},
+	})
+	runMatchCases(t, notMallory, []matchCase{
+		{"other cn", id(oidCN, "alice", oidO, "Acme"), true},
+		{"mallory", id(oidCN, "mallory", oidO, "Acme"), false},
+		{"mallory with a second cn", id(oidCN, "alice", oidCN, "mallory", oidO, "Acme"), false},
+		{"mallory of another o", id(oidCN, "alice", oidCN, "mallory", oidO, "Other"), true},
+	})
+	t.Run("under combinators", func(t *testing.T) {
+		isRU := Must(RequireSubject(Attributes{"c": {"RU"}}))
+		isAlice := Must(RequireSubject(Attributes{"cn": {"alice"}}))
+		two := id(oidCN, "alice", oidC, "RU", oidC, "US")
+		for name, p := range map[string]Policy{
+			"not any":        Not(Any(isRU, Must(RequireDNSNames("x.test")))),
+			"not all":        Not(All(isRU, isAlice)),
+			"all with not":   All(isAlice, Not(isRU)),
+			"double not":     Not(Not(isRU)),
+			"any of not, no": Any(Not(isRU), Must(RequireDNSNames("x.test"))),
+		} {
+			assert.Error(t, p.Check(two), name)
+			assert.False(t, p.(matcher).match(two), name)
+		}
+		assert.NoError(t, Any(Not(isRU), isAlice).Check(two), "another alternative still decides")
+	})
+}
