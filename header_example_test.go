@@ -49,7 +49,7 @@ func ExampleHeaderConfig() {
 	}
 	// Output:
 	// 10.0.0.7:51000 -> alice header haproxy 10.0.0.7
-	// 203.0.113.9:51000 -> mtls: no client certificate: no certificate on the TLS connection
+	// 203.0.113.9:51000 -> mtls: no client certificate: no TLS connection, and the peer is not a trusted proxy
 }
 
 // The classic mistake: reading a certificate header without saying which proxy may set it.

@@ -424,7 +424,16 @@ func (m *Middleware) identify(r *http.Request) (*Identity, error) {
 		if m.optional {
 			return nil, nil
 		}
-		return nil, newError(ErrNoCertificate, "no certificate on the TLS connection", nil)
+		detail := "no certificate on the TLS connection"
+		switch {
+		case r.TLS == nil && m.header != nil:
+			detail = "no TLS connection, and the peer is not a trusted proxy"
+		case r.TLS == nil:
+			detail = "no TLS connection"
+		case m.header != nil:
+			detail += ", and the peer is not a trusted proxy"
+		}
+		return nil, newError(ErrNoCertificate, detail, nil)
 	}
 	return m.verifyChain(presented)
 }
