@@ -83,8 +83,9 @@ const maxHeaderNames = 8
 type headerSource struct {
 	format     Format
 	formatName string
-	names      []string // canonical, len <= number of format headers
-	nvalues    int      // number of values Decode takes
+	names      []string             // canonical, len <= number of format headers
+	lists      [maxHeaderNames]bool // names[i] is a list whose field lines are joined
+	nvalues    int                  // number of values Decode takes
 	prefixes   []netip.Prefix
 	policy     Policy
 	maxBytes   int
@@ -119,6 +120,11 @@ func newHeaderSource(cfg *HeaderConfig) (*headerSource, []error) {
 			var err error
 			if h.names, err = canonicalNames(names); err != nil {
 				errs = append(errs, fmt.Errorf("mtls: Header.Names: %w", err))
+			}
+			if lf, ok := h.format.(listHeaders); ok {
+				for i := range h.names {
+					h.lists[i] = lf.listHeader(i)
+				}
 			}
 		}
 	}
@@ -202,7 +208,16 @@ func (m *Middleware) identifyHeader(r *http.Request, proxy netip.Addr) (*Identit
 			values[i] = vs[0]
 			total += len(vs[0])
 		default:
-			return nil, newError(ErrMalformedHeader, fmt.Sprintf("%d %s header lines", len(vs), name), nil)
+			if !h.lists[i] {
+				return nil, newError(ErrMalformedHeader, fmt.Sprintf("%d %s header lines", len(vs), name), nil)
+			}
+			for _, v := range vs {
+				total += len(v) + 2
+			}
+			if total > h.maxBytes {
+				break // refused below, before joining
+			}
+			values[i] = strings.Join(vs, ", ")
 		}
 	}
 	if total > h.maxBytes {

@@ -62,6 +62,18 @@ func (p *encodingPreset) Encode(chain []*x509.Certificate) ([]string, error) {
 	return p.encode(chain)
 }
 
+// listHeaders is implemented by formats whose i-th header is a structured-field list, which
+// may arrive split over several field lines: they are then joined with ", " as RFC 8941
+// (section 4.2) prescribes, instead of being refused as a duplicate header.
+type listHeaders interface {
+	listHeader(i int) bool
+}
+
+// rfc9440Preset is the rfc9440 preset: Client-Cert-Chain is a list.
+type rfc9440Preset struct{ encodingPreset }
+
+func (*rfc9440Preset) listHeader(i int) bool { return i == 1 }
+
 // Header names of the presets, canonical.
 const (
 	hdrSSLClientCert   = "X-Ssl-Client-Cert"
@@ -75,10 +87,10 @@ const (
 // presets maps each preset name to its constructor.
 var presets = map[string]func() Format{
 	"rfc9440": func() Format {
-		return &encodingPreset{
+		return &rfc9440Preset{encodingPreset{
 			preset: preset{"rfc9440", []string{hdrClientCert, hdrClientCertChain}, decodeRFC9440},
 			encode: encodeRFC9440,
-		}
+		}}
 	},
 	"aws-alb": func() Format {
 		return &preset{"aws-alb", []string{"X-Amzn-Mtls-Clientcert"}, leafAndChain(decodeURLPEM, nil)}
