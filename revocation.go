@@ -92,7 +92,8 @@ type CRLConfig struct {
 	// RefreshInterval and before their nextUpdate.
 	URLs []string
 	// DistributionPoints also fetches the CRLs named in the certificates' CRL distribution
-	// points (http and https only; at most 256 distinct URLs). Default false.
+	// points (http and https only; at most 256 distinct URLs at a time, a URL unused for a
+	// RefreshInterval making room for a new one). Default false.
 	DistributionPoints bool
 	// RefreshInterval is how often a CRL is fetched again even before its nextUpdate, to learn of
 	// new revocations early. Default 1 hour.

@@ -49,6 +49,7 @@ type crlSource struct {
 	cur         atomic.Pointer[crlSnap]
 	refreshing  atomic.Bool
 	failedUntil atomic.Int64 // unix nanoseconds
+	lastUsed    atomic.Int64 // unix nanoseconds, to the second: distribution points only
 	mu          sync.Mutex
 	lastErr     error
 
@@ -149,7 +150,7 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 				continue
 			}
-			src := ck.dpSource(u)
+			src := ck.dpSource(u, now)
 			if src == nil {
 				a = merge(a, answer{state: stateUnknown, err: errors.New("mtls: CRL: too many distribution points")})
 				continue
@@ -163,20 +164,40 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 	return a
 }
 
-// dpSource returns the source of a distribution point URL, creating it if there is room.
-func (ck *crlChecker) dpSource(u string) *crlSource {
+// dpSource returns the source of a distribution point URL, creating it if there is room. When the
+// table is full, the point least recently used makes room if nobody used it for a refresh
+// interval (at least a minute): points that are no longer met do not lock new ones out.
+func (ck *crlChecker) dpSource(u string, now time.Time) *crlSource {
 	ck.dpMu.RLock()
 	src := ck.dp[u]
 	ck.dpMu.RUnlock()
 	if src != nil {
+		if n := now.UnixNano(); n-src.lastUsed.Load() > int64(time.Second) {
+			src.lastUsed.Store(n)
+		}
 		return src
 	}
 	ck.dpMu.Lock()
 	defer ck.dpMu.Unlock()
-	if src = ck.dp[u]; src == nil && len(ck.dp) < maxDPSources {
-		src = &crlSource{ck: ck, url: u}
-		ck.dp[u] = src
+	if src = ck.dp[u]; src != nil {
+		return src
 	}
+	if len(ck.dp) >= maxDPSources {
+		var victim string
+		oldest := now.Add(-max(ck.interval, time.Minute)).UnixNano()
+		for k, s := range ck.dp {
+			if t := s.lastUsed.Load(); t < oldest {
+				victim, oldest = k, t
+			}
+		}
+		if victim == "" {
+			return nil
+		}
+		delete(ck.dp, victim)
+	}
+	src = &crlSource{ck: ck, url: u}
+	src.lastUsed.Store(now.UnixNano())
+	ck.dp[u] = src
 	return src
 }
 

@@ -937,3 +937,25 @@ func TestOCSPQueriesOfOppositeSerialsAreNotShared(t *testing.T) {
 	require.NotNil(t, got.serial)
 	assert.Zero(t, got.serial.Cmp(neg.SerialNumber), "the entry for -5 is about %v", got.serial)
 }
+
+func TestCRLDistributionPointsIdleOnesMakeRoom(t *testing.T) {
+	// Distribution points come and go (partitioned CRLs, CA rotations): once the table is full of
+	// points nobody uses any more, a new point must still be checked, not refused forever.
+	p := newRevPKI()
+	srv := newRevCRLServer(t, nil)
+	srv.set(p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: p.clock.Now().Add(-time.Minute), NextUpdate: p.clock.Now().Add(30 * 24 * time.Hour)}))
+	m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+	for i := range maxDPSources {
+		leaf := p.issuing.NewClient(fmt.Sprint("c", i), mtlstest.WithCRLDistributionPoints(fmt.Sprintf("%s/p%d.crl", srv.srv.URL, i)))
+		_, err := revAuthn(m, leaf)
+		require.NoError(t, err)
+	}
+	newcomer := p.issuing.NewClient("new", mtlstest.WithCRLDistributionPoints(srv.srv.URL+"/new.crl"))
+	_, err := revAuthn(m, newcomer)
+	requireRevRefused(t, err, ErrRevocationUnavailable) // every point is in use: no room yet
+
+	p.clock.Advance(2 * time.Hour) // nobody used the old points meanwhile
+	_, err = revAuthn(m, newcomer)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, len(m.CRLStatus()), maxDPSources)
+}
