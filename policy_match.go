@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net/netip"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -269,7 +270,9 @@ func buildNamePolicy(key string, attrs Attributes, names func(*Identity) []pkix.
 // ("api.example.com"), or "*." followed by a name of at least two labels, matching exactly one
 // left-most label ("*.example.com" matches "a.example.com", not "example.com" nor
 // "a.b.example.com"). Names compare ASCII case-insensitively; internationalised names must be
-// written in their "xn--" form; a wildcard SAN in the certificate itself matches nothing.
+// written in their "xn--" form; a wildcard SAN in the certificate itself matches nothing. A name
+// with a trailing dot, or a wildcard SAN, that stands for a listed name is refused under [Not] as
+// well.
 func RequireDNSNames(patterns ...string) (Policy, error) {
 	p, err := buildDNS(patterns)
 	if err != nil {
@@ -294,14 +297,46 @@ func buildDNS(patterns []string) (Policy, *elemError) {
 	if err != nil {
 		return nil, err
 	}
-	return newRule("dns", doc, func(id *Identity) bool {
+	r := newRule("dns", doc, nil)
+	r.fn3 = func(id *Identity) verdict {
+		v := no
 		for _, n := range id.Leaf.DNSNames {
 			if matchDNS(n, exact, wild) {
-				return true
+				return yes
+			}
+			if v == no && dnsEquivalent(n, exact, wild) {
+				v = undecided
 			}
 		}
+		return v
+	}
+	return r, nil
+}
+
+// dnsEquivalent reports whether a name that does not match names a listed one all the same: with
+// a trailing dot, or as a wildcard SAN covering a pattern. Such a name is undecided, so that Not
+// cannot be stepped around by spelling. Only these rare forms are looked at (and may allocate).
+func dnsEquivalent(n string, exact, wild map[string]struct{}) bool {
+	if t, ok := strings.CutSuffix(n, "."); ok && t != "" && !strings.HasSuffix(t, ".") {
+		if matchDNS(t, exact, wild) {
+			return true
+		}
+		n = t
+	}
+	rest, ok := strings.CutPrefix(n, "*.")
+	if !ok {
 		return false
-	}), nil
+	}
+	rest = asciiLower(rest)
+	if _, ok := wild[rest]; ok {
+		return true
+	}
+	for e := range exact {
+		if i := strings.IndexByte(e, '.'); i > 0 && e[i+1:] == rest {
+			return true
+		}
+	}
+	return false
 }
 
 func parseDNSPattern(s string) (norm string, wildcard bool, msg string) {
@@ -472,7 +507,9 @@ func asciiEqualFold(s, t string) bool {
 // net/url writes it, '*' is allowed only at the end and, in a URI with an authority, only after
 // the '/' that ends the host (so that "https://api.example*" cannot match
 // "https://api.example.evil"). A URI whose path holds a "." or ".." segment never matches a
-// prefix. For SPIFFE IDs prefer [RequireSPIFFEIDs], which also checks the ID's syntax.
+// prefix. A URI that does not match but, normalised (escapes, dot and empty segments, host case
+// and trailing dot, user info and fragment removed), would, is refused under [Not] as well. For
+// SPIFFE IDs prefer [RequireSPIFFEIDs], which also checks the ID's syntax.
 func RequireURIs(patterns ...string) (Policy, error) {
 	p, err := buildURI(patterns)
 	if err != nil {
@@ -499,14 +536,69 @@ func buildURI(patterns []string) (Policy, *elemError) {
 	if err != nil {
 		return nil, err
 	}
-	return newRule("uri", doc, func(id *Identity) bool {
+	r := newRule("uri", doc, nil)
+	r.fn3 = func(id *Identity) verdict {
+		v := no
 		for _, u := range id.Leaf.URIs {
 			if matchURI(u, exact, prefixes) {
+				return yes
+			}
+			if v == no && uriEquivalent(u, exact, prefixes) {
+				v = undecided
+			}
+		}
+		return v
+	}
+	return r, nil
+}
+
+// uriEquivalent reports whether a URI that does not match is written in a form the matcher does
+// not judge (user info, a fragment, escapes net/url would not write, dot segments, empty
+// segments, an upper-case host or one with a trailing dot) and either starts with a listed
+// prefix as written or matches once normalised. Such a URI is undecided, so that Not cannot be
+// stepped around by spelling. Canonical URIs return at once; the others may allocate.
+func uriEquivalent(u *url.URL, exact map[string]struct{}, prefixes [][]byte) bool {
+	if u == nil || u.Opaque != "" {
+		return false
+	}
+	host := u.Hostname()
+	if u.User == nil && u.RawPath == "" && u.Fragment == "" && u.RawFragment == "" &&
+		!strings.HasSuffix(host, ".") && asciiLower(host) == host &&
+		!hasDotSegment(u.Path) && !strings.Contains(u.Path, "//") {
+		return false
+	}
+	matches := func(s string) bool {
+		if _, ok := exact[s]; ok {
+			return true
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(s, string(p)) {
 				return true
 			}
 		}
 		return false
-	}), nil
+	}
+	if matches(u.String()) {
+		return true
+	}
+	n := *u
+	n.User, n.Fragment, n.RawFragment, n.RawPath = nil, "", "", ""
+	host = asciiLower(strings.TrimSuffix(host, "."))
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port := u.Port(); port != "" {
+		host += ":" + port
+	}
+	n.Host = host
+	if p := u.Path; p != "" {
+		c := path.Clean(p)
+		if c != "/" && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")) {
+			c += "/"
+		}
+		n.Path = c
+	}
+	return matches(n.String())
 }
 
 func parseURIPattern(s string) (base string, prefix bool, msg string) {

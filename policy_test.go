@@ -878,3 +878,48 @@ func TestPolicyNotOfRepeatedSingleAttribute(t *testing.T) {
 		assert.NoError(t, Any(Not(isRU), isAlice).Check(two), "another alternative still decides")
 	})
 }
+
+// TestPolicyNotOfEquivalentNames: a DNS name or URI that the matchers refuse as non-canonical
+// but that names a listed host or resource (a trailing dot, a wildcard SAN, dot segments,
+// escapes, case, user info) is undecided: refused as before, and refused under Not too, so that
+// a deny list cannot be stepped around by spelling.
+func TestPolicyNotOfEquivalentNames(t *testing.T) {
+	dnsDeny := Not(Must(RequireDNSNames("*.evil.test", "bad.example.com")))
+	dns := func(names ...string) *Identity { return synth(&x509.Certificate{DNSNames: names}) }
+	runMatchCases(t, dnsDeny, []matchCase{
+		{"unrelated", dns("good.example.com"), true},
+		{"listed", dns("bad.example.com"), false},
+		{"listed, trailing dot", dns("bad.example.com."), false},
+		{"under the wildcard, trailing dot", dns("x.evil.test."), false},
+		{"wildcard SAN the same as the pattern", dns("*.evil.test"), false},
+		{"wildcard SAN covering a listed name", dns("*.example.com"), false},
+		{"unrelated wildcard SAN", dns("*.other.test"), true},
+		{"unrelated, trailing dot", dns("good.example.com."), true},
+		{"one listed among others", dns("good.example.com", "BAD.example.com"), false},
+	})
+	runMatchCases(t, Must(RequireDNSNames("bad.example.com")), []matchCase{
+		{"positive, trailing dot still refused", dns("bad.example.com."), false},
+	})
+
+	uriDeny := Not(Must(RequireURIs("spiffe://acme.test/ns/quarantine/*", "https://api.example.com/blocked")))
+	uri := func(raw ...string) *Identity { return synth(&x509.Certificate{URIs: uris(raw...)}) }
+	runMatchCases(t, uriDeny, []matchCase{
+		{"unrelated", uri("spiffe://acme.test/ns/ok/x"), true},
+		{"listed prefix", uri("spiffe://acme.test/ns/quarantine/x"), false},
+		{"dot segments into the prefix", uri("spiffe://acme.test/ns/other/../quarantine/x"), false},
+		{"dot segments out of the prefix", uri("spiffe://acme.test/ns/quarantine/../ok/x"), false},
+		{"double slash", uri("spiffe://acme.test/ns//quarantine/x"), false},
+		{"escaped letter", uri("spiffe://acme.test/ns/%71uarantine/x"), false},
+		{"upper-case host", uri("spiffe://ACME.test/ns/quarantine/x"), false},
+		{"user info", uri("spiffe://eve@acme.test/ns/quarantine/x"), false},
+		{"exact with a fragment", uri("https://api.example.com/blocked#x"), false},
+		{"exact, host with trailing dot", uri("https://api.example.com./blocked"), false},
+		{"exact, escaped", uri("https://api.example.com/%62locked"), false},
+		{"unrelated, escaped", uri("https://api.example.com/%61llowed"), true},
+		{"unrelated, upper-case host", uri("https://API.example.com/allowed"), true},
+	})
+	runMatchCases(t, Must(RequireURIs("spiffe://acme.test/ns/quarantine/*")), []matchCase{
+		{"positive, dot segments still refused", uri("spiffe://acme.test/ns/other/../quarantine/x"), false},
+		{"positive, another SAN matches", uri("spiffe://acme.test/ns/x/../y", "spiffe://acme.test/ns/quarantine/x"), true},
+	})
+}
