@@ -375,6 +375,11 @@ func verifyOCSPResponse(der []byte, c, issuer *x509.Certificate, now time.Time, 
 		}
 		signer = rc
 	}
+	switch resp.SignatureAlgorithm {
+	case x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1, x509.MD5WithRSA, x509.MD2WithRSA:
+		// As for CRLs: x509's CheckSignature still accepts SHA-1, whose collisions are practical.
+		return nil, fmt.Errorf("response signed with the insecure algorithm %v", resp.SignatureAlgorithm)
+	}
 	if err := resp.CheckSignatureFrom(signer); err != nil {
 		return nil, fmt.Errorf("bad response signature: %w", err)
 	}

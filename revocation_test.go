@@ -959,3 +959,20 @@ func TestCRLDistributionPointsIdleOnesMakeRoom(t *testing.T) {
 	require.NoError(t, err)
 	assert.LessOrEqual(t, len(m.CRLStatus()), maxDPSources)
 }
+
+func TestOCSPSHA1SignatureRefused(t *testing.T) {
+	// CRLs signed with SHA-1 are refused; OCSP responses must be too.
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	now := p.clock.Now()
+	der, err := ocsp.CreateResponse(p.issuing.Certificate, p.issuing.Certificate, ocsp.Response{
+		Status: ocsp.Good, SerialNumber: leaf.Certificate.SerialNumber,
+		ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour),
+		SignatureAlgorithm: x509.ECDSAWithSHA1,
+	}, p.issuing.Key)
+	require.NoError(t, err)
+	rf := newRevResponder(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(der) })
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}})
+	_, err = revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+}
