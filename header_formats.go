@@ -153,9 +153,10 @@ var presets = map[string]func() Format{
 //     deprecated $ssl_client_cert (PEM folded with tabs, which arrives with spaces).
 //   - "envoy-xfcc": X-Forwarded-Client-Cert; only the last element (the one added by the hop
 //     next to this service) is read, from its Chain or Cert key; Hash, when present, must match.
-//     Envoy leaves By, URI and DNS values unquoted whatever they hold, so an earlier element with
-//     such a value makes the header ambiguous and is refused: the hop next to this service should
-//     replace the header (SANITIZE_SET). It can also be written by [Forward].
+//     Envoy leaves By, URI and DNS values unquoted whatever they hold, so a header whose earlier
+//     elements hold anything but Hash and quoted Cert, Chain and Subject is ambiguous and
+//     refused: the hop next to this service should replace the header (SANITIZE_SET). It can
+//     also be written by [Forward].
 //   - "traefik": X-Forwarded-Tls-Client-Cert, comma-separated base64 DER (also the older
 //     percent-escaped form).
 //   - "haproxy": X-SSL-Client-Cert set to %[ssl_c_der,base64], and optionally X-SSL-Client-Chain
@@ -686,14 +687,19 @@ func decodeXFCC(values []string) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Envoy writes By, URI and DNS values unquoted even when they hold "," or ";", so a client
-	// certificate with such a SAN can make the element the proxy wrote look like several, the
-	// last one made up by the client. An unquoted value (other than a Hash) in an element before
-	// the last makes the boundary of the last one ambiguous: refuse rather than guess.
+	// Envoy writes By, URI and DNS values as they are, unquoted and unescaped even when they hold
+	// ",", ";" or a leading quote, so a client certificate with such a SAN can make the element
+	// the proxy wrote look like several, the last one made up by the client. Before the last
+	// element only what cannot hide a boundary is allowed: Hash (hex), and quoted Cert, Chain and
+	// Subject. Anything else makes the boundary of the last element ambiguous: refuse rather
+	// than guess.
 	for _, e := range elems[:len(elems)-1] {
 		for _, p := range e {
-			if !p.quoted && p.value != "" && p.key != "hash" {
-				return nil, malformed("XFCC: unquoted %s value before the last element makes its boundary ambiguous", p.key)
+			switch {
+			case p.key == "hash" && !p.quoted:
+			case (p.key == "cert" || p.key == "chain" || p.key == "subject") && p.quoted:
+			default:
+				return nil, malformed("XFCC: a %s value before the last element makes its boundary ambiguous", p.key)
 			}
 		}
 	}

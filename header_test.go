@@ -168,6 +168,9 @@ func TestHeaderFormatsDecodeMalformed(t *testing.T) {
 		{"envoy-xfcc spoofed open quote swallows last", "envoy-xfcc", []string{`Cert="x,By=spiffe://gw;Hash=ab;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
 		{"envoy-xfcc missing key", "envoy-xfcc", []string{`=x`}},
 		{"envoy-xfcc injected after unquoted DNS", "envoy-xfcc", []string{`Hash=00;Cert="x";DNS=a;Subject="b",Cert="` + envoyEscape(pemText(leaf)) + `"`}},
+		{"envoy-xfcc injected after empty DNS", "envoy-xfcc", []string{`Hash=00;Cert="x";DNS=,Cert="` + envoyEscape(pemText(leaf)) + `"`}},
+		{"envoy-xfcc injected after quote-led DNS", "envoy-xfcc", []string{`Hash=00;Cert="x";DNS="a",Cert="` + envoyEscape(pemText(leaf)) + `"`}},
+		{"envoy-xfcc injected after quote-led URI", "envoy-xfcc", []string{`Hash=00;Cert="x";URI="a";Subject="b",Hash=` + hex.EncodeToString(func() []byte { s := sha256.Sum256(leaf.Raw); return s[:] }()) + `;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
 		{"traefik empty element", "traefik", []string{b64(leaf) + ","}},
 		{"traefik garbage", "traefik", []string{"not base64!"}},
 		{"haproxy trailing bytes", "haproxy", []string{base64.StdEncoding.EncodeToString(append(append([]byte{}, leaf.Raw...), 0x30, 0x01))}},
@@ -714,25 +717,29 @@ func TestHeaderHotPathAllocations(t *testing.T) {
 	}
 }
 
-// TestHeaderXFCCUnquotedSANInjection: Envoy writes URI and DNS values unquoted even when they
-// hold "," or ";", so a client whose certificate carries a crafted SAN can append what looks
-// like a further element after the one the proxy wrote. It must not be read as the last one.
+// TestHeaderXFCCUnquotedSANInjection: Envoy writes URI and DNS values as they are, unquoted and
+// unescaped even when they hold ",", ";" or a leading quote, so a client whose certificate
+// carries a crafted SAN can append what looks like a further element after the one the proxy
+// wrote. It must not be read as the last one.
 func TestHeaderXFCCUnquotedSANInjection(t *testing.T) {
 	f := newHeaderFixture(t)
 	victim := envoyEscape(pemText(f.p.alice.Certificate))
-	for _, key := range []string{"URI", "DNS"} {
-		t.Run(key, func(t *testing.T) {
-			san := "mallory.example.test,Cert=" + victim
-			opt := mtlstest.WithDNS(san)
-			if key == "URI" {
-				san = "https://mallory.example.test/x,Cert=" + victim
-				opt = mtlstest.WithURIs(san)
+	for _, tt := range []struct{ name, key, san string }{
+		{"URI", "URI", "https://mallory.example.test/x,Cert=" + victim},
+		{"DNS", "DNS", "mallory.example.test,Cert=" + victim},
+		{"empty DNS before the comma", "DNS", ",Cert=" + victim},
+		{"DNS led by a quote", "DNS", `"mallory",Cert=` + victim},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opt := mtlstest.WithDNS(tt.san)
+			if tt.key == "URI" {
+				opt = mtlstest.WithURIs(tt.san)
 			}
 			mallory := f.p.issuing.NewClient("mallory", opt)
 			sum := sha256.Sum256(mallory.Certificate.Raw)
 			// What Envoy writes for mallory (SANITIZE_SET with Cert and the SANs).
 			xfcc := "Hash=" + hex.EncodeToString(sum[:]) + `;Cert="` + envoyEscape(pemText(mallory.Certificate)) +
-				`";Subject="CN=mallory";` + key + "=" + san
+				`";Subject="CN=mallory";` + tt.key + "=" + tt.san
 			m := f.middleware(t, false, func(hc *HeaderConfig) { hc.Format = MustHeaderFormat("envoy-xfcc") })
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr = "10.0.0.1:1"
