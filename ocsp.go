@@ -193,7 +193,8 @@ func (o *ocspChecker) answerOf(e *ocspEntry, now time.Time) answer {
 		return answer{state: stateUnknown, err: errors.New("mtls: OCSP: no answer")}
 	case e.has && e.revoked:
 		return answer{state: stateRevoked, source: "OCSP", revokedAt: e.revokedAt}
-	case e.has && now.Before(e.nextUpdate):
+	case e.has && now.Before(e.nextUpdate.Add(o.rv.skew)):
+		// Within the clock skew tolerance, as verifyOCSPResponse and CRLs allow.
 		return answer{state: stateGood, source: "OCSP", nextUpdate: e.nextUpdate}
 	case e.has && now.Before(e.nextUpdate.Add(o.rv.staleIfError)):
 		return answer{state: stateStale, source: "OCSP", nextUpdate: e.nextUpdate, err: e.lastErr}
@@ -273,6 +274,12 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 				e.nextUpdate = resp.ThisUpdate.Add(ocspNoNextUpdateTTL)
 			}
 			e.refreshAt = refreshTime(now, e.thisUpdate, e.nextUpdate)
+			if !now.Before(e.nextUpdate) {
+				// Expired already (within the skew): not worth asking again on every request.
+				e.failedUntil = now.Add(retryBackoff)
+				e.lastErr = fmt.Errorf("mtls: OCSP: the responder serves an answer that expired at %s",
+					e.nextUpdate.UTC().Format(time.RFC3339))
+			}
 		}
 		o.put(k, e, now)
 		return e, nil

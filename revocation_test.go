@@ -976,3 +976,21 @@ func TestOCSPSHA1SignatureRefused(t *testing.T) {
 	_, err = revAuthn(m, leaf)
 	requireRevRefused(t, err, ErrRevocationUnavailable)
 }
+
+func TestOCSPResponseJustPastNextUpdateIsNotRefetchedPerRequest(t *testing.T) {
+	// The responder's clock lags: its answers expire within the clock skew tolerance. They are
+	// accepted (as CRLs are), and do not make every request query the responder again.
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	rf := newRevResponder(t, func(w http.ResponseWriter, _ *http.Request) {
+		now := p.clock.Now()
+		_, _ = w.Write(p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(-30 * time.Second)}))
+	})
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, StaleIfError: -1})
+	for range 20 {
+		id, err := revAuthn(m, leaf)
+		require.NoError(t, err)
+		assert.False(t, id.Revocation.Degraded())
+	}
+	assert.LessOrEqual(t, rf.calls.Load(), int64(2))
+}
