@@ -465,21 +465,32 @@ func buildEmail(patterns []string) (Policy, *elemError) {
 	if err != nil {
 		return nil, err
 	}
-	return newRule("email", doc, func(id *Identity) bool {
+	r := newRule("email", doc, nil)
+	r.fn3 = func(id *Identity) verdict {
+		v := no
 		for _, e := range id.Leaf.EmailAddresses {
 			at := strings.LastIndexByte(e, '@')
 			if at <= 0 {
 				continue
 			}
 			local, domain := e[:at], e[at+1:]
+			// A domain with a trailing dot names the same domain: undecided, not a mismatch.
+			dotted, hasDot := strings.CutSuffix(domain, ".")
 			for _, b := range boxes {
-				if (b.local == "" || b.local == local) && asciiEqualFold(domain, b.domain) {
-					return true
+				if b.local != "" && b.local != local {
+					continue
+				}
+				if asciiEqualFold(domain, b.domain) {
+					return yes
+				}
+				if hasDot && asciiEqualFold(dotted, b.domain) {
+					v = undecided
 				}
 			}
 		}
-		return false
-	}), nil
+		return v
+	}
+	return r, nil
 }
 
 // asciiEqualFold compares s with a lowercase ASCII t, folding ASCII letters of s only.
@@ -818,21 +829,37 @@ func buildSPIFFE(patterns []string) (Policy, *elemError) {
 	if err != nil {
 		return nil, err
 	}
-	return newRule("spiffe", doc, func(id *Identity) bool {
+	bprefixes := make([][]byte, len(prefixes))
+	for i, p := range prefixes {
+		bprefixes[i] = []byte(p)
+	}
+	r := newRule("spiffe", doc, nil)
+	r.fn3 = func(id *Identity) verdict {
 		s := id.SPIFFEID
 		if !validSPIFFEID(s) {
-			return false
+			// Not an X509-SVID (two URI SANs, bad syntax): matches nothing, but a spiffe URI
+			// naming a listed ID, as written or normalised, is undecided rather than a mismatch.
+			for _, u := range id.Leaf.URIs {
+				if u == nil || !strings.EqualFold(u.Scheme, "spiffe") {
+					continue
+				}
+				if matchURI(u, exact, bprefixes) || uriEquivalent(u, exact, bprefixes) {
+					return undecided
+				}
+			}
+			return no
 		}
 		if _, ok := exact[s]; ok {
-			return true
+			return yes
 		}
 		for _, p := range prefixes {
 			if strings.HasPrefix(s, p) {
-				return true
+				return yes
 			}
 		}
-		return false
-	}), nil
+		return no
+	}
+	return r, nil
 }
 
 // validSPIFFEID checks the SPIFFE ID syntax strictly.
@@ -1019,18 +1046,21 @@ func buildIssuerThumbprint(vals []string) (Policy, *elemError) {
 	if err != nil {
 		return nil, err
 	}
-	return newRule("issuer_thumbprint", doc, func(id *Identity) bool {
-		if len(id.Chain) < 2 || id.Chain[1] == nil {
-			return false
+	r := newRule("issuer_thumbprint", doc, nil)
+	r.fn3 = func(id *Identity) verdict {
+		if id.Pinned {
+			return no // no issuer: the leaf is trusted by itself
 		}
-		// A chain forwarded by a proxy whose verification is trusted is not linked by
-		// signatures: the certificate above the leaf must at least bear the leaf's issuer name.
-		if !bytes.Equal(id.Chain[1].RawSubject, id.Leaf.RawIssuer) {
-			return false
+		// A verified chain holds the leaf's issuer. A chain forwarded by a proxy whose
+		// verification is trusted is not linked by signatures: without a certificate above the
+		// leaf that bears its issuer name, the issuer is unknown, which Not must not allow either.
+		if len(id.Chain) < 2 || id.Chain[1] == nil || !bytes.Equal(id.Chain[1].RawSubject, id.Leaf.RawIssuer) {
+			return undecided
 		}
 		_, ok := set[sha256.Sum256(id.Chain[1].Raw)]
-		return ok
-	}), nil
+		return verdictOf(ok)
+	}
+	return r, nil
 }
 
 // ---- Serial numbers ------------------------------------------------------------------------
@@ -1173,23 +1203,30 @@ func buildEKU(vals []string) (Policy, *elemError) {
 	if err != nil {
 		return nil, err
 	}
-	return newRule("eku", doc, func(id *Identity) bool {
+	r := newRule("eku", doc, nil)
+	r.fn3 = func(id *Identity) verdict {
+		anyEKU := false
 		for _, have := range id.Leaf.ExtKeyUsage {
+			anyEKU = anyEKU || have == x509.ExtKeyUsageAny
 			for _, want := range known {
 				if have == want {
-					return true
+					return yes
 				}
 			}
 		}
 		for _, have := range id.Leaf.UnknownExtKeyUsage {
 			for _, want := range other {
 				if have.Equal(want) {
-					return true
+					return yes
 				}
 			}
 		}
-		return false
-	}), nil
+		if anyEKU { // allowed for every usage: not a listed one, but not a mismatch either
+			return undecided
+		}
+		return no
+	}
+	return r, nil
 }
 
 // ---- Extensions ----------------------------------------------------------------------------
@@ -1259,7 +1296,8 @@ func buildExtension(d extensionDoc, withValues, withDER bool) (Policy, *elemErro
 	if err != nil {
 		return nil, err
 	}
-	return newRule("extension", doc, func(id *Identity) bool {
+	r := newRule("extension", doc, nil)
+	r.fn3 = func(id *Identity) verdict {
 		for i := range id.Leaf.Extensions {
 			ext := &id.Leaf.Extensions[i]
 			if !ext.Id.Equal(oid) {
@@ -1268,19 +1306,20 @@ func buildExtension(d extensionDoc, withValues, withDER bool) (Policy, *elemErro
 			switch {
 			case withValues:
 				s, ok := asn1String(ext.Value)
-				if !ok {
-					return false
+				if !ok { // a value of another type or encoding cannot be compared
+					return undecided
 				}
 				_, ok = values[string(s)]
-				return ok
+				return verdictOf(ok)
 			case withDER:
 				_, ok := values[string(ext.Value)]
-				return ok
+				return verdictOf(ok)
 			}
-			return true
+			return yes
 		}
-		return false
-	}), nil
+		return no
+	}
+	return r, nil
 }
 
 // asn1String returns the contents of a DER string of one of the character string types.

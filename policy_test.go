@@ -923,3 +923,78 @@ func TestPolicyNotOfEquivalentNames(t *testing.T) {
 		{"positive, another SAN matches", uri("spiffe://acme.test/ns/x/../y", "spiffe://acme.test/ns/quarantine/x"), true},
 	})
 }
+
+// TestPolicyNotOfUndecidedMatchers: the other matchers whose refusal can mean "cannot judge"
+// rather than "does not match" are undecided there, so that Not refuses too.
+func TestPolicyNotOfUndecidedMatchers(t *testing.T) {
+	t.Run("email domain with a trailing dot", func(t *testing.T) {
+		p := Not(Must(RequireEmails("@evil.test", "mallory@example.com")))
+		id := func(e ...string) *Identity { return synth(&x509.Certificate{EmailAddresses: e}) }
+		runMatchCases(t, p, []matchCase{
+			{"unrelated", id("alice@example.com"), true},
+			{"listed domain", id("x@evil.test"), false},
+			{"listed domain, trailing dot", id("x@evil.test."), false},
+			{"listed address, trailing dot", id("mallory@example.com."), false},
+			{"unrelated, trailing dot", id("alice@example.com."), true},
+		})
+	})
+	t.Run("spiffe: a listed URI that is not a valid SPIFFE ID", func(t *testing.T) {
+		p := Not(Must(RequireSPIFFEIDs("spiffe://acme.test/ns/quarantine/*", "spiffe://acme.test/ops/mallory")))
+		id := func(raw ...string) *Identity { return synth(&x509.Certificate{URIs: uris(raw...)}) }
+		runMatchCases(t, p, []matchCase{
+			{"unrelated", id("spiffe://acme.test/ns/ok/x"), true},
+			{"listed", id("spiffe://acme.test/ns/quarantine/x"), false},
+			{"listed beside a second URI SAN", id("spiffe://acme.test/ns/quarantine/x", "https://acme.test/"), false},
+			{"listed, upper-case trust domain", id("spiffe://ACME.test/ops/mallory"), false},
+			{"listed, dot segments", id("spiffe://acme.test/ns/ok/../quarantine/x"), false},
+			{"listed, escaped", id("spiffe://acme.test/ops/%6dallory"), false},
+			{"unrelated beside a second URI SAN", id("spiffe://acme.test/ns/ok/x", "https://acme.test/"), true},
+			{"no URI", id(), true},
+		})
+	})
+	t.Run("eku: anyExtendedKeyUsage", func(t *testing.T) {
+		p := Not(Must(RequireEKUs("serverAuth")))
+		id := func(ekus ...x509.ExtKeyUsage) *Identity { return synth(&x509.Certificate{ExtKeyUsage: ekus}) }
+		runMatchCases(t, p, []matchCase{
+			{"client only", id(x509.ExtKeyUsageClientAuth), true},
+			{"server", id(x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth), false},
+			{"any usage", id(x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageAny), false},
+		})
+		runMatchCases(t, Must(RequireEKUs("serverAuth")), []matchCase{
+			{"positive: any is still not server auth", id(x509.ExtKeyUsageAny), false},
+		})
+		runMatchCases(t, Not(Must(RequireEKUs("any"))), []matchCase{
+			{"not any: client only", id(x509.ExtKeyUsageClientAuth), true},
+			{"not any: any", id(x509.ExtKeyUsageAny), false},
+		})
+	})
+	t.Run("extension value that is not a readable string", func(t *testing.T) {
+		oid := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}
+		p := Not(Must(RequireExtension("1.3.6.1.4.1.99999.7", "prod")))
+		id := func(v []byte) *Identity {
+			return synth(&x509.Certificate{Extensions: []pkix.Extension{{Id: oid, Value: v}}})
+		}
+		bmp := []byte{30, 8, 0, 'p', 0, 'r', 0, 'o', 0, 'd'}
+		utf8Dev, _ := asn1.MarshalWithParams("dev", "utf8")
+		runMatchCases(t, p, []matchCase{
+			{"other value", id(utf8Dev), true},
+			{"listed value", id([]byte{12, 4, 'p', 'r', 'o', 'd'}), false},
+			{"BMPString value", id(bmp), false},
+			{"absent", synth(&x509.Certificate{}), true},
+		})
+	})
+	t.Run("issuer thumbprint of an unlinked or missing issuer", func(t *testing.T) {
+		pk := newPKI(t)
+		iss := sha256.Sum256(pk.issuing.Certificate.Raw)
+		p := Not(Must(RequireIssuerThumbprints(hex.EncodeToString(iss[:]))))
+		other := pk.other.NewClient("x")
+		runMatchCases(t, p, []matchCase{
+			{"verified, other CA", newIdentity(append(other.Chain(), pk.other.Certificate), false), true},
+			{"verified, listed CA", newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false), false},
+			{"forwarded leaf with an unrelated CA appended",
+				newIdentity([]*x509.Certificate{pk.alice.Certificate, pk.other.Certificate}, false), false},
+			{"forwarded leaf alone", newIdentity([]*x509.Certificate{pk.alice.Certificate}, false), false},
+			{"pinned leaf", newIdentity([]*x509.Certificate{pk.alice.Certificate}, true), true},
+		})
+	})
+}
