@@ -360,7 +360,8 @@ func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, no
 
 // verifyOCSPResponse parses der and checks everything ocsp.ParseResponse leaves to its caller:
 // the CertID names this issuer (not just this serial), the signer is the issuer or a responder
-// certificate issued by it for id-kp-OCSPSigning and valid now, and the answer is fresh.
+// certificate issued by it for id-kp-OCSPSigning, not a CA and valid now, and the answer is
+// fresh.
 func verifyOCSPResponse(der []byte, c, issuer *x509.Certificate, now time.Time, skew time.Duration) (*ocsp.Response, error) {
 	resp, err := ocsp.ParseResponseForCert(der, c, nil)
 	if err != nil {
@@ -373,6 +374,10 @@ func verifyOCSPResponse(der []byte, c, issuer *x509.Certificate, now time.Time, 
 	if rc := resp.Certificate; rc != nil && !bytes.Equal(rc.Raw, issuer.Raw) {
 		if err := rc.CheckSignatureFrom(issuer); err != nil {
 			return nil, fmt.Errorf("responder certificate %q is not issued by the certificate's issuer: %w", rc.Subject.String(), err)
+		}
+		if rc.IsCA {
+			// A sub-CA carrying the EKU for another purpose must not answer for its siblings.
+			return nil, fmt.Errorf("responder certificate %q is a CA certificate", rc.Subject.String())
 		}
 		if !hasExtKeyUsage(rc, x509.ExtKeyUsageOCSPSigning) {
 			return nil, fmt.Errorf("responder certificate %q lacks the OCSPSigning extended key usage", rc.Subject.String())

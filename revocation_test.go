@@ -994,3 +994,17 @@ func TestOCSPResponseJustPastNextUpdateIsNotRefetchedPerRequest(t *testing.T) {
 	}
 	assert.LessOrEqual(t, rf.calls.Load(), int64(2))
 }
+
+func TestOCSPDelegatedResponderMustNotBeACA(t *testing.T) {
+	// A sub-CA that happens to carry id-kp-OCSPSigning (issued for another purpose, perhaps to
+	// another operator) must not speak for its siblings: a delegated responder is an end entity.
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	subCA := p.issuing.NewOCSPSigner("Sub CA with OCSPSigning", mtlstest.WithCA())
+	require.True(t, subCA.Certificate.IsCA)
+	der := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{Signer: subCA})
+	rf := newRevResponder(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(der) })
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}})
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+}
