@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -209,7 +210,9 @@ func (b *Bindings) Len() int { return b.n }
 //
 //   - a directory of PEM files (*.pem, *.crt, *.cer): each file binds the certificates it holds
 //     to the principal named by the file (alice.pem binds to "alice"), by issuer name and public
-//     key, so that a renewal with the same key keeps the binding. Other files are ignored.
+//     key, so that a renewal with the same key keeps the binding. CA certificates (the rest of a
+//     full chain) are skipped; a PEM block that does not decode fails the load. Other files are
+//     ignored.
 //   - a JSON file mapping principals to SHA-256 fingerprints:
 //     {"alice": ["3f1a…"], "partner-a": ["9bc0…", "77de…"]}
 //
@@ -330,6 +333,9 @@ func loadBindingDir(dir string) (*Bindings, error) {
 			var block *pem.Block
 			block, rest = pem.Decode(rest)
 			if block == nil {
+				if bytes.Contains(rest, []byte("-----BEGIN")) {
+					return nil, fmt.Errorf("mtls: bindings %s: a PEM block does not decode (truncated?)", file)
+				}
 				break
 			}
 			if block.Type != "CERTIFICATE" {
@@ -339,13 +345,16 @@ func loadBindingDir(dir string) (*Bindings, error) {
 			if err != nil {
 				return nil, fmt.Errorf("mtls: bindings %s: %w", file, err)
 			}
+			if c.IsCA { // the rest of a full chain: a CA certificate is never a client's
+				continue
+			}
 			if err := b.add(Binding{Principal: principal, Certificate: c}); err != nil {
 				return nil, fmt.Errorf("mtls: bindings %s: %w", file, err)
 			}
 			n++
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("mtls: bindings %s: no PEM certificate", file)
+			return nil, fmt.Errorf("mtls: bindings %s: no PEM certificate (no client certificate: CA certificates are skipped)", file)
 		}
 	}
 	return b, nil

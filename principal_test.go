@@ -88,7 +88,7 @@ func TestBindingStore(t *testing.T) {
 		got, _ = s.ResolvePrincipal(idOf(pk, bob))
 		assert.Empty(t, got)
 
-		writeTestFile(t, filepath.Join(dir, "billing-svc.crt"), bob.ChainPEM()) // leaf and its CA: both bound
+		writeTestFile(t, filepath.Join(dir, "billing-svc.crt"), bob.ChainPEM()) // leaf and its CA: the CA is skipped
 		require.NoError(t, s.Reload())
 		got, _ = s.ResolvePrincipal(idOf(pk, bob))
 		assert.Equal(t, "billing-svc", got)
@@ -214,4 +214,35 @@ func TestPrincipalFromSubject(t *testing.T) {
 	assert.Error(t, err)
 	_, err = cn.ResolvePrincipal(nil)
 	assert.Error(t, err)
+}
+
+// TestBindingStoreFullChainFiles: binding files are often full chains. The CA certificates in
+// them bind no client (a CA cannot be a client certificate), so two principals' chains sharing
+// their CA must load, and a truncated file (a reload racing a write) must fail rather than load
+// part of its certificates.
+func TestBindingStoreFullChainFiles(t *testing.T) {
+	pk := newPKI(t)
+	bob := pk.issuing.NewClient("bob")
+	dir := t.TempDir()
+	writeTestFile(t, filepath.Join(dir, "alice.pem"), pk.alice.ChainPEM())
+	writeTestFile(t, filepath.Join(dir, "bob.pem"), bob.ChainPEM())
+	s, err := NewBindingStore(dir)
+	require.NoError(t, err)
+	assert.Equal(t, 2, s.Len())
+	got, _ := s.ResolvePrincipal(idOf(pk, bob))
+	assert.Equal(t, "bob", got)
+	got, _ = s.ResolvePrincipal(idOf(pk, pk.alice))
+	assert.Equal(t, "alice", got)
+
+	renewed := pk.issuing.NewClient("bob", mtlstest.WithKey(bob.Key))
+	full := append(bob.ChainPEM(), renewed.CertPEM()...)
+	writeTestFile(t, filepath.Join(dir, "bob.pem"), full[:len(full)-100])
+	assert.ErrorContains(t, s.Reload(), "bob.pem")
+	got, _ = s.ResolvePrincipal(idOf(pk, bob))
+	assert.Equal(t, "bob", got, "the bindings in force stay")
+
+	caOnly := t.TempDir()
+	writeTestFile(t, filepath.Join(caOnly, "ca.pem"), pk.issuing.CertPEM())
+	_, err = NewBindingStore(caOnly)
+	assert.ErrorContains(t, err, "no client certificate")
 }
