@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode"
+	"unicode/utf8"
 )
 
 // PrincipalResolver maps a verified identity to the account it stands for ([Identity.Principal]),
@@ -81,15 +82,16 @@ var errNoLeafPrincipal = errors.New("mtls: no verified certificate to map")
 
 // PrincipalFromSubject answers the value of one attribute of the leaf's subject (an attribute
 // name as in [Attributes], such as "cn" when the CN is the account name). A subject without the
-// attribute has no answer; one holding it more than once, or whose value contains control
-// characters, is refused rather than guessed at.
+// attribute has no answer; one holding it more than once, or whose value is not UTF-8 or holds
+// control, format or line-separator characters (such as a right-to-left override), is refused
+// rather than guessed at.
 func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 	a, msg := lookupAttr(attr)
 	if msg != "" {
 		return nil, fmt.Errorf("mtls: PrincipalFromSubject: %q: %s", attr, msg)
 	}
 	errMany := fmt.Errorf("mtls: subject has more than one %s", a.name)
-	errCtl := fmt.Errorf("mtls: subject %s contains control characters", a.name)
+	errCtl := fmt.Errorf("mtls: subject %s contains control characters, invisible characters or invalid UTF-8", a.name)
 	return PrincipalResolverFunc(func(id *Identity) (string, error) {
 		if !hasLeaf(id) {
 			return "", errNoLeafPrincipal
@@ -105,11 +107,17 @@ func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 		switch {
 		case n > 1:
 			return "", errMany
-		case strings.IndexFunc(found, unicode.IsControl) >= 0:
+		case !utf8.ValidString(found) || strings.IndexFunc(found, invisible) >= 0:
 			return "", errCtl
 		}
 		return found, nil
 	}), nil
+}
+
+// invisible reports runes that do not show as themselves: control and format characters
+// (bidirectional overrides, zero-width joiners) and line and paragraph separators.
+func invisible(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // PrincipalFromSPIFFEID answers the identity's SPIFFE ID, when it has a valid one.

@@ -246,3 +246,18 @@ func TestBindingStoreFullChainFiles(t *testing.T) {
 	_, err = NewBindingStore(caOnly)
 	assert.ErrorContains(t, err, "no client certificate")
 }
+
+// TestPrincipalFromSubjectInvisibleCharacters: an account name is shown in logs and consoles; a
+// value with format characters (a right-to-left override, a zero-width joiner) or bytes that are
+// not UTF-8 (a T61String CN is passed through raw) could pose as another name, and is refused.
+func TestPrincipalFromSubjectInvisibleCharacters(t *testing.T) {
+	cn := must(PrincipalFromSubject("cn"))
+	for _, v := range []string{"alice\u202egnp.exe", "ali\u200dce", "alice\xff", "alice\u2028admin"} {
+		got, err := cn.ResolvePrincipal(synth(&x509.Certificate{Subject: dn(oidCN, v)}))
+		assert.Error(t, err, "%q", v)
+		assert.Empty(t, got)
+	}
+	got, err := cn.ResolvePrincipal(synth(&x509.Certificate{Subject: dn(oidCN, "Zoë Müller-Łukasz 李")}))
+	require.NoError(t, err)
+	assert.Equal(t, "Zoë Müller-Łukasz 李", got)
+}
