@@ -34,9 +34,14 @@ func Forward(h http.Header, id *Identity, formats ...Format) error {
 		}
 		encoders[i] = e
 	}
-	for _, f := range formats {
-		for _, name := range f.HeaderNames() {
-			h.Del(name)
+	// Delete every key naming a format's header in any case: a non-canonical key set by earlier
+	// code would go out on the wire and be read by the next hop as the real header.
+	for k := range h {
+		for _, f := range formats {
+			if nameIn(k, f.HeaderNames()) {
+				delete(h, k)
+				break
+			}
 		}
 	}
 	if id == nil || id.Leaf == nil {

@@ -326,8 +326,11 @@ func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
 }
 
 // isCertHeader says whether key, in any case, names one of the certificate headers.
-func (h *headerSource) isCertHeader(key string) bool {
-	for _, name := range h.names {
+func (h *headerSource) isCertHeader(key string) bool { return nameIn(key, h.names) }
+
+// nameIn says whether key, in any case, is one of names.
+func nameIn(key string, names []string) bool {
+	for _, name := range names {
 		if strings.EqualFold(key, name) {
 			return true
 		}

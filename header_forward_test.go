@@ -47,6 +47,15 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 		require.NoError(t, Forward(h, nil, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
 		assert.Empty(t, h)
 	})
+	t.Run("non-canonical copies removed", func(t *testing.T) {
+		h := http.Header{"client-cert": {":c3Bvb2Y=:"}, "CLIENT-CERT-CHAIN": {":c3Bvb2Y=:"}, "x-forwarded-client-cert": {"Cert=x"}}
+		require.NoError(t, Forward(h, id, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
+		for k := range h {
+			assert.Contains(t, []string{"Client-Cert", "Client-Cert-Chain", "X-Forwarded-Client-Cert"}, k)
+		}
+		assert.Len(t, h, 3)
+		assert.NotEqual(t, ":c3Bvb2Y=:", h.Get("Client-Cert"))
+	})
 	t.Run("format that cannot be written", func(t *testing.T) {
 		h := http.Header{"X-Ssl-Client-Cert": {"x"}}
 		err := Forward(h, id, MustHeaderFormat("nginx"))
