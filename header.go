@@ -68,8 +68,9 @@ type HeaderConfig struct {
 	// certificate's own properties are still checked: validity period, clientAuth usage, not a
 	// CA, chain length. Anyone who can make the proxy forward a certificate it did not verify
 	// (an optional_no_ca listener, a passthrough mode, a misconfiguration) can then authenticate
-	// with a self-made certificate. Default false: the certificate is verified here as if it had
-	// been presented directly.
+	// with a self-made certificate. It cannot be combined with [Config.Revocation], which needs
+	// chains verified here. Default false: the certificate is verified here as if it had been
+	// presented directly.
 	DangerouslyTrustProxyVerification bool
 }
 

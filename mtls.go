@@ -344,6 +344,11 @@ func New(cfg Config) (*Middleware, error) {
 			errs = append(errs, err)
 		}
 	}
+	if cfg.Header != nil && cfg.Header.DangerouslyTrustProxyVerification && cfg.Revocation != nil {
+		// Revocation answers are verified with the issuer of a verified chain; a chain the proxy
+		// vouched for was never verified here, so a client could choose the issuer.
+		errs = append(errs, errors.New("mtls: Revocation cannot be combined with HeaderConfig.DangerouslyTrustProxyVerification: revocation needs chains verified by the middleware"))
+	}
 	var perrs []error
 	m.policies, perrs = newPolicyRuntime(&cfg)
 	errs = append(errs, perrs...)

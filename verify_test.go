@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -320,4 +321,18 @@ func TestTLSConfig(t *testing.T) {
 	assert.False(t, called, "the base callback runs only after the middleware accepted")
 	require.NoError(t, cfg.VerifyConnection(tls.ConnectionState{PeerCertificates: p.alice.Chain()}))
 	assert.True(t, called)
+}
+
+func TestNewRefusesRevocationOnUnverifiedChains(t *testing.T) {
+	p := newPKI(t)
+	_, err := New(Config{
+		RootCAs: p.root.Pool(),
+		Header: &HeaderConfig{
+			Format:                            MustHeaderFormat("haproxy"),
+			TrustedProxies:                    []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+			DangerouslyTrustProxyVerification: true,
+		},
+		Revocation: &RevocationConfig{OCSP: &OCSPConfig{}},
+	})
+	require.ErrorContains(t, err, "cannot be combined with HeaderConfig.DangerouslyTrustProxyVerification")
 }
