@@ -563,6 +563,8 @@ func buildURI(patterns []string) (Policy, *elemError) {
 	return r, nil
 }
 
+func isASCIIUpper(r rune) bool { return r >= 'A' && r <= 'Z' }
+
 // uriEquivalent reports whether a URI that does not match is written in a form the matcher does
 // not judge (user info, a fragment, escapes net/url would not write, dot segments, empty
 // segments, an upper-case host or one with a trailing dot) and either starts with a listed
@@ -574,7 +576,7 @@ func uriEquivalent(u *url.URL, exact map[string]struct{}, prefixes [][]byte) boo
 	}
 	host := u.Hostname()
 	if u.User == nil && u.RawPath == "" && u.Fragment == "" && u.RawFragment == "" &&
-		!strings.HasSuffix(host, ".") && asciiLower(host) == host &&
+		!strings.HasSuffix(host, ".") && strings.IndexFunc(host, isASCIIUpper) < 0 &&
 		!hasDotSegment(u.Path) && !strings.Contains(u.Path, "//") {
 		return false
 	}

@@ -998,3 +998,20 @@ func TestPolicyNotOfUndecidedMatchers(t *testing.T) {
 		})
 	})
 }
+
+// TestPolicyNotAllocations: a deny list written with Not allows ordinary identities without
+// allocating, as the matchers themselves do.
+func TestPolicyNotAllocations(t *testing.T) {
+	pk := newPKI(t)
+	id := newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
+	p := Not(Any(
+		Must(RequireURIs("spiffe://acme.test/ns/quarantine/*", "https://blocked.test/x")),
+		Must(RequireDNSNames("*.evil.test", "bad.example.test")),
+		Must(RequireEmails("@evil.test")),
+		Must(RequireSPIFFEIDs("spiffe://acme.test/ns/quarantine/*")),
+		Must(RequireSubject(Attributes{"c": {"RU"}, "cn": {"mallory"}})),
+		Must(RequireEKUs("serverAuth")),
+	))
+	require.NoError(t, p.Check(id))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = p.Check(id) }))
+}
