@@ -23,9 +23,9 @@ import (
 // [ErrRevoked] (HTTP 401, reason certificate_revoked). Certificates accepted by their pinned
 // fingerprint ([Config.PinnedSHA256]) are checked against the DenyList only: they have no
 // verified issuer to ask; remove the pin to revoke one. A certificate that is not pinned but whose
-// chain holds no issuer (a lone leaf forwarded under [HeaderConfig.DangerouslyTrustProxyVerification],
-// a leaf configured as a root) has no status that OCSP or a CRL could give: it is refused with
-// [ErrRevocationUnavailable], or accepted flagged FailOpen under DangerouslyFailOpen.
+// chain holds no issuer (a client certificate configured as a root) has no status that OCSP or a
+// CRL could give: it is refused with [ErrRevocationUnavailable], or accepted flagged FailOpen
+// under DangerouslyFailOpen.
 type RevocationConfig struct {
 	// OCSP asks the issuers' OCSP responders. Nil: no OCSP.
 	OCSP *OCSPConfig
@@ -278,8 +278,8 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 		return id, nil
 	}
 	if len(id.Chain) < 2 {
-		// Not pinned, yet no issuer to ask (a proxy's verdict trusted on a lone leaf, a leaf
-		// configured as a root): the status cannot be established, which is not "good".
+		// Not pinned, yet no issuer to ask (a client certificate configured as a root): the
+		// status cannot be established, which is not "good".
 		err := errors.New("mtls: the chain holds no issuer of the certificate to ask about its revocation")
 		if !rv.failOpen {
 			e := newError(ErrRevocationUnavailable, "", err)

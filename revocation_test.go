@@ -14,7 +14,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -816,27 +815,25 @@ func TestRevocationContextStopsBackgroundRefresh(t *testing.T) {
 }
 
 func TestRevocationChainWithoutIssuerIsNotGood(t *testing.T) {
-	// A proxy whose verdict is trusted forwards the leaf alone (haproxy/nginx style): the chain
-	// then holds no issuer to ask, and the leaf is revoked. "Could not check" must not pass.
+	// A client certificate configured among the roots (not pinned) verifies as a chain of one:
+	// there is no issuer to ask about it. "Could not check" must not pass.
 	p := newRevPKI()
-	leaf := p.issuing.NewClient("alice")
-	crlFile := revTempFile(t, "issuing.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{leaf.Certificate.SerialNumber}}))
+	self := mtlstest.NewSelfSigned("partner")
+	roots := p.root.Pool()
+	roots.AddCert(self.Certificate)
+	crlFile := revTempFile(t, "issuing.crl", p.issuing.NewCRL(mtlstest.CRL{}))
 	for _, failOpen := range []bool{false, true} {
-		m, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now,
-			Header: &HeaderConfig{Format: MustHeaderFormat("haproxy"),
-				TrustedProxies:                    []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
-				DangerouslyTrustProxyVerification: true},
+		m, err := New(Config{RootCAs: roots, Now: p.clock.Now,
 			Revocation: &RevocationConfig{CRL: &CRLConfig{Files: []string{crlFile}}, DangerouslyFailOpen: failOpen}})
 		require.NoError(t, err)
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.RemoteAddr = "10.0.0.1:1"
-		r.Header.Set("X-SSL-Client-Cert", base64.StdEncoding.EncodeToString(leaf.Certificate.Raw))
-		id, err := m.Authenticate(r)
+		id, err := revAuthn(m, self)
 		if !failOpen {
 			requireRevRefused(t, err, ErrRevocationUnavailable)
 			continue
 		}
 		require.NoError(t, err)
+		require.Len(t, id.Chain, 1)
+		assert.False(t, id.Pinned)
 		assert.True(t, id.Revocation.FailOpen, "accepted without a status: must be flagged")
 	}
 }
