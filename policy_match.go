@@ -242,7 +242,9 @@ func RequireSubject(attrs Attributes) (Policy, error) {
 }
 
 // RequireIssuer is [RequireSubject] for the issuer name of the leaf (the subject of the CA that
-// signed it).
+// signed it). A leaf accepted by its pinned fingerprint has no verified issuer and matches
+// nothing: its issuer name is whatever its maker wrote. The name is that of any trusted CA: when
+// CAs of several owners are trusted, prefer [RequireIssuerThumbprints].
 func RequireIssuer(attrs Attributes) (Policy, error) {
 	p, err := buildNamePolicy("issuer", attrs, issuerNames)
 	if err != nil {
@@ -260,7 +262,12 @@ func buildNamePolicy(key string, attrs Attributes, names func(*Identity) []pkix.
 		return nil, err
 	}
 	r := newRule(key, doc, nil)
-	r.fn3 = func(id *Identity) verdict { return matchName(names(id), rules) }
+	r.fn3 = func(id *Identity) verdict {
+		if key == "issuer" && id.Pinned {
+			return no // no verified issuer: the name is whatever the leaf's maker wrote
+		}
+		return matchName(names(id), rules)
+	}
 	return r, nil
 }
 

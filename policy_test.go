@@ -1015,3 +1015,25 @@ func TestPolicyNotAllocations(t *testing.T) {
 	require.NoError(t, p.Check(id))
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = p.Check(id) }))
 }
+
+// TestPolicyIssuerOfPinnedLeaf: a leaf accepted by its pinned fingerprint has no verified issuer;
+// its issuer name is whatever its maker wrote. A pinned partner must not pass a RequireIssuer rule
+// meant for the clients of a trusted CA by naming that CA as its issuer.
+func TestPolicyIssuerOfPinnedLeaf(t *testing.T) {
+	pk := newPKI(t)
+	lookalike := mtlstest.NewRootCA("Test Issuing CA") // untrusted, same name as the real one
+	partner := lookalike.NewClient("partner")
+	internal := Must(RequireIssuer(Attributes{"cn": {"Test Issuing CA"}}))
+
+	m := policyMiddleware(t, pk, Config{PinnedSHA256: []string{fingerprint(partner.Certificate)}, Policy: internal})
+	_, err := m.Authenticate(requestWith(partner.Certificate))
+	assert.ErrorIs(t, err, ErrDenied)
+	id, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+	require.NoError(t, err)
+	assert.False(t, id.Pinned)
+
+	pinned := newIdentity([]*x509.Certificate{partner.Certificate}, true)
+	assert.Error(t, internal.Check(pinned))
+	assert.NoError(t, Not(internal).Check(pinned), "not issued by a trusted CA of that name")
+	assert.NoError(t, Must(RequireSubject(Attributes{"cn": {"partner"}})).Check(pinned), "the subject still counts")
+}
