@@ -134,15 +134,26 @@ func (s *crlSource) name() string {
 
 // status answers for c, issued by issuer, from every CRL that speaks for it.
 func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
+	srcs := (*ck.byIssuer.Load())[string(c.RawIssuer)]
 	if ck.pending.Load() > 0 {
+		// Configured URLs never loaded yet: wait for them only when no CRL of this issuer is
+		// known, so that another CA's unreachable URL does not stall this CA's clients.
 		for _, src := range ck.configured {
-			if src.cur.Load() == nil {
+			if src.cur.Load() != nil {
+				continue
+			}
+			if len(srcs) > 0 {
+				src.fetchInBackground(now)
+			} else {
 				src.current(ctx, now)
 			}
 		}
+		if len(srcs) == 0 {
+			srcs = (*ck.byIssuer.Load())[string(c.RawIssuer)]
+		}
 	}
 	var a answer
-	for _, src := range (*ck.byIssuer.Load())[string(c.RawIssuer)] {
+	for _, src := range srcs {
 		a = merge(a, src.answer(ctx, c, issuer, now))
 	}
 	if ck.useDP {
@@ -262,13 +273,8 @@ func (s *crlSource) current(ctx context.Context, now time.Time) *crlSnap {
 	}
 	inBackoff := now.UnixNano() < s.failedUntil.Load()
 	if snap != nil && now.Before(snap.crl.nextUpdate) {
-		if !inBackoff && s.refreshing.CompareAndSwap(false, true) {
-			if !s.ck.rv.background(func(ctx context.Context) {
-				defer s.refreshing.Store(false)
-				s.fetch(ctx)
-			}) {
-				s.refreshing.Store(false)
-			}
+		if !inBackoff {
+			s.fetchInBackground(now)
 		}
 		return snap
 	}
@@ -287,6 +293,20 @@ func (s *crlSource) current(ctx context.Context, now time.Time) *crlSnap {
 	case <-ctx.Done():
 	}
 	return s.cur.Load()
+}
+
+// fetchInBackground starts one refresh, unless one runs, the source failed a moment ago or too
+// many refreshes run.
+func (s *crlSource) fetchInBackground(now time.Time) {
+	if now.UnixNano() < s.failedUntil.Load() || !s.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	if !s.ck.rv.background(func(ctx context.Context) {
+		defer s.refreshing.Store(false)
+		s.fetch(ctx)
+	}) {
+		s.refreshing.Store(false)
+	}
 }
 
 // fetch refreshes with the source's timeout.

@@ -1005,3 +1005,21 @@ func TestOCSPDelegatedResponderMustNotBeACA(t *testing.T) {
 	_, err := revAuthn(m, leaf)
 	requireRevRefused(t, err, ErrRevocationUnavailable)
 }
+
+func TestCRLUnreachableURLDoesNotStallOtherIssuers(t *testing.T) {
+	// Two configured CRL URLs, one per CA; the second is blackholed. Clients of the first CA must
+	// not wait for the second CA's download on every request.
+	p := newRevPKI()
+	other := p.root.NewIntermediate("Other Issuing CA")
+	leaf := p.issuing.NewClient("alice")
+	good := newRevCRLServer(t, p.issuing.NewCRL(mtlstest.CRL{}))
+	hole := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{URLs: []string{good.srv.URL, hole.srv.URL}, FetchTimeout: 2 * time.Second}})
+	_, err := revAuthn(m, other.NewClient("bob"))
+	requireRevRefused(t, err, ErrRevocationUnavailable) // both URLs tried: the first is loaded
+	p.clock.Advance(time.Minute)                         // past the retry backoff of the hole
+	start := time.Now()
+	_, err = revAuthn(m, leaf)
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), time.Second, "waited for another CA's unreachable CRL")
+}
