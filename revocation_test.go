@@ -1017,7 +1017,7 @@ func TestCRLUnreachableURLDoesNotStallOtherIssuers(t *testing.T) {
 	m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{URLs: []string{good.srv.URL, hole.srv.URL}, FetchTimeout: 2 * time.Second}})
 	_, err := revAuthn(m, other.NewClient("bob"))
 	requireRevRefused(t, err, ErrRevocationUnavailable) // both URLs tried: the first is loaded
-	p.clock.Advance(time.Minute)                         // past the retry backoff of the hole
+	p.clock.Advance(time.Minute)                        // past the retry backoff of the hole
 	start := time.Now()
 	_, err = revAuthn(m, leaf)
 	require.NoError(t, err)
