@@ -288,12 +288,14 @@ func (m *Middleware) fillHeader(st *state, k uint64, values []string, now time.T
 }
 
 // checkForwarded checks what DangerouslyTrustProxyVerification still checks: the certificate's
-// own properties, not its chain to an anchor.
+// own properties, not its chain to an anchor. The chain it returns is the leaf alone: the
+// forwarded intermediates were verified by nobody here, so no later step (an issuer rule, a
+// revocation check) may rely on them.
 func (t *trust) checkForwarded(presented []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
 	if err := t.checkPresented(presented, now); err != nil {
 		return nil, err
 	}
-	return presented, nil
+	return presented[:1], nil
 }
 
 // stripHeader returns r without the certificate headers, unless the identity came from them.

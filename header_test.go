@@ -597,6 +597,16 @@ func TestHeaderDangerouslyTrustProxyVerification(t *testing.T) {
 			assert.Equal(t, tt.leaf.Raw, id.Leaf.Raw)
 		})
 	}
+	t.Run("forwarded intermediates are not kept", func(t *testing.T) {
+		m := f.middleware(t, false, func(hc *HeaderConfig) { hc.DangerouslyTrustProxyVerification = true })
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = "10.0.0.1:1"
+		r.Header.Set("X-SSL-Client-Cert", b64(rogue.Certificate))
+		r.Header.Set("X-SSL-Client-Chain", b64(f.p.issuing.Certificate))
+		id, err := m.Authenticate(r)
+		require.NoError(t, err)
+		require.Len(t, id.Chain, 1, "an unverified intermediate must not reach issuer rules")
+	})
 }
 
 func TestHeaderConfigErrors(t *testing.T) {

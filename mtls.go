@@ -97,8 +97,9 @@ type Identity struct {
 
 	// Leaf is the client certificate.
 	Leaf *x509.Certificate
-	// Chain is the verified chain, leaf first and trust anchor last. For a pinned leaf it holds
-	// the leaf alone.
+	// Chain is the verified chain, leaf first and trust anchor last. For a pinned leaf, and for a
+	// certificate accepted on a proxy's word (HeaderConfig.DangerouslyTrustProxyVerification), it
+	// holds the leaf alone.
 	Chain []*x509.Certificate
 	// Pinned is true when the leaf was accepted by its pinned fingerprint rather than by a chain
 	// to a root.
