@@ -496,6 +496,16 @@ func newPolicyRuntime(cfg *Config) (policyRuntime, []error) {
 	if pr.onShadow != nil && pr.shadow == nil {
 		errs = append(errs, errors.New("mtls: OnShadow is set but ShadowPolicy is not"))
 	}
+	switch p := cfg.Principals.(type) {
+	case *BindingStore:
+		if p == nil {
+			errs = append(errs, fmt.Errorf("mtls: Principals: %w", errNilBindings))
+		}
+	case *Bindings:
+		if p == nil {
+			errs = append(errs, fmt.Errorf("mtls: Principals: %w", errNilBindings))
+		}
+	}
 	return pr, errs
 }
 

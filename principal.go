@@ -80,6 +80,10 @@ func PrincipalWhen(p Policy, r PrincipalResolver) PrincipalResolver {
 
 var errNoLeafPrincipal = errors.New("mtls: no verified certificate to map")
 
+// errNilBindings refuses instead of panicking when a nil store is used, as happens when the
+// error of NewBindingStore or NewBindings is ignored.
+var errNilBindings = errors.New("mtls: nil bindings (was an error from NewBindingStore or NewBindings ignored?)")
+
 // PrincipalFromSubject answers the value of one attribute of the leaf's subject (an attribute
 // name as in [Attributes], such as "cn" when the CN is the account name). A subject without the
 // attribute has no answer; one holding it more than once, or whose value is not UTF-8 or holds
@@ -199,6 +203,9 @@ func (b *Bindings) add(x Binding) error {
 
 // ResolvePrincipal answers the principal bound to the leaf, or "".
 func (b *Bindings) ResolvePrincipal(id *Identity) (string, error) {
+	if b == nil {
+		return "", errNilBindings
+	}
 	if !hasLeaf(id) {
 		return "", errNoLeafPrincipal
 	}
@@ -255,6 +262,9 @@ func (s *BindingStore) Reload() error {
 
 // ResolvePrincipal answers from the bindings in force.
 func (s *BindingStore) ResolvePrincipal(id *Identity) (string, error) {
+	if s == nil {
+		return "", errNilBindings
+	}
 	return s.cur.Load().ResolvePrincipal(id)
 }
 

@@ -261,3 +261,19 @@ func TestPrincipalFromSubjectInvisibleCharacters(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "Zoë Müller-Łukasz 李", got)
 }
+
+func TestNilBindingsFailClosed(t *testing.T) {
+	p := newPKI(t)
+	store, err := NewBindingStore(filepath.Join(t.TempDir(), "missing"))
+	require.Error(t, err)
+	require.Nil(t, store)
+
+	_, err = New(Config{RootCAs: p.root.Pool(), Principals: store})
+	require.ErrorContains(t, err, "nil bindings")
+
+	// Inside a chain the nil store is not visible to New: it must refuse, not panic.
+	m, err := New(Config{RootCAs: p.root.Pool(), Principals: PrincipalChain{store, StaticPrincipal("tenant")}})
+	require.NoError(t, err)
+	_, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	require.ErrorIs(t, err, ErrDenied)
+}
