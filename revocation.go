@@ -58,7 +58,8 @@ type RevocationConfig struct {
 	// false: refuse with 503.
 	DangerouslyFailOpen bool
 
-	// HTTPClient fetches OCSP responses and CRLs. Default: a client with Timeout.
+	// HTTPClient fetches OCSP responses and CRLs. Default: a client with Timeout that does not
+	// follow redirects.
 	HTTPClient *http.Client
 	// Timeout bounds one OCSP query. Default 5 seconds.
 	Timeout time.Duration
@@ -199,7 +200,13 @@ func newRevocation(cfg *RevocationConfig, now func() time.Time, logger *slog.Log
 		errs = append(errs, fmt.Errorf("mtls: Revocation.Timeout %v is negative", cfg.Timeout))
 	}
 	if rv.client == nil {
-		rv.client = &http.Client{Timeout: max(rv.timeout, defaultCRLFetchTimeout, cfg.crlTimeout())}
+		rv.client = &http.Client{
+			Timeout: max(rv.timeout, defaultCRLFetchTimeout, cfg.crlTimeout()),
+			// Responders and CRLs are fetched from URLs a trusted CA chose; a redirect would let
+			// whoever answers on a plain-http URL point the fetch anywhere, internal addresses
+			// included. A redirect is an answer that is not a response: status unknown.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if rv.baseCtx == nil {
 		rv.baseCtx = context.Background()

@@ -1023,3 +1023,17 @@ func TestCRLUnreachableURLDoesNotStallOtherIssuers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Less(t, time.Since(start), time.Second, "waited for another CA's unreachable CRL")
 }
+
+func TestRevocationFetchesDoNotFollowRedirects(t *testing.T) {
+	p := newRevPKI()
+	resp := mtlstest.NewOCSPResponder(p.issuing)
+	t.Cleanup(resp.Close)
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, resp.URL, http.StatusFound)
+	})
+	leaf := p.issuing.NewClient("alice")
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}})
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	assert.Zero(t, resp.Requests(), "the redirect target was never asked")
+}
