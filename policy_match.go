@@ -39,6 +39,15 @@ func (e *elemError) Error() string {
 func listErr(msg string) *elemError { return &elemError{index: -1, msg: msg} }
 
 // publicErr turns a builder's error into the error of the exported constructor name.
+// public is what a constructor returns: the policy its builder made, or the builder's error
+// naming the constructor.
+func public(name string, p Policy, e *elemError) (Policy, error) {
+	if e != nil {
+		return nil, publicErr(name, e)
+	}
+	return p, nil
+}
+
 func publicErr(name string, e *elemError) error {
 	if e == nil {
 		return nil
@@ -235,10 +244,7 @@ func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) verdict {
 // attributes (such as several ou) one listed value suffices.
 func RequireSubject(attrs Attributes) (Policy, error) {
 	p, err := buildNamePolicy("subject", attrs, subjectNames)
-	if err != nil {
-		return nil, publicErr("RequireSubject", err)
-	}
-	return p, nil
+	return public("RequireSubject", p, err)
 }
 
 // RequireIssuer is [RequireSubject] for the issuer name of the leaf (the subject of the CA that
@@ -247,10 +253,7 @@ func RequireSubject(attrs Attributes) (Policy, error) {
 // CAs of several owners are trusted, prefer [RequireIssuerThumbprints].
 func RequireIssuer(attrs Attributes) (Policy, error) {
 	p, err := buildNamePolicy("issuer", attrs, issuerNames)
-	if err != nil {
-		return nil, publicErr("RequireIssuer", err)
-	}
-	return p, nil
+	return public("RequireIssuer", p, err)
 }
 
 func subjectNames(id *Identity) []pkix.AttributeTypeAndValue { return id.Leaf.Subject.Names }
@@ -282,10 +285,7 @@ func buildNamePolicy(key string, attrs Attributes, names func(*Identity) []pkix.
 // well.
 func RequireDNSNames(patterns ...string) (Policy, error) {
 	p, err := buildDNS(patterns)
-	if err != nil {
-		return nil, publicErr("RequireDNSNames", err)
-	}
-	return p, nil
+	return public("RequireDNSNames", p, err)
 }
 
 func buildDNS(patterns []string) (Policy, *elemError) {
@@ -439,10 +439,7 @@ func matchDNS(n string, exact, wild map[string]struct{}) bool {
 // "@example.com" for any mailbox at exactly that domain.
 func RequireEmails(patterns ...string) (Policy, error) {
 	p, err := buildEmail(patterns)
-	if err != nil {
-		return nil, publicErr("RequireEmails", err)
-	}
-	return p, nil
+	return public("RequireEmails", p, err)
 }
 
 type mailbox struct{ local, domain string }
@@ -530,10 +527,7 @@ func asciiEqualFold(s, t string) bool {
 // SPIFFE IDs prefer [RequireSPIFFEIDs], which also checks the ID's syntax.
 func RequireURIs(patterns ...string) (Policy, error) {
 	p, err := buildURI(patterns)
-	if err != nil {
-		return nil, publicErr("RequireURIs", err)
-	}
-	return p, nil
+	return public("RequireURIs", p, err)
 }
 
 func buildURI(patterns []string) (Policy, *elemError) {
@@ -744,10 +738,7 @@ func hasDotSegment(p string) bool {
 // IPv4, on both sides. A prefix must have no bits set after its length.
 func RequireIPs(addrsOrPrefixes ...string) (Policy, error) {
 	p, err := buildIP(addrsOrPrefixes)
-	if err != nil {
-		return nil, publicErr("RequireIPs", err)
-	}
-	return p, nil
+	return public("RequireIPs", p, err)
 }
 
 func buildIP(vals []string) (Policy, *elemError) {
@@ -812,10 +803,7 @@ func buildIP(vals []string) (Policy, *elemError) {
 // segments); an ID that does not matches nothing.
 func RequireSPIFFEIDs(patterns ...string) (Policy, error) {
 	p, err := buildSPIFFE(patterns)
-	if err != nil {
-		return nil, publicErr("RequireSPIFFEIDs", err)
-	}
-	return p, nil
+	return public("RequireSPIFFEIDs", p, err)
 }
 
 func buildSPIFFE(patterns []string) (Policy, *elemError) {
@@ -931,10 +919,7 @@ func parseDigest(s string, n int) ([]byte, string) {
 // is computed once per verified chain.
 func RequireThumbprints(sha256 ...string) (Policy, error) {
 	p, err := buildThumbprint(sha256)
-	if err != nil {
-		return nil, publicErr("RequireThumbprints", err)
-	}
-	return p, nil
+	return public("RequireThumbprints", p, err)
 }
 
 func buildThumbprint(vals []string) (Policy, *elemError) {
@@ -991,10 +976,7 @@ func buildSHA1(vals []string) (Policy, *elemError) {
 // and HPKP write it). A pin survives renewals that keep the key.
 func RequireSPKIPins(pins ...string) (Policy, error) {
 	p, err := buildSPKI(pins)
-	if err != nil {
-		return nil, publicErr("RequireSPKIPins", err)
-	}
-	return p, nil
+	return public("RequireSPKIPins", p, err)
 }
 
 func buildSPKI(vals []string) (Policy, *elemError) {
@@ -1031,15 +1013,12 @@ func decodeBase64Digest(s string) []byte {
 // RequireIssuerThumbprints allows a leaf whose issuing CA certificate (the one above the leaf in
 // the verified chain) has one of the given SHA-256 fingerprints. A pinned leaf has no issuer in
 // its chain and matches nothing, and so does a chain whose second certificate's subject is not the
-// leaf's issuer name. With [HeaderConfig.DangerouslyTrustProxyVerification] the chain is the
-// forwarded one, not linked by signatures here: this check then only stops CA certificates of
-// another name. The issuer is hashed on each request.
+// leaf's issuer name, or a certificate accepted on a proxy's word
+// ([HeaderConfig.DangerouslyTrustProxyVerification]: its chain is the leaf alone). The issuer is
+// hashed on each request.
 func RequireIssuerThumbprints(sha256 ...string) (Policy, error) {
 	p, err := buildIssuerThumbprint(sha256)
-	if err != nil {
-		return nil, publicErr("RequireIssuerThumbprints", err)
-	}
-	return p, nil
+	return public("RequireIssuerThumbprints", p, err)
 }
 
 func buildIssuerThumbprint(vals []string) (Policy, *elemError) {
@@ -1079,10 +1058,7 @@ func buildIssuerThumbprint(vals []string) (Policy, *elemError) {
 // it). Hexadecimal without a prefix or colons is refused as ambiguous.
 func RequireSerials(serials ...string) (Policy, error) {
 	p, err := buildSerial(serials)
-	if err != nil {
-		return nil, publicErr("RequireSerials", err)
-	}
-	return p, nil
+	return public("RequireSerials", p, err)
 }
 
 func buildSerial(vals []string) (Policy, *elemError) {
@@ -1180,10 +1156,7 @@ var ekuNames = []struct {
 // in the certificate: anyExtendedKeyUsage satisfies only "any".
 func RequireEKUs(usages ...string) (Policy, error) {
 	p, err := buildEKU(usages)
-	if err != nil {
-		return nil, publicErr("RequireEKUs", err)
-	}
-	return p, nil
+	return public("RequireEKUs", p, err)
 }
 
 func buildEKU(vals []string) (Policy, *elemError) {
@@ -1252,20 +1225,14 @@ type extensionDoc struct {
 // or VisibleString) equal to one of them, as Vault's required_extensions compares it.
 func RequireExtension(oid string, values ...string) (Policy, error) {
 	p, err := buildExtension(extensionDoc{OID: oid, Values: values}, len(values) > 0, false)
-	if err != nil {
-		return nil, publicErr("RequireExtension", err)
-	}
-	return p, nil
+	return public("RequireExtension", p, err)
 }
 
 // RequireExtensionDER allows a leaf that carries the extension oid with a value (the DER inside
 // extnValue) equal to one of derHex, each in hexadecimal (case, colons and spaces ignored).
 func RequireExtensionDER(oid string, derHex ...string) (Policy, error) {
 	p, err := buildExtension(extensionDoc{OID: oid, DER: derHex}, false, true)
-	if err != nil {
-		return nil, publicErr("RequireExtensionDER", err)
-	}
-	return p, nil
+	return public("RequireExtensionDER", p, err)
 }
 
 func buildExtension(d extensionDoc, withValues, withDER bool) (Policy, *elemError) {
@@ -1389,10 +1356,7 @@ func buildMinValidity(d time.Duration, now func() time.Time) Policy {
 // [Config.Policy] runs, so both Config.Policy and [Middleware.Require] can use this matcher.
 func RequirePrincipals(names ...string) (Policy, error) {
 	p, err := buildPrincipal(names)
-	if err != nil {
-		return nil, publicErr("RequirePrincipals", err)
-	}
-	return p, nil
+	return public("RequirePrincipals", p, err)
 }
 
 func buildPrincipal(vals []string) (Policy, *elemError) {
