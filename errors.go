@@ -82,6 +82,7 @@ func newError(kind error, detail string, cause error) *Error {
 	return &Error{Kind: kind, Detail: detail, Err: cause}
 }
 
+// Error returns the sentinel's message, the detail and the cause: the full reason, for logs.
 func (e *Error) Error() string {
 	msg := e.Kind.Error()
 	if e.Detail != "" {
