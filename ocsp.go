@@ -30,12 +30,16 @@ import (
 // available") is used.
 const ocspNoNextUpdateTTL = 5 * time.Minute
 
+// defaultOCSPMaxAge is OCSPConfig.MaxAge's default.
+const defaultOCSPMaxAge = time.Hour
+
 // ocspChecker asks OCSP responders and caches their answers per (issuer key, serial).
 type ocspChecker struct {
 	rv        *revocation
 	responder string // override of the certificates' AIA
 	maxBytes  int64
 	max       int
+	maxAge    time.Duration // <= 0: refresh at the answers' own pace
 	seed      maphash.Seed
 
 	mu      sync.RWMutex
@@ -72,6 +76,7 @@ func newOCSPChecker(rv *revocation, cfg *OCSPConfig) (*ocspChecker, error) {
 		responder: cfg.Responder,
 		maxBytes:  cfg.MaxResponseBytes,
 		max:       cfg.CacheSize,
+		maxAge:    cfg.MaxAge,
 		seed:      maphash.MakeSeed(),
 		entries:   map[uint64]*ocspEntry{},
 	}
@@ -80,6 +85,9 @@ func newOCSPChecker(rv *revocation, cfg *OCSPConfig) (*ocspChecker, error) {
 	}
 	if o.max == 0 {
 		o.max = defaultOCSPCacheSize
+	}
+	if o.maxAge == 0 {
+		o.maxAge = defaultOCSPMaxAge
 	}
 	var errs []error
 	if o.maxBytes < 0 {
@@ -274,6 +282,9 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 				e.nextUpdate = resp.ThisUpdate.Add(ocspNoNextUpdateTTL)
 			}
 			e.refreshAt = refreshTime(now, e.thisUpdate, e.nextUpdate)
+			if o.maxAge > 0 && now.Add(o.maxAge).Before(e.refreshAt) {
+				e.refreshAt = now.Add(o.maxAge)
+			}
 			if !now.Before(e.nextUpdate) {
 				// Expired already (within the skew): not worth asking again on every request.
 				e.failedUntil = now.Add(retryBackoff)

@@ -80,6 +80,12 @@ type OCSPConfig struct {
 	CacheSize int
 	// MaxResponseBytes bounds a response body. Default 64 KiB.
 	MaxResponseBytes int64
+	// MaxAge bounds how long a cached answer goes without being asked again: after it, a new
+	// answer is fetched in the background (the cached one still serves until its nextUpdate, so
+	// a responder outage does not refuse anyone early). Responders often sign answers valid for
+	// days; this is how soon a revocation is seen while the responder is reachable. Default 1
+	// hour; a negative value leaves refreshes to the answers' nextUpdate.
+	MaxAge time.Duration
 }
 
 // CRLConfig configures CRL checking. A CRL is used for a certificate only if the CRL's signature

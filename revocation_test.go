@@ -1037,3 +1037,46 @@ func TestRevocationFetchesDoNotFollowRedirects(t *testing.T) {
 	requireRevRefused(t, err, ErrRevocationUnavailable)
 	assert.Zero(t, resp.Requests(), "the redirect target was never asked")
 }
+
+func TestOCSPMaxAgeSeesRevocationBeforeNextUpdate(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	var revoked, failing atomic.Bool
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		now := p.clock.Now()
+		answer := mtlstest.OCSPAnswer{ThisUpdate: now, NextUpdate: now.Add(7 * 24 * time.Hour)}
+		if revoked.Load() {
+			answer.Status = ocsp.Revoked
+			answer.RevokedAt = now.Add(-time.Minute)
+		}
+		_, _ = w.Write(p.issuing.NewOCSPResponse(leaf.Certificate, answer))
+	})
+	m, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now,
+		Revocation: &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL, MaxAge: 10 * time.Minute}}})
+	require.NoError(t, err)
+	_, err = revAuthn(m, leaf)
+	require.NoError(t, err)
+
+	t.Run("an outage past MaxAge still serves the valid answer", func(t *testing.T) {
+		failing.Store(true)
+		p.clock.Advance(11 * time.Minute)
+		got, err := revAuthn(m, leaf)
+		require.NoError(t, err)
+		assert.False(t, got.Revocation.Degraded())
+		require.Eventually(t, func() bool { return rf.calls.Load() == 2 }, 5*time.Second, 5*time.Millisecond)
+		failing.Store(false)
+	})
+	t.Run("a revocation is seen after MaxAge, days before nextUpdate", func(t *testing.T) {
+		revoked.Store(true)
+		p.clock.Advance(retryBackoff + time.Second)
+		_, _ = revAuthn(m, leaf) // starts the background refresh
+		require.Eventually(t, func() bool {
+			_, err := revAuthn(m, leaf)
+			return errors.Is(err, ErrRevoked)
+		}, 5*time.Second, 5*time.Millisecond)
+	})
+}
