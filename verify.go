@@ -286,7 +286,9 @@ type tlsOptions struct{ rejectAtHandshake bool }
 // certificate during the handshake, through VerifyConnection (which runs on resumed sessions too).
 // The client then sees a TLS alert instead of the problem response, and public routes on the same
 // listener become unreachable without a certificate; the HTTP check still runs. Use it when every
-// route needs a certificate and early rejection matters more than a readable error.
+// route needs a certificate and early rejection matters more than a readable error. With header
+// mode ([Config.Header]) a connection without a certificate passes the handshake, since a proxy
+// need not present one; a certificate that is presented must still verify.
 func RejectAtHandshake() TLSOption {
 	return func(o *tlsOptions) { o.rejectAtHandshake = true }
 }
@@ -331,7 +333,8 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 // verifyConnection is the handshake-time check of RejectAtHandshake.
 func (m *Middleware) verifyConnection(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
-		if m.optional {
+		// A trusted proxy need not present a certificate: with header mode, the request decides.
+		if m.optional || m.header != nil {
 			return nil
 		}
 		return newError(ErrNoCertificate, "no certificate in the TLS handshake", nil)

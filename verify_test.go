@@ -336,3 +336,15 @@ func TestNewRefusesRevocationOnUnverifiedChains(t *testing.T) {
 	})
 	require.ErrorContains(t, err, "cannot be combined with HeaderConfig.DangerouslyTrustProxyVerification")
 }
+
+func TestRejectAtHandshakeLetsProxiesWithoutCertificatesThrough(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool(), Header: &HeaderConfig{
+		Format:         MustHeaderFormat("haproxy"),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	}})
+	require.NoError(t, err)
+	cfg := m.TLSConfig(nil, RejectAtHandshake())
+	require.NoError(t, cfg.VerifyConnection(tls.ConnectionState{}))
+	require.ErrorIs(t, cfg.VerifyConnection(tls.ConnectionState{PeerCertificates: p.other.NewClient("x").Chain()}), ErrUntrusted)
+}
