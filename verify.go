@@ -102,13 +102,11 @@ func Fingerprint(c *x509.Certificate) string {
 // colons or spaces between bytes (as openssl and Windows print them).
 func ParseFingerprint(s string) ([sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
-	clean := strings.NewReplacer(":", "", " ", "").Replace(strings.TrimSpace(s))
-	if len(clean) != 2*sha256.Size {
-		return sum, fmt.Errorf("mtls: fingerprint %q: want %d hex digits, got %d", s, 2*sha256.Size, len(clean))
+	b, msg := parseDigest(strings.TrimSpace(s), sha256.Size)
+	if msg != "" {
+		return sum, fmt.Errorf("mtls: fingerprint %q: %s", s, msg)
 	}
-	if _, err := hex.Decode(sum[:], []byte(clean)); err != nil {
-		return sum, fmt.Errorf("mtls: fingerprint %q: %w", s, err)
-	}
+	copy(sum[:], b)
 	return sum, nil
 }
 

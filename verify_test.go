@@ -245,7 +245,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	require.Error(t, err)
 	for _, want := range []string{
 		"missing.pem", "is not a CA certificate", "no PEM certificate found", `"PRIVATE KEY", want CERTIFICATE`,
-		"want 64 hex digits", "invalid byte", "MaxChainDepth -1 is negative",
+		"not 64 hexadecimal digits", "not hexadecimal", "MaxChainDepth -1 is negative",
 	} {
 		assert.Contains(t, err.Error(), want)
 	}

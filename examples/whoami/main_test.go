@@ -261,7 +261,7 @@ func TestWhoamiPin(t *testing.T) {
 	code := run(context.Background(), []string{"-tls-cert", f.serverCert, "-tls-key", f.serverKey,
 		"-client-ca", f.clientCAFile, "-pin", "abc"}, &stderr, nil)
 	assert.Equal(t, 2, code)
-	assert.Contains(t, stderr.String(), "want 64 hex digits")
+	assert.Contains(t, stderr.String(), "not 64 hexadecimal digits")
 }
 
 func TestWhoamiBadKeyFailsBeforeListening(t *testing.T) {
