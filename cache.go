@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"hash/maphash"
 	"sync/atomic"
@@ -9,21 +10,25 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// cache remembers verification outcomes, keyed by what the client presented: the whole chain of
-// a TLS connection, or the raw values of a proxy's certificate headers.
+// cache remembers verification outcomes, keyed by what a claim presents: the whole chain of a
+// TLS connection, or the raw values of a proxy's certificate headers.
 //
-// Each entry keeps that material as one string, and every hit is confirmed by comparing it byte
-// for byte, so neither a hash collision nor a header value that happens to equal a DER chain can
-// hand one client another's outcome. The table is set-associative with a fixed number of slots:
-// reads are lock-free (one atomic load per way, no shared counter to contend on), and an insert
-// into a full set replaces the entry that expires first, so short-lived refusals make room before
-// acceptances. Entries expire at the earliest NotAfter of the verified chain, or soon for
-// refusals. A trust change replaces the whole cache. Concurrent misses for the same material run
-// the verification once.
+// An accepted outcome keeps that material as one string, and every hit is confirmed by comparing
+// it byte for byte, so neither a hash collision nor a header value that happens to equal a DER
+// chain can hand one client another's outcome. A refusal keeps only the SHA-256 digest of the
+// material: what a refused client sent is not held in memory. The table is set-associative with a
+// fixed number of slots: reads are lock-free (one atomic load per way, no shared counter to
+// contend on), and an insert into a full set replaces the entry that expires first, so
+// short-lived refusals make room before acceptances. The bytes held are bounded too: an outcome
+// that does not fit is returned but not stored. Entries expire at the earliest NotAfter of the
+// verified chain, or soon for refusals. A trust change replaces the whole cache. Concurrent misses
+// for the same material run the verification once.
 type cache struct {
-	seed maphash.Seed
-	sets []cacheSet // empty: the cache stores nothing
-	mask uint64
+	seed     maphash.Seed
+	sets     []cacheSet // empty: the cache stores nothing
+	mask     uint64
+	maxBytes int64
+	bytes    atomic.Int64 // sum of the sizes of the stored entries
 
 	flight singleflight.Group
 }
@@ -34,11 +39,15 @@ type cacheSet [cacheWays]atomic.Pointer[entry]
 
 // entry is immutable once stored.
 type entry struct {
-	key      uint64
+	key uint64
+	// material is what was presented (an acceptance) or, with digest set, its SHA-256 digest (a
+	// refusal).
 	material string
+	digest   bool
 	id       *Identity
 	err      error
 	expires  time.Time
+	size     int64
 }
 
 // Material tags keep the two sources' encodings apart.
@@ -47,11 +56,19 @@ const (
 	tagValues = 'h'
 )
 
-// newCache returns a cache holding at least size entries (rounded up to a power of two); size <= 0
-// stores nothing.
-func newCache(size int) *cache {
-	c := &cache{seed: maphash.MakeSeed()}
-	if size > 0 {
+// Sizes counted for an entry besides its material: the entry itself, and for an acceptance the
+// parsed chain of the identity (a parsed certificate keeps its DER and structures pointing into it).
+const (
+	entryOverhead     = 256
+	identityOverhead  = 1 << 10
+	certOverheadRatio = 2
+)
+
+// newCache returns a cache holding at least size entries (rounded up to a power of two) and about
+// maxBytes bytes; size <= 0 stores nothing.
+func newCache(size int, maxBytes int64) *cache {
+	c := &cache{seed: maphash.MakeSeed(), maxBytes: maxBytes}
+	if size > 0 && maxBytes > 0 {
 		n := 1
 		for n*cacheWays < size {
 			n <<= 1
@@ -84,7 +101,7 @@ func (c *cache) lookupChain(presented []*x509.Certificate, now time.Time) (uint6
 			}
 		}
 		return len(m) == 0
-	})
+	}, func() string { return chainMaterial(presented) })
 }
 
 // lookupValues returns the key of raw header values and their live entry, if any.
@@ -109,7 +126,7 @@ func (c *cache) lookupValues(values []string, now time.Time) (uint64, *entry) {
 			}
 		}
 		return len(m) == 0
-	})
+	}, func() string { return valuesMaterial(values) })
 }
 
 // chainMaterial and valuesMaterial encode what lookupChain and lookupValues compare against:
@@ -153,14 +170,34 @@ func writeLen(h *maphash.Hash, n int) {
 	_, _ = h.Write([]byte{byte(n), byte(n >> 8), byte(n >> 16), byte(n >> 24)})
 }
 
-// find returns the live entry with key k whose material satisfies match.
-func (c *cache) find(k uint64, now time.Time, match func(material string) bool) *entry {
+func digestOf(material string) string {
+	sum := sha256.Sum256([]byte(material))
+	return string(sum[:])
+}
+
+// find returns the live entry with key k whose material satisfies match. A refusal's digest is
+// compared with the digest of material(), computed only when such an entry has the key.
+func (c *cache) find(k uint64, now time.Time, match func(material string) bool, material func() string) *entry {
 	if len(c.sets) == 0 {
 		return nil
 	}
 	set := &c.sets[k&c.mask]
+	var digest string
 	for i := range set {
-		if e := set[i].Load(); e != nil && e.key == k && now.Before(e.expires) && match(e.material) {
+		e := set[i].Load()
+		if e == nil || e.key != k || !now.Before(e.expires) {
+			continue
+		}
+		if !e.digest {
+			if match(e.material) {
+				return e
+			}
+			continue
+		}
+		if digest == "" {
+			digest = digestOf(material())
+		}
+		if e.material == digest {
 			return e
 		}
 	}
@@ -169,16 +206,21 @@ func (c *cache) find(k uint64, now time.Time, match func(material string) bool) 
 
 // fill runs verify once for all concurrent callers presenting the same material, stores the
 // outcome and returns it. verify returns the identity or the refusal, and until when that outcome
-// may be reused.
+// may be reused; a zero time keeps it out of the cache.
 func (c *cache) fill(k uint64, material string, now time.Time,
 	verify func() (*Identity, time.Time, error)) (*Identity, error) {
 	v, _, _ := c.flight.Do(material, func() (any, error) {
 		// Another flight may have stored the outcome between our miss and now.
-		if e := c.find(k, now, func(m string) bool { return m == material }); e != nil {
+		same := func(m string) bool { return m == material }
+		if e := c.find(k, now, same, func() string { return material }); e != nil {
 			return e, nil
 		}
 		id, until, err := verify()
 		e := &entry{key: k, material: material, id: id, err: err, expires: until}
+		if err != nil {
+			e.material, e.digest = digestOf(material), true
+		}
+		e.size = entrySize(e)
 		c.put(e, now)
 		return e, nil
 	})
@@ -186,26 +228,48 @@ func (c *cache) fill(k uint64, material string, now time.Time,
 	return e.id, e.err
 }
 
+// entrySize estimates the bytes an entry keeps alive.
+func entrySize(e *entry) int64 {
+	n := int64(entryOverhead + len(e.material))
+	if e.id != nil {
+		n += identityOverhead
+		for _, cert := range e.id.Chain {
+			n += int64(certOverheadRatio * len(cert.Raw))
+		}
+	}
+	return n
+}
+
 // put stores e in its set, in the first empty, expired or same-material way, or else in place of
-// the entry that expires first. Concurrent puts may overwrite each other's choice, which only
-// costs a later verification.
+// the entry that expires first, if the bytes bound allows. Concurrent puts may overwrite each
+// other's choice, which only costs a later verification; the byte count stays exact.
 func (c *cache) put(e *entry, now time.Time) {
 	if len(c.sets) == 0 || !now.Before(e.expires) {
 		return
 	}
 	set := &c.sets[e.key&c.mask]
 	victim, soonest := 0, time.Time{}
+	var old *entry
 	for i := range set {
-		old := set[i].Load()
-		if old == nil || !now.Before(old.expires) || old.material == e.material {
-			victim = i
+		o := set[i].Load()
+		if o == nil || !now.Before(o.expires) || o.material == e.material {
+			victim, old = i, o
 			break
 		}
-		if i == 0 || old.expires.Before(soonest) {
-			victim, soonest = i, old.expires
+		if i == 0 || o.expires.Before(soonest) {
+			victim, soonest, old = i, o.expires, o
 		}
 	}
-	set[victim].Store(e)
+	freed := int64(0)
+	if old != nil {
+		freed = old.size
+	}
+	if c.bytes.Load()+e.size-freed > c.maxBytes {
+		return
+	}
+	if set[victim].CompareAndSwap(old, e) {
+		c.bytes.Add(e.size - freed)
+	}
 }
 
 // len counts stored entries (for tests).

@@ -32,6 +32,9 @@ var (
 	ErrMalformedHeader = errors.New("mtls: malformed certificate header")
 	// ErrDenied: the certificate is valid but a policy refuses it.
 	ErrDenied = errors.New("mtls: denied by policy")
+	// ErrMisdirected: the request's Host names another server than the TLS handshake did (see
+	// [Config.DangerouslyAllowHostMismatch]).
+	ErrMisdirected = errors.New("mtls: request misdirected")
 )
 
 // Reason codes sent to clients. They are stable: clients and dashboards may depend on them.
@@ -45,6 +48,7 @@ const (
 	ReasonRevocationUnavailable = "revocation_unavailable"
 	ReasonMalformedHeader       = "header_malformed"
 	ReasonPolicyDenied          = "policy_denied"
+	ReasonMisdirected           = "misdirected_request"
 )
 
 // class ties a sentinel to what a client may learn about it.
@@ -63,6 +67,7 @@ var classes = map[error]class{
 	ErrRevocationUnavailable: {http.StatusServiceUnavailable, ReasonRevocationUnavailable},
 	ErrMalformedHeader:       {http.StatusBadRequest, ReasonMalformedHeader},
 	ErrDenied:                {http.StatusForbidden, ReasonPolicyDenied},
+	ErrMisdirected:           {http.StatusMisdirectedRequest, ReasonMisdirected},
 }
 
 // Error is the structured error behind every refusal. Kind is one of the sentinels above, Detail
@@ -102,7 +107,7 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Kind, e.Err}
 }
 
-// Status is the HTTP status for the error: 401, 403, 400 or 503.
+// Status is the HTTP status for the error: 401, 403, 400, 421 or 503.
 func (e *Error) Status() int { return classOf(e).status }
 
 // Reason is the stable reason code for the error, the only detail a client is told.

@@ -82,7 +82,7 @@ func ExampleMiddleware_Authenticate() {
 	stranger := mtlstest.NewRootCA("Unknown CA").NewClient("stranger")
 
 	r := httptest.NewRequest(http.MethodGet, "https://api.example.test/", nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: stranger.Chain()} // as the TLS server sets it
+	r.TLS = &tls.ConnectionState{PeerCertificates: stranger.Chain(), ServerName: "api.example.test"} // as the TLS server sets it
 	_, err = m.Authenticate(r)
 	status, reason := mtls.StatusAndReason(err)
 	fmt.Println(errors.Is(err, mtls.ErrUntrusted), status, reason)
@@ -121,7 +121,7 @@ func ExampleConfig_pinnedSHA256() {
 		log.Fatal(err)
 	}
 	r := httptest.NewRequest(http.MethodGet, "https://api.example.test/", nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: partner.Chain()}
+	r.TLS = &tls.ConnectionState{PeerCertificates: partner.Chain(), ServerName: "api.example.test"}
 	id, err := m.Authenticate(r)
 	if err != nil {
 		log.Fatal(err)

@@ -3,15 +3,18 @@ package mtls
 import (
 	"bytes"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 )
 
 // Forward prepares the header of a request to the next hop, so that a Go reverse proxy
 // ([net/http/httputil.ReverseProxy]) can play the part nginx plays in front of a service in
-// header mode. It first deletes every header of every given format, whatever the client sent;
-// then, when id is not nil, writes id's certificate in each format: the leaf and the
-// intermediates of the verified chain (the trust anchor left out).
+// header mode. It first deletes every header of every given format, whatever the client sent and
+// under any spelling (case, and '_' for '-'); then, when id is not nil, writes id's certificate in
+// each format: the leaf and the intermediates of the verified chain (the trust anchor left out).
+// At least one format is required by the signature: without one, a client's forged header would
+// travel on.
 //
 // Every format must be an [Encoder]: "rfc9440" and "envoy-xfcc" are. Call it on every proxied
 // request, with or without an identity, in the proxy's Rewrite function:
@@ -25,9 +28,13 @@ import (
 //	}}
 //
 // The service behind must trust only this proxy (see [HeaderConfig]).
-func Forward(h http.Header, id *Identity, formats ...Format) error {
+func Forward(h http.Header, id *Identity, format Format, more ...Format) error {
+	formats := append([]Format{format}, more...)
 	encoders := make([]Encoder, len(formats))
 	for i, f := range formats {
+		if f == nil {
+			return errors.New("mtls: Forward: nil header format")
+		}
 		e, ok := f.(Encoder)
 		if !ok {
 			return fmt.Errorf("mtls: header format %q cannot be written", f.Name())
@@ -73,4 +80,14 @@ func forwardedChain(id *Identity) []*x509.Certificate {
 		chain = chain[:n-1]
 	}
 	return chain
+}
+
+// nameIn says whether key names one of names to any consumer (see sameHeaderName).
+func nameIn(key string, names []string) bool {
+	for _, name := range names {
+		if sameHeaderName(key, name) {
+			return true
+		}
+	}
+	return false
 }

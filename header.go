@@ -4,9 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 )
 
@@ -156,137 +154,6 @@ func newHeaderSource(cfg *HeaderConfig) (*headerSource, []error) {
 	return h, errs
 }
 
-// trustedPeer says whether the immediate peer of r is a trusted proxy, and returns its address.
-func (m *Middleware) trustedPeer(r *http.Request) (netip.Addr, bool) {
-	h := m.header
-	// net/http always sets RemoteAddr to the connection's "ip:port". A bare address is the mark
-	// of a middleware that replaced it with a client-supplied X-Forwarded-For or X-Real-IP
-	// value: it no longer names the peer, so it is not trusted.
-	var addr netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		addr = ap.Addr().Unmap().WithZone("")
-	}
-	if len(h.prefixes) > 0 {
-		in := false
-		for _, p := range h.prefixes {
-			if p.Contains(addr) {
-				in = true
-				break
-			}
-		}
-		if !in {
-			return addr, false
-		}
-	}
-	if h.policy != nil {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			return addr, false
-		}
-		id, err := m.verifyChain(r.TLS.PeerCertificates)
-		if err == nil && m.revoc != nil {
-			id, err = m.revoc.check(r.Context(), id)
-		}
-		if err != nil || h.policy.Check(id) != nil {
-			return addr, false
-		}
-	}
-	return addr, true
-}
-
-// identifyHeader reads the certificate a trusted proxy forwarded, through the cache keyed by
-// the raw header values. It returns (nil, nil) when the proxy forwarded no certificate and none
-// is required.
-func (m *Middleware) identifyHeader(r *http.Request, proxy netip.Addr) (*Identity, error) {
-	h := m.header
-	var buf [maxHeaderNames]string
-	values := buf[:h.nvalues]
-	total := 0
-	for i, name := range h.names {
-		vs := r.Header[name]
-		switch len(vs) {
-		case 0:
-		case 1:
-			values[i] = vs[0]
-			total += len(vs[0])
-		default:
-			if !h.lists[i] {
-				return nil, newError(ErrMalformedHeader, fmt.Sprintf("%d %s header lines", len(vs), name), nil)
-			}
-			for _, v := range vs {
-				total += len(v) + 2
-			}
-			if total > h.maxBytes {
-				break // refused below, before joining
-			}
-			values[i] = strings.Join(vs, ", ")
-		}
-	}
-	if total > h.maxBytes {
-		return nil, newError(ErrMalformedHeader, fmt.Sprintf("certificate headers of %d bytes, at most %d allowed", total, h.maxBytes), nil)
-	}
-	var id *Identity
-	var err error
-	if total > 0 {
-		st := m.state.Load()
-		now := m.now()
-		if k, e := st.cache.lookupValues(values, now); e != nil {
-			id, err = e.id, e.err
-		} else {
-			id, err = m.fillHeader(st, k, append([]string(nil), values...), now)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if id == nil {
-		if m.optional {
-			return nil, nil
-		}
-		return nil, newError(ErrNoCertificate, "the trusted proxy forwarded no certificate", nil)
-	}
-	cp := *id // the cached identity is shared; Proxy is per request
-	cp.Proxy = proxy
-	return &cp, nil
-}
-
-// fillHeader decodes and verifies header values (owned by the callee) once for all concurrent
-// requests carrying them, and caches the outcome.
-func (m *Middleware) fillHeader(st *state, k uint64, values []string, now time.Time) (*Identity, error) {
-	h := m.header
-	return st.cache.fill(k, valuesMaterial(values), now, func() (*Identity, time.Time, error) {
-		ders, err := h.format.Decode(values)
-		if err != nil {
-			if !errors.Is(err, ErrMalformedHeader) {
-				err = newError(ErrMalformedHeader, h.formatName, err)
-			}
-			return nil, now.Add(negativeTTL), err
-		}
-		if len(ders) == 0 {
-			return nil, now.Add(negativeTTL), nil
-		}
-		certs := make([]*x509.Certificate, len(ders))
-		for i, der := range ders {
-			if certs[i], err = x509.ParseCertificate(der); err != nil {
-				return nil, now.Add(negativeTTL), newError(ErrMalformedHeader, fmt.Sprintf("%s: certificate %d does not parse", h.formatName, i+1), err)
-			}
-		}
-		var chain []*x509.Certificate
-		pinned := false
-		if h.trustProxy {
-			chain, err = st.trust.checkForwarded(certs, now)
-		} else {
-			chain, pinned, err = st.trust.verify(certs, now)
-		}
-		if err != nil {
-			return nil, negativeExpiry(certs[0], err, now), err
-		}
-		id := newIdentity(chain, pinned)
-		id.Source = SourceHeader
-		id.Format = h.formatName
-		return id, earliestNotAfter(chain), nil
-	})
-}
-
 // checkForwarded checks what DangerouslyTrustProxyVerification still checks: the certificate's
 // own properties, not its chain to an anchor. The chain it returns is the leaf alone: the
 // forwarded intermediates were verified by nobody here, so no later step (an issuer rule, a
@@ -296,47 +163,4 @@ func (t *trust) checkForwarded(presented []*x509.Certificate, now time.Time) ([]
 		return nil, err
 	}
 	return presented[:1], nil
-}
-
-// stripHeader returns r without the certificate headers, unless the identity came from them.
-// Keys are compared without regard to case: net/http canonicalises the keys it reads, but a
-// request built by code may hold a non-canonical one, which a reverse proxy would still send on.
-// The request given to the handler is not modified: a copy with its own header map is made, and
-// only when there is something to remove.
-func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
-	h := m.header
-	if h == nil || id != nil && id.Source == SourceHeader {
-		return r
-	}
-	found := false
-	for k := range r.Header {
-		if h.isCertHeader(k) {
-			found = true
-			break
-		}
-	}
-	if !found {
-		return r
-	}
-	r2 := r.WithContext(r.Context())
-	r2.Header = r.Header.Clone()
-	for k := range r2.Header {
-		if h.isCertHeader(k) {
-			delete(r2.Header, k)
-		}
-	}
-	return r2
-}
-
-// isCertHeader says whether key, in any case, names one of the certificate headers.
-func (h *headerSource) isCertHeader(key string) bool { return nameIn(key, h.names) }
-
-// nameIn says whether key, in any case, is one of names.
-func nameIn(key string, names []string) bool {
-	for _, name := range names {
-		if strings.EqualFold(key, name) {
-			return true
-		}
-	}
-	return false
 }

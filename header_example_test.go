@@ -86,7 +86,7 @@ func ExampleForward() {
 		log.Fatal(err)
 	}
 	in := httptest.NewRequest(http.MethodGet, "https://gateway.example/", nil)
-	in.TLS = &tls.ConnectionState{PeerCertificates: alice.Chain()}
+	in.TLS = &tls.ConnectionState{PeerCertificates: alice.Chain(), ServerName: "gateway.example"}
 	id, err := gateway.Authenticate(in)
 	if err != nil {
 		log.Fatal(err)

@@ -444,7 +444,7 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "http://api.example.test/", nil)
 			r.RemoteAddr = tt.remote
 			if tt.tls != nil {
-				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls}
+				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls, ServerName: hostOf(r)}
 			}
 			for _, kv := range tt.headers {
 				r.Header.Add(kv[0], kv[1])
@@ -646,7 +646,7 @@ func TestHeaderConfigErrors(t *testing.T) {
 		require.NoError(t, err)
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = "10.1.1.1:80"
-		_, ok := m.trustedPeer(r)
+		_, ok := m.trustedProxy(r)
 		assert.True(t, ok)
 	})
 }
@@ -782,7 +782,7 @@ func TestHeaderStripNonCanonicalKeys(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.RemoteAddr = tt.remote
 			if tt.tls != nil {
-				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls}
+				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls, ServerName: hostOf(r)}
 			}
 			r.Header["x-ssl-client-cert"] = []string{f.leaf}
 			r.Header["X-SSL-CLIENT-CHAIN"] = []string{f.chain}

@@ -58,139 +58,15 @@ package mtls
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// Source says where a verified certificate came from.
-type Source string
-
-const (
-	// SourceTLS: the client presented the certificate on the TLS connection to this process.
-	SourceTLS Source = "tls"
-	// SourceHeader: a trusted proxy terminated TLS and forwarded the certificate in a header.
-	SourceHeader Source = "header"
-)
-
-// Identity is a verified client. Handlers read it with [FromContext]. It is shared between
-// requests that present the same chain: treat it as read-only.
-type Identity struct {
-	// Source is where the certificate came from.
-	Source Source
-	// Format is the header format for SourceHeader (such as "nginx"), empty for SourceTLS.
-	Format string
-	// Proxy is the address of the proxy that forwarded the certificate, for SourceHeader.
-	Proxy netip.Addr
-
-	// Leaf is the client certificate.
-	Leaf *x509.Certificate
-	// Chain is the verified chain, leaf first and trust anchor last. For a pinned leaf, and for a
-	// certificate accepted on a proxy's word (HeaderConfig.DangerouslyTrustProxyVerification), it
-	// holds the leaf alone.
-	Chain []*x509.Certificate
-	// Pinned is true when the leaf was accepted by its pinned fingerprint rather than by a chain
-	// to a root.
-	Pinned bool
-
-	// SHA256 is the lowercase hex SHA-256 fingerprint of the leaf's DER encoding.
-	SHA256 string
-	// X5tS256 is the same digest in base64url without padding: the RFC 8705 "x5t#S256"
-	// confirmation value of certificate-bound access tokens.
-	X5tS256 string
-
-	// Subject alternative names of the leaf.
-	DNSNames       []string
-	EmailAddresses []string
-	URIs           []*url.URL
-	IPAddresses    []net.IP
-	// SPIFFEID is the leaf's SPIFFE ID ("spiffe://trust-domain/path") when it has exactly one
-	// URI SAN and that URI is a well-formed SPIFFE ID; empty otherwise.
-	SPIFFEID string
-
-	// Principal is the account the certificate stands for, when a principal mapping resolved one.
-	Principal string
-
-	// Revocation is the zero value when revocation passed on fresh answers or is not checked,
-	// and says so when the request was accepted on a stale answer or without one (see
-	// [RevocationConfig]).
-	Revocation RevocationStatus
-
-	sum [sha256.Size]byte
-}
-
-// NotAfter is the end of the leaf's validity.
-func (id *Identity) NotAfter() time.Time { return id.Leaf.NotAfter }
-
-// newIdentity builds the identity of a verified chain.
-func newIdentity(chain []*x509.Certificate, pinned bool) *Identity {
-	leaf := chain[0]
-	sum := sha256.Sum256(leaf.Raw)
-	return &Identity{
-		Source:         SourceTLS,
-		Leaf:           leaf,
-		Chain:          chain,
-		Pinned:         pinned,
-		SHA256:         hex.EncodeToString(sum[:]),
-		X5tS256:        base64.RawURLEncoding.EncodeToString(sum[:]),
-		DNSNames:       leaf.DNSNames,
-		EmailAddresses: leaf.EmailAddresses,
-		URIs:           leaf.URIs,
-		IPAddresses:    leaf.IPAddresses,
-		SPIFFEID:       spiffeID(leaf.URIs),
-		sum:            sum,
-	}
-}
-
-// spiffeID returns the SPIFFE ID of a leaf per the X509-SVID rules: exactly one URI SAN, scheme
-// spiffe, a trust domain of lowercase letters, digits, dots, dashes and underscores, no port,
-// user info, query or fragment.
-func spiffeID(uris []*url.URL) string {
-	if len(uris) != 1 {
-		return ""
-	}
-	u := uris[0]
-	if u.Scheme != "spiffe" || u.Host == "" || u.User != nil || u.Port() != "" ||
-		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		return ""
-	}
-	for _, c := range u.Host {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return ""
-		}
-	}
-	if u.Path != "" && (strings.HasSuffix(u.Path, "/") || strings.Contains(u.Path, "//")) {
-		return ""
-	}
-	return u.String()
-}
-
-type ctxKey struct{}
-
-// NewContext returns a copy of ctx carrying id. Handlers' tests use it to fake an authenticated
-// request.
-func NewContext(ctx context.Context, id *Identity) context.Context {
-	return context.WithValue(ctx, ctxKey{}, id)
-}
-
-// FromContext returns the identity the middleware placed in ctx. ok is false when the request
-// went on without a certificate (optional mode) or did not pass through the middleware.
-func FromContext(ctx context.Context) (id *Identity, ok bool) {
-	id, ok = ctx.Value(ctxKey{}).(*Identity)
-	return id, ok && id != nil
-}
 
 // Config configures a [Middleware]. The zero value of every field is its safe default; at least one
 // trust anchor ([Config.RootCAs], [Config.RootCAFiles] or [Config.PinnedSHA256]) is required.
@@ -225,11 +101,27 @@ type Config struct {
 	// Now is the clock used for validity checks. Default time.Now.
 	Now func() time.Time
 
+	// DangerouslyAllowHostMismatch lets a request authenticated on its TLS connection name
+	// another server in its Host header than the one its client named in the handshake (SNI).
+	// By default such a request is refused with 421 "misdirected_request", as Caddy does when
+	// client authentication is on: where several virtual hosts share a listener with different
+	// TLS settings ([tls.Config.GetConfigForClient]) or different middlewares, a client could
+	// otherwise authenticate against a lenient host and send its requests to a strict one. A
+	// connection without SNI (a client that connected by address) must then use an address as
+	// Host. HTTP/2 clients that reuse a connection for another host retry on a new connection
+	// when they get 421. Default false.
+	DangerouslyAllowHostMismatch bool
+
 	// CacheSize bounds the number of verification outcomes kept, rounded up to a power of two.
 	// Outcomes are keyed by the whole presented chain (or the raw header values), confirmed byte
-	// for byte on every hit, and never outlive the earliest NotAfter of the chain; refusals are
-	// kept a minute and make room first. Default 4096; a negative value turns the cache off.
+	// for byte on every hit, and never outlive the earliest NotAfter of the chain; refusals keep
+	// only a digest of what was presented, are kept a minute and make room first; refusals by
+	// count or size are not kept at all. Default 4096; a negative value turns the cache off.
 	CacheSize int
+	// CacheMaxBytes bounds the memory the cached outcomes hold (an estimate counting the presented
+	// material and the parsed chain of each identity); an outcome that does not fit is not
+	// cached. Default 64 MiB; a negative value turns the cache off.
+	CacheMaxBytes int64
 
 	// ErrorHandler writes refusals. It receives an *Error (see [StatusAndReason]). Default
 	// [WriteError]. It must not send the error's text to the client.
@@ -271,11 +163,13 @@ type Config struct {
 
 // Middleware authenticates requests by client certificate. It is safe for concurrent use.
 type Middleware struct {
-	optional     bool
-	now          func() time.Time
-	cacheSize    int
-	errorHandler func(http.ResponseWriter, *http.Request, error)
-	logger       *slog.Logger
+	optional          bool
+	now               func() time.Time
+	cacheSize         int
+	cacheBytes        int64
+	allowHostMismatch bool
+	errorHandler      func(http.ResponseWriter, *http.Request, error)
+	logger            *slog.Logger
 
 	trustCfg trustConfig
 	header   *headerSource         // nil: header mode off
@@ -294,23 +188,29 @@ type state struct {
 const (
 	defaultMaxChainDepth = 4
 	defaultCacheSize     = 4096
+	defaultCacheMaxBytes = 64 << 20
 )
 
 // New validates cfg and returns a Middleware. It reports every problem of the configuration at
 // once.
 func New(cfg Config) (*Middleware, error) {
 	m := &Middleware{
-		optional:     cfg.Optional,
-		now:          cfg.Now,
-		cacheSize:    cfg.CacheSize,
-		errorHandler: cfg.ErrorHandler,
-		logger:       cfg.Logger,
+		optional:          cfg.Optional,
+		now:               cfg.Now,
+		cacheSize:         cfg.CacheSize,
+		cacheBytes:        cfg.CacheMaxBytes,
+		allowHostMismatch: cfg.DangerouslyAllowHostMismatch,
+		errorHandler:      cfg.ErrorHandler,
+		logger:            cfg.Logger,
 	}
 	if m.now == nil {
 		m.now = time.Now
 	}
 	if m.cacheSize == 0 {
 		m.cacheSize = defaultCacheSize
+	}
+	if m.cacheBytes == 0 {
+		m.cacheBytes = defaultCacheMaxBytes
 	}
 	if m.errorHandler == nil {
 		m.errorHandler = WriteError
@@ -356,7 +256,7 @@ func New(cfg Config) (*Middleware, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize)})
+	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize, m.cacheBytes)})
 	return m, nil
 }
 
@@ -371,26 +271,27 @@ func (m *Middleware) ReloadTrust() error {
 		m.log(context.Background(), slog.LevelError, "mtls: trust reload failed, keeping the trust in force", slog.Any("error", err))
 		return err
 	}
-	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize)})
+	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize, m.cacheBytes)})
 	return nil
 }
 
 // Handler returns a handler that authenticates each request and calls next with the identity in
 // the request context, or refuses the request through the error handler. It fits chi's
-// r.Use(m.Handler).
+// r.Use(m.Handler). Unless the identity came from them, the certificate headers of header mode
+// are removed (under any spelling) from the request next sees.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := m.authenticate(r, true)
-		if err != nil {
-			m.refuse(w, r, err)
+		d := m.authenticate(r)
+		m.observe(w, r, &d)
+		if d.err != nil {
 			return
 		}
-		r = m.stripHeader(r, id)
-		if id == nil {
+		r = m.stripHeader(r, d.id)
+		if d.id == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), d.id)))
 	})
 }
 
@@ -398,103 +299,11 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 // response and reports nothing about the request: no refusal record, no shadow-policy report.
 // (Revocation checking may still query responders and, at most every 30 seconds, warn that answers
 // are stale.) In optional mode a request without a certificate yields (nil, nil).
-func (m *Middleware) Authenticate(r *http.Request) (*Identity, error) {
-	return m.authenticate(r, false)
-}
-
-// authenticate is the pipeline: source -> cache -> verify -> the steps after verification.
 //
-// report is true when serving a request through Handler: only then are per-request outcomes
-// reported (the shadow policy); Authenticate reports nothing.
-func (m *Middleware) authenticate(r *http.Request, report bool) (*Identity, error) {
-	id, err := m.identify(r)
-	if err != nil || id == nil {
-		return id, err
-	}
-	return m.afterVerify(r, id, report)
-}
-
-// identify finds the presented chain and verifies it (through the cache). It returns (nil, nil)
-// when no certificate was presented and none is required.
-func (m *Middleware) identify(r *http.Request) (*Identity, error) {
-	if m.header != nil {
-		if proxy, ok := m.trustedPeer(r); ok {
-			return m.identifyHeader(r, proxy)
-		}
-	}
-	var presented []*x509.Certificate
-	if r.TLS != nil {
-		presented = r.TLS.PeerCertificates
-	}
-	if len(presented) == 0 {
-		if m.optional {
-			return nil, nil
-		}
-		detail := "no certificate on the TLS connection"
-		switch {
-		case r.TLS == nil && m.header != nil:
-			detail = "no TLS connection, and the peer is not a trusted proxy"
-		case r.TLS == nil:
-			detail = "no TLS connection"
-		case m.header != nil:
-			detail += ", and the peer is not a trusted proxy"
-		}
-		return nil, newError(ErrNoCertificate, detail, nil)
-	}
-	return m.verifyChain(presented)
-}
-
-// afterVerify runs the checks that follow chain verification on every request, each with its own
-// fast path: revocation, then principal mapping and policy (enforce, in policy.go).
-func (m *Middleware) afterVerify(r *http.Request, id *Identity, report bool) (*Identity, error) {
-	if m.revoc != nil {
-		var err error
-		if id, err = m.revoc.check(r.Context(), id); err != nil {
-			return nil, err
-		}
-	}
-	return m.enforce(r, id, report)
-}
-
-// verifyChain answers from the cache or verifies presented under the trust in force.
-func (m *Middleware) verifyChain(presented []*x509.Certificate) (*Identity, error) {
-	st := m.state.Load()
-	now := m.now()
-	k, e := st.cache.lookupChain(presented, now)
-	if e != nil {
-		return e.id, e.err
-	}
-	return st.cache.fill(k, chainMaterial(presented), now, func() (*Identity, time.Time, error) {
-		chain, pinned, err := st.trust.verify(presented, now)
-		if err != nil {
-			return nil, negativeExpiry(presented[0], err, now), err
-		}
-		return newIdentity(chain, pinned), earliestNotAfter(chain), nil
-	})
-}
-
-// refuse logs err and hands it to the error handler.
-func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	if m.logger != nil {
-		status, reason := StatusAndReason(err)
-		attrs := []slog.Attr{
-			slog.Int("status", status),
-			slog.String("reason", reason),
-			slog.String("remote", r.RemoteAddr),
-			slog.String("error", err.Error()),
-		}
-		var e *Error
-		if errors.As(err, &e) && e.Leaf != nil {
-			attrs = append(attrs, slog.String("subject", e.Leaf.Subject.String()),
-				slog.String("issuer", e.Leaf.Issuer.String()))
-		}
-		m.logger.LogAttrs(r.Context(), slog.LevelInfo, "mtls: request refused", attrs...)
-	}
-	m.errorHandler(w, r, err)
-}
-
-func (m *Middleware) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
-	if m.logger != nil {
-		m.logger.LogAttrs(ctx, level, msg, attrs...)
-	}
+// Authenticate does not remove certificate headers from r: a caller that passes r on (to a
+// handler, or through a reverse proxy) after authenticating it this way must delete them itself
+// when the identity did not come from them, or a client's forged header travels on.
+func (m *Middleware) Authenticate(r *http.Request) (*Identity, error) {
+	d := m.authenticate(r)
+	return d.id, d.err
 }

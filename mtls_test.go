@@ -374,7 +374,7 @@ func TestCacheRemembersRefusalsBriefly(t *testing.T) {
 
 func TestCacheConfirmsHitsByContent(t *testing.T) {
 	p := newPKI(t)
-	c := newCache(16)
+	c := newCache(16, 1<<20)
 	now := time.Now()
 	chain := p.alice.Chain()
 	k, e := c.lookupChain(chain, now)
@@ -386,7 +386,7 @@ func TestCacheConfirmsHitsByContent(t *testing.T) {
 
 	// Force other content under the same key: it must not hit.
 	match := func(presented []*x509.Certificate) bool {
-		return c.find(k, now, func(m string) bool { return m == chainMaterial(presented) }) != nil
+		return c.find(k, now, func(m string) bool { return m == chainMaterial(presented) }, func() string { return chainMaterial(presented) }) != nil
 	}
 	assert.True(t, match(chain))
 	assert.False(t, match(p.other.NewClient("mallory").Chain()))
@@ -399,7 +399,7 @@ func TestCacheConfirmsHitsByContent(t *testing.T) {
 }
 
 func TestCacheSetPrefersEvictingSoonestExpiry(t *testing.T) {
-	c := newCache(1) // one set of cacheWays ways
+	c := newCache(1, 1<<20) // one set of cacheWays ways
 	now := time.Now()
 	for i := range cacheWays {
 		c.put(&entry{key: uint64(i), material: string(rune('a' + i)), expires: now.Add(time.Duration(i+1) * time.Hour)}, now)
@@ -407,14 +407,14 @@ func TestCacheSetPrefersEvictingSoonestExpiry(t *testing.T) {
 	require.Equal(t, cacheWays, c.len())
 	c.put(&entry{key: 99, material: "new", expires: now.Add(10 * time.Hour)}, now)
 	assert.Equal(t, cacheWays, c.len())
-	assert.Nil(t, c.find(0, now, func(string) bool { return true }), "the entry expiring first made room")
-	assert.NotNil(t, c.find(99, now, func(string) bool { return true }))
-	assert.NotNil(t, c.find(1, now, func(string) bool { return true }))
+	assert.Nil(t, c.find(0, now, func(string) bool { return true }, nil), "the entry expiring first made room")
+	assert.NotNil(t, c.find(99, now, func(string) bool { return true }, nil))
+	assert.NotNil(t, c.find(1, now, func(string) bool { return true }, nil))
 }
 
 func TestConcurrentMissesVerifyOnce(t *testing.T) {
 	p := newPKI(t)
-	c := newCache(16)
+	c := newCache(16, 1<<20)
 	now := time.Now()
 	chain := p.alice.Chain()
 	var calls atomic.Int32

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 )
@@ -507,61 +506,6 @@ func newPolicyRuntime(cfg *Config) (policyRuntime, []error) {
 		}
 	}
 	return pr, errs
-}
-
-// enforce runs after verification: principal mapping, then the policy (which may match the
-// principal), then the shadow policy. It never mutates id: setting a principal copies it.
-func (m *Middleware) enforce(r *http.Request, id *Identity, report bool) (*Identity, error) {
-	pr := &m.policies
-	if pr.principals != nil {
-		name, err := pr.principals.ResolvePrincipal(id)
-		if err != nil {
-			return nil, deniedError(id, "principal mapping", err)
-		}
-		if name != "" && name != id.Principal {
-			c := *id
-			c.Principal = name
-			id = &c
-		}
-	}
-	var err error
-	if pr.policy != nil {
-		err = pr.policy.Check(id)
-	}
-	if pr.shadow != nil && report {
-		m.reportShadow(r, pr.shadow, id, err)
-	}
-	if err != nil {
-		return nil, deniedError(id, "", err)
-	}
-	return id, nil
-}
-
-// reportShadow evaluates a shadow policy and reports the outcome. Agreeing allowances are not
-// logged, so that the hot path stays quiet and allocation-free.
-func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, enforced error) {
-	res := ShadowResult{Identity: id, Err: shadow.Check(id), Enforced: enforced}
-	if m.policies.onShadow != nil {
-		m.policies.onShadow(r, res)
-	}
-	if m.logger == nil || (res.Err == nil && enforced == nil) {
-		return
-	}
-	msg := "mtls: shadow policy would deny"
-	attrs := []slog.Attr{slog.Bool("enforced_allowed", enforced == nil)}
-	if res.Err == nil {
-		msg = "mtls: shadow policy would allow"
-	} else {
-		attrs = append(attrs, slog.String("shadow_reason", res.Err.Error()))
-	}
-	attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("sha256", id.SHA256))
-	if id.Leaf != nil {
-		attrs = append(attrs, slog.String("subject", id.Leaf.Subject.String()))
-	}
-	if id.Principal != "" {
-		attrs = append(attrs, slog.String("principal", id.Principal))
-	}
-	m.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
 }
 
 // deniedError wraps a policy's reason in an *Error of kind ErrDenied.

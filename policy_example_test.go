@@ -17,7 +17,7 @@ import (
 // stand-in for a real handshake.
 func presenting(leaf *mtlstest.Leaf, path string) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "https://api.example.test"+path, nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: leaf.Chain()}
+	r.TLS = &tls.ConnectionState{PeerCertificates: leaf.Chain(), ServerName: "api.example.test"}
 	return r
 }
 

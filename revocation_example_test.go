@@ -38,7 +38,7 @@ func ExampleRevocationConfig() {
 	}
 	for _, leaf := range []*mtlstest.Leaf{alice, mallory} {
 		r := httptest.NewRequest("GET", "https://api.example.test/", nil)
-		r.TLS = &tls.ConnectionState{PeerCertificates: leaf.Chain()}
+		r.TLS = &tls.ConnectionState{PeerCertificates: leaf.Chain(), ServerName: "api.example.test"}
 		if _, err := m.Authenticate(r); err != nil {
 			status, reason := mtls.StatusAndReason(err)
 			fmt.Println(leaf.Certificate.Subject.CommonName, status, reason)

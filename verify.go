@@ -337,6 +337,6 @@ func (m *Middleware) verifyConnection(cs tls.ConnectionState) error {
 		}
 		return newError(ErrNoCertificate, "no certificate in the TLS handshake", nil)
 	}
-	_, err := m.verifyChain(cs.PeerCertificates)
+	_, err := m.verifiedChain(&claim{source: SourceTLS, certs: cs.PeerCertificates})
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -44,8 +45,20 @@ func newPKI(t testing.TB) *pki {
 // requestWith fakes a request that arrived over TLS with the given peer chain.
 func requestWith(chain ...*x509.Certificate) *http.Request {
 	r := httptest.NewRequest(http.MethodGet, "https://api.example.test/", nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: chain}
+	r.TLS = &tls.ConnectionState{PeerCertificates: chain, ServerName: "api.example.test"}
 	return r
+}
+
+// hostOf is the host r was sent to, as a client names it in SNI (empty for an address).
+func hostOf(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	return host
 }
 
 func fingerprint(c *x509.Certificate) string {

@@ -1,0 +1,213 @@
+package mtls
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// claim is what a request presents, before anything about it is believed: the certificates of
+// its TLS connection, or the certificate header values of a trusted proxy. Both go through the
+// same steps afterwards (see pipeline.go).
+type claim struct {
+	source Source
+	// certs is the chain presented on the TLS connection (SourceTLS), leaf first.
+	certs []*x509.Certificate
+	// values are the raw certificate header values (SourceHeader), one per header name: the first
+	// nvalues count. An array, so that a claim stays off the heap.
+	values  [maxHeaderNames]string
+	nvalues int
+	bytes   int // total size of values
+	// proxy is the address of the trusted proxy (SourceHeader).
+	proxy netip.Addr
+}
+
+// headerValues returns the header values of a SourceHeader claim.
+func (c *claim) headerValues() []string { return c.values[:c.nvalues] }
+
+// empty says whether nothing was presented.
+func (c *claim) empty() bool {
+	if c.source == SourceHeader {
+		return c.bytes == 0
+	}
+	return len(c.certs) == 0
+}
+
+// claimOf decides which source speaks for r and reads what it presents into c. The peer decides:
+// from a trusted proxy only its header counts; from anyone else only the TLS connection.
+func (m *Middleware) claimOf(r *http.Request, c *claim) error {
+	if m.header != nil {
+		if proxy, trusted := m.trustedProxy(r); trusted {
+			c.source, c.proxy = SourceHeader, proxy
+			return m.header.read(r, c)
+		}
+	}
+	c.source = SourceTLS
+	if r.TLS != nil {
+		c.certs = r.TLS.PeerCertificates
+	}
+	if len(c.certs) > 0 {
+		return m.checkHost(r)
+	}
+	if !m.optional {
+		detail := "no certificate on the TLS connection"
+		switch {
+		case r.TLS == nil && m.header != nil:
+			detail = "no TLS connection, and the peer is not a trusted proxy"
+		case r.TLS == nil:
+			detail = "no TLS connection"
+		case m.header != nil:
+			detail += ", and the peer is not a trusted proxy"
+		}
+		return newError(ErrNoCertificate, detail, nil)
+	}
+	return nil
+}
+
+// trustedProxy says whether the immediate peer of r is a trusted proxy, and returns its address.
+// A proxy trusted by its certificate goes through the same steps as any client (claim, screen,
+// cache, verify, revocation) and then ProxyPolicy instead of the request policies.
+func (m *Middleware) trustedProxy(r *http.Request) (netip.Addr, bool) {
+	h := m.header
+	// net/http always sets RemoteAddr to the connection's "ip:port". A bare address is the mark
+	// of a middleware that replaced it with a client-supplied X-Forwarded-For or X-Real-IP
+	// value: it no longer names the peer, so it is not trusted.
+	var addr netip.Addr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		addr = ap.Addr().Unmap().WithZone("")
+	}
+	if len(h.prefixes) > 0 {
+		in := false
+		for _, p := range h.prefixes {
+			if p.Contains(addr) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return addr, false
+		}
+	}
+	if h.policy != nil {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			return addr, false
+		}
+		id, err := m.verified(r.Context(), &claim{source: SourceTLS, certs: r.TLS.PeerCertificates})
+		if err != nil || h.policy.Check(id) != nil {
+			return addr, false
+		}
+	}
+	return addr, true
+}
+
+// read takes the certificate header values of a trusted proxy's request into c. Several lines
+// of one header are refused unless the format reads it as a list; so is any header whose name
+// only differs from a certificate header by '_' for '-' (CGI-style consumers would read it as
+// that header), and a total beyond MaxBytes.
+func (h *headerSource) read(r *http.Request, c *claim) error {
+	c.nvalues = h.nvalues
+	for k := range r.Header {
+		if i := h.index(k); i >= 0 && k != h.names[i] {
+			return newError(ErrMalformedHeader, fmt.Sprintf("header %q is another spelling of %s", k, h.names[i]), nil)
+		}
+	}
+	total := 0
+	for i, name := range h.names {
+		vs := r.Header[name]
+		switch len(vs) {
+		case 0:
+		case 1:
+			c.values[i] = vs[0]
+			total += len(vs[0])
+		default:
+			if !h.lists[i] {
+				return newError(ErrMalformedHeader, fmt.Sprintf("%d %s header lines", len(vs), name), nil)
+			}
+			for _, v := range vs {
+				total += len(v) + 2
+			}
+			if total > h.maxBytes {
+				break // refused below, before joining
+			}
+			c.values[i] = strings.Join(vs, ", ")
+		}
+	}
+	if total > h.maxBytes {
+		return newError(ErrMalformedHeader, fmt.Sprintf("certificate headers of %d bytes, at most %d allowed", total, h.maxBytes), nil)
+	}
+	c.bytes = total
+	return nil
+}
+
+// stripHeader returns r without the certificate headers (under any spelling), unless the
+// identity came from them. The request given to the handler is not modified: a copy with its own
+// header map is made, and only when there is something to remove.
+func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
+	h := m.header
+	if h == nil || id != nil && id.Source == SourceHeader {
+		return r
+	}
+	found := false
+	for k := range r.Header {
+		if h.index(k) >= 0 {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return r
+	}
+	r2 := r.WithContext(r.Context())
+	r2.Header = r.Header.Clone()
+	for k := range r2.Header {
+		if h.index(k) >= 0 {
+			delete(r2.Header, k)
+		}
+	}
+	return r2
+}
+
+// index returns the position of the certificate header that key names, or -1. Keys are compared
+// without regard to case and with '_' equal to '-': net/http canonicalises the keys it reads, but
+// a request built by code may hold a non-canonical one, which a reverse proxy would still send
+// on, and CGI, FastCGI and WSGI consumers read X_SSL_Client_Cert as X-SSL-Client-Cert.
+func (h *headerSource) index(key string) int {
+	for i, name := range h.names {
+		if sameHeaderName(key, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// sameHeaderName says whether two header names are the same to any consumer: equal but for ASCII
+// case and '_' for '-'.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

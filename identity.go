@@ -1,0 +1,131 @@
+package mtls
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Source says where a verified certificate came from.
+type Source string
+
+const (
+	// SourceTLS: the client presented the certificate on the TLS connection to this process.
+	SourceTLS Source = "tls"
+	// SourceHeader: a trusted proxy terminated TLS and forwarded the certificate in a header.
+	SourceHeader Source = "header"
+)
+
+// Identity is a verified client. Handlers read it with [FromContext]. It is shared between
+// requests that present the same chain: treat it as read-only.
+type Identity struct {
+	// Source is where the certificate came from.
+	Source Source
+	// Format is the header format for SourceHeader (such as "nginx"), empty for SourceTLS.
+	Format string
+	// Proxy is the address of the proxy that forwarded the certificate, for SourceHeader.
+	Proxy netip.Addr
+
+	// Leaf is the client certificate.
+	Leaf *x509.Certificate
+	// Chain is the verified chain, leaf first and trust anchor last. For a pinned leaf, and for a
+	// certificate accepted on a proxy's word (HeaderConfig.DangerouslyTrustProxyVerification), it
+	// holds the leaf alone.
+	Chain []*x509.Certificate
+	// Pinned is true when the leaf was accepted by its pinned fingerprint rather than by a chain
+	// to a root.
+	Pinned bool
+
+	// SHA256 is the lowercase hex SHA-256 fingerprint of the leaf's DER encoding.
+	SHA256 string
+	// X5tS256 is the same digest in base64url without padding: the RFC 8705 "x5t#S256"
+	// confirmation value of certificate-bound access tokens.
+	X5tS256 string
+
+	// Subject alternative names of the leaf.
+	DNSNames       []string
+	EmailAddresses []string
+	URIs           []*url.URL
+	IPAddresses    []net.IP
+	// SPIFFEID is the leaf's SPIFFE ID ("spiffe://trust-domain/path") when it has exactly one
+	// URI SAN and that URI is a well-formed SPIFFE ID; empty otherwise.
+	SPIFFEID string
+
+	// Principal is the account the certificate stands for, when a principal mapping resolved one.
+	Principal string
+
+	// Revocation is the zero value when revocation passed on fresh answers or is not checked,
+	// and says so when the request was accepted on a stale answer or without one (see
+	// [RevocationConfig]).
+	Revocation RevocationStatus
+
+	sum [sha256.Size]byte
+}
+
+// NotAfter is the end of the leaf's validity.
+func (id *Identity) NotAfter() time.Time { return id.Leaf.NotAfter }
+
+// newIdentity builds the identity of a verified chain.
+func newIdentity(chain []*x509.Certificate, pinned bool) *Identity {
+	leaf := chain[0]
+	sum := sha256.Sum256(leaf.Raw)
+	return &Identity{
+		Source:         SourceTLS,
+		Leaf:           leaf,
+		Chain:          chain,
+		Pinned:         pinned,
+		SHA256:         hex.EncodeToString(sum[:]),
+		X5tS256:        base64.RawURLEncoding.EncodeToString(sum[:]),
+		DNSNames:       leaf.DNSNames,
+		EmailAddresses: leaf.EmailAddresses,
+		URIs:           leaf.URIs,
+		IPAddresses:    leaf.IPAddresses,
+		SPIFFEID:       spiffeID(leaf.URIs),
+		sum:            sum,
+	}
+}
+
+// spiffeID returns the SPIFFE ID of a leaf per the X509-SVID rules: exactly one URI SAN, scheme
+// spiffe, a trust domain of lowercase letters, digits, dots, dashes and underscores, no port,
+// user info, query or fragment.
+func spiffeID(uris []*url.URL) string {
+	if len(uris) != 1 {
+		return ""
+	}
+	u := uris[0]
+	if u.Scheme != "spiffe" || u.Host == "" || u.User != nil || u.Port() != "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return ""
+	}
+	for _, c := range u.Host {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return ""
+		}
+	}
+	if u.Path != "" && (strings.HasSuffix(u.Path, "/") || strings.Contains(u.Path, "//")) {
+		return ""
+	}
+	return u.String()
+}
+
+type ctxKey struct{}
+
+// NewContext returns a copy of ctx carrying id. Handlers' tests use it to fake an authenticated
+// request.
+func NewContext(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the identity the middleware placed in ctx. ok is false when the request
+// went on without a certificate (optional mode) or did not pass through the middleware.
+func FromContext(ctx context.Context) (id *Identity, ok bool) {
+	id, ok = ctx.Value(ctxKey{}).(*Identity)
+	return id, ok && id != nil
+}

@@ -1,0 +1,75 @@
+package mtls
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+)
+
+// The one place that reports decisions: refusals to the logger and the error handler, shadow
+// policy outcomes to OnShadow and the logger. Only the middleware's handlers observe;
+// [Middleware.Authenticate] returns its decision and reports nothing.
+
+// observe reports the decision d on r and, for a refusal, writes it through the error handler.
+func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision) {
+	if m.policies.shadow != nil && d.evaluated != nil {
+		m.reportShadow(r, m.policies.shadow, d.evaluated, d.enforced)
+	}
+	if d.err != nil {
+		m.refuse(w, r, d.err)
+	}
+}
+
+// refuse logs err and hands it to the error handler.
+func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if m.logger != nil {
+		status, reason := StatusAndReason(err)
+		attrs := []slog.Attr{
+			slog.Int("status", status),
+			slog.String("reason", reason),
+			slog.String("remote", r.RemoteAddr),
+			slog.String("error", err.Error()),
+		}
+		var e *Error
+		if errors.As(err, &e) && e.Leaf != nil {
+			attrs = append(attrs, slog.String("subject", e.Leaf.Subject.String()),
+				slog.String("issuer", e.Leaf.Issuer.String()))
+		}
+		m.logger.LogAttrs(r.Context(), slog.LevelInfo, "mtls: request refused", attrs...)
+	}
+	m.errorHandler(w, r, err)
+}
+
+// reportShadow evaluates a shadow policy and reports the outcome. Agreeing allowances are not
+// logged, so that the hot path stays quiet and allocation-free.
+func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, enforced error) {
+	res := ShadowResult{Identity: id, Err: shadow.Check(id), Enforced: enforced}
+	if m.policies.onShadow != nil {
+		m.policies.onShadow(r, res)
+	}
+	if m.logger == nil || (res.Err == nil && enforced == nil) {
+		return
+	}
+	msg := "mtls: shadow policy would deny"
+	attrs := []slog.Attr{slog.Bool("enforced_allowed", enforced == nil)}
+	if res.Err == nil {
+		msg = "mtls: shadow policy would allow"
+	} else {
+		attrs = append(attrs, slog.String("shadow_reason", res.Err.Error()))
+	}
+	attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("sha256", id.SHA256))
+	if id.Leaf != nil {
+		attrs = append(attrs, slog.String("subject", id.Leaf.Subject.String()))
+	}
+	if id.Principal != "" {
+		attrs = append(attrs, slog.String("principal", id.Principal))
+	}
+	m.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
+}
+
+func (m *Middleware) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	if m.logger != nil {
+		m.logger.LogAttrs(ctx, level, msg, attrs...)
+	}
+}

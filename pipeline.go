@@ -1,0 +1,220 @@
+package mtls
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// The pipeline. Every request, and every proxy trusted by its certificate, takes the same steps,
+// each in one place:
+//
+//	claim       what the request presents, and which source speaks for it    claim.go
+//	screen      count and size bounds, before the cache: a refusal is not cached   screenClaim
+//	cache       the outcome for the very same material                      cache.go
+//	parse       header values -> certificates (header mode)                  parseClaim
+//	verify      chain to an anchor or a pin                                  verify.go
+//	revocation  deny list, OCSP, CRLs                                        revocation.go
+//	principal   who the certificate stands for                               principal.go
+//	policy      whether it may proceed                                       authorize
+//	identity    into the request context, or a refusal to the observer       Handler, observe.go
+
+// decision is the outcome of the pipeline for one request.
+type decision struct {
+	id  *Identity // nil: refused (err set), or no certificate in optional mode
+	err error
+	// evaluated is the identity the policy judged and enforced its verdict; the shadow policy, if
+	// any, is judged against it when the decision is observed.
+	evaluated *Identity
+	enforced  error
+}
+
+// authenticate runs the pipeline on r.
+func (m *Middleware) authenticate(r *http.Request) decision {
+	var c claim
+	if err := m.claimOf(r, &c); err != nil {
+		return decision{err: err}
+	}
+	var id *Identity
+	if !c.empty() {
+		var err error
+		if id, err = m.verified(r.Context(), &c); err != nil {
+			return decision{err: err}
+		}
+	}
+	if id == nil { // nothing presented, or header values that say "no certificate"
+		if m.optional {
+			return decision{}
+		}
+		return decision{err: newError(ErrNoCertificate, "the trusted proxy forwarded no certificate", nil)}
+	}
+	if c.source == SourceHeader {
+		cp := *id // the cached identity is shared; Proxy is per request
+		cp.Proxy = c.proxy
+		id = &cp
+	}
+	return m.authorize(id)
+}
+
+// verified runs the steps that establish a certificate: screen, cache, parse, verify, revocation.
+// It returns (nil, nil) for header values that decode to no certificate.
+func (m *Middleware) verified(ctx context.Context, c *claim) (*Identity, error) {
+	id, err := m.verifiedChain(c)
+	if err != nil || id == nil || m.revoc == nil {
+		return id, err
+	}
+	return m.revoc.check(ctx, id)
+}
+
+// verifiedChain runs screen, cache, parse and verify: all but revocation, which has caches of its
+// own and runs on every request.
+func (m *Middleware) verifiedChain(c *claim) (*Identity, error) {
+	if err := m.screenClaim(c); err != nil {
+		return nil, err
+	}
+	st := m.state.Load()
+	now := m.now()
+	var k uint64
+	var e *entry
+	var material string
+	if c.source == SourceHeader {
+		if k, e = st.cache.lookupValues(c.headerValues(), now); e == nil {
+			material = valuesMaterial(c.headerValues())
+		}
+	} else {
+		if k, e = st.cache.lookupChain(c.certs, now); e == nil {
+			material = chainMaterial(c.certs)
+		}
+	}
+	if e != nil {
+		return e.id, e.err
+	}
+	own := *c // the flight may outlive this request: it gets its own copy
+	return st.cache.fill(k, material, now, func() (*Identity, time.Time, error) {
+		return m.verifyClaim(st.trust, &own, now)
+	})
+}
+
+// screenClaim bounds what a claim may make the later steps do, before the cache: a claim refused
+// here costs no more than counting, and takes no room in the cache. (The header bytes were
+// bounded when they were read; the certificates themselves are screened after parsing.)
+func (m *Middleware) screenClaim(c *claim) error {
+	if n, max := len(c.certs), m.maxPresented(); n > max {
+		e := newError(ErrUntrusted, fmt.Sprintf("%d certificates presented, at most %d allowed", n, max), nil)
+		e.Leaf = c.certs[0]
+		return e
+	}
+	return nil
+}
+
+func (m *Middleware) maxPresented() int { return m.trustCfg.maxDepth + 1 }
+
+// verifyClaim parses and verifies a claim under trust t: the work the cache saves. It returns
+// the identity or the refusal, and until when that outcome may be reused (zero: not cached).
+func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, time.Time, error) {
+	certs, err := m.parseClaim(c)
+	if err != nil || len(certs) == 0 {
+		return nil, now.Add(negativeTTL), err
+	}
+	if len(certs) > m.maxPresented() {
+		// A decoded header claim over the count bound: refused like a TLS one, and not cached.
+		e := newError(ErrUntrusted, fmt.Sprintf("%d certificates forwarded, at most %d allowed", len(certs), m.maxPresented()), nil)
+		e.Leaf = certs[0]
+		return nil, time.Time{}, e
+	}
+	var chain []*x509.Certificate
+	pinned := false
+	if c.source == SourceHeader && m.header.trustProxy {
+		chain, err = t.checkForwarded(certs, now)
+	} else {
+		chain, pinned, err = t.verify(certs, now)
+	}
+	if err != nil {
+		return nil, negativeExpiry(certs[0], err, now), err
+	}
+	id := newIdentity(chain, pinned)
+	if c.source == SourceHeader {
+		id.Source = SourceHeader
+		id.Format = m.header.formatName
+	}
+	return id, earliestNotAfter(chain), nil
+}
+
+// parseClaim returns the certificates of a claim: those of the TLS connection, or those decoded
+// from a proxy's header values (none when the values say the client sent no certificate).
+func (m *Middleware) parseClaim(c *claim) ([]*x509.Certificate, error) {
+	if c.source != SourceHeader {
+		return c.certs, nil
+	}
+	h := m.header
+	ders, err := h.format.Decode(c.headerValues())
+	if err != nil {
+		if !errors.Is(err, ErrMalformedHeader) {
+			err = newError(ErrMalformedHeader, h.formatName, err)
+		}
+		return nil, err
+	}
+	if len(ders) > m.maxPresented() {
+		ders = ders[:m.maxPresented()+1] // enough to refuse by count; the rest is not parsed
+	}
+	certs := make([]*x509.Certificate, len(ders))
+	for i, der := range ders {
+		if certs[i], err = x509.ParseCertificate(der); err != nil {
+			return nil, newError(ErrMalformedHeader, fmt.Sprintf("%s: certificate %d does not parse", h.formatName, i+1), err)
+		}
+	}
+	return certs, nil
+}
+
+// authorize runs the steps after the certificate is established: principal mapping, then the
+// policy (which may match the principal). It never mutates id: setting a principal copies it.
+func (m *Middleware) authorize(id *Identity) decision {
+	pr := &m.policies
+	if pr.principals != nil {
+		name, err := pr.principals.ResolvePrincipal(id)
+		if err != nil {
+			return decision{err: deniedError(id, "principal mapping", err)}
+		}
+		if name != "" && name != id.Principal {
+			c := *id
+			c.Principal = name
+			id = &c
+		}
+	}
+	d := decision{id: id, evaluated: id}
+	if pr.policy != nil {
+		if d.enforced = pr.policy.Check(id); d.enforced != nil {
+			d.id, d.err = nil, deniedError(id, "", d.enforced)
+		}
+	}
+	return d
+}
+
+// checkHost refuses a request whose Host names another server than the one the client named in
+// the TLS handshake (SNI), when the client authenticated on that connection: a certificate
+// accepted by one virtual host's TLS configuration must not reach another's routes. Without SNI
+// (a client connecting by address), the Host must be an address too.
+func (m *Middleware) checkHost(r *http.Request) error {
+	if m.allowHostMismatch || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	host := r.Host
+	if i := strings.LastIndexByte(host, ':'); i > strings.LastIndexByte(host, ']') {
+		host = host[:i] // the port
+	}
+	host = strings.TrimSuffix(host, ".")
+	sni := strings.TrimSuffix(r.TLS.ServerName, ".")
+	if sni == "" {
+		if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil || host == "" {
+			return nil
+		}
+	} else if strings.EqualFold(host, sni) {
+		return nil
+	}
+	return newError(ErrMisdirected, fmt.Sprintf("Host %q does not match the TLS server name %q", r.Host, r.TLS.ServerName), nil)
+}
