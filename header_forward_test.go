@@ -56,6 +56,17 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 		assert.Len(t, h, 3)
 		assert.NotEqual(t, ":c3Bvb2Y=:", h.Get("Client-Cert"))
 	})
+	t.Run("underscore spellings removed", func(t *testing.T) {
+		// CGI-style consumers behind the proxy would read Client_Cert as Client-Cert.
+		h := http.Header{"Client_Cert": {":c3Bvb2Y=:"}, "CLIENT_CERT-chain": {":c3Bvb2Y=:"}, "X_Forwarded_Client_Cert": {"Cert=x"}}
+		require.NoError(t, Forward(h, nil, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
+		assert.Empty(t, h)
+	})
+	t.Run("nil format refused", func(t *testing.T) {
+		h := http.Header{"Client-Cert": {":c3Bvb2Y=:"}}
+		require.Error(t, Forward(h, id, nil))
+		require.Error(t, Forward(h, id, MustHeaderFormat("rfc9440"), nil))
+	})
 	t.Run("format that cannot be written", func(t *testing.T) {
 		h := http.Header{"X-Ssl-Client-Cert": {"x"}}
 		err := Forward(h, id, MustHeaderFormat("nginx"))

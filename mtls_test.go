@@ -16,8 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,122 +321,6 @@ func TestEndToEndCurl(t *testing.T) {
 			assert.Contains(t, body, tt.wantBody)
 		})
 	}
-}
-
-func TestCacheBounds(t *testing.T) {
-	p := newPKI(t)
-	m, err := New(Config{RootCAs: p.root.Pool(), CacheSize: 8})
-	require.NoError(t, err)
-	for i := range 40 {
-		_, err := m.Authenticate(requestWith(p.issuing.NewClient("c" + string(rune('a'+i))).Chain()...))
-		require.NoError(t, err)
-		assert.LessOrEqual(t, m.state.Load().cache.len(), 8)
-	}
-
-	off, err := New(Config{RootCAs: p.root.Pool(), CacheSize: -1})
-	require.NoError(t, err)
-	_, err = off.Authenticate(requestWith(p.alice.Chain()...))
-	require.NoError(t, err)
-	assert.Equal(t, 0, off.state.Load().cache.len())
-}
-
-func TestCacheNeverOutlivesTheChain(t *testing.T) {
-	p := newPKI(t)
-	now := time.Now()
-	clock := now
-	shortLived := p.issuing.NewClient("short", mtlstest.WithValidity(now.Add(-time.Hour), now.Add(time.Hour)))
-	m, err := New(Config{RootCAs: p.root.Pool(), Now: func() time.Time { return clock }})
-	require.NoError(t, err)
-
-	_, err = m.Authenticate(requestWith(shortLived.Chain()...))
-	require.NoError(t, err)
-	clock = now.Add(2 * time.Hour)
-	_, err = m.Authenticate(requestWith(shortLived.Chain()...))
-	require.ErrorIs(t, err, ErrExpired)
-}
-
-func TestCacheRemembersRefusalsBriefly(t *testing.T) {
-	p := newPKI(t)
-	now := time.Now()
-	clock := now
-	early := p.issuing.NewClient("early", mtlstest.WithValidity(now.Add(10*time.Second), now.Add(time.Hour)))
-	m, err := New(Config{RootCAs: p.root.Pool(), Now: func() time.Time { return clock }})
-	require.NoError(t, err)
-
-	_, err = m.Authenticate(requestWith(early.Chain()...))
-	require.ErrorIs(t, err, ErrNotYetValid)
-	clock = now.Add(11 * time.Second)
-	_, err = m.Authenticate(requestWith(early.Chain()...))
-	require.NoError(t, err, "a not-yet-valid refusal is not remembered past NotBefore")
-}
-
-func TestCacheConfirmsHitsByContent(t *testing.T) {
-	p := newPKI(t)
-	c := newCache(16, 1<<20)
-	now := time.Now()
-	chain := p.alice.Chain()
-	k, e := c.lookupChain(chain, now)
-	require.Nil(t, e)
-	_, err := c.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) { return &Identity{}, now.Add(time.Hour), nil })
-	require.NoError(t, err)
-	_, e = c.lookupChain(chain, now)
-	require.NotNil(t, e)
-
-	// Force other content under the same key: it must not hit.
-	match := func(presented []*x509.Certificate) bool {
-		return c.find(k, now, func(m string) bool { return m == chainMaterial(presented) }, func() string { return chainMaterial(presented) }) != nil
-	}
-	assert.True(t, match(chain))
-	assert.False(t, match(p.other.NewClient("mallory").Chain()))
-	assert.False(t, match(chain[:1]))
-	// Header values equal to the DER bytes are another material.
-	values := []string{string(chain[0].Raw), string(chain[1].Raw)}
-	assert.NotEqual(t, chainMaterial(chain), valuesMaterial(values))
-	_, e = c.lookupValues(values, now)
-	assert.Nil(t, e)
-}
-
-func TestCacheSetPrefersEvictingSoonestExpiry(t *testing.T) {
-	c := newCache(1, 1<<20) // one set of cacheWays ways
-	now := time.Now()
-	for i := range cacheWays {
-		c.put(&entry{key: uint64(i), material: string(rune('a' + i)), expires: now.Add(time.Duration(i+1) * time.Hour)}, now)
-	}
-	require.Equal(t, cacheWays, c.len())
-	c.put(&entry{key: 99, material: "new", expires: now.Add(10 * time.Hour)}, now)
-	assert.Equal(t, cacheWays, c.len())
-	assert.Nil(t, c.find(0, now, func(string) bool { return true }, nil), "the entry expiring first made room")
-	assert.NotNil(t, c.find(99, now, func(string) bool { return true }, nil))
-	assert.NotNil(t, c.find(1, now, func(string) bool { return true }, nil))
-}
-
-func TestConcurrentMissesVerifyOnce(t *testing.T) {
-	p := newPKI(t)
-	c := newCache(16, 1<<20)
-	now := time.Now()
-	chain := p.alice.Chain()
-	var calls atomic.Int32
-	release := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 1000 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			k, e := c.lookupChain(chain, now)
-			if e != nil {
-				return
-			}
-			_, _ = c.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) {
-				calls.Add(1)
-				<-release
-				return &Identity{}, now.Add(time.Hour), nil
-			})
-		}()
-	}
-	time.Sleep(20 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	assert.Equal(t, int32(1), calls.Load())
 }
 
 func TestAuthenticateReportsNothing(t *testing.T) {
