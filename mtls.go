@@ -162,6 +162,10 @@ type Config struct {
 }
 
 // Middleware authenticates requests by client certificate. It is safe for concurrent use.
+//
+// Several middlewares may serve one listener, each with its own trust, for per-route trust (the
+// TLS layer only requests the certificate; each route's middleware decides). [RejectAtHandshake]
+// then does not fit: it applies one middleware's trust to every connection.
 type Middleware struct {
 	optional          bool
 	now               func() time.Time

@@ -346,3 +346,53 @@ func TestAuthenticateReportsNothing(t *testing.T) {
 	assert.Equal(t, 1, shadowCalls, "serving through Handler reports the shadow outcome")
 	assert.Contains(t, logs.String(), "shadow policy would deny")
 }
+
+// TestPerRouteTrust: two middlewares with different trust on one listener. The TLS layer only
+// requests certificates, so each route decides with its own trust; RejectAtHandshake would
+// apply one middleware's trust to every connection.
+func TestPerRouteTrust(t *testing.T) {
+	p := newPKI(t)
+	partners, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	staff, err := New(Config{RootCAs: p.other.Pool()})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("/partners/", partners.Handler(echoIdentity))
+	mux.Handle("/staff/", staff.Handler(echoIdentity))
+	bob := p.other.NewClient("bob")
+
+	get := func(srv *httptest.Server, ca *mtlstest.CA, leaf *mtlstest.Leaf, path string) (int, error) {
+		res, err := clientFor(ca, leaf).Get(srv.URL + path)
+		if err != nil {
+			return 0, err
+		}
+		res.Body.Close()
+		return res.StatusCode, nil
+	}
+	serverCA := mtlstest.NewRootCA("Server CA")
+	serve := func(opts ...TLSOption) *httptest.Server {
+		srv := httptest.NewUnstartedServer(mux)
+		// Either middleware's TLSConfig: it only requests the certificate.
+		srv.TLS = partners.TLSConfig(&tls.Config{Certificates: []tls.Certificate{serverCA.NewServer("127.0.0.1").TLSCertificate()}}, opts...)
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	srv := serve()
+	for _, tt := range []struct {
+		leaf *mtlstest.Leaf
+		path string
+		want int
+	}{
+		{p.alice, "/partners/", 200}, {p.alice, "/staff/", 401},
+		{bob, "/partners/", 401}, {bob, "/staff/", 200},
+	} {
+		got, err := get(srv, serverCA, tt.leaf, tt.path)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got, "%s on %s", tt.leaf.Certificate.Subject.CommonName, tt.path)
+	}
+
+	_, err = get(serve(RejectAtHandshake()), serverCA, bob, "/staff/")
+	require.Error(t, err, "RejectAtHandshake applies the partners' trust to the staff route too")
+}

@@ -287,6 +287,10 @@ type tlsOptions struct{ rejectAtHandshake bool }
 // route needs a certificate and early rejection matters more than a readable error. With header
 // mode ([Config.Header]) a connection without a certificate passes the handshake, since a proxy
 // need not present one; a certificate that is presented must still verify.
+//
+// The check uses the trust of the middleware whose TLSConfig built the configuration, before any
+// route is known: where several middlewares with different trust serve one listener (per-route
+// trust), do not use it, or certificates meant for the other routes fail the handshake.
 func RejectAtHandshake() TLSOption {
 	return func(o *tlsOptions) { o.rejectAtHandshake = true }
 }
