@@ -2,8 +2,6 @@ package mtls
 
 import (
 	"crypto/x509"
-	"errors"
-	"fmt"
 	"net/netip"
 	"time"
 )
@@ -89,69 +87,6 @@ type headerSource struct {
 	policy     Policy
 	maxBytes   int
 	trustProxy bool
-}
-
-// newHeaderSource validates cfg and reports every problem.
-func newHeaderSource(cfg *HeaderConfig) (*headerSource, []error) {
-	var errs []error
-	h := &headerSource{
-		format:     cfg.Format,
-		policy:     cfg.ProxyPolicy,
-		maxBytes:   cfg.MaxBytes,
-		trustProxy: cfg.DangerouslyTrustProxyVerification,
-	}
-	if h.format == nil {
-		errs = append(errs, errors.New("mtls: Header.Format is nil (use HeaderFormat or MustHeaderFormat)"))
-	} else {
-		h.formatName = h.format.Name()
-		defaults := h.format.HeaderNames()
-		h.nvalues = len(defaults)
-		names := defaults
-		if len(cfg.Names) > 0 {
-			names = cfg.Names
-		}
-		switch {
-		case len(defaults) == 0 || len(defaults) > maxHeaderNames:
-			errs = append(errs, fmt.Errorf("mtls: Header.Format %q reads %d headers, want 1 to %d", h.formatName, len(defaults), maxHeaderNames))
-		case len(names) > len(defaults):
-			errs = append(errs, fmt.Errorf("mtls: Header.Names has %d names, format %q reads at most %d", len(names), h.formatName, len(defaults)))
-		default:
-			var err error
-			if h.names, err = canonicalNames(names); err != nil {
-				errs = append(errs, fmt.Errorf("mtls: Header.Names: %w", err))
-			}
-			if lf, ok := h.format.(listHeaders); ok {
-				for i := range h.names {
-					h.lists[i] = lf.listHeader(i)
-				}
-			}
-		}
-	}
-	for _, p := range cfg.TrustedProxies {
-		if !p.IsValid() {
-			errs = append(errs, fmt.Errorf("mtls: Header.TrustedProxies: invalid prefix %v", p))
-			continue
-		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		p = p.Masked()
-		if p.Bits() == 0 {
-			errs = append(errs, fmt.Errorf("mtls: Header.TrustedProxies: %v would trust every peer", p))
-			continue
-		}
-		h.prefixes = append(h.prefixes, p)
-	}
-	if len(cfg.TrustedProxies) == 0 && cfg.ProxyPolicy == nil {
-		errs = append(errs, errors.New("mtls: header mode without a trusted proxy: set Header.TrustedProxies or Header.ProxyPolicy"))
-	}
-	switch {
-	case h.maxBytes < 0:
-		errs = append(errs, fmt.Errorf("mtls: Header.MaxBytes %d is negative", h.maxBytes))
-	case h.maxBytes == 0:
-		h.maxBytes = DefaultHeaderMaxBytes
-	}
-	return h, errs
 }
 
 // checkForwarded checks what DangerouslyTrustProxyVerification still checks: the certificate's

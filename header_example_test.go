@@ -61,7 +61,7 @@ func ExampleHeaderConfig_withoutTrustedProxies() {
 	})
 	fmt.Println(err)
 	// Output:
-	// mtls: header mode without a trusted proxy: set Header.TrustedProxies or Header.ProxyPolicy
+	// mtls: Header: header mode without a trusted proxy: set Header.TrustedProxies or Header.ProxyPolicy
 }
 
 // A Go gateway in front of a service: it authenticates clients over TLS and forwards the verified

@@ -627,7 +627,7 @@ func TestHeaderConfigErrors(t *testing.T) {
 		want []string
 	}{
 		{"no trusted proxy", HeaderConfig{Format: nginx}, []string{"without a trusted proxy"}},
-		{"no format", HeaderConfig{TrustedProxies: []netip.Prefix{lan}}, []string{"Format is nil"}},
+		{"no format", HeaderConfig{TrustedProxies: []netip.Prefix{lan}}, []string{"Header.Format: is nil"}},
 		{"everyone v4", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, []string{"every peer"}},
 		{"everyone v6", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::/0")}}, []string{"every peer"}},
 		{"everyone v4-mapped", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::ffff:0.0.0.0/96")}}, []string{"every peer"}},
@@ -636,7 +636,7 @@ func TestHeaderConfigErrors(t *testing.T) {
 		{"too many names", HeaderConfig{Format: nginx, TrustedProxies: []netip.Prefix{lan}, Names: []string{"A", "B"}}, []string{"at most 1"}},
 		{"bad name", HeaderConfig{Format: MustHeaderFormat("pem"), TrustedProxies: []netip.Prefix{lan}, Names: []string{"X Cert"}}, []string{"invalid header name"}},
 		{"same name twice", HeaderConfig{Format: MustHeaderFormat("pem"), TrustedProxies: []netip.Prefix{lan}, Names: []string{"x-cert", "X-Cert"}}, []string{"twice"}},
-		{"every problem at once", HeaderConfig{}, []string{"Format is nil", "without a trusted proxy"}},
+		{"every problem at once", HeaderConfig{}, []string{"Header.Format: is nil", "without a trusted proxy"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

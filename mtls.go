@@ -58,108 +58,12 @@ package mtls
 
 import (
 	"context"
-	"crypto/x509"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// Config configures a [Middleware]. The zero value of every field is its safe default; at least one
-// trust anchor ([Config.RootCAs], [Config.RootCAFiles] or [Config.PinnedSHA256]) is required.
-// [New] copies what it needs: changing a Config after New has no effect.
-type Config struct {
-	// RootCAs are the CAs whose (direct or indirect) client certificates are accepted.
-	RootCAs *x509.CertPool
-	// RootCAFiles are PEM files of further root CAs. They are read by New and again by
-	// [Middleware.ReloadTrust]. A v3 certificate that is not a CA is refused here: pin such a
-	// certificate with PinnedSHA256 instead.
-	RootCAFiles []string
-	// Intermediates are extra intermediate CAs used to build chains, for clients that present
-	// their leaf alone. They are not trust anchors.
-	Intermediates *x509.CertPool
-	// IntermediateFiles are PEM files of further intermediates, read like RootCAFiles.
-	IntermediateFiles []string
-	// PinnedSHA256 accepts individual leaf certificates by the SHA-256 fingerprint of their DER
-	// (hex; case, colons and spaces ignored), whoever issued them: the way to register a partner's
-	// self-signed client certificate. A pinned leaf must still be within its validity period, carry
-	// the clientAuth extended key usage and not be a CA.
-	PinnedSHA256 []string
-	// MaxChainDepth is the greatest number of CA certificates (intermediates and root) allowed above
-	// the leaf in a verified chain, and bounds how many certificates a client may present (this
-	// number plus one). Default 4.
-	MaxChainDepth int
-
-	// Optional lets requests without a client certificate through without an identity (handlers
-	// see FromContext return false). A certificate that is presented and invalid is still refused.
-	// Default false: a certificate is required.
-	Optional bool
-
-	// Now is the clock used for validity checks. Default time.Now.
-	Now func() time.Time
-
-	// DangerouslyAllowHostMismatch lets a request authenticated on its TLS connection name
-	// another server in its Host header than the one its client named in the handshake (SNI).
-	// By default such a request is refused with 421 "misdirected_request", as Caddy does when
-	// client authentication is on: where several virtual hosts share a listener with different
-	// TLS settings ([tls.Config.GetConfigForClient]) or different middlewares, a client could
-	// otherwise authenticate against a lenient host and send its requests to a strict one. A
-	// connection without SNI (a client that connected by address) must then use an address as
-	// Host. HTTP/2 clients that reuse a connection for another host retry on a new connection
-	// when they get 421. Default false.
-	DangerouslyAllowHostMismatch bool
-
-	// CacheSize bounds the number of verification outcomes kept, rounded up to a power of two.
-	// Outcomes are keyed by the whole presented chain (or the raw header values), confirmed byte
-	// for byte on every hit, and never outlive the earliest NotAfter of the chain; refusals keep
-	// only a digest of what was presented, are kept a minute and make room first; refusals by
-	// count or size are not kept at all. Default 4096; a negative value turns the cache off.
-	CacheSize int
-	// CacheMaxBytes bounds the memory the cached outcomes hold (an estimate counting the presented
-	// material and the parsed chain of each identity); an outcome that does not fit is not
-	// cached. Default 64 MiB; a negative value turns the cache off.
-	CacheMaxBytes int64
-
-	// ErrorHandler writes refusals. It receives an *Error (see [StatusAndReason]). Default
-	// [WriteError]. It must not send the error's text to the client.
-	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
-	// Logger receives one record per refusal with the full reason. Default: no logging.
-	Logger *slog.Logger
-
-	// Header turns on header mode: the certificate is also accepted from a trusted proxy's
-	// header (see [HeaderConfig] for the trust model and which source wins). Default nil: only
-	// the TLS connection counts, and certificate headers are not looked at.
-	Header *HeaderConfig
-
-	// Revocation turns on revocation checking by OCSP, CRLs and a local deny list, on every
-	// request after the chain is verified (see [RevocationConfig]: it fails closed by default).
-	// Default nil: revocation is not checked.
-	Revocation *RevocationConfig
-
-	// Policy decides, after verification (and revocation), which identities may use any route
-	// (see [Policy]; [Middleware.Require] adds per-route policies). A refusal is 403
-	// "policy_denied"; the rule that refused goes to the error handler and the logger only.
-	// Requests without a certificate in Optional mode are not subject to it. Default nil: every
-	// verified identity is allowed.
-	Policy Policy
-	// ShadowPolicy is evaluated beside Policy as a dry run and never refuses anything: its
-	// outcome goes to OnShadow for every evaluated request, and to the logger (level Info) when it
-	// would deny, or would allow a request that Policy denies. Use it to tighten rules safely.
-	// Default nil.
-	ShadowPolicy Policy
-	// OnShadow receives each ShadowPolicy outcome (and those of [Middleware.Shadow]), for
-	// metrics. It runs in the request path and must be fast and safe for concurrent use. Default
-	// nil.
-	OnShadow func(r *http.Request, res ShadowResult)
-	// Principals maps each verified identity to the account it stands for and sets
-	// [Identity.Principal] on a per-request copy of the identity, before Policy runs (so that
-	// policies can match the principal). An error from it refuses the request with 403. Default
-	// nil: Principal stays empty.
-	Principals PrincipalResolver
-}
 
 // Middleware authenticates requests by client certificate. It is safe for concurrent use.
 //
@@ -189,76 +93,12 @@ type state struct {
 	cache *cache
 }
 
-const (
-	defaultMaxChainDepth = 4
-	defaultCacheSize     = 4096
-	defaultCacheMaxBytes = 64 << 20
-)
-
 // New validates cfg and returns a Middleware. It reports every problem of the configuration at
-// once.
+// once, each as a [*ConfigError] naming its field.
 func New(cfg Config) (*Middleware, error) {
-	m := &Middleware{
-		optional:          cfg.Optional,
-		now:               cfg.Now,
-		cacheSize:         cfg.CacheSize,
-		cacheBytes:        cfg.CacheMaxBytes,
-		allowHostMismatch: cfg.DangerouslyAllowHostMismatch,
-		errorHandler:      cfg.ErrorHandler,
-		logger:            cfg.Logger,
-	}
-	if m.now == nil {
-		m.now = time.Now
-	}
-	if m.cacheSize == 0 {
-		m.cacheSize = defaultCacheSize
-	}
-	if m.cacheBytes == 0 {
-		m.cacheBytes = defaultCacheMaxBytes
-	}
-	if m.errorHandler == nil {
-		m.errorHandler = WriteError
-	}
-	var errs []error
-	if cfg.MaxChainDepth < 0 {
-		errs = append(errs, fmt.Errorf("mtls: MaxChainDepth %d is negative", cfg.MaxChainDepth))
-	}
-	m.trustCfg = trustConfig{
-		roots:             cfg.RootCAs,
-		rootFiles:         append([]string(nil), cfg.RootCAFiles...),
-		intermediates:     cfg.Intermediates,
-		intermediateFiles: append([]string(nil), cfg.IntermediateFiles...),
-		pins:              append([]string(nil), cfg.PinnedSHA256...),
-		maxDepth:          cfg.MaxChainDepth,
-	}
-	if m.trustCfg.maxDepth == 0 {
-		m.trustCfg.maxDepth = defaultMaxChainDepth
-	}
-	t, err := m.trustCfg.load()
+	m, t, err := compile(&cfg)
 	if err != nil {
-		errs = append(errs, err)
-	}
-	if cfg.Header != nil {
-		var herrs []error
-		m.header, herrs = newHeaderSource(cfg.Header)
-		errs = append(errs, herrs...)
-	}
-	if cfg.Revocation != nil {
-		m.revoc, err = newRevocation(cfg.Revocation, m.now, m.logger)
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if cfg.Header != nil && cfg.Header.DangerouslyTrustProxyVerification && cfg.Revocation != nil {
-		// Revocation answers are verified with the issuer of a verified chain; a chain the proxy
-		// vouched for was never verified here, so a client could choose the issuer.
-		errs = append(errs, errors.New("mtls: Revocation cannot be combined with HeaderConfig.DangerouslyTrustProxyVerification: revocation needs chains verified by the middleware"))
-	}
-	var perrs []error
-	m.policies, perrs = newPolicyRuntime(&cfg)
-	errs = append(errs, perrs...)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, err
 	}
 	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize, m.cacheBytes)})
 	return m, nil

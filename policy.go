@@ -483,31 +483,6 @@ type policyRuntime struct {
 	principals PrincipalResolver
 }
 
-// newPolicyRuntime checks the policy fields of cfg.
-func newPolicyRuntime(cfg *Config) (policyRuntime, []error) {
-	pr := policyRuntime{
-		policy:     cfg.Policy,
-		shadow:     cfg.ShadowPolicy,
-		onShadow:   cfg.OnShadow,
-		principals: cfg.Principals,
-	}
-	var errs []error
-	if pr.onShadow != nil && pr.shadow == nil {
-		errs = append(errs, errors.New("mtls: OnShadow is set but ShadowPolicy is not"))
-	}
-	switch p := cfg.Principals.(type) {
-	case *BindingStore:
-		if p == nil {
-			errs = append(errs, fmt.Errorf("mtls: Principals: %w", errNilBindings))
-		}
-	case *Bindings:
-		if p == nil {
-			errs = append(errs, fmt.Errorf("mtls: Principals: %w", errNilBindings))
-		}
-	}
-	return pr, errs
-}
-
 // deniedError wraps a policy's reason in an *Error of kind ErrDenied.
 func deniedError(id *Identity, what string, reason error) *Error {
 	var e *Error

@@ -723,7 +723,7 @@ func TestShadowPolicy(t *testing.T) {
 
 	t.Run("OnShadow without ShadowPolicy", func(t *testing.T) {
 		_, err := New(Config{RootCAs: pk.root.Pool(), OnShadow: cfg.OnShadow})
-		assert.ErrorContains(t, err, "mtls: OnShadow is set but ShadowPolicy is not")
+		assert.ErrorContains(t, err, "mtls: OnShadow: is set but ShadowPolicy is not")
 	})
 }
 

@@ -32,8 +32,10 @@ type trust struct {
 	maxDepth      int
 }
 
+// load builds the trust. Its problems are *ConfigErrors naming the field (a reload reports them
+// the same way).
 func (tc *trustConfig) load() (*trust, error) {
-	var errs []error
+	var p problems
 	t := &trust{maxDepth: tc.maxDepth, pins: map[[sha256.Size]byte]struct{}{}}
 
 	if tc.roots != nil || len(tc.rootFiles) > 0 {
@@ -42,16 +44,17 @@ func (tc *trustConfig) load() (*trust, error) {
 			t.roots = tc.roots.Clone()
 		}
 	}
-	for _, f := range tc.rootFiles {
+	for i, f := range tc.rootFiles {
+		field := fmt.Sprintf("RootCAFiles[%d]", i)
 		certs, err := readPEMCertificates(f)
 		if err != nil {
-			errs = append(errs, err)
+			p.add(field, err)
 			continue
 		}
 		for _, c := range certs {
 			// RFC 5280 requires CA:TRUE in every v3 CA certificate; old v1 roots have no extensions.
 			if !c.IsCA && c.Version >= 3 {
-				errs = append(errs, fmt.Errorf("mtls: root file %s: %q is not a CA certificate (to accept this one certificate, pin its SHA-256 fingerprint)", f, c.Subject))
+				p.addf(field, "%s: %q is not a CA certificate (to accept this one certificate, pin its SHA-256 fingerprint)", f, c.Subject)
 				continue
 			}
 			t.roots.AddCert(c)
@@ -62,10 +65,10 @@ func (tc *trustConfig) load() (*trust, error) {
 	if tc.intermediates != nil {
 		t.intermediates = tc.intermediates.Clone()
 	}
-	for _, f := range tc.intermediateFiles {
+	for i, f := range tc.intermediateFiles {
 		certs, err := readPEMCertificates(f)
 		if err != nil {
-			errs = append(errs, err)
+			p.add(fmt.Sprintf("IntermediateFiles[%d]", i), err)
 			continue
 		}
 		for _, c := range certs {
@@ -73,20 +76,20 @@ func (tc *trustConfig) load() (*trust, error) {
 		}
 	}
 
-	for _, p := range tc.pins {
-		sum, err := ParseFingerprint(p)
+	for i, s := range tc.pins {
+		sum, err := ParseFingerprint(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%w (in PinnedSHA256)", err))
+			p.add(fmt.Sprintf("PinnedSHA256[%d]", i), err)
 			continue
 		}
 		t.pins[sum] = struct{}{}
 	}
 
 	if t.roots == nil && len(tc.pins) == 0 {
-		errs = append(errs, errors.New("mtls: no trust anchor: set RootCAs, RootCAFiles or PinnedSHA256"))
+		p.addf("RootCAs", "no trust anchor: set RootCAs, RootCAFiles or PinnedSHA256")
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := p.err(); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -116,11 +119,11 @@ func ParseFingerprint(s string) ([sha256.Size]byte, error) {
 func readPEMCertificates(name string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: %w", err)
+		return nil, err
 	}
 	certs, err := ParsePEMCertificates(data)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return certs, nil
 }

@@ -258,7 +258,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	require.Error(t, err)
 	for _, want := range []string{
 		"missing.pem", "is not a CA certificate", "no PEM certificate found", `"PRIVATE KEY", want CERTIFICATE`,
-		"not 64 hexadecimal digits", "not hexadecimal", "MaxChainDepth -1 is negative",
+		"not 64 hexadecimal digits", "not hexadecimal", "MaxChainDepth: -1 is negative",
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
@@ -347,7 +347,7 @@ func TestNewRefusesRevocationOnUnverifiedChains(t *testing.T) {
 		},
 		Revocation: &RevocationConfig{OCSP: &OCSPConfig{}},
 	})
-	require.ErrorContains(t, err, "cannot be combined with HeaderConfig.DangerouslyTrustProxyVerification")
+	require.ErrorContains(t, err, "cannot be combined with Header.DangerouslyTrustProxyVerification")
 }
 
 func TestRejectAtHandshakeLetsProxiesWithoutCertificatesThrough(t *testing.T) {

@@ -1,0 +1,299 @@
+package mtls
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config configures a [Middleware]. The zero value of every field is its safe default; at least one
+// trust anchor ([Config.RootCAs], [Config.RootCAFiles] or [Config.PinnedSHA256]) is required.
+// [New] copies what it needs: changing a Config after New has no effect.
+//
+// Numbers and durations mean the same in every field of Config and its sub-configurations: zero
+// is the documented default; a negative value turns off what can be turned off (a cache, a
+// budget) and is refused where nothing can be turned off (a bound, a timeout).
+type Config struct {
+	// RootCAs are the CAs whose (direct or indirect) client certificates are accepted.
+	RootCAs *x509.CertPool
+	// RootCAFiles are PEM files of further root CAs. They are read by New and again by
+	// [Middleware.ReloadTrust]. A v3 certificate that is not a CA is refused here: pin such a
+	// certificate with PinnedSHA256 instead.
+	RootCAFiles []string
+	// Intermediates are extra intermediate CAs used to build chains, for clients that present
+	// their leaf alone. They are not trust anchors.
+	Intermediates *x509.CertPool
+	// IntermediateFiles are PEM files of further intermediates, read like RootCAFiles.
+	IntermediateFiles []string
+	// PinnedSHA256 accepts individual leaf certificates by the SHA-256 fingerprint of their DER
+	// (hex; case, colons and spaces ignored), whoever issued them: the way to register a partner's
+	// self-signed client certificate. A pinned leaf must still be within its validity period, carry
+	// the clientAuth extended key usage and not be a CA.
+	PinnedSHA256 []string
+	// MaxChainDepth is the greatest number of CA certificates (intermediates and root) allowed above
+	// the leaf in a verified chain, and bounds how many certificates a client may present (this
+	// number plus one). Default 4.
+	MaxChainDepth int
+
+	// Optional lets requests without a client certificate through without an identity (handlers
+	// see FromContext return false). A certificate that is presented and invalid is still refused.
+	// Default false: a certificate is required.
+	Optional bool
+
+	// Now is the clock used for validity checks. Default time.Now.
+	Now func() time.Time
+
+	// DangerouslyAllowHostMismatch lets a request authenticated on its TLS connection name
+	// another server in its Host header than the one its client named in the handshake (SNI).
+	// By default such a request is refused with 421 "misdirected_request", as Caddy does when
+	// client authentication is on: where several virtual hosts share a listener with different
+	// TLS settings ([tls.Config.GetConfigForClient]) or different middlewares, a client could
+	// otherwise authenticate against a lenient host and send its requests to a strict one. A
+	// connection without SNI (a client that connected by address) must then use an address as
+	// Host. HTTP/2 clients that reuse a connection for another host retry on a new connection
+	// when they get 421. Default false.
+	DangerouslyAllowHostMismatch bool
+
+	// CacheSize bounds the number of verification outcomes kept, rounded up to a power of two.
+	// Outcomes are keyed by the whole presented chain (or the raw header values), confirmed byte
+	// for byte on every hit, and never outlive the earliest NotAfter of the chain; refusals keep
+	// only a digest of what was presented, are kept a minute and make room first; refusals by
+	// count or size are not kept at all. Default 4096; a negative value turns the cache off.
+	CacheSize int
+	// CacheMaxBytes bounds the memory the cached outcomes hold (an estimate counting the presented
+	// material and the parsed chain of each identity); an outcome that does not fit is not
+	// cached. Default 64 MiB; a negative value turns the cache off.
+	CacheMaxBytes int64
+
+	// ErrorHandler writes refusals. It receives an *Error (see [StatusAndReason]). Default
+	// [WriteError]. It must not send the error's text to the client.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+	// Logger receives one record per refusal with the full reason. Default: no logging.
+	Logger *slog.Logger
+
+	// Header turns on header mode: the certificate is also accepted from a trusted proxy's
+	// header (see [HeaderConfig] for the trust model and which source wins). Default nil: only
+	// the TLS connection counts, and certificate headers are not looked at.
+	Header *HeaderConfig
+
+	// Revocation turns on revocation checking by OCSP, CRLs and a local deny list, on every
+	// request after the chain is verified (see [RevocationConfig]: it fails closed by default).
+	// Default nil: revocation is not checked.
+	Revocation *RevocationConfig
+
+	// Policy decides, after verification (and revocation), which identities may use any route
+	// (see [Policy]; [Middleware.Require] adds per-route policies). A refusal is 403
+	// "policy_denied"; the rule that refused goes to the error handler and the logger only.
+	// Requests without a certificate in Optional mode are not subject to it. Default nil: every
+	// verified identity is allowed.
+	Policy Policy
+	// ShadowPolicy is evaluated beside Policy as a dry run and never refuses anything: its
+	// outcome goes to OnShadow for every evaluated request, and to the logger (level Info) when it
+	// would deny, or would allow a request that Policy denies. Use it to tighten rules safely.
+	// Default nil.
+	ShadowPolicy Policy
+	// OnShadow receives each ShadowPolicy outcome (and those of [Middleware.Shadow]), for
+	// metrics. It runs in the request path and must be fast and safe for concurrent use. Default
+	// nil.
+	OnShadow func(r *http.Request, res ShadowResult)
+	// Principals maps each verified identity to the account it stands for and sets
+	// [Identity.Principal] on a per-request copy of the identity, before Policy runs (so that
+	// policies can match the principal). An error from it refuses the request with 403. Default
+	// nil: Principal stays empty.
+	Principals PrincipalResolver
+}
+
+// ConfigError is one problem of a configuration, found by [New] or a reload: the field, by its
+// path from [Config] (such as "Header.TrustedProxies[2]" or "RootCAFiles[0]"), and what is wrong
+// with it. New reports every problem at once, joined with [errors.Join]; [errors.As] finds the
+// first.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+// Error returns "mtls: <field>: <problem>".
+func (e *ConfigError) Error() string {
+	return "mtls: " + e.Field + ": " + strings.TrimPrefix(e.Err.Error(), "mtls: ")
+}
+
+// Unwrap returns the problem.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// problems collects the problems of a configuration.
+type problems struct{ errs []error }
+
+// add records err (if not nil) as a problem of field.
+func (p *problems) add(field string, err error) {
+	if err != nil {
+		p.errs = append(p.errs, &ConfigError{Field: field, Err: err})
+	}
+}
+
+// addf records a problem of field.
+func (p *problems) addf(field, format string, args ...any) {
+	p.add(field, fmt.Errorf(format, args...))
+}
+
+// merge records the problems of err, an error of problems.err.
+func (p *problems) merge(err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		p.errs = append(p.errs, j.Unwrap()...)
+	} else if err != nil {
+		p.errs = append(p.errs, err)
+	}
+}
+
+func (p *problems) err() error { return errors.Join(p.errs...) }
+
+// number applies the rule for numbers and durations to the field's value v: zero takes def; a
+// negative value is kept (meaning off) when off is allowed, and is a problem otherwise.
+func number[T int | int64 | time.Duration](p *problems, field string, v, def T, off bool) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0 && !off:
+		p.addf(field, "%v is negative", v)
+		return def
+	}
+	return v
+}
+
+const (
+	defaultMaxChainDepth = 4
+	defaultCacheSize     = 4096
+	defaultCacheMaxBytes = 64 << 20
+)
+
+// compile checks cfg field by field, applies the defaults and builds the middleware and its first
+// trust. Every sub-configuration is compiled here, with its problems named by their field paths.
+func compile(cfg *Config) (*Middleware, *trust, error) {
+	var p problems
+	m := &Middleware{
+		optional:          cfg.Optional,
+		now:               cfg.Now,
+		errorHandler:      cfg.ErrorHandler,
+		logger:            cfg.Logger,
+		allowHostMismatch: cfg.DangerouslyAllowHostMismatch,
+		cacheSize:         number(&p, "CacheSize", cfg.CacheSize, defaultCacheSize, true),
+		cacheBytes:        number(&p, "CacheMaxBytes", cfg.CacheMaxBytes, defaultCacheMaxBytes, true),
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.errorHandler == nil {
+		m.errorHandler = WriteError
+	}
+	m.trustCfg = trustConfig{
+		roots:             cfg.RootCAs,
+		rootFiles:         append([]string(nil), cfg.RootCAFiles...),
+		intermediates:     cfg.Intermediates,
+		intermediateFiles: append([]string(nil), cfg.IntermediateFiles...),
+		pins:              append([]string(nil), cfg.PinnedSHA256...),
+		maxDepth:          number(&p, "MaxChainDepth", cfg.MaxChainDepth, defaultMaxChainDepth, false),
+	}
+	t, err := m.trustCfg.load()
+	p.merge(err)
+	if cfg.Header != nil {
+		m.header = compileHeader(&p, cfg.Header)
+	}
+	if cfg.Revocation != nil {
+		m.revoc, err = newRevocation(cfg.Revocation, m.now, m.logger)
+		p.add("Revocation", err)
+	}
+	if cfg.Header != nil && cfg.Header.DangerouslyTrustProxyVerification && cfg.Revocation != nil {
+		// Revocation answers are verified with the issuer of a verified chain; a chain the proxy
+		// vouched for was never verified here, so a client could choose the issuer.
+		p.addf("Revocation", "cannot be combined with Header.DangerouslyTrustProxyVerification: revocation needs chains verified by the middleware")
+	}
+	m.policies = compilePolicies(&p, cfg)
+	if err := p.err(); err != nil {
+		return nil, nil, err
+	}
+	return m, t, nil
+}
+
+// compileHeader checks a HeaderConfig and freezes it.
+func compileHeader(p *problems, cfg *HeaderConfig) *headerSource {
+	h := &headerSource{
+		format:     cfg.Format,
+		policy:     cfg.ProxyPolicy,
+		maxBytes:   number(p, "Header.MaxBytes", cfg.MaxBytes, DefaultHeaderMaxBytes, false),
+		trustProxy: cfg.DangerouslyTrustProxyVerification,
+	}
+	if h.format == nil {
+		p.addf("Header.Format", "is nil (use HeaderFormat or MustHeaderFormat)")
+	} else {
+		h.formatName = h.format.Name()
+		defaults := h.format.HeaderNames()
+		h.nvalues = len(defaults)
+		names := defaults
+		if len(cfg.Names) > 0 {
+			names = cfg.Names
+		}
+		switch {
+		case len(defaults) == 0 || len(defaults) > maxHeaderNames:
+			p.addf("Header.Format", "%q reads %d headers, want 1 to %d", h.formatName, len(defaults), maxHeaderNames)
+		case len(names) > len(defaults):
+			p.addf("Header.Names", "%d names, format %q reads at most %d", len(names), h.formatName, len(defaults))
+		default:
+			var err error
+			h.names, err = canonicalNames(names)
+			p.add("Header.Names", err)
+			if lf, ok := h.format.(listHeaders); ok {
+				for i := range h.names {
+					h.lists[i] = lf.listHeader(i)
+				}
+			}
+		}
+	}
+	for i, pfx := range cfg.TrustedProxies {
+		field := fmt.Sprintf("Header.TrustedProxies[%d]", i)
+		if !pfx.IsValid() {
+			p.addf(field, "invalid prefix %v", pfx)
+			continue
+		}
+		if pfx.Addr().Is4In6() && pfx.Bits() >= 96 {
+			pfx = netip.PrefixFrom(pfx.Addr().Unmap(), pfx.Bits()-96)
+		}
+		pfx = pfx.Masked()
+		if pfx.Bits() == 0 {
+			p.addf(field, "%v would trust every peer", pfx)
+			continue
+		}
+		h.prefixes = append(h.prefixes, pfx)
+	}
+	if len(cfg.TrustedProxies) == 0 && cfg.ProxyPolicy == nil {
+		p.addf("Header", "header mode without a trusted proxy: set Header.TrustedProxies or Header.ProxyPolicy")
+	}
+	return h
+}
+
+// compilePolicies checks the policy fields of cfg.
+func compilePolicies(p *problems, cfg *Config) policyRuntime {
+	pr := policyRuntime{
+		policy:     cfg.Policy,
+		shadow:     cfg.ShadowPolicy,
+		onShadow:   cfg.OnShadow,
+		principals: cfg.Principals,
+	}
+	if pr.onShadow != nil && pr.shadow == nil {
+		p.addf("OnShadow", "is set but ShadowPolicy is not")
+	}
+	switch r := cfg.Principals.(type) {
+	case *BindingStore:
+		if r == nil {
+			p.add("Principals", errNilBindings)
+		}
+	case *Bindings:
+		if r == nil {
+			p.add("Principals", errNilBindings)
+		}
+	}
+	return pr
+}
