@@ -206,19 +206,20 @@ func HeaderFormatNames() []string {
 	return names
 }
 
-// canonicalNames checks header names and returns them canonical.
+// canonicalNames checks header names and returns them canonical. Two names that differ only in
+// case or in "_" for "-" are the same header (see [certheader.SameName]) and refused.
 func canonicalNames(names []string) ([]string, error) {
 	out := make([]string, len(names))
-	seen := map[string]bool{}
 	for i, n := range names {
 		if n == "" || strings.ContainsAny(n, " \t\r\n:") {
 			return nil, fmt.Errorf("mtls: invalid header name %q", n)
 		}
-		c := http.CanonicalHeaderKey(n)
-		if seen[c] {
-			return nil, fmt.Errorf("mtls: header name %q given twice", n)
+		for _, prev := range names[:i] {
+			if certheader.SameName(n, prev) {
+				return nil, fmt.Errorf("mtls: header name %q given twice", n)
+			}
 		}
-		seen[c], out[i] = true, c
+		out[i] = http.CanonicalHeaderKey(n)
 	}
 	return out, nil
 }

@@ -109,6 +109,7 @@ func TestHeaderCanonicalNames(t *testing.T) {
 		{"space", []string{"X Cert"}, nil, "invalid header name"},
 		{"colon", []string{"X-Cert:"}, nil, "invalid header name"},
 		{"twice in another case", []string{"x-cert", "X-Cert"}, nil, "given twice"},
+		{"twice with an underscore", []string{"X-Client-Cert", "x_client_cert"}, nil, "given twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

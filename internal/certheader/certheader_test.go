@@ -195,3 +195,27 @@ func TestFormatEncodeXFCCQuoting(t *testing.T) {
 	assert.Equal(t, "spiffe://example.test/a;b=c", got["uri"])
 	assert.Equal(t, leaf.DNSNames, dns)
 }
+
+func TestHeaderSameName(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"X-Ssl-Client-Cert", "X-Ssl-Client-Cert", true},
+		{"X-Ssl-Client-Cert", "x-ssl-client-cert", true},
+		{"X-Ssl-Client-Cert", "X_SSL_Client_Cert", true},
+		{"X-Ssl-Client-Cert", "x_ssl-CLIENT_cert", true},
+		{"Client-Cert", "Client-Cert-Chain", false},
+		{"X-Ssl-Client-Cert", "X.Ssl.Client.Cert", false},
+		{"X-Ssl-Client-Cert", "X Ssl Client Cert", false},
+		{"X-Kelvin", "X-\u212aelvin", false}, // KELVIN SIGN folds to k in Unicode, not in ASCII
+		{"", "", true},
+		{"-", "_", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.a+" "+tt.b, func(t *testing.T) {
+			assert.Equal(t, tt.want, SameName(tt.a, tt.b))
+			assert.Equal(t, tt.want, SameName(tt.b, tt.a))
+		})
+	}
+}

@@ -161,3 +161,35 @@ func FuzzHeaderBase64DER(f *testing.F) {
 		}
 	})
 }
+
+func FuzzHeaderSameName(f *testing.F) {
+	fuzzSeeds(f, [2]string{"X-Ssl-Client-Cert", "x_ssl_client_cert"}, [2]string{"Client-Cert", "Client-Cert-Chain"},
+		[2]string{"X-\u212a", "X-k"}, [2]string{"A\xff", "a\xff"})
+	f.Fuzz(func(t *testing.T, a, b string) {
+		same := SameName(a, b)
+		require.Equal(t, same, SameName(b, a))
+		require.True(t, SameName(a, a))
+		require.True(t, SameName(a, strings.NewReplacer("-", "_", "_", "-").Replace(a)), "- and _ swapped")
+		if isASCII(a) && isASCII(b) {
+			dash := func(s string) string { return strings.ReplaceAll(s, "_", "-") }
+			require.Equal(t, strings.EqualFold(dash(a), dash(b)), same)
+			return
+		}
+		if same {
+			for i := 0; i < len(a); i++ {
+				if a[i] >= 0x80 || b[i] >= 0x80 {
+					require.Equal(t, a[i], b[i], "bytes beyond ASCII compare equal only to themselves")
+				}
+			}
+		}
+	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
