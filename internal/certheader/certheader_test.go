@@ -96,6 +96,7 @@ func TestFormatDecodeMalformed(t *testing.T) {
 		{"rfc9440 no colons", RFC9440, []string{proxyenc.B64(leaf)}},
 		{"rfc9440 parameter", RFC9440, []string{":" + proxyenc.B64(leaf) + ":;a=1"}},
 		{"rfc9440 bad char", RFC9440, []string{":" + proxyenc.B64(leaf)[:40] + "*" + ":"}},
+		{"rfc9440 line break", RFC9440, []string{":" + proxyenc.B64(leaf)[:40] + "\r\n" + proxyenc.B64(leaf)[40:] + ":"}},
 		{"rfc9440 chain only", RFC9440, []string{"", ":" + proxyenc.B64(inter) + ":"}},
 		{"rfc9440 empty list member", RFC9440, []string{":" + proxyenc.B64(leaf) + ":", ":" + proxyenc.B64(inter) + ":,"}},
 		{"rfc9440 empty sequence", RFC9440, []string{"::"}},

@@ -215,14 +215,21 @@ func one(ders [][]byte, err error) ([][]byte, error) {
 	return ders, err
 }
 
-// splitList splits a comma-separated list, each element trimmed of spaces and tabs. An empty
-// element is refused.
-func splitList(v string) ([]string, error) {
+// decodeList decodes a comma-separated list of certificates, each element trimmed of spaces
+// and tabs and decoded by elem. An empty element is refused.
+func decodeList(v string, elem func(string) ([]byte, error)) ([][]byte, error) {
 	elems := strings.Split(v, ",")
+	ders := make([][]byte, len(elems))
 	for i, e := range elems {
-		if elems[i] = strings.Trim(e, " \t"); elems[i] == "" {
+		e = strings.Trim(e, " \t")
+		if e == "" {
 			return nil, fmt.Errorf("empty list element %d", i+1)
 		}
+		der, err := elem(e)
+		if err != nil {
+			return nil, fmt.Errorf("list element %d: %w", i+1, err)
+		}
+		ders[i] = der
 	}
-	return elems, nil
+	return ders, nil
 }

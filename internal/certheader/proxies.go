@@ -6,21 +6,13 @@ import "fmt"
 // possibly percent-escaped (the older form).
 func Traefik(values []string) ([][]byte, error) {
 	return leafAndChain(values, func(v string) ([][]byte, error) {
-		elems, err := splitList(v)
-		if err != nil {
-			return nil, err
-		}
-		ders := make([][]byte, len(elems))
-		for i, e := range elems {
+		return decodeList(v, func(e string) ([]byte, error) {
 			b, err := percentDecode(e)
-			if err == nil {
-				ders[i], err = decodeOneDER(string(b), false)
-			}
 			if err != nil {
-				return nil, fmt.Errorf("element %d: %w", i+1, err)
+				return nil, err
 			}
-		}
-		return ders, nil
+			return decodeOneDER(string(b), false)
+		})
 	}, nil)
 }
 
