@@ -60,7 +60,7 @@ func WSO2(values []string) ([][]byte, error) { return leafAndChain(values, decod
 // PEM decodes PEM text (line breaks possibly turned into spaces or tabs) in a certificate
 // header and an optional chain header.
 func PEM(values []string) ([][]byte, error) {
-	return leafAndChain(values, decodeTextPEM, decodeTextPEM)
+	return leafAndChain(values, decodePEMBlocks, decodePEMBlocks)
 }
 
 // URLPEM decodes URL-encoded PEM in a certificate header and an optional chain header.

@@ -1,7 +1,6 @@
 package certheader
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
@@ -15,24 +14,28 @@ import (
 
 // percentDecode decodes %XX escapes (either case). Unlike url.QueryUnescape it leaves "+" alone:
 // "+" is a base64 character that several proxies do not escape.
-func percentDecode(s string) ([]byte, error) {
-	out := make([]byte, 0, len(s))
+func percentDecode(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 {
+		return s, nil
+	}
+	var sb strings.Builder
+	sb.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		if s[i] != '%' {
-			out = append(out, s[i])
+			sb.WriteByte(s[i])
 			continue
 		}
 		if i+2 >= len(s) {
-			return nil, fmt.Errorf("truncated percent escape at byte %d", i)
+			return "", fmt.Errorf("truncated percent escape at byte %d", i)
 		}
 		var b [1]byte
 		if _, err := hex.Decode(b[:], []byte(s[i+1:i+3])); err != nil {
-			return nil, fmt.Errorf("invalid percent escape at byte %d", i)
+			return "", fmt.Errorf("invalid percent escape at byte %d", i)
 		}
-		out = append(out, b[0])
+		sb.WriteByte(b[0])
 		i += 2
 	}
-	return out, nil
+	return sb.String(), nil
 }
 
 // percentEncode escapes every byte of s but the RFC 3986 unreserved characters.
@@ -71,41 +74,42 @@ func pemEncode(ders [][]byte) string {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
+func trimSpace(s string) string {
+	for len(s) > 0 && isSpace(s[0]) {
+		s = s[1:]
 	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
+	for len(s) > 0 && isSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
 	}
-	return b
+	return s
 }
 
 // decodePEMBlocks decodes one or more CERTIFICATE blocks whose line breaks may have become
 // spaces or tabs on the way. Nothing but whitespace may surround the blocks, and a block body
 // must be base64 only (no PEM headers).
-func decodePEMBlocks(b []byte) ([][]byte, error) {
+func decodePEMBlocks(s string) ([][]byte, error) {
 	var ders [][]byte
-	rest := trimSpace(b)
+	rest := trimSpace(s)
 	for len(rest) > 0 {
-		if !bytes.HasPrefix(rest, []byte(pemBegin)) {
+		if !strings.HasPrefix(rest, pemBegin) {
 			if len(ders) == 0 {
 				return nil, fmt.Errorf("value does not start with %q", pemBegin)
 			}
 			return nil, fmt.Errorf("trailing data after certificate %d", len(ders))
 		}
 		rest = rest[len(pemBegin):]
-		end := bytes.Index(rest, []byte(pemEnd))
+		end := strings.Index(rest, pemEnd)
 		if end < 0 {
 			return nil, fmt.Errorf("certificate %d has no END line", len(ders)+1)
 		}
-		body := make([]byte, 0, end)
-		for _, c := range rest[:end] {
-			if !isSpace(c) {
-				body = append(body, c)
+		var body strings.Builder
+		body.Grow(end)
+		for i := 0; i < end; i++ {
+			if !isSpace(rest[i]) {
+				body.WriteByte(rest[i])
 			}
 		}
-		der, err := decodeOneDER(string(body), false)
+		der, err := decodeOneDER(body.String(), false)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d: %w", len(ders)+1, err)
 		}
@@ -118,22 +122,19 @@ func decodePEMBlocks(b []byte) ([][]byte, error) {
 	return ders, nil
 }
 
-// decodeTextPEM decodes PEM text (line breaks possibly turned into spaces).
-func decodeTextPEM(v string) ([][]byte, error) { return decodePEMBlocks([]byte(v)) }
-
 // decodeURLPEM decodes percent-encoded PEM.
 func decodeURLPEM(v string) ([][]byte, error) {
-	b, err := percentDecode(v)
+	s, err := percentDecode(v)
 	if err != nil {
 		return nil, err
 	}
-	return decodePEMBlocks(b)
+	return decodePEMBlocks(s)
 }
 
 // decodeAnyPEM decodes percent-encoded PEM or PEM text, told apart by the first line.
 func decodeAnyPEM(v string) ([][]byte, error) {
 	if strings.HasPrefix(v, pemBegin) {
-		return decodeTextPEM(v)
+		return decodePEMBlocks(v)
 	}
 	return decodeURLPEM(v)
 }

@@ -135,13 +135,13 @@ func FuzzHeaderPEM(f *testing.F) {
 			require.NoError(t, err)
 			require.Equal(t, ders, again)
 		}
-		b, err := percentDecode(percentEncode(v0))
+		s, err := percentDecode(percentEncode(v0))
 		require.NoError(t, err)
-		require.Equal(t, v0, string(b))
+		require.Equal(t, v0, s)
 		if !strings.Contains(v0, "%") {
-			b, err := percentDecode(v0)
+			s, err := percentDecode(v0)
 			require.NoError(t, err)
-			require.Equal(t, v0, string(b), "percent-decoding changes nothing but escapes; + stays +")
+			require.Equal(t, v0, s, "percent-decoding changes nothing but escapes; + stays +")
 		}
 	})
 }

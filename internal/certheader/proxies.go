@@ -7,11 +7,11 @@ import "fmt"
 func Traefik(values []string) ([][]byte, error) {
 	return leafAndChain(values, func(v string) ([][]byte, error) {
 		return decodeList(v, func(e string) ([]byte, error) {
-			b, err := percentDecode(e)
+			s, err := percentDecode(e)
 			if err != nil {
 				return nil, err
 			}
-			return decodeOneDER(string(b), false)
+			return decodeOneDER(s, false)
 		})
 	}, nil)
 }
