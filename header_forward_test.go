@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/certgate/mtls/internal/certheader"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,12 +80,12 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 		require.NoError(t, err)
 		h := http.Header{}
 		require.NoError(t, Forward(h, oid, MustHeaderFormat("envoy-xfcc")))
-		elems, err := parseXFCC(h.Get("X-Forwarded-Client-Cert"))
+		elems, err := certheader.ParseXFCC(h.Get("X-Forwarded-Client-Cert"))
 		require.NoError(t, err)
 		require.Len(t, elems, 1)
 		got := map[string]string{}
 		for _, kv := range elems[0] {
-			got[kv.key] = kv.value
+			got[kv.Key] = kv.Value
 		}
 		assert.Equal(t, odd.Certificate.Subject.String(), got["subject"])
 		assert.Equal(t, "spiffe://example.test/a;b=c", got["uri"])

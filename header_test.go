@@ -6,223 +6,31 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls/internal/certheader/proxyenc"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // Encoders written independently of the package's own, the way each proxy encodes.
-
-func pemText(certs ...*x509.Certificate) string {
-	var b []byte
-	for _, c := range certs {
-		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	return string(b)
-}
-
-// nginxEscape is $ssl_client_escaped_cert: everything but RFC 3986 unreserved is %XX.
-func nginxEscape(s string) string {
-	var sb strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
-			sb.WriteByte(c)
-		} else {
-			sb.WriteString("%" + strings.ToUpper(hex.EncodeToString([]byte{c})))
-		}
-	}
-	return sb.String()
-}
-
-// albEscape is AWS ALB's "URL-encoded with +=/ as safe characters".
-func albEscape(s string) string {
-	return strings.NewReplacer(" ", "%20", "\n", "%0A").Replace(s)
-}
-
-// apacheEscape is Apache's expr=%{escape:...}: lowercase, + / = left alone.
-func apacheEscape(s string) string {
-	return strings.NewReplacer(" ", "%20", "\n", "%0a").Replace(s)
-}
-
-// envoyEscape is Envoy's XFCC Cert/Chain escaping.
-func envoyEscape(s string) string {
-	return strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D").Replace(s)
-}
-
-// flatPEM is PEM with line breaks turned into spaces (Apache %{...}s, nginx $ssl_client_cert
-// after unfolding).
-func flatPEM(certs ...*x509.Certificate) string {
-	return strings.ReplaceAll(pemText(certs...), "\n", " ")
-}
-
-func b64(c *x509.Certificate) string { return base64.StdEncoding.EncodeToString(c.Raw) }
-
-func ders(certs ...*x509.Certificate) [][]byte {
-	out := make([][]byte, len(certs))
-	for i, c := range certs {
-		out[i] = c.Raw
-	}
-	return out
-}
-
-func TestHeaderFormatsDecodeMinted(t *testing.T) {
-	p := newPKI(t)
-	leaf, inter := p.alice.Certificate, p.issuing.Certificate
-	sum := sha256.Sum256(leaf.Raw)
-	hash := hex.EncodeToString(sum[:])
-	tests := []struct {
-		name   string
-		format string
-		values []string
-		want   [][]byte
-	}{
-		{"rfc9440 leaf", "rfc9440", []string{":" + b64(leaf) + ":"}, ders(leaf)},
-		{"rfc9440 chain", "rfc9440", []string{":" + b64(leaf) + ":", ":" + b64(inter) + ":, :" + b64(p.root.Certificate) + ":"}, ders(leaf, inter, p.root.Certificate)},
-		{"rfc9440 unpadded", "rfc9440", []string{":" + strings.TrimRight(b64(leaf), "=") + ":"}, ders(leaf)},
-		{"rfc9440 absent", "rfc9440", []string{"", ""}, nil},
-		{"aws-alb chain", "aws-alb", []string{albEscape(pemText(leaf, inter))}, ders(leaf, inter)},
-		{"aws-alb equals escaped", "aws-alb", []string{strings.ReplaceAll(albEscape(pemText(leaf)), "=", "%3D")}, ders(leaf)},
-		{"aws-alb-verify leaf", "aws-alb-verify", []string{albEscape(pemText(leaf))}, ders(leaf)},
-		{"nginx escaped", "nginx", []string{nginxEscape(pemText(leaf))}, ders(leaf)},
-		{"nginx legacy unfolded", "nginx", []string{strings.TrimSpace(flatPEM(leaf))}, ders(leaf)},
-		{"envoy-xfcc cert", "envoy-xfcc", []string{`By=spiffe://mesh/gw;Hash=` + hash + `;Cert="` + envoyEscape(pemText(leaf)) + `";Subject="CN=alice";URI=spiffe://example.test/ns/prod/sa/alice;DNS=alice.example.test`}, ders(leaf)},
-		{"envoy-xfcc chain", "envoy-xfcc", []string{`Hash=` + hash + `;Chain="` + envoyEscape(pemText(leaf, inter)) + `"`}, ders(leaf, inter)},
-		{"envoy-xfcc last element wins", "envoy-xfcc", []string{`Cert="` + envoyEscape(pemText(p.root.Certificate)) + `";Subject="CN=x\",y",By=spiffe://mesh/gw;Cert="` + envoyEscape(pemText(leaf)) + `"`}, ders(leaf)},
-		{"envoy-xfcc keys any case", "envoy-xfcc", []string{`HASH=` + strings.ToUpper(hash) + `;cert=` + envoyEscape(pemText(leaf))}, ders(leaf)},
-		{"traefik chain", "traefik", []string{b64(leaf) + "," + b64(inter)}, ders(leaf, inter)},
-		{"traefik query-escaped", "traefik", []string{url.QueryEscape(b64(leaf)) + "," + url.QueryEscape(b64(inter))}, ders(leaf, inter)},
-		{"haproxy leaf", "haproxy", []string{b64(leaf), ""}, ders(leaf)},
-		{"haproxy chain", "haproxy", []string{b64(leaf), base64.StdEncoding.EncodeToString(append(append([]byte{}, inter.Raw...), p.root.Certificate.Raw...))}, ders(leaf, inter, p.root.Certificate)},
-		{"apache leaf", "apache", []string{flatPEM(leaf), "(null)", "(null)"}, ders(leaf)},
-		{"apache chain", "apache", []string{flatPEM(leaf), flatPEM(inter), "(null)"}, ders(leaf, inter)},
-		{"apache escaped", "apache", []string{apacheEscape(pemText(leaf))}, ders(leaf)},
-		{"apache null", "apache", []string{"(null)", "(null)"}, nil},
-		{"caddy", "caddy", []string{b64(leaf)}, ders(leaf)},
-		{"caddy placeholder", "caddy", []string{"{http.request.tls.client.certificate_der_base64}"}, nil},
-		{"azure-app-service", "azure-app-service", []string{b64(leaf)}, ders(leaf)},
-		{"cloudflare", "cloudflare", []string{b64(leaf)}, ders(leaf)},
-		{"wso2 pem", "wso2", []string{flatPEM(leaf)}, ders(leaf)},
-		{"wso2 url-pem", "wso2", []string{nginxEscape(pemText(leaf))}, ders(leaf)},
-		{"pem with chain header", "pem", []string{flatPEM(leaf), flatPEM(inter)}, ders(leaf, inter)},
-		{"pem with tabs", "pem", []string{strings.ReplaceAll(pemText(leaf, inter), "\n", "\t")}, ders(leaf, inter)},
-		{"url-pem plus left alone", "url-pem", []string{albEscape(pemText(leaf))}, ders(leaf)},
-		{"base64-der", "base64-der", []string{b64(leaf), b64(inter)}, ders(leaf, inter)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, err := HeaderFormat(tt.format)
-			require.NoError(t, err)
-			values := make([]string, len(f.HeaderNames()))
-			copy(values, tt.values)
-			got, err := f.Decode(values)
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
-}
-
-func TestHeaderFormatsDecodeMalformed(t *testing.T) {
-	p := newPKI(t)
-	leaf, inter := p.alice.Certificate, p.issuing.Certificate
-	good := nginxEscape(pemText(leaf))
-	tests := []struct {
-		name   string
-		format string
-		values []string
-	}{
-		{"rfc9440 no colons", "rfc9440", []string{b64(leaf)}},
-		{"rfc9440 parameter", "rfc9440", []string{":" + b64(leaf) + ":;a=1"}},
-		{"rfc9440 bad char", "rfc9440", []string{":" + b64(leaf)[:40] + "*" + ":"}},
-		{"rfc9440 chain only", "rfc9440", []string{"", ":" + b64(inter) + ":"}},
-		{"rfc9440 empty list member", "rfc9440", []string{":" + b64(leaf) + ":", ":" + b64(inter) + ":,"}},
-		{"rfc9440 empty sequence", "rfc9440", []string{"::"}},
-		{"aws-alb bad escape", "aws-alb", []string{"-----BEGIN%20CERTIFICATE-----%0AMII%ZZ"}},
-		{"aws-alb truncated escape", "aws-alb", []string{good[:len(good)-2]}},
-		{"aws-alb-verify two certs", "aws-alb-verify", []string{albEscape(pemText(leaf, inter))}},
-		{"nginx trailing garbage", "nginx", []string{good + "junk"}},
-		{"nginx leading garbage", "nginx", []string{"junk" + good}},
-		{"nginx no end", "nginx", []string{nginxEscape(strings.Split(pemText(leaf), "-----END")[0])}},
-		{"nginx two certs", "nginx", []string{nginxEscape(pemText(leaf, inter))}},
-		{"nginx pem header", "nginx", []string{nginxEscape("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n" + strings.SplitN(pemText(leaf), "\n", 2)[1])}},
-		{"nginx query-decoded plus", "nginx", []string{strings.ReplaceAll(flatPEM(leaf), "+", " ")}},
-		{"envoy-xfcc unterminated quote", "envoy-xfcc", []string{`Cert="abc`}},
-		{"envoy-xfcc no cert", "envoy-xfcc", []string{`By=spiffe://a;Hash=00;URI=spiffe://b`}},
-		{"envoy-xfcc hash mismatch", "envoy-xfcc", []string{`Hash=` + strings.Repeat("0", 64) + `;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
-		{"envoy-xfcc hash not hex", "envoy-xfcc", []string{`Hash=xyz;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
-		{"envoy-xfcc cert and chain differ", "envoy-xfcc", []string{`Cert="` + envoyEscape(pemText(inter)) + `";Chain="` + envoyEscape(pemText(leaf, inter)) + `"`}},
-		{"envoy-xfcc repeated cert", "envoy-xfcc", []string{`Cert="` + envoyEscape(pemText(leaf)) + `";Cert="` + envoyEscape(pemText(leaf)) + `"`}},
-		{"envoy-xfcc spoofed open quote swallows last", "envoy-xfcc", []string{`Cert="x,By=spiffe://gw;Hash=ab;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
-		{"envoy-xfcc missing key", "envoy-xfcc", []string{`=x`}},
-		{"envoy-xfcc injected after unquoted DNS", "envoy-xfcc", []string{`Hash=00;Cert="x";DNS=a;Subject="b",Cert="` + envoyEscape(pemText(leaf)) + `"`}},
-		{"envoy-xfcc injected after empty DNS", "envoy-xfcc", []string{`Hash=00;Cert="x";DNS=,Cert="` + envoyEscape(pemText(leaf)) + `"`}},
-		{"envoy-xfcc injected after quote-led DNS", "envoy-xfcc", []string{`Hash=00;Cert="x";DNS="a",Cert="` + envoyEscape(pemText(leaf)) + `"`}},
-		{"envoy-xfcc injected after quote-led URI", "envoy-xfcc", []string{`Hash=00;Cert="x";URI="a";Subject="b",Hash=` + hex.EncodeToString(func() []byte { s := sha256.Sum256(leaf.Raw); return s[:] }()) + `;Cert="` + envoyEscape(pemText(leaf)) + `"`}},
-		{"traefik empty element", "traefik", []string{b64(leaf) + ","}},
-		{"traefik garbage", "traefik", []string{"not base64!"}},
-		{"haproxy trailing bytes", "haproxy", []string{base64.StdEncoding.EncodeToString(append(append([]byte{}, leaf.Raw...), 0x30, 0x01))}},
-		{"haproxy two leaves", "haproxy", []string{base64.StdEncoding.EncodeToString(append(append([]byte{}, leaf.Raw...), leaf.Raw...))}},
-		{"haproxy chain only", "haproxy", []string{"", b64(inter)}},
-		{"haproxy unpadded", "haproxy", []string{strings.TrimRight(b64(leaf)+"A", "=")}},
-		{"apache chain gap", "apache", []string{flatPEM(leaf), "(null)", flatPEM(inter)}},
-		{"apache chain only", "apache", []string{"(null)", flatPEM(inter)}},
-		{"apache garbage", "apache", []string{"SPOOFED"}},
-		{"caddy other placeholder text", "caddy", []string{"{foo}"}},
-		{"caddy line break", "caddy", []string{b64(leaf)[:64] + "\n" + b64(leaf)[64:]}},
-		{"cloudflare not DER", "cloudflare", []string{base64.StdEncoding.EncodeToString([]byte("hello"))}},
-		{"base64-der chain absent leaf", "base64-der", []string{"", b64(inter)}},
-		{"pem chain says absent", "pem", []string{flatPEM(leaf), " "}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, err := HeaderFormat(tt.format)
-			require.NoError(t, err)
-			values := make([]string, len(f.HeaderNames()))
-			copy(values, tt.values)
-			got, err := f.Decode(values)
-			if tt.name == "pem chain says absent" { // a blank chain value is absent, not an error
-				require.NoError(t, err)
-				assert.Len(t, got, 1)
-				return
-			}
-			require.ErrorIs(t, err, ErrMalformedHeader)
-			assert.Nil(t, got)
-		})
-	}
-}
-
-func TestHeaderFormatLookup(t *testing.T) {
-	names := HeaderFormatNames()
-	for _, want := range []string{"rfc9440", "aws-alb", "aws-alb-verify", "nginx", "envoy-xfcc", "traefik", "haproxy",
-		"apache", "caddy", "azure-app-service", "cloudflare", "wso2", "pem", "url-pem", "base64-der"} {
-		assert.Contains(t, names, want)
-	}
-	for _, n := range names {
-		f, err := HeaderFormat(n)
-		require.NoError(t, err)
-		assert.Equal(t, n, f.Name())
-		for _, h := range f.HeaderNames() {
-			assert.Equal(t, http.CanonicalHeaderKey(h), h, "%s: header names are canonical", n)
-		}
-	}
-	_, err := HeaderFormat("nope")
-	require.Error(t, err)
-	assert.True(t, strings.HasPrefix(err.Error(), "mtls: "))
-	assert.Panics(t, func() { MustHeaderFormat("nope") })
-}
+var (
+	pemText     = proxyenc.PEM
+	nginxEscape = proxyenc.NginxEscape
+	envoyEscape = proxyenc.EnvoyEscape
+	flatPEM     = proxyenc.FlatPEM
+	b64         = proxyenc.B64
+	ders        = proxyenc.DERs
+)
 
 // --- the real captures ---
 

@@ -1,0 +1,195 @@
+package certheader
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/certgate/mtls/internal/certheader/proxyenc"
+	"github.com/stretchr/testify/require"
+)
+
+// Fuzz targets for the codecs. Each one checks, whatever the input: no panic; an error comes
+// with no certificate; a success yields only complete DER certificates; what an encoder writes
+// for decoded certificates decodes to the same. Seeds: the cases below plus
+// testdata/fuzz/<target>/ (values from the real captures).
+
+// checkDecode decodes values and checks the outcome; it returns the certificates.
+func checkDecode(t *testing.T, dec decoder, values ...string) [][]byte {
+	got, err := dec(values)
+	if err != nil {
+		require.Nil(t, got, "nothing is returned with an error")
+		return nil
+	}
+	for _, der := range got {
+		d, err := splitDER(der)
+		require.NoError(t, err, "an incomplete DER certificate")
+		require.Len(t, d, 1, "concatenated certificates returned as one")
+	}
+	return got
+}
+
+// certsOf wraps DER in certificates, for the encoders, which read only Raw (and the names).
+func certsOf(ders [][]byte) []*x509.Certificate {
+	out := make([]*x509.Certificate, len(ders))
+	for i, der := range ders {
+		out[i] = &x509.Certificate{Raw: der}
+	}
+	return out
+}
+
+func fuzzSeeds(f *testing.F, pairs ...[2]string) {
+	for _, p := range pairs {
+		f.Add(p[0], p[1])
+	}
+}
+
+func FuzzHeaderRFC9440(f *testing.F) {
+	c := newCerts()
+	leaf, inter := ":"+proxyenc.B64(c.leaf)+":", ":"+proxyenc.B64(c.inter)+":"
+	fuzzSeeds(f, [2]string{leaf, inter}, [2]string{leaf, inter + ", " + inter}, [2]string{"", inter},
+		[2]string{leaf + ";a=1", ""}, [2]string{"::", ""}, [2]string{":AAAA", ""}, [2]string{leaf, inter + ","})
+	f.Fuzz(func(t *testing.T, v0, v1 string) {
+		if ders := checkDecode(t, RFC9440, v0, v1); ders != nil {
+			again, err := RFC9440(EncodeRFC9440(certsOf(ders)))
+			require.NoError(t, err)
+			require.Equal(t, ders, again)
+		}
+	})
+}
+
+// FuzzHeaderXFCC decodes v0, and when it holds certificates writes them again with v1 as the
+// subject's common name and as a DNS name, which must parse back whole.
+func FuzzHeaderXFCC(f *testing.F) {
+	c := newCerts()
+	cert := proxyenc.EnvoyEscape(proxyenc.PEM(c.leaf))
+	sum := sha256.Sum256(c.leaf.Raw)
+	hash := hex.EncodeToString(sum[:])
+	fuzzSeeds(f,
+		[2]string{`By=spiffe://gw;Hash=` + hash + `;Cert="` + cert + `";Subject="CN=a\"b";URI=spiffe://x;DNS=a`, `a,b;c="d\`},
+		[2]string{`Cert="x,By=y;Cert="` + cert + `"`, ""},
+		[2]string{`Hash=` + hash + `;Chain="` + proxyenc.EnvoyEscape(proxyenc.PEM(c.leaf, c.inter)) + `"`, "x.example.test"},
+		[2]string{`URI=spiffe://a,URI=spiffe://b;Cert=` + cert, ""},
+		[2]string{`=`, ""}, [2]string{`Cert="\`, ""})
+	f.Fuzz(func(t *testing.T, v0, v1 string) {
+		_, _ = ParseXFCC(v0)
+		ders := checkDecode(t, XFCC, v0)
+		if ders == nil {
+			return
+		}
+		chain := certsOf(ders)
+		chain[0].Subject = pkix.Name{CommonName: v1}
+		chain[0].DNSNames = []string{v1}
+		written := EncodeXFCC(chain)
+		again, err := XFCC(written)
+		require.NoError(t, err)
+		require.Equal(t, ders, again)
+		elems, err := ParseXFCC(written[0])
+		require.NoError(t, err)
+		require.Len(t, elems, 1)
+		got := map[string]string{}
+		for _, p := range elems[0] {
+			got[p.Key] = p.Value
+		}
+		require.Equal(t, chain[0].Subject.String(), got["subject"])
+		require.Equal(t, v1, got["dns"])
+	})
+}
+
+func FuzzHeaderTraefik(f *testing.F) {
+	c := newCerts()
+	fuzzSeeds(f, [2]string{proxyenc.B64(c.leaf) + "," + proxyenc.B64(c.inter), ""},
+		[2]string{strings.ReplaceAll(proxyenc.B64(c.leaf), "+", "%2B"), ""}, [2]string{",", ""}, [2]string{"%", ""})
+	f.Fuzz(func(t *testing.T, v0, _ string) { checkDecode(t, Traefik, v0) })
+}
+
+func FuzzHeaderApache(f *testing.F) {
+	c := newCerts()
+	fuzzSeeds(f, [2]string{proxyenc.FlatPEM(c.leaf), proxyenc.FlatPEM(c.inter)},
+		[2]string{"(null)", "(null)"}, [2]string{"(null)", proxyenc.FlatPEM(c.inter)},
+		[2]string{proxyenc.ApacheEscape(proxyenc.PEM(c.leaf)), ""}, [2]string{"-----BEGIN CERTIFICATE----- ", ""})
+	f.Fuzz(func(t *testing.T, v0, v1 string) {
+		checkDecode(t, Apache, v0, v1, "", "", "")
+		checkDecode(t, Apache, v0, "(null)", v1, "", "")
+	})
+}
+
+// FuzzHeaderPEM covers the PEM and URL-encoded PEM decoders (nginx, aws-alb, aws-alb-verify, wso2,
+// pem, url-pem) and percent-encoding.
+func FuzzHeaderPEM(f *testing.F) {
+	c := newCerts()
+	fuzzSeeds(f, [2]string{proxyenc.NginxEscape(proxyenc.PEM(c.leaf)), ""},
+		[2]string{proxyenc.ALBEscape(proxyenc.PEM(c.leaf, c.inter)), ""},
+		[2]string{proxyenc.FlatPEM(c.leaf), proxyenc.FlatPEM(c.inter)},
+		[2]string{"-----BEGIN%20CERTIFICATE-----%0A%ZZ", ""}, [2]string{"-----BEGIN CERTIFICATE-----", "x"})
+	f.Fuzz(func(t *testing.T, v0, v1 string) {
+		for _, dec := range []decoder{Nginx, AWSALB, AWSALBVerify, WSO2} {
+			checkDecode(t, dec, v0)
+		}
+		checkDecode(t, PEM, v0, v1)
+		if ders := checkDecode(t, URLPEM, v0, v1); ders != nil {
+			again, err := URLPEM([]string{percentEncode(pemEncode(ders))})
+			require.NoError(t, err)
+			require.Equal(t, ders, again)
+		}
+		s, err := percentDecode(percentEncode(v0))
+		require.NoError(t, err)
+		require.Equal(t, v0, s)
+		if !strings.Contains(v0, "%") {
+			s, err := percentDecode(v0)
+			require.NoError(t, err)
+			require.Equal(t, v0, s, "percent-decoding changes nothing but escapes; + stays +")
+		}
+	})
+}
+
+// FuzzHeaderBase64DER covers the base64 DER decoders: haproxy, caddy, azure-app-service,
+// cloudflare, base64-der.
+func FuzzHeaderBase64DER(f *testing.F) {
+	c := newCerts()
+	fuzzSeeds(f, [2]string{proxyenc.B64(c.leaf), proxyenc.B64(c.inter)},
+		[2]string{"{http.request.tls.client.certificate_der_base64}", ""}, [2]string{"", proxyenc.B64(c.inter)},
+		[2]string{"MIIB", ""}, [2]string{"MAA=", ""})
+	f.Fuzz(func(t *testing.T, v0, v1 string) {
+		checkDecode(t, HAProxy, v0, v1)
+		checkDecode(t, Base64DER, v0, v1)
+		for _, dec := range []decoder{Caddy, Base64DERLeaf} {
+			checkDecode(t, dec, v0)
+		}
+	})
+}
+
+func FuzzHeaderSameName(f *testing.F) {
+	fuzzSeeds(f, [2]string{"X-Ssl-Client-Cert", "x_ssl_client_cert"}, [2]string{"Client-Cert", "Client-Cert-Chain"},
+		[2]string{"X-\u212a", "X-k"}, [2]string{"A\xff", "a\xff"})
+	f.Fuzz(func(t *testing.T, a, b string) {
+		same := SameName(a, b)
+		require.Equal(t, same, SameName(b, a))
+		require.True(t, SameName(a, a))
+		require.True(t, SameName(a, strings.NewReplacer("-", "_", "_", "-").Replace(a)), "- and _ swapped")
+		if isASCII(a) && isASCII(b) {
+			dash := func(s string) string { return strings.ReplaceAll(s, "_", "-") }
+			require.Equal(t, strings.EqualFold(dash(a), dash(b)), same)
+			return
+		}
+		if same {
+			for i := 0; i < len(a); i++ {
+				if a[i] >= 0x80 || b[i] >= 0x80 {
+					require.Equal(t, a[i], b[i], "bytes beyond ASCII compare equal only to themselves")
+				}
+			}
+		}
+	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

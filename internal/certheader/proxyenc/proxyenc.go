@@ -1,0 +1,67 @@
+// Package proxyenc encodes certificates the way each proxy writes them in a header,
+// independently of the codecs under test, for the tests of certheader and of the middleware.
+package proxyenc
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"strings"
+)
+
+// PEM is the PEM text of certs.
+func PEM(certs ...*x509.Certificate) string {
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return string(b)
+}
+
+// NginxEscape is $ssl_client_escaped_cert: everything but RFC 3986 unreserved is %XX.
+func NginxEscape(s string) string {
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
+			sb.WriteByte(c)
+		} else {
+			sb.WriteString("%" + strings.ToUpper(hex.EncodeToString([]byte{c})))
+		}
+	}
+	return sb.String()
+}
+
+// ALBEscape is AWS ALB's "URL-encoded with +=/ as safe characters".
+func ALBEscape(s string) string {
+	return strings.NewReplacer(" ", "%20", "\n", "%0A").Replace(s)
+}
+
+// ApacheEscape is Apache's expr=%{escape:...}: lowercase, + / = left alone.
+func ApacheEscape(s string) string {
+	return strings.NewReplacer(" ", "%20", "\n", "%0a").Replace(s)
+}
+
+// EnvoyEscape is Envoy's XFCC Cert/Chain escaping.
+func EnvoyEscape(s string) string {
+	return strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D").Replace(s)
+}
+
+// FlatPEM is PEM with line breaks turned into spaces (Apache %{...}s, nginx $ssl_client_cert
+// after unfolding).
+func FlatPEM(certs ...*x509.Certificate) string {
+	return strings.ReplaceAll(PEM(certs...), "\n", " ")
+}
+
+// B64 is the base64 DER of c.
+func B64(c *x509.Certificate) string { return base64.StdEncoding.EncodeToString(c.Raw) }
+
+// DERs returns the DER of certs.
+func DERs(certs ...*x509.Certificate) [][]byte {
+	out := make([][]byte, len(certs))
+	for i, c := range certs {
+		out[i] = c.Raw
+	}
+	return out
+}
