@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/certgate/mtls/internal/certheader"
 )
 
 // claim is what a request presents, before anything about it is believed: the certificates of
@@ -169,45 +171,18 @@ func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
 	return r2
 }
 
-// index returns the position of the certificate header that key names, or -1. Keys are compared
+// index returns the position of the certificate header that key names, or -1.
+func (h *headerSource) index(key string) int { return nameIndex(key, h.names) }
+
+// nameIndex returns the position in names of the header that key names, or -1. Keys are compared
 // without regard to case and with '_' equal to '-': net/http canonicalises the keys it reads, but
 // a request built by code may hold a non-canonical one, which a reverse proxy would still send
 // on, and CGI, FastCGI and WSGI consumers read X_SSL_Client_Cert as X-SSL-Client-Cert.
-func (h *headerSource) index(key string) int {
-	for i, name := range h.names {
-		if sameHeaderName(key, name) {
+func nameIndex(key string, names []string) int {
+	for i, name := range names {
+		if certheader.SameName(key, name) {
 			return i
 		}
 	}
 	return -1
-}
-
-// sameHeaderName says whether two header names are the same to any consumer: equal but for ASCII
-// case and '_' for '-'.
-func sameHeaderName(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
-		}
-		if x == '_' {
-			x = '-'
-		}
-		if y == '_' {
-			y = '-'
-		}
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

@@ -45,7 +45,7 @@ func Forward(h http.Header, id *Identity, format Format, more ...Format) error {
 	// code would go out on the wire and be read by the next hop as the real header.
 	for k := range h {
 		for _, f := range formats {
-			if nameIn(k, f.HeaderNames()) {
+			if nameIndex(k, f.HeaderNames()) >= 0 {
 				delete(h, k)
 				break
 			}
@@ -80,14 +80,4 @@ func forwardedChain(id *Identity) []*x509.Certificate {
 		chain = chain[:n-1]
 	}
 	return chain
-}
-
-// nameIn says whether key names one of names to any consumer (see sameHeaderName).
-func nameIn(key string, names []string) bool {
-	for _, name := range names {
-		if sameHeaderName(key, name) {
-			return true
-		}
-	}
-	return false
 }
