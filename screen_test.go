@@ -183,6 +183,14 @@ func hostileChains(tb testing.TB, p *pki) []hostileChain {
 		rootNamed = append(rootNamed, mint(tb, link[0], link[1], true, ecKey(tb, elliptic.P256()).Public(), throwaway))
 	}
 
+	// The same beside the real (public) intermediate, which is admitted: the leaf's signature is
+	// then checked too, with the intermediate's key.
+	decoys := []*x509.Certificate{mint(tb, "mallory", issuer, false, throwaway.Public(), throwaway), p.issuing.Certificate,
+		mint(tb, issuer, other, true, ecKey(tb, elliptic.P256()).Public(), throwaway)}
+	for range 2 {
+		decoys = append(decoys, mint(tb, other, root, true, ecKey(tb, elliptic.P256()).Public(), throwaway))
+	}
+
 	oversized := mint(tb, "mallory", issuer, false, throwaway.Public(), throwaway, withPadding(60<<10))
 
 	return []hostileChain{
@@ -194,6 +202,7 @@ func hostileChains(tb testing.TB, p *pki) []hostileChain {
 		{name: "candidates-per-name-p521", bound: "share the subject", chain: manyNames},
 		{name: "fake-chain-p521", chain: fake},
 		{name: "root-named-linked-cas", chain: rootNamed},
+		{name: "decoys-beside-real-intermediate", chain: decoys},
 		{name: "oversized-60KiB", bound: "bytes", chain: []*x509.Certificate{oversized, p.issuing.Certificate}},
 	}
 }
