@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -176,13 +177,7 @@ func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Ce
 		return fail(ErrUntrusted, "the certificate is not pinned and no CA is trusted", nil)
 	}
 
-	inter := t.intermediates
-	if len(presented) > 1 {
-		inter = t.intermediates.Clone()
-		for _, c := range presented[1:] {
-			inter.AddCert(c)
-		}
-	}
+	inter, refused := t.admit(presented, now)
 	chains, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         t.roots,
 		Intermediates: inter,
@@ -190,6 +185,10 @@ func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Ce
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err != nil {
+		if refused != nil && isUnknownAuthority(err) {
+			// The leaf's issuer is likely the presented CA that was not admitted: say why.
+			return fail(classifyVerifyError(refused.err, now), fmt.Sprintf("presented CA certificate %q does not verify", refused.cert.Subject), refused.err)
+		}
 		return fail(classifyVerifyError(err, now), "", err)
 	}
 	best := chains[0]
@@ -204,8 +203,78 @@ func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Ce
 	return best, false, nil
 }
 
-// checkPresented checks what does not depend on trust anchors: how many certificates were
-// presented, and the leaf's own usage and validity.
+// admit returns the configured intermediates, with those presented CA certificates that verify
+// as certificates of their own up to a root, through the configured intermediates and the
+// presented ones admitted before them. Chain building from the leaf then never checks a
+// signature with a key that only the client vouches for: the keys it uses were chosen by the
+// operator or certified by a trusted CA, so that a forged chain costs no more than a check of
+// each of its CA certificates against the anchors. Only the candidates linked to the leaf by
+// names (its issuer, their issuers...) are tried, each once, farthest from the leaf first, as a
+// chain is admitted from the top down. admit also returns a candidate left out, if any, and why.
+func (t *trust) admit(presented []*x509.Certificate, now time.Time) (*x509.CertPool, *refusal) {
+	var linked []*x509.Certificate // nearest to the leaf first
+	wanted := [][]byte{presented[0].RawIssuer}
+	for len(wanted) > 0 { // each round links at least one more candidate, or is the last
+		var next [][]byte
+		for _, c := range presented[1:] {
+			// A certificate that is not a CA cannot issue one; chain building would refuse it too.
+			if c.IsCA && containsBytes(wanted, c.RawSubject) && !slices.Contains(linked, c) {
+				linked = append(linked, c)
+				next = append(next, c.RawIssuer)
+			}
+		}
+		wanted = next
+	}
+
+	pool := t.intermediates
+	var refused *refusal
+	for i := len(linked) - 1; i >= 0; i-- {
+		c := linked[i]
+		_, err := c.Verify(x509.VerifyOptions{
+			Roots:         t.roots,
+			Intermediates: pool,
+			CurrentTime:   now,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		})
+		if err != nil {
+			// Keep the most telling reason: an expired CA, say, rather than one whose own issuer
+			// was left out.
+			if refused == nil || isUnknownAuthority(refused.err) && !isUnknownAuthority(err) {
+				refused = &refusal{cert: c, err: err}
+			}
+			continue
+		}
+		if pool == t.intermediates {
+			pool = pool.Clone()
+		}
+		pool.AddCert(c)
+	}
+	return pool, refused
+}
+
+func isUnknownAuthority(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	return errors.As(err, &unknown)
+}
+
+// refusal is a presented CA certificate that admit left out, and why.
+type refusal struct {
+	cert *x509.Certificate
+	err  error
+}
+
+func containsBytes(list [][]byte, b []byte) bool {
+	for _, x := range list {
+		if bytes.Equal(x, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkPresented checks what does not depend on trust anchors, before any signature: how many
+// certificates were presented and whether they are within the screening bounds (see [screen]),
+// and the leaf's critical extensions, usage and validity.
 func (t *trust) checkPresented(presented []*x509.Certificate, now time.Time) error {
 	leaf := presented[0]
 	fail := func(kind error, detail string) error {
@@ -213,9 +282,17 @@ func (t *trust) checkPresented(presented []*x509.Certificate, now time.Time) err
 		e.Leaf = leaf
 		return e
 	}
-	switch {
-	case len(presented) > t.maxDepth+1:
+	if len(presented) > t.maxDepth+1 {
 		return fail(ErrUntrusted, fmt.Sprintf("%d certificates presented, at most %d allowed", len(presented), t.maxDepth+1))
+	}
+	if d := screen(presented, defaultScreenLimits); d != "" {
+		return fail(ErrUntrusted, d)
+	}
+	switch {
+	case len(leaf.UnhandledCriticalExtensions) > 0:
+		// RFC 5280 4.2: a certificate with a critical extension that is not understood must be
+		// refused, whether it is pinned, forwarded by a proxy or verified up to a root.
+		return fail(ErrUntrusted, fmt.Sprintf("the client certificate has an unhandled critical extension %v", leaf.UnhandledCriticalExtensions[0]))
 	case leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0:
 		return fail(ErrWrongUsage, "the client certificate is a CA certificate")
 	case !hasClientAuth(leaf):

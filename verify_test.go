@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"net"
 	"net/http"
@@ -137,6 +139,10 @@ func TestVerificationOutcomes(t *testing.T) {
 			cfg: func(c *Config) { c.MaxChainDepth = 2 }},
 		{name: "chain exactly as deep as allowed", chain: deep.NewClient("dave").Chain(),
 			cfg: func(c *Config) { c.MaxChainDepth = 3 }},
+		{name: "chain presented out of order", chain: []*x509.Certificate{deep.NewClient("dave").Certificate, p.issuing.Certificate, deep.Certificate}},
+		{name: "unrelated CA presented as well", chain: append(p.alice.Chain(), p.other.Certificate)},
+		{name: "intermediate presented and configured", chain: p.alice.Chain(),
+			cfg: func(c *Config) { c.Intermediates = p.issuing.Pool() }},
 		{name: "too many certificates presented", wantErr: ErrUntrusted,
 			chain: append(p.alice.Chain(), p.root.Certificate, p.other.Certificate, p.other.Certificate, p.other.Certificate)},
 	}
@@ -360,4 +366,44 @@ func TestRejectAtHandshakeLetsProxiesWithoutCertificatesThrough(t *testing.T) {
 	cfg := m.TLSConfig(nil, RejectAtHandshake())
 	require.NoError(t, cfg.VerifyConnection(tls.ConnectionState{}))
 	require.ErrorIs(t, cfg.VerifyConnection(tls.ConnectionState{PeerCertificates: p.other.NewClient("x").Chain()}), ErrUntrusted)
+}
+
+// TestUnhandledCriticalExtension: a leaf with a critical extension that is not understood is
+// refused on each of the three paths: verified up to a root, pinned, forwarded by a proxy.
+func TestUnhandledCriticalExtension(t *testing.T) {
+	p := newPKI(t)
+	ext := func(critical bool) mtlstest.Option {
+		return mtlstest.WithExtension(pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}, Critical: critical, Value: []byte{5, 0}})
+	}
+	run := map[string]func(t *testing.T, critical bool) error{
+		"verified": func(t *testing.T, critical bool) error {
+			tr, err := (&trustConfig{roots: p.root.Pool(), maxDepth: defaultMaxChainDepth}).load()
+			require.NoError(t, err)
+			_, _, err = tr.verify(p.issuing.NewClient("crit", ext(critical)).Chain(), time.Now())
+			return err
+		},
+		"pinned": func(t *testing.T, critical bool) error {
+			leaf := mtlstest.NewSelfSigned("crit", ext(critical))
+			tr, err := (&trustConfig{pins: []string{fingerprint(leaf.Certificate)}, maxDepth: defaultMaxChainDepth}).load()
+			require.NoError(t, err)
+			_, pinned, err := tr.verify(leaf.Chain(), time.Now())
+			assert.Equal(t, err == nil, pinned)
+			return err
+		},
+		"forwarded": func(t *testing.T, critical bool) error {
+			_, err := (&trust{maxDepth: defaultMaxChainDepth}).checkForwarded(p.issuing.NewClient("crit", ext(critical)).Chain(), time.Now())
+			return err
+		},
+	}
+	for name, verify := range run {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, verify(t, false), "a non-critical unknown extension is ignored")
+			err := verify(t, true)
+			require.ErrorIs(t, err, ErrUntrusted)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Equal(t, "the client certificate has an unhandled critical extension 1.3.6.1.4.1.99999.7", e.Detail)
+			require.NotNil(t, e.Leaf)
+		})
+	}
 }
