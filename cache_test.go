@@ -141,9 +141,7 @@ func TestCacheKeepsNoMaterialOfRefusals(t *testing.T) {
 	p := newPKI(t)
 	m, err := New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
-	// A large untrusted certificate: 20 KiB of extension.
-	bulky := p.other.NewClient("bulky", mtlstest.WithExtension(pkix.Extension{
-		Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: bytes.Repeat([]byte{0x04}, 20<<10)}))
+	bulky := bulkyClient(p.other, 12<<10)
 	for range 2 {
 		_, err = m.Authenticate(requestWith(bulky.Chain()...))
 		require.ErrorIs(t, err, ErrUntrusted)
@@ -180,14 +178,23 @@ func TestCacheBoundedByBytes(t *testing.T) {
 	assert.Equal(t, sum, c.bytes.Load(), "the byte count is exact")
 }
 
-// TestCacheSkipsCountRefusals: a claim refused by the number of certificates it presents takes no
-// room in the cache, from either source.
-func TestCacheSkipsCountRefusals(t *testing.T) {
+// bulkyClient is a client certificate of ca with an extension of n bytes.
+func bulkyClient(ca *mtlstest.CA, n int) *mtlstest.Leaf {
+	return ca.NewClient("bulky", mtlstest.WithExtension(pkix.Extension{
+		Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Value: bytes.Repeat([]byte{0x04}, n)}))
+}
+
+// TestCacheSkipsScreenedRefusals: a claim refused by screening (the number of certificates it
+// presents, their sizes and keys) takes no room in the cache, from either source.
+func TestCacheSkipsScreenedRefusals(t *testing.T) {
 	p := newPKI(t)
 	m, err := New(Config{RootCAs: p.root.Pool(), MaxChainDepth: 1})
 	require.NoError(t, err)
 	chain := p.alice.Chain()
 	_, err = m.Authenticate(requestWith(chain[0], chain[1], p.root.Certificate))
+	require.ErrorIs(t, err, ErrUntrusted)
+	assert.Zero(t, m.state.Load().cache.len())
+	_, err = m.Authenticate(requestWith(bulkyClient(p.issuing, 20<<10).Certificate))
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Zero(t, m.state.Load().cache.len())
 

@@ -100,16 +100,32 @@ func (m *Middleware) verifiedChain(c *claim) (*Identity, error) {
 	})
 }
 
-// screenClaim bounds what a claim may make the later steps do, before the cache: a claim refused
-// here costs no more than counting, and takes no room in the cache. (The header bytes were
-// bounded when they were read; the certificates themselves are screened after parsing.)
+// screenClaim bounds what a claim may make the later steps do, before the cache: a TLS claim
+// with too many certificates costs no more than counting, and takes no room in the cache. (The
+// header bytes were bounded when they were read.)
 func (m *Middleware) screenClaim(c *claim) error {
-	if n, max := len(c.certs), m.maxPresented(); n > max {
-		e := newError(ErrUntrusted, fmt.Sprintf("%d certificates presented, at most %d allowed", n, max), nil)
-		e.Leaf = c.certs[0]
-		return e
+	if len(c.certs) > m.maxPresented() {
+		return m.screen(c.certs)
 	}
 	return nil
+}
+
+// screen is the screening step: the number of certificates presented, and what each may hold
+// (screen.go), before any signature is checked. A refusal is ErrUntrusted with the bound in the
+// detail.
+func (m *Middleware) screen(certs []*x509.Certificate) error {
+	detail := ""
+	if n, max := len(certs), m.maxPresented(); n > max {
+		detail = fmt.Sprintf("%d certificates presented, at most %d allowed", n, max)
+	} else {
+		detail = screen(certs, defaultScreenLimits)
+	}
+	if detail == "" {
+		return nil
+	}
+	e := newError(ErrUntrusted, detail, nil)
+	e.Leaf = certs[0]
+	return e
 }
 
 func (m *Middleware) maxPresented() int { return m.trustCfg.maxDepth + 1 }
@@ -121,11 +137,8 @@ func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, 
 	if err != nil || len(certs) == 0 {
 		return nil, now.Add(negativeTTL), err
 	}
-	if len(certs) > m.maxPresented() {
-		// A decoded header claim over the count bound: refused like a TLS one, and not cached.
-		e := newError(ErrUntrusted, fmt.Sprintf("%d certificates forwarded, at most %d allowed", len(certs), m.maxPresented()), nil)
-		e.Leaf = certs[0]
-		return nil, time.Time{}, e
+	if err := m.screen(certs); err != nil {
+		return nil, time.Time{}, err // not cached: screening costs less than a look-up's room
 	}
 	var chain []*x509.Certificate
 	pinned := false

@@ -272,8 +272,9 @@ func TestScreen(t *testing.T) {
 // the others without a signature ever being checked with a key that only the client vouches for.
 func TestVerifyRefusesHostileChains(t *testing.T) {
 	p := newPKI(t)
-	tr, err := (&trustConfig{roots: p.root.Pool(), maxDepth: defaultMaxChainDepth}).load()
+	m, err := New(Config{RootCAs: p.root.Pool(), CacheSize: -1})
 	require.NoError(t, err)
+	tr := m.state.Load().trust
 	for _, h := range hostileChains(t, p) {
 		t.Run(h.name, func(t *testing.T) {
 			if h.bound != "" {
@@ -283,7 +284,7 @@ func TestVerifyRefusesHostileChains(t *testing.T) {
 				_, refused := tr.admit(h.chain, time.Now())
 				require.NotNil(t, refused, "no presented CA is admitted")
 			}
-			_, _, err := tr.verify(h.chain, time.Now())
+			_, err := m.verifiedChain(&claim{source: SourceTLS, certs: h.chain})
 			require.ErrorIs(t, err, ErrUntrusted)
 			var e *Error
 			require.ErrorAs(t, err, &e)

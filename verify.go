@@ -158,8 +158,8 @@ func ParsePEMCertificates(data []byte) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// verify checks a presented chain (leaf first) at time now and returns the verified chain, leaf
-// first and anchor last, and whether the leaf was accepted by its pin.
+// verify checks a presented chain (leaf first, screened) at time now and returns the verified
+// chain, leaf first and anchor last, and whether the leaf was accepted by its pin.
 func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Certificate, bool, error) {
 	leaf := presented[0]
 	fail := func(kind error, detail string, cause error) ([]*x509.Certificate, bool, error) {
@@ -272,21 +272,15 @@ func containsBytes(list [][]byte, b []byte) bool {
 	return false
 }
 
-// checkPresented checks what does not depend on trust anchors, before any signature: how many
-// certificates were presented and whether they are within the screening bounds (see [screen]),
-// and the leaf's critical extensions, usage and validity.
+// checkPresented checks what does not depend on trust anchors, before any signature: the leaf's
+// critical extensions, usage and validity. (The pipeline screened the number and contents of the
+// presented certificates before.)
 func (t *trust) checkPresented(presented []*x509.Certificate, now time.Time) error {
 	leaf := presented[0]
 	fail := func(kind error, detail string) error {
 		e := newError(kind, detail, nil)
 		e.Leaf = leaf
 		return e
-	}
-	if len(presented) > t.maxDepth+1 {
-		return fail(ErrUntrusted, fmt.Sprintf("%d certificates presented, at most %d allowed", len(presented), t.maxDepth+1))
-	}
-	if d := screen(presented, defaultScreenLimits); d != "" {
-		return fail(ErrUntrusted, d)
 	}
 	switch {
 	case len(leaf.UnhandledCriticalExtensions) > 0:
