@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/certgate/mtls/internal/spiffeid"
 )
 
 // elemError is a bad value in a matcher's input. The constructors name the value; the document
@@ -799,8 +801,9 @@ func buildIP(vals []string) (Policy, *elemError) {
 // an exact ID ("spiffe://acme.test/ns/prod/sa/alice"), any workload of a trust domain
 // ("spiffe://acme.test/*") or any ID below a path ("spiffe://acme.test/ns/prod/*", which does not
 // match "spiffe://acme.test/ns/prod" itself). Patterns and IDs must follow the SPIFFE ID syntax
-// (lowercase trust domain; path segments of letters, digits, '.', '-' and '_', no "." or ".."
-// segments); an ID that does not matches nothing.
+// (lowercase trust domain; path segments of letters, digits, '.', '-' and '_', none empty, "." or
+// ".."; no trailing '/', percent-encoding, port, user info, query or fragment). An identity whose
+// URI SAN is not such an ID has an empty [Identity.SPIFFEID] and matches nothing.
 func RequireSPIFFEIDs(patterns ...string) (Policy, error) {
 	p, err := buildSPIFFE(patterns)
 	return public("RequireSPIFFEIDs", p, err)
@@ -811,13 +814,13 @@ func buildSPIFFE(patterns []string) (Policy, *elemError) {
 	var prefixes []string
 	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
 		if base, ok := strings.CutSuffix(s, "/*"); ok {
-			if !validSPIFFEID(base) {
+			if spiffeid.Validate(base) != nil {
 				return "", "not a SPIFFE ID followed by /*"
 			}
 			prefixes = append(prefixes, base+"/")
 			return s, ""
 		}
-		if !validSPIFFEID(s) {
+		if spiffeid.Validate(s) != nil {
 			return "", "not a SPIFFE ID ('*' is only allowed as a final /* segment)"
 		}
 		exact[s] = struct{}{}
@@ -833,7 +836,7 @@ func buildSPIFFE(patterns []string) (Policy, *elemError) {
 	r := newRule("spiffe", doc, nil)
 	r.fn3 = func(id *Identity) verdict {
 		s := id.SPIFFEID
-		if !validSPIFFEID(s) {
+		if spiffeid.Validate(s) != nil {
 			// Not an X509-SVID (two URI SANs, bad syntax): matches nothing, but a spiffe URI
 			// naming a listed ID, as written or normalised, is undecided rather than a mismatch.
 			for _, u := range id.Leaf.URIs {
@@ -857,46 +860,6 @@ func buildSPIFFE(patterns []string) (Policy, *elemError) {
 		return no
 	}
 	return r, nil
-}
-
-// validSPIFFEID checks the SPIFFE ID syntax strictly.
-func validSPIFFEID(s string) bool {
-	rest, ok := strings.CutPrefix(s, "spiffe://")
-	if !ok {
-		return false
-	}
-	td, path := rest, ""
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		td, path = rest[:i], rest[i:]
-	}
-	if td == "" || len(s) > 2048 {
-		return false
-	}
-	for i := 0; i < len(td); i++ {
-		c := td[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	if path == "" {
-		return true
-	}
-	// Segments: non-empty, not "." or "..", of letters, digits, '.', '-' and '_'.
-	segStart := 1
-	for i := 1; i <= len(path); i++ {
-		if i < len(path) && path[i] != '/' {
-			c := path[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-				return false
-			}
-			continue
-		}
-		if seg := path[segStart:i]; seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-		segStart = i + 1
-	}
-	return true
 }
 
 // ---- Digests -------------------------------------------------------------------------------

@@ -297,6 +297,48 @@ func TestPolicySPIFFEIDs(t *testing.T) {
 	}
 }
 
+// TestIdentitySPIFFEIDSyntax: Identity.SPIFFEID holds an ID only when the SPIFFE matchers and
+// resolvers accept it too: one validator decides for all of them.
+func TestIdentitySPIFFEIDSyntax(t *testing.T) {
+	tests := []struct {
+		name, uri string
+		valid     bool
+	}{
+		{"workload", "spiffe://acme.test/ns/prod/sa/alice", true},
+		{"trust domain", "spiffe://acme.test", true},
+		{"dot-dot segment", "spiffe://acme.test/a/../b", false},
+		{"dot segment", "spiffe://acme.test/a/./b", false},
+		{"final dot-dot", "spiffe://acme.test/a/..", false},
+		{"escaped dot-dot", "spiffe://acme.test/a/%2e%2e/b", false},
+		{"escaped letter", "spiffe://acme.test/%61", false},
+		{"trailing slash", "spiffe://acme.test/a/", false},
+		{"empty segment", "spiffe://acme.test/a//b", false},
+		{"invalid path character", "spiffe://acme.test/a+b", false},
+		{"port", "spiffe://acme.test:8443/a", false},
+		{"user info", "spiffe://eve@acme.test/a", false},
+		{"query", "spiffe://acme.test/a?b", false},
+		{"fragment", "spiffe://acme.test/a#b", false},
+		{"upper-case trust domain", "spiffe://Acme.test/a", false},
+	}
+	resolve := PrincipalFromSPIFFEID()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := synth(&x509.Certificate{URIs: uris(tc.uri)})
+			_, patternErr := RequireSPIFFEIDs(tc.uri)
+			principal, _ := resolve.ResolvePrincipal(id)
+			if tc.valid {
+				assert.Equal(t, tc.uri, id.SPIFFEID)
+				assert.NoError(t, patternErr)
+				assert.Equal(t, tc.uri, principal)
+			} else {
+				assert.Empty(t, id.SPIFFEID)
+				assert.Error(t, patternErr)
+				assert.Empty(t, principal)
+			}
+		})
+	}
+}
+
 func TestPolicyDigests(t *testing.T) {
 	pk := newPKI(t)
 	id := newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
