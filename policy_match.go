@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/certgate/mtls/internal/netprefix"
 	"github.com/certgate/mtls/internal/spiffeid"
 )
 
@@ -736,8 +737,14 @@ func hasDotSegment(p string) bool {
 // ---- IP addresses --------------------------------------------------------------------------
 
 // RequireIPs allows a leaf with an IP address SAN equal to one of the given addresses or inside
-// one of the given prefixes ("10.1.2.3", "2001:db8::/32"). IPv4-mapped IPv6 addresses compare as
-// IPv4, on both sides. A prefix must have no bits set after its length.
+// one of the given prefixes ("10.1.2.3", "2001:db8::/32"). A prefix must have no bits set after
+// its length. An IPv4-mapped address or prefix given here means its IPv4 form
+// ("::ffff:10.0.0.0/104" is 10.0.0.0/8; a mapped prefix must be at least /96).
+//
+// A SAN is compared as the certificate encodes it, never unmapped: a 16-byte SAN ::ffff:10.1.2.3
+// is an IPv6 address, which crypto/x509 checks against IPv6 name constraints only (a CA excluded
+// from 10.0.0.0/8 can issue it). It matches the IPv6 prefixes that contain it, and no IPv4 rule;
+// if an IPv4 rule holds its IPv4 form it is undecided, refused under [Not] as well.
 func RequireIPs(addrsOrPrefixes ...string) (Policy, error) {
 	p, err := buildIP(addrsOrPrefixes)
 	return public("RequireIPs", p, err)
@@ -755,20 +762,17 @@ func buildIP(vals []string) (Policy, *elemError) {
 			if p.Masked() != p {
 				return "", "bits set after the prefix length (write " + p.Masked().String() + ")"
 			}
-			if p.Addr().Is4In6() {
-				if p.Bits() < 96 {
-					return "", "an IPv4-mapped prefix must be at least /96"
-				}
-				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			if p.Addr().Is4In6() && p.Bits() < 96 {
+				return "", "an IPv4-mapped prefix must be at least /96"
 			}
 		} else {
 			a, err := netip.ParseAddr(s)
 			if err != nil || a.Zone() != "" {
 				return "", "not an IP address"
 			}
-			a = a.Unmap()
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
+		p = netprefix.Unmap(p)
 		prefixes = append(prefixes, p)
 		if p.IsSingleIP() {
 			return p.Addr().String(), ""
@@ -778,21 +782,32 @@ func buildIP(vals []string) (Policy, *elemError) {
 	if err != nil {
 		return nil, err
 	}
-	return newRule("ip", doc, func(id *Identity) bool {
+	contains := func(a netip.Addr) bool {
+		for _, p := range prefixes {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	r := newRule("ip", doc, nil)
+	r.fn3 = func(id *Identity) verdict {
+		v := no
 		for _, ip := range id.Leaf.IPAddresses {
 			a, ok := netip.AddrFromSlice(ip)
 			if !ok {
 				continue
 			}
-			a = a.Unmap()
-			for _, p := range prefixes {
-				if p.Contains(a) {
-					return true
-				}
+			if contains(a) {
+				return yes
+			}
+			if a.Is4In6() && contains(a.Unmap()) {
+				v = undecided
 			}
 		}
-		return false
-	}), nil
+		return v
+	}
+	return r, nil
 }
 
 // ---- SPIFFE IDs ----------------------------------------------------------------------------
