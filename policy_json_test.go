@@ -29,7 +29,7 @@ const everyKey = `{"all": [
     {"sha1": ["00112233445566778899aabbccddeeff00112233"]},
     {"spki": ["q83vABEiM0RVZneImaq7zN3u/wARIjNEVWZ3iJmqu8w="]},
     {"issuer_thumbprint": ["abcdef0011223344556677889900aabbccddeeff00112233445566778899aabb"]},
-    {"serial": ["4096", "0x1f"]},
+    {"serial": ["10:00", "0x1f"]},
     {"principal": ["alice"]}
   ]},
   {"not": {"eku": ["serverAuth"]}},
@@ -142,7 +142,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"bad wildcard", `{"all": [{"any": [{"dns": ["a.test", "*.com"]}]}]}`, `mtls: policy $.all[0].any[0].dns[1]: "*.com": a wildcard must be followed by at least two labels`},
 		{"bad uri pattern", `{"uri": ["https://api.example*"]}`, `mtls: policy $.uri[0]: "https://api.example*": '*' must follow the '/' after the host`},
 		{"bad hex", `{"thumbprint": ["abc"]}`, `mtls: policy $.thumbprint[0]: "abc": not 64 hexadecimal digits`},
-		{"ambiguous serial", `{"serial": ["1a2b"]}`, `mtls: policy $.serial[0]: "1a2b": not a decimal serial`},
+		{"ambiguous serial", `{"serial": ["4096"]}`, `mtls: policy $.serial[0]: "4096": ambiguous: write hexadecimal with 0x`},
 		{"unknown attribute", `{"subject": {"cn": ["a"], "nickname": ["b"]}}`, `mtls: policy $.subject.nickname: unknown attribute`},
 		{"attribute twice", `{"subject": {"cn": ["a"], "2.5.4.3": ["b"]}}`, `attribute given twice (as cn)`},
 		{"empty subject", `{"issuer": {}}`, "mtls: policy $.issuer: no attributes"},

@@ -1031,24 +1031,83 @@ func buildIssuerThumbprint(vals []string) (Policy, *elemError) {
 
 // ---- Serial numbers ------------------------------------------------------------------------
 
-// RequireSerials allows a leaf whose serial number is one of serials, each written in decimal
-// ("4096"), or in hexadecimal with a 0x prefix ("0x1000") or colons ("10:00", as OpenSSL prints
-// it). Hexadecimal without a prefix or colons is refused as ambiguous.
+// maxSerialBytes bounds the serial numbers that can be written: RFC 5280 allows 20 octets, some
+// CAs write more, and a deny list must still be able to name them.
+const maxSerialBytes = 128
+
+// ParseSerial reads a certificate serial number in the one notation every serial number of this
+// package is written in ([RequireSerials], the "serial" key of policy documents, [ParseDenyList]):
+// hexadecimal, in one of two forms.
+//
+//   - "0x" followed by hexadecimal digits: 0x1000. `openssl x509 -serial` prints serial=1000:
+//     write 0x1000.
+//   - Bytes of two hexadecimal digits separated by colons: 10:00, as `openssl x509 -text`
+//     prints long serial numbers.
+//
+// Digits alone, such as 4096 or 1000, are refused: openssl -serial prints hexadecimal while
+// openssl -text and many other tools print small serials in decimal ("4096 (0x1000)": write the
+// 0x1000 part), so a bare number could mean either. Hexadecimal digits may be in either case; there
+// is no sign, space or other separator; serials of up to 128 bytes can be written. Policies and
+// their documents write serials back as 0x followed by lowercase digits.
+func ParseSerial(s string) (*big.Int, error) {
+	n, msg := parseSerial(s)
+	if msg != "" {
+		return nil, fmt.Errorf("mtls: serial number %q: %s", s, msg)
+	}
+	return n, nil
+}
+
+func parseSerial(s string) (*big.Int, string) {
+	digits, ok := strings.CutPrefix(s, "0x")
+	if !ok {
+		digits, ok = strings.CutPrefix(s, "0X")
+	}
+	switch {
+	case ok:
+		if digits == "" || strings.Contains(digits, ":") {
+			return nil, "write 0x followed by hexadecimal digits, or bytes separated by colons"
+		}
+	case strings.Contains(s, ":"):
+		parts := strings.Split(s, ":")
+		for _, part := range parts {
+			if len(part) != 2 {
+				return nil, "write each byte as two hexadecimal digits between colons, as openssl prints it"
+			}
+		}
+		digits = strings.Join(parts, "")
+	default:
+		return nil, "ambiguous: write hexadecimal with 0x (openssl x509 -serial prints serial=1000: write 0x1000) or bytes with colons (10:00)"
+	}
+	if len(digits) > 2*(maxSerialBytes+1) { // a leading 00 byte, as openssl -text writes it, is allowed
+		return nil, "longer than 128 bytes"
+	}
+	for i := 0; i < len(digits); i++ {
+		if c := digits[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return nil, "not hexadecimal"
+		}
+	}
+	n, _ := new(big.Int).SetString(digits, 16)
+	if n.BitLen() > 8*maxSerialBytes {
+		return nil, "longer than 128 bytes"
+	}
+	return n, ""
+}
+
+// RequireSerials allows a leaf whose serial number is one of serials, each in the notation of
+// [ParseSerial]: hexadecimal, "0x1000" or "10:00" (digits alone are refused as ambiguous).
 func RequireSerials(serials ...string) (Policy, error) {
 	p, err := buildSerial(serials)
 	return public("RequireSerials", p, err)
 }
 
 func buildSerial(vals []string) (Policy, *elemError) {
-	set := map[[32]byte]struct{}{}
+	set := map[string]struct{}{} // big-endian bytes without leading zeros
 	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
 		n, msg := parseSerial(s)
 		if msg != "" {
 			return "", msg
 		}
-		var k [32]byte
-		n.FillBytes(k[:])
-		set[k] = struct{}{}
+		set[string(n.Bytes())] = struct{}{}
 		return "0x" + n.Text(16), ""
 	})
 	if err != nil {
@@ -1056,53 +1115,13 @@ func buildSerial(vals []string) (Policy, *elemError) {
 	}
 	return newRule("serial", doc, func(id *Identity) bool {
 		sn := id.Leaf.SerialNumber
-		if sn == nil || sn.Sign() < 0 || sn.BitLen() > 256 {
+		if sn == nil || sn.Sign() < 0 || sn.BitLen() > 8*maxSerialBytes {
 			return false
 		}
-		var k [32]byte
-		sn.FillBytes(k[:])
-		_, ok := set[k]
+		var buf [maxSerialBytes]byte
+		_, ok := set[string(sn.FillBytes(buf[:(sn.BitLen()+7)/8]))]
 		return ok
 	}), nil
-}
-
-func parseSerial(s string) (*big.Int, string) {
-	var digits string
-	base := 10
-	switch {
-	case strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X"):
-		digits, base = s[2:], 16
-	case strings.Contains(s, ":"):
-		var b strings.Builder
-		for part := range strings.SplitSeq(s, ":") {
-			if len(part) == 0 || len(part) > 2 {
-				return nil, "not colon-separated hexadecimal bytes"
-			}
-			if len(part) == 1 { // each part is a byte: "1:2" is 0x0102
-				b.WriteByte('0')
-			}
-			b.WriteString(part)
-		}
-		digits, base = b.String(), 16
-	default:
-		digits = s
-		for i := 0; i < len(s); i++ {
-			if s[i] < '0' || s[i] > '9' {
-				return nil, "not a decimal serial (write hexadecimal with a 0x prefix or colons)"
-			}
-		}
-	}
-	if digits == "" || strings.ContainsAny(digits, "+-_") {
-		return nil, "not a serial number"
-	}
-	n, ok := new(big.Int).SetString(digits, base)
-	if !ok {
-		return nil, "not a serial number"
-	}
-	if n.BitLen() > 256 {
-		return nil, "longer than 32 bytes"
-	}
-	return n, ""
 }
 
 // ---- Extended key usage --------------------------------------------------------------------

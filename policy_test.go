@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/big"
@@ -17,6 +18,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -415,23 +417,85 @@ func TestPolicyDigests(t *testing.T) {
 }
 
 func TestPolicySerials(t *testing.T) {
-	serial, _ := new(big.Int).SetString("1000", 16)
-	p := Must(RequireSerials("4096", "0xABCDEF", "01:23"))
+	p := Must(RequireSerials("0x1000", "0XABCDEF", "01:23", "00:ff:01"))
 	id := func(n *big.Int) *Identity { return synth(&x509.Certificate{SerialNumber: n}) }
 	runMatchCases(t, p, []matchCase{
-		{"decimal", id(serial), true},
-		{"0x hex", id(big.NewInt(0xabcdef)), true},
+		{"0x hex", id(big.NewInt(0x1000)), true},
+		{"0X hex, upper case", id(big.NewInt(0xabcdef)), true},
 		{"colon hex", id(big.NewInt(0x0123)), true},
-		{"decimal digits are not hex", id(big.NewInt(0x4096)), false},
-		{"negative", id(big.NewInt(-4096)), false},
+		{"colon hex with a leading zero byte", id(big.NewInt(0xff01)), true},
+		{"the decimal reading is another serial", id(big.NewInt(1000)), false},
+		{"negative", id(big.NewInt(-0x1000)), false},
 		{"none", id(nil), false},
-		{"huge", id(new(big.Int).Lsh(big.NewInt(1), 300)), false},
+		{"huge", id(new(big.Int).Lsh(big.NewInt(1), 8*maxSerialBytes)), false},
 	})
-	for _, bad := range []string{"abcdef", "0x", "-5", "+5", "1:234", "0xg1", "12.5", "0x" + strings.Repeat("f", 65)} {
+	for _, bad := range []string{"4096", "abcdef", "0", "0x", "-5", "0x-5", "+5", "0x+5", "1:234", "1:2", "12:", ":12", "0x10:00",
+		"0xg1", "12.5", "0x1 ", " 0x1", "0x1_0", "0x" + strings.Repeat("f", 257), strings.Repeat("ff:", 129) + "ff"} {
 		_, err := RequireSerials(bad)
 		assert.Error(t, err, "%q", bad)
 	}
-	assert.Equal(t, `serial ["0x1000","0xabcdef","0x123"]`, p.(*rule).String())
+	assert.Equal(t, `serial ["0x1000","0xabcdef","0x123","0xff01"]`, p.(*rule).String())
+
+	longest := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8*maxSerialBytes), big.NewInt(1))
+	runMatchCases(t, Must(RequireSerials("0x"+longest.Text(16))), []matchCase{{"128 bytes", id(longest), true}})
+	_, err := RequireSerials("0x00" + longest.Text(16))
+	assert.NoError(t, err, "a leading zero byte")
+}
+
+// TestSerialNotation: a serial number means the same number wherever it is written: ParseSerial,
+// RequireSerials, the serial key of a policy document, and a deny list file.
+func TestSerialNotation(t *testing.T) {
+	issuer := &x509.Certificate{Raw: []byte("issuer"), RawSubjectPublicKeyInfo: []byte("issuer key")}
+	issuerKey := SPKISHA256(issuer)
+	tests := []struct {
+		written string
+		want    int64 // 0: refused
+	}{
+		{"4096", 0}, // openssl -text's decimal, or openssl -serial's hexadecimal: ambiguous
+		{"1000", 0}, // what openssl -serial prints for 0x1000
+		{"0x1000", 0x1000},
+		{"0X1000", 0x1000},
+		{"0x4096", 0x4096},
+		{"10:00", 0x1000},
+		{"00:10:00", 0x1000},
+		{"1a2b", 0},
+		{"0x1a2b", 0x1a2b},
+		{"1:0", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.written, func(t *testing.T) {
+			leaf := func(n int64) *Identity {
+				c := &x509.Certificate{SerialNumber: big.NewInt(n), Raw: []byte("leaf " + strconv.FormatInt(n, 10))}
+				id := synth(c)
+				id.Chain = []*x509.Certificate{c, issuer}
+				return id
+			}
+			n, parseErr := ParseSerial(tc.written)
+			pol, policyErr := RequireSerials(tc.written)
+			doc, docErr := ParsePolicy([]byte(`{"serial": [` + strconv.Quote(tc.written) + `]}`))
+			entries, denyErr := ParseDenyList([]byte("serial " + hex.EncodeToString(issuerKey[:]) + " " + tc.written))
+			if tc.want == 0 {
+				assert.Error(t, parseErr, "ParseSerial")
+				assert.Error(t, policyErr, "RequireSerials")
+				assert.Error(t, docErr, "ParsePolicy")
+				assert.Error(t, denyErr, "ParseDenyList")
+				return
+			}
+			require.NoError(t, parseErr, "ParseSerial")
+			require.NoError(t, policyErr, "RequireSerials")
+			require.NoError(t, docErr, "ParsePolicy")
+			require.NoError(t, denyErr, "ParseDenyList")
+			assert.Equal(t, big.NewInt(tc.want), n, "ParseSerial")
+			deny := NewDenyList(entries...)
+			for _, p := range []Policy{pol, doc} {
+				assert.NoError(t, p.Check(leaf(tc.want)))
+				assert.Error(t, p.Check(leaf(tc.want+1)))
+			}
+			assert.NotEmpty(t, deny.match(leaf(tc.want), false), "deny list")
+			assert.Empty(t, deny.match(leaf(tc.want+1), false), "deny list")
+			assert.Equal(t, `{"serial":["0x`+strconv.FormatInt(tc.want, 16)+`"]}`, string(must(json.Marshal(pol))))
+		})
+	}
 }
 
 func TestPolicyEKUs(t *testing.T) {
@@ -890,10 +954,10 @@ func TestPolicyNotOfBrokenPolicy(t *testing.T) {
 	})
 }
 
-// TestPolicySerialColonBytes: in the colon form every part is one byte, so "1:2" is 0x0102, not
-// 0x12 (which is another certificate's serial).
+// TestPolicySerialColonBytes: in the colon form every part is one byte of two digits, so "01:02"
+// is 0x0102; "1:2" is refused, as it could be read as 0x12 (another certificate's serial).
 func TestPolicySerialColonBytes(t *testing.T) {
-	p := Must(RequireSerials("1:2", "a:b:c"))
+	p := Must(RequireSerials("01:02", "0a:0b:0c"))
 	id := func(n int64) *Identity { return synth(&x509.Certificate{SerialNumber: big.NewInt(n)}) }
 	runMatchCases(t, p, []matchCase{
 		{"bytes 01 02", id(0x0102), true},
@@ -902,6 +966,10 @@ func TestPolicySerialColonBytes(t *testing.T) {
 		{"digits run together, three parts", id(0xabc), false},
 	})
 	assert.Equal(t, `serial ["0x102","0xa0b0c"]`, p.(*rule).String())
+	for _, bad := range []string{"1:2", "a:b:c", "001:02"} {
+		_, err := RequireSerials(bad)
+		assert.Error(t, err, "%q", bad)
+	}
 }
 
 // TestPolicyNotOfRepeatedSingleAttribute: a subject holding a single-valued attribute (cn, c,
