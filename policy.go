@@ -200,11 +200,14 @@ func Any(ps ...Policy) Policy {
 // policy holding, at any depth, a nil policy or an All or Any of no policies (such as
 // Not(Any(contractors, nil))). An identity the matchers of this package cannot judge either way
 // is refused by p and by Not(p) alike: a subject holding a single-valued attribute twice, one
-// value listed; a DNS name, email domain, URI or SPIFFE ID spelled in a form equivalent to a
-// listed one (a trailing dot, a wildcard SAN, escapes, dot segments, case, user info, a second URI
-// SAN); anyExtendedKeyUsage for a usage not listed; an extension value that is not a readable
-// string; an issuer that the chain does not show. A deny list written with Not cannot be stepped
-// around by spelling.
+// value listed; a subject or issuer value equal to a listed one but for case, spaces, full-width
+// forms or ignorable characters (see [RequireSubject]); a DNS name, email domain, URI or SPIFFE ID
+// spelled in a form equivalent to a listed one (a trailing dot, a wildcard SAN, escapes, dot
+// segments, case, user info, a second URI SAN); a 16-byte IPv4-mapped IP SAN under an IPv4 rule
+// holding its IPv4 form; anyExtendedKeyUsage for a usage not listed; an extension value that is
+// not a readable string; an issuer that the chain does not show. A deny list written with Not
+// cannot be stepped around by these spellings; for names, spellings equivalent only under Unicode
+// normalisation are not recognised (see RequireSubject), and extension values compare exactly.
 func Not(p Policy) Policy {
 	m := asMatcher(p)
 	if _, isNil := m.(nilPolicy); isNil {

@@ -90,6 +90,11 @@ func FuzzPolicyPattern(f *testing.F) {
 				t.Fatalf("appendURI(%q) = %q, String() = %q", s, b, u.String())
 			}
 		}
+		if f, ok := appendFolded(nil, s, 4*len(s)); !ok {
+			t.Fatalf("the folded form of %q is longer than 4 times its length", s)
+		} else if again, _ := appendFolded(nil, string(f), 4*len(f)); string(again) != string(f) {
+			t.Fatalf("folding %q is not idempotent: %q, then %q", s, f, again)
+		}
 		for _, build := range listBuilders {
 			p, err := build([]string{s})
 			if err != nil {

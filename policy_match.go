@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/certgate/mtls/internal/netprefix"
@@ -169,9 +170,69 @@ func parseOID(s string) (asn1.ObjectIdentifier, string) {
 }
 
 type attrRule struct {
-	oid    asn1.ObjectIdentifier
-	single bool
-	values map[string]struct{}
+	oid       asn1.ObjectIdentifier
+	single    bool
+	values    map[string]struct{}
+	folded    map[string]struct{} // the values' folded forms (see foldValue)
+	maxFolded int                 // the longest folded form, in bytes
+}
+
+// foldedEqual reports whether s, folded, is the folded form of a listed value. It allocates only
+// for listed values longer than 256 bytes folded.
+func (r *attrRule) foldedEqual(s string) bool {
+	var buf [256]byte
+	f, ok := appendFolded(buf[:0], s, r.maxFolded)
+	if !ok {
+		return false
+	}
+	_, ok = r.folded[string(f)]
+	return ok
+}
+
+// appendFolded appends to dst the form of s in which the differences X.500 matching ignores
+// (caseIgnoreMatch after RFC 4518 string preparation) are removed, as far as they can be without
+// Unicode normalisation tables:
+//
+//   - the characters RFC 4518 maps to nothing are dropped: soft hyphen, zero-width space, byte
+//     order mark, variation selectors, the other format characters and the control characters;
+//   - the other spaces (tab, line feed, no-break space, every Unicode space separator) are spaces,
+//     leading and trailing spaces are dropped, and a run of spaces is one space;
+//   - full-width ASCII forms (U+FF01 to U+FF5E) are their ASCII letters, digits and signs;
+//   - letters are case-folded by Unicode simple case folding (each letter stands for the
+//     smallest of its case variants, so that k, K and the Kelvin sign are one).
+//
+// ok is false, and the form incomplete, when it would be longer than limit bytes.
+func appendFolded(dst []byte, s string, limit int) (_ []byte, ok bool) {
+	start, space := len(dst), false
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r' || r == 0x85 || unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp):
+			space = len(dst) > start // leading spaces are dropped
+			continue
+		case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Variation_Selector) ||
+			r == 0x034f || r == 0x1806 || r == 0xfffc: // grapheme joiner, todo soft hyphen, object replacement
+			continue
+		case r >= 0xff01 && r <= 0xff5e:
+			r -= 0xfee0
+		}
+		if space {
+			dst, space = append(dst, ' '), false
+		}
+		dst = utf8.AppendRune(dst, foldRune(r))
+		if len(dst)-start > limit {
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+// foldRune returns the smallest rune of r's simple case folding orbit (at most four runes).
+func foldRune(r rune) rune {
+	m := r
+	for f, i := unicode.SimpleFold(r), 0; f != r && i < 8; f, i = unicode.SimpleFold(f), i+1 {
+		m = min(m, f)
+	}
+	return m
 }
 
 // buildName compiles attribute rules for a subject or issuer matcher.
@@ -199,11 +260,15 @@ func buildName(attrs Attributes) ([]attrRule, map[string][]string, *elemError) {
 			e.attr = key
 			return nil, nil, e
 		}
-		set := make(map[string]struct{}, len(norm))
+		r := attrRule{oid: a.oid, single: a.single, values: make(map[string]struct{}, len(norm)),
+			folded: make(map[string]struct{}, len(norm))}
 		for _, v := range norm {
-			set[v] = struct{}{}
+			r.values[v] = struct{}{}
+			f, _ := appendFolded(nil, v, len(v)*utf8.UTFMax)
+			r.folded[string(f)] = struct{}{}
+			r.maxFolded = max(r.maxFolded, len(f))
 		}
-		rules = append(rules, attrRule{oid: a.oid, single: a.single, values: set})
+		rules = append(rules, r)
 		doc[a.name] = norm
 	}
 	return rules, doc, nil
@@ -211,28 +276,33 @@ func buildName(attrs Attributes) ([]attrRule, map[string][]string, *elemError) {
 
 // matchName reports whether names satisfies every rule. Attributes are compared one by one, as
 // parsed from the certificate, never through a string rendering of the name: a CN of
-// "eve,O=Admin" is one CN, not an O. A single-valued attribute held more than once, one of its
-// values listed, is undecided: neither a match nor, under Not, a mismatch.
+// "eve,O=Admin" is one CN, not an O. A value equal to a listed one only once folded (see
+// appendFolded), and a single-valued attribute held more than once, one of its values listed, are
+// undecided: neither a match nor, under Not, a mismatch.
 func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) verdict {
 	v := yes
 	for i := range rules {
 		r := &rules[i]
-		count, hit := 0, false
+		count, hit, near := 0, false, false
 		for j := range names {
 			if !names[j].Type.Equal(r.oid) {
 				continue
 			}
 			count++
-			if s, ok := names[j].Value.(string); ok {
-				if _, ok := r.values[s]; ok {
-					hit = true
-				}
+			s, ok := names[j].Value.(string)
+			if !ok {
+				continue
+			}
+			if _, ok := r.values[s]; ok {
+				hit = true
+			} else if !near && r.foldedEqual(s) {
+				near = true
 			}
 		}
 		switch {
-		case !hit:
+		case !hit && !near:
 			return no
-		case r.single && count != 1:
+		case !hit, r.single && count != 1:
 			v = undecided
 		}
 	}
@@ -240,11 +310,23 @@ func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) verdict {
 }
 
 // RequireSubject allows a leaf whose subject has, for every attribute in attrs, a value among
-// those listed. Values are compared exactly (case-sensitive, byte for byte, no Unicode folding).
-// An attribute that may occur only once (cn, c, serial_number) matches nothing when the subject
-// holds it more than once, and if one of those values is listed the subject is not a mismatch
-// either: [Not] refuses it too (Not(c: RU) refuses C=RU with a second C=US). For the other
-// attributes (such as several ou) one listed value suffices.
+// those listed. An attribute that may occur only once (cn, c, serial_number) matches nothing when
+// the subject holds it more than once, and if one of those values is listed the subject is not a
+// mismatch either: [Not] refuses it too (Not(c: RU) refuses C=RU with a second C=US). For the
+// other attributes (such as several ou) one listed value suffices.
+//
+// A value matches only when it is byte for byte a listed one. A value that is not, but equals a
+// listed one once the differences X.500 matching ignores are removed, matches nothing and is
+// not a mismatch either: [Not] refuses it too (Not(ou: contractors) refuses OU=Contractors). These
+// differences are letter case (Unicode simple case folding: "Contractors", "CONTRACTORS", a Kelvin
+// sign for k), spaces (leading, trailing or repeated; tab, no-break, ideographic and other Unicode
+// spaces), full-width forms of ASCII (U+FF01 to U+FF5E), and the characters RFC 4518 maps to
+// nothing (soft hyphen, zero-width space, byte order mark, variation selectors, other format and
+// control characters). Equivalences that need Unicode normalisation tables are not recognised:
+// composed and decomposed accents, compatibility forms other than full-width ASCII (ligatures,
+// superscripts), full case folding (ß and ss); such spellings are different values, which Not
+// allows, and look-alike letters of other scripts are different values too. To keep a client out
+// whatever its names are spelled, deny its key or certificate ([DenyList]).
 func RequireSubject(attrs Attributes) (Policy, error) {
 	p, err := buildNamePolicy("subject", attrs, subjectNames)
 	return public("RequireSubject", p, err)

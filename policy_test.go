@@ -1056,6 +1056,78 @@ func TestPolicyNotOfEquivalentNames(t *testing.T) {
 	})
 }
 
+// TestPolicyNotOfFoldedNames: a subject or issuer value that is not byte-equal to a listed one,
+// but equal under the folding X.500 matching applies (case, spaces, full-width forms, characters
+// mapped to nothing), is undecided: it does not match, and Not refuses it too, so that a deny list
+// of names cannot be stepped around by spelling.
+func TestPolicyNotOfFoldedNames(t *testing.T) {
+	listed := Must(RequireSubject(Attributes{"ou": {"contractors", "Ops Team", "kiosk"}}))
+	deny := Not(listed)
+	issuerDeny := Not(Must(RequireIssuer(Attributes{"o": {"Evil CA"}})))
+	id := func(ou ...string) *Identity {
+		var pairs []any
+		for _, v := range ou {
+			pairs = append(pairs, oidOU, v)
+		}
+		return synth(&x509.Certificate{Subject: dn(pairs...)})
+	}
+	tests := []struct {
+		name  string
+		id    *Identity
+		allow bool // by the deny list; the allow list never matches these
+	}{
+		{"capitalised", id("Contractors"), false},
+		{"upper case", id("CONTRACTORS"), false},
+		{"trailing space", id("contractors "), false},
+		{"leading tab", id("\tcontractors"), false},
+		{"inner spaces collapsed", id("Ops   Team"), false},
+		{"no-break space", id("Ops\u00a0Team"), false},
+		{"ideographic space", id("Ops\u3000Team"), false},
+		{"full-width letters", id("\uff43\uff4f\uff4e\uff54\uff52\uff41\uff43\uff54\uff4f\uff52\uff53"), false},
+		{"soft hyphen", id("contr\u00adactors"), false},
+		{"zero-width space", id("contractors\u200b"), false},
+		{"byte order mark", id("\ufeffcontractors"), false},
+		{"variation selector", id("contractors\ufe0f"), false},
+		{"Kelvin sign in place of k", id("\u212aiosk"), false},
+		{"folded beside an unrelated value", id("engineering", "Contractors"), false},
+		{"unrelated", id("engineering"), true},
+		{"other word", id("contractor"), true},
+		{"inner space is significant", id("OpsTeam"), true},
+		{"look-alike letter is another value", id("\u0441ontractors"), true},
+		{"no ou", id(), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.allow, deny.Check(tc.id) == nil, "Not")
+			assert.Equal(t, tc.allow, deny.(matcher).match(tc.id), "Not, fast path")
+			assert.Error(t, listed.Check(tc.id), "only the exact value matches")
+		})
+	}
+	runMatchCases(t, listed, []matchCase{
+		{"exact", id("contractors"), true},
+		{"exact beside a folded one", id("Contractors", "contractors"), true},
+	})
+	runMatchCases(t, issuerDeny, []matchCase{
+		{"issuer, other case", synth(&x509.Certificate{Issuer: dn(oidO, "EVIL CA")}), false},
+		{"issuer, unrelated", synth(&x509.Certificate{Issuer: dn(oidO, "Good CA")}), true},
+	})
+	t.Run("single-valued attribute", func(t *testing.T) {
+		p := Not(Must(RequireSubject(Attributes{"c": {"RU"}})))
+		c := func(v ...string) *Identity {
+			var pairs []any
+			for _, x := range v {
+				pairs = append(pairs, oidC, x)
+			}
+			return synth(&x509.Certificate{Subject: dn(pairs...)})
+		}
+		runMatchCases(t, p, []matchCase{
+			{"lower case", c("ru"), false},
+			{"lower case with a second value", c("US", "ru"), false},
+			{"other", c("US"), true},
+		})
+	})
+}
+
 // TestPolicyNotOfUndecidedMatchers: the other matchers whose refusal can mean "cannot judge"
 // rather than "does not match" are undecided there, so that Not refuses too.
 func TestPolicyNotOfUndecidedMatchers(t *testing.T) {
