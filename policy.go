@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Policy decides whether a verified identity may proceed. Check returns nil to allow, or an error
@@ -137,6 +138,9 @@ type rule struct {
 	deny *denial
 	fn   func(id *Identity) bool
 	fn3  func(id *Identity) verdict // instead of fn, for rules that can be undecided
+	// clocked, for a rule that reads the time and was built without a clock, builds it again
+	// with one (see withClock).
+	clocked func(now func() time.Time) *rule
 }
 
 func newRule(key string, val any, fn func(id *Identity) bool) *rule {
@@ -390,6 +394,49 @@ func (n *notOf) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]json.RawMessage{"not": b})
 }
 
+// withClock returns p with now as the clock of the rules of this package that were built without
+// one (a document's min_validity, RequireMinValidity with a nil clock), at any depth of All, Any
+// and Not; changed is false, and p returned as it is, when p holds none. p itself, shared and
+// immutable, is not modified. Policies of the caller's own are left alone.
+func withClock(p Policy, now func() time.Time) (_ Policy, changed bool) {
+	switch p := p.(type) {
+	case *rule:
+		if p.clocked != nil {
+			return p.clocked(now), true
+		}
+	case *allOf:
+		if ps, changed := withClocks(p.ps, now); changed {
+			return &allOf{ps: ps, broken: p.broken}, true
+		}
+	case *anyOf:
+		if ps, changed := withClocks(p.ps, now); changed {
+			return &anyOf{ps: ps, broken: p.broken}, true
+		}
+	case *notOf:
+		if q, changed := withClock(p.p, now); changed {
+			n := *p
+			n.p = q.(matcher)
+			return &n, true
+		}
+	}
+	return p, false
+}
+
+func withClocks(ms []matcher, now func() time.Time) ([]matcher, bool) {
+	var out []matcher
+	for i, m := range ms {
+		q, changed := withClock(m, now)
+		if !changed {
+			continue
+		}
+		if out == nil {
+			out = append([]matcher(nil), ms...)
+		}
+		out[i] = q.(matcher)
+	}
+	return out, out != nil
+}
+
 func joinDesc(ps []matcher) string {
 	parts := make([]string, len(ps))
 	for i, p := range ps {
@@ -428,6 +475,7 @@ func (m *Middleware) Require(p Policy) func(http.Handler) http.Handler {
 	if p == nil {
 		panic("mtls: Require called with a nil policy")
 	}
+	p, _ = withClock(p, m.now)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id, ok := FromContext(r.Context())
@@ -452,6 +500,7 @@ func (m *Middleware) Shadow(p Policy) func(http.Handler) http.Handler {
 	if p == nil {
 		panic("mtls: Shadow called with a nil policy")
 	}
+	p, _ = withClock(p, m.now)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if id, ok := FromContext(r.Context()); ok {
@@ -494,6 +543,10 @@ func newPolicyRuntime(cfg *Config) (policyRuntime, []error) {
 		shadow:     cfg.ShadowPolicy,
 		onShadow:   cfg.OnShadow,
 		principals: cfg.Principals,
+	}
+	if cfg.Now != nil {
+		pr.policy, _ = withClock(pr.policy, cfg.Now)
+		pr.shadow, _ = withClock(pr.shadow, cfg.Now)
 	}
 	var errs []error
 	if pr.onShadow != nil && pr.shadow == nil {

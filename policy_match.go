@@ -1408,9 +1408,12 @@ func asn1String(der []byte) ([]byte, bool) {
 
 // ---- Validity ------------------------------------------------------------------------------
 
-// RequireMinValidity allows a leaf that remains valid for at least d from now (now nil means
-// time.Now): a strict partner can refuse certificates that expire within, say, 72 hours. d must be
-// positive.
+// RequireMinValidity allows a leaf that remains valid for at least d from now: a strict partner
+// can refuse certificates that expire within, say, 72 hours. d must be positive. now is the
+// clock; nil means the clock of the middleware that runs the policy ([Config.Now]) wherever a
+// [Middleware] runs it (Config.Policy, Config.ShadowPolicy, [Middleware.Require],
+// [Middleware.Shadow], at any depth of [All], [Any] and [Not], but not inside a policy of your
+// own), and time.Now when Check is called otherwise.
 func RequireMinValidity(d time.Duration, now func() time.Time) (Policy, error) {
 	if d <= 0 {
 		return nil, fmt.Errorf("mtls: RequireMinValidity: duration %v is not positive", d)
@@ -1418,13 +1421,18 @@ func RequireMinValidity(d time.Duration, now func() time.Time) (Policy, error) {
 	return buildMinValidity(d, now), nil
 }
 
-func buildMinValidity(d time.Duration, now func() time.Time) Policy {
-	if now == nil {
-		now = time.Now
+func buildMinValidity(d time.Duration, now func() time.Time) *rule {
+	clock := now
+	if clock == nil {
+		clock = time.Now
 	}
-	return newRule("min_validity", d.String(), func(id *Identity) bool {
-		return !id.Leaf.NotAfter.Before(now().Add(d))
+	r := newRule("min_validity", d.String(), func(id *Identity) bool {
+		return !id.Leaf.NotAfter.Before(clock().Add(d))
 	})
+	if now == nil {
+		r.clocked = func(now func() time.Time) *rule { return buildMinValidity(d, now) }
+	}
+	return r
 }
 
 // ---- Principal -----------------------------------------------------------------------------

@@ -578,6 +578,47 @@ func TestPolicyMinValidity(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// TestPolicyMinValidityMiddlewareClock: a rule built without a clock (a document's min_validity,
+// RequireMinValidity with nil) runs on the middleware's Config.Now wherever the middleware runs
+// it: Config.Policy, Config.ShadowPolicy, Require and Shadow. A rule given its own clock keeps it.
+func TestPolicyMinValidityMiddlewareClock(t *testing.T) {
+	pk := newPKI(t)
+	late := pk.alice.Certificate.NotAfter.Add(-time.Hour) // still valid, but not for 72h more
+	clock := func() time.Time { return late }
+	doc := must(ParsePolicy([]byte(`{"all": [{"not": {"dns": ["x.test"]}}, {"any": [{"min_validity": "72h"}]}]}`)))
+	nilClock := Must(RequireMinValidity(72*time.Hour, nil))
+	ownClock := Must(RequireMinValidity(72*time.Hour, time.Now))
+	for name, p := range map[string]Policy{"document": doc, "nil clock": nilClock, "under combinators": Not(Not(nilClock))} {
+		t.Run(name, func(t *testing.T) {
+			m := policyMiddleware(t, pk, Config{Now: clock, Policy: p})
+			_, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+			assert.ErrorIs(t, err, ErrDenied, "Config.Policy")
+
+			var shadow []ShadowResult
+			m = policyMiddleware(t, pk, Config{Now: clock, ShadowPolicy: p,
+				OnShadow: func(_ *http.Request, r ShadowResult) { shadow = append(shadow, r) }})
+			serve := func(h http.Handler) int {
+				rec := httptest.NewRecorder()
+				m.Handler(h).ServeHTTP(rec, requestWith(pk.alice.Chain()...))
+				return rec.Code
+			}
+			ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+			assert.Equal(t, http.StatusOK, serve(m.Shadow(p)(ok)))
+			require.Len(t, shadow, 2, "Config.ShadowPolicy, then Shadow")
+			assert.False(t, shadow[0].WouldAllow(), "Config.ShadowPolicy")
+			assert.False(t, shadow[1].WouldAllow(), "Shadow")
+			assert.Equal(t, http.StatusForbidden, serve(m.Require(p)(ok)), "Require")
+
+			assert.NoError(t, p.Check(newIdentity(pk.alice.Chain(), false)), "outside a middleware: time.Now")
+		})
+	}
+	t.Run("own clock", func(t *testing.T) {
+		m := policyMiddleware(t, pk, Config{Now: clock, Policy: ownClock})
+		_, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+		assert.NoError(t, err)
+	})
+}
+
 func TestPolicyPrincipals(t *testing.T) {
 	p := Must(RequirePrincipals("alice", "ops"))
 	anyone := Must(RequirePrincipals("*"))
