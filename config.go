@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/certgate/mtls/internal/netprefix"
 )
 
 // Config configures a [Middleware]. The zero value of every field is its safe default; at least one
@@ -200,7 +201,7 @@ func compile(cfg *Config) (*Middleware, *trust, error) {
 	t, err := m.trustCfg.load()
 	p.merge(err)
 	if cfg.Header != nil {
-		m.header = compileHeader(&p, cfg.Header)
+		m.header = compileHeader(&p, cfg.Header, m.now)
 	}
 	if cfg.Revocation != nil {
 		m.revoc, err = newRevocation(cfg.Revocation, m.now, m.logger)
@@ -219,7 +220,7 @@ func compile(cfg *Config) (*Middleware, *trust, error) {
 }
 
 // compileHeader checks a HeaderConfig and freezes it.
-func compileHeader(p *problems, cfg *HeaderConfig) *headerSource {
+func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *headerSource {
 	h := &headerSource{
 		format:     cfg.Format,
 		policy:     cfg.ProxyPolicy,
@@ -258,15 +259,15 @@ func compileHeader(p *problems, cfg *HeaderConfig) *headerSource {
 			p.addf(field, "invalid prefix %v", pfx)
 			continue
 		}
-		if pfx.Addr().Is4In6() && pfx.Bits() >= 96 {
-			pfx = netip.PrefixFrom(pfx.Addr().Unmap(), pfx.Bits()-96)
-		}
-		pfx = pfx.Masked()
+		pfx = netprefix.Unmap(pfx).Masked()
 		if pfx.Bits() == 0 {
 			p.addf(field, "%v would trust every peer", pfx)
 			continue
 		}
 		h.prefixes = append(h.prefixes, pfx)
+	}
+	if h.policy != nil {
+		h.policy, _ = withClock(h.policy, now)
 	}
 	if len(cfg.TrustedProxies) == 0 && cfg.ProxyPolicy == nil {
 		p.addf("Header", "header mode without a trusted proxy: set Header.TrustedProxies or Header.ProxyPolicy")
@@ -281,6 +282,10 @@ func compilePolicies(p *problems, cfg *Config) policyRuntime {
 		shadow:     cfg.ShadowPolicy,
 		onShadow:   cfg.OnShadow,
 		principals: cfg.Principals,
+	}
+	if cfg.Now != nil { // clockless rules (min_validity from documents) run on Config.Now
+		pr.policy, _ = withClock(pr.policy, cfg.Now)
+		pr.shadow, _ = withClock(pr.shadow, cfg.Now)
 	}
 	if pr.onShadow != nil && pr.shadow == nil {
 		p.addf("OnShadow", "is set but ShadowPolicy is not")

@@ -9,8 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/certgate/mtls/internal/spiffeid"
 )
 
 // Source says where a verified certificate came from.
@@ -92,27 +93,17 @@ func newIdentity(chain []*x509.Certificate, pinned bool) *Identity {
 	}
 }
 
-// spiffeID returns the SPIFFE ID of a leaf per the X509-SVID rules: exactly one URI SAN, scheme
-// spiffe, a trust domain of lowercase letters, digits, dots, dashes and underscores, no port,
-// user info, query or fragment.
+// spiffeID returns the SPIFFE ID of a leaf per the X509-SVID rules: exactly one URI SAN, and
+// that URI a SPIFFE ID as [spiffeid.Validate] defines it (the validator the SPIFFE matchers use).
 func spiffeID(uris []*url.URL) string {
-	if len(uris) != 1 {
+	if len(uris) != 1 || uris[0] == nil {
 		return ""
 	}
-	u := uris[0]
-	if u.Scheme != "spiffe" || u.Host == "" || u.User != nil || u.Port() != "" ||
-		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+	s := uris[0].String()
+	if spiffeid.Validate(s) != nil {
 		return ""
 	}
-	for _, c := range u.Host {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return ""
-		}
-	}
-	if u.Path != "" && (strings.HasSuffix(u.Path, "/") || strings.Contains(u.Path, "//")) {
-		return ""
-	}
-	return u.String()
+	return s
 }
 
 type ctxKey struct{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Policy decides whether a verified identity may proceed. Check returns nil to allow, or an error
@@ -136,6 +137,9 @@ type rule struct {
 	deny *denial
 	fn   func(id *Identity) bool
 	fn3  func(id *Identity) verdict // instead of fn, for rules that can be undecided
+	// clocked, for a rule that reads the time and was built without a clock, builds it again
+	// with one (see withClock).
+	clocked func(now func() time.Time) *rule
 }
 
 func newRule(key string, val any, fn func(id *Identity) bool) *rule {
@@ -199,11 +203,14 @@ func Any(ps ...Policy) Policy {
 // policy holding, at any depth, a nil policy or an All or Any of no policies (such as
 // Not(Any(contractors, nil))). An identity the matchers of this package cannot judge either way
 // is refused by p and by Not(p) alike: a subject holding a single-valued attribute twice, one
-// value listed; a DNS name, email domain, URI or SPIFFE ID spelled in a form equivalent to a
-// listed one (a trailing dot, a wildcard SAN, escapes, dot segments, case, user info, a second URI
-// SAN); anyExtendedKeyUsage for a usage not listed; an extension value that is not a readable
-// string; an issuer that the chain does not show. A deny list written with Not cannot be stepped
-// around by spelling.
+// value listed; a subject or issuer value equal to a listed one but for case, spaces, full-width
+// forms or ignorable characters (see [RequireSubject]); a DNS name, email domain, URI or SPIFFE ID
+// spelled in a form equivalent to a listed one (a trailing dot, a wildcard SAN, escapes, dot
+// segments, case, user info, a second URI SAN); a 16-byte IPv4-mapped IP SAN under an IPv4 rule
+// holding its IPv4 form; anyExtendedKeyUsage for a usage not listed; an extension value that is
+// not a readable string; an issuer that the chain does not show. A deny list written with Not
+// cannot be stepped around by these spellings; for names, spellings equivalent only under Unicode
+// normalisation are not recognised (see RequireSubject), and extension values compare exactly.
 func Not(p Policy) Policy {
 	m := asMatcher(p)
 	if _, isNil := m.(nilPolicy); isNil {
@@ -386,6 +393,49 @@ func (n *notOf) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]json.RawMessage{"not": b})
 }
 
+// withClock returns p with now as the clock of the rules of this package that were built without
+// one (a document's min_validity, RequireMinValidity with a nil clock), at any depth of All, Any
+// and Not; changed is false, and p returned as it is, when p holds none. p itself, shared and
+// immutable, is not modified. Policies of the caller's own are left alone.
+func withClock(p Policy, now func() time.Time) (_ Policy, changed bool) {
+	switch p := p.(type) {
+	case *rule:
+		if p.clocked != nil {
+			return p.clocked(now), true
+		}
+	case *allOf:
+		if ps, changed := withClocks(p.ps, now); changed {
+			return &allOf{ps: ps, broken: p.broken}, true
+		}
+	case *anyOf:
+		if ps, changed := withClocks(p.ps, now); changed {
+			return &anyOf{ps: ps, broken: p.broken}, true
+		}
+	case *notOf:
+		if q, changed := withClock(p.p, now); changed {
+			n := *p
+			n.p = q.(matcher)
+			return &n, true
+		}
+	}
+	return p, false
+}
+
+func withClocks(ms []matcher, now func() time.Time) ([]matcher, bool) {
+	var out []matcher
+	for i, m := range ms {
+		q, changed := withClock(m, now)
+		if !changed {
+			continue
+		}
+		if out == nil {
+			out = append([]matcher(nil), ms...)
+		}
+		out[i] = q.(matcher)
+	}
+	return out, out != nil
+}
+
 func joinDesc(ps []matcher) string {
 	parts := make([]string, len(ps))
 	for i, p := range ps {
@@ -424,6 +474,7 @@ func (m *Middleware) Require(p Policy) func(http.Handler) http.Handler {
 	if p == nil {
 		panic("mtls: Require called with a nil policy")
 	}
+	p, _ = withClock(p, m.now)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id, ok := FromContext(r.Context())
@@ -448,6 +499,7 @@ func (m *Middleware) Shadow(p Policy) func(http.Handler) http.Handler {
 	if p == nil {
 		panic("mtls: Shadow called with a nil policy")
 	}
+	p, _ = withClock(p, m.now)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if id, ok := FromContext(r.Context()); ok {

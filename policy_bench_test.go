@@ -178,3 +178,20 @@ func sha1Hex(b []byte) string {
 	s := sha1.Sum(b) //nolint:gosec // test of SHA-1 thumbprints
 	return hex.EncodeToString(s[:])
 }
+
+// BenchmarkParsePolicyManyKeys loads an object of as many keys as fit in the document size limit
+// (it is refused, having more than one key, after being read whole).
+func BenchmarkParsePolicyManyKeys(b *testing.B) {
+	n := 0
+	for len(manyKeys(n+1000)) < maxPolicyDocument {
+		n += 1000
+	}
+	doc := manyKeys(n)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if _, err := ParsePolicy(doc); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}

@@ -2,6 +2,7 @@ package mtls
 
 import (
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -89,6 +90,11 @@ func FuzzPolicyPattern(f *testing.F) {
 				t.Fatalf("appendURI(%q) = %q, String() = %q", s, b, u.String())
 			}
 		}
+		if f, ok := appendFolded(nil, s, 4*len(s)); !ok {
+			t.Fatalf("the folded form of %q is longer than 4 times its length", s)
+		} else if again, _ := appendFolded(nil, string(f), 4*len(f)); string(again) != string(f) {
+			t.Fatalf("folding %q is not idempotent: %q, then %q", s, f, again)
+		}
 		for _, build := range listBuilders {
 			p, err := build([]string{s})
 			if err != nil {
@@ -117,4 +123,35 @@ func fuzzIdentities() []*Identity {
 		}),
 		synth(&x509.Certificate{Subject: dn(oidCN, "eve,O=Admin", oidCN, "x")}),
 	}
+}
+
+// FuzzParseSerial: the serial parser never panics, accepts only non-negative numbers of at most
+// 128 bytes, and reads back what it is given in both forms of its notation.
+func FuzzParseSerial(f *testing.F) {
+	f.Add("0x1000") // more seeds in testdata/fuzz/FuzzParseSerial
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseSerial(s)
+		if err != nil {
+			if n != nil {
+				t.Fatal("a serial with an error")
+			}
+			return
+		}
+		if n.Sign() < 0 || n.BitLen() > 8*maxSerialBytes {
+			t.Fatalf("%q: accepted %v", s, n)
+		}
+		forms := []string{"0x" + n.Text(16)}
+		if b := n.Bytes(); len(b) > 1 { // one byte has no colon form
+			colon := hex.EncodeToString(b[:1])
+			for _, c := range b[1:] {
+				colon += ":" + hex.EncodeToString([]byte{c})
+			}
+			forms = append(forms, colon)
+		}
+		for _, form := range forms {
+			if again, err := ParseSerial(form); err != nil || again.Cmp(n) != 0 {
+				t.Fatalf("%q reads as %v, but its form %q does not read the same: %v, %v", s, n, form, again, err)
+			}
+		}
+	})
 }

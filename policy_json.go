@@ -50,7 +50,8 @@ func errAt(path, format string, args ...any) error {
 // [RequireSPKIPins], [RequireIssuerThumbprints], [RequireSerials], [RequireEKUs],
 // [RequirePrincipals]); extension: {"oid": "1.2.3"} optionally with "values" or "der", a list of
 // strings ([RequireExtension], [RequireExtensionDER]); min_validity: a Go duration such as "72h"
-// ([RequireMinValidity] with time.Now).
+// ([RequireMinValidity] with a nil clock: the middleware's [Config.Now] where a middleware runs
+// the policy).
 //
 // Anything else fails: an unknown or duplicate key, an object with several keys, a wrong type, an
 // empty list, an empty string, a bad pattern. The error names the JSON path of the fault. The

@@ -17,7 +17,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
+
+	"github.com/certgate/mtls/internal/netprefix"
+	"github.com/certgate/mtls/internal/spiffeid"
 )
 
 // elemError is a bad value in a matcher's input. The constructors name the value; the document
@@ -166,9 +170,69 @@ func parseOID(s string) (asn1.ObjectIdentifier, string) {
 }
 
 type attrRule struct {
-	oid    asn1.ObjectIdentifier
-	single bool
-	values map[string]struct{}
+	oid       asn1.ObjectIdentifier
+	single    bool
+	values    map[string]struct{}
+	folded    map[string]struct{} // the values' folded forms (see foldValue)
+	maxFolded int                 // the longest folded form, in bytes
+}
+
+// foldedEqual reports whether s, folded, is the folded form of a listed value. It allocates only
+// for listed values longer than 256 bytes folded.
+func (r *attrRule) foldedEqual(s string) bool {
+	var buf [256]byte
+	f, ok := appendFolded(buf[:0], s, r.maxFolded)
+	if !ok {
+		return false
+	}
+	_, ok = r.folded[string(f)]
+	return ok
+}
+
+// appendFolded appends to dst the form of s in which the differences X.500 matching ignores
+// (caseIgnoreMatch after RFC 4518 string preparation) are removed, as far as they can be without
+// Unicode normalisation tables:
+//
+//   - the characters RFC 4518 maps to nothing are dropped: soft hyphen, zero-width space, byte
+//     order mark, variation selectors, the other format characters and the control characters;
+//   - the other spaces (tab, line feed, no-break space, every Unicode space separator) are spaces,
+//     leading and trailing spaces are dropped, and a run of spaces is one space;
+//   - full-width ASCII forms (U+FF01 to U+FF5E) are their ASCII letters, digits and signs;
+//   - letters are case-folded by Unicode simple case folding (each letter stands for the
+//     smallest of its case variants, so that k, K and the Kelvin sign are one).
+//
+// ok is false, and the form incomplete, when it would be longer than limit bytes.
+func appendFolded(dst []byte, s string, limit int) (_ []byte, ok bool) {
+	start, space := len(dst), false
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r' || r == 0x85 || unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp):
+			space = len(dst) > start // leading spaces are dropped
+			continue
+		case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Variation_Selector) ||
+			r == 0x034f || r == 0x1806 || r == 0xfffc: // grapheme joiner, todo soft hyphen, object replacement
+			continue
+		case r >= 0xff01 && r <= 0xff5e:
+			r -= 0xfee0
+		}
+		if space {
+			dst, space = append(dst, ' '), false
+		}
+		dst = utf8.AppendRune(dst, foldRune(r))
+		if len(dst)-start > limit {
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+// foldRune returns the smallest rune of r's simple case folding orbit (at most four runes).
+func foldRune(r rune) rune {
+	m := r
+	for f, i := unicode.SimpleFold(r), 0; f != r && i < 8; f, i = unicode.SimpleFold(f), i+1 {
+		m = min(m, f)
+	}
+	return m
 }
 
 // buildName compiles attribute rules for a subject or issuer matcher.
@@ -196,11 +260,15 @@ func buildName(attrs Attributes) ([]attrRule, map[string][]string, *elemError) {
 			e.attr = key
 			return nil, nil, e
 		}
-		set := make(map[string]struct{}, len(norm))
+		r := attrRule{oid: a.oid, single: a.single, values: make(map[string]struct{}, len(norm)),
+			folded: make(map[string]struct{}, len(norm))}
 		for _, v := range norm {
-			set[v] = struct{}{}
+			r.values[v] = struct{}{}
+			f, _ := appendFolded(nil, v, len(v)*utf8.UTFMax)
+			r.folded[string(f)] = struct{}{}
+			r.maxFolded = max(r.maxFolded, len(f))
 		}
-		rules = append(rules, attrRule{oid: a.oid, single: a.single, values: set})
+		rules = append(rules, r)
 		doc[a.name] = norm
 	}
 	return rules, doc, nil
@@ -208,28 +276,33 @@ func buildName(attrs Attributes) ([]attrRule, map[string][]string, *elemError) {
 
 // matchName reports whether names satisfies every rule. Attributes are compared one by one, as
 // parsed from the certificate, never through a string rendering of the name: a CN of
-// "eve,O=Admin" is one CN, not an O. A single-valued attribute held more than once, one of its
-// values listed, is undecided: neither a match nor, under Not, a mismatch.
+// "eve,O=Admin" is one CN, not an O. A value equal to a listed one only once folded (see
+// appendFolded), and a single-valued attribute held more than once, one of its values listed, are
+// undecided: neither a match nor, under Not, a mismatch.
 func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) verdict {
 	v := yes
 	for i := range rules {
 		r := &rules[i]
-		count, hit := 0, false
+		count, hit, near := 0, false, false
 		for j := range names {
 			if !names[j].Type.Equal(r.oid) {
 				continue
 			}
 			count++
-			if s, ok := names[j].Value.(string); ok {
-				if _, ok := r.values[s]; ok {
-					hit = true
-				}
+			s, ok := names[j].Value.(string)
+			if !ok {
+				continue
+			}
+			if _, ok := r.values[s]; ok {
+				hit = true
+			} else if !near && r.foldedEqual(s) {
+				near = true
 			}
 		}
 		switch {
-		case !hit:
+		case !hit && !near:
 			return no
-		case r.single && count != 1:
+		case !hit, r.single && count != 1:
 			v = undecided
 		}
 	}
@@ -237,11 +310,23 @@ func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) verdict {
 }
 
 // RequireSubject allows a leaf whose subject has, for every attribute in attrs, a value among
-// those listed. Values are compared exactly (case-sensitive, byte for byte, no Unicode folding).
-// An attribute that may occur only once (cn, c, serial_number) matches nothing when the subject
-// holds it more than once, and if one of those values is listed the subject is not a mismatch
-// either: [Not] refuses it too (Not(c: RU) refuses C=RU with a second C=US). For the other
-// attributes (such as several ou) one listed value suffices.
+// those listed. An attribute that may occur only once (cn, c, serial_number) matches nothing when
+// the subject holds it more than once, and if one of those values is listed the subject is not a
+// mismatch either: [Not] refuses it too (Not(c: RU) refuses C=RU with a second C=US). For the
+// other attributes (such as several ou) one listed value suffices.
+//
+// A value matches only when it is byte for byte a listed one. A value that is not, but equals a
+// listed one once the differences X.500 matching ignores are removed, matches nothing and is
+// not a mismatch either: [Not] refuses it too (Not(ou: contractors) refuses OU=Contractors). These
+// differences are letter case (Unicode simple case folding: "Contractors", "CONTRACTORS", a Kelvin
+// sign for k), spaces (leading, trailing or repeated; tab, no-break, ideographic and other Unicode
+// spaces), full-width forms of ASCII (U+FF01 to U+FF5E), and the characters RFC 4518 maps to
+// nothing (soft hyphen, zero-width space, byte order mark, variation selectors, other format and
+// control characters). Equivalences that need Unicode normalisation tables are not recognised:
+// composed and decomposed accents, compatibility forms other than full-width ASCII (ligatures,
+// superscripts), full case folding (ß and ss); such spellings are different values, which Not
+// allows, and look-alike letters of other scripts are different values too. To keep a client out
+// whatever its names are spelled, deny its key or certificate ([DenyList]).
 func RequireSubject(attrs Attributes) (Policy, error) {
 	p, err := buildNamePolicy("subject", attrs, subjectNames)
 	return public("RequireSubject", p, err)
@@ -734,8 +819,14 @@ func hasDotSegment(p string) bool {
 // ---- IP addresses --------------------------------------------------------------------------
 
 // RequireIPs allows a leaf with an IP address SAN equal to one of the given addresses or inside
-// one of the given prefixes ("10.1.2.3", "2001:db8::/32"). IPv4-mapped IPv6 addresses compare as
-// IPv4, on both sides. A prefix must have no bits set after its length.
+// one of the given prefixes ("10.1.2.3", "2001:db8::/32"). A prefix must have no bits set after
+// its length. An IPv4-mapped address or prefix given here means its IPv4 form
+// ("::ffff:10.0.0.0/104" is 10.0.0.0/8; a mapped prefix must be at least /96).
+//
+// A SAN is compared as the certificate encodes it, never unmapped: a 16-byte SAN ::ffff:10.1.2.3
+// is an IPv6 address, which crypto/x509 checks against IPv6 name constraints only (a CA excluded
+// from 10.0.0.0/8 can issue it). It matches the IPv6 prefixes that contain it, and no IPv4 rule;
+// if an IPv4 rule holds its IPv4 form it is undecided, refused under [Not] as well.
 func RequireIPs(addrsOrPrefixes ...string) (Policy, error) {
 	p, err := buildIP(addrsOrPrefixes)
 	return public("RequireIPs", p, err)
@@ -753,20 +844,17 @@ func buildIP(vals []string) (Policy, *elemError) {
 			if p.Masked() != p {
 				return "", "bits set after the prefix length (write " + p.Masked().String() + ")"
 			}
-			if p.Addr().Is4In6() {
-				if p.Bits() < 96 {
-					return "", "an IPv4-mapped prefix must be at least /96"
-				}
-				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			if p.Addr().Is4In6() && p.Bits() < 96 {
+				return "", "an IPv4-mapped prefix must be at least /96"
 			}
 		} else {
 			a, err := netip.ParseAddr(s)
 			if err != nil || a.Zone() != "" {
 				return "", "not an IP address"
 			}
-			a = a.Unmap()
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
+		p = netprefix.Unmap(p)
 		prefixes = append(prefixes, p)
 		if p.IsSingleIP() {
 			return p.Addr().String(), ""
@@ -776,21 +864,32 @@ func buildIP(vals []string) (Policy, *elemError) {
 	if err != nil {
 		return nil, err
 	}
-	return newRule("ip", doc, func(id *Identity) bool {
+	contains := func(a netip.Addr) bool {
+		for _, p := range prefixes {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	r := newRule("ip", doc, nil)
+	r.fn3 = func(id *Identity) verdict {
+		v := no
 		for _, ip := range id.Leaf.IPAddresses {
 			a, ok := netip.AddrFromSlice(ip)
 			if !ok {
 				continue
 			}
-			a = a.Unmap()
-			for _, p := range prefixes {
-				if p.Contains(a) {
-					return true
-				}
+			if contains(a) {
+				return yes
+			}
+			if a.Is4In6() && contains(a.Unmap()) {
+				v = undecided
 			}
 		}
-		return false
-	}), nil
+		return v
+	}
+	return r, nil
 }
 
 // ---- SPIFFE IDs ----------------------------------------------------------------------------
@@ -799,8 +898,9 @@ func buildIP(vals []string) (Policy, *elemError) {
 // an exact ID ("spiffe://acme.test/ns/prod/sa/alice"), any workload of a trust domain
 // ("spiffe://acme.test/*") or any ID below a path ("spiffe://acme.test/ns/prod/*", which does not
 // match "spiffe://acme.test/ns/prod" itself). Patterns and IDs must follow the SPIFFE ID syntax
-// (lowercase trust domain; path segments of letters, digits, '.', '-' and '_', no "." or ".."
-// segments); an ID that does not matches nothing.
+// (lowercase trust domain; path segments of letters, digits, '.', '-' and '_', none empty, "." or
+// ".."; no trailing '/', percent-encoding, port, user info, query or fragment). An identity whose
+// URI SAN is not such an ID has an empty [Identity.SPIFFEID] and matches nothing.
 func RequireSPIFFEIDs(patterns ...string) (Policy, error) {
 	p, err := buildSPIFFE(patterns)
 	return public("RequireSPIFFEIDs", p, err)
@@ -811,13 +911,13 @@ func buildSPIFFE(patterns []string) (Policy, *elemError) {
 	var prefixes []string
 	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
 		if base, ok := strings.CutSuffix(s, "/*"); ok {
-			if !validSPIFFEID(base) {
+			if spiffeid.Validate(base) != nil {
 				return "", "not a SPIFFE ID followed by /*"
 			}
 			prefixes = append(prefixes, base+"/")
 			return s, ""
 		}
-		if !validSPIFFEID(s) {
+		if spiffeid.Validate(s) != nil {
 			return "", "not a SPIFFE ID ('*' is only allowed as a final /* segment)"
 		}
 		exact[s] = struct{}{}
@@ -833,7 +933,7 @@ func buildSPIFFE(patterns []string) (Policy, *elemError) {
 	r := newRule("spiffe", doc, nil)
 	r.fn3 = func(id *Identity) verdict {
 		s := id.SPIFFEID
-		if !validSPIFFEID(s) {
+		if spiffeid.Validate(s) != nil {
 			// Not an X509-SVID (two URI SANs, bad syntax): matches nothing, but a spiffe URI
 			// naming a listed ID, as written or normalised, is undecided rather than a mismatch.
 			for _, u := range id.Leaf.URIs {
@@ -857,46 +957,6 @@ func buildSPIFFE(patterns []string) (Policy, *elemError) {
 		return no
 	}
 	return r, nil
-}
-
-// validSPIFFEID checks the SPIFFE ID syntax strictly.
-func validSPIFFEID(s string) bool {
-	rest, ok := strings.CutPrefix(s, "spiffe://")
-	if !ok {
-		return false
-	}
-	td, path := rest, ""
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		td, path = rest[:i], rest[i:]
-	}
-	if td == "" || len(s) > 2048 {
-		return false
-	}
-	for i := 0; i < len(td); i++ {
-		c := td[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	if path == "" {
-		return true
-	}
-	// Segments: non-empty, not "." or "..", of letters, digits, '.', '-' and '_'.
-	segStart := 1
-	for i := 1; i <= len(path); i++ {
-		if i < len(path) && path[i] != '/' {
-			c := path[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-				return false
-			}
-			continue
-		}
-		if seg := path[segStart:i]; seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-		segStart = i + 1
-	}
-	return true
 }
 
 // ---- Digests -------------------------------------------------------------------------------
@@ -1053,24 +1113,83 @@ func buildIssuerThumbprint(vals []string) (Policy, *elemError) {
 
 // ---- Serial numbers ------------------------------------------------------------------------
 
-// RequireSerials allows a leaf whose serial number is one of serials, each written in decimal
-// ("4096"), or in hexadecimal with a 0x prefix ("0x1000") or colons ("10:00", as OpenSSL prints
-// it). Hexadecimal without a prefix or colons is refused as ambiguous.
+// maxSerialBytes bounds the serial numbers that can be written: RFC 5280 allows 20 octets, some
+// CAs write more, and a deny list must still be able to name them.
+const maxSerialBytes = 128
+
+// ParseSerial reads a certificate serial number in the one notation every serial number of this
+// package is written in ([RequireSerials], the "serial" key of policy documents, [ParseDenyList]):
+// hexadecimal, in one of two forms.
+//
+//   - "0x" followed by hexadecimal digits: 0x1000. `openssl x509 -serial` prints serial=1000:
+//     write 0x1000.
+//   - Bytes of two hexadecimal digits separated by colons: 10:00, as `openssl x509 -text`
+//     prints long serial numbers.
+//
+// Digits alone, such as 4096 or 1000, are refused: openssl -serial prints hexadecimal while
+// openssl -text and many other tools print small serials in decimal ("4096 (0x1000)": write the
+// 0x1000 part), so a bare number could mean either. Hexadecimal digits may be in either case; there
+// is no sign, space or other separator; serials of up to 128 bytes can be written. Policies and
+// their documents write serials back as 0x followed by lowercase digits.
+func ParseSerial(s string) (*big.Int, error) {
+	n, msg := parseSerial(s)
+	if msg != "" {
+		return nil, fmt.Errorf("mtls: serial number %q: %s", s, msg)
+	}
+	return n, nil
+}
+
+func parseSerial(s string) (*big.Int, string) {
+	digits, ok := strings.CutPrefix(s, "0x")
+	if !ok {
+		digits, ok = strings.CutPrefix(s, "0X")
+	}
+	switch {
+	case ok:
+		if digits == "" || strings.Contains(digits, ":") {
+			return nil, "write 0x followed by hexadecimal digits, or bytes separated by colons"
+		}
+	case strings.Contains(s, ":"):
+		parts := strings.Split(s, ":")
+		for _, part := range parts {
+			if len(part) != 2 {
+				return nil, "write each byte as two hexadecimal digits between colons, as openssl prints it"
+			}
+		}
+		digits = strings.Join(parts, "")
+	default:
+		return nil, "ambiguous: write hexadecimal with 0x (openssl x509 -serial prints serial=1000: write 0x1000) or bytes with colons (10:00)"
+	}
+	if len(digits) > 2*(maxSerialBytes+1) { // a leading 00 byte, as openssl -text writes it, is allowed
+		return nil, "longer than 128 bytes"
+	}
+	for i := 0; i < len(digits); i++ {
+		if c := digits[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return nil, "not hexadecimal"
+		}
+	}
+	n, _ := new(big.Int).SetString(digits, 16)
+	if n.BitLen() > 8*maxSerialBytes {
+		return nil, "longer than 128 bytes"
+	}
+	return n, ""
+}
+
+// RequireSerials allows a leaf whose serial number is one of serials, each in the notation of
+// [ParseSerial]: hexadecimal, "0x1000" or "10:00" (digits alone are refused as ambiguous).
 func RequireSerials(serials ...string) (Policy, error) {
 	p, err := buildSerial(serials)
 	return public("RequireSerials", p, err)
 }
 
 func buildSerial(vals []string) (Policy, *elemError) {
-	set := map[[32]byte]struct{}{}
+	set := map[string]struct{}{} // big-endian bytes without leading zeros
 	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
 		n, msg := parseSerial(s)
 		if msg != "" {
 			return "", msg
 		}
-		var k [32]byte
-		n.FillBytes(k[:])
-		set[k] = struct{}{}
+		set[string(n.Bytes())] = struct{}{}
 		return "0x" + n.Text(16), ""
 	})
 	if err != nil {
@@ -1078,53 +1197,13 @@ func buildSerial(vals []string) (Policy, *elemError) {
 	}
 	return newRule("serial", doc, func(id *Identity) bool {
 		sn := id.Leaf.SerialNumber
-		if sn == nil || sn.Sign() < 0 || sn.BitLen() > 256 {
+		if sn == nil || sn.Sign() < 0 || sn.BitLen() > 8*maxSerialBytes {
 			return false
 		}
-		var k [32]byte
-		sn.FillBytes(k[:])
-		_, ok := set[k]
+		var buf [maxSerialBytes]byte
+		_, ok := set[string(sn.FillBytes(buf[:(sn.BitLen()+7)/8]))]
 		return ok
 	}), nil
-}
-
-func parseSerial(s string) (*big.Int, string) {
-	var digits string
-	base := 10
-	switch {
-	case strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X"):
-		digits, base = s[2:], 16
-	case strings.Contains(s, ":"):
-		var b strings.Builder
-		for part := range strings.SplitSeq(s, ":") {
-			if len(part) == 0 || len(part) > 2 {
-				return nil, "not colon-separated hexadecimal bytes"
-			}
-			if len(part) == 1 { // each part is a byte: "1:2" is 0x0102
-				b.WriteByte('0')
-			}
-			b.WriteString(part)
-		}
-		digits, base = b.String(), 16
-	default:
-		digits = s
-		for i := 0; i < len(s); i++ {
-			if s[i] < '0' || s[i] > '9' {
-				return nil, "not a decimal serial (write hexadecimal with a 0x prefix or colons)"
-			}
-		}
-	}
-	if digits == "" || strings.ContainsAny(digits, "+-_") {
-		return nil, "not a serial number"
-	}
-	n, ok := new(big.Int).SetString(digits, base)
-	if !ok {
-		return nil, "not a serial number"
-	}
-	if n.BitLen() > 256 {
-		return nil, "longer than 32 bytes"
-	}
-	return n, ""
 }
 
 // ---- Extended key usage --------------------------------------------------------------------
@@ -1329,9 +1408,12 @@ func asn1String(der []byte) ([]byte, bool) {
 
 // ---- Validity ------------------------------------------------------------------------------
 
-// RequireMinValidity allows a leaf that remains valid for at least d from now (now nil means
-// time.Now): a strict partner can refuse certificates that expire within, say, 72 hours. d must be
-// positive.
+// RequireMinValidity allows a leaf that remains valid for at least d from now: a strict partner
+// can refuse certificates that expire within, say, 72 hours. d must be positive. now is the
+// clock; nil means the clock of the middleware that runs the policy ([Config.Now]) wherever a
+// [Middleware] runs it (Config.Policy, Config.ShadowPolicy, [Middleware.Require],
+// [Middleware.Shadow], at any depth of [All], [Any] and [Not], but not inside a policy of your
+// own), and time.Now when Check is called otherwise.
 func RequireMinValidity(d time.Duration, now func() time.Time) (Policy, error) {
 	if d <= 0 {
 		return nil, fmt.Errorf("mtls: RequireMinValidity: duration %v is not positive", d)
@@ -1339,13 +1421,18 @@ func RequireMinValidity(d time.Duration, now func() time.Time) (Policy, error) {
 	return buildMinValidity(d, now), nil
 }
 
-func buildMinValidity(d time.Duration, now func() time.Time) Policy {
-	if now == nil {
-		now = time.Now
+func buildMinValidity(d time.Duration, now func() time.Time) *rule {
+	clock := now
+	if clock == nil {
+		clock = time.Now
 	}
-	return newRule("min_validity", d.String(), func(id *Identity) bool {
-		return !id.Leaf.NotAfter.Before(now().Add(d))
+	r := newRule("min_validity", d.String(), func(id *Identity) bool {
+		return !id.Leaf.NotAfter.Before(clock().Add(d))
 	})
+	if now == nil {
+		r.clocked = func(now func() time.Time) *rule { return buildMinValidity(d, now) }
+	}
+	return r
 }
 
 // ---- Principal -----------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/certgate/mtls/internal/spiffeid"
 )
 
 // PrincipalResolver maps a verified identity to the account it stands for ([Identity.Principal]),
@@ -127,7 +129,7 @@ func invisible(r rune) bool {
 // PrincipalFromSPIFFEID answers the identity's SPIFFE ID, when it has a valid one.
 func PrincipalFromSPIFFEID() PrincipalResolver {
 	return PrincipalResolverFunc(func(id *Identity) (string, error) {
-		if id == nil || !validSPIFFEID(id.SPIFFEID) {
+		if id == nil || spiffeid.Validate(id.SPIFFEID) != nil {
 			return "", nil
 		}
 		return id.SPIFFEID, nil

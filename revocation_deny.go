@@ -143,11 +143,12 @@ func (d *DenyList) LoadFile(name string) error {
 }
 
 // ParseDenyList parses a deny list: one entry a line, blank lines and lines starting with # are
-// ignored, hex digits may be in either case and contain colons.
+// ignored. Digests are hexadecimal, in either case, colons allowed (see [ParseFingerprint]); a
+// serial number is written as [ParseSerial] reads it: 0x1000 or 10:00, never digits alone.
 //
 //	sha256 <certificate fingerprint>
 //	spki-sha256 <SHA-256 of the public key's SubjectPublicKeyInfo>
-//	serial <SHA-256 of the issuer's SubjectPublicKeyInfo> <serial number in hex>
+//	serial <SHA-256 of the issuer's SubjectPublicKeyInfo> <serial number: 0x1000 or 10:00>
 func ParseDenyList(data []byte) ([]DenyEntry, error) {
 	var entries []DenyEntry
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -178,9 +179,9 @@ func ParseDenyList(data []byte) ([]DenyEntry, error) {
 			if err != nil {
 				return bad(err)
 			}
-			n, ok := new(big.Int).SetString(strings.ReplaceAll(f[2], ":", ""), 16)
-			if !ok {
-				return bad(fmt.Errorf("mtls: bad serial number %q", f[2]))
+			n, err := ParseSerial(f[2])
+			if err != nil {
+				return bad(err)
 			}
 			entries = append(entries, DenySerial(sum, n))
 		default:

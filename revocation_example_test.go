@@ -60,7 +60,7 @@ sha256 3b:5e:8f:0f:3f:98:66:4c:3a:30:6e:25:2b:1e:b4:4d:57:f1:a6:a5:37:a3:ee:4d:1
 # every certificate for this key
 spki-sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 # serial 0x1f2e issued by the CA with this key
-serial 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae 1f2e
+serial 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae 0x1f2e
 `))
 	if err != nil {
 		log.Fatal(err)

@@ -690,7 +690,7 @@ func TestDenyList(t *testing.T) {
 		require.NoError(t, err)
 	}
 	issuerSPKI := SPKISHA256(p.issuing.Certificate)
-	list := fmt.Sprintf("# revoked at once\nsha256 %s\nspki-sha256 %X\n\nserial %x %s\n",
+	list := fmt.Sprintf("# revoked at once\nsha256 %s\nspki-sha256 %X\n\nserial %x 0x%s\n",
 		colonUpper(fingerprint(alice.Certificate)), SPKISHA256(bob.Certificate), issuerSPKI, carol.Certificate.SerialNumber.Text(16))
 	file := revTempFile(t, "deny.txt", []byte(list))
 	require.NoError(t, deny.LoadFile(file))
@@ -870,7 +870,7 @@ func TestDenySerialLongerThanCRLLimit(t *testing.T) {
 	serial := new(big.Int).Lsh(big.NewInt(1), 8*maxSerialLen+4) // parses, but over 64 octets
 	leaf := &x509.Certificate{SerialNumber: serial, Raw: []byte("leaf"), RawSubjectPublicKeyInfo: []byte("leaf key")}
 	id := &Identity{Leaf: leaf, Chain: []*x509.Certificate{leaf, issuer}}
-	entries, err := ParseDenyList([]byte(fmt.Sprintf("serial %x %x\n", SPKISHA256(issuer), serial)))
+	entries, err := ParseDenyList([]byte(fmt.Sprintf("serial %x %#x\n", SPKISHA256(issuer), serial)))
 	require.NoError(t, err)
 	d := NewDenyList(entries...)
 	assert.NotEmpty(t, d.match(id, false), "a listed serial must be denied whatever its length")
