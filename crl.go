@@ -524,11 +524,13 @@ func (s *serialSet) build(revoked cryptobyte.String) error {
 			len(serial) > 1 && (serial[0] == 0 && serial[1]&0x80 == 0 || serial[0] == 0xff && serial[1]&0x80 != 0) {
 			return errors.New("malformed or oversized serial number in an entry")
 		}
+		// revocationDate: UTCTime, or GeneralizedTime for dates from 2050 (RFC 5280, 5.1.2.6).
 		var ok bool
-		if _, entry, ok = nextTLV(entry, 0x17); !ok {
-			if _, entry, ok = nextTLV(entry, 0x18); !ok {
-				return errors.New("malformed revocation date in an entry")
-			}
+		if len(entry) == 0 || entry[0] != 0x17 && entry[0] != 0x18 {
+			return errors.New("malformed revocation date in an entry")
+		}
+		if _, entry, ok = nextTLV(entry, entry[0]); !ok {
+			return errors.New("malformed revocation date in an entry")
 		}
 		if len(entry) > 0 {
 			if err := checkEntryExtensions(entry); err != nil {

@@ -1080,3 +1080,72 @@ func TestOCSPMaxAgeSeesRevocationBeforeNextUpdate(t *testing.T) {
 		}, 5*time.Second, 5*time.Millisecond)
 	})
 }
+
+func TestCRLEntryWithGeneralizedTimeRevocationDate(t *testing.T) {
+	// RFC 5280 encodes dates from 2050 as GeneralizedTime; such an entry must not make the whole
+	// CRL unreadable.
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	good := p.issuing.NewClient("carol")
+	in2051 := time.Date(2051, 3, 1, 12, 0, 0, 0, time.UTC)
+	now := p.clock.Now()
+	stdlib, err := x509.CreateRevocationList(nil, &x509.RevocationList{
+		Number:     big.NewInt(1),
+		ThisUpdate: now.Add(-time.Hour),
+		NextUpdate: now.Add(24 * time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{
+			{SerialNumber: big.NewInt(99), RevocationTime: now.Add(-2 * time.Hour)},
+			{SerialNumber: leaf.Certificate.SerialNumber, RevocationTime: in2051},
+		},
+	}, p.issuing.Certificate, p.issuing.Key)
+	require.NoError(t, err)
+	tests := []struct {
+		name string
+		der  []byte
+	}{
+		{"x509.CreateRevocationList", stdlib},
+		{"built by hand", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{leaf.Certificate.SerialNumber}, RevokedAt: in2051})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{Files: []string{revTempFile(t, "i.crl", tt.der)}}})
+			_, err := revAuthn(m, leaf)
+			requireRevRefused(t, err, ErrRevoked)
+			_, err = revAuthn(m, good)
+			require.NoError(t, err)
+		})
+	}
+}
+
+func TestCRLScannerRevocationDates(t *testing.T) {
+	entry := func(date ...byte) []byte {
+		e := append([]byte{0x02, 0x01, 0x05}, date...)
+		return append([]byte{0x30, byte(len(e))}, e...)
+	}
+	utc := append([]byte{0x17, 0x0d}, "500101000000Z"...)
+	gen := append([]byte{0x18, 0x0f}, "20510101000000Z"...)
+	tests := []struct {
+		name    string
+		entries []byte
+		wantErr bool
+	}{
+		{"UTCTime", entry(utc...), false},
+		{"GeneralizedTime", entry(gen...), false},
+		{"GeneralizedTime then UTCTime", append(entry(gen...), entry(utc...)...), false},
+		{"no date", entry(), true},
+		{"another tag", entry(append([]byte{0x04, 0x0f}, "20510101000000Z"...)...), true},
+		{"truncated GeneralizedTime", entry(0x18, 0x0f, '2', '0'), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s serialSet
+			err := s.build(tt.entries)
+			if tt.wantErr {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.True(t, s.contains([]byte{5}))
+		})
+	}
+}
