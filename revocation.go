@@ -15,8 +15,10 @@ import (
 // on every request, after the chain is verified, with caches of its own: a cached verification
 // therefore never outlives a revocation answer.
 //
-// At least one of OCSP, CRL and DenyList must be set. With both OCSP and CRL, OCSP is asked first
-// and the CRLs are consulted only when OCSP gives no answer (responder down, unknown status).
+// At least one of OCSP, CRL and DenyList must be set. The DenyList is checked first. With both
+// OCSP and CRL, OCSP is asked first and the CRLs already loaded are consulted too: a certificate
+// that any of them lists is refused, whatever OCSP says. CRLs are downloaded (and waited for)
+// only when OCSP gives no answer (responder down, unknown status).
 //
 // The defaults fail closed: a certificate whose status cannot be established is refused with
 // [ErrRevocationUnavailable] (HTTP 503, reason revocation_unavailable), a revoked one with
@@ -354,17 +356,19 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 	return &cp, nil
 }
 
-// status asks the configured mechanisms in order: OCSP, then the CRLs if OCSP had no answer.
+// status asks OCSP, then the CRLs. The CRLs already loaded are always consulted, so that one
+// listing the certificate refuses it whatever OCSP says; they are downloaded, and waited for, only
+// when OCSP has no answer.
 func (rv *revocation) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
 	var a answer
 	if rv.ocsp != nil {
 		a = rv.ocsp.status(ctx, c, issuer, now)
-		if a.state >= stateGood {
+		if a.state == stateRevoked {
 			return a
 		}
 	}
 	if rv.crl != nil {
-		a = merge(a, rv.crl.status(ctx, c, issuer, now))
+		a = merge(a, rv.crl.status(ctx, c, issuer, now, a.state < stateGood))
 	}
 	return a
 }

@@ -132,8 +132,10 @@ func (s *crlSource) name() string {
 	return s.url
 }
 
-// status answers for c, issued by issuer, from every CRL that speaks for it.
-func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
+// status answers for c, issued by issuer, from every CRL that speaks for it. Unless load is set,
+// it uses only the CRLs already loaded: it neither waits for a download nor adds a distribution
+// point (refreshes due still start in the background).
+func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool) answer {
 	srcs := (*ck.byIssuer.Load())[string(c.RawIssuer)]
 	if ck.pending.Load() > 0 {
 		// Configured URLs never loaded yet: wait for them only when no CRL of this issuer is
@@ -142,10 +144,10 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 			if src.cur.Load() != nil {
 				continue
 			}
-			if len(srcs) > 0 {
+			if len(srcs) > 0 || !load {
 				src.fetchInBackground(now)
 			} else {
-				src.current(ctx, now)
+				src.current(ctx, now, true)
 			}
 		}
 		if len(srcs) == 0 {
@@ -154,31 +156,34 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 	}
 	var a answer
 	for _, src := range srcs {
-		a = merge(a, src.answer(ctx, c, issuer, now))
+		a = merge(a, src.answer(ctx, c, issuer, now, load))
 	}
 	if ck.useDP {
 		for _, u := range c.CRLDistributionPoints {
 			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 				continue
 			}
-			src := ck.dpSource(u, now)
+			src := ck.dpSource(u, now, load)
 			if src == nil {
-				a = merge(a, answer{state: stateUnknown, err: errors.New("mtls: CRL: too many distribution points")})
+				if load {
+					a = merge(a, answer{state: stateUnknown, err: errors.New("mtls: CRL: too many distribution points")})
+				}
 				continue
 			}
-			a = merge(a, src.answer(ctx, c, issuer, now))
+			a = merge(a, src.answer(ctx, c, issuer, now, load))
 		}
 	}
-	if a.state == stateNone {
+	if a.state == stateNone && load {
 		a.err = fmt.Errorf("mtls: CRL: no CRL of %q covers the certificate", issuer.Subject.String())
 	}
 	return a
 }
 
-// dpSource returns the source of a distribution point URL, creating it if there is room. When the
-// table is full, the point least recently used makes room if nobody used it for a refresh
-// interval (at least a minute): points that are no longer met do not lock new ones out.
-func (ck *crlChecker) dpSource(u string, now time.Time) *crlSource {
+// dpSource returns the source of a distribution point URL, creating it if create is set and
+// there is room. When the table is full, the point least recently used makes room if nobody used
+// it for a refresh interval (at least a minute): points that are no longer met do not lock new
+// ones out.
+func (ck *crlChecker) dpSource(u string, now time.Time, create bool) *crlSource {
 	ck.dpMu.RLock()
 	src := ck.dp[u]
 	ck.dpMu.RUnlock()
@@ -187,6 +192,9 @@ func (ck *crlChecker) dpSource(u string, now time.Time) *crlSource {
 			src.lastUsed.Store(n)
 		}
 		return src
+	}
+	if !create {
+		return nil
 	}
 	ck.dpMu.Lock()
 	defer ck.dpMu.Unlock()
@@ -226,9 +234,9 @@ func (ck *crlChecker) rebuildIndex() {
 	ck.byIssuer.Store(&m)
 }
 
-// answer is this source's word on c.
-func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
-	snap := s.current(ctx, now)
+// answer is this source's word on c; see crlChecker.status for load.
+func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool) answer {
+	snap := s.current(ctx, now, load)
 	if snap == nil {
 		return answer{state: stateUnknown, source: "CRL", err: s.err()}
 	}
@@ -264,15 +272,15 @@ func (s *crlSource) err() error {
 	return s.lastErr
 }
 
-// current returns the CRL in force, refreshing it in the background when due and synchronously
-// when there is none or it has expired (unless the source failed a moment ago).
-func (s *crlSource) current(ctx context.Context, now time.Time) *crlSnap {
+// current returns the CRL in force, refreshing it in the background when due and, if load is
+// set, synchronously when there is none or it has expired (unless the source failed a moment ago).
+func (s *crlSource) current(ctx context.Context, now time.Time, load bool) *crlSnap {
 	snap := s.cur.Load()
 	if snap != nil && now.Before(snap.refreshAt) {
 		return snap
 	}
 	inBackoff := now.UnixNano() < s.failedUntil.Load()
-	if snap != nil && now.Before(snap.crl.nextUpdate) {
+	if snap != nil && now.Before(snap.crl.nextUpdate) || !load {
 		if !inBackoff {
 			s.fetchInBackground(now)
 		}

@@ -1149,3 +1149,42 @@ func TestCRLScannerRevocationDates(t *testing.T) {
 		})
 	}
 }
+
+func TestRevocationLoadedCRLRevokedWinsOverOCSPGood(t *testing.T) {
+	// OCSP says good, a loaded CRL lists the certificate: refused, whichever answers first.
+	p := newRevPKI()
+	resp := mtlstest.NewOCSPResponder(p.issuing)
+	t.Cleanup(resp.Close)
+	srv := newRevCRLServer(t, nil)
+	leaf := p.issuing.NewClient("alice", mtlstest.WithCRLDistributionPoints(srv.srv.URL))
+	good := p.issuing.NewClient("carol", mtlstest.WithCRLDistributionPoints(srv.srv.URL))
+	revokes := p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{leaf.Certificate.SerialNumber}})
+	srv.set(revokes)
+
+	t.Run("configured file", func(t *testing.T) {
+		m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: resp.URL},
+			CRL: &CRLConfig{Files: []string{revTempFile(t, "i.crl", revokes)}}})
+		_, err := revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		assert.Contains(t, err.Error(), "CRL")
+		_, err = revAuthn(m, good)
+		require.NoError(t, err)
+	})
+	t.Run("distribution point loaded earlier", func(t *testing.T) {
+		m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: resp.URL},
+			CRL: &CRLConfig{DistributionPoints: true}})
+		calls := srv.calls.Load()
+		_, err := revAuthn(m, good)
+		require.NoError(t, err)
+		assert.Equal(t, calls, srv.calls.Load(), "OCSP answered: no CRL is downloaded")
+		// OCSP fails once: the distribution point is downloaded and its CRL loaded.
+		m.revoc.ocsp.responder = "http://127.0.0.1:1"
+		_, err = revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		m.revoc.ocsp.responder = resp.URL
+		p.clock.Advance(retryBackoff + time.Second)
+		_, err = revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		assert.NotZero(t, resp.Requests())
+	})
+}
