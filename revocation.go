@@ -63,12 +63,14 @@ type RevocationConfig struct {
 	// HTTPClient fetches OCSP responses and CRLs. Default: a client with Timeout that does not
 	// follow redirects.
 	HTTPClient *http.Client
-	// Timeout bounds one OCSP query. Default 5 seconds.
+	// Timeout bounds one OCSP query, and how long requests wait for a CRL download (counted
+	// from the download's start; the download itself may go on, up to CRLConfig.FetchTimeout,
+	// for the requests that follow). Default 5 seconds.
 	Timeout time.Duration
 	// Context, when done, stops refreshes in the background and cancels those under way.
-	// Default: never done. Background refreshes are started by requests that find an answer
-	// near its nextUpdate, at most 4 at a time, each bounded by its timeout: no goroutine runs
-	// between them.
+	// Default: never done. Besides the first downloads of CRLConfig.URLs, started by New,
+	// background refreshes are started by requests that find an answer near its nextUpdate, at
+	// most 4 at a time, each bounded by its timeout: no goroutine runs between them.
 	Context context.Context
 }
 
@@ -97,8 +99,11 @@ type CRLConfig struct {
 	// Files are CRL files (DER or PEM), read by New (an unreadable or invalid file is an error)
 	// and read again at RefreshInterval and before their nextUpdate.
 	Files []string
-	// URLs are http or https URLs of CRLs, fetched when first needed and again at
-	// RefreshInterval and before their nextUpdate.
+	// URLs are http or https URLs of CRLs, downloaded in the background from New and again at
+	// RefreshInterval and before their nextUpdate. Until a URL's first CRL is loaded its issuer
+	// is unknown: a request for an issuer without a known CRL waits for the first downloads
+	// still under way, at most the revocation Timeout. A URL that failed is retried in the
+	// background, every 5 seconds at most; no request waits for it.
 	URLs []string
 	// DistributionPoints also fetches the CRLs named in the certificates' CRL distribution
 	// points (http and https only; at most 256 distinct URLs at a time, a URL unused for a
@@ -165,6 +170,7 @@ type revocation struct {
 	logger       *slog.Logger
 	baseCtx      context.Context
 	sem          chan struct{}
+	after        func(time.Duration) <-chan time.Time // time.After; tests record the waits
 
 	ocsp *ocspChecker
 	crl  *crlChecker
@@ -186,6 +192,7 @@ func newRevocation(cfg *RevocationConfig, now func() time.Time, logger *slog.Log
 		logger:       logger,
 		baseCtx:      cfg.Context,
 		sem:          make(chan struct{}, maxBackground),
+		after:        time.After,
 		deny:         cfg.DenyList,
 	}
 	var errs []error
@@ -234,6 +241,9 @@ func newRevocation(cfg *RevocationConfig, now func() time.Time, logger *slog.Log
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if rv.crl != nil {
+		rv.crl.startDownloads()
 	}
 	return rv, nil
 }
@@ -371,6 +381,28 @@ func (rv *revocation) status(ctx context.Context, c, issuer *x509.Certificate, n
 		a = merge(a, rv.crl.status(ctx, c, issuer, now, a.state < stateGood))
 	}
 	return a
+}
+
+// await waits for l to end, for at most the revocation timeout counted from its start, and
+// while ctx lives. A nil l is not waited for.
+func (rv *revocation) await(ctx context.Context, l *crlLoad) {
+	if l == nil {
+		return
+	}
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	d := l.started.Add(rv.timeout).Sub(rv.now())
+	if d <= 0 {
+		return
+	}
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+	case <-rv.after(d):
+	}
 }
 
 // background runs f in a goroutine bounded in number, unless the Context is done or too many run.

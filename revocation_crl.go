@@ -16,8 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // crlChecker answers from CRLs: the configured ones, indexed by issuer name, and those of the
@@ -30,14 +28,12 @@ type crlChecker struct {
 	useDP    bool
 
 	configured []*crlSource
-	pending    atomic.Int32                            // configured sources never loaded
+	unloaded   atomic.Int32                            // configured sources never loaded
 	byIssuer   atomic.Pointer[map[string][]*crlSource] // issuer Name DER -> configured sources
 	indexMu    sync.Mutex                              // serialises rebuilds of byIssuer
 
 	dpMu sync.RWMutex
 	dp   map[string]*crlSource
-
-	flight singleflight.Group
 }
 
 // crlSource is one file or URL and the last good CRL read from it.
@@ -47,9 +43,9 @@ type crlSource struct {
 	configured bool
 
 	cur         atomic.Pointer[crlSnap]
-	refreshing  atomic.Bool
-	failedUntil atomic.Int64 // unix nanoseconds
-	lastUsed    atomic.Int64 // unix nanoseconds, to the second: distribution points only
+	loading     atomic.Pointer[crlLoad] // the download under way, nil when none is
+	failedUntil atomic.Int64            // unix nanoseconds; 0 when the last download succeeded
+	lastUsed    atomic.Int64            // unix nanoseconds, to the second: distribution points only
 	mu          sync.Mutex
 	lastErr     error
 
@@ -74,6 +70,12 @@ const maxCRLMarks = 16
 type crlSnap struct {
 	crl       *crl
 	refreshAt time.Time
+}
+
+// crlLoad is one download of a source, which requests may wait for.
+type crlLoad struct {
+	started time.Time
+	done    chan struct{} // closed when the CRL is swapped in or the download failed
 }
 
 func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
@@ -110,19 +112,32 @@ func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
 		}
 		ck.configured = append(ck.configured, src)
 	}
+	var urls []*crlSource
 	for _, u := range cfg.URLs {
 		if err := checkFetchURL(u); err != nil {
 			errs = append(errs, fmt.Errorf("mtls: CRL URL: %w", err))
 			continue
 		}
-		ck.configured = append(ck.configured, &crlSource{ck: ck, url: u, configured: true})
-		ck.pending.Add(1)
+		urls = append(urls, &crlSource{ck: ck, url: u, configured: true})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	ck.configured = append(ck.configured, urls...)
+	ck.unloaded.Store(int32(len(urls)))
 	ck.rebuildIndex()
 	return ck, nil
+}
+
+// startDownloads downloads the configured URLs at once, in the background: requests wait for
+// them only as long as the revocation timeout allows, and only when no CRL of their issuer is
+// known yet.
+func (ck *crlChecker) startDownloads() {
+	for _, src := range ck.configured {
+		if src.url != "" {
+			src.start(ck.rv.now(), false)
+		}
+	}
 }
 
 func (s *crlSource) name() string {
@@ -137,20 +152,23 @@ func (s *crlSource) name() string {
 // point (refreshes due still start in the background).
 func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool) answer {
 	srcs := (*ck.byIssuer.Load())[string(c.RawIssuer)]
-	if ck.pending.Load() > 0 {
-		// Configured URLs never loaded yet: wait for them only when no CRL of this issuer is
-		// known, so that another CA's unreachable URL does not stall this CA's clients.
+	if ck.unloaded.Load() > 0 {
+		// Configured URLs never loaded: their issuers are unknown. Retry the failed ones in the
+		// background. When no CRL of this issuer is known, wait for the first downloads still
+		// under way (bounded by the revocation timeout from their start): one of them may be
+		// this issuer's. A URL that failed is never waited for.
+		wait := load && len(srcs) == 0
 		for _, src := range ck.configured {
 			if src.cur.Load() != nil {
 				continue
 			}
-			if len(srcs) > 0 || !load {
+			if src.failedUntil.Load() != 0 {
 				src.fetchInBackground(now)
-			} else {
-				src.current(ctx, now, true)
+			} else if wait {
+				ck.rv.await(ctx, src.loading.Load())
 			}
 		}
-		if len(srcs) == 0 {
+		if wait {
 			srcs = (*ck.byIssuer.Load())[string(c.RawIssuer)]
 		}
 	}
@@ -236,6 +254,9 @@ func (ck *crlChecker) rebuildIndex() {
 
 // answer is this source's word on c; see crlChecker.status for load.
 func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool) answer {
+	if snap := s.cur.Load(); snap != nil && !bytes.Equal(snap.crl.issuer, c.RawIssuer) {
+		load = false // the source speaks for another issuer: never wait for it
+	}
 	snap := s.current(ctx, now, load)
 	if snap == nil {
 		return answer{state: stateUnknown, source: "CRL", err: s.err()}
@@ -272,57 +293,55 @@ func (s *crlSource) err() error {
 	return s.lastErr
 }
 
-// current returns the CRL in force, refreshing it in the background when due and, if load is
-// set, synchronously when there is none or it has expired (unless the source failed a moment ago).
+// current returns the CRL in force and refreshes it in the background when due. If load is set
+// and there is no CRL or it has expired, it waits for a download (at most the revocation timeout
+// from the download's start), unless the source failed its last download: a source that cannot
+// answer is retried in the background, never waited for.
 func (s *crlSource) current(ctx context.Context, now time.Time, load bool) *crlSnap {
 	snap := s.cur.Load()
 	if snap != nil && now.Before(snap.refreshAt) {
 		return snap
 	}
-	inBackoff := now.UnixNano() < s.failedUntil.Load()
-	if snap != nil && now.Before(snap.crl.nextUpdate) || !load {
-		if !inBackoff {
-			s.fetchInBackground(now)
-		}
+	if !load || snap != nil && now.Before(snap.crl.nextUpdate) || s.failedUntil.Load() != 0 {
+		s.fetchInBackground(now)
 		return snap
 	}
-	if inBackoff {
-		return snap
-	}
-	ch := s.ck.flight.DoChan(s.name(), func() (any, error) {
-		if snap := s.cur.Load(); snap != nil && s.ck.rv.now().Before(snap.refreshAt) {
-			return nil, nil
-		}
-		s.fetch(context.WithoutCancel(ctx))
-		return nil, nil
-	})
-	select {
-	case <-ch:
-	case <-ctx.Done():
-	}
+	s.ck.rv.await(ctx, s.start(now, false))
 	return s.cur.Load()
 }
 
 // fetchInBackground starts one refresh, unless one runs, the source failed a moment ago or too
 // many refreshes run.
 func (s *crlSource) fetchInBackground(now time.Time) {
-	if now.UnixNano() < s.failedUntil.Load() || !s.refreshing.CompareAndSwap(false, true) {
-		return
-	}
-	if !s.ck.rv.background(func(ctx context.Context) {
-		defer s.refreshing.Store(false)
-		s.fetch(ctx)
-	}) {
-		s.refreshing.Store(false)
+	if now.UnixNano() >= s.failedUntil.Load() && s.loading.Load() == nil {
+		s.start(now, true)
 	}
 }
 
-// fetch refreshes with the source's timeout.
-func (s *crlSource) fetch(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, s.ck.timeout)
-	defer cancel()
-	defer context.AfterFunc(s.ck.rv.baseCtx, cancel)()
-	_ = s.refresh(ctx)
+// start returns the download under way, starting one if none is. A bounded download runs
+// among the background refreshes (and does not start if too many run: nil is returned); an
+// unbounded one, for a request that needs the CRL or for New, in a goroutine of its own. Either
+// ends within the fetch timeout, or when the Context is done.
+func (s *crlSource) start(now time.Time, bounded bool) *crlLoad {
+	l := &crlLoad{started: now, done: make(chan struct{})}
+	if !s.loading.CompareAndSwap(nil, l) {
+		return s.loading.Load()
+	}
+	run := func(ctx context.Context) {
+		defer close(l.done)
+		defer s.loading.Store(nil)
+		ctx, cancel := context.WithTimeout(ctx, s.ck.timeout)
+		defer cancel()
+		_ = s.refresh(ctx)
+	}
+	if !bounded {
+		go run(s.ck.rv.baseCtx)
+	} else if !s.ck.rv.background(run) {
+		s.loading.Store(nil)
+		close(l.done)
+		return nil
+	}
+	return l
 }
 
 // refresh reads, scans and checks the CRL, and swaps it in; on failure the last good CRL stays.
@@ -371,7 +390,7 @@ func (s *crlSource) refresh(ctx context.Context) error {
 	}
 	if s.configured && (old == nil || !bytes.Equal(old.crl.issuer, cl.issuer)) {
 		if old == nil && s.url != "" {
-			s.ck.pending.Add(-1)
+			s.ck.unloaded.Add(-1)
 		}
 		s.ck.rebuildIndex()
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -588,7 +589,7 @@ func TestCRLFromURLRefreshKeepsLastGood(t *testing.T) {
 		calls := srv.calls.Load()
 		p.clock.Advance(61 * time.Minute)
 		_, _ = revAuthn(m, good)
-		require.Eventually(t, func() bool { return srv.calls.Load() > calls && !m.revoc.crl.configured[0].refreshing.Load() }, 5*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return srv.calls.Load() > calls && m.revoc.crl.configured[0].loading.Load() == nil }, 5*time.Second, 5*time.Millisecond)
 		_, err := revAuthn(m, leaf)
 		requireRevRefused(t, err, ErrRevoked)
 	})
@@ -1006,22 +1007,191 @@ func TestOCSPDelegatedResponderMustNotBeACA(t *testing.T) {
 	requireRevRefused(t, err, ErrRevocationUnavailable)
 }
 
+// revTransport answers CRL downloads from memory, by URL: a CRL, nothing until the request's
+// context is done (a blackholed address), or at once an error (a refused connection). It
+// counts the requests and reports each on entered.
+type revTransport struct {
+	mu      sync.Mutex
+	crls    map[string][]byte
+	holes   map[string]bool
+	calls   map[string]int
+	entered chan string
+}
+
+func newRevTransport() *revTransport {
+	return &revTransport{crls: map[string][]byte{}, holes: map[string]bool{}, calls: map[string]int{},
+		entered: make(chan string, 100)}
+}
+
+func (rt *revTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	u := r.URL.String()
+	rt.mu.Lock()
+	rt.calls[u]++
+	der, hole := rt.crls[u], rt.holes[u]
+	rt.mu.Unlock()
+	select {
+	case rt.entered <- u:
+	default:
+	}
+	switch {
+	case hole:
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	case der == nil:
+		return nil, errors.New("connection refused")
+	}
+	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Body: io.NopCloser(bytes.NewReader(der)),
+		ContentLength: int64(len(der)), Request: r}, nil
+}
+
+func (rt *revTransport) set(u string, der []byte, hole bool) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.crls[u], rt.holes[u] = der, hole
+}
+
+func (rt *revTransport) callsTo(u string) int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.calls[u]
+}
+
+// waitCalls returns once u was asked for n times (the guard only keeps a broken build from
+// hanging).
+func (rt *revTransport) waitCalls(t *testing.T, u string, n int) {
+	t.Helper()
+	for rt.callsTo(u) < n {
+		select {
+		case <-rt.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s was asked for %d times, not %d", u, rt.callsTo(u), n)
+		}
+	}
+}
+
+// revWaits replaces the revocation step's timer: it records how long requests were willing to
+// wait, and ends every wait at once.
+type revWaits struct {
+	mu sync.Mutex
+	ds []time.Duration
+}
+
+func recordWaits(m *Middleware) *revWaits {
+	w := &revWaits{}
+	m.revoc.after = func(d time.Duration) <-chan time.Time {
+		w.mu.Lock()
+		w.ds = append(w.ds, d)
+		w.mu.Unlock()
+		ch := make(chan time.Time)
+		close(ch)
+		return ch
+	}
+	return w
+}
+
+func (w *revWaits) all() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]time.Duration(nil), w.ds...)
+}
+
+// revFakeMiddleware builds a middleware whose CRL downloads go through rt and whose background
+// work stops with the test.
+func (p *revPKI) fakeMiddleware(t *testing.T, rt *revTransport, rc *RevocationConfig) *Middleware {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	rc.Context = ctx
+	rc.HTTPClient = &http.Client{Transport: rt}
+	return p.middleware(t, rc)
+}
+
+// awaitLoad waits for the download under way at src, if any.
+func awaitLoad(src *crlSource) {
+	if l := src.loading.Load(); l != nil {
+		<-l.done
+	}
+}
+
 func TestCRLUnreachableURLDoesNotStallOtherIssuers(t *testing.T) {
-	// Two configured CRL URLs, one per CA; the second is blackholed. Clients of the first CA must
-	// not wait for the second CA's download on every request.
+	// Three configured URLs: the first CA's, one that never answers and one that refuses
+	// connections. Clients of the first CA never wait for the others; a client of a CA without
+	// a known CRL waits for the first downloads only, and only the revocation timeout.
 	p := newRevPKI()
 	other := p.root.NewIntermediate("Other Issuing CA")
-	leaf := p.issuing.NewClient("alice")
-	good := newRevCRLServer(t, p.issuing.NewCRL(mtlstest.CRL{}))
-	hole := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
-	m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{URLs: []string{good.srv.URL, hole.srv.URL}, FetchTimeout: 2 * time.Second}})
-	_, err := revAuthn(m, other.NewClient("bob"))
-	requireRevRefused(t, err, ErrRevocationUnavailable) // both URLs tried: the first is loaded
-	p.clock.Advance(time.Minute)                        // past the retry backoff of the hole
-	start := time.Now()
-	_, err = revAuthn(m, leaf)
+	const good, hole, refused = "http://crl.test/good.crl", "http://crl.test/hole.crl", "http://crl.test/refused.crl"
+	rt := newRevTransport()
+	rt.set(good, p.issuing.NewCRL(mtlstest.CRL{}), false)
+	rt.set(hole, nil, true)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{good, hole, refused}, FetchTimeout: time.Hour}})
+	waits := recordWaits(m)
+	srcs := m.revoc.crl.configured
+	for _, u := range []string{good, hole, refused} {
+		rt.waitCalls(t, u, 1) // downloaded from New, before any request
+	}
+	awaitLoad(srcs[0])
+	awaitLoad(srcs[2])
+	require.NotNil(t, srcs[0].cur.Load())
+	require.Error(t, srcs[2].err())
+
+	alice, bob := p.issuing.NewClient("alice"), other.NewClient("bob")
+	_, err := revAuthn(m, alice)
 	require.NoError(t, err)
-	assert.Less(t, time.Since(start), time.Second, "waited for another CA's unreachable CRL")
+	assert.Empty(t, waits.all(), "a client whose CRL is loaded waits for nothing")
+
+	_, err = revAuthn(m, bob)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	assert.Equal(t, []time.Duration{defaultRevocationWait}, waits.all(),
+		"only the first download still under way is waited for, for the revocation timeout")
+	assert.Equal(t, 1, rt.callsTo(hole), "no second download of the silent URL")
+
+	p.clock.Advance(defaultRevocationWait)
+	_, err = revAuthn(m, bob)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	assert.Len(t, waits.all(), 1, "a download older than the revocation timeout is not waited for")
+
+	p.clock.Advance(retryBackoff)
+	calls := rt.callsTo(refused)
+	for _, id := range []*mtlstest.Leaf{alice, bob} {
+		_, _ = revAuthn(m, id)
+	}
+	rt.waitCalls(t, refused, calls+1) // retried in the background
+	assert.Len(t, waits.all(), 1, "after the back-off, a failed URL is retried without anyone waiting")
+	_, err = revAuthn(m, alice)
+	require.NoError(t, err)
+}
+
+func TestCRLFailingSourceIsNotWaitedFor(t *testing.T) {
+	// The issuer's own CRL expires while its URL is down: requests wait for one download at
+	// most; once it failed, they do not wait again, after any number of back-offs.
+	p := newRevPKI()
+	const u = "http://crl.test/issuing.crl"
+	now := p.clock.Now()
+	rt := newRevTransport()
+	rt.set(u, p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(time.Hour)}), false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{u}}, StaleIfError: -1})
+	src := m.revoc.crl.configured[0]
+	awaitLoad(src)
+	alice := p.issuing.NewClient("alice")
+	_, err := revAuthn(m, alice)
+	require.NoError(t, err)
+	waits := recordWaits(m)
+
+	rt.set(u, nil, false)          // connections refused from now on
+	p.clock.Advance(2 * time.Hour) // expired
+	_, err = revAuthn(m, alice)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	awaitLoad(src)
+	waited := waits.all()
+	assert.LessOrEqual(t, len(waited), 1, "one download is waited for at most")
+	calls := rt.callsTo(u)
+	for i := range 3 {
+		p.clock.Advance(retryBackoff)
+		_, err = revAuthn(m, alice)
+		requireRevRefused(t, err, ErrRevocationUnavailable)
+		awaitLoad(src)
+		assert.Equal(t, calls+i+1, rt.callsTo(u), "retried once per back-off")
+	}
+	assert.Equal(t, waited, waits.all(), "a failing source is retried in the background, not waited for")
 }
 
 func TestRevocationFetchesDoNotFollowRedirects(t *testing.T) {
