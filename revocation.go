@@ -107,16 +107,20 @@ type CRLConfig struct {
 	URLs []string
 	// DistributionPoints also fetches the CRLs named in the certificates' CRL distribution
 	// points (http and https only; at most 256 distinct URLs at a time, a URL unused for a
-	// RefreshInterval making room for a new one). Default false.
+	// RefreshInterval making room for a new one). Such a CRL is swapped in only if the issuer
+	// of the certificate that led to its download verifies it. Default false.
 	DistributionPoints bool
 	// RefreshInterval is how often a CRL is fetched again even before its nextUpdate, to learn of
 	// new revocations early. Default 1 hour.
 	RefreshInterval time.Duration
 	// FetchTimeout bounds the download of one CRL. Default 30 seconds.
 	FetchTimeout time.Duration
-	// MaxBytes bounds the size of one CRL. Default 256 MiB (a CRL of a million entries is about
-	// 40 MB).
+	// MaxBytes bounds the size of one CRL of Files and URLs. Default 256 MiB (a CRL of a million
+	// entries is about 40 MB).
 	MaxBytes int64
+	// DistributionPointMaxBytes bounds the size of one distribution point's CRL: these URLs come
+	// from certificates, up to 256 at a time. Default 32 MiB (about 800,000 entries).
+	DistributionPointMaxBytes int64
 }
 
 // RevocationStatus says whether a request was let through on less than fresh revocation answers.
@@ -147,6 +151,7 @@ const (
 	defaultCRLInterval     = time.Hour
 	defaultCRLFetchTimeout = 30 * time.Second
 	defaultCRLMaxBytes     = 256 << 20
+	defaultCDPMaxBytes     = 32 << 20
 	maxDPSources           = 256
 	maxBackground          = 4
 	// retryBackoff is how long a failed source is not asked again; meanwhile requests get the

@@ -21,11 +21,12 @@ import (
 // crlChecker answers from CRLs: the configured ones, indexed by issuer name, and those of the
 // certificates' distribution points.
 type crlChecker struct {
-	rv       *revocation
-	maxBytes int64
-	timeout  time.Duration
-	interval time.Duration
-	useDP    bool
+	rv         *revocation
+	maxBytes   int64 // configured sources
+	dpMaxBytes int64 // distribution points
+	timeout    time.Duration
+	interval   time.Duration
+	useDP      bool
 
 	configured []*crlSource
 	unloaded   atomic.Int32                            // configured sources never loaded
@@ -80,15 +81,19 @@ type crlLoad struct {
 
 func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
 	ck := &crlChecker{
-		rv:       rv,
-		maxBytes: cfg.MaxBytes,
-		timeout:  cfg.FetchTimeout,
-		interval: cfg.RefreshInterval,
-		useDP:    cfg.DistributionPoints,
-		dp:       map[string]*crlSource{},
+		rv:         rv,
+		maxBytes:   cfg.MaxBytes,
+		dpMaxBytes: cfg.DistributionPointMaxBytes,
+		timeout:    cfg.FetchTimeout,
+		interval:   cfg.RefreshInterval,
+		useDP:      cfg.DistributionPoints,
+		dp:         map[string]*crlSource{},
 	}
 	if ck.maxBytes == 0 {
 		ck.maxBytes = defaultCRLMaxBytes
+	}
+	if ck.dpMaxBytes == 0 {
+		ck.dpMaxBytes = defaultCDPMaxBytes
 	}
 	if ck.timeout == 0 {
 		ck.timeout = defaultCRLFetchTimeout
@@ -97,8 +102,8 @@ func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
 		ck.interval = defaultCRLInterval
 	}
 	var errs []error
-	if ck.maxBytes < 0 || ck.timeout < 0 || ck.interval < 0 {
-		errs = append(errs, errors.New("mtls: CRL: MaxBytes, FetchTimeout and RefreshInterval must not be negative"))
+	if ck.maxBytes < 0 || ck.dpMaxBytes < 0 || ck.timeout < 0 || ck.interval < 0 {
+		errs = append(errs, errors.New("mtls: CRL: MaxBytes, DistributionPointMaxBytes, FetchTimeout and RefreshInterval must not be negative"))
 	}
 	if len(cfg.Files) == 0 && len(cfg.URLs) == 0 && !cfg.DistributionPoints {
 		errs = append(errs, errors.New("mtls: CRL: set Files, URLs or DistributionPoints"))
@@ -107,7 +112,7 @@ func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
 	ck.byIssuer.Store(&empty)
 	for _, f := range cfg.Files {
 		src := &crlSource{ck: ck, path: f, configured: true}
-		if err := src.refresh(context.Background()); err != nil {
+		if err := src.refresh(context.Background(), nil); err != nil {
 			errs = append(errs, err)
 		}
 		ck.configured = append(ck.configured, src)
@@ -135,7 +140,7 @@ func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
 func (ck *crlChecker) startDownloads() {
 	for _, src := range ck.configured {
 		if src.url != "" {
-			src.start(ck.rv.now(), false)
+			src.start(ck.rv.now(), false, nil)
 		}
 	}
 }
@@ -163,7 +168,7 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 				continue
 			}
 			if src.failedUntil.Load() != 0 {
-				src.fetchInBackground(now)
+				src.fetchInBackground(now, nil)
 			} else if wait {
 				ck.rv.await(ctx, src.loading.Load())
 			}
@@ -257,7 +262,7 @@ func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now
 	if snap := s.cur.Load(); snap != nil && !bytes.Equal(snap.crl.issuer, c.RawIssuer) {
 		load = false // the source speaks for another issuer: never wait for it
 	}
-	snap := s.current(ctx, now, load)
+	snap := s.current(ctx, now, issuer, load)
 	if snap == nil {
 		return answer{state: stateUnknown, source: "CRL", err: s.err()}
 	}
@@ -296,33 +301,35 @@ func (s *crlSource) err() error {
 // current returns the CRL in force and refreshes it in the background when due. If load is set
 // and there is no CRL or it has expired, it waits for a download (at most the revocation timeout
 // from the download's start), unless the source failed its last download: a source that cannot
-// answer is retried in the background, never waited for.
-func (s *crlSource) current(ctx context.Context, now time.Time, load bool) *crlSnap {
+// answer is retried in the background, never waited for. leader is the issuer, from a verified
+// chain, of the certificate asked about.
+func (s *crlSource) current(ctx context.Context, now time.Time, leader *x509.Certificate, load bool) *crlSnap {
 	snap := s.cur.Load()
 	if snap != nil && now.Before(snap.refreshAt) {
 		return snap
 	}
 	if !load || snap != nil && now.Before(snap.crl.nextUpdate) || s.failedUntil.Load() != 0 {
-		s.fetchInBackground(now)
+		s.fetchInBackground(now, leader)
 		return snap
 	}
-	s.ck.rv.await(ctx, s.start(now, false))
+	s.ck.rv.await(ctx, s.start(now, false, leader))
 	return s.cur.Load()
 }
 
 // fetchInBackground starts one refresh, unless one runs, the source failed a moment ago or too
 // many refreshes run.
-func (s *crlSource) fetchInBackground(now time.Time) {
+func (s *crlSource) fetchInBackground(now time.Time, leader *x509.Certificate) {
 	if now.UnixNano() >= s.failedUntil.Load() && s.loading.Load() == nil {
-		s.start(now, true)
+		s.start(now, true, leader)
 	}
 }
 
 // start returns the download under way, starting one if none is. A bounded download runs
 // among the background refreshes (and does not start if too many run: nil is returned); an
 // unbounded one, for a request that needs the CRL or for New, in a goroutine of its own. Either
-// ends within the fetch timeout, or when the Context is done.
-func (s *crlSource) start(now time.Time, bounded bool) *crlLoad {
+// ends within the fetch timeout, or when the Context is done. leader, if not nil, is the issuer
+// from the verified chain that led to the download (see refresh).
+func (s *crlSource) start(now time.Time, bounded bool, leader *x509.Certificate) *crlLoad {
 	l := &crlLoad{started: now, done: make(chan struct{})}
 	if !s.loading.CompareAndSwap(nil, l) {
 		return s.loading.Load()
@@ -332,7 +339,7 @@ func (s *crlSource) start(now time.Time, bounded bool) *crlLoad {
 		defer s.loading.Store(nil)
 		ctx, cancel := context.WithTimeout(ctx, s.ck.timeout)
 		defer cancel()
-		_ = s.refresh(ctx)
+		_ = s.refresh(ctx, leader)
 	}
 	if !bounded {
 		go run(s.ck.rv.baseCtx)
@@ -345,7 +352,9 @@ func (s *crlSource) start(now time.Time, bounded bool) *crlLoad {
 }
 
 // refresh reads, scans and checks the CRL, and swaps it in; on failure the last good CRL stays.
-func (s *crlSource) refresh(ctx context.Context) error {
+// leader is the issuer from the verified chain of the request that led to the download, nil
+// when none did (New, and the retries of configured URLs never loaded).
+func (s *crlSource) refresh(ctx context.Context, leader *x509.Certificate) error {
 	data, err := s.read(ctx)
 	var cl *crl
 	if err == nil {
@@ -356,7 +365,7 @@ func (s *crlSource) refresh(ctx context.Context) error {
 	now := s.ck.rv.now()
 	old := s.cur.Load()
 	if err == nil {
-		err = s.acceptable(cl, old, now)
+		err = s.acceptable(cl, old, leader, now)
 	}
 	if err != nil {
 		err = fmt.Errorf("mtls: CRL %s: %w", s.name(), err)
@@ -408,11 +417,20 @@ func sameCRL(a, b *crl) bool {
 	return bytes.Equal(a.sig.signature, b.sig.signature) && bytes.Equal(a.issuer, b.issuer)
 }
 
-// acceptable refuses a CRL from the future, one older than the CRL in force (a replay), and one
-// that the issuer which verified the CRL in force does not verify.
-func (s *crlSource) acceptable(cl *crl, old *crlSnap, now time.Time) error {
+// acceptable refuses a CRL from the future, one older than the CRL in force (a replay), one
+// that the issuer which verified the CRL in force does not verify, and a distribution point's
+// CRL that the issuer of the certificate naming the point does not verify.
+func (s *crlSource) acceptable(cl *crl, old *crlSnap, leader *x509.Certificate, now time.Time) error {
 	if cl.thisUpdate.After(now.Add(s.ck.rv.skew)) {
 		return fmt.Errorf("thisUpdate %s lies in the future", cl.thisUpdate.UTC().Format(time.RFC3339))
+	}
+	if !s.configured {
+		if leader == nil {
+			return errors.New("no issuer to verify the CRL with")
+		}
+		if err := cl.verifyWith(leader); err != nil {
+			return fmt.Errorf("the issuer of the certificate naming the distribution point does not verify it: %w", err)
+		}
 	}
 	if old != nil {
 		if v := old.crl.verified.Load(); v != nil {
@@ -484,7 +502,11 @@ func (s *crlSource) read(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.ck.rv.do(req, s.ck.maxBytes)
+	limit := s.ck.maxBytes
+	if !s.configured {
+		limit = s.ck.dpMaxBytes
+	}
+	return s.ck.rv.do(req, limit)
 }
 
 // parseCRLData scans a DER CRL or the first "X509 CRL" block of PEM data.

@@ -898,7 +898,7 @@ func TestCRLReplayAfterAnotherIssuerIsRefused(t *testing.T) {
 
 	for _, der := range [][]byte{other.NewCRL(mtlstest.CRL{}), before} {
 		srv.set(der)
-		_ = src.refresh(context.Background())
+		_ = src.refresh(context.Background(), nil)
 	}
 	_, err = revAuthn(m, leaf)
 	require.Error(t, err, "the replayed CRL must not clear the revocation")
@@ -1357,4 +1357,74 @@ func TestRevocationLoadedCRLRevokedWinsOverOCSPGood(t *testing.T) {
 		requireRevRefused(t, err, ErrRevoked)
 		assert.NotZero(t, resp.Requests())
 	})
+}
+
+func TestCRLDistributionPointBadSignatureIsNotSwappedIn(t *testing.T) {
+	p := newRevPKI()
+	other := p.root.NewIntermediate("Other Issuing CA")
+	const u = "http://crl.test/issuing.crl"
+	rt := newRevTransport()
+	leaf := p.issuing.NewClient("alice", mtlstest.WithCRLDistributionPoints(u))
+	good := p.issuing.NewClient("carol", mtlstest.WithCRLDistributionPoints(u))
+	now := p.clock.Now()
+	forged := p.issuing.NewCRL(mtlstest.CRL{SignWith: other.Key, ThisUpdate: now, NextUpdate: now.Add(48 * time.Hour), Number: big.NewInt(9)})
+
+	t.Run("first download", func(t *testing.T) {
+		rt.set(u, forged, false)
+		m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+		_, err := revAuthn(m, good)
+		requireRevRefused(t, err, ErrRevocationUnavailable)
+		st := m.CRLStatus()
+		require.Len(t, st, 1)
+		assert.False(t, st[0].Loaded, "a CRL that does not verify is not swapped in")
+		require.Error(t, st[0].Err)
+		assert.Contains(t, st[0].Err.Error(), "signature")
+	})
+	t.Run("refresh", func(t *testing.T) {
+		rt.set(u, p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(24 * time.Hour),
+			Revoked: []*big.Int{leaf.Certificate.SerialNumber}}), false)
+		m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+		_, err := revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		rt.set(u, forged, false)
+		p.clock.Advance(61 * time.Minute)
+		_, err = revAuthn(m, good) // starts the refresh
+		require.NoError(t, err)
+		src := m.revoc.crl.dp[u]
+		awaitLoad(src)
+		_, err = revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		st := m.CRLStatus()
+		require.Len(t, st, 1)
+		assert.True(t, st[0].Loaded)
+		assert.Equal(t, 1, st[0].Entries, "the CRL in force is the good one")
+		require.Error(t, st[0].Err, "the refused CRL is reported")
+		assert.Contains(t, st[0].Err.Error(), "signature")
+	})
+}
+
+func TestCRLDistributionPointSizeBound(t *testing.T) {
+	p := newRevPKI()
+	const dp, configured = "http://crl.test/dp.crl", "http://crl.test/configured.crl"
+	der := p.issuing.NewCRL(mtlstest.CRL{})
+	rt := newRevTransport()
+	rt.set(dp, der, false)
+	rt.set(configured, der, false)
+	leaf := p.issuing.NewClient("alice", mtlstest.WithCRLDistributionPoints(dp))
+
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+	assert.EqualValues(t, 32<<20, m.revoc.crl.dpMaxBytes, "distribution points: 32 MiB by default")
+	assert.EqualValues(t, 256<<20, m.revoc.crl.maxBytes, "configured sources: 256 MiB by default")
+
+	bound := &CRLConfig{DistributionPoints: true, DistributionPointMaxBytes: int64(len(der) - 1)}
+	m = p.fakeMiddleware(t, rt, &RevocationConfig{CRL: bound})
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	require.Error(t, m.CRLStatus()[0].Err)
+	assert.Contains(t, m.CRLStatus()[0].Err.Error(), "exceeds the limit")
+
+	bound.URLs = []string{configured} // the same CRL, configured: under MaxBytes
+	m = p.fakeMiddleware(t, rt, &RevocationConfig{CRL: bound})
+	_, err = revAuthn(m, leaf)
+	require.NoError(t, err)
 }
