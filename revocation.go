@@ -388,6 +388,16 @@ func (rv *revocation) status(ctx context.Context, c, issuer *x509.Certificate, n
 	return a
 }
 
+// trustChanged drops the revocation state that depends on the trust in force: which issuer
+// keys may sign the CRLs of a source (see crlSource.trustChanged). The middleware calls it when
+// the trust is reloaded. Cached OCSP answers stay: they are keyed by the issuer's key and serial,
+// verified with that key, and found only through chains verified under the trust in force.
+func (rv *revocation) trustChanged() {
+	if rv.crl != nil {
+		rv.crl.trustChanged()
+	}
+}
+
 // await waits for l to end, for at most the revocation timeout counted from its start, and
 // while ctx lives. A nil l is not waited for.
 func (rv *revocation) await(ctx context.Context, l *crlLoad) {

@@ -51,26 +51,32 @@ type crlSource struct {
 	lastErr     error
 
 	// swapMu serialises the acceptance and swap of fetched CRLs (never held across a fetch);
-	// marks, under it, remembers per issuer the newest verified CRL this source has served, so
-	// that serving another issuer's CRL in between does not reopen the door to a replay.
+	// marks, under it, remembers per issuer name and key the newest verified CRL this source
+	// has served, so that serving another issuer's CRL in between does not reopen the door to a
+	// replay, and a CA re-keyed under the same name starts afresh. Keyed by the issuer Name DER
+	// followed by the signer's SubjectPublicKeyInfo DER.
 	swapMu sync.Mutex
-	marks  map[string]crlMark
+	marks  map[string]*crlMark
 }
 
-// crlMark is the newest verified CRL of one issuer seen at a source.
+// crlMark is the newest verified CRL of one issuer key seen at a source.
 type crlMark struct {
 	thisUpdate time.Time
 	number     *big.Int
-	signer     *x509.Certificate
+	signer     *x509.Certificate // a certificate of the key, which verified the CRL
+	// trusted: signer came from a chain verified under the trust in force, so a CRL it
+	// verifies may replace the CRL in force even when no chain led to the download.
+	trusted bool
 }
 
-// maxCRLMarks bounds the issuers remembered per source.
+// maxCRLMarks bounds the issuer keys remembered per source.
 const maxCRLMarks = 16
 
 // crlSnap is a CRL in force and when to fetch it again.
 type crlSnap struct {
 	crl       *crl
 	refreshAt time.Time
+	fetchedAt time.Time
 }
 
 // crlLoad is one download of a source, which requests may wait for.
@@ -271,6 +277,11 @@ func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now
 		return answer{}
 	}
 	if err := cl.verifyWith(issuer); err != nil {
+		// The CA may have been re-keyed under the same name, and the source serve the new
+		// key's CRL by now: download again, led by this issuer (at most once per back-off).
+		if !now.Before(snap.fetchedAt.Add(retryBackoff)) {
+			s.fetchInBackground(now, issuer)
+		}
 		return answer{state: stateUnknown, source: "CRL", err: fmt.Errorf("%s: %w", s.name(), err)}
 	}
 	if !cl.scope.covers(c) {
@@ -385,7 +396,7 @@ func (s *crlSource) refresh(ctx context.Context, leader *x509.Certificate) error
 	if t := now.Add(s.ck.interval); t.Before(refreshAt) {
 		refreshAt = t
 	}
-	s.cur.Store(&crlSnap{crl: cl, refreshAt: refreshAt})
+	s.cur.Store(&crlSnap{crl: cl, refreshAt: refreshAt, fetchedAt: now})
 	if !now.Before(cl.nextUpdate) {
 		// The source serves an expired CRL: keep it (within StaleIfError it still answers) but
 		// treat the source as failing.
@@ -417,64 +428,130 @@ func sameCRL(a, b *crl) bool {
 	return bytes.Equal(a.sig.signature, b.sig.signature) && bytes.Equal(a.issuer, b.issuer)
 }
 
-// acceptable refuses a CRL from the future, one older than the CRL in force (a replay), one
-// that the issuer which verified the CRL in force does not verify, and a distribution point's
-// CRL that the issuer of the certificate naming the point does not verify.
+// acceptable refuses a CRL from the future, one older than a CRL of the same issuer key served
+// before (a replay), one that no trusted key of its issuer verifies while such a key verified the
+// CRLs served before, and a distribution point's CRL that no trusted key of its issuer verifies.
+// A trusted key is the leader's, or one that verified a CRL here under the trust in force. A
+// configured source's CRL that no key known here verifies is taken as is: it is verified with
+// the issuer of the first chain that consults it. The caller holds swapMu.
 func (s *crlSource) acceptable(cl *crl, old *crlSnap, leader *x509.Certificate, now time.Time) error {
 	if cl.thisUpdate.After(now.Add(s.ck.rv.skew)) {
 		return fmt.Errorf("thisUpdate %s lies in the future", cl.thisUpdate.UTC().Format(time.RFC3339))
 	}
-	if !s.configured {
-		if leader == nil {
-			return errors.New("no issuer to verify the CRL with")
-		}
-		if err := cl.verifyWith(leader); err != nil {
-			return fmt.Errorf("the issuer of the certificate naming the distribution point does not verify it: %w", err)
-		}
-	}
 	if old != nil {
 		if v := old.crl.verified.Load(); v != nil {
-			s.remember(old.crl, v)
+			s.remember(old.crl, v, true)
+		} else if sg, trusted := s.signerOf(old.crl, leader); sg != nil {
+			s.remember(old.crl, sg, trusted)
 		}
 	}
-	if m, ok := s.marks[string(cl.issuer)]; ok {
-		if cl.thisUpdate.Before(m.thisUpdate) || cl.number != nil && m.number != nil && cl.number.Cmp(m.number) < 0 {
-			return errors.New("older than a CRL of the same issuer served before (replayed?)")
-		}
-		if err := cl.verifyWith(m.signer); err != nil {
-			return fmt.Errorf("not signed by the issuer of the CRLs served before: %w", err)
+	signer, trusted := s.signerOf(cl, leader)
+	if signer != nil {
+		k := string(cl.issuer) + string(signer.RawSubjectPublicKeyInfo)
+		if m := s.marks[k]; m != nil && (cl.thisUpdate.Before(m.thisUpdate) ||
+			cl.number != nil && m.number != nil && cl.number.Cmp(m.number) < 0) {
+			return errors.New("older than a CRL of the same issuer key served before (replayed?)")
 		}
 	}
-	if old == nil || !bytes.Equal(old.crl.issuer, cl.issuer) {
+	switch {
+	case trusted:
 		return nil
-	}
-	if cl.thisUpdate.Before(old.crl.thisUpdate) ||
-		cl.number != nil && old.crl.number != nil && cl.number.Cmp(old.crl.number) < 0 {
-		return errors.New("older than the CRL in force (replayed?)")
-	}
-	if v := old.crl.verified.Load(); v != nil && !sameCRL(old.crl, cl) {
-		if err := cl.verifyWith(v); err != nil {
-			return fmt.Errorf("not signed by the issuer of the CRL in force: %w", err)
-		}
+	case !s.configured:
+		return errors.New("the signature does not verify with the key of the issuer of the certificate naming the distribution point")
+	case leader != nil && bytes.Equal(leader.RawSubject, cl.issuer) || s.hasTrustedKey(cl.issuer):
+		return errors.New("the signature does not verify with a trusted key of the issuer, as the CRLs served before did")
 	}
 	return nil
 }
 
-// remember records a verified CRL as the newest of its issuer seen here, unless a newer one is.
+// signerOf finds the key that signed cl among the leader's and those of the CRLs served before,
+// and whether it is trusted. The caller holds swapMu.
+func (s *crlSource) signerOf(cl *crl, leader *x509.Certificate) (*x509.Certificate, bool) {
+	if leader != nil && bytes.Equal(leader.RawSubject, cl.issuer) && cl.verifyWith(leader) == nil {
+		return leader, true
+	}
+	for _, m := range s.marks {
+		if m.trusted && bytes.Equal(m.signer.RawSubject, cl.issuer) && cl.verifyWith(m.signer) == nil {
+			return m.signer, true
+		}
+	}
+	// A key no longer known to be trusted still identifies a replay; checkSigner does not
+	// record it as the CRL's verified issuer.
+	for _, m := range s.marks {
+		if !m.trusted && bytes.Equal(m.signer.RawSubject, cl.issuer) && cl.checkSigner(m.signer) == nil {
+			return m.signer, false
+		}
+	}
+	return nil, false
+}
+
+// hasTrustedKey reports whether a trusted key of the issuer named issuer verified a CRL here.
 // The caller holds swapMu.
-func (s *crlSource) remember(c *crl, signer *x509.Certificate) {
-	k := string(c.issuer)
-	m, ok := s.marks[k]
-	if ok && !m.thisUpdate.Before(c.thisUpdate) {
-		return
+func (s *crlSource) hasTrustedKey(issuer []byte) bool {
+	for _, m := range s.marks {
+		if m.trusted && bytes.Equal(m.signer.RawSubject, issuer) {
+			return true
+		}
 	}
-	if !ok && len(s.marks) >= maxCRLMarks {
-		return
+	return false
+}
+
+// remember records a CRL that signer verified as the newest of that key, unless a newer one was
+// seen; trusted: signer came from a chain verified under the trust in force, and its key becomes
+// trusted here. The caller holds swapMu.
+func (s *crlSource) remember(c *crl, signer *x509.Certificate, trusted bool) {
+	k := string(c.issuer) + string(signer.RawSubjectPublicKeyInfo)
+	m := s.marks[k]
+	if m == nil {
+		if len(s.marks) >= maxCRLMarks {
+			return
+		}
+		if s.marks == nil {
+			s.marks = map[string]*crlMark{}
+		}
+		m = &crlMark{}
+		s.marks[k] = m
 	}
-	if s.marks == nil {
-		s.marks = map[string]crlMark{}
+	if trusted || m.signer == nil {
+		m.signer, m.trusted = signer, m.trusted || trusted
 	}
-	s.marks[k] = crlMark{thisUpdate: c.thisUpdate, number: c.number, signer: signer}
+	if c.thisUpdate.After(m.thisUpdate) || m.thisUpdate.IsZero() {
+		m.thisUpdate, m.number = c.thisUpdate, c.number
+	}
+}
+
+// trustChanged forgets which keys were trusted: they were learnt from chains verified under the
+// trust that was in force. The CRL in force is verified again by the next chain that consults
+// it. What is known of the keys stays: an older CRL of a key seen before is still a replay.
+func (s *crlSource) trustChanged() {
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
+	if snap := s.cur.Load(); snap != nil {
+		if v := snap.crl.verified.Swap(nil); v != nil {
+			s.remember(snap.crl, v, false)
+		}
+	}
+	for _, m := range s.marks {
+		m.trusted = false
+	}
+}
+
+// sources lists the configured sources, then the distribution points.
+func (ck *crlChecker) sources() []*crlSource {
+	srcs := append([]*crlSource(nil), ck.configured...)
+	ck.dpMu.RLock()
+	for _, s := range ck.dp {
+		srcs = append(srcs, s)
+	}
+	ck.dpMu.RUnlock()
+	return srcs
+}
+
+// trustChanged drops, at every source, what depends on the trust in force.
+func (ck *crlChecker) trustChanged() {
+	for _, s := range ck.sources() {
+		s.trustChanged()
+	}
 }
 
 // read returns the bytes of the file or the body of the URL, bounded by maxBytes.
@@ -551,13 +628,7 @@ func (m *Middleware) CRLStatus() []CRLSourceStatus {
 	if m.revoc == nil || m.revoc.crl == nil {
 		return nil
 	}
-	ck := m.revoc.crl
-	srcs := append([]*crlSource(nil), ck.configured...)
-	ck.dpMu.RLock()
-	for _, s := range ck.dp {
-		srcs = append(srcs, s)
-	}
-	ck.dpMu.RUnlock()
+	srcs := m.revoc.crl.sources()
 	out := make([]CRLSourceStatus, 0, len(srcs))
 	for _, s := range srcs {
 		st := CRLSourceStatus{Source: s.name(), DistributionPoint: !s.configured}

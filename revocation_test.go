@@ -1428,3 +1428,119 @@ func TestCRLDistributionPointSizeBound(t *testing.T) {
 	_, err = revAuthn(m, leaf)
 	require.NoError(t, err)
 }
+
+func TestCRLIssuerKeyRolloverUnderTheSameName(t *testing.T) {
+	// The CA is re-keyed under the same name; both keys are trusted. The configured URL
+	// serves the new key's CRL from now on: it must be used without a restart, while replays of
+	// the old key's CRLs stay refused.
+	p := newRevPKI()
+	rolled := p.root.NewIntermediate("Rev Issuing CA") // same name, new key
+	const u = "http://crl.test/issuing.crl"
+	now := p.clock.Now()
+	oldKeyCRL := func(n int64, at time.Time) []byte {
+		return p.issuing.NewCRL(mtlstest.CRL{Number: big.NewInt(n), ThisUpdate: at, NextUpdate: now.Add(48 * time.Hour)})
+	}
+	before := oldKeyCRL(4, now.Add(-2*time.Hour))
+	rt := newRevTransport()
+	rt.set(u, oldKeyCRL(5, now.Add(-time.Hour)), false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{u}}})
+	src := m.revoc.crl.configured[0]
+	awaitLoad(src)
+	alice := p.issuing.NewClient("alice")
+	_, err := revAuthn(m, alice)
+	require.NoError(t, err)
+
+	bob, eve := rolled.NewClient("bob"), rolled.NewClient("eve")
+	rt.set(u, rolled.NewCRL(mtlstest.CRL{Number: big.NewInt(1), ThisUpdate: now, NextUpdate: now.Add(48 * time.Hour),
+		Revoked: []*big.Int{eve.Certificate.SerialNumber}}), false)
+	p.clock.Advance(61 * time.Minute) // a refresh is due; a client of the old key leads it
+	_, _ = revAuthn(m, alice)
+	awaitLoad(src)
+	p.clock.Advance(retryBackoff)
+	_, err = revAuthn(m, bob) // the CRL in force is the old key's: not yet
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	awaitLoad(src)
+	_, err = revAuthn(m, bob)
+	require.NoError(t, err, "the new key's CRL is in force")
+	_, err = revAuthn(m, eve)
+	requireRevRefused(t, err, ErrRevoked)
+
+	rt.set(u, before, false) // a replay of the old key's CRL
+	p.clock.Advance(retryBackoff)
+	_, _ = revAuthn(m, alice) // led by a client of the old key
+	awaitLoad(src)
+	require.Error(t, src.err())
+	assert.Contains(t, src.err().Error(), "replayed")
+	_, err = revAuthn(m, eve)
+	requireRevRefused(t, err, ErrRevoked)
+}
+
+func TestCRLRolledOverKeyIsSeenBeforeTheNextRefresh(t *testing.T) {
+	// The URL starts serving the new key's CRL just after a refresh: the first client of the new
+	// key leads a download, so its clients are not refused until the refresh interval.
+	p := newRevPKI()
+	rolled := p.root.NewIntermediate("Rev Issuing CA")
+	const u = "http://crl.test/issuing.crl"
+	rt := newRevTransport()
+	rt.set(u, p.issuing.NewCRL(mtlstest.CRL{}), false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{u}}})
+	src := m.revoc.crl.configured[0]
+	awaitLoad(src)
+	_, err := revAuthn(m, p.issuing.NewClient("alice"))
+	require.NoError(t, err)
+
+	rt.set(u, rolled.NewCRL(mtlstest.CRL{}), false)
+	bob := rolled.NewClient("bob")
+	_, err = revAuthn(m, bob)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	awaitLoad(src)
+	assert.Equal(t, 1, rt.callsTo(u), "not within a back-off of the last download")
+	p.clock.Advance(retryBackoff)
+	for range 3 {
+		_, _ = revAuthn(m, bob)
+		awaitLoad(src)
+	}
+	assert.Equal(t, 2, rt.callsTo(u), "one download, led by the new key's client")
+	_, err = revAuthn(m, bob)
+	require.NoError(t, err)
+}
+
+func TestCRLTrustChangedForgetsTrustedKeys(t *testing.T) {
+	// Both keys of a re-keyed CA verified CRLs here; the old one is then removed from the trust.
+	// A fresh CRL of the old key must no longer replace the new key's CRL, while replays of the
+	// new key's older CRLs stay refused.
+	p := newRevPKI()
+	rolled := p.root.NewIntermediate("Rev Issuing CA")
+	const u = "http://crl.test/issuing.crl"
+	now := p.clock.Now()
+	crlOf := func(ca *mtlstest.CA, n int64, at time.Time) []byte {
+		return ca.NewCRL(mtlstest.CRL{Number: big.NewInt(n), ThisUpdate: at, NextUpdate: now.Add(48 * time.Hour)})
+	}
+	rt := newRevTransport()
+	rt.set(u, crlOf(p.issuing, 1, now.Add(-3*time.Hour)), false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{u}}})
+	src := m.revoc.crl.configured[0]
+	awaitLoad(src)
+	alice, bob := p.issuing.NewClient("alice"), rolled.NewClient("bob")
+	_, err := revAuthn(m, alice)
+	require.NoError(t, err)
+	refresh := func(der []byte, leader *mtlstest.CA) error {
+		rt.set(u, der, false)
+		return src.refresh(context.Background(), leader.Certificate)
+	}
+	require.NoError(t, refresh(crlOf(rolled, 1, now.Add(-2*time.Hour)), rolled))
+	_, err = revAuthn(m, bob)
+	require.NoError(t, err)
+	require.NoError(t, refresh(crlOf(p.issuing, 2, now.Add(-time.Hour)), rolled), "the old key is trusted: its CRL is taken")
+	require.NoError(t, refresh(crlOf(rolled, 2, now.Add(-time.Hour)), p.issuing), "so is the new one's")
+
+	m.revoc.trustChanged() // the old key is no longer trusted
+	err = refresh(crlOf(p.issuing, 3, now.Add(-time.Minute)), rolled)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "trusted key")
+	err = refresh(crlOf(rolled, 1, now.Add(-2*time.Hour)), rolled)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "replayed")
+	_, err = revAuthn(m, bob)
+	require.NoError(t, err)
+}
