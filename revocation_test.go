@@ -733,6 +733,7 @@ func TestRevocationConfigErrors(t *testing.T) {
 		{"missing file", RevocationConfig{CRL: &CRLConfig{Files: []string{"/nonexistent.crl"}}}, "nonexistent.crl"},
 		{"bad URL", RevocationConfig{CRL: &CRLConfig{URLs: []string{"file:///etc/passwd"}}}, "not an absolute http"},
 		{"negative skew", RevocationConfig{OCSP: &OCSPConfig{}, ClockSkew: -1}, "ClockSkew"},
+		{"negative distribution point bound", RevocationConfig{CRL: &CRLConfig{DistributionPoints: true, DistributionPointMaxBytes: -1}}, "DistributionPointMaxBytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
