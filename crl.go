@@ -25,10 +25,11 @@ import (
 // This file holds the CRL scanner and its index. A CRL is read once with cryptobyte, without
 // building a pkix.RevokedCertificate per entry: the serial numbers are copied into one arena and
 // indexed by an open-addressing hash table, which is all that is kept of the entries. The
-// signature cannot be checked at load time (the issuer is known only from a verified chain), so
-// the digest of the signed part is kept and the signature is checked against the issuer of the
-// first chain that consults the CRL; a CRL whose signature does not verify with that issuer's key
-// says nothing about that issuer's certificates.
+// signature cannot always be checked at load time (the issuer is known only from a verified
+// chain), so the digest of the signed part is kept and the signature is checked against the issuer
+// of the chain that led to the download when there is one (see crlSource.acceptable), or else of
+// the first chain that consults the CRL; a CRL whose signature does not verify with that issuer's
+// key says nothing about that issuer's certificates.
 
 // maxSerialLen bounds a serial number's DER content. RFC 5280 allows 20 octets; CAs that exceed it
 // exist, so some slack is left.
@@ -524,11 +525,13 @@ func (s *serialSet) build(revoked cryptobyte.String) error {
 			len(serial) > 1 && (serial[0] == 0 && serial[1]&0x80 == 0 || serial[0] == 0xff && serial[1]&0x80 != 0) {
 			return errors.New("malformed or oversized serial number in an entry")
 		}
+		// revocationDate: UTCTime, or GeneralizedTime for dates from 2050 (RFC 5280, 5.1.2.6).
 		var ok bool
-		if _, entry, ok = nextTLV(entry, 0x17); !ok {
-			if _, entry, ok = nextTLV(entry, 0x18); !ok {
-				return errors.New("malformed revocation date in an entry")
-			}
+		if len(entry) == 0 || entry[0] != 0x17 && entry[0] != 0x18 {
+			return errors.New("malformed revocation date in an entry")
+		}
+		if _, entry, ok = nextTLV(entry, entry[0]); !ok {
+			return errors.New("malformed revocation date in an entry")
 		}
 		if len(entry) > 0 {
 			if err := checkEntryExtensions(entry); err != nil {

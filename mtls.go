@@ -116,6 +116,9 @@ func (m *Middleware) ReloadTrust() error {
 		return err
 	}
 	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize, m.cacheBytes)})
+	if m.revoc != nil {
+		m.revoc.trustChanged() // CRL signers learnt under the old trust are trusted no more
+	}
 	return nil
 }
 

@@ -15,8 +15,10 @@ import (
 // on every request, after the chain is verified, with caches of its own: a cached verification
 // therefore never outlives a revocation answer.
 //
-// At least one of OCSP, CRL and DenyList must be set. With both OCSP and CRL, OCSP is asked first
-// and the CRLs are consulted only when OCSP gives no answer (responder down, unknown status).
+// At least one of OCSP, CRL and DenyList must be set. The DenyList is checked first. With both
+// OCSP and CRL, OCSP is asked first and the CRLs already loaded are consulted too: a certificate
+// that any of them lists is refused, whatever OCSP says. CRLs are downloaded (and waited for)
+// only when OCSP gives no answer (responder down, unknown status).
 //
 // The defaults fail closed: a certificate whose status cannot be established is refused with
 // [ErrRevocationUnavailable] (HTTP 503, reason revocation_unavailable), a revoked one with
@@ -61,12 +63,14 @@ type RevocationConfig struct {
 	// HTTPClient fetches OCSP responses and CRLs. Default: a client with Timeout that does not
 	// follow redirects.
 	HTTPClient *http.Client
-	// Timeout bounds one OCSP query. Default 5 seconds.
+	// Timeout bounds one OCSP query, and how long requests wait for a CRL download (counted
+	// from the download's start; the download itself may go on, up to CRLConfig.FetchTimeout,
+	// for the requests that follow). Default 5 seconds.
 	Timeout time.Duration
 	// Context, when done, stops refreshes in the background and cancels those under way.
-	// Default: never done. Background refreshes are started by requests that find an answer
-	// near its nextUpdate, at most 4 at a time, each bounded by its timeout: no goroutine runs
-	// between them.
+	// Default: never done. Besides the first downloads of CRLConfig.URLs, started by New,
+	// background refreshes are started by requests that find an answer near its nextUpdate, at
+	// most 4 at a time, each bounded by its timeout: no goroutine runs between them.
 	Context context.Context
 }
 
@@ -95,21 +99,28 @@ type CRLConfig struct {
 	// Files are CRL files (DER or PEM), read by New (an unreadable or invalid file is an error)
 	// and read again at RefreshInterval and before their nextUpdate.
 	Files []string
-	// URLs are http or https URLs of CRLs, fetched when first needed and again at
-	// RefreshInterval and before their nextUpdate.
+	// URLs are http or https URLs of CRLs, downloaded in the background from New and again at
+	// RefreshInterval and before their nextUpdate. Until a URL's first CRL is loaded its issuer
+	// is unknown: a request for an issuer without a known CRL waits for the first downloads
+	// still under way, at most the revocation Timeout. A URL that failed is retried in the
+	// background, every 5 seconds at most; no request waits for it.
 	URLs []string
 	// DistributionPoints also fetches the CRLs named in the certificates' CRL distribution
 	// points (http and https only; at most 256 distinct URLs at a time, a URL unused for a
-	// RefreshInterval making room for a new one). Default false.
+	// RefreshInterval making room for a new one). Such a CRL is swapped in only if the issuer
+	// of the certificate that led to its download verifies it. Default false.
 	DistributionPoints bool
 	// RefreshInterval is how often a CRL is fetched again even before its nextUpdate, to learn of
 	// new revocations early. Default 1 hour.
 	RefreshInterval time.Duration
 	// FetchTimeout bounds the download of one CRL. Default 30 seconds.
 	FetchTimeout time.Duration
-	// MaxBytes bounds the size of one CRL. Default 256 MiB (a CRL of a million entries is about
-	// 40 MB).
+	// MaxBytes bounds the size of one CRL of Files and URLs. Default 256 MiB (a CRL of a million
+	// entries is about 40 MB).
 	MaxBytes int64
+	// DistributionPointMaxBytes bounds the size of one distribution point's CRL: these URLs come
+	// from certificates, up to 256 at a time. Default 32 MiB (about 800,000 entries).
+	DistributionPointMaxBytes int64
 }
 
 // RevocationStatus says whether a request was let through on less than fresh revocation answers.
@@ -140,6 +151,7 @@ const (
 	defaultCRLInterval     = time.Hour
 	defaultCRLFetchTimeout = 30 * time.Second
 	defaultCRLMaxBytes     = 256 << 20
+	defaultCDPMaxBytes     = 32 << 20
 	maxDPSources           = 256
 	maxBackground          = 4
 	// retryBackoff is how long a failed source is not asked again; meanwhile requests get the
@@ -163,6 +175,7 @@ type revocation struct {
 	logger       *slog.Logger
 	baseCtx      context.Context
 	sem          chan struct{}
+	after        func(time.Duration) <-chan time.Time // time.After; tests record the waits
 
 	ocsp *ocspChecker
 	crl  *crlChecker
@@ -184,6 +197,7 @@ func newRevocation(cfg *RevocationConfig, now func() time.Time, logger *slog.Log
 		logger:       logger,
 		baseCtx:      cfg.Context,
 		sem:          make(chan struct{}, maxBackground),
+		after:        time.After,
 		deny:         cfg.DenyList,
 	}
 	var errs []error
@@ -232,6 +246,9 @@ func newRevocation(cfg *RevocationConfig, now func() time.Time, logger *slog.Log
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if rv.crl != nil {
+		rv.crl.startDownloads()
 	}
 	return rv, nil
 }
@@ -354,19 +371,53 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 	return &cp, nil
 }
 
-// status asks the configured mechanisms in order: OCSP, then the CRLs if OCSP had no answer.
+// status asks OCSP, then the CRLs. The CRLs already loaded are always consulted, so that one
+// listing the certificate refuses it whatever OCSP says; they are downloaded, and waited for, only
+// when OCSP has no answer.
 func (rv *revocation) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
 	var a answer
 	if rv.ocsp != nil {
 		a = rv.ocsp.status(ctx, c, issuer, now)
-		if a.state >= stateGood {
+		if a.state == stateRevoked {
 			return a
 		}
 	}
 	if rv.crl != nil {
-		a = merge(a, rv.crl.status(ctx, c, issuer, now))
+		a = merge(a, rv.crl.status(ctx, c, issuer, now, a.state < stateGood))
 	}
 	return a
+}
+
+// trustChanged drops the revocation state that depends on the trust in force: which issuer
+// keys may sign the CRLs of a source (see crlSource.trustChanged). The middleware calls it when
+// the trust is reloaded. Cached OCSP answers stay: they are keyed by the issuer's key and serial,
+// verified with that key, and found only through chains verified under the trust in force.
+func (rv *revocation) trustChanged() {
+	if rv.crl != nil {
+		rv.crl.trustChanged()
+	}
+}
+
+// await waits for l to end, for at most the revocation timeout counted from its start, and
+// while ctx lives. A nil l is not waited for.
+func (rv *revocation) await(ctx context.Context, l *crlLoad) {
+	if l == nil {
+		return
+	}
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	d := l.started.Add(rv.timeout).Sub(rv.now())
+	if d <= 0 {
+		return
+	}
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+	case <-rv.after(d):
+	}
 }
 
 // background runs f in a goroutine bounded in number, unless the Context is done or too many run.

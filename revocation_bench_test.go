@@ -138,6 +138,8 @@ func BenchmarkRevocationStep(b *testing.B) {
 		{"off", nil},
 		{"ocsp", &RevocationConfig{OCSP: &OCSPConfig{Responder: resp.URL}}},
 		{"crl", &RevocationConfig{CRL: &CRLConfig{Files: []string{crlFile}}}},
+		// OCSP answers, and the loaded CRL is consulted too (a listing wins).
+		{"ocsp+crl", &RevocationConfig{OCSP: &OCSPConfig{Responder: resp.URL}, CRL: &CRLConfig{Files: []string{crlFile}}}},
 	} {
 		m, err := New(Config{RootCAs: p.root.Pool(), Revocation: tc.rc})
 		require.NoError(b, err)

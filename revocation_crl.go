@@ -16,28 +16,25 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // crlChecker answers from CRLs: the configured ones, indexed by issuer name, and those of the
 // certificates' distribution points.
 type crlChecker struct {
-	rv       *revocation
-	maxBytes int64
-	timeout  time.Duration
-	interval time.Duration
-	useDP    bool
+	rv         *revocation
+	maxBytes   int64 // configured sources
+	dpMaxBytes int64 // distribution points
+	timeout    time.Duration
+	interval   time.Duration
+	useDP      bool
 
 	configured []*crlSource
-	pending    atomic.Int32                            // configured sources never loaded
+	unloaded   atomic.Int32                            // configured sources never loaded
 	byIssuer   atomic.Pointer[map[string][]*crlSource] // issuer Name DER -> configured sources
 	indexMu    sync.Mutex                              // serialises rebuilds of byIssuer
 
 	dpMu sync.RWMutex
 	dp   map[string]*crlSource
-
-	flight singleflight.Group
 }
 
 // crlSource is one file or URL and the last good CRL read from it.
@@ -47,46 +44,62 @@ type crlSource struct {
 	configured bool
 
 	cur         atomic.Pointer[crlSnap]
-	refreshing  atomic.Bool
-	failedUntil atomic.Int64 // unix nanoseconds
-	lastUsed    atomic.Int64 // unix nanoseconds, to the second: distribution points only
+	loading     atomic.Pointer[crlLoad] // the download under way, nil when none is
+	failedUntil atomic.Int64            // unix nanoseconds; 0 when the last download succeeded
+	lastUsed    atomic.Int64            // unix nanoseconds, to the second: distribution points only
 	mu          sync.Mutex
 	lastErr     error
 
 	// swapMu serialises the acceptance and swap of fetched CRLs (never held across a fetch);
-	// marks, under it, remembers per issuer the newest verified CRL this source has served, so
-	// that serving another issuer's CRL in between does not reopen the door to a replay.
+	// marks, under it, remembers per issuer name and key the newest verified CRL this source
+	// has served, so that serving another issuer's CRL in between does not reopen the door to a
+	// replay, and a CA re-keyed under the same name starts afresh. Keyed by the issuer Name DER
+	// followed by the signer's SubjectPublicKeyInfo DER.
 	swapMu sync.Mutex
-	marks  map[string]crlMark
+	marks  map[string]*crlMark
 }
 
-// crlMark is the newest verified CRL of one issuer seen at a source.
+// crlMark is the newest verified CRL of one issuer key seen at a source.
 type crlMark struct {
 	thisUpdate time.Time
 	number     *big.Int
-	signer     *x509.Certificate
+	signer     *x509.Certificate // a certificate of the key, which verified the CRL
+	// trusted: signer came from a chain verified under the trust in force, so a CRL it
+	// verifies may replace the CRL in force even when no chain led to the download.
+	trusted bool
 }
 
-// maxCRLMarks bounds the issuers remembered per source.
+// maxCRLMarks bounds the issuer keys remembered per source.
 const maxCRLMarks = 16
 
 // crlSnap is a CRL in force and when to fetch it again.
 type crlSnap struct {
 	crl       *crl
 	refreshAt time.Time
+	fetchedAt time.Time
+}
+
+// crlLoad is one download of a source, which requests may wait for.
+type crlLoad struct {
+	started time.Time
+	done    chan struct{} // closed when the CRL is swapped in or the download failed
 }
 
 func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
 	ck := &crlChecker{
-		rv:       rv,
-		maxBytes: cfg.MaxBytes,
-		timeout:  cfg.FetchTimeout,
-		interval: cfg.RefreshInterval,
-		useDP:    cfg.DistributionPoints,
-		dp:       map[string]*crlSource{},
+		rv:         rv,
+		maxBytes:   cfg.MaxBytes,
+		dpMaxBytes: cfg.DistributionPointMaxBytes,
+		timeout:    cfg.FetchTimeout,
+		interval:   cfg.RefreshInterval,
+		useDP:      cfg.DistributionPoints,
+		dp:         map[string]*crlSource{},
 	}
 	if ck.maxBytes == 0 {
 		ck.maxBytes = defaultCRLMaxBytes
+	}
+	if ck.dpMaxBytes == 0 {
+		ck.dpMaxBytes = defaultCDPMaxBytes
 	}
 	if ck.timeout == 0 {
 		ck.timeout = defaultCRLFetchTimeout
@@ -95,8 +108,8 @@ func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
 		ck.interval = defaultCRLInterval
 	}
 	var errs []error
-	if ck.maxBytes < 0 || ck.timeout < 0 || ck.interval < 0 {
-		errs = append(errs, errors.New("mtls: CRL: MaxBytes, FetchTimeout and RefreshInterval must not be negative"))
+	if ck.maxBytes < 0 || ck.dpMaxBytes < 0 || ck.timeout < 0 || ck.interval < 0 {
+		errs = append(errs, errors.New("mtls: CRL: MaxBytes, DistributionPointMaxBytes, FetchTimeout and RefreshInterval must not be negative"))
 	}
 	if len(cfg.Files) == 0 && len(cfg.URLs) == 0 && !cfg.DistributionPoints {
 		errs = append(errs, errors.New("mtls: CRL: set Files, URLs or DistributionPoints"))
@@ -105,24 +118,37 @@ func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
 	ck.byIssuer.Store(&empty)
 	for _, f := range cfg.Files {
 		src := &crlSource{ck: ck, path: f, configured: true}
-		if err := src.refresh(context.Background()); err != nil {
+		if err := src.refresh(context.Background(), nil); err != nil {
 			errs = append(errs, err)
 		}
 		ck.configured = append(ck.configured, src)
 	}
+	var urls []*crlSource
 	for _, u := range cfg.URLs {
 		if err := checkFetchURL(u); err != nil {
 			errs = append(errs, fmt.Errorf("mtls: CRL URL: %w", err))
 			continue
 		}
-		ck.configured = append(ck.configured, &crlSource{ck: ck, url: u, configured: true})
-		ck.pending.Add(1)
+		urls = append(urls, &crlSource{ck: ck, url: u, configured: true})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	ck.configured = append(ck.configured, urls...)
+	ck.unloaded.Store(int32(len(urls)))
 	ck.rebuildIndex()
 	return ck, nil
+}
+
+// startDownloads downloads the configured URLs at once, in the background: requests wait for
+// them only as long as the revocation timeout allows, and only when no CRL of their issuer is
+// known yet.
+func (ck *crlChecker) startDownloads() {
+	for _, src := range ck.configured {
+		if src.url != "" {
+			src.start(ck.rv.now(), false, nil)
+		}
+	}
 }
 
 func (s *crlSource) name() string {
@@ -132,53 +158,61 @@ func (s *crlSource) name() string {
 	return s.url
 }
 
-// status answers for c, issued by issuer, from every CRL that speaks for it.
-func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
+// status answers for c, issued by issuer, from every CRL that speaks for it. Unless load is set,
+// it uses only the CRLs already loaded: it neither waits for a download nor adds a distribution
+// point (refreshes due still start in the background).
+func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool) answer {
 	srcs := (*ck.byIssuer.Load())[string(c.RawIssuer)]
-	if ck.pending.Load() > 0 {
-		// Configured URLs never loaded yet: wait for them only when no CRL of this issuer is
-		// known, so that another CA's unreachable URL does not stall this CA's clients.
+	if ck.unloaded.Load() > 0 {
+		// Configured URLs never loaded: their issuers are unknown. Retry the failed ones in the
+		// background. When no CRL of this issuer is known, wait for the first downloads still
+		// under way (bounded by the revocation timeout from their start): one of them may be
+		// this issuer's. A URL that failed is never waited for.
+		wait := load && len(srcs) == 0
 		for _, src := range ck.configured {
 			if src.cur.Load() != nil {
 				continue
 			}
-			if len(srcs) > 0 {
-				src.fetchInBackground(now)
-			} else {
-				src.current(ctx, now)
+			if src.failedUntil.Load() != 0 {
+				src.fetchInBackground(now, nil)
+			} else if wait {
+				ck.rv.await(ctx, src.loading.Load())
 			}
 		}
-		if len(srcs) == 0 {
+		if wait {
 			srcs = (*ck.byIssuer.Load())[string(c.RawIssuer)]
 		}
 	}
 	var a answer
 	for _, src := range srcs {
-		a = merge(a, src.answer(ctx, c, issuer, now))
+		a = merge(a, src.answer(ctx, c, issuer, now, load))
 	}
 	if ck.useDP {
 		for _, u := range c.CRLDistributionPoints {
 			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 				continue
 			}
-			src := ck.dpSource(u, now)
+			src := ck.dpSource(u, now, load)
 			if src == nil {
-				a = merge(a, answer{state: stateUnknown, err: errors.New("mtls: CRL: too many distribution points")})
+				if load {
+					a = merge(a, answer{state: stateUnknown, err: errors.New("mtls: CRL: too many distribution points")})
+				}
 				continue
 			}
-			a = merge(a, src.answer(ctx, c, issuer, now))
+			a = merge(a, src.answer(ctx, c, issuer, now, load))
 		}
 	}
-	if a.state == stateNone {
+	if a.state == stateNone && load {
 		a.err = fmt.Errorf("mtls: CRL: no CRL of %q covers the certificate", issuer.Subject.String())
 	}
 	return a
 }
 
-// dpSource returns the source of a distribution point URL, creating it if there is room. When the
-// table is full, the point least recently used makes room if nobody used it for a refresh
-// interval (at least a minute): points that are no longer met do not lock new ones out.
-func (ck *crlChecker) dpSource(u string, now time.Time) *crlSource {
+// dpSource returns the source of a distribution point URL, creating it if create is set and
+// there is room. When the table is full, the point least recently used makes room if nobody used
+// it for a refresh interval (at least a minute): points that are no longer met do not lock new
+// ones out.
+func (ck *crlChecker) dpSource(u string, now time.Time, create bool) *crlSource {
 	ck.dpMu.RLock()
 	src := ck.dp[u]
 	ck.dpMu.RUnlock()
@@ -187,6 +221,9 @@ func (ck *crlChecker) dpSource(u string, now time.Time) *crlSource {
 			src.lastUsed.Store(n)
 		}
 		return src
+	}
+	if !create {
+		return nil
 	}
 	ck.dpMu.Lock()
 	defer ck.dpMu.Unlock()
@@ -226,9 +263,12 @@ func (ck *crlChecker) rebuildIndex() {
 	ck.byIssuer.Store(&m)
 }
 
-// answer is this source's word on c.
-func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
-	snap := s.current(ctx, now)
+// answer is this source's word on c; see crlChecker.status for load.
+func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool) answer {
+	if snap := s.cur.Load(); snap != nil && !bytes.Equal(snap.crl.issuer, c.RawIssuer) {
+		load = false // the source speaks for another issuer: never wait for it
+	}
+	snap := s.current(ctx, now, issuer, load)
 	if snap == nil {
 		return answer{state: stateUnknown, source: "CRL", err: s.err()}
 	}
@@ -237,6 +277,11 @@ func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now
 		return answer{}
 	}
 	if err := cl.verifyWith(issuer); err != nil {
+		// The CA may have been re-keyed under the same name, and the source serve the new
+		// key's CRL by now: download again, led by this issuer (at most once per back-off).
+		if !now.Before(snap.fetchedAt.Add(retryBackoff)) {
+			s.fetchInBackground(now, issuer)
+		}
 		return answer{state: stateUnknown, source: "CRL", err: fmt.Errorf("%s: %w", s.name(), err)}
 	}
 	if !cl.scope.covers(c) {
@@ -264,61 +309,63 @@ func (s *crlSource) err() error {
 	return s.lastErr
 }
 
-// current returns the CRL in force, refreshing it in the background when due and synchronously
-// when there is none or it has expired (unless the source failed a moment ago).
-func (s *crlSource) current(ctx context.Context, now time.Time) *crlSnap {
+// current returns the CRL in force and refreshes it in the background when due. If load is set
+// and there is no CRL or it has expired, it waits for a download (at most the revocation timeout
+// from the download's start), unless the source failed its last download: a source that cannot
+// answer is retried in the background, never waited for. leader is the issuer, from a verified
+// chain, of the certificate asked about.
+func (s *crlSource) current(ctx context.Context, now time.Time, leader *x509.Certificate, load bool) *crlSnap {
 	snap := s.cur.Load()
 	if snap != nil && now.Before(snap.refreshAt) {
 		return snap
 	}
-	inBackoff := now.UnixNano() < s.failedUntil.Load()
-	if snap != nil && now.Before(snap.crl.nextUpdate) {
-		if !inBackoff {
-			s.fetchInBackground(now)
-		}
+	if !load || snap != nil && now.Before(snap.crl.nextUpdate) || s.failedUntil.Load() != 0 {
+		s.fetchInBackground(now, leader)
 		return snap
 	}
-	if inBackoff {
-		return snap
-	}
-	ch := s.ck.flight.DoChan(s.name(), func() (any, error) {
-		if snap := s.cur.Load(); snap != nil && s.ck.rv.now().Before(snap.refreshAt) {
-			return nil, nil
-		}
-		s.fetch(context.WithoutCancel(ctx))
-		return nil, nil
-	})
-	select {
-	case <-ch:
-	case <-ctx.Done():
-	}
+	s.ck.rv.await(ctx, s.start(now, false, leader))
 	return s.cur.Load()
 }
 
 // fetchInBackground starts one refresh, unless one runs, the source failed a moment ago or too
 // many refreshes run.
-func (s *crlSource) fetchInBackground(now time.Time) {
-	if now.UnixNano() < s.failedUntil.Load() || !s.refreshing.CompareAndSwap(false, true) {
-		return
-	}
-	if !s.ck.rv.background(func(ctx context.Context) {
-		defer s.refreshing.Store(false)
-		s.fetch(ctx)
-	}) {
-		s.refreshing.Store(false)
+func (s *crlSource) fetchInBackground(now time.Time, leader *x509.Certificate) {
+	if now.UnixNano() >= s.failedUntil.Load() && s.loading.Load() == nil {
+		s.start(now, true, leader)
 	}
 }
 
-// fetch refreshes with the source's timeout.
-func (s *crlSource) fetch(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, s.ck.timeout)
-	defer cancel()
-	defer context.AfterFunc(s.ck.rv.baseCtx, cancel)()
-	_ = s.refresh(ctx)
+// start returns the download under way, starting one if none is. A bounded download runs
+// among the background refreshes (and does not start if too many run: nil is returned); an
+// unbounded one, for a request that needs the CRL or for New, in a goroutine of its own. Either
+// ends within the fetch timeout, or when the Context is done. leader, if not nil, is the issuer
+// from the verified chain that led to the download (see refresh).
+func (s *crlSource) start(now time.Time, bounded bool, leader *x509.Certificate) *crlLoad {
+	l := &crlLoad{started: now, done: make(chan struct{})}
+	if !s.loading.CompareAndSwap(nil, l) {
+		return s.loading.Load()
+	}
+	run := func(ctx context.Context) {
+		defer close(l.done)
+		defer s.loading.Store(nil)
+		ctx, cancel := context.WithTimeout(ctx, s.ck.timeout)
+		defer cancel()
+		_ = s.refresh(ctx, leader)
+	}
+	if !bounded {
+		go run(s.ck.rv.baseCtx)
+	} else if !s.ck.rv.background(run) {
+		s.loading.Store(nil)
+		close(l.done)
+		return nil
+	}
+	return l
 }
 
 // refresh reads, scans and checks the CRL, and swaps it in; on failure the last good CRL stays.
-func (s *crlSource) refresh(ctx context.Context) error {
+// leader is the issuer from the verified chain of the request that led to the download, nil
+// when none did (New, and the retries of configured URLs never loaded).
+func (s *crlSource) refresh(ctx context.Context, leader *x509.Certificate) error {
 	data, err := s.read(ctx)
 	var cl *crl
 	if err == nil {
@@ -329,7 +376,7 @@ func (s *crlSource) refresh(ctx context.Context) error {
 	now := s.ck.rv.now()
 	old := s.cur.Load()
 	if err == nil {
-		err = s.acceptable(cl, old, now)
+		err = s.acceptable(cl, old, leader, now)
 	}
 	if err != nil {
 		err = fmt.Errorf("mtls: CRL %s: %w", s.name(), err)
@@ -349,7 +396,7 @@ func (s *crlSource) refresh(ctx context.Context) error {
 	if t := now.Add(s.ck.interval); t.Before(refreshAt) {
 		refreshAt = t
 	}
-	s.cur.Store(&crlSnap{crl: cl, refreshAt: refreshAt})
+	s.cur.Store(&crlSnap{crl: cl, refreshAt: refreshAt, fetchedAt: now})
 	if !now.Before(cl.nextUpdate) {
 		// The source serves an expired CRL: keep it (within StaleIfError it still answers) but
 		// treat the source as failing.
@@ -363,7 +410,7 @@ func (s *crlSource) refresh(ctx context.Context) error {
 	}
 	if s.configured && (old == nil || !bytes.Equal(old.crl.issuer, cl.issuer)) {
 		if old == nil && s.url != "" {
-			s.ck.pending.Add(-1)
+			s.ck.unloaded.Add(-1)
 		}
 		s.ck.rebuildIndex()
 	}
@@ -381,55 +428,130 @@ func sameCRL(a, b *crl) bool {
 	return bytes.Equal(a.sig.signature, b.sig.signature) && bytes.Equal(a.issuer, b.issuer)
 }
 
-// acceptable refuses a CRL from the future, one older than the CRL in force (a replay), and one
-// that the issuer which verified the CRL in force does not verify.
-func (s *crlSource) acceptable(cl *crl, old *crlSnap, now time.Time) error {
+// acceptable refuses a CRL from the future, one older than a CRL of the same issuer key served
+// before (a replay), one that no trusted key of its issuer verifies while such a key verified the
+// CRLs served before, and a distribution point's CRL that no trusted key of its issuer verifies.
+// A trusted key is the leader's, or one that verified a CRL here under the trust in force. A
+// configured source's CRL that no key known here verifies is taken as is: it is verified with
+// the issuer of the first chain that consults it. The caller holds swapMu.
+func (s *crlSource) acceptable(cl *crl, old *crlSnap, leader *x509.Certificate, now time.Time) error {
 	if cl.thisUpdate.After(now.Add(s.ck.rv.skew)) {
 		return fmt.Errorf("thisUpdate %s lies in the future", cl.thisUpdate.UTC().Format(time.RFC3339))
 	}
 	if old != nil {
 		if v := old.crl.verified.Load(); v != nil {
-			s.remember(old.crl, v)
+			s.remember(old.crl, v, true)
+		} else if sg, trusted := s.signerOf(old.crl, leader); sg != nil {
+			s.remember(old.crl, sg, trusted)
 		}
 	}
-	if m, ok := s.marks[string(cl.issuer)]; ok {
-		if cl.thisUpdate.Before(m.thisUpdate) || cl.number != nil && m.number != nil && cl.number.Cmp(m.number) < 0 {
-			return errors.New("older than a CRL of the same issuer served before (replayed?)")
-		}
-		if err := cl.verifyWith(m.signer); err != nil {
-			return fmt.Errorf("not signed by the issuer of the CRLs served before: %w", err)
+	signer, trusted := s.signerOf(cl, leader)
+	if signer != nil {
+		k := string(cl.issuer) + string(signer.RawSubjectPublicKeyInfo)
+		if m := s.marks[k]; m != nil && (cl.thisUpdate.Before(m.thisUpdate) ||
+			cl.number != nil && m.number != nil && cl.number.Cmp(m.number) < 0) {
+			return errors.New("older than a CRL of the same issuer key served before (replayed?)")
 		}
 	}
-	if old == nil || !bytes.Equal(old.crl.issuer, cl.issuer) {
+	switch {
+	case trusted:
 		return nil
-	}
-	if cl.thisUpdate.Before(old.crl.thisUpdate) ||
-		cl.number != nil && old.crl.number != nil && cl.number.Cmp(old.crl.number) < 0 {
-		return errors.New("older than the CRL in force (replayed?)")
-	}
-	if v := old.crl.verified.Load(); v != nil && !sameCRL(old.crl, cl) {
-		if err := cl.verifyWith(v); err != nil {
-			return fmt.Errorf("not signed by the issuer of the CRL in force: %w", err)
-		}
+	case !s.configured:
+		return errors.New("the signature does not verify with the key of the issuer of the certificate naming the distribution point")
+	case leader != nil && bytes.Equal(leader.RawSubject, cl.issuer) || s.hasTrustedKey(cl.issuer):
+		return errors.New("the signature does not verify with a trusted key of the issuer, as the CRLs served before did")
 	}
 	return nil
 }
 
-// remember records a verified CRL as the newest of its issuer seen here, unless a newer one is.
+// signerOf finds the key that signed cl among the leader's and those of the CRLs served before,
+// and whether it is trusted. The caller holds swapMu.
+func (s *crlSource) signerOf(cl *crl, leader *x509.Certificate) (*x509.Certificate, bool) {
+	if leader != nil && bytes.Equal(leader.RawSubject, cl.issuer) && cl.verifyWith(leader) == nil {
+		return leader, true
+	}
+	for _, m := range s.marks {
+		if m.trusted && bytes.Equal(m.signer.RawSubject, cl.issuer) && cl.verifyWith(m.signer) == nil {
+			return m.signer, true
+		}
+	}
+	// A key no longer known to be trusted still identifies a replay; checkSigner does not
+	// record it as the CRL's verified issuer.
+	for _, m := range s.marks {
+		if !m.trusted && bytes.Equal(m.signer.RawSubject, cl.issuer) && cl.checkSigner(m.signer) == nil {
+			return m.signer, false
+		}
+	}
+	return nil, false
+}
+
+// hasTrustedKey reports whether a trusted key of the issuer named issuer verified a CRL here.
 // The caller holds swapMu.
-func (s *crlSource) remember(c *crl, signer *x509.Certificate) {
-	k := string(c.issuer)
-	m, ok := s.marks[k]
-	if ok && !m.thisUpdate.Before(c.thisUpdate) {
-		return
+func (s *crlSource) hasTrustedKey(issuer []byte) bool {
+	for _, m := range s.marks {
+		if m.trusted && bytes.Equal(m.signer.RawSubject, issuer) {
+			return true
+		}
 	}
-	if !ok && len(s.marks) >= maxCRLMarks {
-		return
+	return false
+}
+
+// remember records a CRL that signer verified as the newest of that key, unless a newer one was
+// seen; trusted: signer came from a chain verified under the trust in force, and its key becomes
+// trusted here. The caller holds swapMu.
+func (s *crlSource) remember(c *crl, signer *x509.Certificate, trusted bool) {
+	k := string(c.issuer) + string(signer.RawSubjectPublicKeyInfo)
+	m := s.marks[k]
+	if m == nil {
+		if len(s.marks) >= maxCRLMarks {
+			return
+		}
+		if s.marks == nil {
+			s.marks = map[string]*crlMark{}
+		}
+		m = &crlMark{}
+		s.marks[k] = m
 	}
-	if s.marks == nil {
-		s.marks = map[string]crlMark{}
+	if trusted || m.signer == nil {
+		m.signer, m.trusted = signer, m.trusted || trusted
 	}
-	s.marks[k] = crlMark{thisUpdate: c.thisUpdate, number: c.number, signer: signer}
+	if c.thisUpdate.After(m.thisUpdate) || m.thisUpdate.IsZero() {
+		m.thisUpdate, m.number = c.thisUpdate, c.number
+	}
+}
+
+// trustChanged forgets which keys were trusted: they were learnt from chains verified under the
+// trust that was in force. The CRL in force is verified again by the next chain that consults
+// it. What is known of the keys stays: an older CRL of a key seen before is still a replay.
+func (s *crlSource) trustChanged() {
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
+	if snap := s.cur.Load(); snap != nil {
+		if v := snap.crl.verified.Swap(nil); v != nil {
+			s.remember(snap.crl, v, false)
+		}
+	}
+	for _, m := range s.marks {
+		m.trusted = false
+	}
+}
+
+// sources lists the configured sources, then the distribution points.
+func (ck *crlChecker) sources() []*crlSource {
+	srcs := append([]*crlSource(nil), ck.configured...)
+	ck.dpMu.RLock()
+	for _, s := range ck.dp {
+		srcs = append(srcs, s)
+	}
+	ck.dpMu.RUnlock()
+	return srcs
+}
+
+// trustChanged drops, at every source, what depends on the trust in force.
+func (ck *crlChecker) trustChanged() {
+	for _, s := range ck.sources() {
+		s.trustChanged()
+	}
 }
 
 // read returns the bytes of the file or the body of the URL, bounded by maxBytes.
@@ -457,7 +579,11 @@ func (s *crlSource) read(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.ck.rv.do(req, s.ck.maxBytes)
+	limit := s.ck.maxBytes
+	if !s.configured {
+		limit = s.ck.dpMaxBytes
+	}
+	return s.ck.rv.do(req, limit)
 }
 
 // parseCRLData scans a DER CRL or the first "X509 CRL" block of PEM data.
@@ -502,13 +628,7 @@ func (m *Middleware) CRLStatus() []CRLSourceStatus {
 	if m.revoc == nil || m.revoc.crl == nil {
 		return nil
 	}
-	ck := m.revoc.crl
-	srcs := append([]*crlSource(nil), ck.configured...)
-	ck.dpMu.RLock()
-	for _, s := range ck.dp {
-		srcs = append(srcs, s)
-	}
-	ck.dpMu.RUnlock()
+	srcs := m.revoc.crl.sources()
 	out := make([]CRLSourceStatus, 0, len(srcs))
 	for _, s := range srcs {
 		st := CRLSourceStatus{Source: s.name(), DistributionPoint: !s.configured}

@@ -61,6 +61,9 @@ func TestWriteRevocationFixtures(t *testing.T) {
 		"crl-revokes.der": issuer.NewCRL(mtlstest.CRL{ThisUpdate: revocationFixtureTime, NextUpdate: until, Revoked: []*big.Int{leaf.Certificate.SerialNumber, big.NewInt(1), big.NewInt(-5), new(big.Int).Lsh(big.NewInt(1), 159)}}),
 		"crl-idp.der":     issuer.NewCRL(mtlstest.CRL{ThisUpdate: revocationFixtureTime, NextUpdate: until, ExtraExtensions: []pkix.Extension{idp}}),
 		"crl-many.der":    issuer.NewCRL(mtlstest.CRL{ThisUpdate: revocationFixtureTime, NextUpdate: until, RevokedSerials: [][]byte{{1}, {0x80}, {1, 2, 3}, {0xff, 0xff}, {0}}}),
+		// Revocation dates from 2050 are GeneralizedTime.
+		"crl-generalized-time.der": issuer.NewCRL(mtlstest.CRL{ThisUpdate: revocationFixtureTime, NextUpdate: until,
+			Revoked: []*big.Int{leaf.Certificate.SerialNumber}, RevokedAt: time.Date(2051, 1, 1, 0, 0, 0, 0, time.UTC)}),
 	}
 	for name, der := range ocspSeeds {
 		write(name, der)

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -588,7 +589,7 @@ func TestCRLFromURLRefreshKeepsLastGood(t *testing.T) {
 		calls := srv.calls.Load()
 		p.clock.Advance(61 * time.Minute)
 		_, _ = revAuthn(m, good)
-		require.Eventually(t, func() bool { return srv.calls.Load() > calls && !m.revoc.crl.configured[0].refreshing.Load() }, 5*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return srv.calls.Load() > calls && m.revoc.crl.configured[0].loading.Load() == nil }, 5*time.Second, 5*time.Millisecond)
 		_, err := revAuthn(m, leaf)
 		requireRevRefused(t, err, ErrRevoked)
 	})
@@ -732,6 +733,7 @@ func TestRevocationConfigErrors(t *testing.T) {
 		{"missing file", RevocationConfig{CRL: &CRLConfig{Files: []string{"/nonexistent.crl"}}}, "nonexistent.crl"},
 		{"bad URL", RevocationConfig{CRL: &CRLConfig{URLs: []string{"file:///etc/passwd"}}}, "not an absolute http"},
 		{"negative skew", RevocationConfig{OCSP: &OCSPConfig{}, ClockSkew: -1}, "ClockSkew"},
+		{"negative distribution point bound", RevocationConfig{CRL: &CRLConfig{DistributionPoints: true, DistributionPointMaxBytes: -1}}, "DistributionPointMaxBytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -897,7 +899,7 @@ func TestCRLReplayAfterAnotherIssuerIsRefused(t *testing.T) {
 
 	for _, der := range [][]byte{other.NewCRL(mtlstest.CRL{}), before} {
 		srv.set(der)
-		_ = src.refresh(context.Background())
+		_ = src.refresh(context.Background(), nil)
 	}
 	_, err = revAuthn(m, leaf)
 	require.Error(t, err, "the replayed CRL must not clear the revocation")
@@ -1006,22 +1008,191 @@ func TestOCSPDelegatedResponderMustNotBeACA(t *testing.T) {
 	requireRevRefused(t, err, ErrRevocationUnavailable)
 }
 
+// revTransport answers CRL downloads from memory, by URL: a CRL, nothing until the request's
+// context is done (a blackholed address), or at once an error (a refused connection). It
+// counts the requests and reports each on entered.
+type revTransport struct {
+	mu      sync.Mutex
+	crls    map[string][]byte
+	holes   map[string]bool
+	calls   map[string]int
+	entered chan string
+}
+
+func newRevTransport() *revTransport {
+	return &revTransport{crls: map[string][]byte{}, holes: map[string]bool{}, calls: map[string]int{},
+		entered: make(chan string, 100)}
+}
+
+func (rt *revTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	u := r.URL.String()
+	rt.mu.Lock()
+	rt.calls[u]++
+	der, hole := rt.crls[u], rt.holes[u]
+	rt.mu.Unlock()
+	select {
+	case rt.entered <- u:
+	default:
+	}
+	switch {
+	case hole:
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	case der == nil:
+		return nil, errors.New("connection refused")
+	}
+	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Body: io.NopCloser(bytes.NewReader(der)),
+		ContentLength: int64(len(der)), Request: r}, nil
+}
+
+func (rt *revTransport) set(u string, der []byte, hole bool) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.crls[u], rt.holes[u] = der, hole
+}
+
+func (rt *revTransport) callsTo(u string) int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.calls[u]
+}
+
+// waitCalls returns once u was asked for n times (the guard only keeps a broken build from
+// hanging).
+func (rt *revTransport) waitCalls(t *testing.T, u string, n int) {
+	t.Helper()
+	for rt.callsTo(u) < n {
+		select {
+		case <-rt.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s was asked for %d times, not %d", u, rt.callsTo(u), n)
+		}
+	}
+}
+
+// revWaits replaces the revocation step's timer: it records how long requests were willing to
+// wait, and ends every wait at once.
+type revWaits struct {
+	mu sync.Mutex
+	ds []time.Duration
+}
+
+func recordWaits(m *Middleware) *revWaits {
+	w := &revWaits{}
+	m.revoc.after = func(d time.Duration) <-chan time.Time {
+		w.mu.Lock()
+		w.ds = append(w.ds, d)
+		w.mu.Unlock()
+		ch := make(chan time.Time)
+		close(ch)
+		return ch
+	}
+	return w
+}
+
+func (w *revWaits) all() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]time.Duration(nil), w.ds...)
+}
+
+// revFakeMiddleware builds a middleware whose CRL downloads go through rt and whose background
+// work stops with the test.
+func (p *revPKI) fakeMiddleware(t *testing.T, rt *revTransport, rc *RevocationConfig) *Middleware {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	rc.Context = ctx
+	rc.HTTPClient = &http.Client{Transport: rt}
+	return p.middleware(t, rc)
+}
+
+// awaitLoad waits for the download under way at src, if any.
+func awaitLoad(src *crlSource) {
+	if l := src.loading.Load(); l != nil {
+		<-l.done
+	}
+}
+
 func TestCRLUnreachableURLDoesNotStallOtherIssuers(t *testing.T) {
-	// Two configured CRL URLs, one per CA; the second is blackholed. Clients of the first CA must
-	// not wait for the second CA's download on every request.
+	// Three configured URLs: the first CA's, one that never answers and one that refuses
+	// connections. Clients of the first CA never wait for the others; a client of a CA without
+	// a known CRL waits for the first downloads only, and only the revocation timeout.
 	p := newRevPKI()
 	other := p.root.NewIntermediate("Other Issuing CA")
-	leaf := p.issuing.NewClient("alice")
-	good := newRevCRLServer(t, p.issuing.NewCRL(mtlstest.CRL{}))
-	hole := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
-	m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{URLs: []string{good.srv.URL, hole.srv.URL}, FetchTimeout: 2 * time.Second}})
-	_, err := revAuthn(m, other.NewClient("bob"))
-	requireRevRefused(t, err, ErrRevocationUnavailable) // both URLs tried: the first is loaded
-	p.clock.Advance(time.Minute)                        // past the retry backoff of the hole
-	start := time.Now()
-	_, err = revAuthn(m, leaf)
+	const good, hole, refused = "http://crl.test/good.crl", "http://crl.test/hole.crl", "http://crl.test/refused.crl"
+	rt := newRevTransport()
+	rt.set(good, p.issuing.NewCRL(mtlstest.CRL{}), false)
+	rt.set(hole, nil, true)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{good, hole, refused}, FetchTimeout: time.Hour}})
+	waits := recordWaits(m)
+	srcs := m.revoc.crl.configured
+	for _, u := range []string{good, hole, refused} {
+		rt.waitCalls(t, u, 1) // downloaded from New, before any request
+	}
+	awaitLoad(srcs[0])
+	awaitLoad(srcs[2])
+	require.NotNil(t, srcs[0].cur.Load())
+	require.Error(t, srcs[2].err())
+
+	alice, bob := p.issuing.NewClient("alice"), other.NewClient("bob")
+	_, err := revAuthn(m, alice)
 	require.NoError(t, err)
-	assert.Less(t, time.Since(start), time.Second, "waited for another CA's unreachable CRL")
+	assert.Empty(t, waits.all(), "a client whose CRL is loaded waits for nothing")
+
+	_, err = revAuthn(m, bob)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	assert.Equal(t, []time.Duration{defaultRevocationWait}, waits.all(),
+		"only the first download still under way is waited for, for the revocation timeout")
+	assert.Equal(t, 1, rt.callsTo(hole), "no second download of the silent URL")
+
+	p.clock.Advance(defaultRevocationWait)
+	_, err = revAuthn(m, bob)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	assert.Len(t, waits.all(), 1, "a download older than the revocation timeout is not waited for")
+
+	p.clock.Advance(retryBackoff)
+	calls := rt.callsTo(refused)
+	for _, id := range []*mtlstest.Leaf{alice, bob} {
+		_, _ = revAuthn(m, id)
+	}
+	rt.waitCalls(t, refused, calls+1) // retried in the background
+	assert.Len(t, waits.all(), 1, "after the back-off, a failed URL is retried without anyone waiting")
+	_, err = revAuthn(m, alice)
+	require.NoError(t, err)
+}
+
+func TestCRLFailingSourceIsNotWaitedFor(t *testing.T) {
+	// The issuer's own CRL expires while its URL is down: requests wait for one download at
+	// most; once it failed, they do not wait again, after any number of back-offs.
+	p := newRevPKI()
+	const u = "http://crl.test/issuing.crl"
+	now := p.clock.Now()
+	rt := newRevTransport()
+	rt.set(u, p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(time.Hour)}), false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{u}}, StaleIfError: -1})
+	src := m.revoc.crl.configured[0]
+	awaitLoad(src)
+	alice := p.issuing.NewClient("alice")
+	_, err := revAuthn(m, alice)
+	require.NoError(t, err)
+	waits := recordWaits(m)
+
+	rt.set(u, nil, false)          // connections refused from now on
+	p.clock.Advance(2 * time.Hour) // expired
+	_, err = revAuthn(m, alice)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	awaitLoad(src)
+	waited := waits.all()
+	assert.LessOrEqual(t, len(waited), 1, "one download is waited for at most")
+	calls := rt.callsTo(u)
+	for i := range 3 {
+		p.clock.Advance(retryBackoff)
+		_, err = revAuthn(m, alice)
+		requireRevRefused(t, err, ErrRevocationUnavailable)
+		awaitLoad(src)
+		assert.Equal(t, calls+i+1, rt.callsTo(u), "retried once per back-off")
+	}
+	assert.Equal(t, waited, waits.all(), "a failing source is retried in the background, not waited for")
 }
 
 func TestRevocationFetchesDoNotFollowRedirects(t *testing.T) {
@@ -1079,4 +1250,298 @@ func TestOCSPMaxAgeSeesRevocationBeforeNextUpdate(t *testing.T) {
 			return errors.Is(err, ErrRevoked)
 		}, 5*time.Second, 5*time.Millisecond)
 	})
+}
+
+func TestCRLEntryWithGeneralizedTimeRevocationDate(t *testing.T) {
+	// RFC 5280 encodes dates from 2050 as GeneralizedTime; such an entry must not make the whole
+	// CRL unreadable.
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	good := p.issuing.NewClient("carol")
+	in2051 := time.Date(2051, 3, 1, 12, 0, 0, 0, time.UTC)
+	now := p.clock.Now()
+	stdlib, err := x509.CreateRevocationList(nil, &x509.RevocationList{
+		Number:     big.NewInt(1),
+		ThisUpdate: now.Add(-time.Hour),
+		NextUpdate: now.Add(24 * time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{
+			{SerialNumber: big.NewInt(99), RevocationTime: now.Add(-2 * time.Hour)},
+			{SerialNumber: leaf.Certificate.SerialNumber, RevocationTime: in2051},
+		},
+	}, p.issuing.Certificate, p.issuing.Key)
+	require.NoError(t, err)
+	tests := []struct {
+		name string
+		der  []byte
+	}{
+		{"x509.CreateRevocationList", stdlib},
+		{"built by hand", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{leaf.Certificate.SerialNumber}, RevokedAt: in2051})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{Files: []string{revTempFile(t, "i.crl", tt.der)}}})
+			_, err := revAuthn(m, leaf)
+			requireRevRefused(t, err, ErrRevoked)
+			_, err = revAuthn(m, good)
+			require.NoError(t, err)
+		})
+	}
+}
+
+func TestCRLScannerRevocationDates(t *testing.T) {
+	entry := func(date ...byte) []byte {
+		e := append([]byte{0x02, 0x01, 0x05}, date...)
+		return append([]byte{0x30, byte(len(e))}, e...)
+	}
+	utc := append([]byte{0x17, 0x0d}, "500101000000Z"...)
+	gen := append([]byte{0x18, 0x0f}, "20510101000000Z"...)
+	tests := []struct {
+		name    string
+		entries []byte
+		wantErr bool
+	}{
+		{"UTCTime", entry(utc...), false},
+		{"GeneralizedTime", entry(gen...), false},
+		{"GeneralizedTime then UTCTime", append(entry(gen...), entry(utc...)...), false},
+		{"no date", entry(), true},
+		{"another tag", entry(append([]byte{0x04, 0x0f}, "20510101000000Z"...)...), true},
+		{"truncated GeneralizedTime", entry(0x18, 0x0f, '2', '0'), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s serialSet
+			err := s.build(tt.entries)
+			if tt.wantErr {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.True(t, s.contains([]byte{5}))
+		})
+	}
+}
+
+func TestRevocationLoadedCRLRevokedWinsOverOCSPGood(t *testing.T) {
+	// OCSP says good, a loaded CRL lists the certificate: refused, whichever answers first.
+	p := newRevPKI()
+	resp := mtlstest.NewOCSPResponder(p.issuing)
+	t.Cleanup(resp.Close)
+	srv := newRevCRLServer(t, nil)
+	leaf := p.issuing.NewClient("alice", mtlstest.WithCRLDistributionPoints(srv.srv.URL))
+	good := p.issuing.NewClient("carol", mtlstest.WithCRLDistributionPoints(srv.srv.URL))
+	revokes := p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{leaf.Certificate.SerialNumber}})
+	srv.set(revokes)
+
+	t.Run("configured file", func(t *testing.T) {
+		m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: resp.URL},
+			CRL: &CRLConfig{Files: []string{revTempFile(t, "i.crl", revokes)}}})
+		_, err := revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		assert.Contains(t, err.Error(), "CRL")
+		_, err = revAuthn(m, good)
+		require.NoError(t, err)
+	})
+	t.Run("distribution point loaded earlier", func(t *testing.T) {
+		m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: resp.URL},
+			CRL: &CRLConfig{DistributionPoints: true}})
+		calls := srv.calls.Load()
+		_, err := revAuthn(m, good)
+		require.NoError(t, err)
+		assert.Equal(t, calls, srv.calls.Load(), "OCSP answered: no CRL is downloaded")
+		// OCSP fails once: the distribution point is downloaded and its CRL loaded.
+		m.revoc.ocsp.responder = "http://127.0.0.1:1"
+		_, err = revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		m.revoc.ocsp.responder = resp.URL
+		p.clock.Advance(retryBackoff + time.Second)
+		_, err = revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		assert.NotZero(t, resp.Requests())
+	})
+}
+
+func TestCRLDistributionPointBadSignatureIsNotSwappedIn(t *testing.T) {
+	p := newRevPKI()
+	other := p.root.NewIntermediate("Other Issuing CA")
+	const u = "http://crl.test/issuing.crl"
+	rt := newRevTransport()
+	leaf := p.issuing.NewClient("alice", mtlstest.WithCRLDistributionPoints(u))
+	good := p.issuing.NewClient("carol", mtlstest.WithCRLDistributionPoints(u))
+	now := p.clock.Now()
+	forged := p.issuing.NewCRL(mtlstest.CRL{SignWith: other.Key, ThisUpdate: now, NextUpdate: now.Add(48 * time.Hour), Number: big.NewInt(9)})
+
+	t.Run("first download", func(t *testing.T) {
+		rt.set(u, forged, false)
+		m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+		_, err := revAuthn(m, good)
+		requireRevRefused(t, err, ErrRevocationUnavailable)
+		st := m.CRLStatus()
+		require.Len(t, st, 1)
+		assert.False(t, st[0].Loaded, "a CRL that does not verify is not swapped in")
+		require.Error(t, st[0].Err)
+		assert.Contains(t, st[0].Err.Error(), "signature")
+	})
+	t.Run("refresh", func(t *testing.T) {
+		rt.set(u, p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(24 * time.Hour),
+			Revoked: []*big.Int{leaf.Certificate.SerialNumber}}), false)
+		m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+		_, err := revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		rt.set(u, forged, false)
+		p.clock.Advance(61 * time.Minute)
+		_, err = revAuthn(m, good) // starts the refresh
+		require.NoError(t, err)
+		src := m.revoc.crl.dp[u]
+		awaitLoad(src)
+		_, err = revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevoked)
+		st := m.CRLStatus()
+		require.Len(t, st, 1)
+		assert.True(t, st[0].Loaded)
+		assert.Equal(t, 1, st[0].Entries, "the CRL in force is the good one")
+		require.Error(t, st[0].Err, "the refused CRL is reported")
+		assert.Contains(t, st[0].Err.Error(), "signature")
+	})
+}
+
+func TestCRLDistributionPointSizeBound(t *testing.T) {
+	p := newRevPKI()
+	const dp, configured = "http://crl.test/dp.crl", "http://crl.test/configured.crl"
+	der := p.issuing.NewCRL(mtlstest.CRL{})
+	rt := newRevTransport()
+	rt.set(dp, der, false)
+	rt.set(configured, der, false)
+	leaf := p.issuing.NewClient("alice", mtlstest.WithCRLDistributionPoints(dp))
+
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+	assert.EqualValues(t, 32<<20, m.revoc.crl.dpMaxBytes, "distribution points: 32 MiB by default")
+	assert.EqualValues(t, 256<<20, m.revoc.crl.maxBytes, "configured sources: 256 MiB by default")
+
+	bound := &CRLConfig{DistributionPoints: true, DistributionPointMaxBytes: int64(len(der) - 1)}
+	m = p.fakeMiddleware(t, rt, &RevocationConfig{CRL: bound})
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	require.Error(t, m.CRLStatus()[0].Err)
+	assert.Contains(t, m.CRLStatus()[0].Err.Error(), "exceeds the limit")
+
+	bound.URLs = []string{configured} // the same CRL, configured: under MaxBytes
+	m = p.fakeMiddleware(t, rt, &RevocationConfig{CRL: bound})
+	_, err = revAuthn(m, leaf)
+	require.NoError(t, err)
+}
+
+func TestCRLIssuerKeyRolloverUnderTheSameName(t *testing.T) {
+	// The CA is re-keyed under the same name; both keys are trusted. The configured URL
+	// serves the new key's CRL from now on: it must be used without a restart, while replays of
+	// the old key's CRLs stay refused.
+	p := newRevPKI()
+	rolled := p.root.NewIntermediate("Rev Issuing CA") // same name, new key
+	const u = "http://crl.test/issuing.crl"
+	now := p.clock.Now()
+	oldKeyCRL := func(n int64, at time.Time) []byte {
+		return p.issuing.NewCRL(mtlstest.CRL{Number: big.NewInt(n), ThisUpdate: at, NextUpdate: now.Add(48 * time.Hour)})
+	}
+	before := oldKeyCRL(4, now.Add(-2*time.Hour))
+	rt := newRevTransport()
+	rt.set(u, oldKeyCRL(5, now.Add(-time.Hour)), false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{u}}})
+	src := m.revoc.crl.configured[0]
+	awaitLoad(src)
+	alice := p.issuing.NewClient("alice")
+	_, err := revAuthn(m, alice)
+	require.NoError(t, err)
+
+	bob, eve := rolled.NewClient("bob"), rolled.NewClient("eve")
+	rt.set(u, rolled.NewCRL(mtlstest.CRL{Number: big.NewInt(1), ThisUpdate: now, NextUpdate: now.Add(48 * time.Hour),
+		Revoked: []*big.Int{eve.Certificate.SerialNumber}}), false)
+	p.clock.Advance(61 * time.Minute) // a refresh is due; a client of the old key leads it
+	_, _ = revAuthn(m, alice)
+	awaitLoad(src)
+	p.clock.Advance(retryBackoff)
+	_, err = revAuthn(m, bob) // the CRL in force is the old key's: not yet
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	awaitLoad(src)
+	_, err = revAuthn(m, bob)
+	require.NoError(t, err, "the new key's CRL is in force")
+	_, err = revAuthn(m, eve)
+	requireRevRefused(t, err, ErrRevoked)
+
+	rt.set(u, before, false) // a replay of the old key's CRL
+	p.clock.Advance(retryBackoff)
+	_, _ = revAuthn(m, alice) // led by a client of the old key
+	awaitLoad(src)
+	require.Error(t, src.err())
+	assert.Contains(t, src.err().Error(), "replayed")
+	_, err = revAuthn(m, eve)
+	requireRevRefused(t, err, ErrRevoked)
+}
+
+func TestCRLRolledOverKeyIsSeenBeforeTheNextRefresh(t *testing.T) {
+	// The URL starts serving the new key's CRL just after a refresh: the first client of the new
+	// key leads a download, so its clients are not refused until the refresh interval.
+	p := newRevPKI()
+	rolled := p.root.NewIntermediate("Rev Issuing CA")
+	const u = "http://crl.test/issuing.crl"
+	rt := newRevTransport()
+	rt.set(u, p.issuing.NewCRL(mtlstest.CRL{}), false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{u}}})
+	src := m.revoc.crl.configured[0]
+	awaitLoad(src)
+	_, err := revAuthn(m, p.issuing.NewClient("alice"))
+	require.NoError(t, err)
+
+	rt.set(u, rolled.NewCRL(mtlstest.CRL{}), false)
+	bob := rolled.NewClient("bob")
+	_, err = revAuthn(m, bob)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	awaitLoad(src)
+	assert.Equal(t, 1, rt.callsTo(u), "not within a back-off of the last download")
+	p.clock.Advance(retryBackoff)
+	for range 3 {
+		_, _ = revAuthn(m, bob)
+		awaitLoad(src)
+	}
+	assert.Equal(t, 2, rt.callsTo(u), "one download, led by the new key's client")
+	_, err = revAuthn(m, bob)
+	require.NoError(t, err)
+}
+
+func TestCRLTrustChangedForgetsTrustedKeys(t *testing.T) {
+	// Both keys of a re-keyed CA verified CRLs here; the old one is then removed from the trust.
+	// A fresh CRL of the old key must no longer replace the new key's CRL, while replays of the
+	// new key's older CRLs stay refused.
+	p := newRevPKI()
+	rolled := p.root.NewIntermediate("Rev Issuing CA")
+	const u = "http://crl.test/issuing.crl"
+	now := p.clock.Now()
+	crlOf := func(ca *mtlstest.CA, n int64, at time.Time) []byte {
+		return ca.NewCRL(mtlstest.CRL{Number: big.NewInt(n), ThisUpdate: at, NextUpdate: now.Add(48 * time.Hour)})
+	}
+	rt := newRevTransport()
+	rt.set(u, crlOf(p.issuing, 1, now.Add(-3*time.Hour)), false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{u}}})
+	src := m.revoc.crl.configured[0]
+	awaitLoad(src)
+	alice, bob := p.issuing.NewClient("alice"), rolled.NewClient("bob")
+	_, err := revAuthn(m, alice)
+	require.NoError(t, err)
+	refresh := func(der []byte, leader *mtlstest.CA) error {
+		rt.set(u, der, false)
+		return src.refresh(context.Background(), leader.Certificate)
+	}
+	require.NoError(t, refresh(crlOf(rolled, 1, now.Add(-2*time.Hour)), rolled))
+	_, err = revAuthn(m, bob)
+	require.NoError(t, err)
+	require.NoError(t, refresh(crlOf(p.issuing, 2, now.Add(-time.Hour)), rolled), "the old key is trusted: its CRL is taken")
+	require.NoError(t, refresh(crlOf(rolled, 2, now.Add(-time.Hour)), p.issuing), "so is the new one's")
+
+	require.NoError(t, m.ReloadTrust()) // the old key is no longer trusted
+	err = refresh(crlOf(p.issuing, 3, now.Add(-time.Minute)), rolled)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "trusted key")
+	err = refresh(crlOf(rolled, 1, now.Add(-2*time.Hour)), rolled)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "replayed")
+	_, err = revAuthn(m, bob)
+	require.NoError(t, err)
 }
