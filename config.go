@@ -1,9 +1,11 @@
 package mtls
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -204,8 +206,7 @@ func compile(cfg *Config) (*Middleware, *trust, error) {
 		m.header = compileHeader(&p, cfg.Header, m.now)
 	}
 	if cfg.Revocation != nil {
-		m.revoc, err = newRevocation(cfg.Revocation, m.now, m.logger)
-		p.add("Revocation", err)
+		m.revoc = compileRevocation(&p, cfg.Revocation, m.now, m.logger)
 	}
 	if cfg.Header != nil && cfg.Header.DangerouslyTrustProxyVerification && cfg.Revocation != nil {
 		// Revocation answers are verified with the issuer of a verified chain; a chain the proxy
@@ -215,6 +216,9 @@ func compile(cfg *Config) (*Middleware, *trust, error) {
 	m.policies = compilePolicies(&p, cfg)
 	if err := p.err(); err != nil {
 		return nil, nil, err
+	}
+	if m.revoc != nil && m.revoc.crl != nil {
+		m.revoc.crl.startDownloads() // only once the whole configuration holds
 	}
 	return m, t, nil
 }
@@ -301,4 +305,101 @@ func compilePolicies(p *problems, cfg *Config) policyRuntime {
 		}
 	}
 	return pr
+}
+
+// compileRevocation checks a RevocationConfig and builds the revocation step; CRL files are read
+// here, CRL URLs are downloaded once the whole configuration holds.
+func compileRevocation(p *problems, cfg *RevocationConfig, now func() time.Time, logger *slog.Logger) *revocation {
+	rv := &revocation{
+		now:          now,
+		skew:         number(p, "Revocation.ClockSkew", cfg.ClockSkew, defaultClockSkew, false),
+		staleIfError: max(0, number(p, "Revocation.StaleIfError", cfg.StaleIfError, defaultStaleIfError, true)),
+		failOpen:     cfg.DangerouslyFailOpen,
+		chain:        cfg.CheckChain,
+		timeout:      number(p, "Revocation.Timeout", cfg.Timeout, defaultRevocationWait, false),
+		client:       cfg.HTTPClient,
+		logger:       logger,
+		baseCtx:      cfg.Context,
+		sem:          make(chan struct{}, maxBackground),
+		after:        time.After,
+		deny:         cfg.DenyList,
+	}
+	if cfg.OCSP == nil && cfg.CRL == nil && cfg.DenyList == nil {
+		p.addf("Revocation", "set OCSP, CRL or DenyList")
+	}
+	if cfg.OCSP != nil {
+		rv.ocsp = compileOCSP(p, rv, cfg.OCSP)
+	}
+	if cfg.CRL != nil {
+		rv.crl = compileCRL(p, rv, cfg.CRL)
+	}
+	if rv.client == nil {
+		fetch := rv.timeout
+		if rv.crl != nil {
+			fetch = max(fetch, rv.crl.timeout)
+		}
+		rv.client = &http.Client{
+			Timeout: fetch,
+			// Responders and CRLs are fetched from URLs a trusted CA chose; a redirect would let
+			// whoever answers on a plain-http URL point the fetch anywhere, internal addresses
+			// included. A redirect is an answer that is not a response: status unknown.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if rv.baseCtx == nil {
+		rv.baseCtx = context.Background()
+	}
+	return rv
+}
+
+// compileOCSP checks an OCSPConfig.
+func compileOCSP(p *problems, rv *revocation, cfg *OCSPConfig) *ocspChecker {
+	o := &ocspChecker{
+		rv:        rv,
+		responder: cfg.Responder,
+		maxBytes:  number(p, "Revocation.OCSP.MaxResponseBytes", cfg.MaxResponseBytes, defaultOCSPMaxBytes, false),
+		max:       number(p, "Revocation.OCSP.CacheSize", cfg.CacheSize, defaultOCSPCacheSize, false),
+		maxAge:    number(p, "Revocation.OCSP.MaxAge", cfg.MaxAge, defaultOCSPMaxAge, true),
+		seed:      maphash.MakeSeed(),
+		entries:   map[uint64]*ocspEntry{},
+	}
+	if o.responder != "" {
+		p.add("Revocation.OCSP.Responder", checkFetchURL(o.responder))
+	}
+	return o
+}
+
+// compileCRL checks a CRLConfig and reads its files.
+func compileCRL(p *problems, rv *revocation, cfg *CRLConfig) *crlChecker {
+	ck := &crlChecker{
+		rv:         rv,
+		maxBytes:   number(p, "Revocation.CRL.MaxBytes", cfg.MaxBytes, defaultCRLMaxBytes, false),
+		dpMaxBytes: number(p, "Revocation.CRL.DistributionPointMaxBytes", cfg.DistributionPointMaxBytes, defaultCDPMaxBytes, false),
+		timeout:    number(p, "Revocation.CRL.FetchTimeout", cfg.FetchTimeout, defaultCRLFetchTimeout, false),
+		interval:   number(p, "Revocation.CRL.RefreshInterval", cfg.RefreshInterval, defaultCRLInterval, false),
+		useDP:      cfg.DistributionPoints,
+		dp:         map[string]*crlSource{},
+	}
+	if len(cfg.Files) == 0 && len(cfg.URLs) == 0 && !cfg.DistributionPoints {
+		p.addf("Revocation.CRL", "set Files, URLs or DistributionPoints")
+	}
+	empty := map[string][]*crlSource{}
+	ck.byIssuer.Store(&empty)
+	for i, f := range cfg.Files {
+		src := &crlSource{ck: ck, path: f, configured: true}
+		p.add(fmt.Sprintf("Revocation.CRL.Files[%d]", i), src.refresh(context.Background(), nil))
+		ck.configured = append(ck.configured, src)
+	}
+	urls := 0
+	for i, u := range cfg.URLs {
+		if err := checkFetchURL(u); err != nil {
+			p.add(fmt.Sprintf("Revocation.CRL.URLs[%d]", i), err)
+			continue
+		}
+		ck.configured = append(ck.configured, &crlSource{ck: ck, url: u, configured: true})
+		urls++
+	}
+	ck.unloaded.Store(int32(urls))
+	ck.rebuildIndex()
+	return ck
 }

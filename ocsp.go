@@ -70,40 +70,6 @@ type ocspEntry struct {
 	refreshing atomic.Bool
 }
 
-func newOCSPChecker(rv *revocation, cfg *OCSPConfig) (*ocspChecker, error) {
-	o := &ocspChecker{
-		rv:        rv,
-		responder: cfg.Responder,
-		maxBytes:  cfg.MaxResponseBytes,
-		max:       cfg.CacheSize,
-		maxAge:    cfg.MaxAge,
-		seed:      maphash.MakeSeed(),
-		entries:   map[uint64]*ocspEntry{},
-	}
-	if o.maxBytes == 0 {
-		o.maxBytes = defaultOCSPMaxBytes
-	}
-	if o.max == 0 {
-		o.max = defaultOCSPCacheSize
-	}
-	if o.maxAge == 0 {
-		o.maxAge = defaultOCSPMaxAge
-	}
-	var errs []error
-	if o.maxBytes < 0 {
-		errs = append(errs, fmt.Errorf("mtls: OCSP MaxResponseBytes %d is negative", o.maxBytes))
-	}
-	if o.max < 0 {
-		errs = append(errs, fmt.Errorf("mtls: OCSP CacheSize %d is negative", o.max))
-	}
-	if o.responder != "" {
-		if err := checkFetchURL(o.responder); err != nil {
-			errs = append(errs, fmt.Errorf("mtls: OCSP Responder: %w", err))
-		}
-	}
-	return o, errors.Join(errs...)
-}
-
 // checkFetchURL accepts absolute http and https URLs.
 func checkFetchURL(raw string) error {
 	u, err := url.Parse(raw)

@@ -85,61 +85,6 @@ type crlLoad struct {
 	done    chan struct{} // closed when the CRL is swapped in or the download failed
 }
 
-func newCRLChecker(rv *revocation, cfg *CRLConfig) (*crlChecker, error) {
-	ck := &crlChecker{
-		rv:         rv,
-		maxBytes:   cfg.MaxBytes,
-		dpMaxBytes: cfg.DistributionPointMaxBytes,
-		timeout:    cfg.FetchTimeout,
-		interval:   cfg.RefreshInterval,
-		useDP:      cfg.DistributionPoints,
-		dp:         map[string]*crlSource{},
-	}
-	if ck.maxBytes == 0 {
-		ck.maxBytes = defaultCRLMaxBytes
-	}
-	if ck.dpMaxBytes == 0 {
-		ck.dpMaxBytes = defaultCDPMaxBytes
-	}
-	if ck.timeout == 0 {
-		ck.timeout = defaultCRLFetchTimeout
-	}
-	if ck.interval == 0 {
-		ck.interval = defaultCRLInterval
-	}
-	var errs []error
-	if ck.maxBytes < 0 || ck.dpMaxBytes < 0 || ck.timeout < 0 || ck.interval < 0 {
-		errs = append(errs, errors.New("mtls: CRL: MaxBytes, DistributionPointMaxBytes, FetchTimeout and RefreshInterval must not be negative"))
-	}
-	if len(cfg.Files) == 0 && len(cfg.URLs) == 0 && !cfg.DistributionPoints {
-		errs = append(errs, errors.New("mtls: CRL: set Files, URLs or DistributionPoints"))
-	}
-	empty := map[string][]*crlSource{}
-	ck.byIssuer.Store(&empty)
-	for _, f := range cfg.Files {
-		src := &crlSource{ck: ck, path: f, configured: true}
-		if err := src.refresh(context.Background(), nil); err != nil {
-			errs = append(errs, err)
-		}
-		ck.configured = append(ck.configured, src)
-	}
-	var urls []*crlSource
-	for _, u := range cfg.URLs {
-		if err := checkFetchURL(u); err != nil {
-			errs = append(errs, fmt.Errorf("mtls: CRL URL: %w", err))
-			continue
-		}
-		urls = append(urls, &crlSource{ck: ck, url: u, configured: true})
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	ck.configured = append(ck.configured, urls...)
-	ck.unloaded.Store(int32(len(urls)))
-	ck.rebuildIndex()
-	return ck, nil
-}
-
 // startDownloads downloads the configured URLs at once, in the background: requests wait for
 // them only as long as the revocation timeout allows, and only when no CRL of their issuer is
 // known yet.

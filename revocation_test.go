@@ -722,26 +722,35 @@ func TestDenyList(t *testing.T) {
 func TestRevocationConfigErrors(t *testing.T) {
 	p := newRevPKI()
 	tests := []struct {
-		name string
-		rc   RevocationConfig
-		want string
+		name  string
+		rc    RevocationConfig
+		field string
+		want  string
 	}{
-		{"nothing to check", RevocationConfig{}, "set OCSP, CRL or DenyList"},
-		{"bad responder", RevocationConfig{OCSP: &OCSPConfig{Responder: "ftp://x"}}, "not an absolute http"},
-		{"negative cache", RevocationConfig{OCSP: &OCSPConfig{CacheSize: -1}}, "CacheSize"},
-		{"no CRL source", RevocationConfig{CRL: &CRLConfig{}}, "set Files, URLs or DistributionPoints"},
-		{"missing file", RevocationConfig{CRL: &CRLConfig{Files: []string{"/nonexistent.crl"}}}, "nonexistent.crl"},
-		{"bad URL", RevocationConfig{CRL: &CRLConfig{URLs: []string{"file:///etc/passwd"}}}, "not an absolute http"},
-		{"negative skew", RevocationConfig{OCSP: &OCSPConfig{}, ClockSkew: -1}, "ClockSkew"},
-		{"negative distribution point bound", RevocationConfig{CRL: &CRLConfig{DistributionPoints: true, DistributionPointMaxBytes: -1}}, "DistributionPointMaxBytes"},
+		{"nothing to check", RevocationConfig{}, "Revocation", "set OCSP, CRL or DenyList"},
+		{"bad responder", RevocationConfig{OCSP: &OCSPConfig{Responder: "ftp://x"}}, "Revocation.OCSP.Responder", "not an absolute http"},
+		{"negative cache", RevocationConfig{OCSP: &OCSPConfig{CacheSize: -1}}, "Revocation.OCSP.CacheSize", "negative"},
+		{"no CRL source", RevocationConfig{CRL: &CRLConfig{}}, "Revocation.CRL", "set Files, URLs or DistributionPoints"},
+		{"missing file", RevocationConfig{CRL: &CRLConfig{Files: []string{"/nonexistent.crl"}}}, "Revocation.CRL.Files[0]", "nonexistent.crl"},
+		{"bad URL", RevocationConfig{CRL: &CRLConfig{URLs: []string{"https://crl.test/a.crl", "file:///etc/passwd"}}}, "Revocation.CRL.URLs[1]", "not an absolute http"},
+		{"negative skew", RevocationConfig{OCSP: &OCSPConfig{}, ClockSkew: -1}, "Revocation.ClockSkew", "negative"},
+		{"negative timeout", RevocationConfig{OCSP: &OCSPConfig{}, Timeout: -1}, "Revocation.Timeout", "negative"},
+		{"negative distribution point bound", RevocationConfig{CRL: &CRLConfig{DistributionPoints: true, DistributionPointMaxBytes: -1}}, "Revocation.CRL.DistributionPointMaxBytes", "negative"},
+		{"negative refresh interval", RevocationConfig{CRL: &CRLConfig{DistributionPoints: true, RefreshInterval: -1}}, "Revocation.CRL.RefreshInterval", "negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rc := tt.rc
 			_, err := New(Config{RootCAs: p.root.Pool(), Revocation: &rc})
 			require.ErrorContains(t, err, tt.want)
+			assert.Equal(t, []string{tt.field}, configFields(t, err))
 		})
 	}
+	t.Run("negative means off where something can be off", func(t *testing.T) {
+		_, err := New(Config{RootCAs: p.root.Pool(), Revocation: &RevocationConfig{
+			OCSP: &OCSPConfig{MaxAge: -1}, StaleIfError: -1}})
+		require.NoError(t, err)
+	})
 }
 
 func TestRevocationWarmPathAllocations(t *testing.T) {
