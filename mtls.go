@@ -85,6 +85,8 @@ type Middleware struct {
 	policies policyRuntime         // Policy, ShadowPolicy, OnShadow, Principals
 	reloadMu sync.Mutex            // serialises ReloadTrust
 	state    atomic.Pointer[state] // trust and the cache of outcomes under that trust
+
+	lastDegradedLog atomic.Int64 // when a degraded acceptance was last logged (UnixNano)
 }
 
 // state is what a trust change replaces at once: the trust and the outcomes verified under it.
@@ -143,9 +145,10 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 }
 
 // Authenticate runs the whole check on r and returns the identity, or an *Error. It writes no
-// response and reports nothing about the request: no refusal record, no shadow-policy report.
-// (Revocation checking may still query responders and, at most every 30 seconds, warn that answers
-// are stale.) In optional mode a request without a certificate yields (nil, nil).
+// response and reports nothing about the request: no refusal record, no shadow-policy report, no
+// record of an acceptance on a degraded revocation answer (the identity's Revocation says so).
+// Revocation checking may still query responders, and log a source's failure. In optional mode a
+// request without a certificate yields (nil, nil).
 //
 // Authenticate does not remove certificate headers from r: a caller that passes r on (to a
 // handler, or through a reverse proxy) after authenticating it this way must delete them itself

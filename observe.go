@@ -18,6 +18,10 @@ func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision
 	}
 	if d.err != nil {
 		m.refuse(w, r, d.err)
+		return
+	}
+	if d.id != nil && d.id.Revocation.Degraded() {
+		m.logDegraded(r.Context(), d.id)
 	}
 }
 
@@ -72,4 +76,30 @@ func (m *Middleware) log(ctx context.Context, level slog.Level, msg string, attr
 	if m.logger != nil {
 		m.logger.LogAttrs(ctx, level, msg, attrs...)
 	}
+}
+
+// logDegraded records, at most every degradedLogEvery, a request accepted on degraded answers.
+func (m *Middleware) logDegraded(ctx context.Context, id *Identity) {
+	if m.logger == nil {
+		return
+	}
+	now := m.now().UnixNano()
+	last := m.lastDegradedLog.Load()
+	if now-last < int64(degradedLogEvery) || !m.lastDegradedLog.CompareAndSwap(last, now) {
+		return
+	}
+	s := id.Revocation
+	attrs := []slog.Attr{
+		slog.String("subject", id.Leaf.Subject.String()),
+		slog.String("issuer", id.Leaf.Issuer.String()),
+		slog.Bool("stale", s.Stale),
+		slog.Bool("fail_open", s.FailOpen),
+	}
+	if s.Stale {
+		attrs = append(attrs, slog.Time("next_update", s.NextUpdate))
+	}
+	if s.Err != nil {
+		attrs = append(attrs, slog.String("error", s.Err.Error()))
+	}
+	m.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: request accepted without fresh revocation status", attrs...)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync/atomic"
 	"time"
 )
 
@@ -180,8 +179,6 @@ type revocation struct {
 	ocsp *ocspChecker
 	crl  *crlChecker
 	deny *DenyList
-
-	lastDegradedLog atomic.Int64
 }
 
 // revState orders answers: a higher state wins when sources disagree.
@@ -241,7 +238,6 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 			return nil, e
 		}
 		status := RevocationStatus{FailOpen: true, Err: err}
-		rv.logDegraded(ctx, id, status)
 		cp := *id
 		cp.Revocation = status
 		return &cp, nil
@@ -289,7 +285,6 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 	if !status.Degraded() {
 		return id, nil
 	}
-	rv.logDegraded(ctx, id, status)
 	cp := *id
 	cp.Revocation = status
 	return &cp, nil
@@ -379,29 +374,4 @@ func (rv *revocation) logSourceFailure(what string, err error, haveGood bool, ne
 	}
 	rv.logger.LogAttrs(rv.baseCtx, slog.LevelWarn, "mtls: revocation source failed",
 		slog.String("source", what), slog.String("error", err.Error()), slog.String("meanwhile", meanwhile))
-}
-
-// logDegraded records, at most every degradedLogEvery, a request accepted on degraded answers.
-func (rv *revocation) logDegraded(ctx context.Context, id *Identity, s RevocationStatus) {
-	if rv.logger == nil {
-		return
-	}
-	now := rv.now().UnixNano()
-	last := rv.lastDegradedLog.Load()
-	if now-last < int64(degradedLogEvery) || !rv.lastDegradedLog.CompareAndSwap(last, now) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("subject", id.Leaf.Subject.String()),
-		slog.String("issuer", id.Leaf.Issuer.String()),
-		slog.Bool("stale", s.Stale),
-		slog.Bool("fail_open", s.FailOpen),
-	}
-	if s.Stale {
-		attrs = append(attrs, slog.Time("next_update", s.NextUpdate))
-	}
-	if s.Err != nil {
-		attrs = append(attrs, slog.String("error", s.Err.Error()))
-	}
-	rv.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: request accepted without fresh revocation status", attrs...)
 }
