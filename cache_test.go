@@ -113,12 +113,14 @@ func TestConcurrentMissesVerifyOnce(t *testing.T) {
 	chain := p.alice.Chain()
 	var calls atomic.Int32
 	release := make(chan struct{})
-	var wg sync.WaitGroup
+	var wg, missed sync.WaitGroup
 	for range 1000 {
 		wg.Add(1)
+		missed.Add(1)
 		go func() {
 			defer wg.Done()
 			k, e := c.lookupChain(chain, now)
+			missed.Done()
 			if e != nil {
 				return
 			}
@@ -129,7 +131,7 @@ func TestConcurrentMissesVerifyOnce(t *testing.T) {
 			})
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	missed.Wait() // every request missed the cache before the first verification ends
 	close(release)
 	wg.Wait()
 	assert.Equal(t, int32(1), calls.Load())
