@@ -22,19 +22,27 @@
 //
 // # The pipeline
 //
-// Every request goes the same way, one step per file:
+// Every request takes the same steps, whichever source delivered the certificate, and a proxy
+// trusted by its own certificate takes them too:
 //
-//   - source: the TLS connection, or the header of a proxy the configuration trusts
-//     ([Config.Header], header.go); from any other peer such headers are removed and ignored;
+//   - claim: what the request presents: the chain of its TLS connection, or the certificate
+//     headers of a proxy the configuration trusts ([Config.Header]); from any other peer such
+//     headers are removed (under any spelling) and ignored (claim.go);
+//   - screen: bounds on what was presented, before any signature is checked: the number of
+//     certificates, the size of each, RSA key sizes and exponents, repeated candidates of one
+//     name (screen.go); a refusal here is not cached;
 //   - cache: an outcome for the very same chain (or header values) is reused (cache.go);
-//   - parse and verify: chain to a trust anchor or a pin, clientAuth usage, validity, depth
-//     (verify.go);
-//   - revocation: OCSP, CRLs and a local deny list, hard-fail by default ([Config.Revocation],
+//   - parse and verify: chain to a trust anchor or a pin, clientAuth usage, validity, depth,
+//     critical extensions; presented CAs are used only once they verify up to a root (verify.go);
+//   - revocation: deny list, OCSP and CRLs, hard-fail by default ([Config.Revocation],
 //     revocation.go);
 //   - principal and policy: who the certificate stands for, and whether it may proceed
 //     ([Config.Principals], [Config.Policy], policy.go); per route with [Middleware.Require];
 //   - identity: placed in the context for the next handler ([FromContext]); refusals go to
-//     [Config.ErrorHandler].
+//     [Config.ErrorHandler] and, with every decision, to the one observer that logs
+//     (observe.go).
+//
+// pipeline.go runs the steps in this order; config.go compiles the configuration once, in [New].
 //
 // # Where the decision is made
 //
@@ -47,13 +55,17 @@
 // # Security model
 //
 // Verified: the chain leads to a configured root (client-presented intermediates, and a proxy's
-// forwarded chain, are only candidates), or the leaf is pinned; the leaf carries the clientAuth
+// forwarded chain, are only candidates, and only those that verify up to a root are used), or the
+// leaf is pinned; presented keys are RSA of 2048 to 8192 bits with a public exponent from 3 to
+// 65537, ECDSA or Ed25519, and certificates at most 16 KiB; the leaf carries the clientAuth
 // extended key usage and is not a CA; every certificate of the chain is within its validity period
 // at [Config.Now]; the chain is no deeper than [Config.MaxChainDepth]. A forwarded certificate is
 // believed only from a trusted proxy, and is verified like a direct one unless
 // [HeaderConfig.DangerouslyTrustProxyVerification] says otherwise. Revocation is checked when
 // configured, and "could not check" refuses unless [RevocationConfig.DangerouslyFailOpen] is set.
-// Who may call what is up to the policies you configure.
+// On a direct TLS connection with a client certificate, the request's Host must name the server
+// the client named in the handshake ([Config.DangerouslyAllowHostMismatch]). Who may call what is
+// up to the policies you configure.
 package mtls
 
 import (
