@@ -144,3 +144,23 @@ func ExampleMiddleware_TLSConfig() {
 	_ = srv // srv.ListenAndServeTLS("server.pem", "server-key.pem")
 	// Output: RequestClientCert TLS 1.2 true
 }
+
+// New reports every problem of a configuration at once, each naming its field.
+func ExampleConfigError() {
+	_, err := mtls.New(mtls.Config{
+		PinnedSHA256:  []string{"not-a-fingerprint"},
+		MaxChainDepth: -1,
+	})
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			var ce *mtls.ConfigError
+			if errors.As(e, &ce) {
+				fmt.Println(ce.Field)
+			}
+		}
+	}
+	// Output:
+	// MaxChainDepth
+	// PinnedSHA256[0]
+}
