@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"io"
 	"log"
@@ -23,34 +22,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// echoIdentity answers with the common name of the identity, or "anonymous".
-var echoIdentity = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-	if id, ok := FromContext(r.Context()); ok {
-		_, _ = io.WriteString(w, id.Leaf.Subject.CommonName)
-		return
-	}
-	_, _ = io.WriteString(w, "anonymous")
-})
-
-type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Reason string `json:"reason"`
-}
-
-func decodeProblem(t *testing.T, res *http.Response) problem {
-	t.Helper()
-	assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
-	var p problem
-	dec := json.NewDecoder(res.Body)
-	dec.DisallowUnknownFields()
-	require.NoError(t, dec.Decode(&p))
-	assert.Equal(t, res.StatusCode, p.Status)
-	assert.Equal(t, http.StatusText(res.StatusCode), p.Title)
-	return p
-}
 
 func TestHandler(t *testing.T) {
 	p := newPKI(t)
@@ -169,26 +140,6 @@ func TestContext(t *testing.T) {
 	got, ok := FromContext(NewContext(context.Background(), id))
 	require.True(t, ok)
 	assert.Same(t, id, got)
-}
-
-// tlsServer serves h behind m over a real TLS listener.
-func tlsServer(t *testing.T, m *Middleware, h http.Handler, opts ...TLSOption) (*httptest.Server, *mtlstest.CA) {
-	t.Helper()
-	serverCA := mtlstest.NewRootCA("Server CA")
-	srv := httptest.NewUnstartedServer(m.Handler(h))
-	srv.TLS = m.TLSConfig(&tls.Config{Certificates: []tls.Certificate{serverCA.NewServer("127.0.0.1").TLSCertificate()}}, opts...)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected here
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv, serverCA
-}
-
-func clientFor(serverCA *mtlstest.CA, leaf *mtlstest.Leaf) *http.Client {
-	cfg := &tls.Config{RootCAs: serverCA.Pool(), MinVersion: tls.VersionTLS12}
-	if leaf != nil {
-		cfg.Certificates = []tls.Certificate{leaf.TLSCertificate()}
-	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
 }
 
 func TestEndToEndTLS(t *testing.T) {

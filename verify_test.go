@@ -7,9 +7,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -21,52 +18,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// pki is a test PKI: root -> issuing intermediate -> clients, plus an unrelated CA.
-type pki struct {
-	root, issuing, other *mtlstest.CA
-	alice                *mtlstest.Leaf
-}
-
-func newPKI(t testing.TB) *pki {
-	t.Helper()
-	root := mtlstest.NewRootCA("Test Root CA")
-	issuing := root.NewIntermediate("Test Issuing CA")
-	return &pki{
-		root:    root,
-		issuing: issuing,
-		other:   mtlstest.NewRootCA("Other Root CA"),
-		alice: issuing.NewClient("alice",
-			mtlstest.WithDNS("alice.example.test"),
-			mtlstest.WithEmails("alice@example.test"),
-			mtlstest.WithURIs("spiffe://example.test/ns/prod/sa/alice"),
-			mtlstest.WithIPs("192.0.2.7")),
-	}
-}
-
-// requestWith fakes a request that arrived over TLS with the given peer chain.
-func requestWith(chain ...*x509.Certificate) *http.Request {
-	r := httptest.NewRequest(http.MethodGet, "https://api.example.test/", nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: chain, ServerName: "api.example.test"}
-	return r
-}
-
-// hostOf is the host r was sent to, as a client names it in SNI (empty for an address).
-func hostOf(r *http.Request) string {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return ""
-	}
-	return host
-}
-
-func fingerprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.Raw)
-	return hex.EncodeToString(sum[:])
-}
 
 func TestVerificationOutcomes(t *testing.T) {
 	p := newPKI(t)

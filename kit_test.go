@@ -1,0 +1,138 @@
+package mtls
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/certgate/mtls/mtlstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The test kit shared by the package's tests: a test PKI, requests as the TLS server and a
+// trusted proxy make them, a TLS server and its clients, and the default refusal's body.
+
+// requireBinary returns the path of an external program an integration test needs. The test is
+// skipped under -short, or when the program is missing outside CI; under CI (CI=true) a missing
+// program fails the test, so that CI can never pass by skipping.
+func requireBinary(t testing.TB, name string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("integration test needs %s; skipped with -short", name)
+	}
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("integration test needs %s, which is not installed (CI=true: not skipping)", name)
+		}
+		t.Skipf("integration test needs %s, which is not installed", name)
+	}
+	return path
+}
+
+// pki is a test PKI: root -> issuing intermediate -> clients, plus an unrelated CA.
+type pki struct {
+	root, issuing, other *mtlstest.CA
+	alice                *mtlstest.Leaf
+}
+
+func newPKI(t testing.TB) *pki {
+	t.Helper()
+	root := mtlstest.NewRootCA("Test Root CA")
+	issuing := root.NewIntermediate("Test Issuing CA")
+	return &pki{
+		root:    root,
+		issuing: issuing,
+		other:   mtlstest.NewRootCA("Other Root CA"),
+		alice: issuing.NewClient("alice",
+			mtlstest.WithDNS("alice.example.test"),
+			mtlstest.WithEmails("alice@example.test"),
+			mtlstest.WithURIs("spiffe://example.test/ns/prod/sa/alice"),
+			mtlstest.WithIPs("192.0.2.7")),
+	}
+}
+
+// requestWith fakes a request that arrived over TLS with the given peer chain.
+func requestWith(chain ...*x509.Certificate) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "https://api.example.test/", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: chain, ServerName: "api.example.test"}
+	return r
+}
+
+// hostOf is the host r was sent to, as a client names it in SNI (empty for an address).
+func hostOf(r *http.Request) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return ""
+	}
+	return host
+}
+
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// echoIdentity answers with the common name of the identity, or "anonymous".
+var echoIdentity = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if id, ok := FromContext(r.Context()); ok {
+		_, _ = io.WriteString(w, id.Leaf.Subject.CommonName)
+		return
+	}
+	_, _ = io.WriteString(w, "anonymous")
+})
+
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Reason string `json:"reason"`
+}
+
+func decodeProblem(t *testing.T, res *http.Response) problem {
+	t.Helper()
+	assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
+	var p problem
+	dec := json.NewDecoder(res.Body)
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&p))
+	assert.Equal(t, res.StatusCode, p.Status)
+	assert.Equal(t, http.StatusText(res.StatusCode), p.Title)
+	return p
+}
+
+// tlsServer serves h behind m over a real TLS listener.
+func tlsServer(t *testing.T, m *Middleware, h http.Handler, opts ...TLSOption) (*httptest.Server, *mtlstest.CA) {
+	t.Helper()
+	serverCA := mtlstest.NewRootCA("Server CA")
+	srv := httptest.NewUnstartedServer(m.Handler(h))
+	srv.TLS = m.TLSConfig(&tls.Config{Certificates: []tls.Certificate{serverCA.NewServer("127.0.0.1").TLSCertificate()}}, opts...)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected here
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv, serverCA
+}
+
+func clientFor(serverCA *mtlstest.CA, leaf *mtlstest.Leaf) *http.Client {
+	cfg := &tls.Config{RootCAs: serverCA.Pool(), MinVersion: tls.VersionTLS12}
+	if leaf != nil {
+		cfg.Certificates = []tls.Certificate{leaf.TLSCertificate()}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
+}
