@@ -1,8 +1,11 @@
 package mtls
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
+	"maps"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -77,7 +80,11 @@ func (m *Middleware) trustedProxy(r *http.Request) (netip.Addr, bool) {
 	// of a middleware that replaced it with a client-supplied X-Forwarded-For or X-Real-IP
 	// value: it no longer names the peer, so it is not trusted.
 	var addr netip.Addr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+	remote := r.RemoteAddr
+	if peer, ok := r.Context().Value(peerKey{}).(net.Addr); ok {
+		remote = peer.String() // recorded by ConnContext: the connection itself
+	}
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
 		addr = ap.Addr().Unmap().WithZone("")
 	}
 	if len(h.prefixes) > 0 {
@@ -143,8 +150,8 @@ func (h *headerSource) read(r *http.Request, c *claim) error {
 	return nil
 }
 
-// stripHeader returns r without the certificate headers (under any spelling), unless the
-// identity came from them. The request given to the handler is not modified: a copy with its own
+// stripHeader returns r without the certificate headers (under any spelling, the format's
+// default names included when Names replaces them), unless the identity came from them. The request given to the handler is not modified: a copy with its own
 // header map is made, and only when there is something to remove.
 func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
 	h := m.header
@@ -153,7 +160,7 @@ func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
 	}
 	found := false
 	for k := range r.Header {
-		if h.index(k) >= 0 {
+		if nameIndex(k, h.stripNames) >= 0 {
 			found = true
 			break
 		}
@@ -162,9 +169,9 @@ func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
 		return r
 	}
 	r2 := r.WithContext(r.Context())
-	r2.Header = r.Header.Clone()
+	r2.Header = maps.Clone(r.Header) // a map of its own; the values are shared, never changed
 	for k := range r2.Header {
-		if h.index(k) >= 0 {
+		if nameIndex(k, h.stripNames) >= 0 {
 			delete(r2.Header, k)
 		}
 	}
@@ -185,4 +192,18 @@ func nameIndex(key string, names []string) int {
 		}
 	}
 	return -1
+}
+
+type peerKey struct{}
+
+// ConnContext records the peer address of each connection, for [http.Server.ConnContext]. Header
+// mode then judges whether the peer is a trusted proxy by the connection itself, not by
+// r.RemoteAddr, which a middleware that believes X-Forwarded-For or X-Real-IP (such as gorilla's
+// handlers.ProxyHeaders) may have replaced with an "ip:port" of the client's choosing:
+//
+//	srv := &http.Server{Handler: m.Handler(mux), ConnContext: mtls.ConnContext}
+//
+// A server that has its own ConnContext calls this one from it.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, peerKey{}, c.RemoteAddr())
 }

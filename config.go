@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,7 +60,9 @@ type Config struct {
 	// otherwise authenticate against a lenient host and send its requests to a strict one. A
 	// connection without SNI (a client that connected by address) must then use an address as
 	// Host. HTTP/2 clients that reuse a connection for another host retry on a new connection
-	// when they get 421. Default false.
+	// when they get 421. A client that sends no SNI and a named Host is refused (a Go client
+	// calling an address with req.Host set; nginx with proxy_ssl_server_name off). No middleware
+	// after this one may rewrite r.Host. Default false.
 	DangerouslyAllowHostMismatch bool
 
 	// CacheSize bounds the number of verification outcomes kept, rounded up to a power of two.
@@ -250,6 +253,7 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 			var err error
 			h.names, err = canonicalNames(names)
 			p.add("Header.Names", err)
+			h.stripNames = append(slices.Clone(h.names), defaults...)
 			if lf, ok := h.format.(listHeaders); ok {
 				for i := range h.names {
 					h.lists[i] = lf.listHeader(i)

@@ -41,10 +41,12 @@ type HeaderConfig struct {
 	Names []string
 
 	// TrustedProxies are the networks of the proxies allowed to set the header, compared with
-	// the address of the immediate peer, r.RemoteAddr in the "ip:port" form net/http sets
-	// (IPv4-mapped IPv6 addresses are unmapped, zones ignored). A bare address, as middlewares
-	// that copy X-Forwarded-For or X-Real-IP into RemoteAddr leave it, is never trusted; such a
-	// middleware must run after this one. A prefix that covers every address (/0) is refused.
+	// the address of the immediate peer (IPv4-mapped IPv6 addresses are unmapped, zones
+	// ignored): the connection's, when the server sets [ConnContext], or else r.RemoteAddr in the
+	// "ip:port" form net/http sets. A bare address, as middlewares that copy X-Forwarded-For or
+	// X-Real-IP into RemoteAddr leave it, is never trusted; a middleware that copies a client's
+	// "ip:port" unchecked defeats the check unless ConnContext is set. Such middlewares must run
+	// after this one. A prefix that covers every address (/0) is refused.
 	// Default: none.
 	TrustedProxies []netip.Prefix
 
@@ -81,6 +83,7 @@ type headerSource struct {
 	format     Format
 	formatName string
 	names      []string             // canonical, len <= number of format headers
+	stripNames []string             // names and the format's own: removed from other peers' requests
 	lists      [maxHeaderNames]bool // names[i] is a list whose field lines are joined
 	nvalues    int                  // number of values Decode takes
 	prefixes   []netip.Prefix

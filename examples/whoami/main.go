@@ -247,6 +247,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	srv := &http.Server{
 		Handler:           m.Handler(http.HandlerFunc(whoami)),
+		ConnContext:       mtls.ConnContext, // trusted proxies are judged by the connection
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
