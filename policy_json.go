@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/certgate/mtls/internal/match"
 )
 
 // Limits of a policy document: it is configuration, not client input, but a typo must not be able
@@ -337,17 +339,11 @@ func compileName(key string, v *jsonValue, path string) (Policy, error) {
 		attrs[k] = vals
 	}
 	for _, k := range v.keys { // report the first bad attribute in document order
-		if _, msg := lookupAttr(k); msg != "" {
-			return nil, errAt(keyPath(path, k), "%s", msg)
+		if _, err := match.LookupAttr(k); err != nil {
+			return nil, errAt(keyPath(path, k), "%s", err)
 		}
 	}
-	var p Policy
-	var e *elemError
-	if key == "subject" {
-		p, e = buildNamePolicy("subject", attrs, subjectNames)
-	} else {
-		p, e = buildNamePolicy("issuer", attrs, issuerNames)
-	}
+	p, e := buildNamePolicy(key, attrs)
 	if e != nil {
 		return nil, elemAt(path, e)
 	}

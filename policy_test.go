@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls/internal/match"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -239,21 +240,6 @@ func TestPolicyURIs(t *testing.T) {
 	}
 }
 
-func TestAppendURIMatchesString(t *testing.T) {
-	for _, raw := range []string{
-		"spiffe://acme.test/ns/prod/sa/alice", "https://h:8443/p?q=1&r", "https://h/p?", "urn:acme:x",
-		"https://[2001:db8::1]:443/x", "https://h/a%20b", "https://u@h/", "https://h/#f", "https://h", "mailto:a@b",
-		"https://h/a;b=c,d@e$f+g", "https://h/~x_y-z.z",
-	} {
-		u, err := url.Parse(raw)
-		require.NoError(t, err)
-		var buf [512]byte
-		if b, ok := appendURI(buf[:0], u); ok {
-			assert.Equal(t, u.String(), string(b), raw)
-		}
-	}
-}
-
 func TestPolicyIPs(t *testing.T) {
 	p := Must(RequireIPs("192.0.2.7", "10.0.0.0/8", "2001:db8::/32", "::ffff:198.51.100.0/120"))
 	id := func(raw ...string) *Identity { return synth(&x509.Certificate{IPAddresses: ips(raw...)}) }
@@ -427,7 +413,7 @@ func TestPolicySerials(t *testing.T) {
 		{"the decimal reading is another serial", id(big.NewInt(1000)), false},
 		{"negative", id(big.NewInt(-0x1000)), false},
 		{"none", id(nil), false},
-		{"huge", id(new(big.Int).Lsh(big.NewInt(1), 8*maxSerialBytes)), false},
+		{"huge", id(new(big.Int).Lsh(big.NewInt(1), 8*match.MaxSerialBytes)), false},
 	})
 	for _, bad := range []string{"4096", "abcdef", "0", "0x", "-5", "0x-5", "+5", "0x+5", "1:234", "1:2", "12:", ":12", "0x10:00",
 		"0xg1", "12.5", "0x1 ", " 0x1", "0x1_0", "0x" + strings.Repeat("f", 257), strings.Repeat("ff:", 129) + "ff"} {
@@ -436,7 +422,7 @@ func TestPolicySerials(t *testing.T) {
 	}
 	assert.Equal(t, `serial ["0x1000","0xabcdef","0x123","0xff01"]`, p.(*rule).String())
 
-	longest := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8*maxSerialBytes), big.NewInt(1))
+	longest := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8*match.MaxSerialBytes), big.NewInt(1))
 	runMatchCases(t, Must(RequireSerials("0x"+longest.Text(16))), []matchCase{{"128 bytes", id(longest), true}})
 	_, err := RequireSerials("0x00" + longest.Text(16))
 	assert.NoError(t, err, "a leading zero byte")

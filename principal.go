@@ -17,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/certgate/mtls/internal/match"
 	"github.com/certgate/mtls/internal/spiffeid"
 )
 
@@ -92,12 +93,12 @@ var errNilBindings = errors.New("mtls: nil bindings (was an error from NewBindin
 // control, format or line-separator characters (such as a right-to-left override), is refused
 // rather than guessed at.
 func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
-	a, msg := lookupAttr(attr)
-	if msg != "" {
-		return nil, fmt.Errorf("mtls: PrincipalFromSubject: %q: %s", attr, msg)
+	a, err := match.LookupAttr(attr)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: PrincipalFromSubject: %q: %w", attr, err)
 	}
-	errMany := fmt.Errorf("mtls: subject has more than one %s", a.name)
-	errCtl := fmt.Errorf("mtls: subject %s contains control characters, invisible characters or invalid UTF-8", a.name)
+	errMany := fmt.Errorf("mtls: subject has more than one %s", a.Name)
+	errCtl := fmt.Errorf("mtls: subject %s contains control characters, invisible characters or invalid UTF-8", a.Name)
 	return PrincipalResolverFunc(func(id *Identity) (string, error) {
 		if !hasLeaf(id) {
 			return "", errNoLeafPrincipal
@@ -105,7 +106,7 @@ func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 		var found string
 		n := 0
 		for _, atv := range id.Leaf.Subject.Names {
-			if atv.Type.Equal(a.oid) {
+			if atv.Type.Equal(a.OID) {
 				n++
 				found, _ = atv.Value.(string)
 			}
