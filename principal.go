@@ -17,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/certgate/mtls/internal/jsondoc"
 	"github.com/certgate/mtls/internal/match"
 	"github.com/certgate/mtls/internal/spiffeid"
 )
@@ -274,7 +275,11 @@ func (s *BindingStore) ResolvePrincipal(id *Identity) (string, error) {
 // Len is the number of bindings in force.
 func (s *BindingStore) Len() int { return s.cur.Load().Len() }
 
-const maxBindingFile = 1 << 20
+// Limits of a binding file.
+const (
+	maxBindingFile  = 1 << 20
+	maxBindingDepth = 32
+)
 
 func loadBindings(path string) (*Bindings, error) {
 	fi, err := os.Stat(path)
@@ -308,23 +313,23 @@ func readLimited(path string) ([]byte, error) {
 }
 
 func parseBindingJSON(path string, doc []byte) (*Bindings, error) {
-	v, err := decodeJSON(doc)
+	v, err := jsondoc.Decode(doc, maxBindingDepth)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: bindings %s: %s", path, strings.TrimPrefix(err.Error(), "mtls: policy "))
+		return nil, fmt.Errorf("mtls: bindings %s: %w", path, err)
 	}
-	if v.kind != '{' {
-		return nil, fmt.Errorf("mtls: bindings %s: $: expected an object of principal to SHA-256 fingerprints, found %s", path, v.typeName())
+	if v.Kind != jsondoc.Object {
+		return nil, fmt.Errorf("mtls: bindings %s: $: expected an object of principal to SHA-256 fingerprints, found %s", path, v.TypeName())
 	}
 	b := &Bindings{byThumb: map[[32]byte]string{}, byKey: map[string]map[string]string{}}
-	for i, principal := range v.keys {
-		at := keyPath("$", principal)
-		list, err := stringList(v.vals[i], at)
+	for i, principal := range v.Keys {
+		at := jsondoc.KeyPath("$", principal)
+		list, err := v.Vals[i].Strings(at)
 		if err != nil {
-			return nil, fmt.Errorf("mtls: bindings %s: %s", path, strings.TrimPrefix(err.Error(), "mtls: policy "))
+			return nil, fmt.Errorf("mtls: bindings %s: %w", path, err)
 		}
 		for j, fp := range list {
 			if err := b.add(Binding{Principal: principal, SHA256: fp}); err != nil {
-				return nil, fmt.Errorf("mtls: bindings %s: %s: %w", path, indexPath(at, j), err)
+				return nil, fmt.Errorf("mtls: bindings %s: %s: %w", path, jsondoc.IndexPath(at, j), err)
 			}
 		}
 	}
