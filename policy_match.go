@@ -457,6 +457,11 @@ func ParseSerial(s string) (*big.Int, error) {
 	return n, nil
 }
 
+// FormatSerial writes a serial number in the notation [ParseSerial] reads: 0x followed by
+// lowercase hexadecimal digits, as policies, their documents and the refusal reasons of a
+// [DenyList] write serials. A negative number (which ParseSerial refuses) is written -0x1f.
+func FormatSerial(n *big.Int) string { return match.FormatSerial(n) }
+
 // RequireSerials allows a leaf whose serial number is one of serials, each in the notation of
 // [ParseSerial]: hexadecimal, "0x1000" or "10:00" (digits alone are refused as ambiguous).
 func RequireSerials(serials ...string) (Policy, error) {

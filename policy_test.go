@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -1267,4 +1268,49 @@ func TestPolicyIssuerOfPinnedLeaf(t *testing.T) {
 	assert.Error(t, internal.Check(pinned))
 	assert.NoError(t, Not(internal).Check(pinned), "not issued by a trusted CA of that name")
 	assert.NoError(t, Must(RequireSubject(Attributes{"cn": {"partner"}})).Check(pinned), "the subject still counts")
+}
+
+// TestPrintedSerialsParseBack: wherever the library prints a serial number (FormatSerial, a
+// policy's description and document, a deny list's refusal detail), it prints what ParseSerial
+// reads back as the same number.
+func TestPrintedSerialsParseBack(t *testing.T) {
+	issuer := &x509.Certificate{Raw: []byte("issuer"), RawSubjectPublicKeyInfo: []byte("issuer key")}
+	printedSerial := regexp.MustCompile(`serial (\S+) of`)
+	tests := []struct {
+		name   string
+		serial *big.Int
+	}{
+		{"one byte", big.NewInt(0x7f)},
+		{"high bit set", big.NewInt(0x80)},
+		{"decimal-looking digits", big.NewInt(0x1000)},
+		{"20 bytes", new(big.Int).SetBytes(bytes.Repeat([]byte{0xa5}, 20))},
+		{"longest", new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8*match.MaxSerialBytes), big.NewInt(1))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			back := func(printed string) {
+				t.Helper()
+				n, err := ParseSerial(printed)
+				require.NoError(t, err, "%q", printed)
+				assert.Equal(t, 0, n.Cmp(tc.serial), "%q", printed)
+			}
+			back(FormatSerial(tc.serial))
+
+			p := must(RequireSerials(FormatSerial(tc.serial)))
+			var doc struct{ Serial []string }
+			require.NoError(t, json.Unmarshal(must(json.Marshal(p)), &doc))
+			require.Len(t, doc.Serial, 1)
+			back(doc.Serial[0])
+			assert.Equal(t, `serial ["`+doc.Serial[0]+`"]`, p.(*rule).String())
+
+			c := &x509.Certificate{SerialNumber: tc.serial, Raw: []byte("leaf")}
+			id := synth(c)
+			id.Chain = []*x509.Certificate{c, issuer}
+			deny := NewDenyList(DenySerial(SPKISHA256(issuer), tc.serial))
+			detail := deny.match(id, false)
+			m := printedSerial.FindStringSubmatch(detail)
+			require.NotNil(t, m, "deny list detail %q", detail)
+			back(m[1])
+		})
+	}
 }

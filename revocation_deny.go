@@ -222,7 +222,7 @@ func (d *DenyList) match(id *Identity, chain bool) string {
 				var buf [maxSerialLen + 1]byte
 				if b := denySerialContent(&buf, c.SerialNumber); b != nil {
 					if _, ok := m[string(b)]; ok {
-						return fmt.Sprintf("deny list: serial %x of %q", c.SerialNumber, c.Issuer.String())
+						return fmt.Sprintf("deny list: serial %s of %q", FormatSerial(c.SerialNumber), c.Issuer.String())
 					}
 				}
 			}
