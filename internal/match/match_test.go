@@ -126,7 +126,9 @@ func TestMatchName(t *testing.T) {
 	cn, _ := LookupAttr("cn")
 	ou, _ := LookupAttr("ou")
 	rules := []NameRule{NewNameRule(cn, []string{"alice"}), NewNameRule(ou, []string{"payments"})}
-	atv := func(a Attr, v any) pkix.AttributeTypeAndValue { return pkix.AttributeTypeAndValue{Type: a.OID, Value: v} }
+	atv := func(a Attr, v any) pkix.AttributeTypeAndValue {
+		return pkix.AttributeTypeAndValue{Type: a.OID, Value: v}
+	}
 	tests := []struct {
 		name  string
 		names []pkix.AttributeTypeAndValue
