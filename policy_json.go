@@ -3,11 +3,10 @@ package mtls
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"time"
 
+	"github.com/certgate/mtls/internal/certfile"
 	"github.com/certgate/mtls/internal/jsondoc"
 	"github.com/certgate/mtls/internal/match"
 )
@@ -80,12 +79,7 @@ func ParsePolicy(doc []byte) (Policy, error) {
 
 // LoadPolicyFile reads and compiles a policy document file (see [ParsePolicy]).
 func LoadPolicyFile(path string) (Policy, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("mtls: policy file: %w", err)
-	}
-	defer f.Close()
-	doc, err := io.ReadAll(io.LimitReader(f, maxPolicyDocument+1))
+	doc, err := certfile.Read(path, maxPolicyDocument)
 	if err != nil {
 		return nil, fmt.Errorf("mtls: policy file: %w", err)
 	}

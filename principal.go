@@ -1,13 +1,10 @@
 package mtls
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/certgate/mtls/internal/certfile"
 	"github.com/certgate/mtls/internal/jsondoc"
 	"github.com/certgate/mtls/internal/match"
 	"github.com/certgate/mtls/internal/spiffeid"
@@ -297,17 +295,9 @@ func loadBindings(path string) (*Bindings, error) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := certfile.Read(path, maxBindingFile)
 	if err != nil {
 		return nil, fmt.Errorf("mtls: bindings: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxBindingFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("mtls: bindings: %w", err)
-	}
-	if len(b) > maxBindingFile {
-		return nil, fmt.Errorf("mtls: bindings: %s is larger than %d bytes", path, maxBindingFile)
 	}
 	return b, nil
 }
@@ -354,23 +344,12 @@ func loadBindingDir(dir string) (*Bindings, error) {
 			return nil, err
 		}
 		principal := strings.TrimSuffix(name, filepath.Ext(name))
+		certs, err := certfile.Certificates(data)
+		if err != nil {
+			return nil, fmt.Errorf("mtls: bindings %s: %w", file, err)
+		}
 		n := 0
-		for rest := data; ; {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				if bytes.Contains(rest, []byte("-----BEGIN")) {
-					return nil, fmt.Errorf("mtls: bindings %s: a PEM block does not decode (truncated?)", file)
-				}
-				break
-			}
-			if block.Type != "CERTIFICATE" {
-				return nil, fmt.Errorf("mtls: bindings %s: a %q PEM block where only certificates belong", file, block.Type)
-			}
-			c, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("mtls: bindings %s: %w", file, err)
-			}
+		for _, c := range certs {
 			if c.IsCA { // the rest of a full chain: a CA certificate is never a client's
 				continue
 			}
