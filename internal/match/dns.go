@@ -80,18 +80,7 @@ func (s *DNSSet) Add(pattern string) (norm string, err error) {
 // stands for exactly one left-most label; a wildcard name matches nothing), Undecided when one
 // names a listed one all the same (with a trailing dot, or as a wildcard covering a pattern), and
 // No otherwise. It does not allocate for names that match or are plainly different.
-func (s *DNSSet) Match(names []string) Verdict {
-	v := No
-	for _, n := range names {
-		if s.match(n) {
-			return Yes
-		}
-		if v == No && s.equivalent(n) {
-			v = Undecided
-		}
-	}
-	return v
-}
+func (s *DNSSet) Match(names []string) Verdict { return judge(names, s.match, s.equivalent) }
 
 func (s *DNSSet) match(n string) bool {
 	if len(n) == 0 || len(n) > 253 {

@@ -25,6 +25,22 @@ func Of(b bool) Verdict {
 	return No
 }
 
+// judge is Yes when one of vals matches, Undecided when none does but one is equivalent to a
+// listed value (spelled differently), and No otherwise. equivalent, which may be costly, is asked
+// only until one value is.
+func judge[T any](vals []T, match, equivalent func(T) bool) Verdict {
+	v := No
+	for _, x := range vals {
+		if match(x) {
+			return Yes
+		}
+		if v == No && equivalent(x) {
+			v = Undecided
+		}
+	}
+	return v
+}
+
 // asciiLower lowercases ASCII letters only (strings.ToLower also maps some non-ASCII letters,
 // such as the Kelvin sign, onto ASCII ones).
 func asciiLower(s string) string {

@@ -76,18 +76,7 @@ func (s *URISet) add(base string, prefix bool) {
 // holds a "." or ".." segment never matches a prefix), Undecided when one would once normalised
 // (escapes, dot and empty segments, host case and trailing dot, user info and fragment removed),
 // and No otherwise.
-func (s *URISet) Match(uris []*url.URL) Verdict {
-	v := No
-	for _, u := range uris {
-		if s.match(u) {
-			return Yes
-		}
-		if v == No && s.equivalent(u) {
-			v = Undecided
-		}
-	}
-	return v
-}
+func (s *URISet) Match(uris []*url.URL) Verdict { return judge(uris, s.match, s.equivalent) }
 
 func (s *URISet) match(u *url.URL) bool {
 	if u == nil {
