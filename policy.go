@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/certgate/mtls/internal/match"
 )
 
 // Policy decides whether a verified identity may proceed. Check returns nil to allow, or an error
@@ -62,25 +64,6 @@ var (
 
 func hasLeaf(id *Identity) bool { return id != nil && id.Leaf != nil }
 
-// verdict is a matcher's answer. undecided is for an identity a rule cannot judge either way
-// (such as a subject with two CNs): it is neither allowed nor, under [Not], turned into an
-// allowance. The combinators follow three-valued logic: in All a no wins over undecided, in Any a
-// yes wins over undecided, and Not keeps undecided.
-type verdict uint8
-
-const (
-	no verdict = iota
-	yes
-	undecided
-)
-
-func verdictOf(b bool) verdict {
-	if b {
-		return yes
-	}
-	return no
-}
-
 // matcher is a policy that can answer without building a reason. eval and match are only called
 // with an identity that has a leaf; match is eval(id) == yes.
 type matcher interface {
@@ -120,7 +103,7 @@ type foreign struct{ p Policy }
 
 func (f foreign) Check(id *Identity) error  { return f.p.Check(id) }
 func (f foreign) match(id *Identity) bool   { return f.p.Check(id) == nil }
-func (f foreign) eval(id *Identity) verdict { return verdictOf(f.match(id)) }
+func (f foreign) eval(id *Identity) verdict { return match.Of(f.match(id)) }
 func (f foreign) String() string            { return fmt.Sprintf("%T", f.p) }
 func (f foreign) MarshalJSON() ([]byte, error) {
 	if jm, ok := f.p.(json.Marshaler); ok {
@@ -168,7 +151,7 @@ func (r *rule) eval(id *Identity) verdict {
 	if r.fn3 != nil {
 		return r.fn3(id)
 	}
-	return verdictOf(r.fn(id))
+	return match.Of(r.fn(id))
 }
 
 // String describes the rule, as in the refusal reasons.

@@ -1,14 +1,14 @@
 package mtls
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
 	"time"
+
+	"github.com/certgate/mtls/internal/certfile"
+	"github.com/certgate/mtls/internal/jsondoc"
+	"github.com/certgate/mtls/internal/match"
 )
 
 // Limits of a policy document: it is configuration, not client input, but a typo must not be able
@@ -36,6 +36,15 @@ func errAt(path, format string, args ...any) error {
 	return &docError{path: path, msg: fmt.Sprintf(format, args...)}
 }
 
+// docErr turns an error of the document reader, a *jsondoc.Error, into a *docError.
+func docErr(err error) error {
+	var je *jsondoc.Error
+	if errors.As(err, &je) {
+		return &docError{path: je.Path, msg: je.Msg}
+	}
+	return err
+}
+
 // ParsePolicy compiles a policy document. A document is a JSON object with exactly one key:
 //
 //	{"all": [{"issuer": {"cn": ["Issuing CA"]}},
@@ -61,21 +70,16 @@ func ParsePolicy(doc []byte) (Policy, error) {
 	if len(doc) > maxPolicyDocument {
 		return nil, errAt("$", "document larger than %d bytes", maxPolicyDocument)
 	}
-	v, err := decodeJSON(doc)
+	v, err := jsondoc.Decode(doc, maxPolicyDepth)
 	if err != nil {
-		return nil, err
+		return nil, docErr(err)
 	}
 	return compilePolicy(v, "$")
 }
 
 // LoadPolicyFile reads and compiles a policy document file (see [ParsePolicy]).
 func LoadPolicyFile(path string) (Policy, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("mtls: policy file: %w", err)
-	}
-	defer f.Close()
-	doc, err := io.ReadAll(io.LimitReader(f, maxPolicyDocument+1))
+	doc, err := certfile.Read(path, maxPolicyDocument)
 	if err != nil {
 		return nil, fmt.Errorf("mtls: policy file: %w", err)
 	}
@@ -86,129 +90,6 @@ func LoadPolicyFile(path string) (Policy, error) {
 	}
 	return p, err
 }
-
-// jsonValue is a decoded JSON value that keeps the order of object keys.
-type jsonValue struct {
-	kind byte // '{', '[', 's' string, 'n' number, 'b' boolean, '0' null
-	keys []string
-	vals []*jsonValue
-	str  string
-}
-
-func (v *jsonValue) typeName() string {
-	switch v.kind {
-	case '{':
-		return "an object"
-	case '[':
-		return "a list"
-	case 's':
-		return "a string"
-	case 'n':
-		return "a number"
-	case 'b':
-		return "a boolean"
-	}
-	return "null"
-}
-
-func decodeJSON(doc []byte) (*jsonValue, error) {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	v, err := readJSON(dec, "$", 0)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errAt("$", "data after the document")
-	}
-	return v, nil
-}
-
-func syntaxErr(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return errAt("$", "invalid JSON at byte %d: %v", se.Offset, se)
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return errAt("$", "incomplete JSON document")
-	}
-	return errAt("$", "invalid JSON: %v", err)
-}
-
-func readJSON(dec *json.Decoder, path string, depth int) (*jsonValue, error) {
-	if depth > maxPolicyDepth {
-		return nil, errAt(path, "nested more than %d levels deep", maxPolicyDepth)
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, syntaxErr(err)
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		if t == '{' {
-			v := &jsonValue{kind: '{'}
-			seen := map[string]struct{}{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, syntaxErr(err)
-				}
-				key, _ := kt.(string)
-				if _, dup := seen[key]; dup {
-					return nil, errAt(path, "duplicate key %q", key)
-				}
-				seen[key] = struct{}{}
-				child, err := readJSON(dec, keyPath(path, key), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				v.keys, v.vals = append(v.keys, key), append(v.vals, child)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, syntaxErr(err)
-			}
-			return v, nil
-		}
-		if t == '[' {
-			v := &jsonValue{kind: '['}
-			for i := 0; dec.More(); i++ {
-				child, err := readJSON(dec, indexPath(path, i), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				v.vals = append(v.vals, child)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, syntaxErr(err)
-			}
-			return v, nil
-		}
-		return nil, errAt(path, "invalid JSON")
-	case string:
-		return &jsonValue{kind: 's', str: t}, nil
-	case json.Number:
-		return &jsonValue{kind: 'n', str: t.String()}, nil
-	case bool:
-		return &jsonValue{kind: 'b'}, nil
-	default:
-		return &jsonValue{kind: '0'}, nil
-	}
-}
-
-func keyPath(path, key string) string {
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return path + "[" + strconv.Quote(key) + "]"
-		}
-	}
-	if key == "" {
-		return path + `[""]`
-	}
-	return path + "." + key
-}
-
-func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
 // listBuilders are the document keys whose value is a list of strings.
 var listBuilders = map[string]func([]string) (Policy, *elemError){
@@ -229,26 +110,26 @@ var listBuilders = map[string]func([]string) (Policy, *elemError){
 const documentKeys = "all, any, not, subject, issuer, dns, email, uri, ip, spiffe, thumbprint, sha1, spki, " +
 	"issuer_thumbprint, serial, eku, extension, min_validity, principal"
 
-func compilePolicy(v *jsonValue, path string) (Policy, error) {
-	if v.kind != '{' {
-		return nil, errAt(path, "expected an object such as {\"dns\": [...]}, found %s", v.typeName())
+func compilePolicy(v *jsondoc.Value, path string) (Policy, error) {
+	if v.Kind != jsondoc.Object {
+		return nil, errAt(path, "expected an object such as {\"dns\": [...]}, found %s", v.TypeName())
 	}
-	if len(v.keys) != 1 {
-		return nil, errAt(path, "expected an object with exactly one key, found %d (combine rules with \"all\" or \"any\")", len(v.keys))
+	if len(v.Keys) != 1 {
+		return nil, errAt(path, "expected an object with exactly one key, found %d (combine rules with \"all\" or \"any\")", len(v.Keys))
 	}
-	key, val := v.keys[0], v.vals[0]
-	at := keyPath(path, key)
+	key, val := v.Keys[0], v.Vals[0]
+	at := jsondoc.KeyPath(path, key)
 	switch key {
 	case "all", "any":
-		if val.kind != '[' {
-			return nil, errAt(at, "expected a list of policies, found %s", val.typeName())
+		if val.Kind != jsondoc.List {
+			return nil, errAt(at, "expected a list of policies, found %s", val.TypeName())
 		}
-		if len(val.vals) == 0 {
+		if len(val.Vals) == 0 {
 			return nil, errAt(at, "empty list")
 		}
-		ps := make([]Policy, len(val.vals))
-		for i, c := range val.vals {
-			p, err := compilePolicy(c, indexPath(at, i))
+		ps := make([]Policy, len(val.Vals))
+		for i, c := range val.Vals {
+			p, err := compilePolicy(c, jsondoc.IndexPath(at, i))
 			if err != nil {
 				return nil, err
 			}
@@ -269,12 +150,12 @@ func compilePolicy(v *jsonValue, path string) (Policy, error) {
 	case "extension":
 		return compileExtension(val, at)
 	case "min_validity":
-		if val.kind != 's' {
-			return nil, errAt(at, "expected a duration such as \"72h\", found %s", val.typeName())
+		if val.Kind != jsondoc.String {
+			return nil, errAt(at, "expected a duration such as \"72h\", found %s", val.TypeName())
 		}
-		d, err := time.ParseDuration(val.str)
+		d, err := time.ParseDuration(val.Str)
 		if err != nil || d <= 0 {
-			return nil, errAt(at, "%q is not a positive duration such as \"72h\" or \"30m\"", val.str)
+			return nil, errAt(at, "%q is not a positive duration such as \"72h\" or \"30m\"", val.Str)
 		}
 		return buildMinValidity(d, nil), nil
 	}
@@ -282,9 +163,9 @@ func compilePolicy(v *jsonValue, path string) (Policy, error) {
 	if !ok {
 		return nil, errAt(path, "unknown key %q (known: %s)", key, documentKeys)
 	}
-	vals, err := stringList(val, at)
+	vals, err := val.Strings(at)
 	if err != nil {
-		return nil, err
+		return nil, docErr(err)
 	}
 	p, e := build(vals)
 	if e != nil {
@@ -296,82 +177,59 @@ func compilePolicy(v *jsonValue, path string) (Policy, error) {
 // elemAt locates a builder's error under path.
 func elemAt(path string, e *elemError) error {
 	if e.attr != "" {
-		path = keyPath(path, e.attr)
+		path = jsondoc.KeyPath(path, e.attr)
 	}
 	if e.index < 0 {
 		return errAt(path, "%s", e.msg)
 	}
-	return errAt(indexPath(path, e.index), "%s", e.Error())
+	return errAt(jsondoc.IndexPath(path, e.index), "%s", e.Error())
 }
 
-func stringList(v *jsonValue, path string) ([]string, error) {
-	if v.kind != '[' {
-		return nil, errAt(path, "expected a list of strings, found %s", v.typeName())
+func compileName(key string, v *jsondoc.Value, path string) (Policy, error) {
+	if v.Kind != jsondoc.Object {
+		return nil, errAt(path, "expected an object of attribute to values, found %s", v.TypeName())
 	}
-	if len(v.vals) == 0 {
-		return nil, errAt(path, "empty list")
-	}
-	out := make([]string, len(v.vals))
-	for i, c := range v.vals {
-		if c.kind != 's' {
-			return nil, errAt(indexPath(path, i), "expected a string, found %s", c.typeName())
-		}
-		out[i] = c.str
-	}
-	return out, nil
-}
-
-func compileName(key string, v *jsonValue, path string) (Policy, error) {
-	if v.kind != '{' {
-		return nil, errAt(path, "expected an object of attribute to values, found %s", v.typeName())
-	}
-	if len(v.keys) == 0 {
+	if len(v.Keys) == 0 {
 		return nil, errAt(path, "no attributes")
 	}
-	attrs := make(Attributes, len(v.keys))
-	for i, k := range v.keys {
-		vals, err := stringList(v.vals[i], keyPath(path, k))
+	attrs := make(Attributes, len(v.Keys))
+	for i, k := range v.Keys {
+		vals, err := v.Vals[i].Strings(jsondoc.KeyPath(path, k))
 		if err != nil {
-			return nil, err
+			return nil, docErr(err)
 		}
 		attrs[k] = vals
 	}
-	for _, k := range v.keys { // report the first bad attribute in document order
-		if _, msg := lookupAttr(k); msg != "" {
-			return nil, errAt(keyPath(path, k), "%s", msg)
+	for _, k := range v.Keys { // report the first bad attribute in document order
+		if _, err := match.LookupAttr(k); err != nil {
+			return nil, errAt(jsondoc.KeyPath(path, k), "%s", err)
 		}
 	}
-	var p Policy
-	var e *elemError
-	if key == "subject" {
-		p, e = buildNamePolicy("subject", attrs, subjectNames)
-	} else {
-		p, e = buildNamePolicy("issuer", attrs, issuerNames)
-	}
+	p, e := buildNamePolicy(key, attrs)
 	if e != nil {
 		return nil, elemAt(path, e)
 	}
 	return p, nil
 }
 
-func compileExtension(v *jsonValue, path string) (Policy, error) {
-	if v.kind != '{' {
-		return nil, errAt(path, "expected an object such as {\"oid\": \"1.2.3\"}, found %s", v.typeName())
+func compileExtension(v *jsondoc.Value, path string) (Policy, error) {
+	if v.Kind != jsondoc.Object {
+		return nil, errAt(path, "expected an object such as {\"oid\": \"1.2.3\"}, found %s", v.TypeName())
 	}
 	var d extensionDoc
 	var hasOID, hasValues, hasDER bool
-	for i, k := range v.keys {
-		at := keyPath(path, k)
+	for i, k := range v.Keys {
+		at := jsondoc.KeyPath(path, k)
 		switch k {
 		case "oid":
-			if v.vals[i].kind != 's' {
-				return nil, errAt(at, "expected a dotted object identifier, found %s", v.vals[i].typeName())
+			if v.Vals[i].Kind != jsondoc.String {
+				return nil, errAt(at, "expected a dotted object identifier, found %s", v.Vals[i].TypeName())
 			}
-			d.OID, hasOID = v.vals[i].str, true
+			d.OID, hasOID = v.Vals[i].Str, true
 		case "values", "der":
-			vals, err := stringList(v.vals[i], at)
+			vals, err := v.Vals[i].Strings(at)
 			if err != nil {
-				return nil, err
+				return nil, docErr(err)
 			}
 			if k == "values" {
 				d.Values, hasValues = vals, true
@@ -391,7 +249,7 @@ func compileExtension(v *jsonValue, path string) (Policy, error) {
 	p, e := buildExtension(d, hasValues, hasDER)
 	if e != nil {
 		if e.attr == "oid" {
-			return nil, errAt(keyPath(path, "oid"), "%s", e.Error())
+			return nil, errAt(jsondoc.KeyPath(path, "oid"), "%s", e.Error())
 		}
 		return nil, elemAt(path, e)
 	}

@@ -4,24 +4,27 @@ import (
 	"bytes"
 	"crypto/sha1" //nolint:gosec // SHA-1 thumbprints identify certificates; they are not a signature
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
-	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
-	"net/netip"
-	"net/url"
-	"path"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
-	"github.com/certgate/mtls/internal/netprefix"
-	"github.com/certgate/mtls/internal/spiffeid"
+	"github.com/certgate/mtls/internal/match"
+)
+
+// verdict is a matcher's answer (see match.Verdict). undecided is for an identity a rule cannot
+// judge either way (such as a subject with two CNs): it is neither allowed nor, under [Not],
+// turned into an allowance. The combinators follow three-valued logic: in All a no wins over
+// undecided, in Any a yes wins over undecided, and Not keeps undecided.
+type verdict = match.Verdict
+
+const (
+	no        = match.No
+	yes       = match.Yes
+	undecided = match.Undecided
 )
 
 // elemError is a bad value in a matcher's input. The constructors name the value; the document
@@ -42,7 +45,6 @@ func (e *elemError) Error() string {
 
 func listErr(msg string) *elemError { return &elemError{index: -1, msg: msg} }
 
-// publicErr turns a builder's error into the error of the exported constructor name.
 // public is what a constructor returns: the policy its builder made, or the builder's error
 // naming the constructor.
 func public(name string, p Policy, e *elemError) (Policy, error) {
@@ -52,10 +54,8 @@ func public(name string, p Policy, e *elemError) (Policy, error) {
 	return p, nil
 }
 
+// publicErr turns a builder's error into the error of the exported constructor name.
 func publicErr(name string, e *elemError) error {
-	if e == nil {
-		return nil
-	}
 	if e.attr != "" {
 		return fmt.Errorf("mtls: %s: %s: %s", name, e.attr, e.Error())
 	}
@@ -64,7 +64,7 @@ func publicErr(name string, e *elemError) error {
 
 // eachValue runs parse on every value, which must be present and non-empty, and returns the
 // distinct results' document forms in order.
-func eachValue(vals []string, parse func(i int, s string) (norm string, err string)) ([]string, *elemError) {
+func eachValue(vals []string, parse func(s string) (norm string, err error)) ([]string, *elemError) {
 	if len(vals) == 0 {
 		return nil, listErr("no values")
 	}
@@ -74,9 +74,9 @@ func eachValue(vals []string, parse func(i int, s string) (norm string, err stri
 		if v == "" {
 			return nil, &elemError{index: i, value: v, msg: "empty value"}
 		}
-		norm, msg := parse(i, v)
-		if msg != "" {
-			return nil, &elemError{index: i, value: v, msg: msg}
+		norm, err := parse(v)
+		if err != nil {
+			return nil, &elemError{index: i, value: v, msg: err.Error()}
 		}
 		if !seen[norm] {
 			seen[norm] = true
@@ -84,6 +84,21 @@ func eachValue(vals []string, parse func(i int, s string) (norm string, err stri
 		}
 	}
 	return out, nil
+}
+
+// asWritten is a value parser for eachValue that keeps the value as written.
+func asWritten(add func(string) error) func(string) (string, error) {
+	return func(s string) (string, error) { return s, add(s) }
+}
+
+var errNotUTF8 = errors.New("not valid UTF-8")
+
+// validUTF8 is a value parser for eachValue that accepts UTF-8 strings as they are.
+func validUTF8(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", errNotUTF8
+	}
+	return s, nil
 }
 
 // ---- Distinguished names -------------------------------------------------------------------
@@ -94,219 +109,30 @@ func eachValue(vals []string, parse func(i int, s string) (norm string, err stri
 // as a dotted object identifier such as "2.5.4.12".
 type Attributes map[string][]string
 
-type nameAttr struct {
-	name   string
-	oid    asn1.ObjectIdentifier
-	single bool // a name with more than one value of it matches nothing
-}
-
-var nameAttrs = []nameAttr{
-	{"cn", asn1.ObjectIdentifier{2, 5, 4, 3}, true},
-	{"serial_number", asn1.ObjectIdentifier{2, 5, 4, 5}, true},
-	{"c", asn1.ObjectIdentifier{2, 5, 4, 6}, true},
-	{"l", asn1.ObjectIdentifier{2, 5, 4, 7}, false},
-	{"st", asn1.ObjectIdentifier{2, 5, 4, 8}, false},
-	{"street", asn1.ObjectIdentifier{2, 5, 4, 9}, false},
-	{"o", asn1.ObjectIdentifier{2, 5, 4, 10}, false},
-	{"ou", asn1.ObjectIdentifier{2, 5, 4, 11}, false},
-	{"postal_code", asn1.ObjectIdentifier{2, 5, 4, 17}, false},
-	{"dc", asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}, false},
-	{"uid", asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}, false},
-	{"email", asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}, false},
-}
-
-var nameAliases = map[string]string{
-	"serialnumber": "serial_number", "postalcode": "postal_code", "emailaddress": "email",
-	"commonname": "cn", "domaincomponent": "dc",
-}
-
-// lookupAttr resolves an attribute key to its canonical name and type.
-func lookupAttr(key string) (nameAttr, string) {
-	k := strings.ToLower(key)
-	if a, ok := nameAliases[k]; ok {
-		k = a
-	}
-	for _, a := range nameAttrs {
-		if a.name == k {
-			return a, ""
-		}
-	}
-	oid, err := parseOID(key)
-	if err != "" {
-		return nameAttr{}, "unknown attribute (use cn, o, ou, c, l, st, street, postal_code, serial_number, dc, uid, email or a dotted OID)"
-	}
-	for _, a := range nameAttrs {
-		if a.oid.Equal(oid) {
-			return a, ""
-		}
-	}
-	return nameAttr{name: oid.String(), oid: oid}, ""
-}
-
-// parseOID parses a dotted object identifier strictly: at least two arcs, the first 0, 1 or 2,
-// decimal arcs without leading zeros.
-func parseOID(s string) (asn1.ObjectIdentifier, string) {
-	parts := strings.Split(s, ".")
-	if len(parts) < 2 {
-		return nil, "not a dotted object identifier"
-	}
-	oid := make(asn1.ObjectIdentifier, len(parts))
-	for i, p := range parts {
-		if p == "" || len(p) > 9 || (len(p) > 1 && p[0] == '0') {
-			return nil, "not a dotted object identifier"
-		}
-		for j := 0; j < len(p); j++ {
-			if p[j] < '0' || p[j] > '9' {
-				return nil, "not a dotted object identifier"
-			}
-		}
-		n, _ := strconv.Atoi(p)
-		oid[i] = n
-	}
-	if oid[0] > 2 || (oid[0] < 2 && oid[1] > 39) {
-		return nil, "not a valid object identifier"
-	}
-	return oid, ""
-}
-
-type attrRule struct {
-	oid       asn1.ObjectIdentifier
-	single    bool
-	values    map[string]struct{}
-	folded    map[string]struct{} // the values' folded forms (see foldValue)
-	maxFolded int                 // the longest folded form, in bytes
-}
-
-// foldedEqual reports whether s, folded, is the folded form of a listed value. It allocates only
-// for listed values longer than 256 bytes folded.
-func (r *attrRule) foldedEqual(s string) bool {
-	var buf [256]byte
-	f, ok := appendFolded(buf[:0], s, r.maxFolded)
-	if !ok {
-		return false
-	}
-	_, ok = r.folded[string(f)]
-	return ok
-}
-
-// appendFolded appends to dst the form of s in which the differences X.500 matching ignores
-// (caseIgnoreMatch after RFC 4518 string preparation) are removed, as far as they can be without
-// Unicode normalisation tables:
-//
-//   - the characters RFC 4518 maps to nothing are dropped: soft hyphen, zero-width space, byte
-//     order mark, variation selectors, the other format characters and the control characters;
-//   - the other spaces (tab, line feed, no-break space, every Unicode space separator) are spaces,
-//     leading and trailing spaces are dropped, and a run of spaces is one space;
-//   - full-width ASCII forms (U+FF01 to U+FF5E) are their ASCII letters, digits and signs;
-//   - letters are case-folded by Unicode simple case folding (each letter stands for the
-//     smallest of its case variants, so that k, K and the Kelvin sign are one).
-//
-// ok is false, and the form incomplete, when it would be longer than limit bytes.
-func appendFolded(dst []byte, s string, limit int) (_ []byte, ok bool) {
-	start, space := len(dst), false
-	for _, r := range s {
-		switch {
-		case r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r' || r == 0x85 || unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp):
-			space = len(dst) > start // leading spaces are dropped
-			continue
-		case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Variation_Selector) ||
-			r == 0x034f || r == 0x1806 || r == 0xfffc: // grapheme joiner, todo soft hyphen, object replacement
-			continue
-		case r >= 0xff01 && r <= 0xff5e:
-			r -= 0xfee0
-		}
-		if space {
-			dst, space = append(dst, ' '), false
-		}
-		dst = utf8.AppendRune(dst, foldRune(r))
-		if len(dst)-start > limit {
-			return dst, false
-		}
-	}
-	return dst, true
-}
-
-// foldRune returns the smallest rune of r's simple case folding orbit (at most four runes).
-func foldRune(r rune) rune {
-	m := r
-	for f, i := unicode.SimpleFold(r), 0; f != r && i < 8; f, i = unicode.SimpleFold(f), i+1 {
-		m = min(m, f)
-	}
-	return m
-}
-
 // buildName compiles attribute rules for a subject or issuer matcher.
-func buildName(attrs Attributes) ([]attrRule, map[string][]string, *elemError) {
+func buildName(attrs Attributes) ([]match.NameRule, map[string][]string, *elemError) {
 	if len(attrs) == 0 {
 		return nil, nil, listErr("no attributes")
 	}
-	var rules []attrRule
+	var rules []match.NameRule
 	doc := make(map[string][]string, len(attrs))
 	for key, vals := range attrs {
-		a, msg := lookupAttr(key)
-		if msg != "" {
-			return nil, nil, &elemError{attr: key, index: -1, msg: msg}
+		a, err := match.LookupAttr(key)
+		if err != nil {
+			return nil, nil, &elemError{attr: key, index: -1, msg: err.Error()}
 		}
-		if _, dup := doc[a.name]; dup {
-			return nil, nil, &elemError{attr: key, index: -1, msg: "attribute given twice (as " + a.name + ")"}
+		if _, dup := doc[a.Name]; dup {
+			return nil, nil, &elemError{attr: key, index: -1, msg: "attribute given twice (as " + a.Name + ")"}
 		}
-		norm, e := eachValue(vals, func(_ int, s string) (string, string) {
-			if !utf8.ValidString(s) {
-				return "", "not valid UTF-8"
-			}
-			return s, ""
-		})
+		norm, e := eachValue(vals, validUTF8)
 		if e != nil {
 			e.attr = key
 			return nil, nil, e
 		}
-		r := attrRule{oid: a.oid, single: a.single, values: make(map[string]struct{}, len(norm)),
-			folded: make(map[string]struct{}, len(norm))}
-		for _, v := range norm {
-			r.values[v] = struct{}{}
-			f, _ := appendFolded(nil, v, len(v)*utf8.UTFMax)
-			r.folded[string(f)] = struct{}{}
-			r.maxFolded = max(r.maxFolded, len(f))
-		}
-		rules = append(rules, r)
-		doc[a.name] = norm
+		rules = append(rules, match.NewNameRule(a, norm))
+		doc[a.Name] = norm
 	}
 	return rules, doc, nil
-}
-
-// matchName reports whether names satisfies every rule. Attributes are compared one by one, as
-// parsed from the certificate, never through a string rendering of the name: a CN of
-// "eve,O=Admin" is one CN, not an O. A value equal to a listed one only once folded (see
-// appendFolded), and a single-valued attribute held more than once, one of its values listed, are
-// undecided: neither a match nor, under Not, a mismatch.
-func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) verdict {
-	v := yes
-	for i := range rules {
-		r := &rules[i]
-		count, hit, near := 0, false, false
-		for j := range names {
-			if !names[j].Type.Equal(r.oid) {
-				continue
-			}
-			count++
-			s, ok := names[j].Value.(string)
-			if !ok {
-				continue
-			}
-			if _, ok := r.values[s]; ok {
-				hit = true
-			} else if !near && r.foldedEqual(s) {
-				near = true
-			}
-		}
-		switch {
-		case !hit && !near:
-			return no
-		case !hit, r.single && count != 1:
-			v = undecided
-		}
-	}
-	return v
 }
 
 // RequireSubject allows a leaf whose subject has, for every attribute in attrs, a value among
@@ -328,7 +154,7 @@ func matchName(names []pkix.AttributeTypeAndValue, rules []attrRule) verdict {
 // allows, and look-alike letters of other scripts are different values too. To keep a client out
 // whatever its names are spelled, deny its key or certificate ([DenyList]).
 func RequireSubject(attrs Attributes) (Policy, error) {
-	p, err := buildNamePolicy("subject", attrs, subjectNames)
+	p, err := buildNamePolicy("subject", attrs)
 	return public("RequireSubject", p, err)
 }
 
@@ -337,24 +163,26 @@ func RequireSubject(attrs Attributes) (Policy, error) {
 // nothing: its issuer name is whatever its maker wrote. The name is that of any trusted CA: when
 // CAs of several owners are trusted, prefer [RequireIssuerThumbprints].
 func RequireIssuer(attrs Attributes) (Policy, error) {
-	p, err := buildNamePolicy("issuer", attrs, issuerNames)
+	p, err := buildNamePolicy("issuer", attrs)
 	return public("RequireIssuer", p, err)
 }
 
-func subjectNames(id *Identity) []pkix.AttributeTypeAndValue { return id.Leaf.Subject.Names }
-func issuerNames(id *Identity) []pkix.AttributeTypeAndValue  { return id.Leaf.Issuer.Names }
-
-func buildNamePolicy(key string, attrs Attributes, names func(*Identity) []pkix.AttributeTypeAndValue) (Policy, *elemError) {
+// buildNamePolicy builds the matcher of key, "subject" or "issuer".
+func buildNamePolicy(key string, attrs Attributes) (Policy, *elemError) {
 	rules, doc, err := buildName(attrs)
 	if err != nil {
 		return nil, err
 	}
 	r := newRule(key, doc, nil)
+	if key == "subject" {
+		r.fn3 = func(id *Identity) verdict { return match.MatchName(id.Leaf.Subject.Names, rules) }
+		return r, nil
+	}
 	r.fn3 = func(id *Identity) verdict {
-		if key == "issuer" && id.Pinned {
+		if id.Pinned {
 			return no // no verified issuer: the name is whatever the leaf's maker wrote
 		}
-		return matchName(names(id), rules)
+		return match.MatchName(id.Leaf.Issuer.Names, rules)
 	}
 	return r, nil
 }
@@ -374,147 +202,14 @@ func RequireDNSNames(patterns ...string) (Policy, error) {
 }
 
 func buildDNS(patterns []string) (Policy, *elemError) {
-	exact, wild := map[string]struct{}{}, map[string]struct{}{}
-	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
-		norm, wildcard, msg := parseDNSPattern(s)
-		if msg == "" {
-			if wildcard {
-				wild[norm[2:]] = struct{}{}
-			} else {
-				exact[norm] = struct{}{}
-			}
-		}
-		return norm, msg
-	})
+	set := new(match.DNSSet)
+	doc, err := eachValue(patterns, set.Add)
 	if err != nil {
 		return nil, err
 	}
 	r := newRule("dns", doc, nil)
-	r.fn3 = func(id *Identity) verdict {
-		v := no
-		for _, n := range id.Leaf.DNSNames {
-			if matchDNS(n, exact, wild) {
-				return yes
-			}
-			if v == no && dnsEquivalent(n, exact, wild) {
-				v = undecided
-			}
-		}
-		return v
-	}
+	r.fn3 = func(id *Identity) verdict { return set.Match(id.Leaf.DNSNames) }
 	return r, nil
-}
-
-// dnsEquivalent reports whether a name that does not match names a listed one all the same: with
-// a trailing dot, or as a wildcard SAN covering a pattern. Such a name is undecided, so that Not
-// cannot be stepped around by spelling. Only these rare forms are looked at (and may allocate).
-func dnsEquivalent(n string, exact, wild map[string]struct{}) bool {
-	if t, ok := strings.CutSuffix(n, "."); ok && t != "" && !strings.HasSuffix(t, ".") {
-		if matchDNS(t, exact, wild) {
-			return true
-		}
-		n = t
-	}
-	rest, ok := strings.CutPrefix(n, "*.")
-	if !ok {
-		return false
-	}
-	rest = asciiLower(rest)
-	if _, ok := wild[rest]; ok {
-		return true
-	}
-	for e := range exact {
-		if i := strings.IndexByte(e, '.'); i > 0 && e[i+1:] == rest {
-			return true
-		}
-	}
-	return false
-}
-
-func parseDNSPattern(s string) (norm string, wildcard bool, msg string) {
-	n := asciiLower(s)
-	for i := 0; i < len(n); i++ {
-		if n[i] >= 0x80 {
-			return "", false, "not an ASCII DNS name (write internationalised names in their xn-- form)"
-		}
-	}
-	if rest, ok := strings.CutPrefix(n, "*."); ok {
-		if msg := checkHostname(rest); msg != "" {
-			return "", false, msg
-		}
-		if !strings.Contains(rest, ".") {
-			return "", false, "a wildcard must be followed by at least two labels"
-		}
-		return n, true, ""
-	}
-	if msg := checkHostname(n); msg != "" {
-		return "", false, msg
-	}
-	return n, false, ""
-}
-
-// checkHostname accepts a lowercase DNS name: labels of letters, digits, '-' and '_', 1 to 63
-// bytes each, 253 bytes in all, no trailing dot.
-func checkHostname(n string) string {
-	if len(n) == 0 || len(n) > 253 {
-		return "not a DNS name"
-	}
-	for label := range strings.SplitSeq(n, ".") {
-		if label == "" || len(label) > 63 {
-			return "empty or overlong label"
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if c == '*' {
-				return "'*' is only allowed as the whole left-most label"
-			}
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return "invalid character in a DNS name"
-			}
-		}
-	}
-	return ""
-}
-
-// asciiLower lowercases ASCII letters only (strings.ToLower also maps some non-ASCII letters,
-// such as the Kelvin sign, onto ASCII ones).
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
-func matchDNS(n string, exact, wild map[string]struct{}) bool {
-	if len(n) == 0 || len(n) > 253 {
-		return false
-	}
-	var buf [253]byte
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		if c >= 0x80 {
-			return false
-		}
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf[i] = c
-	}
-	b := buf[:len(n)]
-	if _, ok := exact[string(b)]; ok {
-		return true
-	}
-	if len(wild) > 0 {
-		if i := bytes.IndexByte(b, '.'); i > 0 && bytes.IndexByte(b[:i], '*') < 0 {
-			if _, ok := wild[string(b[i+1:])]; ok {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // ---- Email addresses -----------------------------------------------------------------------
@@ -527,76 +222,15 @@ func RequireEmails(patterns ...string) (Policy, error) {
 	return public("RequireEmails", p, err)
 }
 
-type mailbox struct{ local, domain string }
-
 func buildEmail(patterns []string) (Policy, *elemError) {
-	var boxes []mailbox
-	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
-		for i := 0; i < len(s); i++ {
-			if s[i] <= ' ' || s[i] >= 0x7f {
-				return "", "not a printable ASCII email address"
-			}
-		}
-		at := strings.LastIndexByte(s, '@')
-		if at < 0 {
-			return "", "not an email address (write @domain for any mailbox at a domain)"
-		}
-		local, domain := s[:at], asciiLower(s[at+1:])
-		if strings.Contains(local, "*") {
-			return "", "'*' is not a pattern here (write @domain for any mailbox at a domain)"
-		}
-		if msg := checkHostname(domain); msg != "" {
-			return "", "domain: " + msg
-		}
-		boxes = append(boxes, mailbox{local, domain})
-		return local + "@" + domain, ""
-	})
+	set := new(match.EmailSet)
+	doc, err := eachValue(patterns, set.Add)
 	if err != nil {
 		return nil, err
 	}
 	r := newRule("email", doc, nil)
-	r.fn3 = func(id *Identity) verdict {
-		v := no
-		for _, e := range id.Leaf.EmailAddresses {
-			at := strings.LastIndexByte(e, '@')
-			if at <= 0 {
-				continue
-			}
-			local, domain := e[:at], e[at+1:]
-			// A domain with a trailing dot names the same domain: undecided, not a mismatch.
-			dotted, hasDot := strings.CutSuffix(domain, ".")
-			for _, b := range boxes {
-				if b.local != "" && b.local != local {
-					continue
-				}
-				if asciiEqualFold(domain, b.domain) {
-					return yes
-				}
-				if hasDot && asciiEqualFold(dotted, b.domain) {
-					v = undecided
-				}
-			}
-		}
-		return v
-	}
+	r.fn3 = func(id *Identity) verdict { return set.Match(id.Leaf.EmailAddresses) }
 	return r, nil
-}
-
-// asciiEqualFold compares s with a lowercase ASCII t, folding ASCII letters of s only.
-func asciiEqualFold(s, t string) bool {
-	if len(s) != len(t) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != t[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // ---- URIs ----------------------------------------------------------------------------------
@@ -616,204 +250,14 @@ func RequireURIs(patterns ...string) (Policy, error) {
 }
 
 func buildURI(patterns []string) (Policy, *elemError) {
-	exact := map[string]struct{}{}
-	var prefixes [][]byte
-	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
-		base, prefix, msg := parseURIPattern(s)
-		if msg != "" {
-			return "", msg
-		}
-		if prefix {
-			prefixes = append(prefixes, []byte(base))
-		} else {
-			exact[base] = struct{}{}
-		}
-		return s, ""
-	})
+	set := new(match.URISet)
+	doc, err := eachValue(patterns, asWritten(set.Add))
 	if err != nil {
 		return nil, err
 	}
 	r := newRule("uri", doc, nil)
-	r.fn3 = func(id *Identity) verdict {
-		v := no
-		for _, u := range id.Leaf.URIs {
-			if matchURI(u, exact, prefixes) {
-				return yes
-			}
-			if v == no && uriEquivalent(u, exact, prefixes) {
-				v = undecided
-			}
-		}
-		return v
-	}
+	r.fn3 = func(id *Identity) verdict { return set.Match(id.Leaf.URIs) }
 	return r, nil
-}
-
-func isASCIIUpper(r rune) bool { return r >= 'A' && r <= 'Z' }
-
-// uriEquivalent reports whether a URI that does not match is written in a form the matcher does
-// not judge (user info, a fragment, escapes net/url would not write, dot segments, empty
-// segments, an upper-case host or one with a trailing dot) and either starts with a listed
-// prefix as written or matches once normalised. Such a URI is undecided, so that Not cannot be
-// stepped around by spelling. Canonical URIs return at once; the others may allocate.
-func uriEquivalent(u *url.URL, exact map[string]struct{}, prefixes [][]byte) bool {
-	if u == nil || u.Opaque != "" {
-		return false
-	}
-	host := u.Hostname()
-	if u.User == nil && u.RawPath == "" && u.Fragment == "" && u.RawFragment == "" &&
-		!strings.HasSuffix(host, ".") && strings.IndexFunc(host, isASCIIUpper) < 0 &&
-		!hasDotSegment(u.Path) && !strings.Contains(u.Path, "//") {
-		return false
-	}
-	matches := func(s string) bool {
-		if _, ok := exact[s]; ok {
-			return true
-		}
-		for _, p := range prefixes {
-			if strings.HasPrefix(s, string(p)) {
-				return true
-			}
-		}
-		return false
-	}
-	if matches(u.String()) {
-		return true
-	}
-	n := *u
-	n.User, n.Fragment, n.RawFragment, n.RawPath = nil, "", "", ""
-	host = asciiLower(strings.TrimSuffix(host, "."))
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port := u.Port(); port != "" {
-		host += ":" + port
-	}
-	n.Host = host
-	if p := u.Path; p != "" {
-		c := path.Clean(p)
-		if c != "/" && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")) {
-			c += "/"
-		}
-		n.Path = c
-	}
-	return matches(n.String())
-}
-
-func parseURIPattern(s string) (base string, prefix bool, msg string) {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return "", false, "not a printable ASCII URI"
-		}
-	}
-	base = s
-	if star := strings.IndexByte(s, '*'); star >= 0 {
-		if star != len(s)-1 {
-			return "", false, "'*' is only allowed at the end"
-		}
-		base, prefix = s[:star], true
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", false, "not a URI"
-	}
-	if u.Scheme == "" {
-		return "", false, "not an absolute URI"
-	}
-	if u.String() != base {
-		return "", false, "not in canonical form (" + strconv.Quote(u.String()) + ")"
-	}
-	if prefix {
-		if rest, ok := strings.CutPrefix(base, u.Scheme+"://"); ok {
-			if slash := strings.IndexByte(rest, '/'); slash <= 0 {
-				return "", false, "'*' must follow the '/' after the host"
-			}
-		} else if len(base) <= len(u.Scheme)+1 {
-			return "", false, "'*' must follow at least one character after the scheme"
-		}
-	}
-	return base, prefix, ""
-}
-
-func matchURI(u *url.URL, exact map[string]struct{}, prefixes [][]byte) bool {
-	if u == nil {
-		return false
-	}
-	var buf [512]byte
-	b, ok := appendURI(buf[:0], u)
-	if !ok {
-		b = append(buf[:0], u.String()...) // rare forms: user info, fragments, escapes
-	}
-	if _, ok := exact[string(b)]; ok {
-		return true
-	}
-	if len(prefixes) == 0 || hasDotSegment(u.Path) {
-		return false
-	}
-	for _, p := range prefixes {
-		if bytes.HasPrefix(b, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// appendURI appends u as (*url.URL).String writes it, without allocating, for the common forms
-// that need no escaping. ok is false for the others.
-func appendURI(b []byte, u *url.URL) ([]byte, bool) {
-	if u.Scheme == "" || u.User != nil || u.RawPath != "" || u.Fragment != "" || u.RawFragment != "" {
-		return b, false
-	}
-	b = append(b, u.Scheme...)
-	b = append(b, ':')
-	if u.Opaque != "" {
-		b = append(b, u.Opaque...)
-	} else {
-		if u.Host == "" || (u.Path != "" && u.Path[0] != '/') ||
-			!safeURIPart(u.Host, true) || !safeURIPart(u.Path, false) {
-			return b, false
-		}
-		b = append(b, "//"...)
-		b = append(b, u.Host...)
-		b = append(b, u.Path...)
-	}
-	if u.ForceQuery || u.RawQuery != "" {
-		b = append(b, '?')
-		b = append(b, u.RawQuery...)
-	}
-	return b, true
-}
-
-// safeURIPart reports whether net/url writes s unchanged in a host or a path.
-func safeURIPart(s string, host bool) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == ':':
-		case host && (c == '[' || c == ']'):
-		case !host && (c == '/' || c == '$' || c == '&' || c == '+' || c == ',' || c == ';' || c == '=' || c == '@'):
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func hasDotSegment(p string) bool {
-	for start := 0; start <= len(p); {
-		end := strings.IndexByte(p[start:], '/')
-		if end < 0 {
-			end = len(p)
-		} else {
-			end += start
-		}
-		if seg := p[start:end]; seg == "." || seg == ".." {
-			return true
-		}
-		start = end + 1
-	}
-	return false
 }
 
 // ---- IP addresses --------------------------------------------------------------------------
@@ -833,62 +277,13 @@ func RequireIPs(addrsOrPrefixes ...string) (Policy, error) {
 }
 
 func buildIP(vals []string) (Policy, *elemError) {
-	var prefixes []netip.Prefix
-	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
-		var p netip.Prefix
-		if strings.Contains(s, "/") {
-			var err error
-			if p, err = netip.ParsePrefix(s); err != nil {
-				return "", "not an IP prefix"
-			}
-			if p.Masked() != p {
-				return "", "bits set after the prefix length (write " + p.Masked().String() + ")"
-			}
-			if p.Addr().Is4In6() && p.Bits() < 96 {
-				return "", "an IPv4-mapped prefix must be at least /96"
-			}
-		} else {
-			a, err := netip.ParseAddr(s)
-			if err != nil || a.Zone() != "" {
-				return "", "not an IP address"
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		p = netprefix.Unmap(p)
-		prefixes = append(prefixes, p)
-		if p.IsSingleIP() {
-			return p.Addr().String(), ""
-		}
-		return p.String(), ""
-	})
+	set := new(match.IPSet)
+	doc, err := eachValue(vals, set.Add)
 	if err != nil {
 		return nil, err
 	}
-	contains := func(a netip.Addr) bool {
-		for _, p := range prefixes {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
 	r := newRule("ip", doc, nil)
-	r.fn3 = func(id *Identity) verdict {
-		v := no
-		for _, ip := range id.Leaf.IPAddresses {
-			a, ok := netip.AddrFromSlice(ip)
-			if !ok {
-				continue
-			}
-			if contains(a) {
-				return yes
-			}
-			if a.Is4In6() && contains(a.Unmap()) {
-				v = undecided
-			}
-		}
-		return v
-	}
+	r.fn3 = func(id *Identity) verdict { return set.Match(id.Leaf.IPAddresses) }
 	return r, nil
 }
 
@@ -907,72 +302,46 @@ func RequireSPIFFEIDs(patterns ...string) (Policy, error) {
 }
 
 func buildSPIFFE(patterns []string) (Policy, *elemError) {
-	exact := map[string]struct{}{}
-	var prefixes []string
-	doc, err := eachValue(patterns, func(_ int, s string) (string, string) {
-		if base, ok := strings.CutSuffix(s, "/*"); ok {
-			if spiffeid.Validate(base) != nil {
-				return "", "not a SPIFFE ID followed by /*"
-			}
-			prefixes = append(prefixes, base+"/")
-			return s, ""
-		}
-		if spiffeid.Validate(s) != nil {
-			return "", "not a SPIFFE ID ('*' is only allowed as a final /* segment)"
-		}
-		exact[s] = struct{}{}
-		return s, ""
-	})
+	set := new(match.SPIFFESet)
+	doc, err := eachValue(patterns, asWritten(set.Add))
 	if err != nil {
 		return nil, err
 	}
-	bprefixes := make([][]byte, len(prefixes))
-	for i, p := range prefixes {
-		bprefixes[i] = []byte(p)
-	}
 	r := newRule("spiffe", doc, nil)
-	r.fn3 = func(id *Identity) verdict {
-		s := id.SPIFFEID
-		if spiffeid.Validate(s) != nil {
-			// Not an X509-SVID (two URI SANs, bad syntax): matches nothing, but a spiffe URI
-			// naming a listed ID, as written or normalised, is undecided rather than a mismatch.
-			for _, u := range id.Leaf.URIs {
-				if u == nil || !strings.EqualFold(u.Scheme, "spiffe") {
-					continue
-				}
-				if matchURI(u, exact, bprefixes) || uriEquivalent(u, exact, bprefixes) {
-					return undecided
-				}
-			}
-			return no
-		}
-		if _, ok := exact[s]; ok {
-			return yes
-		}
-		for _, p := range prefixes {
-			if strings.HasPrefix(s, p) {
-				return yes
-			}
-		}
-		return no
-	}
+	r.fn3 = func(id *Identity) verdict { return set.Match(id.SPIFFEID, id.Leaf.URIs) }
 	return r, nil
 }
 
 // ---- Digests -------------------------------------------------------------------------------
 
-// parseDigest decodes a hexadecimal digest of n bytes; case, colons and spaces are ignored.
+// parseDigest is match.ParseDigest with its error as a message, for ParseFingerprint and the
+// bindings.
 func parseDigest(s string, n int) ([]byte, string) {
-	clean := strings.NewReplacer(":", "", " ", "").Replace(s)
-	if len(clean) != 2*n {
-		return nil, fmt.Sprintf("not %d hexadecimal digits", 2*n)
-	}
-	b, err := hex.DecodeString(clean)
+	b, err := match.ParseDigest(s, n)
 	if err != nil {
-		return nil, "not hexadecimal"
+		return nil, err.Error()
 	}
 	return b, ""
 }
+
+// digestSet parses every value with parse into a set of digests, written back in lowercase
+// hexadecimal.
+func digestSet[D [sha1.Size]byte | [sha256.Size]byte](vals []string, parse func(string) ([]byte, error)) (map[D]struct{}, []string, *elemError) {
+	set := map[D]struct{}{}
+	doc, err := eachValue(vals, func(s string) (string, error) {
+		b, err := parse(s)
+		if err != nil {
+			return "", err
+		}
+		set[D(b)] = struct{}{}
+		return hex.EncodeToString(b), nil
+	})
+	return set, doc, err
+}
+
+// parseSHA256 and parseSHA1 are the digest parsers of digestSet.
+func parseSHA256(s string) ([]byte, error) { return match.ParseDigest(s, sha256.Size) }
+func parseSHA1(s string) ([]byte, error)   { return match.ParseDigest(s, sha1.Size) }
 
 // RequireThumbprints allows a leaf whose SHA-256 fingerprint (of its DER encoding) is one of
 // sha256 (hexadecimal; case, colons and spaces ignored). It costs one map look-up: the fingerprint
@@ -983,15 +352,7 @@ func RequireThumbprints(sha256 ...string) (Policy, error) {
 }
 
 func buildThumbprint(vals []string) (Policy, *elemError) {
-	set := map[[32]byte]struct{}{}
-	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
-		b, msg := parseDigest(s, 32)
-		if msg != "" {
-			return "", msg
-		}
-		set[[32]byte(b)] = struct{}{}
-		return hex.EncodeToString(b), ""
-	})
+	set, doc, err := digestSet[[sha256.Size]byte](vals, parseSHA256)
 	if err != nil {
 		return nil, err
 	}
@@ -1006,22 +367,11 @@ func buildThumbprint(vals []string) (Policy, *elemError) {
 // [RequireThumbprints]: SHA-1 is kept for existing configurations, and is hashed on each request.
 func RequireSHA1Thumbprints(sha1 ...string) (Policy, error) {
 	p, err := buildSHA1(sha1)
-	if err != nil {
-		return nil, publicErr("RequireSHA1Thumbprints", err)
-	}
-	return p, nil
+	return public("RequireSHA1Thumbprints", p, err)
 }
 
 func buildSHA1(vals []string) (Policy, *elemError) {
-	set := map[[20]byte]struct{}{}
-	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
-		b, msg := parseDigest(s, 20)
-		if msg != "" {
-			return "", msg
-		}
-		set[[20]byte(b)] = struct{}{}
-		return hex.EncodeToString(b), ""
-	})
+	set, doc, err := digestSet[[sha1.Size]byte](vals, parseSHA1)
 	if err != nil {
 		return nil, err
 	}
@@ -1040,18 +390,7 @@ func RequireSPKIPins(pins ...string) (Policy, error) {
 }
 
 func buildSPKI(vals []string) (Policy, *elemError) {
-	set := map[[32]byte]struct{}{}
-	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
-		b, msg := parseDigest(s, 32)
-		if msg != "" {
-			b = decodeBase64Digest(s)
-			if b == nil {
-				return "", "not a SHA-256 digest in hexadecimal or base64"
-			}
-		}
-		set[[32]byte(b)] = struct{}{}
-		return hex.EncodeToString(b), ""
-	})
+	set, doc, err := digestSet[[sha256.Size]byte](vals, match.ParseSHA256Pin)
 	if err != nil {
 		return nil, err
 	}
@@ -1059,15 +398,6 @@ func buildSPKI(vals []string) (Policy, *elemError) {
 		_, ok := set[sha256.Sum256(id.Leaf.RawSubjectPublicKeyInfo)]
 		return ok
 	}), nil
-}
-
-func decodeBase64Digest(s string) []byte {
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil && len(b) == 32 {
-			return b
-		}
-	}
-	return nil
 }
 
 // RequireIssuerThumbprints allows a leaf whose issuing CA certificate (the one above the leaf in
@@ -1082,15 +412,7 @@ func RequireIssuerThumbprints(sha256 ...string) (Policy, error) {
 }
 
 func buildIssuerThumbprint(vals []string) (Policy, *elemError) {
-	set := map[[32]byte]struct{}{}
-	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
-		b, msg := parseDigest(s, 32)
-		if msg != "" {
-			return "", msg
-		}
-		set[[32]byte(b)] = struct{}{}
-		return hex.EncodeToString(b), ""
-	})
+	set, doc, err := digestSet[[sha256.Size]byte](vals, parseSHA256)
 	if err != nil {
 		return nil, err
 	}
@@ -1106,16 +428,12 @@ func buildIssuerThumbprint(vals []string) (Policy, *elemError) {
 			return undecided
 		}
 		_, ok := set[sha256.Sum256(id.Chain[1].Raw)]
-		return verdictOf(ok)
+		return match.Of(ok)
 	}
 	return r, nil
 }
 
 // ---- Serial numbers ------------------------------------------------------------------------
-
-// maxSerialBytes bounds the serial numbers that can be written: RFC 5280 allows 20 octets, some
-// CAs write more, and a deny list must still be able to name them.
-const maxSerialBytes = 128
 
 // ParseSerial reads a certificate serial number in the one notation every serial number of this
 // package is written in ([RequireSerials], the "serial" key of policy documents, [ParseDenyList]):
@@ -1132,48 +450,17 @@ const maxSerialBytes = 128
 // is no sign, space or other separator; serials of up to 128 bytes can be written. Policies and
 // their documents write serials back as 0x followed by lowercase digits.
 func ParseSerial(s string) (*big.Int, error) {
-	n, msg := parseSerial(s)
-	if msg != "" {
-		return nil, fmt.Errorf("mtls: serial number %q: %s", s, msg)
+	n, err := match.ParseSerial(s)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: serial number %q: %w", s, err)
 	}
 	return n, nil
 }
 
-func parseSerial(s string) (*big.Int, string) {
-	digits, ok := strings.CutPrefix(s, "0x")
-	if !ok {
-		digits, ok = strings.CutPrefix(s, "0X")
-	}
-	switch {
-	case ok:
-		if digits == "" || strings.Contains(digits, ":") {
-			return nil, "write 0x followed by hexadecimal digits, or bytes separated by colons"
-		}
-	case strings.Contains(s, ":"):
-		parts := strings.Split(s, ":")
-		for _, part := range parts {
-			if len(part) != 2 {
-				return nil, "write each byte as two hexadecimal digits between colons, as openssl prints it"
-			}
-		}
-		digits = strings.Join(parts, "")
-	default:
-		return nil, "ambiguous: write hexadecimal with 0x (openssl x509 -serial prints serial=1000: write 0x1000) or bytes with colons (10:00)"
-	}
-	if len(digits) > 2*(maxSerialBytes+1) { // a leading 00 byte, as openssl -text writes it, is allowed
-		return nil, "longer than 128 bytes"
-	}
-	for i := 0; i < len(digits); i++ {
-		if c := digits[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return nil, "not hexadecimal"
-		}
-	}
-	n, _ := new(big.Int).SetString(digits, 16)
-	if n.BitLen() > 8*maxSerialBytes {
-		return nil, "longer than 128 bytes"
-	}
-	return n, ""
-}
+// FormatSerial writes a serial number in the notation [ParseSerial] reads: 0x followed by
+// lowercase hexadecimal digits, as policies, their documents and the refusal reasons of a
+// [DenyList] write serials. A negative number (which ParseSerial refuses) is written -0x1f.
+func FormatSerial(n *big.Int) string { return match.FormatSerial(n) }
 
 // RequireSerials allows a leaf whose serial number is one of serials, each in the notation of
 // [ParseSerial]: hexadecimal, "0x1000" or "10:00" (digits alone are refused as ambiguous).
@@ -1183,51 +470,15 @@ func RequireSerials(serials ...string) (Policy, error) {
 }
 
 func buildSerial(vals []string) (Policy, *elemError) {
-	set := map[string]struct{}{} // big-endian bytes without leading zeros
-	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
-		n, msg := parseSerial(s)
-		if msg != "" {
-			return "", msg
-		}
-		set[string(n.Bytes())] = struct{}{}
-		return "0x" + n.Text(16), ""
-	})
+	set := new(match.SerialSet)
+	doc, err := eachValue(vals, set.Add)
 	if err != nil {
 		return nil, err
 	}
-	return newRule("serial", doc, func(id *Identity) bool {
-		sn := id.Leaf.SerialNumber
-		if sn == nil || sn.Sign() < 0 || sn.BitLen() > 8*maxSerialBytes {
-			return false
-		}
-		var buf [maxSerialBytes]byte
-		_, ok := set[string(sn.FillBytes(buf[:(sn.BitLen()+7)/8]))]
-		return ok
-	}), nil
+	return newRule("serial", doc, func(id *Identity) bool { return set.Has(id.Leaf.SerialNumber) }), nil
 }
 
 // ---- Extended key usage --------------------------------------------------------------------
-
-var ekuNames = []struct {
-	name string
-	oid  asn1.ObjectIdentifier
-	eku  x509.ExtKeyUsage
-}{
-	{"any", asn1.ObjectIdentifier{2, 5, 29, 37, 0}, x509.ExtKeyUsageAny},
-	{"serverAuth", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}, x509.ExtKeyUsageServerAuth},
-	{"clientAuth", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}, x509.ExtKeyUsageClientAuth},
-	{"codeSigning", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}, x509.ExtKeyUsageCodeSigning},
-	{"emailProtection", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 4}, x509.ExtKeyUsageEmailProtection},
-	{"ipsecEndSystem", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 5}, x509.ExtKeyUsageIPSECEndSystem},
-	{"ipsecTunnel", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 6}, x509.ExtKeyUsageIPSECTunnel},
-	{"ipsecUser", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 7}, x509.ExtKeyUsageIPSECUser},
-	{"timeStamping", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}, x509.ExtKeyUsageTimeStamping},
-	{"OCSPSigning", asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 9}, x509.ExtKeyUsageOCSPSigning},
-	{"microsoftServerGatedCrypto", asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 10, 3, 3}, x509.ExtKeyUsageMicrosoftServerGatedCrypto},
-	{"netscapeServerGatedCrypto", asn1.ObjectIdentifier{2, 16, 840, 1, 113730, 4, 1}, x509.ExtKeyUsageNetscapeServerGatedCrypto},
-	{"microsoftCommercialCodeSigning", asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 22}, x509.ExtKeyUsageMicrosoftCommercialCodeSigning},
-	{"microsoftKernelCodeSigning", asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 61, 1, 1}, x509.ExtKeyUsageMicrosoftKernelCodeSigning},
-}
 
 // RequireEKUs allows a leaf that carries one of the given extended key usages, each a name
 // (clientAuth, serverAuth, codeSigning, emailProtection, timeStamping, OCSPSigning, any, ...;
@@ -1239,54 +490,13 @@ func RequireEKUs(usages ...string) (Policy, error) {
 }
 
 func buildEKU(vals []string) (Policy, *elemError) {
-	var known []x509.ExtKeyUsage
-	var other []asn1.ObjectIdentifier
-	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
-		for _, e := range ekuNames {
-			if strings.EqualFold(s, e.name) {
-				known = append(known, e.eku)
-				return e.name, ""
-			}
-		}
-		oid, msg := parseOID(s)
-		if msg != "" {
-			return "", "unknown extended key usage (a name such as clientAuth, or a dotted OID)"
-		}
-		for _, e := range ekuNames {
-			if e.oid.Equal(oid) {
-				known = append(known, e.eku)
-				return e.name, ""
-			}
-		}
-		other = append(other, oid)
-		return oid.String(), ""
-	})
+	set := new(match.EKUSet)
+	doc, err := eachValue(vals, set.Add)
 	if err != nil {
 		return nil, err
 	}
 	r := newRule("eku", doc, nil)
-	r.fn3 = func(id *Identity) verdict {
-		anyEKU := false
-		for _, have := range id.Leaf.ExtKeyUsage {
-			anyEKU = anyEKU || have == x509.ExtKeyUsageAny
-			for _, want := range known {
-				if have == want {
-					return yes
-				}
-			}
-		}
-		for _, have := range id.Leaf.UnknownExtKeyUsage {
-			for _, want := range other {
-				if have.Equal(want) {
-					return yes
-				}
-			}
-		}
-		if anyEKU { // allowed for every usage: not a listed one, but not a mismatch either
-			return undecided
-		}
-		return no
-	}
+	r.fn3 = func(id *Identity) verdict { return set.Match(id.Leaf.ExtKeyUsage, id.Leaf.UnknownExtKeyUsage) }
 	return r, nil
 }
 
@@ -1315,34 +525,33 @@ func RequireExtensionDER(oid string, derHex ...string) (Policy, error) {
 }
 
 func buildExtension(d extensionDoc, withValues, withDER bool) (Policy, *elemError) {
-	oid, msg := parseOID(d.OID)
-	if msg != "" {
-		return nil, &elemError{attr: "oid", index: 0, value: d.OID, msg: msg}
+	oid, oidErr := match.ParseOID(d.OID)
+	if oidErr != nil {
+		return nil, &elemError{attr: "oid", index: 0, value: d.OID, msg: oidErr.Error()}
 	}
 	doc := extensionDoc{OID: oid.String()}
-	values := map[string]struct{}{}
+	ext := &match.Extension{OID: oid}
 	var err *elemError
 	switch {
 	case withValues:
-		doc.Values, err = eachValue(d.Values, func(_ int, s string) (string, string) {
-			if !utf8.ValidString(s) {
-				return "", "not valid UTF-8"
+		doc.Values, err = eachValue(d.Values, func(s string) (string, error) {
+			if _, err := validUTF8(s); err != nil {
+				return "", err
 			}
-			values[s] = struct{}{}
-			return s, ""
+			ext.AddString(s)
+			return s, nil
 		})
 		if err != nil {
 			err.attr = "values"
 		}
 	case withDER:
-		doc.DER, err = eachValue(d.DER, func(_ int, s string) (string, string) {
-			clean := strings.NewReplacer(":", "", " ", "").Replace(s)
-			b, e := hex.DecodeString(clean)
-			if e != nil || len(b) == 0 {
-				return "", "not hexadecimal"
+		doc.DER, err = eachValue(d.DER, func(s string) (string, error) {
+			b, err := match.ParseHex(s)
+			if err != nil {
+				return "", err
 			}
-			values[string(b)] = struct{}{}
-			return hex.EncodeToString(b), ""
+			ext.AddDER(b)
+			return hex.EncodeToString(b), nil
 		})
 		if err != nil {
 			err.attr = "der"
@@ -1352,58 +561,8 @@ func buildExtension(d extensionDoc, withValues, withDER bool) (Policy, *elemErro
 		return nil, err
 	}
 	r := newRule("extension", doc, nil)
-	r.fn3 = func(id *Identity) verdict {
-		for i := range id.Leaf.Extensions {
-			ext := &id.Leaf.Extensions[i]
-			if !ext.Id.Equal(oid) {
-				continue
-			}
-			switch {
-			case withValues:
-				s, ok := asn1String(ext.Value)
-				if !ok { // a value of another type or encoding cannot be compared
-					return undecided
-				}
-				_, ok = values[string(s)]
-				return verdictOf(ok)
-			case withDER:
-				_, ok := values[string(ext.Value)]
-				return verdictOf(ok)
-			}
-			return yes
-		}
-		return no
-	}
+	r.fn3 = func(id *Identity) verdict { return ext.Match(id.Leaf.Extensions) }
 	return r, nil
-}
-
-// asn1String returns the contents of a DER string of one of the character string types.
-func asn1String(der []byte) ([]byte, bool) {
-	if len(der) < 2 {
-		return nil, false
-	}
-	switch der[0] {
-	case 12, 19, 22, 26: // UTF8String, PrintableString, IA5String, VisibleString
-	default:
-		return nil, false
-	}
-	n, rest := int(der[1]), der[2:]
-	switch {
-	case n < 0x80:
-	case n == 0x81 && len(rest) >= 1 && rest[0] >= 0x80:
-		n, rest = int(rest[0]), rest[1:]
-	case n == 0x82 && len(rest) >= 2 && rest[0] != 0:
-		n, rest = int(rest[0])<<8|int(rest[1]), rest[2:]
-	default:
-		return nil, false
-	}
-	if n != len(rest) {
-		return nil, false
-	}
-	if der[0] == 12 && !utf8.Valid(rest) {
-		return nil, false
-	}
-	return rest, true
 }
 
 // ---- Validity ------------------------------------------------------------------------------
@@ -1448,20 +607,14 @@ func RequirePrincipals(names ...string) (Policy, error) {
 
 func buildPrincipal(vals []string) (Policy, *elemError) {
 	set := map[string]struct{}{}
-	anyName := false
-	doc, err := eachValue(vals, func(_ int, s string) (string, string) {
-		if !utf8.ValidString(s) {
-			return "", "not valid UTF-8"
-		}
-		if s == "*" {
-			anyName = true
-		}
+	doc, err := eachValue(vals, func(s string) (string, error) {
 		set[s] = struct{}{}
-		return s, ""
+		return validUTF8(s)
 	})
 	if err != nil {
 		return nil, err
 	}
+	_, anyName := set["*"]
 	return newRule("principal", doc, func(id *Identity) bool {
 		if id.Principal == "" {
 			return false

@@ -18,11 +18,13 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls/internal/match"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -239,21 +241,6 @@ func TestPolicyURIs(t *testing.T) {
 	}
 }
 
-func TestAppendURIMatchesString(t *testing.T) {
-	for _, raw := range []string{
-		"spiffe://acme.test/ns/prod/sa/alice", "https://h:8443/p?q=1&r", "https://h/p?", "urn:acme:x",
-		"https://[2001:db8::1]:443/x", "https://h/a%20b", "https://u@h/", "https://h/#f", "https://h", "mailto:a@b",
-		"https://h/a;b=c,d@e$f+g", "https://h/~x_y-z.z",
-	} {
-		u, err := url.Parse(raw)
-		require.NoError(t, err)
-		var buf [512]byte
-		if b, ok := appendURI(buf[:0], u); ok {
-			assert.Equal(t, u.String(), string(b), raw)
-		}
-	}
-}
-
 func TestPolicyIPs(t *testing.T) {
 	p := Must(RequireIPs("192.0.2.7", "10.0.0.0/8", "2001:db8::/32", "::ffff:198.51.100.0/120"))
 	id := func(raw ...string) *Identity { return synth(&x509.Certificate{IPAddresses: ips(raw...)}) }
@@ -427,7 +414,7 @@ func TestPolicySerials(t *testing.T) {
 		{"the decimal reading is another serial", id(big.NewInt(1000)), false},
 		{"negative", id(big.NewInt(-0x1000)), false},
 		{"none", id(nil), false},
-		{"huge", id(new(big.Int).Lsh(big.NewInt(1), 8*maxSerialBytes)), false},
+		{"huge", id(new(big.Int).Lsh(big.NewInt(1), 8*match.MaxSerialBytes)), false},
 	})
 	for _, bad := range []string{"4096", "abcdef", "0", "0x", "-5", "0x-5", "+5", "0x+5", "1:234", "1:2", "12:", ":12", "0x10:00",
 		"0xg1", "12.5", "0x1 ", " 0x1", "0x1_0", "0x" + strings.Repeat("f", 257), strings.Repeat("ff:", 129) + "ff"} {
@@ -436,7 +423,7 @@ func TestPolicySerials(t *testing.T) {
 	}
 	assert.Equal(t, `serial ["0x1000","0xabcdef","0x123","0xff01"]`, p.(*rule).String())
 
-	longest := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8*maxSerialBytes), big.NewInt(1))
+	longest := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8*match.MaxSerialBytes), big.NewInt(1))
 	runMatchCases(t, Must(RequireSerials("0x"+longest.Text(16))), []matchCase{{"128 bytes", id(longest), true}})
 	_, err := RequireSerials("0x00" + longest.Text(16))
 	assert.NoError(t, err, "a leading zero byte")
@@ -1281,4 +1268,49 @@ func TestPolicyIssuerOfPinnedLeaf(t *testing.T) {
 	assert.Error(t, internal.Check(pinned))
 	assert.NoError(t, Not(internal).Check(pinned), "not issued by a trusted CA of that name")
 	assert.NoError(t, Must(RequireSubject(Attributes{"cn": {"partner"}})).Check(pinned), "the subject still counts")
+}
+
+// TestPrintedSerialsParseBack: wherever the library prints a serial number (FormatSerial, a
+// policy's description and document, a deny list's refusal detail), it prints what ParseSerial
+// reads back as the same number.
+func TestPrintedSerialsParseBack(t *testing.T) {
+	issuer := &x509.Certificate{Raw: []byte("issuer"), RawSubjectPublicKeyInfo: []byte("issuer key")}
+	printedSerial := regexp.MustCompile(`serial (\S+) of`)
+	tests := []struct {
+		name   string
+		serial *big.Int
+	}{
+		{"one byte", big.NewInt(0x7f)},
+		{"high bit set", big.NewInt(0x80)},
+		{"decimal-looking digits", big.NewInt(0x1000)},
+		{"20 bytes", new(big.Int).SetBytes(bytes.Repeat([]byte{0xa5}, 20))},
+		{"longest", new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 8*match.MaxSerialBytes), big.NewInt(1))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			back := func(printed string) {
+				t.Helper()
+				n, err := ParseSerial(printed)
+				require.NoError(t, err, "%q", printed)
+				assert.Equal(t, 0, n.Cmp(tc.serial), "%q", printed)
+			}
+			back(FormatSerial(tc.serial))
+
+			p := must(RequireSerials(FormatSerial(tc.serial)))
+			var doc struct{ Serial []string }
+			require.NoError(t, json.Unmarshal(must(json.Marshal(p)), &doc))
+			require.Len(t, doc.Serial, 1)
+			back(doc.Serial[0])
+			assert.Equal(t, `serial ["`+doc.Serial[0]+`"]`, p.(*rule).String())
+
+			c := &x509.Certificate{SerialNumber: tc.serial, Raw: []byte("leaf")}
+			id := synth(c)
+			id.Chain = []*x509.Certificate{c, issuer}
+			deny := NewDenyList(DenySerial(SPKISHA256(issuer), tc.serial))
+			detail := deny.match(id, false)
+			m := printedSerial.FindStringSubmatch(detail)
+			require.NotNil(t, m, "deny list detail %q", detail)
+			back(m[1])
+		})
+	}
 }

@@ -1,13 +1,10 @@
 package mtls
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +14,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/certgate/mtls/internal/certfile"
+	"github.com/certgate/mtls/internal/jsondoc"
+	"github.com/certgate/mtls/internal/match"
 	"github.com/certgate/mtls/internal/spiffeid"
 )
 
@@ -92,12 +92,12 @@ var errNilBindings = errors.New("mtls: nil bindings (was an error from NewBindin
 // control, format or line-separator characters (such as a right-to-left override), is refused
 // rather than guessed at.
 func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
-	a, msg := lookupAttr(attr)
-	if msg != "" {
-		return nil, fmt.Errorf("mtls: PrincipalFromSubject: %q: %s", attr, msg)
+	a, err := match.LookupAttr(attr)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: PrincipalFromSubject: %q: %w", attr, err)
 	}
-	errMany := fmt.Errorf("mtls: subject has more than one %s", a.name)
-	errCtl := fmt.Errorf("mtls: subject %s contains control characters, invisible characters or invalid UTF-8", a.name)
+	errMany := fmt.Errorf("mtls: subject has more than one %s", a.Name)
+	errCtl := fmt.Errorf("mtls: subject %s contains control characters, invisible characters or invalid UTF-8", a.Name)
 	return PrincipalResolverFunc(func(id *Identity) (string, error) {
 		if !hasLeaf(id) {
 			return "", errNoLeafPrincipal
@@ -105,7 +105,7 @@ func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 		var found string
 		n := 0
 		for _, atv := range id.Leaf.Subject.Names {
-			if atv.Type.Equal(a.oid) {
+			if atv.Type.Equal(a.OID) {
 				n++
 				found, _ = atv.Value.(string)
 			}
@@ -273,7 +273,11 @@ func (s *BindingStore) ResolvePrincipal(id *Identity) (string, error) {
 // Len is the number of bindings in force.
 func (s *BindingStore) Len() int { return s.cur.Load().Len() }
 
-const maxBindingFile = 1 << 20
+// Limits of a binding file.
+const (
+	maxBindingFile  = 1 << 20
+	maxBindingDepth = 32
+)
 
 func loadBindings(path string) (*Bindings, error) {
 	fi, err := os.Stat(path)
@@ -291,39 +295,31 @@ func loadBindings(path string) (*Bindings, error) {
 }
 
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := certfile.Read(path, maxBindingFile)
 	if err != nil {
 		return nil, fmt.Errorf("mtls: bindings: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxBindingFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("mtls: bindings: %w", err)
-	}
-	if len(b) > maxBindingFile {
-		return nil, fmt.Errorf("mtls: bindings: %s is larger than %d bytes", path, maxBindingFile)
 	}
 	return b, nil
 }
 
 func parseBindingJSON(path string, doc []byte) (*Bindings, error) {
-	v, err := decodeJSON(doc)
+	v, err := jsondoc.Decode(doc, maxBindingDepth)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: bindings %s: %s", path, strings.TrimPrefix(err.Error(), "mtls: policy "))
+		return nil, fmt.Errorf("mtls: bindings %s: %w", path, err)
 	}
-	if v.kind != '{' {
-		return nil, fmt.Errorf("mtls: bindings %s: $: expected an object of principal to SHA-256 fingerprints, found %s", path, v.typeName())
+	if v.Kind != jsondoc.Object {
+		return nil, fmt.Errorf("mtls: bindings %s: $: expected an object of principal to SHA-256 fingerprints, found %s", path, v.TypeName())
 	}
 	b := &Bindings{byThumb: map[[32]byte]string{}, byKey: map[string]map[string]string{}}
-	for i, principal := range v.keys {
-		at := keyPath("$", principal)
-		list, err := stringList(v.vals[i], at)
+	for i, principal := range v.Keys {
+		at := jsondoc.KeyPath("$", principal)
+		list, err := v.Vals[i].Strings(at)
 		if err != nil {
-			return nil, fmt.Errorf("mtls: bindings %s: %s", path, strings.TrimPrefix(err.Error(), "mtls: policy "))
+			return nil, fmt.Errorf("mtls: bindings %s: %w", path, err)
 		}
 		for j, fp := range list {
 			if err := b.add(Binding{Principal: principal, SHA256: fp}); err != nil {
-				return nil, fmt.Errorf("mtls: bindings %s: %s: %w", path, indexPath(at, j), err)
+				return nil, fmt.Errorf("mtls: bindings %s: %s: %w", path, jsondoc.IndexPath(at, j), err)
 			}
 		}
 	}
@@ -348,23 +344,12 @@ func loadBindingDir(dir string) (*Bindings, error) {
 			return nil, err
 		}
 		principal := strings.TrimSuffix(name, filepath.Ext(name))
+		certs, err := certfile.Certificates(data)
+		if err != nil {
+			return nil, fmt.Errorf("mtls: bindings %s: %w", file, err)
+		}
 		n := 0
-		for rest := data; ; {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				if bytes.Contains(rest, []byte("-----BEGIN")) {
-					return nil, fmt.Errorf("mtls: bindings %s: a PEM block does not decode (truncated?)", file)
-				}
-				break
-			}
-			if block.Type != "CERTIFICATE" {
-				return nil, fmt.Errorf("mtls: bindings %s: a %q PEM block where only certificates belong", file, block.Type)
-			}
-			c, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("mtls: bindings %s: %w", file, err)
-			}
+		for _, c := range certs {
 			if c.IsCA { // the rest of a full chain: a CA certificate is never a client's
 				continue
 			}

@@ -95,7 +95,7 @@ func TestBindingStore(t *testing.T) {
 
 		writeTestFile(t, filepath.Join(dir, "broken.pem"), pk.alice.KeyPEM())
 		err = s.Reload()
-		assert.ErrorContains(t, err, `a "PRIVATE KEY" PEM block where only certificates belong`)
+		assert.ErrorContains(t, err, `is "PRIVATE KEY", want CERTIFICATE`)
 		got, _ = s.ResolvePrincipal(idOf(pk, bob))
 		assert.Equal(t, "billing-svc", got, "a failed reload keeps the bindings in force")
 	})

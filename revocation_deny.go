@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"strings"
 	"sync/atomic"
 
+	"github.com/certgate/mtls/internal/certfile"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -127,10 +127,14 @@ func (d *DenyList) Len() int {
 	return n
 }
 
-// LoadFile replaces the list with the entries of a file (see [ParseDenyList]). If the file cannot
-// be read or parsed, the list in force stays and the error says why.
+// maxDenyListFile bounds the size of a deny list file.
+const maxDenyListFile = 64 << 20
+
+// LoadFile replaces the list with the entries of a file (see [ParseDenyList]) of at most 64 MiB.
+// If the file cannot be read or parsed, or is larger, the list in force stays and the error says
+// why.
 func (d *DenyList) LoadFile(name string) error {
-	data, err := os.ReadFile(name)
+	data, err := certfile.Read(name, maxDenyListFile)
 	if err != nil {
 		return fmt.Errorf("mtls: deny list: %w", err)
 	}
@@ -222,7 +226,7 @@ func (d *DenyList) match(id *Identity, chain bool) string {
 				var buf [maxSerialLen + 1]byte
 				if b := denySerialContent(&buf, c.SerialNumber); b != nil {
 					if _, ok := m[string(b)]; ok {
-						return fmt.Sprintf("deny list: serial %x of %q", c.SerialNumber, c.Issuer.String())
+						return fmt.Sprintf("deny list: serial %s of %q", FormatSerial(c.SerialNumber), c.Issuer.String())
 					}
 				}
 			}

@@ -359,7 +359,7 @@ func describe(id *mtls.Identity) identity {
 		Format:        id.Format,
 		Subject:       id.Leaf.Subject.String(),
 		Issuer:        id.Leaf.Issuer.String(),
-		Serial:        id.Leaf.SerialNumber.Text(16),
+		Serial:        mtls.FormatSerial(id.Leaf.SerialNumber),
 		SHA256:        id.SHA256,
 		X5tS256:       id.X5tS256,
 		Principal:     id.Principal,
