@@ -217,6 +217,9 @@ func (c *cache) fill(k uint64, material string, now time.Time,
 		}
 		id, until, err := verify()
 		e := &entry{key: k, material: material, id: id, err: err, expires: until}
+		if !now.Before(until) {
+			return e, nil // not to be cached
+		}
 		if err != nil {
 			e.material, e.digest = digestOf(material), true
 		}
@@ -234,21 +237,24 @@ func entrySize(e *entry) int64 {
 	if e.id != nil {
 		n += identityOverhead
 		for _, cert := range e.id.Chain {
-			n += int64(certOverheadRatio * len(cert.Raw))
+			// cap, not len: a certificate parsed by crypto/tls points into the whole handshake
+			// message it came in, which it keeps alive.
+			n += int64(certOverheadRatio * cap(cert.Raw))
 		}
 	}
 	return n
 }
 
 // put stores e in its set, in the first empty, expired or same-material way, or else in place of
-// the entry that expires first, if the bytes bound allows. Concurrent puts may overwrite each
-// other's choice, which only costs a later verification; the byte count stays exact.
+// the entry that expires first, if the bytes bound allows; a refusal never takes the place of a
+// live acceptance. Concurrent puts may overwrite each other's choice, which only costs a later
+// verification; the byte count stays exact.
 func (c *cache) put(e *entry, now time.Time) {
 	if len(c.sets) == 0 || !now.Before(e.expires) {
 		return
 	}
 	set := &c.sets[e.key&c.mask]
-	victim, soonest := 0, time.Time{}
+	victim, soonest := -1, time.Time{}
 	var old *entry
 	for i := range set {
 		o := set[i].Load()
@@ -256,9 +262,15 @@ func (c *cache) put(e *entry, now time.Time) {
 			victim, old = i, o
 			break
 		}
-		if i == 0 || o.expires.Before(soonest) {
+		if e.err != nil && o.err == nil {
+			continue
+		}
+		if victim < 0 || o.expires.Before(soonest) {
 			victim, soonest, old = i, o.expires, o
 		}
+	}
+	if victim < 0 {
+		return
 	}
 	freed := int64(0)
 	if old != nil {

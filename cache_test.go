@@ -225,3 +225,40 @@ func entries(c *cache) []*entry {
 	}
 	return es
 }
+
+// TestCacheSkipsAcceptancesWithUnusedCertificates: presented certificates the verified chain does
+// not use would make every variation of them a new acceptance held for the chain's lifetime.
+func TestCacheSkipsAcceptancesWithUnusedCertificates(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	for i := range 3 {
+		junk := mtlstest.NewRootCA(fmt.Sprint("junk ", i)).Certificate
+		id, err := m.Authenticate(requestWith(append(p.alice.Chain(), junk)...))
+		require.NoError(t, err)
+		assert.Equal(t, "alice", id.Leaf.Subject.CommonName)
+	}
+	assert.Zero(t, m.state.Load().cache.len(), "accepted, not cached")
+	_, err = m.Authenticate(requestWith(append(p.alice.Chain(), p.root.Certificate)...))
+	require.NoError(t, err)
+	assert.Equal(t, 1, m.state.Load().cache.len(), "a presented root is part of the chain")
+}
+
+// TestCacheRefusalsNeverEvictAcceptances: in a full set, a refusal finds no room rather than
+// taking the place of a live acceptance.
+func TestCacheRefusalsNeverEvictAcceptances(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool(), CacheSize: cacheWays}) // one set
+	require.NoError(t, err)
+	for i := range cacheWays {
+		_, err := m.Authenticate(requestWith(p.issuing.NewClient(fmt.Sprint("client-", i)).Chain()...))
+		require.NoError(t, err)
+	}
+	_, err = m.Authenticate(requestWith(p.other.NewClient("mallory").Chain()...))
+	require.ErrorIs(t, err, ErrUntrusted)
+	es := entries(m.state.Load().cache)
+	require.Len(t, es, cacheWays)
+	for _, e := range es {
+		assert.NoError(t, e.err, "only acceptances are kept")
+	}
+}

@@ -3,6 +3,7 @@ package mtls
 import (
 	"bufio"
 	"bytes"
+	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -614,6 +615,40 @@ func TestHeaderStripNonCanonicalKeys(t *testing.T) {
 				assert.False(t, strings.HasPrefix(strings.ToLower(k), "x-ssl-client-"), "header %q left for the next handler", k)
 			}
 			assert.Contains(t, r.Header, "x-ssl-client-cert", "the caller's request is not modified")
+		})
+	}
+}
+
+// TestHeaderScreensBeforeParsing: forwarded certificates beyond a bound are refused before
+// x509 parses them, and the refusal takes no room in the cache.
+func TestHeaderScreensBeforeParsing(t *testing.T) {
+	f := newHeaderFixture(t)
+	throwaway := ecKey(t, elliptic.P256())
+	issuer := f.p.issuing.Certificate.Subject.CommonName
+	packed := mint(t, "mallory", issuer, false, throwaway.Public(), throwaway, withExtensions(100))
+	m := f.middleware(t, false, func(hc *HeaderConfig) { hc.Format = MustHeaderFormat("rfc9440") })
+	many := make([]string, 0, 6)
+	for range 6 {
+		many = append(many, ":"+b64(f.p.issuing.Certificate)+":")
+	}
+	for name, tt := range map[string]struct{ leaf, chain, want string }{
+		"extension-packed": {":" + b64(packed) + ":", "", "forwarded certificate 1: 102 extensions"},
+		"too many":         {":" + f.leaf + ":", strings.Join(many, ", "), "7 certificates forwarded"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = "10.1.2.3:4000"
+			r.Header.Set("Client-Cert", tt.leaf)
+			if tt.chain != "" {
+				r.Header.Set("Client-Cert-Chain", tt.chain)
+			}
+			_, err := m.Authenticate(r)
+			require.ErrorIs(t, err, ErrUntrusted)
+			assert.ErrorContains(t, err, tt.want)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			assert.Nil(t, e.Leaf, "nothing was parsed")
+			assert.Zero(t, m.state.Load().cache.len())
 		})
 	}
 }

@@ -1,12 +1,14 @@
 package mtls
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -101,13 +103,38 @@ func (m *Middleware) verifiedChain(c *claim) (*Identity, error) {
 }
 
 // screenClaim bounds what a claim may make the later steps do, before the cache: a TLS claim
-// with too many certificates costs no more than counting, and takes no room in the cache. (The
-// header bytes were bounded when they were read.)
+// with too many or too large certificates costs no more than counting, and takes no room in the
+// cache. (The header bytes were bounded when they were read.)
 func (m *Middleware) screenClaim(c *claim) error {
 	if len(c.certs) > m.maxPresented() {
 		return m.screen(c.certs)
 	}
+	for i, cert := range c.certs {
+		if len(cert.Raw) > defaultScreenLimits.maxDER || i > 0 && len(cert.Raw) > defaultScreenLimits.maxCADER {
+			return m.screen(c.certs)
+		}
+	}
 	return nil
+}
+
+// screenDER screens decoded certificates before they are parsed: their number, sizes and
+// extension counts.
+func (m *Middleware) screenDER(ders [][]byte) error {
+	detail := ""
+	if n, max := len(ders), m.maxPresented(); n > max {
+		detail = fmt.Sprintf("%d certificates forwarded, at most %d allowed", n, max)
+	} else {
+		for i, der := range ders {
+			if d := screenDER(der, i, defaultScreenLimits); d != "" {
+				detail = fmt.Sprintf("forwarded certificate %d: %s", i+1, d)
+				break
+			}
+		}
+	}
+	if detail == "" {
+		return nil
+	}
+	return newError(ErrUntrusted, detail, nil)
 }
 
 // screen is the screening step: the number of certificates presented, and what each may hold
@@ -133,15 +160,25 @@ func (m *Middleware) maxPresented() int { return m.trustCfg.maxDepth + 1 }
 // verifyClaim parses and verifies a claim under trust t: the work the cache saves. It returns
 // the identity or the refusal, and until when that outcome may be reused (zero: not cached).
 func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, time.Time, error) {
-	certs, err := m.parseClaim(c)
-	if err != nil || len(certs) == 0 {
-		return nil, now.Add(negativeTTL), err
+	certs := c.certs
+	if c.source == SourceHeader {
+		ders, err := m.decodeHeader(c)
+		if err != nil || len(ders) == 0 {
+			return nil, now.Add(negativeTTL), err
+		}
+		if err := m.screenDER(ders); err != nil {
+			return nil, time.Time{}, err // before parsing, whose cost grows with what is screened
+		}
+		if certs, err = m.parseCertificates(ders); err != nil {
+			return nil, now.Add(negativeTTL), err
+		}
 	}
 	if err := m.screen(certs); err != nil {
 		return nil, time.Time{}, err // not cached: screening costs less than a look-up's room
 	}
 	var chain []*x509.Certificate
 	pinned := false
+	var err error
 	if c.source == SourceHeader && m.header.trustProxy {
 		chain, err = t.checkForwarded(certs, now)
 	} else {
@@ -151,34 +188,47 @@ func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, 
 		return nil, negativeExpiry(certs[0], err, now), err
 	}
 	id := newIdentity(chain, pinned)
+	until := earliestNotAfter(chain)
 	if c.source == SourceHeader {
 		id.Source = SourceHeader
 		id.Format = m.header.formatName
 	}
-	return id, earliestNotAfter(chain), nil
+	if !(c.source == SourceHeader && m.header.trustProxy) && !usesAll(chain, certs) {
+		// Presented certificates that the chain does not use would make every variation of
+		// them a new acceptance, each holding them in the cache for the chain's lifetime.
+		until = time.Time{}
+	}
+	return id, until, nil
 }
 
-// parseClaim returns the certificates of a claim: those of the TLS connection, or those decoded
-// from a proxy's header values (none when the values say the client sent no certificate).
-func (m *Middleware) parseClaim(c *claim) ([]*x509.Certificate, error) {
-	if c.source != SourceHeader {
-		return c.certs, nil
+// usesAll says whether every presented certificate is part of the verified chain.
+func usesAll(chain, presented []*x509.Certificate) bool {
+	for _, p := range presented {
+		if !slices.ContainsFunc(chain, func(c *x509.Certificate) bool { return c == p || bytes.Equal(c.Raw, p.Raw) }) {
+			return false
+		}
 	}
+	return true
+}
+
+// decodeHeader returns the DER certificates of a proxy's header values (none when the values
+// say the client sent no certificate).
+func (m *Middleware) decodeHeader(c *claim) ([][]byte, error) {
 	h := m.header
 	ders, err := h.format.Decode(c.headerValues())
-	if err != nil {
-		if !errors.Is(err, ErrMalformedHeader) {
-			err = newError(ErrMalformedHeader, h.formatName, err)
-		}
-		return nil, err
+	if err != nil && !errors.Is(err, ErrMalformedHeader) {
+		err = newError(ErrMalformedHeader, h.formatName, err)
 	}
-	if len(ders) > m.maxPresented() {
-		ders = ders[:m.maxPresented()+1] // enough to refuse by count; the rest is not parsed
-	}
+	return ders, err
+}
+
+// parseCertificates parses the decoded certificates of a header claim.
+func (m *Middleware) parseCertificates(ders [][]byte) ([]*x509.Certificate, error) {
 	certs := make([]*x509.Certificate, len(ders))
 	for i, der := range ders {
+		var err error
 		if certs[i], err = x509.ParseCertificate(der); err != nil {
-			return nil, newError(ErrMalformedHeader, fmt.Sprintf("%s: certificate %d does not parse", h.formatName, i+1), err)
+			return nil, newError(ErrMalformedHeader, fmt.Sprintf("%s: certificate %d does not parse", m.header.formatName, i+1), err)
 		}
 	}
 	return certs, nil

@@ -7,6 +7,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // screenLimits bounds what presented certificates may hold. They are checked before any
@@ -15,7 +18,9 @@ import (
 // candidate issuers of one name make chain building try each of them (and each ordering of
 // them, when they share a key).
 type screenLimits struct {
-	maxDER         int // bytes of one certificate's DER encoding
+	maxDER         int // bytes of the leaf's DER encoding
+	maxCADER       int // bytes of a presented CA certificate's DER encoding, hashed on every check
+	maxExtensions  int // extensions of one certificate, parsed one by one
 	minRSABits     int // RSA modulus size
 	maxRSABits     int
 	maxRSAExponent int // RSA public exponent, which must also be odd and at least 3
@@ -23,11 +28,13 @@ type screenLimits struct {
 }
 
 // defaultScreenLimits are the bounds in force. 16 KiB holds a certificate with hundreds of
-// names; RSA keys below 2048 bits are too weak to accept, and 8192 bits is crypto/tls's own cap
+// names, 8 KiB any CA certificate in use, 64 extensions several times what certificates carry; RSA keys below 2048 bits are too weak to accept, and 8192 bits is crypto/tls's own cap
 // on peer keys; 65537 is the exponent every CA uses; two candidates of one name allow for a
 // renewed intermediate presented next to the one it replaces.
 var defaultScreenLimits = screenLimits{
 	maxDER:         16 << 10,
+	maxCADER:       8 << 10,
+	maxExtensions:  64,
 	minRSABits:     2048,
 	maxRSABits:     8192,
 	maxRSAExponent: 65537,
@@ -38,7 +45,11 @@ var defaultScreenLimits = screenLimits{
 // all of them. It only reads the certificates: no signature is checked.
 func screen(presented []*x509.Certificate, l screenLimits) string {
 	for i, c := range presented {
-		if d := screenKey(c, l); d != "" {
+		d := screenKey(c, l)
+		if d == "" {
+			d = screenDER(c.Raw, i, l)
+		}
+		if d != "" {
 			return fmt.Sprintf("presented certificate %d: %s", i+1, d)
 		}
 	}
@@ -61,11 +72,67 @@ func screen(presented []*x509.Certificate, l screenLimits) string {
 	return ""
 }
 
-// screenKey checks one certificate's size and public key.
-func screenKey(c *x509.Certificate, l screenLimits) string {
-	if len(c.Raw) > l.maxDER {
-		return fmt.Sprintf("%d bytes, at most %d allowed", len(c.Raw), l.maxDER)
+// screenDER checks what can be checked of the DER of the certificate at position i (0: the leaf)
+// before it is parsed, since parsing costs grow with them: its size, and the number of its
+// extensions. DER that cannot be walked is left to the parser to refuse.
+func screenDER(der []byte, i int, l screenLimits) string {
+	max := l.maxDER
+	if i > 0 {
+		max = l.maxCADER
 	}
+	if len(der) > max {
+		return fmt.Sprintf("%d bytes, at most %d allowed", len(der), max)
+	}
+	if n := countExtensions(der); n > l.maxExtensions {
+		return fmt.Sprintf("%d extensions, at most %d allowed", n, l.maxExtensions)
+	}
+	return ""
+}
+
+// countExtensions returns the number of extensions in a certificate's DER, or 0 when the DER is
+// not a certificate (the parser says why).
+func countExtensions(der []byte) int {
+	input := cryptobyte.String(der)
+	var cert, tbs cryptobyte.String
+	if !input.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1(&tbs, cbasn1.SEQUENCE) {
+		return 0
+	}
+	// version [0], serial, signature, issuer, validity, subject, subjectPublicKeyInfo,
+	// issuerUniqueID [1], subjectUniqueID [2]: skipped; extensions [3].
+	if !tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		return 0
+	}
+	for range 6 {
+		if !tbs.SkipASN1(peekTag(tbs)) {
+			return 0
+		}
+	}
+	if !tbs.SkipOptionalASN1(cbasn1.Tag(1).ContextSpecific()) || !tbs.SkipOptionalASN1(cbasn1.Tag(2).ContextSpecific()) {
+		return 0
+	}
+	var wrapped, exts cryptobyte.String
+	var present bool
+	if !tbs.ReadOptionalASN1(&wrapped, &present, cbasn1.Tag(3).Constructed().ContextSpecific()) || !present ||
+		!wrapped.ReadASN1(&exts, cbasn1.SEQUENCE) {
+		return 0
+	}
+	n := 0
+	for !exts.Empty() && exts.SkipASN1(cbasn1.SEQUENCE) {
+		n++
+	}
+	return n
+}
+
+// peekTag returns the tag of the next element of s.
+func peekTag(s cryptobyte.String) cbasn1.Tag {
+	if len(s) == 0 {
+		return 0
+	}
+	return cbasn1.Tag(s[0])
+}
+
+// screenKey checks one certificate's public key.
+func screenKey(c *x509.Certificate, l screenLimits) string {
 	switch k := c.PublicKey.(type) {
 	case *rsa.PublicKey:
 		if n := k.N.BitLen(); n < l.minRSABits || n > l.maxRSABits {

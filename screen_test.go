@@ -193,6 +193,18 @@ func hostileChains(tb testing.TB, p *pki) []hostileChain {
 
 	oversized := mint(tb, "mallory", issuer, false, throwaway.Public(), throwaway, withPadding(60<<10))
 
+	// A copy of the (public) root among padded decoys naming it: a presented anchor must not make
+	// each decoy be checked twice, against the root and against its copy.
+	rootCopy := []*x509.Certificate{mint(tb, "mallory", issuer, false, throwaway.Public(), throwaway, withPadding(7<<10)),
+		p.issuing.Certificate, mint(tb, issuer, root, true, ecKey(tb, elliptic.P256()).Public(), throwaway, withPadding(7<<10)),
+		p.root.Certificate, mint(tb, root, root, true, ecKey(tb, elliptic.P256()).Public(), throwaway, withPadding(7<<10))}
+
+	// Certificates packed with small extensions, which cost parsing one by one.
+	packed := func(subject, issuer string, isCA bool) *x509.Certificate {
+		return mint(tb, subject, issuer, isCA, ecKey(tb, elliptic.P256()).Public(), throwaway, withExtensions(65))
+	}
+	extPacked := []*x509.Certificate{packed("mallory", issuer, false), packed(issuer, root, true)}
+
 	return []hostileChain{
 		{name: "rsa-modulus-65536", bound: "modulus",
 			chain: []*x509.Certificate{hostileLeafRSA(tb, issuer, huge), mint(tb, issuer, root, true, huge, throwaway)}},
@@ -204,6 +216,17 @@ func hostileChains(tb testing.TB, p *pki) []hostileChain {
 		{name: "root-named-linked-cas", chain: rootNamed},
 		{name: "decoys-beside-real-intermediate", chain: decoys},
 		{name: "oversized-60KiB", bound: "bytes", chain: []*x509.Certificate{oversized, p.issuing.Certificate}},
+		{name: "root-copy-among-padded-decoys", chain: rootCopy},
+		{name: "extension-packed", bound: "extensions", chain: extPacked},
+	}
+}
+
+// withExtensions adds n small non-critical private extensions.
+func withExtensions(n int) func(*x509.Certificate) {
+	return func(c *x509.Certificate) {
+		for i := range n {
+			c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 2, i}, Value: []byte{0x05, 0x00}})
+		}
 	}
 }
 
@@ -245,6 +268,11 @@ func TestScreen(t *testing.T) {
 			want: "RSA public exponent 65536"},
 		{name: "RSA exponent 1", presented: []*x509.Certificate{leafWith(hugeRSA(t, 2048, 1))},
 			want: "RSA public exponent 1"},
+		{name: "CA certificate over 8 KiB", want: "presented certificate 2: 8",
+			presented: []*x509.Certificate{p.alice.Certificate, mint(t, issuer, "Test Root CA", true, shared, signer, withPadding(8<<10))}},
+		{name: "64 extensions", presented: []*x509.Certificate{mint(t, "bob", issuer, false, shared, signer, withExtensions(60))}},
+		{name: "65 extensions", want: "extensions, at most 64 allowed",
+			presented: []*x509.Certificate{mint(t, "bob", issuer, false, shared, signer, withExtensions(63))}},
 		{name: "16 KiB certificate", want: "presented certificate 1: 16",
 			presented: []*x509.Certificate{mint(t, "bob", issuer, false, signer.Public(), signer, withPadding(16<<10))}},
 		{name: "two candidates of one name", presented: []*x509.Certificate{p.alice.Certificate, caWith(issuer, shared), caWith(issuer, rsa2048)}},
@@ -293,6 +321,9 @@ func TestVerifyRefusesHostileChains(t *testing.T) {
 			// What x509 reports only once a signature was checked with a presented key: the
 			// candidate whose key failed to verify one, or the path length of one that did.
 			for _, c := range h.chain[1:] {
+				if c.Subject.CommonName == p.root.Certificate.Subject.CommonName {
+					continue // the name of the configured root, whose key may well be used
+				}
 				assert.NotContains(t, err.Error(), fmt.Sprintf("candidate authority certificate %q", c.Subject.CommonName))
 			}
 			assert.NotContains(t, err.Error(), "path length constraint")

@@ -218,7 +218,9 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) (*x509.CertP
 		var next [][]byte
 		for _, c := range presented[1:] {
 			// A certificate that is not a CA cannot issue one; chain building would refuse it too.
-			if c.IsCA && containsBytes(wanted, c.RawSubject) && !slices.Contains(linked, c) {
+			// A self-issued one can only be an anchor, and anchors come from the configuration: a
+			// copy of a root would let every candidate naming it be checked twice.
+			if c.IsCA && !bytes.Equal(c.RawSubject, c.RawIssuer) && containsBytes(wanted, c.RawSubject) && !slices.Contains(linked, c) {
 				linked = append(linked, c)
 				next = append(next, c.RawIssuer)
 			}
