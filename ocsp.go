@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/certgate/mtls/internal/crl"
 	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/crypto/cryptobyte/asn1"
 	"golang.org/x/crypto/ocsp"
@@ -198,7 +199,7 @@ func (o *ocspChecker) refreshInBackground(k uint64, e *ocspEntry) {
 func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certificate) *ocspEntry {
 	// The serial's sign and length, then its magnitude and the issuer's key: Bytes alone is the
 	// absolute value, and would give 5 and -5 one query.
-	var fk [2*maxSerialLen + 4]byte
+	var fk [2*crl.MaxSerialLen + 4]byte
 	serial := c.SerialNumber.Bytes()
 	flightKey := append(fk[:0], byte(c.SerialNumber.Sign()+1), byte(len(serial)>>8), byte(len(serial)))
 	flightKey = append(flightKey, serial...)
@@ -400,7 +401,10 @@ func hasExtKeyUsage(c *x509.Certificate, want x509.ExtKeyUsage) bool {
 }
 
 var (
-	oidSHA1 = encasn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA1   = encasn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA256 = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+	oidSHA384 = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}
+	oidSHA512 = encasn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}
 )
 
 // checkCertID reads the SingleResponses of a ResponseData and requires exactly one for c's

@@ -2,8 +2,6 @@ package mtls
 
 import (
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"fmt"
 	"math/big"
 	"os"
@@ -17,7 +15,7 @@ import (
 )
 
 // The fuzz targets read fixed fixtures from testdata/revocation (an issuer, a leaf, OCSP
-// responses and CRLs about them), rebuilt with:
+// responses about them), rebuilt with:
 //
 //	MTLS_WRITE_REVOCATION_FIXTURES=1 go test -run TestWriteRevocationFixtures .
 //
@@ -54,24 +52,9 @@ func TestWriteRevocationFixtures(t *testing.T) {
 		"ocsp-trylater.der":     ocsp.TryLaterErrorResponse,
 		"ocsp-unauthorized.der": ocsp.UnauthorizedErrorResponse,
 	}
-	idp := pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 28}, Critical: true,
-		Value: []byte{0x30, 0x0b, 0xa0, 0x09, 0xa0, 0x07, 0x86, 0x05, 'h', 't', 't', 'p', ':'}}
-	crlSeeds := map[string][]byte{
-		"crl-empty.der":   issuer.NewCRL(mtlstest.CRL{ThisUpdate: revocationFixtureTime, NextUpdate: until}),
-		"crl-revokes.der": issuer.NewCRL(mtlstest.CRL{ThisUpdate: revocationFixtureTime, NextUpdate: until, Revoked: []*big.Int{leaf.Certificate.SerialNumber, big.NewInt(1), big.NewInt(-5), new(big.Int).Lsh(big.NewInt(1), 159)}}),
-		"crl-idp.der":     issuer.NewCRL(mtlstest.CRL{ThisUpdate: revocationFixtureTime, NextUpdate: until, ExtraExtensions: []pkix.Extension{idp}}),
-		"crl-many.der":    issuer.NewCRL(mtlstest.CRL{ThisUpdate: revocationFixtureTime, NextUpdate: until, RevokedSerials: [][]byte{{1}, {0x80}, {1, 2, 3}, {0xff, 0xff}, {0}}}),
-		// Revocation dates from 2050 are GeneralizedTime.
-		"crl-generalized-time.der": issuer.NewCRL(mtlstest.CRL{ThisUpdate: revocationFixtureTime, NextUpdate: until,
-			Revoked: []*big.Int{leaf.Certificate.SerialNumber}, RevokedAt: time.Date(2051, 1, 1, 0, 0, 0, 0, time.UTC)}),
-	}
 	for name, der := range ocspSeeds {
 		write(name, der)
 		writeSeed(t, "FuzzOCSPResponse", name, der)
-	}
-	for name, der := range crlSeeds {
-		write(name, der)
-		writeSeed(t, "FuzzParseCRL", name, der)
 	}
 }
 
@@ -99,33 +82,6 @@ func addFixtureSeeds(f *testing.F, prefix string) {
 		require.NoError(f, err)
 		f.Add(data)
 	}
-}
-
-// FuzzParseCRL feeds arbitrary bytes to the CRL scanner. It must never panic, and whatever it
-// accepts that x509.ParseRevocationList also accepts must list the same serials.
-func FuzzParseCRL(f *testing.F) {
-	addFixtureSeeds(f, "crl-")
-	issuer := readFixtureCert(f, "issuer.pem")
-	f.Fuzz(func(t *testing.T, der []byte) {
-		c, err := parseCRL(der)
-		if err != nil {
-			return
-		}
-		_ = c.verifyWith(issuer)
-		c.revoked(big.NewInt(1))
-		rl, err := x509.ParseRevocationList(der)
-		if err != nil {
-			return
-		}
-		for _, e := range rl.RevokedCertificateEntries {
-			if !c.revoked(e.SerialNumber) {
-				t.Fatalf("serial %x listed by x509 but not found by the scanner", e.SerialNumber)
-			}
-		}
-		if c.serials.n > len(rl.RevokedCertificateEntries) {
-			t.Fatalf("scanner found %d serials, x509 %d", c.serials.n, len(rl.RevokedCertificateEntries))
-		}
-	})
 }
 
 // FuzzOCSPResponse feeds arbitrary bytes to the response verification. It must never panic, and

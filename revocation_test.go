@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls/internal/crl"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -880,7 +881,7 @@ func TestOCSPOlderResponseDoesNotReplaceNewer(t *testing.T) {
 
 func TestDenySerialLongerThanCRLLimit(t *testing.T) {
 	issuer := mtlstest.NewRootCA("Deny CA").Certificate
-	serial := new(big.Int).Lsh(big.NewInt(1), 8*maxSerialLen+4) // parses, but over 64 octets
+	serial := new(big.Int).Lsh(big.NewInt(1), 8*crl.MaxSerialLen+4) // parses, but over 64 octets
 	leaf := &x509.Certificate{SerialNumber: serial, Raw: []byte("leaf"), RawSubjectPublicKeyInfo: []byte("leaf key")}
 	id := &Identity{Leaf: leaf, Chain: []*x509.Certificate{leaf, issuer}}
 	entries, err := ParseDenyList([]byte(fmt.Sprintf("serial %x %#x\n", SPKISHA256(issuer), serial)))
@@ -1295,39 +1296,6 @@ func TestCRLEntryWithGeneralizedTimeRevocationDate(t *testing.T) {
 			requireRevRefused(t, err, ErrRevoked)
 			_, err = revAuthn(m, good)
 			require.NoError(t, err)
-		})
-	}
-}
-
-func TestCRLScannerRevocationDates(t *testing.T) {
-	entry := func(date ...byte) []byte {
-		e := append([]byte{0x02, 0x01, 0x05}, date...)
-		return append([]byte{0x30, byte(len(e))}, e...)
-	}
-	utc := append([]byte{0x17, 0x0d}, "500101000000Z"...)
-	gen := append([]byte{0x18, 0x0f}, "20510101000000Z"...)
-	tests := []struct {
-		name    string
-		entries []byte
-		wantErr bool
-	}{
-		{"UTCTime", entry(utc...), false},
-		{"GeneralizedTime", entry(gen...), false},
-		{"GeneralizedTime then UTCTime", append(entry(gen...), entry(utc...)...), false},
-		{"no date", entry(), true},
-		{"another tag", entry(append([]byte{0x04, 0x0f}, "20510101000000Z"...)...), true},
-		{"truncated GeneralizedTime", entry(0x18, 0x0f, '2', '0'), true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var s serialSet
-			err := s.build(tt.entries)
-			if tt.wantErr {
-				require.Error(t, err)
-				return
-			}
-			require.NoError(t, err)
-			assert.True(t, s.contains([]byte{5}))
 		})
 	}
 }
