@@ -971,23 +971,6 @@ func TestCRLDistributionPointsIdleOnesMakeRoom(t *testing.T) {
 	assert.LessOrEqual(t, len(m.CRLStatus()), maxDPSources)
 }
 
-func TestOCSPSHA1SignatureRefused(t *testing.T) {
-	// CRLs signed with SHA-1 are refused; OCSP responses must be too.
-	p := newRevPKI()
-	leaf := p.issuing.NewClient("alice")
-	now := p.clock.Now()
-	der, err := ocsp.CreateResponse(p.issuing.Certificate, p.issuing.Certificate, ocsp.Response{
-		Status: ocsp.Good, SerialNumber: leaf.Certificate.SerialNumber,
-		ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour),
-		SignatureAlgorithm: x509.ECDSAWithSHA1,
-	}, p.issuing.Key)
-	require.NoError(t, err)
-	rf := newRevResponder(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(der) })
-	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}})
-	_, err = revAuthn(m, leaf)
-	requireRevRefused(t, err, ErrRevocationUnavailable)
-}
-
 func TestOCSPResponseJustPastNextUpdateIsNotRefetchedPerRequest(t *testing.T) {
 	// The responder's clock lags: its answers expire within the clock skew tolerance. They are
 	// accepted (as CRLs are), and do not make every request query the responder again.
@@ -1004,20 +987,6 @@ func TestOCSPResponseJustPastNextUpdateIsNotRefetchedPerRequest(t *testing.T) {
 		assert.False(t, id.Revocation.Degraded())
 	}
 	assert.LessOrEqual(t, rf.calls.Load(), int64(2))
-}
-
-func TestOCSPDelegatedResponderMustNotBeACA(t *testing.T) {
-	// A sub-CA that happens to carry id-kp-OCSPSigning (issued for another purpose, perhaps to
-	// another operator) must not speak for its siblings: a delegated responder is an end entity.
-	p := newRevPKI()
-	leaf := p.issuing.NewClient("alice")
-	subCA := p.issuing.NewOCSPSigner("Sub CA with OCSPSigning", mtlstest.WithCA())
-	require.True(t, subCA.Certificate.IsCA)
-	der := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{Signer: subCA})
-	rf := newRevResponder(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(der) })
-	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}})
-	_, err := revAuthn(m, leaf)
-	requireRevRefused(t, err, ErrRevocationUnavailable)
 }
 
 // revTransport answers CRL downloads from memory, by URL: a CRL, nothing until the request's
