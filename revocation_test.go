@@ -123,6 +123,14 @@ func TestOCSPHostileMatrix(t *testing.T) {
 	expiredSigner := p.issuing.NewOCSPSigner("Expired OCSP", mtlstest.WithValidity(time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)))
 	now := p.clock.Now()
 
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	hang := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}
 	mint := func(a mtlstest.OCSPAnswer) func(http.ResponseWriter, *http.Request) {
 		der := p.issuing.NewOCSPResponse(leaf.Certificate, a)
 		return func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(der) }
@@ -171,23 +179,18 @@ func TestOCSPHostileMatrix(t *testing.T) {
 				w.(http.Flusher).Flush()
 			}
 		}, ErrRevocationUnavailable},
-		{"responder timeout", func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-r.Context().Done():
-			case <-time.After(5 * time.Second):
-			}
-		}, ErrRevocationUnavailable},
+		// Answers only once the query was given up (Timeout) or the test ends.
+		{"responder timeout", hang, ErrRevocationUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rf := newRevResponder(t, tt.answer)
-			m := p.middleware(t, &RevocationConfig{
-				OCSP:    &OCSPConfig{Responder: rf.srv.URL},
-				Timeout: 200 * time.Millisecond,
-			})
-			start := time.Now()
+			rc := &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}}
+			if tt.name == "responder timeout" {
+				rc.Timeout = 100 * time.Millisecond
+			}
+			m := p.middleware(t, rc)
 			id, err := revAuthn(m, leaf)
-			assert.Less(t, time.Since(start), 3*time.Second)
 			if tt.want == nil {
 				require.NoError(t, err)
 				assert.False(t, id.Revocation.Degraded())
@@ -345,21 +348,25 @@ func TestOCSPConcurrentQueriesDeduplicated(t *testing.T) {
 	})
 	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}})
 	const n = 1000
+	// The responder answers once every caller waits for an answer: none can have been served
+	// by the query of another before it joined.
+	waiting := newWaitingContext(n)
 	var wg sync.WaitGroup
-	var started sync.WaitGroup
 	errs := make([]error, n)
-	started.Add(n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			started.Done()
-			_, errs[i] = revAuthn(m, leaf)
+			_, errs[i] = m.Authenticate(requestWith(leaf.Chain()...).WithContext(waiting))
 		}()
 	}
-	started.Wait()
-	time.Sleep(50 * time.Millisecond) // let them pile up on the query
-	close(release)
+	select {
+	case <-waiting.all:
+		close(release)
+	case <-time.After(time.Minute): // a bound, not a measure: the callers are stuck
+		close(release)
+		t.Fatal("the callers did not all wait for one query")
+	}
 	wg.Wait()
 	for _, err := range errs {
 		require.NoError(t, err)
@@ -372,21 +379,48 @@ func TestOCSPCallerContextCancelled(t *testing.T) {
 	p := newRevPKI()
 	leaf := p.issuing.NewClient("alice")
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The caller gives up once its query reached the responder, which never answers before the
+	// test ends; the query's own Timeout is far away. Only the caller's cancellation can end
+	// its wait.
+	var answered atomic.Bool
 	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
+		cancel()
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
+		answered.Store(true)
 	})
-	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, Timeout: 2 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	r := requestWith(leaf.Chain()...).WithContext(ctx)
-	start := time.Now()
-	_, err := m.Authenticate(r)
+	t.Cleanup(func() { close(release) }) // before the responder closes, which waits for it
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, Timeout: time.Hour})
+	_, err := m.Authenticate(requestWith(leaf.Chain()...).WithContext(ctx))
 	requireRevRefused(t, err, ErrRevocationUnavailable)
-	assert.Less(t, time.Since(start), time.Second)
+	assert.False(t, answered.Load(), "the caller waited for the responder")
+	assert.EqualValues(t, 1, rf.calls.Load())
+}
+
+// waitingContext counts the callers waiting on it (those that asked for its Done channel) and
+// closes all when n of them do. The OCSP step asks for Done only while it waits for a query.
+type waitingContext struct {
+	context.Context
+	n, waiting int64
+	mu         sync.Mutex
+	all        chan struct{}
+}
+
+func newWaitingContext(n int64) *waitingContext {
+	return &waitingContext{Context: context.Background(), n: n, all: make(chan struct{})}
+}
+
+func (c *waitingContext) Done() <-chan struct{} {
+	c.mu.Lock()
+	if c.waiting++; c.waiting == c.n {
+		close(c.all)
+	}
+	c.mu.Unlock()
+	return c.Context.Done()
 }
 
 func TestOCSPCacheBounded(t *testing.T) {
@@ -922,7 +956,9 @@ func TestOCSPQueriesOfOppositeSerialsAreNotShared(t *testing.T) {
 	// one's query must not answer for the other.
 	p := newRevPKI()
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 2)
 	rf := newRevResponder(t, func(w http.ResponseWriter, _ *http.Request) {
+		arrived <- struct{}{}
 		<-release
 		http.Error(w, "down", http.StatusBadGateway)
 	})
@@ -933,14 +969,16 @@ func TestOCSPQueriesOfOppositeSerialsAreNotShared(t *testing.T) {
 	neg := &x509.Certificate{SerialNumber: big.NewInt(-5), Signature: []byte("neg")}
 	done := make(chan *ocspEntry, 2)
 	go func() { done <- o.fetch(context.Background(), o.key(pos, issuer), pos, issuer) }()
-	require.Eventually(t, func() bool { return rf.calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	<-arrived // the query for 5 is under way
 	var got *ocspEntry
+	// -5's caller waits for an answer, its own query or (wrongly) 5's, before 5's is given.
+	waiting := newWaitingContext(1)
 	go func() {
-		e := o.fetch(context.Background(), o.key(neg, issuer), neg, issuer)
+		e := o.fetch(waiting, o.key(neg, issuer), neg, issuer)
 		got = e
 		done <- e
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-waiting.all
 	close(release)
 	<-done
 	<-done
