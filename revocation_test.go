@@ -112,6 +112,11 @@ func newRevResponder(t testing.TB, answer func(w http.ResponseWriter, r *http.Re
 	return rf
 }
 
+// serving answers every request with der.
+func serving(der []byte) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(der) }
+}
+
 func TestOCSPHostileMatrix(t *testing.T) {
 	p := newRevPKI()
 	other := p.root.NewIntermediate("Other Issuing CA")
@@ -132,8 +137,7 @@ func TestOCSPHostileMatrix(t *testing.T) {
 		}
 	}
 	mint := func(a mtlstest.OCSPAnswer) func(http.ResponseWriter, *http.Request) {
-		der := p.issuing.NewOCSPResponse(leaf.Certificate, a)
-		return func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(der) }
+		return serving(p.issuing.NewOCSPResponse(leaf.Certificate, a))
 	}
 	tests := []struct {
 		name   string
@@ -226,7 +230,7 @@ func TestOCSPPostForLongRequests(t *testing.T) {
 	p := newRevPKI()
 	leaf := p.issuing.NewClient("alice")
 	der := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{})
-	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(der) })
+	rf := newRevResponder(t, serving(der))
 	long := rf.srv.URL + "/" + strings.Repeat("a", 200)
 	short := rf.srv.URL
 
@@ -331,7 +335,7 @@ func TestOCSPFailOpenIsFlagged(t *testing.T) {
 
 	// Fail-open never turns "revoked" into "accepted".
 	der := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{Status: ocsp.Revoked})
-	rf2 := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(der) })
+	rf2 := newRevResponder(t, serving(der))
 	m2 := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf2.srv.URL}, DangerouslyFailOpen: true})
 	_, err = revAuthn(m2, leaf)
 	requireRevRefused(t, err, ErrRevoked)

@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls/internal/certfile"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/require"
 )
@@ -54,11 +54,9 @@ func fixtureIssuer(t testing.TB) *x509.Certificate {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "issuer.pem"))
 	require.NoError(t, err)
-	block, _ := pem.Decode(data)
-	require.NotNil(t, block)
-	c, err := x509.ParseCertificate(block.Bytes)
+	certs, err := certfile.Certificates(data)
 	require.NoError(t, err)
-	return c
+	return certs[0]
 }
 
 // FuzzParseCRL feeds arbitrary bytes to the CRL scanner. It must never panic, and whatever it

@@ -2,7 +2,6 @@ package ocspcheck
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls/internal/certfile"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ocsp"
@@ -64,11 +64,9 @@ func readFixtureCert(t testing.TB, name string) *x509.Certificate {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
 	require.NoError(t, err)
-	block, _ := pem.Decode(data)
-	require.NotNil(t, block)
-	c, err := x509.ParseCertificate(block.Bytes)
+	certs, err := certfile.Certificates(data)
 	require.NoError(t, err)
-	return c
+	return certs[0]
 }
 
 // FuzzOCSPResponse feeds arbitrary bytes to Verify. It must never panic, and it may only accept
