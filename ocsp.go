@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	_ "crypto/sha1" // OCSP CertIDs are SHA-1 by default (an identifier, not a signature)
+	_ "crypto/sha1" // OCSP requests name certificates by SHA-1 CertIDs (an identifier, not a signature)
 	"crypto/x509"
-	encasn1 "encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -20,15 +19,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-	"golang.org/x/crypto/cryptobyte/asn1"
+	"github.com/certgate/mtls/internal/crl"
+	"github.com/certgate/mtls/internal/ocspcheck"
 	"golang.org/x/crypto/ocsp"
 	"golang.org/x/sync/singleflight"
 )
-
-// ocspNoNextUpdateTTL is how long a response without nextUpdate ("newer information is always
-// available") is used.
-const ocspNoNextUpdateTTL = 5 * time.Minute
 
 // defaultOCSPMaxAge is OCSPConfig.MaxAge's default.
 const defaultOCSPMaxAge = time.Hour
@@ -168,7 +163,7 @@ func (o *ocspChecker) answerOf(e *ocspEntry, now time.Time) answer {
 	case e.has && e.revoked:
 		return answer{state: stateRevoked, source: "OCSP", revokedAt: e.revokedAt}
 	case e.has && now.Before(e.nextUpdate.Add(o.rv.skew)):
-		// Within the clock skew tolerance, as verifyOCSPResponse and CRLs allow.
+		// Within the clock skew tolerance, as ocspcheck.Verify and CRLs allow.
 		return answer{state: stateGood, source: "OCSP", nextUpdate: e.nextUpdate}
 	case e.has && now.Before(e.nextUpdate.Add(o.rv.staleIfError)):
 		return answer{state: stateStale, source: "OCSP", nextUpdate: e.nextUpdate, err: e.lastErr}
@@ -198,7 +193,7 @@ func (o *ocspChecker) refreshInBackground(k uint64, e *ocspEntry) {
 func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certificate) *ocspEntry {
 	// The serial's sign and length, then its magnitude and the issuer's key: Bytes alone is the
 	// absolute value, and would give 5 and -5 one query.
-	var fk [2*maxSerialLen + 4]byte
+	var fk [2*crl.MaxSerialLen + 4]byte
 	serial := c.SerialNumber.Bytes()
 	flightKey := append(fk[:0], byte(c.SerialNumber.Sign()+1), byte(len(serial)>>8), byte(len(serial)))
 	flightKey = append(flightKey, serial...)
@@ -238,14 +233,14 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 				e.has, e.revoked, e.revokedAt = true, old.revoked, old.revokedAt
 				e.thisUpdate, e.nextUpdate, e.refreshAt = old.thisUpdate, old.nextUpdate, old.refreshAt
 			}
-			o.rv.logSourceFailure(fmt.Sprintf("OCSP for serial %x of %q", c.SerialNumber, issuer.Subject.String()), err, e.has && !e.revoked, e.nextUpdate)
+			o.rv.logSourceFailure(fmt.Sprintf("OCSP for serial %s of %q", FormatSerial(c.SerialNumber), issuer.Subject.String()), err, e.has && !e.revoked, e.nextUpdate)
 		} else {
 			e.has = true
 			e.revoked = resp.Status == ocsp.Revoked
 			e.revokedAt = resp.RevokedAt
 			e.thisUpdate, e.nextUpdate = resp.ThisUpdate, resp.NextUpdate
 			if e.nextUpdate.IsZero() {
-				e.nextUpdate = resp.ThisUpdate.Add(ocspNoNextUpdateTTL)
+				e.nextUpdate = resp.ThisUpdate.Add(ocspcheck.NoNextUpdateTTL)
 			}
 			e.refreshAt = refreshTime(now, e.thisUpdate, e.nextUpdate)
 			if o.maxAge > 0 && now.Add(o.maxAge).Before(e.refreshAt) {
@@ -328,145 +323,11 @@ func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, no
 	if err != nil {
 		return nil, fmt.Errorf("mtls: OCSP %s: %w", responder, err)
 	}
-	resp, err := verifyOCSPResponse(body, c, issuer, now, o.rv.skew)
+	resp, err := ocspcheck.Verify(body, c, issuer, now, o.rv.skew)
 	if err != nil {
 		return nil, fmt.Errorf("mtls: OCSP %s: %w", responder, err)
 	}
 	return resp, nil
-}
-
-// verifyOCSPResponse parses der and checks everything ocsp.ParseResponse leaves to its caller:
-// the CertID names this issuer (not just this serial), the signer is the issuer or a responder
-// certificate issued by it for id-kp-OCSPSigning, not a CA and valid now, and the answer is
-// fresh.
-func verifyOCSPResponse(der []byte, c, issuer *x509.Certificate, now time.Time, skew time.Duration) (*ocsp.Response, error) {
-	resp, err := ocsp.ParseResponseForCert(der, c, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkCertID(resp.TBSResponseData, c, issuer); err != nil {
-		return nil, err
-	}
-	signer := issuer
-	if rc := resp.Certificate; rc != nil && !bytes.Equal(rc.Raw, issuer.Raw) {
-		if err := rc.CheckSignatureFrom(issuer); err != nil {
-			return nil, fmt.Errorf("responder certificate %q is not issued by the certificate's issuer: %w", rc.Subject.String(), err)
-		}
-		if rc.IsCA {
-			// A sub-CA carrying the EKU for another purpose must not answer for its siblings.
-			return nil, fmt.Errorf("responder certificate %q is a CA certificate", rc.Subject.String())
-		}
-		if !hasExtKeyUsage(rc, x509.ExtKeyUsageOCSPSigning) {
-			return nil, fmt.Errorf("responder certificate %q lacks the OCSPSigning extended key usage", rc.Subject.String())
-		}
-		if now.Add(skew).Before(rc.NotBefore) || now.Add(-skew).After(rc.NotAfter) {
-			return nil, fmt.Errorf("responder certificate %q is outside its validity period", rc.Subject.String())
-		}
-		signer = rc
-	}
-	switch resp.SignatureAlgorithm {
-	case x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1, x509.MD5WithRSA, x509.MD2WithRSA:
-		// As for CRLs: x509's CheckSignature still accepts SHA-1, whose collisions are practical.
-		return nil, fmt.Errorf("response signed with the insecure algorithm %v", resp.SignatureAlgorithm)
-	}
-	if err := resp.CheckSignatureFrom(signer); err != nil {
-		return nil, fmt.Errorf("bad response signature: %w", err)
-	}
-	if resp.ThisUpdate.IsZero() || resp.ThisUpdate.After(now.Add(skew)) {
-		return nil, fmt.Errorf("response thisUpdate %s lies in the future", resp.ThisUpdate.UTC().Format(time.RFC3339))
-	}
-	next := resp.NextUpdate
-	if next.IsZero() {
-		next = resp.ThisUpdate.Add(ocspNoNextUpdateTTL)
-	} else if next.Before(resp.ThisUpdate) {
-		return nil, errors.New("response nextUpdate precedes thisUpdate")
-	}
-	if !now.Add(-skew).Before(next) {
-		return nil, fmt.Errorf("response expired at %s", next.UTC().Format(time.RFC3339))
-	}
-	if resp.Status == ocsp.Revoked && resp.RevokedAt.IsZero() {
-		return nil, errors.New("revoked response without a revocation time")
-	}
-	return resp, nil
-}
-
-func hasExtKeyUsage(c *x509.Certificate, want x509.ExtKeyUsage) bool {
-	for _, u := range c.ExtKeyUsage {
-		if u == want {
-			return true
-		}
-	}
-	return false
-}
-
-var (
-	oidSHA1 = encasn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
-)
-
-// checkCertID reads the SingleResponses of a ResponseData and requires exactly one for c's
-// serial, whose issuer name and key hashes are those of issuer.
-func checkCertID(tbs []byte, c, issuer *x509.Certificate) error {
-	s := cryptobyte.String(tbs)
-	var rd, responses cryptobyte.String
-	var tag asn1.Tag
-	var skip cryptobyte.String
-	if !s.ReadASN1(&rd, asn1.SEQUENCE) ||
-		!rd.SkipOptionalASN1(asn1.Tag(0).Constructed().ContextSpecific()) ||
-		!rd.ReadAnyASN1(&skip, &tag) || // responderID
-		!rd.SkipASN1(asn1.GeneralizedTime) ||
-		!rd.ReadASN1(&responses, asn1.SEQUENCE) {
-		return errors.New("malformed response data")
-	}
-	var issuerKey encasn1.BitString
-	spki := cryptobyte.String(issuer.RawSubjectPublicKeyInfo)
-	var spkiSeq cryptobyte.String
-	if !spki.ReadASN1(&spkiSeq, asn1.SEQUENCE) || !spkiSeq.SkipASN1(asn1.SEQUENCE) ||
-		!spkiSeq.ReadASN1BitString(&issuerKey) {
-		return errors.New("malformed issuer public key")
-	}
-	matches := 0
-	for !responses.Empty() {
-		var single, certID, alg, nameHash, keyHash cryptobyte.String
-		var oid encasn1.ObjectIdentifier
-		serial := new(big.Int)
-		if !responses.ReadASN1(&single, asn1.SEQUENCE) || !single.ReadASN1(&certID, asn1.SEQUENCE) ||
-			!certID.ReadASN1(&alg, asn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) ||
-			!certID.ReadASN1(&nameHash, asn1.OCTET_STRING) || !certID.ReadASN1(&keyHash, asn1.OCTET_STRING) ||
-			!certID.ReadASN1Integer(serial) {
-			return errors.New("malformed single response")
-		}
-		if serial.Cmp(c.SerialNumber) != 0 {
-			continue
-		}
-		matches++
-		var h crypto.Hash
-		switch {
-		case oid.Equal(oidSHA1):
-			h = crypto.SHA1
-		case oid.Equal(oidSHA256):
-			h = crypto.SHA256
-		case oid.Equal(oidSHA384):
-			h = crypto.SHA384
-		case oid.Equal(oidSHA512):
-			h = crypto.SHA512
-		default:
-			return fmt.Errorf("unsupported CertID hash %v", oid)
-		}
-		hn := h.New()
-		hn.Write(issuer.RawSubject)
-		if !bytes.Equal(hn.Sum(nil), nameHash) {
-			return errors.New("the response is about a certificate of another issuer (name hash)")
-		}
-		hk := h.New()
-		hk.Write(issuerKey.RightAlign())
-		if !bytes.Equal(hk.Sum(nil), keyHash) {
-			return errors.New("the response is about a certificate of another issuer (key hash)")
-		}
-	}
-	if matches != 1 {
-		return fmt.Errorf("%d answers for the certificate's serial, want exactly one", matches)
-	}
-	return nil
 }
 
 // do sends req with the configured client and returns the body of a 200 response, refusing

@@ -254,8 +254,8 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 		a := rv.status(ctx, c, issuer, now)
 		switch a.state {
 		case stateRevoked:
-			e := newError(ErrRevoked, fmt.Sprintf("%s says serial %x of %q was revoked at %s", a.source,
-				c.SerialNumber, c.Issuer.String(), a.revokedAt.UTC().Format(time.RFC3339)), nil)
+			e := newError(ErrRevoked, fmt.Sprintf("%s says serial %s of %q was revoked at %s", a.source,
+				FormatSerial(c.SerialNumber), c.Issuer.String(), a.revokedAt.UTC().Format(time.RFC3339)), nil)
 			e.Leaf = id.Leaf
 			return nil, e
 		case stateGood:
@@ -270,7 +270,7 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 			if err == nil {
 				err = errors.New("mtls: no revocation source speaks for the certificate")
 			}
-			unknown = errors.Join(unknown, fmt.Errorf("serial %x of %q: %w", c.SerialNumber, c.Issuer.String(), err))
+			unknown = errors.Join(unknown, fmt.Errorf("serial %s of %q: %w", FormatSerial(c.SerialNumber), c.Issuer.String(), err))
 		}
 	}
 	if unknown != nil {

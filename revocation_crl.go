@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -16,6 +15,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/certgate/mtls/internal/certfile"
+	"github.com/certgate/mtls/internal/crl"
 )
 
 // crlChecker answers from CRLs: the configured ones, indexed by issuer name, and those of the
@@ -74,7 +76,7 @@ const maxCRLMarks = 16
 
 // crlSnap is a CRL in force and when to fetch it again.
 type crlSnap struct {
-	crl       *crl
+	crl       *loadedCRL
 	refreshAt time.Time
 	fetchedAt time.Time
 }
@@ -83,6 +85,64 @@ type crlSnap struct {
 type crlLoad struct {
 	started time.Time
 	done    chan struct{} // closed when the CRL is swapped in or the download failed
+}
+
+// loadedCRL is a scanned CRL and what checking its signature taught. Which issuer verified it
+// depends on the trust in force (see crlSource.trustChanged), so it is kept here rather than by
+// the scanner. The signature cannot always be checked at load time (the issuer is known only
+// from a verified chain): it is checked against the issuer of the chain that led to the
+// download when there is one (see crlSource.acceptable), or else of the first chain that
+// consults the CRL; a CRL whose signature does not verify with that issuer's key says nothing
+// about that issuer's certificates.
+type loadedCRL struct {
+	*crl.CRL
+
+	verified atomic.Pointer[x509.Certificate] // the issuer whose key verified the signature
+	failMu   sync.Mutex
+	failed   [][]byte // SPKIs that did not verify it (a few, to avoid repeating the work)
+}
+
+// verifyWith checks that issuer signed the CRL: same name, a key allowed to sign CRLs, a matching
+// key identifier and a valid signature. The outcome is remembered.
+func (c *loadedCRL) verifyWith(issuer *x509.Certificate) error {
+	if v := c.verified.Load(); v != nil {
+		if v == issuer || bytes.Equal(v.RawSubjectPublicKeyInfo, issuer.RawSubjectPublicKeyInfo) &&
+			bytes.Equal(v.RawSubject, issuer.RawSubject) {
+			return nil
+		}
+		// One CRL has one signer: another key cannot have signed it too.
+		return errors.New("mtls: CRL was signed by another CA with the same name")
+	}
+	if !bytes.Equal(c.Issuer, issuer.RawSubject) {
+		return errors.New("mtls: CRL issuer name differs from the certificate's issuer")
+	}
+	c.failMu.Lock()
+	for _, spki := range c.failed {
+		if bytes.Equal(spki, issuer.RawSubjectPublicKeyInfo) {
+			c.failMu.Unlock()
+			return errors.New("mtls: CRL signature does not verify with the issuer's key")
+		}
+	}
+	c.failMu.Unlock()
+	err := c.checkSigner(issuer)
+	if err != nil {
+		c.failMu.Lock()
+		if len(c.failed) < 8 {
+			c.failed = append(c.failed, issuer.RawSubjectPublicKeyInfo)
+		}
+		c.failMu.Unlock()
+		return err
+	}
+	c.verified.Store(issuer)
+	return nil
+}
+
+// checkSigner is crl.CRL.CheckSigner, without remembering the outcome.
+func (c *loadedCRL) checkSigner(issuer *x509.Certificate) error {
+	if err := c.CheckSigner(issuer); err != nil {
+		return fmt.Errorf("mtls: %w", err)
+	}
+	return nil
 }
 
 // startDownloads downloads the configured URLs at once, in the background: requests wait for
@@ -201,7 +261,7 @@ func (ck *crlChecker) rebuildIndex() {
 	m := map[string][]*crlSource{}
 	for _, src := range ck.configured {
 		if snap := src.cur.Load(); snap != nil {
-			k := string(snap.crl.issuer)
+			k := string(snap.crl.Issuer)
 			m[k] = append(m[k], src)
 		}
 	}
@@ -210,7 +270,7 @@ func (ck *crlChecker) rebuildIndex() {
 
 // answer is this source's word on c; see crlChecker.status for load.
 func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool) answer {
-	if snap := s.cur.Load(); snap != nil && !bytes.Equal(snap.crl.issuer, c.RawIssuer) {
+	if snap := s.cur.Load(); snap != nil && !bytes.Equal(snap.crl.Issuer, c.RawIssuer) {
 		load = false // the source speaks for another issuer: never wait for it
 	}
 	snap := s.current(ctx, now, issuer, load)
@@ -218,7 +278,7 @@ func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now
 		return answer{state: stateUnknown, source: "CRL", err: s.err()}
 	}
 	cl := snap.crl
-	if !bytes.Equal(cl.issuer, c.RawIssuer) {
+	if !bytes.Equal(cl.Issuer, c.RawIssuer) {
 		return answer{}
 	}
 	if err := cl.verifyWith(issuer); err != nil {
@@ -229,20 +289,20 @@ func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now
 		}
 		return answer{state: stateUnknown, source: "CRL", err: fmt.Errorf("%s: %w", s.name(), err)}
 	}
-	if !cl.scope.covers(c) {
+	if !cl.Scope.Covers(c) {
 		return answer{}
 	}
-	if cl.revoked(c.SerialNumber) {
+	if cl.Serials.Revoked(c.SerialNumber) {
 		return answer{state: stateRevoked, source: "CRL " + s.name()}
 	}
 	switch {
-	case now.Before(cl.nextUpdate.Add(s.ck.rv.skew)):
-		return answer{state: stateGood, source: "CRL", nextUpdate: cl.nextUpdate}
-	case now.Before(cl.nextUpdate.Add(s.ck.rv.staleIfError)):
-		return answer{state: stateStale, source: "CRL", nextUpdate: cl.nextUpdate, err: s.err()}
+	case now.Before(cl.NextUpdate.Add(s.ck.rv.skew)):
+		return answer{state: stateGood, source: "CRL", nextUpdate: cl.NextUpdate}
+	case now.Before(cl.NextUpdate.Add(s.ck.rv.staleIfError)):
+		return answer{state: stateStale, source: "CRL", nextUpdate: cl.NextUpdate, err: s.err()}
 	}
 	return answer{state: stateUnknown, source: "CRL", err: fmt.Errorf("mtls: CRL %s expired at %s: %w",
-		s.name(), cl.nextUpdate.UTC().Format(time.RFC3339), s.err())}
+		s.name(), cl.NextUpdate.UTC().Format(time.RFC3339), s.err())}
 }
 
 func (s *crlSource) err() error {
@@ -264,7 +324,7 @@ func (s *crlSource) current(ctx context.Context, now time.Time, leader *x509.Cer
 	if snap != nil && now.Before(snap.refreshAt) {
 		return snap
 	}
-	if !load || snap != nil && now.Before(snap.crl.nextUpdate) || s.failedUntil.Load() != 0 {
+	if !load || snap != nil && now.Before(snap.crl.NextUpdate) || s.failedUntil.Load() != 0 {
 		s.fetchInBackground(now, leader)
 		return snap
 	}
@@ -312,7 +372,7 @@ func (s *crlSource) start(now time.Time, bounded bool, leader *x509.Certificate)
 // when none did (New, and the retries of configured URLs never loaded).
 func (s *crlSource) refresh(ctx context.Context, leader *x509.Certificate) error {
 	data, err := s.read(ctx)
-	var cl *crl
+	var cl *loadedCRL
 	if err == nil {
 		cl, err = parseCRLData(data)
 	}
@@ -329,31 +389,31 @@ func (s *crlSource) refresh(ctx context.Context, leader *x509.Certificate) error
 		haveGood := old != nil
 		var next time.Time
 		if haveGood {
-			next = old.crl.nextUpdate
+			next = old.crl.NextUpdate
 		}
 		s.ck.rv.logSourceFailure("CRL "+s.name(), err, haveGood, next)
 		return err
 	}
-	if old != nil && sameCRL(old.crl, cl) {
+	if old != nil && old.crl.SameAs(cl.CRL) {
 		cl = old.crl // keep the verification already done
 	}
-	refreshAt := refreshTime(now, cl.thisUpdate, cl.nextUpdate)
+	refreshAt := refreshTime(now, cl.ThisUpdate, cl.NextUpdate)
 	if t := now.Add(s.ck.interval); t.Before(refreshAt) {
 		refreshAt = t
 	}
 	s.cur.Store(&crlSnap{crl: cl, refreshAt: refreshAt, fetchedAt: now})
-	if !now.Before(cl.nextUpdate) {
+	if !now.Before(cl.NextUpdate) {
 		// The source serves an expired CRL: keep it (within StaleIfError it still answers) but
 		// treat the source as failing.
 		s.setFailure(fmt.Errorf("mtls: CRL %s: the source serves a CRL that expired at %s", s.name(),
-			cl.nextUpdate.UTC().Format(time.RFC3339)), now)
+			cl.NextUpdate.UTC().Format(time.RFC3339)), now)
 	} else {
 		s.failedUntil.Store(0)
 		s.mu.Lock()
 		s.lastErr = nil
 		s.mu.Unlock()
 	}
-	if s.configured && (old == nil || !bytes.Equal(old.crl.issuer, cl.issuer)) {
+	if s.configured && (old == nil || !bytes.Equal(old.crl.Issuer, cl.Issuer)) {
 		if old == nil && s.url != "" {
 			s.ck.unloaded.Add(-1)
 		}
@@ -369,19 +429,15 @@ func (s *crlSource) setFailure(err error, now time.Time) {
 	s.failedUntil.Store(now.Add(retryBackoff).UnixNano())
 }
 
-func sameCRL(a, b *crl) bool {
-	return bytes.Equal(a.sig.signature, b.sig.signature) && bytes.Equal(a.issuer, b.issuer)
-}
-
 // acceptable refuses a CRL from the future, one older than a CRL of the same issuer key served
 // before (a replay), one that no trusted key of its issuer verifies while such a key verified the
 // CRLs served before, and a distribution point's CRL that no trusted key of its issuer verifies.
 // A trusted key is the leader's, or one that verified a CRL here under the trust in force. A
 // configured source's CRL that no key known here verifies is taken as is: it is verified with
 // the issuer of the first chain that consults it. The caller holds swapMu.
-func (s *crlSource) acceptable(cl *crl, old *crlSnap, leader *x509.Certificate, now time.Time) error {
-	if cl.thisUpdate.After(now.Add(s.ck.rv.skew)) {
-		return fmt.Errorf("thisUpdate %s lies in the future", cl.thisUpdate.UTC().Format(time.RFC3339))
+func (s *crlSource) acceptable(cl *loadedCRL, old *crlSnap, leader *x509.Certificate, now time.Time) error {
+	if cl.ThisUpdate.After(now.Add(s.ck.rv.skew)) {
+		return fmt.Errorf("thisUpdate %s lies in the future", cl.ThisUpdate.UTC().Format(time.RFC3339))
 	}
 	if old != nil {
 		if v := old.crl.verified.Load(); v != nil {
@@ -392,9 +448,9 @@ func (s *crlSource) acceptable(cl *crl, old *crlSnap, leader *x509.Certificate, 
 	}
 	signer, trusted := s.signerOf(cl, leader)
 	if signer != nil {
-		k := string(cl.issuer) + string(signer.RawSubjectPublicKeyInfo)
-		if m := s.marks[k]; m != nil && (cl.thisUpdate.Before(m.thisUpdate) ||
-			cl.number != nil && m.number != nil && cl.number.Cmp(m.number) < 0) {
+		k := string(cl.Issuer) + string(signer.RawSubjectPublicKeyInfo)
+		if m := s.marks[k]; m != nil && (cl.ThisUpdate.Before(m.thisUpdate) ||
+			cl.Number != nil && m.number != nil && cl.Number.Cmp(m.number) < 0) {
 			return errors.New("older than a CRL of the same issuer key served before (replayed?)")
 		}
 	}
@@ -403,7 +459,7 @@ func (s *crlSource) acceptable(cl *crl, old *crlSnap, leader *x509.Certificate, 
 		return nil
 	case !s.configured:
 		return errors.New("the signature does not verify with the key of the issuer of the certificate naming the distribution point")
-	case leader != nil && bytes.Equal(leader.RawSubject, cl.issuer) || s.hasTrustedKey(cl.issuer):
+	case leader != nil && bytes.Equal(leader.RawSubject, cl.Issuer) || s.hasTrustedKey(cl.Issuer):
 		return errors.New("the signature does not verify with a trusted key of the issuer, as the CRLs served before did")
 	}
 	return nil
@@ -411,19 +467,19 @@ func (s *crlSource) acceptable(cl *crl, old *crlSnap, leader *x509.Certificate, 
 
 // signerOf finds the key that signed cl among the leader's and those of the CRLs served before,
 // and whether it is trusted. The caller holds swapMu.
-func (s *crlSource) signerOf(cl *crl, leader *x509.Certificate) (*x509.Certificate, bool) {
-	if leader != nil && bytes.Equal(leader.RawSubject, cl.issuer) && cl.verifyWith(leader) == nil {
+func (s *crlSource) signerOf(cl *loadedCRL, leader *x509.Certificate) (*x509.Certificate, bool) {
+	if leader != nil && bytes.Equal(leader.RawSubject, cl.Issuer) && cl.verifyWith(leader) == nil {
 		return leader, true
 	}
 	for _, m := range s.marks {
-		if m.trusted && bytes.Equal(m.signer.RawSubject, cl.issuer) && cl.verifyWith(m.signer) == nil {
+		if m.trusted && bytes.Equal(m.signer.RawSubject, cl.Issuer) && cl.verifyWith(m.signer) == nil {
 			return m.signer, true
 		}
 	}
 	// A key no longer known to be trusted still identifies a replay; checkSigner does not
 	// record it as the CRL's verified issuer.
 	for _, m := range s.marks {
-		if !m.trusted && bytes.Equal(m.signer.RawSubject, cl.issuer) && cl.checkSigner(m.signer) == nil {
+		if !m.trusted && bytes.Equal(m.signer.RawSubject, cl.Issuer) && cl.checkSigner(m.signer) == nil {
 			return m.signer, false
 		}
 	}
@@ -444,8 +500,8 @@ func (s *crlSource) hasTrustedKey(issuer []byte) bool {
 // remember records a CRL that signer verified as the newest of that key, unless a newer one was
 // seen; trusted: signer came from a chain verified under the trust in force, and its key becomes
 // trusted here. The caller holds swapMu.
-func (s *crlSource) remember(c *crl, signer *x509.Certificate, trusted bool) {
-	k := string(c.issuer) + string(signer.RawSubjectPublicKeyInfo)
+func (s *crlSource) remember(c *loadedCRL, signer *x509.Certificate, trusted bool) {
+	k := string(c.Issuer) + string(signer.RawSubjectPublicKeyInfo)
 	m := s.marks[k]
 	if m == nil {
 		if len(s.marks) >= maxCRLMarks {
@@ -460,8 +516,8 @@ func (s *crlSource) remember(c *crl, signer *x509.Certificate, trusted bool) {
 	if trusted || m.signer == nil {
 		m.signer, m.trusted = signer, m.trusted || trusted
 	}
-	if c.thisUpdate.After(m.thisUpdate) || m.thisUpdate.IsZero() {
-		m.thisUpdate, m.number = c.thisUpdate, c.number
+	if c.ThisUpdate.After(m.thisUpdate) || m.thisUpdate.IsZero() {
+		m.thisUpdate, m.number = c.ThisUpdate, c.Number
 	}
 }
 
@@ -532,22 +588,16 @@ func (s *crlSource) read(ctx context.Context) ([]byte, error) {
 }
 
 // parseCRLData scans a DER CRL or the first "X509 CRL" block of PEM data.
-func parseCRLData(data []byte) (*crl, error) {
-	if bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("-----BEGIN")) {
-		rest := data
-		for {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				return nil, errors.New("no X509 CRL PEM block")
-			}
-			if block.Type == "X509 CRL" {
-				data = block.Bytes
-				break
-			}
-		}
+func parseCRLData(data []byte) (*loadedCRL, error) {
+	der, err := certfile.DER(data, "X509 CRL")
+	if err != nil {
+		return nil, err
 	}
-	return parseCRL(data)
+	c, err := crl.Parse(der)
+	if err != nil {
+		return nil, err
+	}
+	return &loadedCRL{CRL: c}, nil
 }
 
 // CRLSourceStatus describes one CRL source, for health checks and dashboards.
@@ -583,11 +633,11 @@ func (m *Middleware) CRLStatus() []CRLSourceStatus {
 		if snap := s.cur.Load(); snap != nil {
 			st.Loaded = true
 			var name pkix.RDNSequence
-			if _, err := asn1.Unmarshal(snap.crl.issuer, &name); err == nil {
+			if _, err := asn1.Unmarshal(snap.crl.Issuer, &name); err == nil {
 				st.Issuer = name.String()
 			}
-			st.ThisUpdate, st.NextUpdate = snap.crl.thisUpdate, snap.crl.nextUpdate
-			st.Entries = snap.crl.serials.n
+			st.ThisUpdate, st.NextUpdate = snap.crl.ThisUpdate, snap.crl.NextUpdate
+			st.Entries = snap.crl.Serials.Len()
 		}
 		out = append(out, st)
 	}

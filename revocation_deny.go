@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
-	encasn1 "encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
@@ -13,8 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/certgate/mtls/internal/certfile"
-	"golang.org/x/crypto/cryptobyte"
-	"golang.org/x/crypto/cryptobyte/asn1"
+	"github.com/certgate/mtls/internal/crl"
 )
 
 // DenyList is a local list of revoked certificates, checked before OCSP and CRLs, for revoking a
@@ -51,26 +49,17 @@ func DenyKey(spkiSHA256 [sha256.Size]byte) DenyEntry {
 // not its name, so that another CA with the same name is not affected. A pinned certificate has
 // no verified issuer and is not matched by serial.
 func DenySerial(issuerSPKISHA256 [sha256.Size]byte, serial *big.Int) DenyEntry {
-	var buf [maxSerialLen + 1]byte
+	var buf [crl.MaxSerialLen + 1]byte
 	return DenyEntry{kind: 's', sum: issuerSPKISHA256, serial: string(denySerialContent(&buf, serial))}
 }
 
-// denySerialContent is serialContent for serials of any length: a deny list entry must match
-// a certificate whose serial is longer than a CRL entry may be.
-func denySerialContent(buf *[maxSerialLen + 1]byte, n *big.Int) []byte {
-	if b, ok := serialContent(buf, n); ok {
+// denySerialContent is crl.SerialContent for serials of any length: a deny list entry must
+// match a certificate whose serial is longer than a CRL entry may be.
+func denySerialContent(buf *[crl.MaxSerialLen + 1]byte, n *big.Int) []byte {
+	if b, ok := crl.SerialContent(buf, n); ok {
 		return b
 	}
-	der, err := encasn1.Marshal(n)
-	if err != nil || len(der) < 2 {
-		return nil
-	}
-	s := cryptobyte.String(der)
-	var content cryptobyte.String
-	if !s.ReadASN1(&content, asn1.INTEGER) {
-		return nil
-	}
-	return content
+	return crl.IntegerContent(n)
 }
 
 type denySet struct {
@@ -223,7 +212,7 @@ func (d *DenyList) match(id *Identity, chain bool) string {
 		}
 		if s.serials != nil && !id.Pinned && i+1 < len(id.Chain) {
 			if m := s.serials[sha256.Sum256(id.Chain[i+1].RawSubjectPublicKeyInfo)]; m != nil {
-				var buf [maxSerialLen + 1]byte
+				var buf [crl.MaxSerialLen + 1]byte
 				if b := denySerialContent(&buf, c.SerialNumber); b != nil {
 					if _, ok := m[string(b)]; ok {
 						return fmt.Sprintf("deny list: serial %s of %q", FormatSerial(c.SerialNumber), c.Issuer.String())

@@ -261,11 +261,11 @@ func TestOpenSSLIntegration(t *testing.T) {
 			c, err := parseCRLData(crl)
 			require.NoError(t, err)
 			require.NoError(t, c.verifyWith(issuing.Certificate))
-			assert.Equal(t, len(rl.RevokedCertificateEntries), c.serials.n)
+			assert.Equal(t, len(rl.RevokedCertificateEntries), c.Serials.Len())
 			for _, e := range rl.RevokedCertificateEntries {
-				assert.True(t, c.revoked(e.SerialNumber))
+				assert.True(t, c.Serials.Revoked(e.SerialNumber))
 			}
-			assert.Equal(t, 0, rl.Number.Cmp(c.number))
+			assert.Equal(t, 0, rl.Number.Cmp(c.Number))
 		})
 	})
 }
