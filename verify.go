@@ -6,13 +6,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/certgate/mtls/internal/certfile"
 )
 
 // trustConfig is what trust is built from; load builds it anew (at New and on ReloadTrust).
@@ -114,11 +114,13 @@ func ParseFingerprint(s string) ([sha256.Size]byte, error) {
 	return sum, nil
 }
 
-// readPEMCertificates reads every CERTIFICATE block of a PEM file. Text between blocks (as in
-// bundles that comment each certificate) is allowed; any other block type, a block that does not
-// parse, or a file without certificates is an error.
+// maxTrustFile bounds the size of a root or intermediate file.
+const maxTrustFile = 16 << 20
+
+// readPEMCertificates reads every CERTIFICATE block of a PEM file of at most maxTrustFile bytes
+// (see [ParsePEMCertificates]).
 func readPEMCertificates(name string) ([]*x509.Certificate, error) {
-	data, err := os.ReadFile(name)
+	data, err := certfile.Read(name, maxTrustFile)
 	if err != nil {
 		return nil, err
 	}
@@ -129,33 +131,11 @@ func readPEMCertificates(name string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// ParsePEMCertificates parses every CERTIFICATE block of PEM data. Text between blocks is
-// allowed; a block of another type, a certificate that does not parse, or data without any
-// certificate is an error.
+// ParsePEMCertificates parses every CERTIFICATE block of PEM data. Text between blocks (as in
+// bundles that comment each certificate) is allowed; a block of another type, a certificate that
+// does not parse, a block that does not decode, or data without any certificate is an error.
 func ParsePEMCertificates(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("PEM block %d is %q, want CERTIFICATE", len(certs)+1, block.Type)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM certificate found")
-	}
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		return nil, fmt.Errorf("undecodable PEM block after certificate %d", len(certs))
-	}
-	return certs, nil
+	return certfile.Certificates(data)
 }
 
 // verify checks a presented chain (leaf first, screened) at time now and returns the verified
