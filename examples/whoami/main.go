@@ -359,7 +359,7 @@ func describe(id *mtls.Identity) identity {
 		Format:        id.Format,
 		Subject:       id.Leaf.Subject.String(),
 		Issuer:        id.Leaf.Issuer.String(),
-		Serial:        mtls.FormatSerial(id.Leaf.SerialNumber),
+		Serial:        id.Leaf.SerialNumber.Text(16), // the contract: hex digits, as openssl -serial prints them
 		SHA256:        id.SHA256,
 		X5tS256:       id.X5tS256,
 		Principal:     id.Principal,

@@ -135,7 +135,7 @@ func TestWhoamiIdentity(t *testing.T) {
 	assert.Equal(t, "tls", got["source"])
 	assert.Equal(t, leaf.Subject.String(), got["subject"])
 	assert.Equal(t, leaf.Issuer.String(), got["issuer"])
-	assert.Equal(t, "0x"+leaf.SerialNumber.Text(16), got["serial"], "the notation mtls.ParseSerial reads")
+	assert.Equal(t, leaf.SerialNumber.Text(16), got["serial"], "hex digits, as openssl x509 -serial prints them")
 	assert.Len(t, got["sha256"], 64)
 	assert.Len(t, got["x5t#S256"], 43)
 	assert.Equal(t, []any{"alice.example.test"}, got["dns"])
