@@ -17,27 +17,24 @@ func percentDecode(s string) (string, error) {
 	if strings.IndexByte(s, '%') < 0 {
 		return s, nil
 	}
-	var sb strings.Builder
-	sb.Grow(len(s))
-	for off := 0; ; { // s[off:] is left to decode
-		i := strings.IndexByte(s[off:], '%')
-		if i < 0 {
-			sb.WriteString(s[off:])
-			return sb.String(), nil
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			if i+2 >= len(s) {
+				return "", fmt.Errorf("truncated percent escape at byte %d", i)
+			}
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if !ok1 || !ok2 {
+				return "", fmt.Errorf("invalid percent escape at byte %d", i)
+			}
+			c = hi<<4 | lo
+			i += 2
 		}
-		i += off
-		sb.WriteString(s[off:i])
-		if i+2 >= len(s) {
-			return "", fmt.Errorf("truncated percent escape at byte %d", i)
-		}
-		hi, ok1 := unhex(s[i+1])
-		lo, ok2 := unhex(s[i+2])
-		if !ok1 || !ok2 {
-			return "", fmt.Errorf("invalid percent escape at byte %d", i)
-		}
-		sb.WriteByte(hi<<4 | lo)
-		off = i + 3
+		b = append(b, c)
 	}
+	return string(b), nil
 }
 
 // unhex returns the value of a hexadecimal digit (either case).
