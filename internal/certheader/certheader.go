@@ -7,12 +7,23 @@
 // i-th header ("" when it is absent; surrounding spaces and tabs are ignored), and returns the
 // DER of the certificates, leaf first, or (nil, nil) when the proxy says there is no
 // certificate. Percent-encoding is decoded without turning "+" into a space.
+//
+// A decoder returns at most [MaxCertificates] certificates and refuses a value that holds more
+// as soon as it has counted them, before decoding the rest: what a value costs to refuse stays
+// small whatever its length.
 package certheader
 
 import (
 	"fmt"
 	"strings"
 )
+
+// MaxCertificates is the most certificates a decoder returns: a chain of a leaf and 15 CA
+// certificates, deeper than any in use.
+const MaxCertificates = 16
+
+// errTooMany is the error of a value that holds more than MaxCertificates certificates.
+var errTooMany = fmt.Errorf("more than %d certificates", MaxCertificates)
 
 // RFC9440 decodes Client-Cert and Client-Cert-Chain, RFC 9440 structured-field byte sequences.
 func RFC9440(values []string) ([][]byte, error) { return leafAndChain(values, sfLeaf, sfList) }
@@ -114,6 +125,9 @@ func leafAndChain(values []string, leaf, chain func(string) ([][]byte, error)) (
 		}
 		if more == nil {
 			return nil, fmt.Errorf("chain header says absent while the certificate header is set")
+		}
+		if len(ders)+len(more) > MaxCertificates {
+			return nil, errTooMany
 		}
 		ders = append(ders, more...)
 	}

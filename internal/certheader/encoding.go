@@ -2,7 +2,6 @@ package certheader
 
 import (
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -18,24 +17,37 @@ func percentDecode(s string) (string, error) {
 	if strings.IndexByte(s, '%') < 0 {
 		return s, nil
 	}
-	var sb strings.Builder
-	sb.Grow(len(s))
+	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			sb.WriteByte(s[i])
-			continue
+		c := s[i]
+		if c == '%' {
+			if i+2 >= len(s) {
+				return "", fmt.Errorf("truncated percent escape at byte %d", i)
+			}
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if !ok1 || !ok2 {
+				return "", fmt.Errorf("invalid percent escape at byte %d", i)
+			}
+			c = hi<<4 | lo
+			i += 2
 		}
-		if i+2 >= len(s) {
-			return "", fmt.Errorf("truncated percent escape at byte %d", i)
-		}
-		var b [1]byte
-		if _, err := hex.Decode(b[:], []byte(s[i+1:i+3])); err != nil {
-			return "", fmt.Errorf("invalid percent escape at byte %d", i)
-		}
-		sb.WriteByte(b[0])
-		i += 2
+		b = append(b, c)
 	}
-	return sb.String(), nil
+	return string(b), nil
+}
+
+// unhex returns the value of a hexadecimal digit (either case).
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // percentEncode escapes every byte of s but the RFC 3986 unreserved characters.
@@ -84,6 +96,25 @@ func trimSpace(s string) string {
 	return s
 }
 
+// removeSpace returns s without its spaces, tabs and line breaks.
+func removeSpace(s string) string {
+	var b []byte
+	run := 0 // s[run:i] holds no space
+	for i := 0; i < len(s); i++ {
+		if isSpace(s[i]) {
+			if b == nil {
+				b = make([]byte, 0, len(s))
+			}
+			b = append(b, s[run:i]...)
+			run = i + 1
+		}
+	}
+	if b == nil {
+		return s
+	}
+	return string(append(b, s[run:]...))
+}
+
 // decodePEMBlocks decodes one or more CERTIFICATE blocks whose line breaks may have become
 // spaces or tabs on the way. Nothing but whitespace may surround the blocks, and a block body
 // must be base64 only (no PEM headers).
@@ -91,6 +122,9 @@ func decodePEMBlocks(s string) ([][]byte, error) {
 	var ders [][]byte
 	rest := trimSpace(s)
 	for len(rest) > 0 {
+		if len(ders) == MaxCertificates {
+			return nil, errTooMany
+		}
 		if !strings.HasPrefix(rest, pemBegin) {
 			if len(ders) == 0 {
 				return nil, fmt.Errorf("value does not start with %q", pemBegin)
@@ -102,14 +136,7 @@ func decodePEMBlocks(s string) ([][]byte, error) {
 		if end < 0 {
 			return nil, fmt.Errorf("certificate %d has no END line", len(ders)+1)
 		}
-		var body strings.Builder
-		body.Grow(end)
-		for i := 0; i < end; i++ {
-			if !isSpace(rest[i]) {
-				body.WriteByte(rest[i])
-			}
-		}
-		der, err := decodeOneDER(body.String(), false)
+		der, err := decodeOneDER(removeSpace(rest[:end]), false)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d: %w", len(ders)+1, err)
 		}
@@ -143,6 +170,9 @@ func decodeAnyPEM(v string) ([][]byte, error) {
 func splitDER(b []byte) ([][]byte, error) {
 	var ders [][]byte
 	for len(b) > 0 {
+		if len(ders) == MaxCertificates {
+			return nil, errTooMany
+		}
 		if len(b) < 2 || b[0] != 0x30 {
 			return nil, fmt.Errorf("DER certificate %d: not a SEQUENCE", len(ders)+1)
 		}
@@ -217,13 +247,18 @@ func one(ders [][]byte, err error) ([][]byte, error) {
 }
 
 // decodeList decodes a comma-separated list of certificates, each element trimmed of spaces
-// and tabs and decoded by elem. An empty element is refused.
+// and tabs and decoded by elem. An empty element is refused, and so is a list of more than
+// MaxCertificates elements, before any is decoded.
 func decodeList(v string, elem func(string) ([]byte, error)) ([][]byte, error) {
-	elems := strings.Split(v, ",")
-	ders := make([][]byte, len(elems))
-	for i, e := range elems {
-		e = strings.Trim(e, " \t")
-		if e == "" {
+	n := strings.Count(v, ",") + 1
+	if n > MaxCertificates {
+		return nil, errTooMany
+	}
+	ders := make([][]byte, n)
+	for i := range ders {
+		e, rest, _ := strings.Cut(v, ",")
+		v = rest
+		if e = strings.Trim(e, " \t"); e == "" {
 			return nil, fmt.Errorf("empty list element %d", i+1)
 		}
 		der, err := elem(e)

@@ -13,9 +13,9 @@ import (
 )
 
 // Fuzz targets for the codecs. Each one checks, whatever the input: no panic; an error comes
-// with no certificate; a success yields only complete DER certificates; what an encoder writes
-// for decoded certificates decodes to the same. Seeds: the cases below plus
-// testdata/fuzz/<target>/ (values from the real captures).
+// with no certificate; a success yields only complete DER certificates, at most
+// MaxCertificates; what an encoder writes for decoded certificates decodes to the same. Seeds:
+// the cases below plus testdata/fuzz/<target>/ (values from the real captures).
 
 // checkDecode decodes values and checks the outcome; it returns the certificates.
 func checkDecode(t *testing.T, dec decoder, values ...string) [][]byte {
@@ -24,6 +24,7 @@ func checkDecode(t *testing.T, dec decoder, values ...string) [][]byte {
 		require.Nil(t, got, "nothing is returned with an error")
 		return nil
 	}
+	require.LessOrEqual(t, len(got), MaxCertificates)
 	for _, der := range got {
 		d, err := splitDER(der)
 		require.NoError(t, err, "an incomplete DER certificate")
@@ -75,11 +76,12 @@ func FuzzHeaderXFCC(f *testing.F) {
 		[2]string{`URI=spiffe://a,URI=spiffe://b;Cert=` + cert, ""},
 		[2]string{`=`, ""}, [2]string{`Cert="\`, ""})
 	f.Fuzz(func(t *testing.T, v0, v1 string) {
-		_, _ = ParseXFCC(v0)
+		_, parseErr := ParseXFCC(v0)
 		ders := checkDecode(t, XFCC, v0)
 		if ders == nil {
 			return
 		}
+		require.NoError(t, parseErr, "decoded, so it parses")
 		chain := certsOf(ders)
 		chain[0].Subject = pkix.Name{CommonName: v1}
 		chain[0].DNSNames = []string{v1}
