@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/certgate/mtls/internal/certheader"
 	"github.com/certgate/mtls/internal/netprefix"
 )
 
@@ -41,7 +42,7 @@ type Config struct {
 	PinnedSHA256 []string
 	// MaxChainDepth is the greatest number of CA certificates (intermediates and root) allowed above
 	// the leaf in a verified chain, and bounds how many certificates a client may present (this
-	// number plus one). Default 4.
+	// number plus one). Default 4, at most 15.
 	MaxChainDepth int
 
 	// Optional lets requests without a client certificate through without an identity (handlers
@@ -172,6 +173,8 @@ func number[T int | int64 | time.Duration](p *problems, field string, v, def T, 
 
 const (
 	defaultMaxChainDepth = 4
+	// maxChainDepth leaves a chain of the longest depth within what a header decoder returns.
+	maxChainDepth        = certheader.MaxCertificates - 1
 	defaultCacheSize     = 4096
 	defaultCacheMaxBytes = 64 << 20
 )
@@ -202,6 +205,9 @@ func compile(cfg *Config) (*Middleware, *trust, error) {
 		intermediateFiles: append([]string(nil), cfg.IntermediateFiles...),
 		pins:              append([]string(nil), cfg.PinnedSHA256...),
 		maxDepth:          number(&p, "MaxChainDepth", cfg.MaxChainDepth, defaultMaxChainDepth, false),
+	}
+	if m.trustCfg.maxDepth > maxChainDepth {
+		p.addf("MaxChainDepth", "%d is more than %d", m.trustCfg.maxDepth, maxChainDepth)
 	}
 	t, err := m.trustCfg.load()
 	p.merge(err)

@@ -49,4 +49,7 @@ func TestConfigErrorsNameTheirFields(t *testing.T) {
 		"Header.MaxBytes", "Header.TrustedProxies[1]", "Header.TrustedProxies[2]",
 	}, configFields(t, err))
 	assert.ErrorContains(t, err, "mtls: Header.TrustedProxies[1]: ::/0 would trust every peer")
+
+	_, err = New(Config{RootCAs: p.root.Pool(), MaxChainDepth: 16})
+	assert.Equal(t, []string{"MaxChainDepth"}, configFields(t, err), "deeper than a header can carry")
 }
