@@ -1,28 +1,8 @@
 package mtls
 
 import (
-	"crypto/x509"
 	"testing"
 )
-
-// FuzzParsePEMCertificates: trust files are operator input, but a parser must never panic and
-// must return either certificates or an error, never both or neither.
-func FuzzParsePEMCertificates(f *testing.F) {
-	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"))
-	f.Add([]byte("# comment\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
-	f.Add([]byte(""))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		certs, err := ParsePEMCertificates(data)
-		if (err == nil) == (len(certs) == 0) {
-			t.Fatalf("certs=%d err=%v", len(certs), err)
-		}
-		for _, c := range certs {
-			if _, err := x509.ParseCertificate(c.Raw); err != nil {
-				t.Fatalf("returned a certificate that does not parse: %v", err)
-			}
-		}
-	})
-}
 
 // FuzzParseFingerprint: a fingerprint either parses to exactly the digits given or is refused.
 func FuzzParseFingerprint(f *testing.F) {

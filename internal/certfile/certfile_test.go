@@ -87,10 +87,16 @@ func TestDER(t *testing.T) {
 func FuzzCertificates(f *testing.F) {
 	f.Add([]byte(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: selfSigned(f)})))
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\n"))
+	f.Add([]byte("# comment\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		certs, err := Certificates(data)
-		if err == nil && len(certs) == 0 {
-			t.Fatal("no error and no certificate")
+		if (err == nil) == (len(certs) == 0) {
+			t.Fatalf("certs=%d err=%v", len(certs), err)
+		}
+		for _, c := range certs {
+			if _, err := x509.ParseCertificate(c.Raw); err != nil {
+				t.Fatalf("returned a certificate that does not parse: %v", err)
+			}
 		}
 		_, _ = DER(data, "X509 CRL")
 	})
