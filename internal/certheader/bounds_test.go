@@ -78,7 +78,9 @@ func TestDecodeRefusesTooMany(t *testing.T) {
 				require.Nil(t, got)
 				allocs[n] = testing.AllocsPerRun(10, func() { _, _ = tt.decode(values) })
 			}
-			assert.Equal(t, allocs[100], allocs[1000], "allocations at 100 and 1000 certificates")
+			// Ten times the input, the same work: the count does not grow (the race detector
+			// may move an allocation or two either way).
+			assert.InDelta(t, allocs[100], allocs[1000], 2, "allocations at 100 and 1000 certificates")
 		})
 	}
 }
