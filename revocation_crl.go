@@ -459,6 +459,10 @@ func (s *crlSource) acceptable(cl *loadedCRL, old *crlSnap, leader *x509.Certifi
 		return nil
 	case !s.configured:
 		return errors.New("the signature does not verify with the key of the issuer of the certificate naming the distribution point")
+	case old != nil && !bytes.Equal(old.crl.Issuer, cl.Issuer):
+		// A configured source serves one issuer: an answer naming another would drop the
+		// CRL in force, and nothing would ask the source again for the issuer it left.
+		return fmt.Errorf("issued by %q, not by the issuer of the CRL in force", issuerName(cl.Issuer))
 	case leader != nil && bytes.Equal(leader.RawSubject, cl.Issuer) || s.hasTrustedKey(cl.Issuer):
 		return errors.New("the signature does not verify with a trusted key of the issuer, as the CRLs served before did")
 	}
@@ -642,4 +646,15 @@ func (m *Middleware) CRLStatus() []CRLSourceStatus {
 		out = append(out, st)
 	}
 	return out
+}
+
+// issuerName renders a raw issuer name for messages.
+func issuerName(raw []byte) string {
+	var name pkix.RDNSequence
+	if _, err := asn1.Unmarshal(raw, &name); err != nil {
+		return fmt.Sprintf("%x", raw)
+	}
+	var n pkix.Name
+	n.FillFromRDNSequence(&name)
+	return n.String()
 }

@@ -1535,3 +1535,30 @@ func TestCRLTrustChangedForgetsTrustedKeys(t *testing.T) {
 	_, err = revAuthn(m, bob)
 	require.NoError(t, err)
 }
+
+// TestCRLConfiguredSourceKeepsItsIssuer: whoever answers on a configured URL cannot replace the
+// issuer's CRL with one of another issuer, which would drop the revocations it lists and leave no
+// request to ask the source again.
+func TestCRLConfiguredSourceKeepsItsIssuer(t *testing.T) {
+	p := newRevPKI()
+	const u = "http://crl.test/issuing.crl"
+	now := p.clock.Now()
+	leaf := p.issuing.NewClient("alice")
+	revokes := p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(48 * time.Hour),
+		Number: big.NewInt(1), Revoked: []*big.Int{leaf.Certificate.SerialNumber}})
+	rt := newRevTransport()
+	rt.set(u, revokes, false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{URLs: []string{u}}})
+	src := m.revoc.crl.configured[0]
+	awaitLoad(src)
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+
+	evil := mtlstest.NewRootCA("Evil CA")
+	rt.set(u, evil.NewCRL(mtlstest.CRL{ThisUpdate: now, NextUpdate: now.Add(48 * time.Hour)}), false)
+	err = src.refresh(context.Background(), p.issuing.Certificate)
+	require.ErrorContains(t, err, `issued by "CN=Evil CA", not by the issuer of the CRL in force`)
+	_, err = revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+	require.ErrorContains(t, m.CRLStatus()[0].Err, "Evil CA", "the refusal is reported")
+}
