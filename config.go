@@ -372,6 +372,7 @@ func compileOCSP(p *problems, rv *revocation, cfg *OCSPConfig) *ocspChecker {
 		maxAge:    number(p, "Revocation.OCSP.MaxAge", cfg.MaxAge, defaultOCSPMaxAge, true),
 		seed:      maphash.MakeSeed(),
 		entries:   map[uint64]*ocspEntry{},
+		revoked:   map[uint64]ocspRevocation{},
 	}
 	if o.responder != "" {
 		p.add("Revocation.OCSP.Responder", checkFetchURL(o.responder))

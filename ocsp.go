@@ -39,9 +39,43 @@ type ocspChecker struct {
 
 	mu      sync.RWMutex
 	entries map[uint64]*ocspEntry
+	// revoked remembers the revocations seen, apart from entries (which make room by evicting),
+	// so that a response from before a revocation, replayed once the entry is gone, cannot undo
+	// it. Bounded by max too.
+	revoked map[uint64]ocspRevocation
 
 	flight  singleflight.Group
 	queries atomic.Int64 // responder queries sent, for tests and metrics
+}
+
+// ocspRevocation is a revocation seen for one certificate.
+type ocspRevocation struct {
+	issuerSPKI []byte
+	serial     *big.Int
+	at         time.Time // the response's thisUpdate
+}
+
+// revokedBefore reports whether a revocation of c (issued by issuer) was seen in a response not
+// older than t: a good answer from then is a replay (or the end of a certificate hold, which a
+// newer response tells).
+func (o *ocspChecker) revokedBefore(k uint64, c, issuer *x509.Certificate, t time.Time) bool {
+	o.mu.RLock()
+	r, ok := o.revoked[k]
+	o.mu.RUnlock()
+	return ok && r.serial.Cmp(c.SerialNumber) == 0 && bytes.Equal(r.issuerSPKI, issuer.RawSubjectPublicKeyInfo) &&
+		!t.After(r.at)
+}
+
+func (o *ocspChecker) rememberRevocation(k uint64, e *ocspEntry) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.revoked[k]; !ok && len(o.revoked) >= o.max {
+		for kk := range o.revoked { // make room: an arbitrary one
+			delete(o.revoked, kk)
+			break
+		}
+	}
+	o.revoked[k] = ocspRevocation{issuerSPKI: e.issuerSPKI, serial: e.serial, at: e.thisUpdate}
 }
 
 // ocspEntry is an immutable answer (or the memory of a failure) for one certificate; updates
@@ -226,6 +260,10 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 			err = fmt.Errorf("mtls: OCSP response of %s is older than the answer in force (replayed?)",
 				resp.ThisUpdate.UTC().Format(time.RFC3339))
 		}
+		if err == nil && resp.Status == ocsp.Good && o.revokedBefore(k, c, issuer, resp.ThisUpdate) {
+			err = fmt.Errorf("mtls: OCSP response of %s says good, but a response not older said revoked (replayed?)",
+				resp.ThisUpdate.UTC().Format(time.RFC3339))
+		}
 		if err != nil {
 			e.failedUntil = now.Add(retryBackoff)
 			e.lastErr = err
@@ -252,6 +290,9 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 				e.lastErr = fmt.Errorf("mtls: OCSP: the responder serves an answer that expired at %s",
 					e.nextUpdate.UTC().Format(time.RFC3339))
 			}
+		}
+		if e.has && e.revoked {
+			o.rememberRevocation(k, e)
 		}
 		o.put(k, e, now)
 		return e, nil

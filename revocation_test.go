@@ -1562,3 +1562,34 @@ func TestCRLConfiguredSourceKeepsItsIssuer(t *testing.T) {
 	requireRevRefused(t, err, ErrRevoked)
 	require.ErrorContains(t, m.CRLStatus()[0].Err, "Evil CA", "the refusal is reported")
 }
+
+// TestOCSPRevocationOutlivesItsCacheEntry: once the entry of a revoked certificate made room for
+// others, a response from before the revocation, replayed, does not undo it.
+func TestOCSPRevocationOutlivesItsCacheEntry(t *testing.T) {
+	p := newRevPKI()
+	leaf, other := p.issuing.NewClient("alice"), p.issuing.NewClient("bob")
+	now := p.clock.Now()
+	oldGood := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(7 * 24 * time.Hour)})
+	revoked := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{Status: ocsp.Revoked, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)})
+	otherGood := p.issuing.NewOCSPResponse(other.Certificate, mtlstest.OCSPAnswer{ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)})
+	laterGood := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{ThisUpdate: now, NextUpdate: now.Add(time.Hour)})
+	var serve atomic.Pointer[[]byte]
+	serve.Store(&revoked)
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(*serve.Load()) })
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL, CacheSize: 1}})
+	_, err := revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevoked)
+	serve.Store(&otherGood)
+	_, err = revAuthn(m, other) // takes the only cache entry
+	require.NoError(t, err)
+
+	serve.Store(&oldGood) // replayed
+	_, err = revAuthn(m, leaf)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	assert.ErrorContains(t, err, "a response not older said revoked")
+
+	p.clock.Advance(time.Minute) // past the back-off
+	serve.Store(&laterGood)      // newer than the revocation: a certificate hold released
+	_, err = revAuthn(m, leaf)
+	require.NoError(t, err)
+}
