@@ -175,7 +175,9 @@ func (o *ocspChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 		if now.Before(e.refreshAt) {
 			return o.answerOf(e, now)
 		}
-		if now.Before(e.nextUpdate) {
+		if now.Before(e.nextUpdate) || e.lastErr != nil && now.Before(e.nextUpdate.Add(o.rv.staleIfError)) {
+			// Fresh, or stale while the responder fails: no request waits for it again; a
+			// refresh runs in the background once the back-off is over.
 			if !now.Before(e.failedUntil) {
 				o.refreshInBackground(k, e)
 			}

@@ -1593,3 +1593,49 @@ func TestOCSPRevocationOutlivesItsCacheEntry(t *testing.T) {
 	_, err = revAuthn(m, leaf)
 	require.NoError(t, err)
 }
+
+// TestOCSPStaleAnswerIsNotWaitedForAgain: once a responder failed and the answer held is stale
+// (within StaleIfError), requests get the stale answer at once; the responder is asked in the
+// background, not on their path, whenever the back-off ends.
+func TestOCSPStaleAnswerIsNotWaitedForAgain(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	now := p.clock.Now()
+	good := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)})
+	var failing atomic.Bool
+	hung := make(chan struct{})
+	t.Cleanup(func() { close(hung) })
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			select { // a blackholed responder: answers only when the query is given up
+			case <-r.Context().Done():
+			case <-hung:
+			}
+			return
+		}
+		_, _ = w.Write(good)
+	})
+	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, Timeout: time.Hour, StaleIfError: time.Hour})
+	_, err := revAuthn(m, leaf)
+	require.NoError(t, err)
+
+	failing.Store(true)
+	p.clock.Advance(65 * time.Minute) // past nextUpdate and the clock skew
+	m.revoc.timeout = 50 * time.Millisecond // this one request waits, and gives up
+	id, err := revAuthn(m, leaf)
+	require.NoError(t, err)
+	require.True(t, id.Revocation.Stale)
+	m.revoc.timeout = time.Hour // from now on a request that waited would wait an hour
+
+	for range 3 {
+		p.clock.Advance(time.Minute) // past each back-off
+		done := make(chan error, 1)
+		go func() { _, err := revAuthn(m, leaf); done <- err }()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(time.Minute): // a bound for a hang, not a measure of speed
+			t.Fatal("a request waited for the failing responder")
+		}
+	}
+}
