@@ -168,7 +168,7 @@ func (o *ocspChecker) put(k uint64, e *ocspEntry, now time.Time) {
 }
 
 // status answers for c, issued by issuer, at now.
-func (o *ocspChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
+func (o *ocspChecker) status(ctx context.Context, c, issuer *x509.Certificate, now, until time.Time) answer {
 	k := o.key(c, issuer)
 	e := o.get(k, c, issuer)
 	if e != nil && e.has {
@@ -187,7 +187,7 @@ func (o *ocspChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 	if e != nil && now.Before(e.failedUntil) {
 		return o.answerOf(e, now)
 	}
-	e = o.fetch(ctx, k, c, issuer)
+	e = o.fetch(ctx, k, c, issuer, until)
 	return o.answerOf(e, now)
 }
 
@@ -217,7 +217,7 @@ func (o *ocspChecker) refreshInBackground(k uint64, e *ocspEntry) {
 		return
 	}
 	if !o.rv.background(func(ctx context.Context) {
-		o.fetch(ctx, k, e.cert, e.issuer)
+		o.fetch(ctx, k, e.cert, e.issuer, time.Time{})
 		e.refreshing.Store(false)
 	}) {
 		e.refreshing.Store(false)
@@ -226,7 +226,7 @@ func (o *ocspChecker) refreshInBackground(k uint64, e *ocspEntry) {
 
 // fetch queries the responder once for all concurrent callers and stores the outcome. A caller
 // whose ctx ends first gets the entry it had (nil if none) while the query goes on for the others.
-func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certificate) *ocspEntry {
+func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certificate, until time.Time) *ocspEntry {
 	// The serial's sign and length, then its magnitude and the issuer's key: Bytes alone is the
 	// absolute value, and would give 5 and -5 one query.
 	var fk [2*crl.MaxSerialLen + 4]byte
@@ -299,15 +299,23 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 		o.put(k, e, now)
 		return e, nil
 	})
+	var deadline <-chan time.Time // nil: bounded by ctx and the query's own timeout only
+	if !until.IsZero() {
+		deadline = o.rv.after(max(0, until.Sub(o.rv.now())))
+	}
+	var err error
 	select {
 	case r := <-ch:
 		return r.Val.(*ocspEntry)
 	case <-ctx.Done():
-		if e := o.get(k, c, issuer); e != nil {
-			return e
-		}
-		return &ocspEntry{lastErr: fmt.Errorf("mtls: OCSP: %w", ctx.Err())}
+		err = ctx.Err()
+	case <-deadline:
+		err = errors.New("the request's time for revocation checks ran out")
 	}
+	if e := o.get(k, c, issuer); e != nil {
+		return e
+	}
+	return &ocspEntry{lastErr: fmt.Errorf("mtls: OCSP: %w", err)}
 }
 
 // refreshTime is when a new answer should be asked for in the background: at three quarters of

@@ -247,11 +247,12 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 		n = len(id.Chain) - 1
 	}
 	now := rv.now()
+	until := now.Add(rv.timeout) // what the request may wait, for the whole chain
 	var status RevocationStatus
 	var unknown error
 	for i := 0; i < n; i++ {
 		c, issuer := id.Chain[i], id.Chain[i+1]
-		a := rv.status(ctx, c, issuer, now)
+		a := rv.status(ctx, c, issuer, now, until)
 		switch a.state {
 		case stateRevoked:
 			e := newError(ErrRevoked, fmt.Sprintf("%s says serial %s of %q was revoked at %s", a.source,
@@ -292,17 +293,24 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 
 // status asks OCSP, then the CRLs. The CRLs already loaded are always consulted, so that one
 // listing the certificate refuses it whatever OCSP says; they are downloaded, and waited for, only
-// when OCSP has no answer.
-func (rv *revocation) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time) answer {
+// when OCSP has no answer. Answers are waited for until the request's deadline at the latest;
+// with CRLs configured, OCSP's only until halfway, so that a responder that does not answer
+// leaves the CRLs time to.
+func (rv *revocation) status(ctx context.Context, c, issuer *x509.Certificate, now, until time.Time) answer {
 	var a answer
 	if rv.ocsp != nil {
-		a = rv.ocsp.status(ctx, c, issuer, now)
+		ocspUntil := until
+		if rv.crl != nil {
+			t := rv.now()
+			ocspUntil = t.Add(until.Sub(t) / 2)
+		}
+		a = rv.ocsp.status(ctx, c, issuer, now, ocspUntil)
 		if a.state == stateRevoked {
 			return a
 		}
 	}
 	if rv.crl != nil {
-		a = merge(a, rv.crl.status(ctx, c, issuer, now, a.state < stateGood))
+		a = merge(a, rv.crl.status(ctx, c, issuer, now, a.state < stateGood, until))
 	}
 	return a
 }
@@ -317,9 +325,9 @@ func (rv *revocation) trustChanged() {
 	}
 }
 
-// await waits for l to end, for at most the revocation timeout counted from its start, and
-// while ctx lives. A nil l is not waited for.
-func (rv *revocation) await(ctx context.Context, l *crlLoad) {
+// await waits for l to end, for at most the revocation timeout counted from its start, not past
+// until (unless zero), and while ctx lives. A nil l is not waited for.
+func (rv *revocation) await(ctx context.Context, l *crlLoad, until time.Time) {
 	if l == nil {
 		return
 	}
@@ -328,7 +336,11 @@ func (rv *revocation) await(ctx context.Context, l *crlLoad) {
 		return
 	default:
 	}
-	d := l.started.Add(rv.timeout).Sub(rv.now())
+	end := l.started.Add(rv.timeout)
+	if !until.IsZero() && until.Before(end) {
+		end = until // the request's own deadline comes first
+	}
+	d := end.Sub(rv.now())
 	if d <= 0 {
 		return
 	}

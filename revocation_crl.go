@@ -166,7 +166,7 @@ func (s *crlSource) name() string {
 // status answers for c, issued by issuer, from every CRL that speaks for it. Unless load is set,
 // it uses only the CRLs already loaded: it neither waits for a download nor adds a distribution
 // point (refreshes due still start in the background).
-func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool) answer {
+func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool, until time.Time) answer {
 	srcs := (*ck.byIssuer.Load())[string(c.RawIssuer)]
 	if ck.unloaded.Load() > 0 {
 		// Configured URLs never loaded: their issuers are unknown. Retry the failed ones in the
@@ -181,7 +181,7 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 			if src.failedUntil.Load() != 0 {
 				src.fetchInBackground(now, nil)
 			} else if wait {
-				ck.rv.await(ctx, src.loading.Load())
+				ck.rv.await(ctx, src.loading.Load(), until)
 			}
 		}
 		if wait {
@@ -190,7 +190,7 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 	}
 	var a answer
 	for _, src := range srcs {
-		a = merge(a, src.answer(ctx, c, issuer, now, load))
+		a = merge(a, src.answer(ctx, c, issuer, now, load, until))
 	}
 	if ck.useDP {
 		for _, u := range c.CRLDistributionPoints {
@@ -204,7 +204,7 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 				}
 				continue
 			}
-			a = merge(a, src.answer(ctx, c, issuer, now, load))
+			a = merge(a, src.answer(ctx, c, issuer, now, load, until))
 		}
 	}
 	if a.state == stateNone && load {
@@ -269,11 +269,11 @@ func (ck *crlChecker) rebuildIndex() {
 }
 
 // answer is this source's word on c; see crlChecker.status for load.
-func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool) answer {
+func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool, until time.Time) answer {
 	if snap := s.cur.Load(); snap != nil && !bytes.Equal(snap.crl.Issuer, c.RawIssuer) {
 		load = false // the source speaks for another issuer: never wait for it
 	}
-	snap := s.current(ctx, now, issuer, load)
+	snap := s.current(ctx, now, issuer, load, until)
 	if snap == nil {
 		return answer{state: stateUnknown, source: "CRL", err: s.err()}
 	}
@@ -319,7 +319,7 @@ func (s *crlSource) err() error {
 // from the download's start), unless the source failed its last download: a source that cannot
 // answer is retried in the background, never waited for. leader is the issuer, from a verified
 // chain, of the certificate asked about.
-func (s *crlSource) current(ctx context.Context, now time.Time, leader *x509.Certificate, load bool) *crlSnap {
+func (s *crlSource) current(ctx context.Context, now time.Time, leader *x509.Certificate, load bool, until time.Time) *crlSnap {
 	snap := s.cur.Load()
 	if snap != nil && now.Before(snap.refreshAt) {
 		return snap
@@ -328,7 +328,7 @@ func (s *crlSource) current(ctx context.Context, now time.Time, leader *x509.Cer
 		s.fetchInBackground(now, leader)
 		return snap
 	}
-	s.ck.rv.await(ctx, s.start(now, false, leader))
+	s.ck.rv.await(ctx, s.start(now, false, leader), until)
 	return s.cur.Load()
 }
 

@@ -972,13 +972,13 @@ func TestOCSPQueriesOfOppositeSerialsAreNotShared(t *testing.T) {
 	pos := &x509.Certificate{SerialNumber: big.NewInt(5), Signature: []byte("pos")}
 	neg := &x509.Certificate{SerialNumber: big.NewInt(-5), Signature: []byte("neg")}
 	done := make(chan *ocspEntry, 2)
-	go func() { done <- o.fetch(context.Background(), o.key(pos, issuer), pos, issuer) }()
+	go func() { done <- o.fetch(context.Background(), o.key(pos, issuer), pos, issuer, time.Time{}) }()
 	<-arrived // the query for 5 is under way
 	var got *ocspEntry
 	// -5's caller waits for an answer, its own query or (wrongly) 5's, before 5's is given.
 	waiting := newWaitingContext(1)
 	go func() {
-		e := o.fetch(waiting, o.key(neg, issuer), neg, issuer)
+		e := o.fetch(waiting, o.key(neg, issuer), neg, issuer, time.Time{})
 		got = e
 		done <- e
 	}()
@@ -1173,6 +1173,7 @@ func TestCRLUnreachableURLDoesNotStallOtherIssuers(t *testing.T) {
 	requireRevRefused(t, err, ErrRevocationUnavailable)
 	assert.Len(t, waits.all(), 1, "a download older than the revocation timeout is not waited for")
 
+	awaitLoad(srcs[2]) // a retry that request started has ended, and set its back-off
 	p.clock.Advance(retryBackoff)
 	calls := rt.callsTo(refused)
 	for _, id := range []*mtlstest.Leaf{alice, bob} {
@@ -1602,31 +1603,40 @@ func TestOCSPStaleAnswerIsNotWaitedForAgain(t *testing.T) {
 	leaf := p.issuing.NewClient("alice")
 	now := p.clock.Now()
 	good := p.issuing.NewOCSPResponse(leaf.Certificate, mtlstest.OCSPAnswer{ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)})
-	var failing atomic.Bool
+	const (
+		answering = iota
+		failing   // an error at once
+		hanging   // a blackholed responder: answers only when the query is given up
+	)
+	var mode atomic.Int32
 	hung := make(chan struct{})
-	t.Cleanup(func() { close(hung) })
 	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
-		if failing.Load() {
-			select { // a blackholed responder: answers only when the query is given up
+		switch mode.Load() {
+		case failing:
+			w.WriteHeader(http.StatusBadGateway)
+		case hanging:
+			select {
 			case <-r.Context().Done():
 			case <-hung:
 			}
-			return
+		default:
+			_, _ = w.Write(good)
 		}
-		_, _ = w.Write(good)
 	})
+	t.Cleanup(func() { close(hung) }) // before the server closes: it waits for its handlers
+
+	// A request that waited for the responder would wait an hour.
 	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, Timeout: time.Hour, StaleIfError: time.Hour})
 	_, err := revAuthn(m, leaf)
 	require.NoError(t, err)
 
-	failing.Store(true)
+	mode.Store(failing)
 	p.clock.Advance(65 * time.Minute) // past nextUpdate and the clock skew
-	m.revoc.timeout = 50 * time.Millisecond // this one request waits, and gives up
 	id, err := revAuthn(m, leaf)
 	require.NoError(t, err)
 	require.True(t, id.Revocation.Stale)
-	m.revoc.timeout = time.Hour // from now on a request that waited would wait an hour
 
+	mode.Store(hanging)
 	for range 3 {
 		p.clock.Advance(time.Minute) // past each back-off
 		done := make(chan error, 1)
@@ -1638,4 +1648,71 @@ func TestOCSPStaleAnswerIsNotWaitedForAgain(t *testing.T) {
 			t.Fatal("a request waited for the failing responder")
 		}
 	}
+}
+
+// TestRevocationWaitsOnceForTheWholeRequest: the revocation timeout bounds what one request
+// waits in all, for every certificate of the chain; with CRLs configured, a responder that does
+// not answer takes only half of it, leaving the CRLs the rest.
+func TestRevocationWaitsOnceForTheWholeRequest(t *testing.T) {
+	p := newRevPKI()
+	leaf := p.issuing.NewClient("alice")
+	hung := make(chan struct{})
+	rf := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) {
+		select { // never answers in time
+		case <-r.Context().Done():
+		case <-hung:
+		}
+	})
+	t.Cleanup(func() { close(hung) }) // before the server closes: it waits for its handlers
+
+	const timeout = 4 * time.Second
+	// Each wait of d takes d on the test's clock, and ends at once in real time.
+	waited := func(m *Middleware) *time.Duration {
+		var total time.Duration
+		var mu sync.Mutex
+		m.revoc.after = func(d time.Duration) <-chan time.Time {
+			mu.Lock()
+			total += d
+			mu.Unlock()
+			p.clock.Advance(d)
+			ch := make(chan time.Time)
+			close(ch)
+			return ch
+		}
+		return &total
+	}
+
+	t.Run("chain", func(t *testing.T) {
+		m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, CheckChain: true, Timeout: timeout})
+		total := waited(m)
+		_, err := revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevocationUnavailable)
+		assert.Equal(t, timeout, *total, "two certificates, one timeout")
+	})
+	t.Run("OCSP leaves the CRLs half", func(t *testing.T) {
+		rt := newRevTransport()
+		const u = "http://crl.test/issuing.crl"
+		rt.set(u, nil, true) // never answers either
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL},
+			CRL: &CRLConfig{URLs: []string{u}}, Timeout: timeout, Context: ctx,
+			HTTPClient: &http.Client{Transport: crlOnly{rt}}})
+		total := waited(m)
+		_, err := revAuthn(m, leaf)
+		requireRevRefused(t, err, ErrRevocationUnavailable)
+		assert.LessOrEqual(t, *total, timeout)
+		assert.Greater(t, *total, timeout/2, "the CRL download was waited for too")
+	})
+}
+
+// crlOnly sends the downloads of crl.test to rt, and everything else to the network (the
+// loopback responders of the tests).
+type crlOnly struct{ rt *revTransport }
+
+func (c crlOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host == "crl.test" {
+		return c.rt.RoundTrip(r)
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
