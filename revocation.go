@@ -105,9 +105,10 @@ type CRLConfig struct {
 	// background, every 5 seconds at most; no request waits for it.
 	URLs []string
 	// DistributionPoints also fetches the CRLs named in the certificates' CRL distribution
-	// points (http and https only; at most 256 distinct URLs at a time, a URL unused for a
-	// RefreshInterval making room for a new one). Such a CRL is swapped in only if the issuer
-	// of the certificate that led to its download verifies it. Default false.
+	// points (http and https only; the first 4 of a certificate; at most 256 distinct URLs at a
+	// time, a URL unused for a RefreshInterval making room for a new one). Such a CRL is
+	// swapped in only if the issuer of the certificate that led to its download verifies it.
+	// Default false.
 	DistributionPoints bool
 	// RefreshInterval is how often a CRL is fetched again even before its nextUpdate, to learn of
 	// new revocations early. Default 1 hour.
@@ -152,6 +153,7 @@ const (
 	defaultCRLMaxBytes     = 256 << 20
 	defaultCDPMaxBytes     = 32 << 20
 	maxDPSources           = 256
+	maxDPPerCertificate    = 4 // distribution points of one certificate that are used
 	maxBackground          = 4
 	// retryBackoff is how long a failed source is not asked again; meanwhile requests get the
 	// stale answer, or none.

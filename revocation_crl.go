@@ -193,9 +193,13 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 		a = merge(a, src.answer(ctx, c, issuer, now, load, until))
 	}
 	if ck.useDP {
+		used := 0
 		for _, u := range c.CRLDistributionPoints {
 			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 				continue
+			}
+			if used++; used > maxDPPerCertificate {
+				break // a certificate cannot make the service download without bound
 			}
 			src := ck.dpSource(u, now, load)
 			if src == nil {

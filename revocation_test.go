@@ -1716,3 +1716,21 @@ func (c crlOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// TestCRLDistributionPointsPerCertificate: a certificate naming many distribution points makes
+// the service download only the first few.
+func TestCRLDistributionPointsPerCertificate(t *testing.T) {
+	p := newRevPKI()
+	var urls []string
+	for i := range 10 {
+		urls = append(urls, fmt.Sprintf("http://crl.test/%d.crl", i))
+	}
+	rt := newRevTransport()
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+	_, err := revAuthn(m, p.issuing.NewClient("many", mtlstest.WithCRLDistributionPoints(urls...)))
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	m.revoc.crl.dpMu.Lock()
+	n := len(m.revoc.crl.dp)
+	m.revoc.crl.dpMu.Unlock()
+	assert.Equal(t, maxDPPerCertificate, n)
+}
