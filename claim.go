@@ -187,6 +187,11 @@ func (h *headerSource) index(key string) int { return nameIndex(key, h.names) }
 // on, and CGI, FastCGI and WSGI consumers read X_SSL_Client_Cert as X-SSL-Client-Cert.
 func nameIndex(key string, names []string) int {
 	for i, name := range names {
+		if key == name { // the canonical spelling, as net/http reads it: the common case
+			return i
+		}
+	}
+	for i, name := range names {
 		if certheader.SameName(key, name) {
 			return i
 		}
