@@ -189,7 +189,8 @@ func Any(ps ...Policy) Policy {
 // value listed; a subject or issuer value equal to a listed one but for case, spaces, full-width
 // forms or ignorable characters (see [RequireSubject]); a DNS name, email domain, URI or SPIFFE ID
 // spelled in a form equivalent to a listed one (a trailing dot, a wildcard SAN, escapes, dot
-// segments, case, user info, a second URI SAN); a 16-byte IPv4-mapped IP SAN under an IPv4 rule
+// segments, case, user info, a default or empty port, an empty path, an IPv6 address written
+// otherwise, a backslash, a second URI SAN); a 16-byte IPv4-mapped IP SAN under an IPv4 rule
 // holding its IPv4 form; anyExtendedKeyUsage for a usage not listed; an extension value that is
 // not a readable string; an issuer that the chain does not show. A deny list written with Not
 // cannot be stepped around by these spellings; for names, spellings equivalent only under Unicode

@@ -237,13 +237,18 @@ func buildEmail(patterns []string) (Policy, *elemError) {
 
 // RequireURIs allows a leaf with a URI SAN matching one of patterns: an exact URI, or a URI
 // prefix followed by '*', matching any remainder ("spiffe://acme.test/ns/prod/*" matches
-// "spiffe://acme.test/ns/prod/sa/alice"). A pattern must be an absolute URI in the form Go's
-// net/url writes it, '*' is allowed only at the end and, in a URI with an authority, only after
-// the '/' that ends the host (so that "https://api.example*" cannot match
-// "https://api.example.evil"). A URI whose path holds a "." or ".." segment never matches a
-// prefix. A URI that does not match but, normalised (escapes, dot and empty segments, host case
-// and trailing dot, user info and fragment removed), would, is refused under [Not] as well. For
-// SPIFFE IDs prefer [RequireSPIFFEIDs], which also checks the ID's syntax.
+// "spiffe://acme.test/ns/prod/sa/alice"). A pattern must be an absolute URI in canonical form
+// (RFC 3986, section 6): no user info or fragment; host in lower case, without a trailing dot, an
+// IPv6 address in its RFC 5952 form; no empty or default port (":443" for https); no escape of an
+// unreserved character ("%65" for "e"), other escapes in upper case; no ".", ".." or empty path
+// segment; "/" rather than an empty path for http and https; no empty query; a URN's namespace in
+// lower case. A pattern that is not is refused with the form to write. '*' is allowed only at the
+// end and, in a URI with an authority, only after the '/' that ends the host (so that
+// "https://api.example*" cannot match "https://api.example.evil"). A URI whose path holds a "."
+// or ".." segment never matches a prefix. A URI SAN that does not match but, in canonical form
+// (its escaped slashes read as slashes or not, and for http, https, ws, wss, ftp and file a
+// backslash read as '/', as browsers do), would, is refused under [Not] as well. The query compares as written.
+// For SPIFFE IDs prefer [RequireSPIFFEIDs], which also checks the ID's syntax.
 func RequireURIs(patterns ...string) (Policy, error) {
 	p, err := buildURI(patterns)
 	return public("RequireURIs", p, err)

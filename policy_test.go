@@ -235,7 +235,9 @@ func TestPolicyURIs(t *testing.T) {
 		{"none", id(), false},
 	})
 	for _, bad := range []string{"*", "spiffe://acme*", "https://api.example*", "https://api.example.com*", "spiffe://acme.test/*/x",
-		"/relative/*", "HTTPS://api.example.com/", "https://api.example.com/a b", "urn:*", "https://h/\u00e9"} {
+		"/relative/*", "HTTPS://api.example.com/", "https://api.example.com/a b", "urn:*", "https://h/\u00e9",
+		"https://API.example.com/x", "https://api.example.com./x", "https://api.example.com:443/x", "https://api.example.com/a/../x",
+		"https://ops@api.example.com/x", "https://api.example.com/%78", "https://api.example.com"} {
 		_, err := RequireURIs(bad)
 		assert.Error(t, err, "%q", bad)
 	}
@@ -1077,6 +1079,10 @@ func TestPolicyNotOfEquivalentNames(t *testing.T) {
 		{"exact, escaped", uri("https://api.example.com/%62locked"), false},
 		{"unrelated, escaped", uri("https://api.example.com/%61llowed"), true},
 		{"unrelated, upper-case host", uri("https://API.example.com/allowed"), true},
+		{"exact, default port", uri("https://api.example.com:443/blocked"), false},
+		{"exact, empty port", uri("https://api.example.com:/blocked"), false},
+		{"exact, backslash", uri(`https://api.example.com/x/..\blocked`), false},
+		{"exact, other port", uri("https://api.example.com:8443/blocked"), true},
 	})
 	runMatchCases(t, Must(RequireURIs("spiffe://acme.test/ns/quarantine/*")), []matchCase{
 		{"positive, dot segments still refused", uri("spiffe://acme.test/ns/other/../quarantine/x"), false},

@@ -12,7 +12,8 @@ func FuzzPolicyPattern(f *testing.F) {
 	for _, s := range []string{"api.example.com", "*.svc.example.com", "API.Example.COM", "*.com", "a..b", "xn--bcher-kva.example",
 		"spiffe://acme.test/ns/prod/*", "https://h/p?q=1", "urn:acme:*", "https://api.example*", "HTTPS://h/", "https://[::1]:8/x",
 		"spiffe://acme.test/a/../b", "alice@example.com", "@example.com", "10.0.0.0/8", "::ffff:1.2.3.4", "0x1f", "01:02", "4096",
-		"\u212a.example.com", "\u0430pi.example.com"} {
+		"\u212a.example.com", "\u0430pi.example.com",
+		"https://H.:0443/a/./%7e%2f/..\\b?", "urn:EX:a", "https://[2001:DB8:0::1]:/"} {
 		f.Add(s) // more seeds in testdata/fuzz/FuzzPolicyPattern
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -44,6 +45,13 @@ func FuzzPolicyPattern(f *testing.F) {
 			}
 		}
 		if u, err := url.Parse(s); err == nil {
+			c := Canonical(u)
+			if !mayDiffer(u) && c != u.String() {
+				t.Fatalf("Canonical(%q) = %q, but it is not looked at", s, c)
+			}
+			if v, err := url.Parse(c); err == nil && u.Scheme != "" && Canonical(v) != c {
+				t.Fatalf("Canonical(%q) = %q, not canonical: %q", s, c, Canonical(v))
+			}
 			var buf [512]byte
 			if b, ok := appendURI(buf[:0], u); ok && string(b) != u.String() {
 				t.Fatalf("appendURI(%q) = %q, String() = %q", s, b, u.String())

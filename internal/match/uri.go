@@ -3,15 +3,17 @@ package match
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"net/url"
 	"path"
 	"strconv"
 	"strings"
 )
 
-// ParseURIPattern checks a URI pattern: an absolute URI in the form net/url writes it, or such a
-// prefix followed by '*', which is allowed only at the end and, in a URI with an authority, only
-// after the '/' that ends the host. base is the pattern without its '*'.
+// ParseURIPattern checks a URI pattern: an absolute URI in canonical form (see Canonical), or
+// such a prefix followed by '*', which is allowed only at the end and, in a URI with an
+// authority, only after the '/' that ends the host. base is the pattern without its '*'. A pattern
+// not in canonical form is refused with the form to write.
 func ParseURIPattern(s string) (base string, prefix bool, err error) {
 	if !printableASCII(s) {
 		return "", false, errors.New("not a printable ASCII URI")
@@ -23,15 +25,18 @@ func ParseURIPattern(s string) (base string, prefix bool, err error) {
 		}
 		base, prefix = s[:star], true
 	}
-	u, err := url.Parse(base)
+	// A prefix ends inside a segment: canonicalise it with a letter in place of the '*', so that
+	// a final "." or an empty path is not read as a whole segment or path.
+	written := base
+	if prefix {
+		written += "x"
+	}
+	u, err := url.Parse(written)
 	if err != nil {
 		return "", false, errors.New("not a URI")
 	}
 	if u.Scheme == "" {
 		return "", false, errors.New("not an absolute URI")
-	}
-	if u.String() != base {
-		return "", false, errors.New("not in canonical form (" + strconv.Quote(u.String()) + ")")
 	}
 	if prefix {
 		if rest, ok := strings.CutPrefix(base, u.Scheme+"://"); ok {
@@ -42,8 +47,109 @@ func ParseURIPattern(s string) (base string, prefix bool, err error) {
 			return "", false, errors.New("'*' must follow at least one character after the scheme")
 		}
 	}
+	if c := Canonical(u); c != written {
+		if prefix {
+			c = strings.TrimSuffix(c, "x") + "*"
+		}
+		return "", false, errors.New("not in canonical form (write " + strconv.Quote(c) + ")")
+	}
 	return base, prefix, nil
 }
+
+// Canonical writes u in the canonical form of a URI (RFC 3986, section 6), as net/url writes it
+// once normalised: user info and fragment removed; the host in lower case, without trailing
+// dots, an IPv6 address in its RFC 5952 form; the port without leading zeros, removed when empty
+// or the default of http, https, ws or wss; in the path, escapes of unreserved characters decoded
+// and the others in upper case, dot segments and empty segments removed, and for those schemes
+// (and ftp and file) a backslash read as '/', as WHATWG URL parsers do, and an empty path written
+// "/"; an empty query removed; the namespace of a URN in lower case. The query compares as
+// written.
+func Canonical(u *url.URL) string {
+	n := url.URL{Scheme: u.Scheme, Opaque: u.Opaque, RawQuery: u.RawQuery, OmitHost: u.OmitHost}
+	if n.Opaque != "" {
+		if nid, nss, ok := strings.Cut(n.Opaque, ":"); ok && n.Scheme == "urn" {
+			n.Opaque = asciiLower(nid) + ":" + nss
+		}
+		return n.String()
+	}
+	special := special(n.Scheme)
+	host := asciiLower(strings.TrimRight(u.Hostname(), "."))
+	if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
+		host = "[" + a.String() + "]"
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port := strings.TrimLeft(u.Port(), "0"); u.Port() != "" {
+		if port == "" {
+			port = "0"
+		}
+		if port != defaultPorts[n.Scheme] {
+			host += ":" + port
+		}
+	}
+	n.Host = host
+	p := u.EscapedPath()
+	if written := u.RawPath; special && strings.Contains(written, `\`) { // net/url keeps the path as written
+		if v, err := url.Parse("x://h" + strings.ReplaceAll(written, `\`, "/")); err == nil {
+			p = v.EscapedPath()
+		}
+	}
+	p = normaliseEscapes(p)
+	if p != "" {
+		c := path.Clean(p)
+		if c != "/" && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")) {
+			c += "/"
+		}
+		p = c
+	} else if special && n.Host != "" {
+		p = "/"
+	}
+	n.Path, _ = url.PathUnescape(p)
+	n.RawPath = p
+	return n.String()
+}
+
+// special reports whether WHATWG URL parsers treat scheme specially: a backslash is a '/' in its
+// paths, and its empty path is "/".
+func special(scheme string) bool {
+	switch scheme {
+	case "http", "https", "ws", "wss", "ftp", "file":
+		return true
+	}
+	return false
+}
+
+var defaultPorts = map[string]string{"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+// normaliseEscapes decodes the escapes of unreserved characters in the escaped path p and writes
+// the others in upper case.
+func normaliseEscapes(p string) string {
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	b := make([]byte, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' || i+2 >= len(p) {
+			b = append(b, p[i])
+			continue
+		}
+		v, err := strconv.ParseUint(p[i+1:i+3], 16, 8)
+		if err != nil {
+			b = append(b, p[i])
+			continue
+		}
+		switch c := byte(v); {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.', c == '_', c == '~':
+			b = append(b, c)
+		default:
+			b = append(b, '%', upperHex[c>>4], upperHex[c&15])
+		}
+		i += 2
+	}
+	return string(b)
+}
+
+const upperHex = "0123456789ABCDEF"
 
 // URISet is a set of URI patterns (see ParseURIPattern). The zero value is empty.
 type URISet struct {
@@ -73,9 +179,9 @@ func (s *URISet) add(base string, prefix bool) {
 }
 
 // Match is Yes when one of uris is a listed URI or starts with a listed prefix (a URI whose path
-// holds a "." or ".." segment never matches a prefix), Undecided when one would once normalised
-// (escapes, dot and empty segments, host case and trailing dot, user info and fragment removed),
-// and No otherwise.
+// holds a "." or ".." segment never matches a prefix), Undecided when one would in canonical form
+// (see Canonical; with its escaped slashes read as slashes too), and No otherwise. Patterns are in
+// canonical form (see ParseURIPattern).
 func (s *URISet) Match(uris []*url.URL) Verdict { return judge(uris, s.match, s.equivalent) }
 
 func (s *URISet) match(u *url.URL) bool {
@@ -101,20 +207,12 @@ func (s *URISet) match(u *url.URL) bool {
 	return false
 }
 
-func isASCIIUpper(r rune) bool { return r >= 'A' && r <= 'Z' }
-
-// equivalent reports whether a URI that does not match is written in a form the matcher does not
-// judge (user info, a fragment, escapes net/url would not write, dot segments, empty segments, an
-// upper-case host or one with a trailing dot) and either starts with a listed prefix as written or
-// matches once normalised. Canonical URIs return at once; the others may allocate.
+// equivalent reports whether a URI that does not match may be written in a form the matcher
+// does not judge (see mayDiffer) and either starts with a listed prefix as written or matches once
+// canonical (see Canonical), its escaped slashes read as slashes or not. URIs that need no
+// normalisation return at once; the others may allocate.
 func (s *URISet) equivalent(u *url.URL) bool {
-	if u == nil || u.Opaque != "" {
-		return false
-	}
-	host := u.Hostname()
-	if u.User == nil && u.RawPath == "" && u.Fragment == "" && u.RawFragment == "" &&
-		!strings.HasSuffix(host, ".") && strings.IndexFunc(host, isASCIIUpper) < 0 &&
-		!hasDotSegment(u.Path) && !strings.Contains(u.Path, "//") {
+	if u == nil || !mayDiffer(u) {
 		return false
 	}
 	matches := func(str string) bool {
@@ -128,28 +226,40 @@ func (s *URISet) equivalent(u *url.URL) bool {
 		}
 		return false
 	}
-	if matches(u.String()) {
+	if matches(u.String()) || matches(Canonical(u)) {
 		return true
 	}
+	if u.RawPath == "" {
+		return false
+	}
 	n := *u
-	n.User, n.Fragment, n.RawFragment, n.RawPath = nil, "", "", ""
-	host = asciiLower(strings.TrimSuffix(host, "."))
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port := u.Port(); port != "" {
-		host += ":" + port
-	}
-	n.Host = host
-	if p := u.Path; p != "" {
-		c := path.Clean(p)
-		if c != "/" && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")) {
-			c += "/"
-		}
-		n.Path = c
-	}
-	return matches(n.String())
+	n.RawPath = ""
+	return matches(Canonical(&n))
 }
+
+// mayDiffer reports whether u may differ from its canonical form, without allocating: false for
+// the URIs that Canonical writes as net/url does.
+func mayDiffer(u *url.URL) bool {
+	if u.User != nil || u.RawPath != "" || u.Fragment != "" || u.RawFragment != "" || (u.ForceQuery && u.RawQuery == "") {
+		return true
+	}
+	if u.Opaque != "" {
+		nid, _, _ := strings.Cut(u.Opaque, ":")
+		return u.Scheme == "urn" && strings.IndexFunc(nid, isASCIIUpper) >= 0
+	}
+	host := u.Hostname()
+	if strings.HasSuffix(host, ".") || strings.IndexFunc(host, isASCIIUpper) >= 0 || strings.HasPrefix(u.Host, "[") ||
+		strings.HasSuffix(u.Host, ":") {
+		return true
+	}
+	if port := u.Port(); port != "" && (port[0] == '0' || port == defaultPorts[u.Scheme]) {
+		return true
+	}
+	return hasDotSegment(u.Path) || strings.Contains(u.Path, "//") ||
+		special(u.Scheme) && (u.Path == "" && u.Host != "" || strings.Contains(u.Path, "\\"))
+}
+
+func isASCIIUpper(r rune) bool { return r >= 'A' && r <= 'Z' }
 
 // appendURI appends u as (*url.URL).String writes it, without allocating, for the common forms
 // that need no escaping. ok is false for the others.

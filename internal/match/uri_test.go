@@ -43,6 +43,46 @@ func TestURISet(t *testing.T) {
 		{"dot segment naming a listed prefix", []string{"spiffe://acme.test/ns/x/../prod/sa"}, Undecided},
 		{"upper-case host", []string{"https://API.example.com/v1"}, Undecided},
 		{"user info", []string{"https://u@api.example.com/v1"}, Undecided},
+		{"default port", []string{"https://api.example.com:443/v1"}, Undecided},
+		{"empty port", []string{"https://api.example.com:/v1"}, Undecided},
+		{"port with a leading zero", []string{"https://api.example.com:0443/v1"}, Undecided},
+		{"other port", []string{"https://api.example.com:8443/v1"}, No},
+		{"backslash", []string{`https://api.example.com/x/..\v1`}, Undecided},
+		{"empty query", []string{"https://api.example.com/v1?"}, Undecided},
+		{"escaped letter", []string{"https://api.example.com/%76%31"}, Undecided},
+		{"escaped slash, read as a slash", []string{"spiffe://acme.test/ns%2Fprod/x"}, Undecided},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var us []*url.URL
+			for _, raw := range tc.uris {
+				u, err := url.Parse(raw)
+				require.NoError(t, err)
+				us = append(us, u)
+			}
+			assert.Equal(t, tc.want, set.Match(us))
+		})
+	}
+}
+
+// TestURISetEquivalentSpellings: the spellings of a URI that name the same resource as a listed
+// one are undecided, whichever form the pattern takes.
+func TestURISetEquivalentSpellings(t *testing.T) {
+	var set URISet
+	for _, p := range []string{"https://x.example/", "https://[2001:db8::1]/admin", "urn:example:alice"} {
+		require.NoError(t, set.Add(p))
+	}
+	tests := []struct {
+		name string
+		uris []string
+		want Verdict
+	}{
+		{"empty path", []string{"https://x.example"}, Undecided},
+		{"IPv6 host, zeros written", []string{"https://[2001:db8:0::1]/admin"}, Undecided},
+		{"IPv6 host, upper case", []string{"https://[2001:DB8::1]/admin"}, Undecided},
+		{"URN namespace, upper case", []string{"urn:EXAMPLE:alice"}, Undecided},
+		{"URN, other name", []string{"urn:EXAMPLE:bob"}, No},
+		{"IPv6, other host", []string{"https://[2001:db8::2]/admin"}, No},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,6 +112,28 @@ func TestParseURIPattern(t *testing.T) {
 		{"/relative", "", false, "not an absolute URI"},
 		{"HTTPS://h/", "", false, "not in canonical form"},
 		{"https://h/a b", "", false, "not a printable ASCII URI"},
+		{"https://Partner.Example/p", "", false, `write "https://partner.example/p"`},
+		{"https://partner.example./p", "", false, `write "https://partner.example/p"`},
+		{"https://ops@partner.example/p", "", false, `write "https://partner.example/p"`},
+		{"https://partner.example/a/./p", "", false, `write "https://partner.example/a/p"`},
+		{"https://partner.example/a/../p", "", false, `write "https://partner.example/p"`},
+		{"https://partner.example/a//p", "", false, `write "https://partner.example/a/p"`},
+		{"https://partner.example/%65vil", "", false, `write "https://partner.example/evil"`},
+		{"https://partner.example/a%2fb", "", false, `write "https://partner.example/a%2Fb"`},
+		{"https://partner.example:443/p", "", false, `write "https://partner.example/p"`},
+		{"https://partner.example:/p", "", false, `write "https://partner.example/p"`},
+		{"https://partner.example:0443/p", "", false, `write "https://partner.example/p"`},
+		{"https://partner.example", "", false, `write "https://partner.example/"`},
+		{"https://[2001:db8:0::1]/p", "", false, `write "https://[2001:db8::1]/p"`},
+		{"https://h/p?", "", false, `write "https://h/p"`},
+		{"https://h/p#f", "", false, `write "https://h/p"`},
+		{"urn:EXAMPLE:alice", "", false, `write "urn:example:alice"`},
+		{"https://h/a/.*", "https://h/a/.", true, ""},
+		{"https://partner.example:8443/p", "https://partner.example:8443/p", false, ""},
+		{"https://h/a%2Fb", "https://h/a%2Fb", false, ""},
+		{"https://h/a/.x*", "https://h/a/.x", true, ""},
+		{"spiffe://acme.test", "spiffe://acme.test", false, ""},
+		{"urn:example:ALICE", "urn:example:ALICE", false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.pattern, func(t *testing.T) {
