@@ -62,7 +62,8 @@ func docErr(err error) error {
 // ([RequireMinValidity] with a nil clock: the middleware's [Config.Now] where a middleware runs
 // the policy).
 //
-// Anything else fails: an unknown or duplicate key, an object with several keys, a wrong type, an
+// Anything else fails: a document that is not valid UTF-8 (a Latin-1 "ü" would otherwise be read
+// as U+FFFD and match nothing), an unknown or duplicate key, an object with several keys, a wrong type, an
 // empty list, an empty string, a bad pattern. The error names the JSON path of the fault. The
 // policies returned write the same document back with [json.Marshal], in a normalised form
 // (lowercase hexadecimal, canonical attribute names, sorted keys).

@@ -123,6 +123,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		want string
 	}{
 		{"not JSON", `{"dns": [`, "mtls: policy $: incomplete JSON document"},
+		{"Latin-1", "{\"not\": {\"subject\": {\"o\": [\"M\xfcller GmbH\"]}}}", "mtls: policy $: not valid UTF-8 at byte 29"},
 		{"syntax", `{"dns" ["a"]}`, "mtls: policy $: invalid JSON at byte"},
 		{"trailing data", `{"dns": ["a.test"]} {}`, "mtls: policy $: data after the document"},
 		{"top-level list", `[]`, "mtls: policy $: expected an object such as"},

@@ -117,11 +117,12 @@ func TestBindingStore(t *testing.T) {
 	})
 
 	for name, tc := range map[string]struct{ doc, want string }{
-		"not an object":   {`["a"]`, "expected an object of principal to SHA-256 fingerprints"},
-		"empty list":      {`{"alice": []}`, "$.alice: empty list"},
-		"bad fingerprint": {`{"alice": ["zz"]}`, "$.alice[0]: sha256"},
-		"conflict":        {`{"a": ["` + fingerprint(bob.Certificate) + `"], "b": ["` + fingerprint(bob.Certificate) + `"]}`, "bound to both"},
-		"duplicate key":   {`{"a": ["` + fingerprint(bob.Certificate) + `"], "a": ["` + fingerprint(bob.Certificate) + `"]}`, "duplicate key"},
+		"not an object":     {`["a"]`, "expected an object of principal to SHA-256 fingerprints"},
+		"empty list":        {`{"alice": []}`, "$.alice: empty list"},
+		"bad fingerprint":   {`{"alice": ["zz"]}`, "$.alice[0]: sha256"},
+		"conflict":          {`{"a": ["` + fingerprint(bob.Certificate) + `"], "b": ["` + fingerprint(bob.Certificate) + `"]}`, "bound to both"},
+		"duplicate key":     {`{"a": ["` + fingerprint(bob.Certificate) + `"], "a": ["` + fingerprint(bob.Certificate) + `"]}`, "duplicate key"},
+		"Latin-1 principal": {"{\"M\xfcller\": [\"" + fingerprint(bob.Certificate) + "\"]}", "$: not valid UTF-8 at byte 3"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bindings.json")

@@ -1,6 +1,6 @@
 // Package jsondoc reads the JSON documents of the configuration (policy documents, binding files)
-// into a tree that keeps the order of object keys, refusing duplicate keys and documents nested
-// too deep, and locates every fault by its JSON path ($.all[0].subject.cn). Bytes in, a tree or
+// into a tree that keeps the order of object keys, refusing invalid UTF-8, duplicate keys and
+// documents nested too deep, and locates every fault by its JSON path ($.all[0].subject.cn). Bytes in, a tree or
 // a plain error out.
 package jsondoc
 
@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Kind is the type of a Value.
@@ -82,9 +83,17 @@ func Errorf(path, format string, args ...any) error {
 	return &Error{Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Decode reads one JSON document, nested at most maxDepth levels deep, with no data after it. An
-// object with a duplicate key is an error. Errors are *Error.
+// Decode reads one JSON document, nested at most maxDepth levels deep, with no data after it. A
+// document that is not valid UTF-8 (which encoding/json would silently rewrite to U+FFFD) and an
+// object with a duplicate key are errors. Errors are *Error.
 func Decode(doc []byte, maxDepth int) (*Value, error) {
+	for i := 0; i < len(doc); {
+		r, n := utf8.DecodeRune(doc[i:])
+		if r == utf8.RuneError && n == 1 {
+			return nil, Errorf("$", "not valid UTF-8 at byte %d (save the document as UTF-8)", i)
+		}
+		i += n
+	}
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
 	v, err := read(dec, "$", 0, maxDepth)

@@ -37,6 +37,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"incomplete", `{"a": [`, `$: incomplete JSON document`},
 		{"syntax", `{"a" 1}`, `$: invalid JSON at byte`},
 		{"empty", ``, `$: incomplete JSON document`},
+		{"Latin-1", "{\"o\": \"M\xfcller\"}", `$: not valid UTF-8 at byte 8`},
+		{"truncated sequence", "{\"o\": \"\xc3\"}", `$: not valid UTF-8 at byte 7`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
