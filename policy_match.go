@@ -194,8 +194,9 @@ func buildNamePolicy(key string, attrs Attributes) (Policy, *elemError) {
 // left-most label ("*.example.com" matches "a.example.com", not "example.com" nor
 // "a.b.example.com"). Names compare ASCII case-insensitively; internationalised names must be
 // written in their "xn--" form; a wildcard SAN in the certificate itself matches nothing. A name
-// with a trailing dot, or a wildcard SAN, that stands for a listed name is refused under [Not] as
-// well.
+// with a trailing dot, or a wildcard SAN ("*.example.com", or a partial one such as
+// "a*.example.com", which some TLS stacks match), that stands for a listed name is refused under
+// [Not] as well. Each SAN costs a few map look-ups, whatever the number of patterns.
 func RequireDNSNames(patterns ...string) (Policy, error) {
 	p, err := buildDNS(patterns)
 	return public("RequireDNSNames", p, err)

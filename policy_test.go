@@ -1056,6 +1056,8 @@ func TestPolicyNotOfEquivalentNames(t *testing.T) {
 		{"wildcard SAN the same as the pattern", dns("*.evil.test"), false},
 		{"wildcard SAN covering a listed name", dns("*.example.com"), false},
 		{"unrelated wildcard SAN", dns("*.other.test"), true},
+		{"partial wildcard SAN covering a listed name", dns("b*.example.com"), false},
+		{"unrelated partial wildcard SAN", dns("b*.other.test"), true},
 		{"unrelated, trailing dot", dns("good.example.com."), true},
 		{"one listed among others", dns("good.example.com", "BAD.example.com"), false},
 	})

@@ -55,8 +55,9 @@ func CheckHostname(n string) error {
 
 // DNSSet is a set of DNS name patterns (see ParseDNSPattern). The zero value is empty.
 type DNSSet struct {
-	exact map[string]struct{}
-	wild  map[string]struct{} // the names after "*."
+	exact   map[string]struct{}
+	wild    map[string]struct{} // the names after "*."
+	parents map[string]struct{} // the exact names without their first label, which a wildcard SAN covers
 }
 
 // Add parses pattern and adds it; norm is its normalised form.
@@ -66,38 +67,51 @@ func (s *DNSSet) Add(pattern string) (norm string, err error) {
 		return "", err
 	}
 	if s.exact == nil {
-		s.exact, s.wild = map[string]struct{}{}, map[string]struct{}{}
+		s.exact, s.wild, s.parents = map[string]struct{}{}, map[string]struct{}{}, map[string]struct{}{}
 	}
 	if wildcard {
 		s.wild[norm[2:]] = struct{}{}
-	} else {
-		s.exact[norm] = struct{}{}
+		return norm, nil
+	}
+	s.exact[norm] = struct{}{}
+	if i := strings.IndexByte(norm, '.'); i > 0 {
+		s.parents[norm[i+1:]] = struct{}{}
 	}
 	return norm, nil
 }
 
 // Match is Yes when one of names matches a pattern, ASCII case-insensitively (a wildcard pattern
 // stands for exactly one left-most label; a wildcard name matches nothing), Undecided when one
-// names a listed one all the same (with a trailing dot, or as a wildcard covering a pattern), and
-// No otherwise. It does not allocate for names that match or are plainly different.
+// names a listed one all the same (with a trailing dot, or as a wildcard covering a pattern: "*."
+// or a '*' inside the left-most label, as in "a*.example.com", which some TLS stacks match), and
+// No otherwise. It costs a few map look-ups per name, whatever the number of patterns, and does
+// not allocate.
 func (s *DNSSet) Match(names []string) Verdict { return judge(names, s.match, s.equivalent) }
 
-func (s *DNSSet) match(n string) bool {
-	if len(n) == 0 || len(n) > 253 {
-		return false
+// lower writes n in lower case into buf; ok is false for a name that is not ASCII or is too long.
+func lower(buf *[253]byte, n string) (b []byte, ok bool) {
+	if len(n) == 0 || len(n) > len(buf) {
+		return nil, false
 	}
-	var buf [253]byte
 	for i := 0; i < len(n); i++ {
 		c := n[i]
 		if c >= 0x80 {
-			return false
+			return nil, false
 		}
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}
 		buf[i] = c
 	}
-	b := buf[:len(n)]
+	return buf[:len(n)], true
+}
+
+func (s *DNSSet) match(n string) bool {
+	var buf [253]byte
+	b, ok := lower(&buf, n)
+	if !ok {
+		return false
+	}
 	if _, ok := s.exact[string(b)]; ok {
 		return true
 	}
@@ -112,8 +126,7 @@ func (s *DNSSet) match(n string) bool {
 }
 
 // equivalent reports whether a name that does not match names a listed one all the same: with a
-// trailing dot, or as a wildcard SAN covering a pattern. Only these rare forms are looked at (and
-// may allocate).
+// trailing dot, or as a wildcard SAN (a '*' in its left-most label) covering a pattern.
 func (s *DNSSet) equivalent(n string) bool {
 	if t, ok := strings.CutSuffix(n, "."); ok && t != "" && !strings.HasSuffix(t, ".") {
 		if s.match(t) {
@@ -121,18 +134,16 @@ func (s *DNSSet) equivalent(n string) bool {
 		}
 		n = t
 	}
-	rest, ok := strings.CutPrefix(n, "*.")
+	var buf [253]byte
+	b, ok := lower(&buf, n)
 	if !ok {
 		return false
 	}
-	rest = asciiLower(rest)
-	if _, ok := s.wild[rest]; ok {
-		return true
+	i := bytes.IndexByte(b, '.')
+	if i <= 0 || bytes.IndexByte(b[:i], '*') < 0 {
+		return false
 	}
-	for e := range s.exact {
-		if i := strings.IndexByte(e, '.'); i > 0 && e[i+1:] == rest {
-			return true
-		}
-	}
-	return false
+	_, wild := s.wild[string(b[i+1:])]
+	_, parent := s.parents[string(b[i+1:])]
+	return wild || parent
 }

@@ -3,6 +3,7 @@ package match
 import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"fmt"
 	"math/big"
 	"net"
 	"testing"
@@ -165,6 +166,11 @@ func TestDNSSet(t *testing.T) {
 		{"wildcard does not cover the apex", []string{"svc.example.com"}, No},
 		{"trailing dot", []string{"api.example.com."}, Undecided},
 		{"wildcard SAN", []string{"*.svc.example.com"}, Undecided},
+		{"wildcard SAN covering an exact name", []string{"*.EXAMPLE.com"}, Undecided},
+		{"partial wildcard SAN covering an exact name", []string{"a*.example.com"}, Undecided},
+		{"partial wildcard SAN under a wildcard", []string{"x*y.svc.example.com"}, Undecided},
+		{"partial wildcard SAN, trailing dot", []string{"a*.example.com."}, Undecided},
+		{"unrelated wildcard SAN", []string{"*.other.example.com"}, No},
 		{"other", []string{"x.example.com"}, No},
 	}
 	for _, tc := range tests {
@@ -224,4 +230,41 @@ func TestExtension(t *testing.T) {
 	assert.Equal(t, Undecided, str.Match(ext(0x04, 0x01, 'p')), "an OCTET STRING is not a readable string")
 	assert.Equal(t, Yes, der.Match(ext(0x04, 0x01, 0x70)))
 	assert.Equal(t, No, der.Match(ext(0x0c, 0x01, 0x70)))
+}
+
+// TestDNSSetAllocations: judging wildcard SANs, plain or with a trailing dot, allocates nothing,
+// however many names are listed.
+func TestDNSSetAllocations(t *testing.T) {
+	var s DNSSet
+	for i := range 10000 {
+		_, err := s.Add(fmt.Sprintf("h%d.svc%d.example", i, i))
+		require.NoError(t, err)
+	}
+	sans := []string{"*.a.test", "a*.b.test", "*.c.test.", "x.d.test."}
+	require.Equal(t, No, s.Match(sans))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = s.Match(sans) }))
+}
+
+// BenchmarkDNSSetWildcardSANs: the cost of judging wildcard SANs grows with their number only,
+// not with the number of names listed.
+func BenchmarkDNSSetWildcardSANs(b *testing.B) {
+	for _, sans := range []int{10, 1000} {
+		for _, names := range []int{10, 10000} {
+			b.Run(fmt.Sprintf("sans=%d/names=%d", sans, names), func(b *testing.B) {
+				var s DNSSet
+				for i := range names {
+					_, err := s.Add(fmt.Sprintf("h%d.svc%d.example", i, i))
+					require.NoError(b, err)
+				}
+				list := make([]string, sans)
+				for i := range list {
+					list[i] = fmt.Sprintf("*.%d.t", i)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					_ = s.Match(list)
+				}
+			})
+		}
+	}
 }
