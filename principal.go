@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -88,16 +89,20 @@ var errNilBindings = errors.New("mtls: nil bindings (was an error from NewBindin
 
 // PrincipalFromSubject answers the value of one attribute of the leaf's subject (an attribute
 // name as in [Attributes], such as "cn" when the CN is the account name). A subject without the
-// attribute has no answer; one holding it more than once, or whose value is not UTF-8 or holds
-// control, format or line-separator characters (such as a right-to-left override), is refused
-// rather than guessed at.
+// attribute has no answer; one holding it more than once, or whose value is not UTF-8, starts or
+// ends with a space, or holds control, format or line-separator characters (such as a
+// right-to-left override) or spaces and blanks other than U+0020 (a no-break space, a Hangul
+// filler, the braille blank), is refused rather than guessed at. The value is not normalised
+// otherwise: "Alice" and "alice" are two principals, and so are names written with look-alike
+// letters of other scripts (a Cyrillic "а" for a Latin "a"); bind such accounts explicitly
+// ([Bindings]) when that matters.
 func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 	a, err := match.LookupAttr(attr)
 	if err != nil {
 		return nil, fmt.Errorf("mtls: PrincipalFromSubject: %q: %w", attr, err)
 	}
 	errMany := fmt.Errorf("mtls: subject has more than one %s", a.Name)
-	errCtl := fmt.Errorf("mtls: subject %s contains control characters, invisible characters or invalid UTF-8", a.Name)
+	errCtl := fmt.Errorf("mtls: subject %s is not a plain account name: %s", a.Name, errPrincipalText)
 	return PrincipalResolverFunc(func(id *Identity) (string, error) {
 		if !hasLeaf(id) {
 			return "", errNoLeafPrincipal
@@ -113,17 +118,35 @@ func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 		switch {
 		case n > 1:
 			return "", errMany
-		case !utf8.ValidString(found) || strings.IndexFunc(found, invisible) >= 0:
+		case found != "" && !plainPrincipal(found):
 			return "", errCtl
 		}
 		return found, nil
 	}), nil
 }
 
+// errPrincipalText says what plainPrincipal refuses.
+const errPrincipalText = "control characters, invisible characters, spaces other than U+0020, " +
+	"leading or trailing spaces, or invalid UTF-8"
+
+// plainPrincipal reports whether name can be shown as an account name without posing as another:
+// non-empty valid UTF-8, no leading or trailing space, no invisible rune.
+func plainPrincipal(name string) bool {
+	return name != "" && utf8.ValidString(name) && name[0] != ' ' && name[len(name)-1] != ' ' &&
+		strings.IndexFunc(name, invisible) < 0
+}
+
 // invisible reports runes that do not show as themselves: control and format characters
-// (bidirectional overrides, zero-width joiners) and line and paragraph separators.
+// (bidirectional overrides, zero-width joiners), line and paragraph separators, and spaces and
+// blanks other than U+0020 (no-break and ideographic spaces, Hangul fillers, the braille blank).
 func invisible(r rune) bool {
-	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+	switch r {
+	case ' ':
+		return false
+	case 0x115f, 0x1160, 0x2800, 0x3164, 0xffa0:
+		return true
+	}
+	return unicode.IsControl(r) || unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Zs)
 }
 
 // PrincipalFromSPIFFEID answers the identity's SPIFFE ID, when it has a valid one.
@@ -152,15 +175,21 @@ type Binding struct {
 // issuer name and public key. Build one with [NewBindings], or load one from files with
 // [BindingStore].
 type Bindings struct {
-	byThumb map[[32]byte]string
-	byKey   map[string]map[string]string // raw issuer name -> raw SubjectPublicKeyInfo -> principal
-	n       int
+	byThumb  map[[32]byte]string
+	byKey    map[string]map[string]string // raw issuer name -> raw SubjectPublicKeyInfo -> principal
+	certSums map[[32]byte]string          // the fingerprints of the certificates bound by key
+	n        int
+}
+
+func newBindings() *Bindings {
+	return &Bindings{byThumb: map[[32]byte]string{}, byKey: map[string]map[string]string{}, certSums: map[[32]byte]string{}}
 }
 
 // NewBindings checks bs and returns the set. A certificate bound to two different principals is an
-// error.
+// error, whether by the same form or by both (its fingerprint to one, itself to another). A
+// principal must be a plain account name, as [PrincipalFromSubject] requires.
 func NewBindings(bs ...Binding) (*Bindings, error) {
-	b := &Bindings{byThumb: map[[32]byte]string{}, byKey: map[string]map[string]string{}}
+	b := newBindings()
 	for i, x := range bs {
 		if err := b.add(x); err != nil {
 			return nil, fmt.Errorf("mtls: binding %d: %w", i, err)
@@ -170,8 +199,8 @@ func NewBindings(bs ...Binding) (*Bindings, error) {
 }
 
 func (b *Bindings) add(x Binding) error {
-	if x.Principal == "" || strings.IndexFunc(x.Principal, unicode.IsControl) >= 0 {
-		return fmt.Errorf("principal %q is empty or contains control characters", x.Principal)
+	if !plainPrincipal(x.Principal) {
+		return fmt.Errorf("principal %q is empty or holds %s", x.Principal, errPrincipalText)
 	}
 	if (x.SHA256 == "") == (x.Certificate == nil) {
 		return errors.New("set exactly one of SHA256 and Certificate")
@@ -182,14 +211,20 @@ func (b *Bindings) add(x Binding) error {
 			return fmt.Errorf("sha256 %q: %s", x.SHA256, msg)
 		}
 		k := [32]byte(d)
-		if old, ok := b.byThumb[k]; ok && old != x.Principal {
-			return fmt.Errorf("certificate %s is bound to both %q and %q", hex.EncodeToString(d), old, x.Principal)
+		for _, m := range []map[[32]byte]string{b.byThumb, b.certSums} {
+			if old, ok := m[k]; ok && old != x.Principal {
+				return fmt.Errorf("certificate %s is bound to both %q and %q", hex.EncodeToString(d), old, x.Principal)
+			}
 		}
 		b.byThumb[k] = x.Principal
 		b.n++
 		return nil
 	}
 	c := x.Certificate
+	sum := sha256.Sum256(c.Raw)
+	if old, ok := b.byThumb[sum]; ok && old != x.Principal {
+		return fmt.Errorf("certificate %q (issuer %q) is bound to both %q, by its fingerprint, and %q", c.Subject.String(), c.Issuer.String(), old, x.Principal)
+	}
 	inner := b.byKey[string(c.RawIssuer)]
 	if inner == nil {
 		inner = map[string]string{}
@@ -199,6 +234,7 @@ func (b *Bindings) add(x Binding) error {
 		return fmt.Errorf("the key of %q (issuer %q) is bound to both %q and %q", c.Subject.String(), c.Issuer.String(), old, x.Principal)
 	}
 	inner[string(c.RawSubjectPublicKeyInfo)] = x.Principal
+	b.certSums[sum] = x.Principal
 	b.n++
 	return nil
 }
@@ -310,7 +346,7 @@ func parseBindingJSON(path string, doc []byte) (*Bindings, error) {
 	if v.Kind != jsondoc.Object {
 		return nil, fmt.Errorf("mtls: bindings %s: $: expected an object of principal to SHA-256 fingerprints, found %s", path, v.TypeName())
 	}
-	b := &Bindings{byThumb: map[[32]byte]string{}, byKey: map[string]map[string]string{}}
+	b := newBindings()
 	for i, principal := range v.Keys {
 		at := jsondoc.KeyPath("$", principal)
 		list, err := v.Vals[i].Strings(at)
@@ -331,7 +367,7 @@ func loadBindingDir(dir string) (*Bindings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mtls: bindings: %w", err)
 	}
-	b := &Bindings{byThumb: map[[32]byte]string{}, byKey: map[string]map[string]string{}}
+	b := newBindings()
 	for _, e := range entries {
 		name := e.Name()
 		ext := strings.ToLower(filepath.Ext(name))

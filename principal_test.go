@@ -57,13 +57,18 @@ func TestBindings(t *testing.T) {
 	}
 
 	for name, bad := range map[string][]Binding{
-		"no principal":   {{SHA256: fingerprint(bob.Certificate)}},
-		"both forms":     {{Principal: "x", SHA256: fingerprint(bob.Certificate), Certificate: bob.Certificate}},
-		"neither form":   {{Principal: "x"}},
-		"bad hex":        {{Principal: "x", SHA256: "abc"}},
-		"control char":   {{Principal: "x\n", SHA256: fingerprint(bob.Certificate)}},
-		"thumb conflict": {{Principal: "x", SHA256: fingerprint(bob.Certificate)}, {Principal: "y", SHA256: fingerprint(bob.Certificate)}},
-		"key conflict":   {{Principal: "x", Certificate: pk.alice.Certificate}, {Principal: "y", Certificate: renewed.Certificate}},
+		"no principal":                      {{SHA256: fingerprint(bob.Certificate)}},
+		"both forms":                        {{Principal: "x", SHA256: fingerprint(bob.Certificate), Certificate: bob.Certificate}},
+		"neither form":                      {{Principal: "x"}},
+		"bad hex":                           {{Principal: "x", SHA256: "abc"}},
+		"control char":                      {{Principal: "x\n", SHA256: fingerprint(bob.Certificate)}},
+		"thumb conflict":                    {{Principal: "x", SHA256: fingerprint(bob.Certificate)}, {Principal: "y", SHA256: fingerprint(bob.Certificate)}},
+		"key conflict":                      {{Principal: "x", Certificate: pk.alice.Certificate}, {Principal: "y", Certificate: renewed.Certificate}},
+		"fingerprint, then the certificate": {{Principal: "x", SHA256: fingerprint(pk.alice.Certificate)}, {Principal: "y", Certificate: pk.alice.Certificate}},
+		"certificate, then its fingerprint": {{Principal: "x", Certificate: pk.alice.Certificate}, {Principal: "y", SHA256: fingerprint(pk.alice.Certificate)}},
+		"trailing space":                    {{Principal: "x ", SHA256: fingerprint(bob.Certificate)}},
+		"no-break space":                    {{Principal: "x\u00a0y", SHA256: fingerprint(bob.Certificate)}},
+		"right-to-left override":            {{Principal: "admin\u202e", SHA256: fingerprint(bob.Certificate)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := NewBindings(bad...)
@@ -199,6 +204,15 @@ func TestPrincipalFromSubject(t *testing.T) {
 		{"control characters", cn, dn(oidCN, "alice\nlevel=admin"), "", "control characters"},
 		{"empty cn", cn, dn(oidCN, ""), "", ""},
 		{"uid by oid", uid, dn(asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}, "u123"), "u123", ""},
+		{"inner space", cn, dn(oidCN, "Alice Smith"), "Alice Smith", ""},
+		{"leading space", cn, dn(oidCN, " alice"), "", "not a plain account name"},
+		{"trailing space", cn, dn(oidCN, "alice "), "", "not a plain account name"},
+		{"no-break space", cn, dn(oidCN, "alice\u00a0"), "", "not a plain account name"},
+		{"ideographic space", cn, dn(oidCN, "ali\u3000ce"), "", "not a plain account name"},
+		{"Hangul filler", cn, dn(oidCN, "al\u3164ice"), "", "not a plain account name"},
+		{"halfwidth Hangul filler", cn, dn(oidCN, "alice\uffa0"), "", "not a plain account name"},
+		{"Hangul choseong filler", cn, dn(oidCN, "\u115falice"), "", "not a plain account name"},
+		{"braille blank", cn, dn(oidCN, "\u2800"), "", "not a plain account name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
