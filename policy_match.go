@@ -276,7 +276,10 @@ func buildURI(patterns []string) (Policy, *elemError) {
 // A SAN is compared as the certificate encodes it, never unmapped: a 16-byte SAN ::ffff:10.1.2.3
 // is an IPv6 address, which crypto/x509 checks against IPv6 name constraints only (a CA excluded
 // from 10.0.0.0/8 can issue it). It matches the IPv6 prefixes that contain it, and no IPv4 rule;
-// if an IPv4 rule holds its IPv4 form it is undecided, refused under [Not] as well.
+// if an IPv4 rule holds its IPv4 form it is undecided, refused under [Not] as well. So is an IPv6
+// SAN that embeds an IPv4 address in the other standard ways: NAT64 (64:ff9b::10.1.2.3), 6to4
+// (2002:a01:203::/48) and IPv4-compatible (::10.1.2.3). Other translations (Teredo, NAT64 with a
+// network-specific prefix) are not recognised.
 func RequireIPs(addrsOrPrefixes ...string) (Policy, error) {
 	p, err := buildIP(addrsOrPrefixes)
 	return public("RequireIPs", p, err)

@@ -291,6 +291,11 @@ func TestPolicyIPv4MappedSAN(t *testing.T) {
 		{"v6 rule, mapped SAN", v6, mapped, true},
 		{"v6 rule, v4 SAN", v6, id("10.1.2.3"), false},
 		{"not v4 rule, mapped and unrelated SANs", Not(v4), id("192.0.2.1", "::ffff:10.1.2.3"), false},
+		{"not v4 rule, NAT64 SAN inside", Not(v4), id("64:ff9b::10.1.2.3"), false},
+		{"not v4 rule, 6to4 SAN inside", Not(v4), id("2002:a01:203::1"), false},
+		{"not v4 rule, IPv4-compatible SAN inside", Not(v4), id("::10.1.2.3"), false},
+		{"not v4 rule, NAT64 SAN outside", Not(v4), id("64:ff9b::192.0.2.1"), true},
+		{"v4 rule, NAT64 SAN inside", v4, id("64:ff9b::10.1.2.3"), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,7 +62,8 @@ func (s *IPSet) contains(a netip.Addr) bool {
 }
 
 // Match is Yes when one of ips, compared as the certificate encodes it (never unmapped), is in
-// the set, Undecided when a 16-byte IPv4-mapped one is only in its IPv4 form, and No otherwise.
+// the set, Undecided when an IPv6 one is not but the IPv4 address it embeds is (see Embedded4),
+// and No otherwise.
 func (s *IPSet) Match(ips []net.IP) Verdict {
 	v := No
 	for _, ip := range ips {
@@ -73,9 +74,32 @@ func (s *IPSet) Match(ips []net.IP) Verdict {
 		if s.contains(a) {
 			return Yes
 		}
-		if a.Is4In6() && s.contains(a.Unmap()) {
+		if e, ok := Embedded4(a); ok && s.contains(e) {
 			v = Undecided
 		}
 	}
 	return v
+}
+
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+	v4Compat  = netip.MustParsePrefix("::/96")
+)
+
+// Embedded4 returns the IPv4 address an IPv6 address stands for: IPv4-mapped (::ffff:a.b.c.d),
+// NAT64 (64:ff9b::a.b.c.d, RFC 6052), 6to4 (2002:AABB:CCDD::/48, RFC 3056) or IPv4-compatible
+// (::a.b.c.d, deprecated).
+func Embedded4(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	switch {
+	case a.Is4In6(), nat64.Contains(a), v4Compat.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:])), true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
 }

@@ -193,6 +193,11 @@ func TestIPSet(t *testing.T) {
 	assert.Equal(t, Yes, s.Match([]net.IP{net.ParseIP("10.1.2.3").To4()}))
 	assert.Equal(t, Yes, s.Match([]net.IP{net.ParseIP("192.168.0.1").To4()}), "a mapped address given is its IPv4 form")
 	assert.Equal(t, Undecided, s.Match([]net.IP{net.ParseIP("10.1.2.3").To16()}), "a 16-byte mapped SAN")
+	assert.Equal(t, Undecided, s.Match([]net.IP{net.ParseIP("64:ff9b::10.1.2.3")}), "NAT64")
+	assert.Equal(t, Undecided, s.Match([]net.IP{net.ParseIP("2002:a01:203::1")}), "6to4")
+	assert.Equal(t, Undecided, s.Match([]net.IP{net.ParseIP("::10.1.2.3")}), "IPv4-compatible")
+	assert.Equal(t, No, s.Match([]net.IP{net.ParseIP("64:ff9b::11.0.0.1")}), "NAT64 of an unlisted address")
+	assert.Equal(t, Yes, s.Match([]net.IP{net.ParseIP("2001:db8::10.1.2.3")}), "an IPv6 prefix holds it")
 	assert.Equal(t, No, s.Match([]net.IP{net.ParseIP("11.0.0.1").To4()}))
 	for _, bad := range []string{"10.0.0.1/8", "::ffff:10.0.0.0/95", "fe80::1%eth0", "10.0.0"} {
 		_, err := s.Add(bad)
