@@ -16,7 +16,9 @@ import (
 // Policies are evaluated on every request and must be safe for concurrent use.
 //
 // The policies built by this package ([All], [Any], [Not] and the Require* matchers) are
-// immutable, allocate nothing when they allow, match the leaf certificate only (never a CA of
+// immutable, allocate nothing when they allow (except to normalise a URI SAN that may not be in
+// canonical form, such as one with escapes, user info or an IPv6 host, and to unquote a quoted
+// email local part), match the leaf certificate only (never a CA of
 // the chain, except [RequireIssuerThumbprints]), refuse an identity without a leaf, and implement
 // [json.Marshaler], writing the document form that [ParsePolicy] reads.
 //
@@ -190,8 +192,9 @@ func Any(ps ...Policy) Policy {
 // forms or ignorable characters (see [RequireSubject]); a DNS name, email domain, URI or SPIFFE ID
 // spelled in a form equivalent to a listed one (a trailing dot, a wildcard SAN, escapes, dot
 // segments, case, user info, a default or empty port, an empty path, an IPv6 address written
-// otherwise, a backslash, a second URI SAN); a 16-byte IPv4-mapped IP SAN under an IPv4 rule
-// holding its IPv4 form; anyExtendedKeyUsage for a usage not listed; an extension value that is
+// otherwise, a backslash, a second URI SAN); an email local part differing only in ASCII case or
+// quoted; an IPv6 SAN embedding an IPv4 address (IPv4-mapped, NAT64, 6to4, IPv4-compatible) under
+// an IPv4 rule holding it; anyExtendedKeyUsage for a usage not listed; an extension value that is
 // not a readable string; an issuer that the chain does not show. A deny list written with Not
 // cannot be stepped around by these spellings; for names, spellings equivalent only under Unicode
 // normalisation are not recognised (see RequireSubject), and extension values compare exactly.

@@ -217,7 +217,10 @@ func buildDNS(patterns []string) (Policy, *elemError) {
 
 // RequireEmails allows a leaf with an email address SAN matching one of patterns: an address
 // ("alice@example.com"; the local part compares exactly, the domain ASCII case-insensitively), or
-// "@example.com" for any mailbox at exactly that domain.
+// "@example.com" for any mailbox at exactly that domain. An address whose local part differs from
+// a listed one only in ASCII case ("Alice") or by quoting ("\"alice\""), which many mail systems
+// read as the same mailbox, or whose domain has a trailing dot, does not match and is refused
+// under [Not] as well.
 func RequireEmails(patterns ...string) (Policy, error) {
 	p, err := buildEmail(patterns)
 	return public("RequireEmails", p, err)

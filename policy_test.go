@@ -200,6 +200,7 @@ func TestPolicyEmails(t *testing.T) {
 		{"domain case-insensitive", id("alice@EXAMPLE.com"), true},
 		{"any mailbox at the domain", id("bob@partner.test"), true},
 		{"local part is case-sensitive", id("Alice@example.com"), false},
+		{"quoted local part does not match", id(`"alice"@example.com`), false},
 		{"subdomain of the domain", id("bob@sub.partner.test"), false},
 		{"suffix attack", id("bob@evilpartner.test"), false},
 		{"quoted at sign", id(`"alice@example.com"@evil.test`), false},
@@ -1172,7 +1173,7 @@ func TestPolicyNotOfFoldedNames(t *testing.T) {
 // TestPolicyNotOfUndecidedMatchers: the other matchers whose refusal can mean "cannot judge"
 // rather than "does not match" are undecided there, so that Not refuses too.
 func TestPolicyNotOfUndecidedMatchers(t *testing.T) {
-	t.Run("email domain with a trailing dot", func(t *testing.T) {
+	t.Run("email: trailing dot, local part case or quoting", func(t *testing.T) {
 		p := Not(Must(RequireEmails("@evil.test", "mallory@example.com")))
 		id := func(e ...string) *Identity { return synth(&x509.Certificate{EmailAddresses: e}) }
 		runMatchCases(t, p, []matchCase{
@@ -1181,6 +1182,11 @@ func TestPolicyNotOfUndecidedMatchers(t *testing.T) {
 			{"listed domain, trailing dot", id("x@evil.test."), false},
 			{"listed address, trailing dot", id("mallory@example.com."), false},
 			{"unrelated, trailing dot", id("alice@example.com."), true},
+			{"listed address, local part in another case", id("Mallory@example.com"), false},
+			{"listed address, local part quoted", id(`"mallory"@example.com`), false},
+			{"listed address, local part quoted with an escape", id(`"mal\lory"@example.com`), false},
+			{"listed address, other case and trailing dot", id("MALLORY@example.com."), false},
+			{"unrelated, local part in another case", id("Alice@example.com"), true},
 		})
 	})
 	t.Run("spiffe: a listed URI that is not a valid SPIFFE ID", func(t *testing.T) {
