@@ -92,6 +92,12 @@ func Decode(doc []byte, maxDepth int) (*Value, error) {
 		if r == utf8.RuneError && n == 1 {
 			return nil, Errorf("$", "not valid UTF-8 at byte %d (save the document as UTF-8)", i)
 		}
+		if r == '\\' {
+			var lone bool
+			if n, lone = escapeLen(doc[i:]); lone {
+				return nil, Errorf("$", "an escape at byte %d stands for half a UTF-16 surrogate pair", i)
+			}
+		}
 		i += n
 	}
 	dec := json.NewDecoder(bytes.NewReader(doc))
@@ -104,6 +110,45 @@ func Decode(doc []byte, maxDepth int) (*Value, error) {
 		return nil, Errorf("$", "data after the document")
 	}
 	return v, nil
+}
+
+// escapeLen returns how many bytes the escape at the start of b takes, and whether it is half of
+// a UTF-16 surrogate pair standing alone (which encoding/json would read as U+FFFD).
+func escapeLen(b []byte) (n int, lone bool) {
+	hi, ok := hexEscape(b)
+	switch {
+	case !ok:
+		return 2, false
+	case hi < 0xd800 || hi >= 0xe000:
+		return 6, false
+	case hi < 0xdc00:
+		if lo, ok := hexEscape(b[6:]); ok && lo >= 0xdc00 && lo < 0xe000 {
+			return 12, false
+		}
+	}
+	return 6, true
+}
+
+// hexEscape reads a \uXXXX escape at the start of b.
+func hexEscape(b []byte) (rune, bool) {
+	if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 func syntaxErr(err error) error {

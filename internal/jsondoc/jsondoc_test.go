@@ -39,6 +39,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"empty", ``, `$: incomplete JSON document`},
 		{"Latin-1", "{\"o\": \"M\xfcller\"}", `$: not valid UTF-8 at byte 8`},
 		{"truncated sequence", "{\"o\": \"\xc3\"}", `$: not valid UTF-8 at byte 7`},
+		{"lone high surrogate", `{"o": "M\ud800ller"}`, `$: an escape at byte 8 stands for half a UTF-16 surrogate pair`},
+		{"lone low surrogate", `{"o": "\udc00"}`, `$: an escape at byte 7 stands for half a UTF-16 surrogate pair`},
+		{"high surrogate before another escape", `{"o": "\ud83d\u0041"}`, `$: an escape at byte 7 stands for half a UTF-16 surrogate pair`},
+		{"lone surrogate after an escaped backslash", `{"o": "\\\udc00"}`, `$: an escape at byte 9 stands for half a UTF-16 surrogate pair`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,4 +127,11 @@ func FuzzDecode(f *testing.F) {
 		}
 		walk(v, 0)
 	})
+}
+
+func TestDecodeSurrogatePairs(t *testing.T) {
+	for _, doc := range []string{`{"o": "\ud83d\ude00"}`, `{"o": "\\ud800"}`, `{"o": "\u00fc"}`} {
+		_, err := Decode([]byte(doc), 8)
+		require.NoError(t, err, doc)
+	}
 }
