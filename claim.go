@@ -212,3 +212,27 @@ type peerKey struct{}
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, peerKey{}, c.RemoteAddr())
 }
+
+// checkHost refuses a request whose Host names another server than the one the client named in
+// the TLS handshake (SNI), when the client authenticated on that connection: a certificate
+// accepted by one virtual host's TLS configuration must not reach another's routes. Without SNI
+// (a client connecting by address), the Host must be an address too.
+func (m *Middleware) checkHost(r *http.Request) error {
+	if m.allowHostMismatch || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	host := r.Host
+	if i := strings.LastIndexByte(host, ':'); i > strings.LastIndexByte(host, ']') {
+		host = host[:i] // the port
+	}
+	host = strings.TrimSuffix(host, ".")
+	sni := strings.TrimSuffix(r.TLS.ServerName, ".")
+	if sni == "" {
+		if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil || host == "" {
+			return nil
+		}
+	} else if strings.EqualFold(host, sni) {
+		return nil
+	}
+	return newError(ErrMisdirected, fmt.Sprintf("Host %q does not match the TLS server name %q", r.Host, r.TLS.ServerName), nil)
+}

@@ -7,24 +7,25 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"slices"
-	"strings"
 	"time"
 )
 
 // The pipeline. Every request, and every proxy trusted by its certificate, takes the same steps,
 // each in one place:
 //
-//	claim       what the request presents, and which source speaks for it    claim.go
-//	screen      count and size bounds, before the cache: a refusal is not cached   screenClaim
+//	claim       what the request presents, and which source speaks for it   claim.go
+//	screen      number, sizes and keys of what was presented, before any    screen.go, screenClaim,
+//	            signature; a refusal is not cached                          screenDER, screen
 //	cache       the outcome for the very same material                      cache.go
-//	parse       header values -> certificates (header mode)                  parseClaim
-//	verify      chain to an anchor or a pin                                  verify.go
-//	revocation  deny list, OCSP, CRLs                                        revocation.go
-//	principal   who the certificate stands for                               principal.go
-//	policy      whether it may proceed                                       authorize
-//	identity    into the request context, or a refusal to the observer       Handler, observe.go
+//	parse       header values -> DER -> certificates (header mode)          decodeHeader,
+//	                                                                        parseCertificates
+//	verify      chain to an anchor or a pin                                 verify.go
+//	revocation  deny list, OCSP, CRLs                                       revocation*.go
+//	principal   who the certificate stands for                              principal.go
+//	policy      whether it may proceed                                      authorize
+//	identity    into the request context, or a refusal; every decision      Handler, observe.go
+//	            to the observer
 
 // decision is the outcome of the pipeline for one request.
 type decision struct {
@@ -256,28 +257,4 @@ func (m *Middleware) authorize(id *Identity) decision {
 		}
 	}
 	return d
-}
-
-// checkHost refuses a request whose Host names another server than the one the client named in
-// the TLS handshake (SNI), when the client authenticated on that connection: a certificate
-// accepted by one virtual host's TLS configuration must not reach another's routes. Without SNI
-// (a client connecting by address), the Host must be an address too.
-func (m *Middleware) checkHost(r *http.Request) error {
-	if m.allowHostMismatch || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return nil
-	}
-	host := r.Host
-	if i := strings.LastIndexByte(host, ':'); i > strings.LastIndexByte(host, ']') {
-		host = host[:i] // the port
-	}
-	host = strings.TrimSuffix(host, ".")
-	sni := strings.TrimSuffix(r.TLS.ServerName, ".")
-	if sni == "" {
-		if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil || host == "" {
-			return nil
-		}
-	} else if strings.EqualFold(host, sni) {
-		return nil
-	}
-	return newError(ErrMisdirected, fmt.Sprintf("Host %q does not match the TLS server name %q", r.Host, r.TLS.ServerName), nil)
 }
