@@ -101,3 +101,21 @@ func ExampleForward() {
 	// Output:
 	// 1 alice
 }
+
+// ConnContext makes header mode judge the proxy by the connection itself, so that a middleware
+// in front that copies a client's X-Forwarded-For into r.RemoteAddr cannot make the client look
+// like the proxy.
+func ExampleConnContext() {
+	m, err := mtls.New(mtls.Config{
+		RootCAFiles: []string{"clients-ca.pem"},
+		Header: &mtls.HeaderConfig{
+			Format:         mtls.MustHeaderFormat("nginx"),
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.1.0/24")},
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Addr: ":8080", Handler: m.Handler(http.NotFoundHandler()), ConnContext: mtls.ConnContext}
+	log.Fatal(srv.ListenAndServe())
+}
