@@ -54,13 +54,7 @@ func TestURISet(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var us []*url.URL
-			for _, raw := range tc.uris {
-				u, err := url.Parse(raw)
-				require.NoError(t, err)
-				us = append(us, u)
-			}
-			assert.Equal(t, tc.want, set.Match(us))
+			assert.Equal(t, tc.want, set.Match(parseURIs(t, tc.uris)))
 		})
 	}
 }
@@ -86,13 +80,7 @@ func TestURISetEquivalentSpellings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var us []*url.URL
-			for _, raw := range tc.uris {
-				u, err := url.Parse(raw)
-				require.NoError(t, err)
-				us = append(us, u)
-			}
-			assert.Equal(t, tc.want, set.Match(us))
+			assert.Equal(t, tc.want, set.Match(parseURIs(t, tc.uris)))
 		})
 	}
 }
@@ -147,4 +135,16 @@ func TestParseURIPattern(t *testing.T) {
 			assert.Equal(t, tc.prefix, prefix)
 		})
 	}
+}
+
+// parseURIs parses the URIs a table row gives.
+func parseURIs(t *testing.T, raws []string) []*url.URL {
+	t.Helper()
+	var us []*url.URL
+	for _, raw := range raws {
+		u, err := url.Parse(raw)
+		require.NoError(t, err)
+		us = append(us, u)
+	}
+	return us
 }
