@@ -249,7 +249,7 @@ func mayDiffer(u *url.URL) bool {
 	}
 	host := u.Hostname()
 	if strings.HasSuffix(host, ".") || strings.IndexFunc(host, isASCIIUpper) >= 0 || strings.HasPrefix(u.Host, "[") ||
-		strings.HasSuffix(u.Host, ":") {
+		strings.HasSuffix(u.Host, ":") || strings.Contains(host, ":") {
 		return true
 	}
 	if port := u.Port(); port != "" && (port[0] == '0' || port == defaultPorts[u.Scheme]) {
