@@ -103,7 +103,7 @@ func (m *Middleware) trustedProxy(r *http.Request) (netip.Addr, bool) {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 			return addr, false
 		}
-		id, err := m.verified(r.Context(), &claim{source: SourceTLS, certs: r.TLS.PeerCertificates})
+		id, _, err := m.verified(r.Context(), &claim{source: SourceTLS, certs: r.TLS.PeerCertificates}, m.now())
 		if err != nil || h.policy.Check(id) != nil {
 			return addr, false
 		}

@@ -80,8 +80,20 @@ type Config struct {
 	// ErrorHandler writes refusals. It receives an *Error (see [StatusAndReason]). Default
 	// [WriteError]. It must not send the error's text to the client.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
-	// Logger receives one record per refusal with the full reason. Default: no logging.
+	// Logger receives one record per decision (see [Event]): refusals at level Info with the full
+	// reason, acceptances at Debug, acceptances on degraded revocation answers at Warn (at most
+	// every 30 seconds), and a Warn record once a day per certificate that expires within
+	// ExpiryWarning. Default: no logging.
 	Logger *slog.Logger
+	// OnDecision receives the event of every decision, with the request's context (to annotate a
+	// tracing span, or count in metrics). It runs in the request path, after the decision and
+	// before the refusal is written or the next handler runs; it must be fast and safe for
+	// concurrent use. Default nil. With neither OnDecision nor Logger set, no event is built.
+	OnDecision func(ctx context.Context, ev Event)
+	// ExpiryWarning is how long before its leaf expires an identity is flagged
+	// ([Identity.ExpiresSoon], [Event.ExpiresSoon]) and logged, so that operators can tell a
+	// partner before the outage. Default 14 days; a negative value turns the warning off.
+	ExpiryWarning time.Duration
 
 	// Header turns on header mode: the certificate is also accepted from a trusted proxy's
 	// header (see [HeaderConfig] for the trust model and which source wins). Default nil: only
@@ -191,7 +203,10 @@ func compile(cfg *Config) (*Middleware, *trust, error) {
 		allowHostMismatch: cfg.DangerouslyAllowHostMismatch,
 		cacheSize:         number(&p, "CacheSize", cfg.CacheSize, defaultCacheSize, true),
 		cacheBytes:        number(&p, "CacheMaxBytes", cfg.CacheMaxBytes, defaultCacheMaxBytes, true),
+		onDecision:        cfg.OnDecision,
+		expiryWarning:     number(&p, "ExpiryWarning", cfg.ExpiryWarning, defaultExpiryWarning, true),
 	}
+	m.watching = m.onDecision != nil || m.logger != nil
 	if m.now == nil {
 		m.now = time.Now
 	}

@@ -80,11 +80,33 @@ type Error struct {
 	Err    error
 	// Leaf is the refused client certificate, when one was presented and could be parsed.
 	Leaf *x509.Certificate
+	// Step is the step of the pipeline that refused (see the package doc): "claim", "screen",
+	// "parse", "verify", "revocation", "principal" or "policy"; empty for an error built outside
+	// the pipeline.
+	Step string
 }
+
+// The steps of the pipeline, as [Error.Step] names them.
+const (
+	stepClaim      = "claim"
+	stepScreen     = "screen"
+	stepParse      = "parse"
+	stepVerify     = "verify"
+	stepRevocation = "revocation"
+	stepPrincipal  = "principal"
+	stepPolicy     = "policy"
+)
 
 // newError builds an *Error; cause may be nil.
 func newError(kind error, detail string, cause error) *Error {
 	return &Error{Kind: kind, Detail: detail, Err: cause}
+}
+
+// setStep records in err, if it is an *Error that names no step yet, the step that refused.
+func setStep(err error, step string) {
+	if e, ok := err.(*Error); ok && e.Step == "" {
+		e.Step = step
+	}
 }
 
 // Error returns the sentinel's message, the detail and the cause: the full reason, for logs.

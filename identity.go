@@ -62,6 +62,10 @@ type Identity struct {
 	// Principal is the account the certificate stands for, when a principal mapping resolved one.
 	Principal string
 
+	// ExpiresSoon: the leaf expires within [Config.ExpiryWarning] of the request; tell the
+	// partner to renew it.
+	ExpiresSoon bool
+
 	// Revocation is the zero value when revocation passed on fresh answers or is not checked,
 	// and says so when the request was accepted on a stale answer or without one (see
 	// [RevocationConfig]).

@@ -90,6 +90,10 @@ type Middleware struct {
 	allowHostMismatch bool
 	errorHandler      func(http.ResponseWriter, *http.Request, error)
 	logger            *slog.Logger
+	onDecision        func(context.Context, Event)
+	watching          bool          // an event is built for each decision: onDecision or logger set
+	expiryWarning     time.Duration // negative: off
+	expiryWarned      expiryWarned
 
 	trustCfg trustConfig
 	header   *headerSource         // nil: header mode off
@@ -142,8 +146,12 @@ func (m *Middleware) ReloadTrust() error {
 // are removed (under any spelling) from the request next sees.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var start time.Time
+		if m.watching {
+			start = time.Now()
+		}
 		d := m.authenticate(r)
-		m.observe(w, r, &d)
+		m.observe(w, r, &d, start)
 		if d.err != nil {
 			return
 		}

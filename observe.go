@@ -2,58 +2,139 @@ package mtls
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
+	"time"
 )
 
-// The one place that reports decisions: refusals to the logger and the error handler, shadow
-// policy outcomes to OnShadow and the logger. Only the middleware's handlers observe;
-// [Middleware.Authenticate] returns its decision and reports nothing.
+// The one place that reports decisions: each decision of the middleware's handlers becomes one
+// [Event], handed to OnDecision and the logger; refusals then go to the error handler; shadow
+// policy outcomes go to OnShadow. Only the middleware's handlers observe; [Middleware.Authenticate]
+// returns its decision and reports nothing.
 
-// observe reports the decision d on r and, for a refusal, writes it through the error handler.
-func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision) {
+// observe reports the decision d on r, begun at start, and writes a refusal through the error
+// handler.
+func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision, start time.Time) {
+	var shadowErr error
 	if m.policies.shadow != nil && d.evaluated != nil {
-		m.reportShadow(r, m.policies.shadow, d.evaluated, d.enforced)
+		shadowErr = m.reportShadow(r, m.policies.shadow, d.evaluated, d.enforced)
+	}
+	if m.watching {
+		ev := m.event(d, shadowErr, time.Since(start))
+		m.report(r.Context(), &ev)
 	}
 	if d.err != nil {
-		m.refuse(w, r, d.err)
+		m.errorHandler(w, r, d.err)
+	}
+}
+
+// refuse reports err as a refusal of the request (whose identity, if any, is in its context) and
+// hands it to the error handler.
+func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	d := decision{err: err, now: m.now()}
+	if id, ok := FromContext(r.Context()); ok {
+		d.evaluated, d.source, d.proxy = id, id.Source, id.Proxy
+	}
+	m.observe(w, r, &d, time.Now())
+}
+
+// report hands ev to OnDecision and the logger.
+func (m *Middleware) report(ctx context.Context, ev *Event) {
+	if m.onDecision != nil {
+		m.onDecision(ctx, *ev)
+	}
+	if m.logger == nil {
 		return
 	}
-	if d.id != nil && d.id.Revocation.Degraded() {
-		m.logDegraded(r.Context(), d.id)
+	level, msg := slog.LevelDebug, "mtls: request accepted"
+	switch {
+	case ev.Result == Refused:
+		level, msg = slog.LevelInfo, "mtls: request refused"
+	case ev.Revocation.Degraded() && m.degradedLogDue():
+		level, msg = slog.LevelWarn, "mtls: request accepted without fresh revocation status"
+	}
+	if m.logger.Enabled(ctx, level) {
+		m.logger.LogAttrs(ctx, level, msg, eventAttrs(ev)...)
+	}
+	if ev.ExpiresSoon && ev.Leaf != nil && m.expiryWarned.due(ev.SHA256, m.now()) {
+		m.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: client certificate expires soon",
+			slog.String("subject", ev.Subject), slog.String("issuer", ev.Issuer), slog.String("serial", ev.Serial),
+			slog.String("sha256", ev.SHA256), slog.Time("not_after", ev.NotAfter),
+			slog.Duration("remaining", ev.NotAfter.Sub(m.now())))
 	}
 }
 
-// refuse logs err and hands it to the error handler.
-func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	if m.logger != nil {
-		status, reason := StatusAndReason(err)
-		attrs := []slog.Attr{
-			slog.Int("status", status),
-			slog.String("reason", reason),
-			slog.String("remote", r.RemoteAddr),
-			slog.String("error", err.Error()),
+// eventAttrs are the fields of ev worth a log record: those that are set.
+func eventAttrs(ev *Event) []slog.Attr {
+	attrs := make([]slog.Attr, 0, 20)
+	add := func(key, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(key, v))
 		}
-		var e *Error
-		if errors.As(err, &e) && e.Leaf != nil {
-			attrs = append(attrs, slog.String("subject", e.Leaf.Subject.String()),
-				slog.String("issuer", e.Leaf.Issuer.String()))
-		}
-		m.logger.LogAttrs(r.Context(), slog.LevelInfo, "mtls: request refused", attrs...)
 	}
-	m.errorHandler(w, r, err)
+	add("result", string(ev.Result))
+	if ev.Status != 0 {
+		attrs = append(attrs, slog.Int("status", ev.Status))
+	}
+	add("reason", ev.Reason)
+	add("step", ev.Step)
+	if ev.Err != nil {
+		attrs = append(attrs, slog.String("error", ev.Err.Error()))
+	}
+	add("source", string(ev.Source))
+	add("format", ev.Format)
+	if ev.Proxy.IsValid() {
+		attrs = append(attrs, slog.String("proxy", ev.Proxy.String()))
+	}
+	add("subject", ev.Subject)
+	add("issuer", ev.Issuer)
+	add("serial", ev.Serial)
+	add("sha256", ev.SHA256)
+	if !ev.NotAfter.IsZero() {
+		attrs = append(attrs, slog.Time("not_after", ev.NotAfter))
+	}
+	if ev.ExpiresSoon {
+		attrs = append(attrs, slog.Bool("expires_soon", true))
+	}
+	add("principal", ev.Principal)
+	add("rule", ev.Rule)
+	if s := ev.Revocation; s.Degraded() {
+		attrs = append(attrs, slog.Bool("revocation_stale", s.Stale), slog.Bool("revocation_fail_open", s.FailOpen))
+		if s.Stale {
+			attrs = append(attrs, slog.Time("revocation_next_update", s.NextUpdate))
+		}
+		if s.Err != nil {
+			attrs = append(attrs, slog.String("revocation_error", s.Err.Error()))
+		}
+	}
+	if ev.RevocationSource != "" {
+		attrs = append(attrs, slog.String("revocation_source", ev.RevocationSource), slog.Duration("revocation_age", ev.RevocationAge))
+	}
+	if ev.ShadowErr != nil {
+		attrs = append(attrs, slog.String("shadow_error", ev.ShadowErr.Error()))
+	}
+	return append(attrs, slog.Duration("duration", ev.Duration))
 }
 
-// reportShadow evaluates a shadow policy and reports the outcome. Agreeing allowances are not
-// logged, so that the hot path stays quiet and allocation-free.
-func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, enforced error) {
+// degradedLogDue says whether a degraded acceptance is to be logged at level Warn: at most every
+// degradedLogEvery, so that a failing responder does not flood the log.
+func (m *Middleware) degradedLogDue() bool {
+	now := m.now().UnixNano()
+	last := m.lastDegradedLog.Load()
+	return now-last >= int64(degradedLogEvery) && m.lastDegradedLog.CompareAndSwap(last, now)
+}
+
+// reportShadow evaluates a shadow policy and reports the outcome; it returns the shadow
+// policy's refusal, if any. Agreeing allowances are not logged, so that the hot path stays quiet
+// and allocation-free.
+func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, enforced error) error {
 	res := ShadowResult{Identity: id, Err: shadow.Check(id), Enforced: enforced}
 	if m.policies.onShadow != nil {
 		m.policies.onShadow(r, res)
 	}
 	if m.logger == nil || (res.Err == nil && enforced == nil) {
-		return
+		return res.Err
 	}
 	msg := "mtls: shadow policy would deny"
 	attrs := []slog.Attr{slog.Bool("enforced_allowed", enforced == nil)}
@@ -70,6 +151,7 @@ func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, 
 		attrs = append(attrs, slog.String("principal", id.Principal))
 	}
 	m.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
+	return res.Err
 }
 
 func (m *Middleware) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
@@ -78,28 +160,39 @@ func (m *Middleware) log(ctx context.Context, level slog.Level, msg string, attr
 	}
 }
 
-// logDegraded records, at most every degradedLogEvery, a request accepted on degraded answers.
-func (m *Middleware) logDegraded(ctx context.Context, id *Identity) {
-	if m.logger == nil {
-		return
+// expiryWarned remembers which certificates' expiry was logged, and when, so that each is
+// logged once a day. It holds at most maxExpiryWarned certificates: when full, those warned
+// more than a day ago are forgotten, and if that frees nothing, all are (a flood of expiring
+// certificates is then logged more than once a day rather than growing the memory).
+type expiryWarned struct {
+	mu   sync.Mutex
+	last map[string]int64 // SHA-256 fingerprint -> when its warning was logged (UnixNano)
+}
+
+const maxExpiryWarned = 4096
+
+// due says whether the warning for the certificate with fingerprint sum is to be logged at now,
+// and records it if so.
+func (x *expiryWarned) due(sum string, now time.Time) bool {
+	t := now.UnixNano()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if last, ok := x.last[sum]; ok && t-last < int64(24*time.Hour) && t >= last {
+		return false
 	}
-	now := m.now().UnixNano()
-	last := m.lastDegradedLog.Load()
-	if now-last < int64(degradedLogEvery) || !m.lastDegradedLog.CompareAndSwap(last, now) {
-		return
+	if x.last == nil {
+		x.last = make(map[string]int64)
 	}
-	s := id.Revocation
-	attrs := []slog.Attr{
-		slog.String("subject", id.Leaf.Subject.String()),
-		slog.String("issuer", id.Leaf.Issuer.String()),
-		slog.Bool("stale", s.Stale),
-		slog.Bool("fail_open", s.FailOpen),
+	if len(x.last) >= maxExpiryWarned {
+		for k, last := range x.last {
+			if t-last >= int64(24*time.Hour) {
+				delete(x.last, k)
+			}
+		}
+		if len(x.last) >= maxExpiryWarned {
+			clear(x.last)
+		}
 	}
-	if s.Stale {
-		attrs = append(attrs, slog.Time("next_update", s.NextUpdate))
-	}
-	if s.Err != nil {
-		attrs = append(attrs, slog.String("error", s.Err.Error()))
-	}
-	m.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: request accepted without fresh revocation status", attrs...)
+	x.last[sum] = t
+	return true
 }

@@ -197,12 +197,12 @@ func (o *ocspChecker) answerOf(e *ocspEntry, now time.Time) answer {
 	case e == nil:
 		return answer{state: stateUnknown, err: errors.New("mtls: OCSP: no answer")}
 	case e.has && e.revoked:
-		return answer{state: stateRevoked, source: "OCSP", revokedAt: e.revokedAt}
+		return answer{state: stateRevoked, source: "OCSP", revokedAt: e.revokedAt, thisUpdate: e.thisUpdate}
 	case e.has && now.Before(e.nextUpdate.Add(o.rv.skew)):
 		// Within the clock skew tolerance, as ocspcheck.Verify and CRLs allow.
-		return answer{state: stateGood, source: "OCSP", nextUpdate: e.nextUpdate}
+		return answer{state: stateGood, source: "OCSP", thisUpdate: e.thisUpdate, nextUpdate: e.nextUpdate}
 	case e.has && now.Before(e.nextUpdate.Add(o.rv.staleIfError)):
-		return answer{state: stateStale, source: "OCSP", nextUpdate: e.nextUpdate, err: e.lastErr}
+		return answer{state: stateStale, source: "OCSP", thisUpdate: e.thisUpdate, nextUpdate: e.nextUpdate, err: e.lastErr}
 	}
 	err := e.lastErr
 	if err == nil {

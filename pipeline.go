@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -35,53 +36,64 @@ type decision struct {
 	// any, is judged against it when the decision is observed.
 	evaluated *Identity
 	enforced  error
+
+	// What the observer reports beside the outcome.
+	now    time.Time
+	source Source
+	proxy  netip.Addr
+	rev    revInfo
 }
 
 // authenticate runs the pipeline on r.
 func (m *Middleware) authenticate(r *http.Request) decision {
 	var c claim
-	if err := m.claimOf(r, &c); err != nil {
-		return decision{err: err}
+	d := decision{now: m.now()}
+	if d.err = m.claimOf(r, &c); d.err != nil {
+		setStep(d.err, stepClaim)
+		return d
 	}
+	d.source, d.proxy = c.source, c.proxy
 	var id *Identity
 	if !c.empty() {
-		var err error
-		if id, err = m.verified(r.Context(), &c); err != nil {
-			return decision{err: err}
+		if id, d.rev, d.err = m.verified(r.Context(), &c, d.now); d.err != nil {
+			return d
 		}
 	}
 	if id == nil { // nothing presented, or header values that say "no certificate"
-		if m.optional {
-			return decision{}
+		if !m.optional {
+			d.err = newError(ErrNoCertificate, "the trusted proxy forwarded no certificate", nil)
+			setStep(d.err, stepClaim)
 		}
-		return decision{err: newError(ErrNoCertificate, "the trusted proxy forwarded no certificate", nil)}
+		return d
 	}
-	if c.source == SourceHeader {
-		cp := *id // the cached identity is shared; Proxy is per request
-		cp.Proxy = c.proxy
+	if soon := m.expiresSoon(id.Leaf, d.now); c.source == SourceHeader || soon {
+		cp := *id // the cached identity is shared; Proxy and ExpiresSoon are per request
+		cp.Proxy, cp.ExpiresSoon = c.proxy, soon
 		id = &cp
 	}
-	return m.authorize(id)
+	m.authorize(&d, id)
+	return d
 }
 
 // verified runs the steps that establish a certificate: screen, cache, parse, verify, revocation.
 // It returns (nil, nil) for header values that decode to no certificate.
-func (m *Middleware) verified(ctx context.Context, c *claim) (*Identity, error) {
-	id, err := m.verifiedChain(c)
+func (m *Middleware) verified(ctx context.Context, c *claim, now time.Time) (*Identity, revInfo, error) {
+	id, err := m.verifiedChain(c, now)
 	if err != nil || id == nil || m.revoc == nil {
-		return id, err
+		return id, revInfo{}, err
 	}
-	return m.revoc.check(ctx, id)
+	id, info, err := m.revoc.check(ctx, id)
+	setStep(err, stepRevocation)
+	return id, info, err
 }
 
 // verifiedChain runs screen, cache, parse and verify: all but revocation, which has caches of its
 // own and runs on every request.
-func (m *Middleware) verifiedChain(c *claim) (*Identity, error) {
+func (m *Middleware) verifiedChain(c *claim, now time.Time) (*Identity, error) {
 	if err := m.screenClaim(c); err != nil {
 		return nil, err
 	}
 	st := m.state.Load()
-	now := m.now()
 	var k uint64
 	var e *entry
 	var material string
@@ -135,7 +147,9 @@ func (m *Middleware) screenDER(ders [][]byte) error {
 	if detail == "" {
 		return nil
 	}
-	return newError(ErrUntrusted, detail, nil)
+	e := newError(ErrUntrusted, detail, nil)
+	e.Step = stepScreen
+	return e
 }
 
 // screen is the screening step: the number of certificates presented, and what each may hold
@@ -152,7 +166,7 @@ func (m *Middleware) screen(certs []*x509.Certificate) error {
 		return nil
 	}
 	e := newError(ErrUntrusted, detail, nil)
-	e.Leaf = certs[0]
+	e.Leaf, e.Step = certs[0], stepScreen
 	return e
 }
 
@@ -164,6 +178,7 @@ func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, 
 	certs := c.certs
 	if c.source == SourceHeader {
 		ders, err := m.decodeHeader(c)
+		setStep(err, stepParse)
 		if err != nil || len(ders) == 0 {
 			return nil, now.Add(negativeTTL), err
 		}
@@ -171,6 +186,7 @@ func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, 
 			return nil, time.Time{}, err // before parsing, whose cost grows with what is screened
 		}
 		if certs, err = m.parseCertificates(ders); err != nil {
+			setStep(err, stepParse)
 			return nil, now.Add(negativeTTL), err
 		}
 	}
@@ -186,6 +202,7 @@ func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, 
 		chain, pinned, err = t.verify(certs, now)
 	}
 	if err != nil {
+		setStep(err, stepVerify)
 		return nil, negativeExpiry(certs[0], err, now), err
 	}
 	id := newIdentity(chain, pinned)
@@ -217,7 +234,8 @@ func usesAll(chain, presented []*x509.Certificate) bool {
 func (m *Middleware) decodeHeader(c *claim) ([][]byte, error) {
 	h := m.header
 	ders, err := h.format.Decode(c.headerValues())
-	if err != nil && !errors.Is(err, ErrMalformedHeader) {
+	var e *Error
+	if err != nil && !errors.As(err, &e) { // every refusal is an *Error, whatever a custom format returns
 		err = newError(ErrMalformedHeader, h.formatName, err)
 	}
 	return ders, err
@@ -236,13 +254,16 @@ func (m *Middleware) parseCertificates(ders [][]byte) ([]*x509.Certificate, erro
 }
 
 // authorize runs the steps after the certificate is established: principal mapping, then the
-// policy (which may match the principal). It never mutates id: setting a principal copies it.
-func (m *Middleware) authorize(id *Identity) decision {
+// policy (which may match the principal), and records the outcome in d. It never mutates id:
+// setting a principal copies it.
+func (m *Middleware) authorize(d *decision, id *Identity) {
 	pr := &m.policies
 	if pr.principals != nil {
 		name, err := pr.principals.ResolvePrincipal(id)
 		if err != nil {
-			return decision{err: deniedError(id, "principal mapping", err)}
+			d.err = deniedError(id, "principal mapping", err)
+			setStep(d.err, stepPrincipal)
+			return
 		}
 		if name != "" && name != id.Principal {
 			c := *id
@@ -250,11 +271,13 @@ func (m *Middleware) authorize(id *Identity) decision {
 			id = &c
 		}
 	}
-	d := decision{id: id, evaluated: id}
+	d.evaluated = id
 	if pr.policy != nil {
 		if d.enforced = pr.policy.Check(id); d.enforced != nil {
-			d.id, d.err = nil, deniedError(id, "", d.enforced)
+			d.err = deniedError(id, "", d.enforced)
+			setStep(d.err, stepPolicy)
+			return
 		}
 	}
-	return d
+	d.id = id
 }

@@ -198,6 +198,7 @@ const (
 type answer struct {
 	state      revState
 	source     string
+	thisUpdate time.Time // of the answer (the OCSP response, the CRL)
 	nextUpdate time.Time
 	revokedAt  time.Time
 	err        error
@@ -217,18 +218,26 @@ func merge(a, b answer) answer {
 	return a
 }
 
+// revInfo names the oldest answer a revocation check relied on, for the decision's event.
+type revInfo struct {
+	source     string
+	thisUpdate time.Time
+}
+
 // check is the revocation step. It returns id itself on the common path, a copy carrying a
-// RevocationStatus when it accepts on degraded answers, or an *Error.
-func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error) {
+// RevocationStatus when it accepts on degraded answers, or an *Error; and the oldest answer it
+// relied on.
+func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, revInfo, error) {
+	var info revInfo
 	if rv.deny != nil {
 		if detail := rv.deny.match(id, rv.chain); detail != "" {
 			e := newError(ErrRevoked, detail, nil)
 			e.Leaf = id.Leaf
-			return nil, e
+			return nil, info, e
 		}
 	}
 	if id.Pinned || rv.ocsp == nil && rv.crl == nil {
-		return id, nil
+		return id, info, nil
 	}
 	if len(id.Chain) < 2 {
 		// Not pinned, yet no issuer to ask (a client certificate configured as a root): the
@@ -237,12 +246,12 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 		if !rv.failOpen {
 			e := newError(ErrRevocationUnavailable, "", err)
 			e.Leaf = id.Leaf
-			return nil, e
+			return nil, info, e
 		}
 		status := RevocationStatus{FailOpen: true, Err: err}
 		cp := *id
 		cp.Revocation = status
-		return &cp, nil
+		return &cp, info, nil
 	}
 	n := 1
 	if rv.chain {
@@ -255,12 +264,15 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 	for i := 0; i < n; i++ {
 		c, issuer := id.Chain[i], id.Chain[i+1]
 		a := rv.status(ctx, c, issuer, now, until)
-		switch a.state {
-		case stateRevoked:
-			e := newError(ErrRevoked, fmt.Sprintf("%s says serial %s of %q was revoked at %s", a.source,
-				FormatSerial(c.SerialNumber), c.Issuer.String(), a.revokedAt.UTC().Format(time.RFC3339)), nil)
+		if a.state == stateRevoked {
+			e := newError(ErrRevoked, revokedDetail(a, c), nil)
 			e.Leaf = id.Leaf
-			return nil, e
+			return nil, info, e
+		}
+		if a.state >= stateStale && (info.thisUpdate.IsZero() || a.thisUpdate.Before(info.thisUpdate)) {
+			info = revInfo{a.source, a.thisUpdate}
+		}
+		switch a.state {
 		case stateGood:
 		case stateStale:
 			if !status.Stale || a.nextUpdate.Before(status.NextUpdate) {
@@ -280,17 +292,29 @@ func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, error
 		if !rv.failOpen {
 			e := newError(ErrRevocationUnavailable, "", unknown)
 			e.Leaf = id.Leaf
-			return nil, e
+			return nil, info, e
 		}
 		status.FailOpen = true
 		status.Err = errors.Join(status.Err, unknown)
 	}
 	if !status.Degraded() {
-		return id, nil
+		return id, info, nil
 	}
 	cp := *id
 	cp.Revocation = status
-	return &cp, nil
+	return &cp, info, nil
+}
+
+// revokedDetail says which source revoked c, and since when, for the operator.
+func revokedDetail(a answer, c *x509.Certificate) string {
+	what := fmt.Sprintf("%s says serial %s of %q is revoked", a.source, FormatSerial(c.SerialNumber), c.Issuer.String())
+	if !a.revokedAt.IsZero() {
+		what += " since " + a.revokedAt.UTC().Format(time.RFC3339)
+	}
+	if !a.thisUpdate.IsZero() {
+		what += " (answer of " + a.thisUpdate.UTC().Format(time.RFC3339) + ")"
+	}
+	return what
 }
 
 // status asks OCSP, then the CRLs. The CRLs already loaded are always consulted, so that one

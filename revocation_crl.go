@@ -297,13 +297,13 @@ func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now
 		return answer{}
 	}
 	if cl.Serials.Revoked(c.SerialNumber) {
-		return answer{state: stateRevoked, source: "CRL " + s.name()}
+		return answer{state: stateRevoked, source: "CRL " + s.name(), thisUpdate: cl.ThisUpdate}
 	}
 	switch {
 	case now.Before(cl.NextUpdate.Add(s.ck.rv.skew)):
-		return answer{state: stateGood, source: "CRL", nextUpdate: cl.NextUpdate}
+		return answer{state: stateGood, source: "CRL", thisUpdate: cl.ThisUpdate, nextUpdate: cl.NextUpdate}
 	case now.Before(cl.NextUpdate.Add(s.ck.rv.staleIfError)):
-		return answer{state: stateStale, source: "CRL", nextUpdate: cl.NextUpdate, err: s.err()}
+		return answer{state: stateStale, source: "CRL", thisUpdate: cl.ThisUpdate, nextUpdate: cl.NextUpdate, err: s.err()}
 	}
 	return answer{state: stateUnknown, source: "CRL", err: fmt.Errorf("mtls: CRL %s expired at %s: %w",
 		s.name(), cl.NextUpdate.UTC().Format(time.RFC3339), s.err())}

@@ -397,6 +397,6 @@ func (m *Middleware) verifyConnection(cs tls.ConnectionState) error {
 		}
 		return newError(ErrNoCertificate, "no certificate in the TLS handshake", nil)
 	}
-	_, err := m.verifiedChain(&claim{source: SourceTLS, certs: cs.PeerCertificates})
+	_, err := m.verifiedChain(&claim{source: SourceTLS, certs: cs.PeerCertificates}, m.now())
 	return err
 }

@@ -1,0 +1,125 @@
+package mtls
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Result says how the middleware decided a request.
+type Result string
+
+const (
+	// Accepted: the request went on, with an identity or (in optional mode) without one.
+	Accepted Result = "accepted"
+	// AcceptedDegraded: the request went on, but on less than the configuration asks for: a
+	// stale or missing revocation answer ([RevocationStatus]), or a shadow policy that would have
+	// refused it.
+	AcceptedDegraded Result = "accepted_degraded"
+	// Refused: the request was refused through the error handler.
+	Refused Result = "refused"
+)
+
+// Event is one decision of the middleware, for logs, metrics and traces ([Config.OnDecision]).
+// Every request through [Middleware.Handler] yields exactly one, and so does every refusal of
+// [Middleware.Require]. Its fields are for operators: never send them to the client.
+type Event struct {
+	Result Result
+	// Status is the HTTP status of a refusal; zero when accepted (the next handler answers).
+	Status int
+	// Reason is the stable reason code of a refusal (see [StatusAndReason]); empty when accepted.
+	Reason string
+	// Step is the pipeline step that refused (see [Error.Step]); empty when accepted.
+	Step string
+	// Err is the full reason of a refusal (an [*Error], whose Detail names the likely fix).
+	Err error
+
+	// Source and Format say where the certificate came from; Proxy is the address of the
+	// trusted proxy that forwarded it (header mode). Source is empty when no source spoke.
+	Source Source
+	Format string
+	Proxy  netip.Addr
+
+	// Leaf is the client certificate, when one was parsed; Subject, Issuer, Serial (in the
+	// notation of [FormatSerial]), SHA256 (lowercase hex of its DER) and NotAfter are taken from
+	// it. All are zero when no certificate was parsed.
+	Leaf     *x509.Certificate
+	Subject  string
+	Issuer   string
+	Serial   string
+	SHA256   string
+	NotAfter time.Time
+	// ExpiresSoon: the leaf expires within [Config.ExpiryWarning] of the decision.
+	ExpiresSoon bool
+
+	// Principal is the account the certificate stands for, when a mapping resolved one.
+	Principal string
+	// Rule is, for a policy refusal, the rule that refused.
+	Rule string
+
+	// Revocation says whether the request was accepted on degraded revocation answers;
+	// RevocationSource names the source of the oldest answer used ("OCSP", "CRL", empty when
+	// revocation was not checked) and RevocationAge its age (now minus its thisUpdate).
+	Revocation       RevocationStatus
+	RevocationSource string
+	RevocationAge    time.Duration
+	// ShadowErr is the refusal a shadow policy would have made (see [Config.ShadowPolicy]).
+	ShadowErr error
+
+	// Duration is the time the middleware took to decide.
+	Duration time.Duration
+}
+
+// defaultExpiryWarning is how long before its leaf expires an identity is flagged.
+const defaultExpiryWarning = 14 * 24 * time.Hour
+
+// event builds the event of decision d, taken in duration, at now.
+func (m *Middleware) event(d *decision, shadowErr error, duration time.Duration) Event {
+	ev := Event{Result: Accepted, Source: d.source, Proxy: d.proxy, Duration: duration, ShadowErr: shadowErr,
+		RevocationSource: d.rev.source}
+	if d.source == SourceHeader && m.header != nil {
+		ev.Format = m.header.formatName
+	}
+	if !d.rev.thisUpdate.IsZero() {
+		ev.RevocationAge = d.now.Sub(d.rev.thisUpdate)
+	}
+	id := d.id
+	if id == nil {
+		id = d.evaluated
+	}
+	if id != nil {
+		ev.Leaf, ev.SHA256, ev.Principal, ev.Revocation, ev.ExpiresSoon = id.Leaf, id.SHA256, id.Principal, id.Revocation, id.ExpiresSoon
+	}
+	if d.err != nil {
+		ev.Result, ev.Err = Refused, d.err
+		ev.Status, ev.Reason = StatusAndReason(d.err)
+		var e *Error
+		if errors.As(d.err, &e) {
+			ev.Step = e.Step
+			if ev.Leaf == nil && e.Leaf != nil {
+				ev.Leaf = e.Leaf
+				sum := sha256.Sum256(e.Leaf.Raw)
+				ev.SHA256 = hex.EncodeToString(sum[:])
+				ev.ExpiresSoon = m.expiresSoon(e.Leaf, d.now)
+			}
+			if errors.Is(e.Kind, ErrDenied) {
+				ev.Rule = e.Detail
+			}
+		}
+	} else if ev.Revocation.Degraded() || shadowErr != nil {
+		ev.Result = AcceptedDegraded
+	}
+	if ev.Leaf != nil {
+		ev.Subject, ev.Issuer = ev.Leaf.Subject.String(), ev.Leaf.Issuer.String()
+		ev.Serial, ev.NotAfter = FormatSerial(ev.Leaf.SerialNumber), ev.Leaf.NotAfter
+	}
+	return ev
+}
+
+// expiresSoon says whether leaf expires within the warning threshold of now.
+func (m *Middleware) expiresSoon(leaf *x509.Certificate, now time.Time) bool {
+	return m.expiryWarning > 0 && leaf.NotAfter.Sub(now) < m.expiryWarning
+}
