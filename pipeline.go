@@ -48,11 +48,12 @@ type decision struct {
 func (m *Middleware) authenticate(r *http.Request) decision {
 	var c claim
 	d := decision{now: m.now()}
-	if d.err = m.claimOf(r, &c); d.err != nil {
+	d.err = m.claimOf(r, &c)
+	d.source, d.proxy = c.source, c.proxy
+	if d.err != nil {
 		setStep(d.err, stepClaim)
 		return d
 	}
-	d.source, d.proxy = c.source, c.proxy
 	var id *Identity
 	if !c.empty() {
 		if id, d.rev, d.err = m.verified(r.Context(), &c, d.now); d.err != nil {

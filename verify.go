@@ -167,9 +167,13 @@ func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Ce
 	if err != nil {
 		if refused != nil && isUnknownAuthority(err) {
 			// The leaf's issuer is likely the presented CA that was not admitted: say why.
-			return fail(classifyVerifyError(refused.err, now), fmt.Sprintf("presented CA certificate %q does not verify", refused.cert.Subject), refused.err)
+			detail := t.explain(presented, refused.err, now)
+			if detail == "" {
+				detail = fmt.Sprintf("presented CA certificate %q does not verify", refused.cert.Subject)
+			}
+			return fail(classifyVerifyError(refused.err, now), detail, refused.err)
 		}
-		return fail(classifyVerifyError(err, now), "", err)
+		return fail(classifyVerifyError(err, now), t.explain(presented, err, now), err)
 	}
 	best := chains[0]
 	for _, c := range chains[1:] {
@@ -272,11 +276,14 @@ func (t *trust) checkPresented(presented []*x509.Certificate, now time.Time) err
 	case leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0:
 		return fail(ErrWrongUsage, "the client certificate is a CA certificate")
 	case !hasClientAuth(leaf):
-		return fail(ErrWrongUsage, "the client certificate lacks the clientAuth extended key usage")
+		return fail(ErrWrongUsage, "the client certificate lacks the clientAuth extended key usage"+usagesOf(leaf)+
+			": have the CA issue it for client authentication")
 	case now.Before(leaf.NotBefore):
-		return fail(ErrNotYetValid, "valid from "+leaf.NotBefore.UTC().Format(time.RFC3339))
+		return fail(ErrNotYetValid, fmt.Sprintf("valid from %s, %s from now: is a clock wrong?",
+			leaf.NotBefore.UTC().Format(time.RFC3339), roughly(leaf.NotBefore.Sub(now))))
 	case now.After(leaf.NotAfter):
-		return fail(ErrExpired, "expired at "+leaf.NotAfter.UTC().Format(time.RFC3339))
+		return fail(ErrExpired, fmt.Sprintf("expired at %s, %s ago: the client must renew it",
+			leaf.NotAfter.UTC().Format(time.RFC3339), roughly(now.Sub(leaf.NotAfter))))
 	}
 	return nil
 }
@@ -399,4 +406,94 @@ func (m *Middleware) verifyConnection(cs tls.ConnectionState) error {
 	}
 	_, err := m.verifiedChain(&claim{source: SourceTLS, certs: cs.PeerCertificates}, m.now())
 	return err
+}
+
+// explain says, for the operator, what a failed verification most likely means and what would fix
+// it: a missing intermediate, a chain ending at a CA that is not a root, an expired CA.
+func (t *trust) explain(presented []*x509.Certificate, err error, now time.Time) string {
+	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) && inv.Reason == x509.Expired && inv.Cert != nil && inv.Cert != presented[0] {
+		c := inv.Cert
+		if now.Before(c.NotBefore) {
+			return fmt.Sprintf("CA certificate %q of the chain is valid only from %s", c.Subject, c.NotBefore.UTC().Format(time.RFC3339))
+		}
+		return fmt.Sprintf("CA certificate %q of the chain expired at %s, %s ago", c.Subject,
+			c.NotAfter.UTC().Format(time.RFC3339), roughly(now.Sub(c.NotAfter)))
+	}
+	if !isUnknownAuthority(err) {
+		return ""
+	}
+	// The top of what the client sent: follow issuer names from the leaf through the presented
+	// certificates, each at most once.
+	top := presented[0]
+	for range presented {
+		next := slices.IndexFunc(presented[1:], func(c *x509.Certificate) bool {
+			return c != top && bytes.Equal(c.RawSubject, top.RawIssuer)
+		})
+		if next < 0 || bytes.Equal(top.RawSubject, top.RawIssuer) {
+			break
+		}
+		top = presented[1+next]
+	}
+	configured := t.isCAName(top.RawIssuer)
+	switch {
+	case top == presented[0] && !configured:
+		return fmt.Sprintf("the client sent its certificate alone, and no configured CA is named %q, its issuer: "+
+			"if that is an intermediate, add it to IntermediateFiles or have the client send its chain; "+
+			"if it is a root, it is not one this service trusts", top.Issuer)
+	case configured:
+		return fmt.Sprintf("a configured CA is named %q, but its key did not sign %q (a CA renewed under the same name?)", top.Issuer, top.Subject)
+	case bytes.Equal(top.RawSubject, top.RawIssuer):
+		return fmt.Sprintf("the chain the client sent ends at %q, which is not a configured root", top.Subject)
+	}
+	return fmt.Sprintf("the chain the client sent ends at %q, issued by %q, which is not a configured root or intermediate", top.Subject, top.Issuer)
+}
+
+// isCAName says whether a configured root or intermediate has the subject name raw.
+func (t *trust) isCAName(raw []byte) bool {
+	for _, pool := range []*x509.CertPool{t.roots, t.intermediates} {
+		if pool == nil {
+			continue
+		}
+		//lint:ignore SA1019 the pools are built from the configuration, never the system pool
+		if slices.ContainsFunc(pool.Subjects(), func(s []byte) bool { return bytes.Equal(s, raw) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// usagesOf lists the extended key usages of c, for a refusal's detail.
+func usagesOf(c *x509.Certificate) string {
+	names := map[x509.ExtKeyUsage]string{x509.ExtKeyUsageServerAuth: "serverAuth", x509.ExtKeyUsageCodeSigning: "codeSigning",
+		x509.ExtKeyUsageEmailProtection: "emailProtection", x509.ExtKeyUsageTimeStamping: "timeStamping",
+		x509.ExtKeyUsageOCSPSigning: "OCSPSigning", x509.ExtKeyUsageAny: "any"}
+	var have []string
+	for _, u := range c.ExtKeyUsage {
+		if n, ok := names[u]; ok {
+			have = append(have, n)
+		} else {
+			have = append(have, fmt.Sprintf("#%d", u))
+		}
+	}
+	for _, oid := range c.UnknownExtKeyUsage {
+		have = append(have, oid.String())
+	}
+	if len(have) == 0 {
+		return " (it has no extended key usage extension, and clientAuth must be listed)"
+	}
+	return " (it has " + strings.Join(have, ", ") + ")"
+}
+
+// roughly writes d for a person: in days when it is more than two, else in hours or minutes.
+func roughly(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d/(24*time.Hour)))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d/time.Hour))
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%d minutes", int(d/time.Minute))
+	}
+	return d.Round(time.Second).String()
 }

@@ -1,0 +1,342 @@
+package mtls
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certgate/mtls/mtlstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// events records the events of a middleware.
+type events struct {
+	mu  sync.Mutex
+	evs []Event
+}
+
+func (e *events) record(_ context.Context, ev Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.evs = append(e.evs, ev)
+}
+
+func (e *events) only(t *testing.T) Event {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	require.Len(t, e.evs, 1, "one event per decision")
+	return e.evs[0]
+}
+
+// serve runs r through m's handler and returns the status.
+func serve(m *Middleware, r *http.Request) int {
+	w := httptest.NewRecorder()
+	m.Handler(echoIdentity).ServeHTTP(w, r)
+	return w.Code
+}
+
+// TestEventPerReason: every decision yields one event, with the fields of its kind, for each
+// reason code and each kind of acceptance.
+func TestEventPerReason(t *testing.T) {
+	p := newPKI(t)
+	now := time.Now()
+	expired := p.issuing.NewClient("expired", mtlstest.WithValidity(now.Add(-10*24*time.Hour), now.Add(-3*24*time.Hour)))
+	future := p.issuing.NewClient("future", mtlstest.WithValidity(now.Add(time.Hour), now.Add(30*24*time.Hour)))
+	server := p.issuing.NewClient("server", mtlstest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
+	stranger := p.other.NewClient("stranger")
+	revoked := p.issuing.NewClient("revoked")
+	soon := p.issuing.NewClient("soon", mtlstest.WithValidity(now.Add(-time.Hour), now.Add(5*24*time.Hour)))
+	bob := p.issuing.NewClient("bob")
+	onlyAlice, err := RequireSubject(Attributes{"CN": {"alice"}})
+	require.NoError(t, err)
+
+	base := func() Config {
+		return Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), Now: func() time.Time { return now }}
+	}
+	misdirected := requestWith(p.alice.Chain()...)
+	misdirected.Host = "other.example.test"
+	proxied := httptest.NewRequest(http.MethodGet, "/", nil)
+	proxied.RemoteAddr = "10.0.0.9:1234"
+	proxied.Header.Set("X-SSL-Client-Cert", "not base64 !")
+
+	tests := []struct {
+		name   string
+		cfg    func(*Config)
+		req    *http.Request
+		want   Event // the fields compared; Leaf is compared by subject
+		leafCN string
+	}{
+		{"accepted", nil, requestWith(p.alice.Chain()...),
+			Event{Result: Accepted, Source: SourceTLS}, "alice"},
+		{"accepted, expiring soon", nil, requestWith(soon.Chain()...),
+			Event{Result: Accepted, Source: SourceTLS, ExpiresSoon: true}, "soon"},
+		{"accepted degraded: shadow would deny", func(c *Config) { c.ShadowPolicy = onlyAlice }, requestWith(bob.Chain()...),
+			Event{Result: AcceptedDegraded, Source: SourceTLS}, "bob"},
+		{"accepted degraded: fail open", func(c *Config) {
+			c.RootCAs = nil
+			c.PinnedSHA256 = nil
+			c.RootCAFiles = nil
+			pool := x509.NewCertPool()
+			pool.AddCert(p.issuing.Certificate)
+			c.RootCAs = pool
+			c.Intermediates = nil
+			c.Revocation = &RevocationConfig{OCSP: &OCSPConfig{}, DangerouslyFailOpen: true}
+		}, requestWith(p.alice.Chain()[:1]...),
+			Event{Result: AcceptedDegraded, Source: SourceTLS}, "alice"},
+		{ReasonCertificateRequired, nil, requestWith(),
+			Event{Result: Refused, Status: 401, Reason: ReasonCertificateRequired, Step: "claim", Source: SourceTLS}, ""},
+		{ReasonCertificateUntrusted, nil, requestWith(stranger.Chain()...),
+			Event{Result: Refused, Status: 401, Reason: ReasonCertificateUntrusted, Step: "verify", Source: SourceTLS}, "stranger"},
+		{ReasonCertificateExpired, nil, requestWith(expired.Chain()...),
+			Event{Result: Refused, Status: 401, Reason: ReasonCertificateExpired, Step: "verify", Source: SourceTLS, ExpiresSoon: true}, "expired"},
+		{ReasonCertificateNotYet, nil, requestWith(future.Chain()...),
+			Event{Result: Refused, Status: 401, Reason: ReasonCertificateNotYet, Step: "verify", Source: SourceTLS}, "future"},
+		{ReasonCertificateUsage, nil, requestWith(server.Chain()...),
+			Event{Result: Refused, Status: 401, Reason: ReasonCertificateUsage, Step: "verify", Source: SourceTLS}, "server"},
+		{ReasonCertificateRevoked, func(c *Config) {
+			c.Revocation = &RevocationConfig{DenyList: NewDenyList(DenyCertificate(sha256.Sum256(revoked.Certificate.Raw)))}
+		}, requestWith(revoked.Chain()...),
+			Event{Result: Refused, Status: 401, Reason: ReasonCertificateRevoked, Step: "revocation", Source: SourceTLS}, "revoked"},
+		{ReasonRevocationUnavailable, func(c *Config) {
+			pool := x509.NewCertPool()
+			pool.AddCert(p.issuing.Certificate)
+			c.RootCAs, c.Intermediates = pool, nil
+			c.Revocation = &RevocationConfig{OCSP: &OCSPConfig{}}
+		}, requestWith(p.alice.Chain()[:1]...),
+			Event{Result: Refused, Status: 503, Reason: ReasonRevocationUnavailable, Step: "revocation", Source: SourceTLS}, "alice"},
+		{ReasonMalformedHeader, func(c *Config) {
+			c.Header = &HeaderConfig{Format: MustHeaderFormat("haproxy"), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+		}, proxied,
+			Event{Result: Refused, Status: 400, Reason: ReasonMalformedHeader, Step: "parse", Source: SourceHeader, Format: "haproxy",
+				Proxy: netip.MustParseAddr("10.0.0.9")}, ""},
+		{ReasonPolicyDenied, func(c *Config) { c.Policy = onlyAlice }, requestWith(bob.Chain()...),
+			Event{Result: Refused, Status: 403, Reason: ReasonPolicyDenied, Step: "policy", Source: SourceTLS}, "bob"},
+		{ReasonMisdirected, nil, misdirected,
+			Event{Result: Refused, Status: 421, Reason: ReasonMisdirected, Step: "claim", Source: SourceTLS}, ""},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rec events
+			cfg := base()
+			if tt.cfg != nil {
+				tt.cfg(&cfg)
+			}
+			cfg.OnDecision = rec.record
+			m, err := New(cfg)
+			require.NoError(t, err)
+			status := serve(m, tt.req)
+			ev := rec.only(t)
+			seen[ev.Reason] = true
+
+			assert.Equal(t, tt.want.Result, ev.Result)
+			assert.Equal(t, tt.want.Status, ev.Status)
+			if ev.Result != Refused {
+				assert.Equal(t, http.StatusOK, status)
+			} else {
+				assert.Equal(t, ev.Status, status)
+				require.Error(t, ev.Err)
+				assert.Equal(t, tt.want.Reason, ev.Reason)
+			}
+			assert.Equal(t, tt.want.Step, ev.Step)
+			assert.Equal(t, tt.want.Source, ev.Source)
+			assert.Equal(t, tt.want.Format, ev.Format)
+			assert.Equal(t, tt.want.Proxy, ev.Proxy)
+			assert.Equal(t, tt.want.ExpiresSoon, ev.ExpiresSoon)
+			assert.GreaterOrEqual(t, ev.Duration, time.Duration(0))
+			if tt.leafCN == "" {
+				assert.Nil(t, ev.Leaf)
+				assert.Empty(t, ev.SHA256)
+				return
+			}
+			require.NotNil(t, ev.Leaf)
+			assert.Equal(t, tt.leafCN, ev.Leaf.Subject.CommonName)
+			assert.Equal(t, ev.Leaf.Subject.String(), ev.Subject)
+			assert.Equal(t, ev.Leaf.Issuer.String(), ev.Issuer)
+			assert.Equal(t, FormatSerial(ev.Leaf.SerialNumber), ev.Serial)
+			assert.Equal(t, fingerprint(ev.Leaf), ev.SHA256)
+			assert.Equal(t, ev.Leaf.NotAfter, ev.NotAfter)
+			switch tt.want.Result {
+			case AcceptedDegraded:
+				assert.True(t, ev.Revocation.Degraded() || ev.ShadowErr != nil)
+			case Refused:
+				if tt.want.Reason == ReasonPolicyDenied {
+					assert.Contains(t, ev.Rule, "alice")
+				}
+			}
+		})
+	}
+	for _, reason := range []string{ReasonCertificateRequired, ReasonCertificateUntrusted, ReasonCertificateExpired,
+		ReasonCertificateNotYet, ReasonCertificateUsage, ReasonCertificateRevoked, ReasonRevocationUnavailable,
+		ReasonMalformedHeader, ReasonPolicyDenied, ReasonMisdirected} {
+		assert.True(t, seen[reason], "no event row for %s", reason)
+	}
+}
+
+// TestEventPrincipalAndRevocationSource: an accepted event names the principal, and the source
+// and age of the revocation answer it relied on.
+func TestEventPrincipalAndRevocationSource(t *testing.T) {
+	p := newPKI(t)
+	now := time.Now()
+	responder := mtlstest.NewOCSPResponder(p.issuing)
+	t.Cleanup(responder.Close)
+	leaf := p.issuing.NewClient("carol", mtlstest.WithOCSPServer(responder.URL))
+	var rec events
+	m, err := New(Config{
+		RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(),
+		Now:        func() time.Time { return now },
+		Principals: StaticPrincipal("svc-carol"),
+		Revocation: &RevocationConfig{OCSP: &OCSPConfig{}},
+		OnDecision: rec.record,
+	})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, serve(m, requestWith(leaf.Chain()...)))
+	ev := rec.only(t)
+	assert.Equal(t, Accepted, ev.Result)
+	assert.Equal(t, "svc-carol", ev.Principal)
+	assert.Equal(t, "OCSP", ev.RevocationSource)
+	assert.Positive(t, ev.RevocationAge, "the responder's thisUpdate lies before now")
+}
+
+// TestEventRequire: a refusal of a per-route policy is a decision of its own.
+func TestEventRequire(t *testing.T) {
+	p := newPKI(t)
+	var rec events
+	m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool()})
+	require.NoError(t, err)
+	routeM, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), OnDecision: rec.record})
+	require.NoError(t, err)
+	onlyBob, err := RequireSubject(Attributes{"CN": {"bob"}})
+	require.NoError(t, err)
+	w := httptest.NewRecorder()
+	m.Handler(routeM.Require(onlyBob)(echoIdentity)).ServeHTTP(w, requestWith(p.alice.Chain()...))
+	assert.Equal(t, http.StatusForbidden, w.Code)
+	ev := rec.only(t)
+	assert.Equal(t, Refused, ev.Result)
+	assert.Equal(t, ReasonPolicyDenied, ev.Reason)
+	assert.Equal(t, SourceTLS, ev.Source)
+	assert.Equal(t, "alice", ev.Leaf.Subject.CommonName)
+	assert.Contains(t, ev.Rule, "bob")
+}
+
+// TestEventLogLevels: a refusal is logged at Info, an acceptance at Debug, so that a logger at
+// its default level shows refusals only.
+func TestEventLogLevels(t *testing.T) {
+	p := newPKI(t)
+	var buf bytes.Buffer
+	m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(),
+		Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	require.NoError(t, err)
+	serve(m, requestWith(p.alice.Chain()...))
+	serve(m, requestWith(p.other.NewClient("stranger").Chain()...))
+	var records []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec))
+		records = append(records, rec)
+	}
+	require.Len(t, records, 2)
+	assert.Equal(t, "DEBUG", records[0]["level"])
+	assert.Equal(t, "accepted", records[0]["result"])
+	assert.Equal(t, fingerprint(p.alice.Certificate), records[0]["sha256"])
+	assert.Equal(t, "INFO", records[1]["level"])
+	assert.Equal(t, "refused", records[1]["result"])
+	assert.Equal(t, ReasonCertificateUntrusted, records[1]["reason"])
+	assert.Equal(t, "verify", records[1]["step"])
+	assert.Contains(t, records[1]["error"], "if it is a root, it is not one this service trusts")
+}
+
+// TestExpiryWarning: a certificate that expires within the threshold is logged at Warn once a
+// day, by the injected clock, however many requests it makes.
+func TestExpiryWarning(t *testing.T) {
+	p := newPKI(t)
+	start := time.Now()
+	now := start
+	leaf := p.issuing.NewClient("renew-me", mtlstest.WithValidity(start.Add(-time.Hour), start.Add(10*24*time.Hour)))
+	var buf bytes.Buffer
+	m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	require.NoError(t, err)
+	warnings := func() int { return strings.Count(buf.String(), "client certificate expires soon") }
+
+	for range 3 {
+		require.Equal(t, http.StatusOK, serve(m, requestWith(leaf.Chain()...)))
+	}
+	assert.Equal(t, 1, warnings(), "once for three requests")
+	assert.Contains(t, buf.String(), "renew-me")
+	now = start.Add(23 * time.Hour)
+	serve(m, requestWith(leaf.Chain()...))
+	assert.Equal(t, 1, warnings(), "not again within the day")
+	now = start.Add(25 * time.Hour)
+	serve(m, requestWith(leaf.Chain()...))
+	assert.Equal(t, 2, warnings(), "again the next day")
+	serve(m, requestWith(p.alice.Chain()...))
+	assert.Equal(t, 2, warnings(), "a certificate far from its expiry is not warned about")
+
+	id, err := m.Authenticate(requestWith(leaf.Chain()...))
+	require.NoError(t, err)
+	assert.True(t, id.ExpiresSoon)
+	id, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	require.NoError(t, err)
+	assert.False(t, id.ExpiresSoon)
+
+	off, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), ExpiryWarning: -1})
+	require.NoError(t, err)
+	id, err = off.Authenticate(requestWith(leaf.Chain()...))
+	require.NoError(t, err)
+	assert.False(t, id.ExpiresSoon, "a negative threshold turns the warning off")
+}
+
+// TestExpiryWarnedBounded: the memory of warned certificates stays bounded under a flood.
+func TestExpiryWarnedBounded(t *testing.T) {
+	var x expiryWarned
+	now := time.Now()
+	for i := range 3 * maxExpiryWarned {
+		require.True(t, x.due(string(rune(i))+"-fingerprint", now))
+	}
+	assert.LessOrEqual(t, len(x.last), maxExpiryWarned)
+}
+
+// TestRefusalExplained: the detail of a refusal names the likely fix, for the operator only.
+func TestRefusalExplained(t *testing.T) {
+	p := newPKI(t)
+	now := time.Now()
+	m, err := New(Config{RootCAs: p.root.Pool(), Now: func() time.Time { return now }}) // no intermediates configured
+	require.NoError(t, err)
+	foreignRoot := mtlstest.NewRootCA("Partner Root")
+	foreign := foreignRoot.NewIntermediate("Partner Issuing").NewClient("partner")
+	expired := p.issuing.NewClient("old", mtlstest.WithValidity(now.Add(-30*24*time.Hour), now.Add(-3*24*time.Hour)))
+	tests := []struct {
+		name  string
+		chain []*x509.Certificate
+		want  string
+	}{
+		{"leaf alone, intermediate not configured", p.alice.Chain()[:1], `the client sent its certificate alone, and no configured CA is named "CN=Test Issuing CA", its issuer`},
+		{"chain ending at another root", append(foreign.Chain(), foreignRoot.Certificate), `ends at "CN=Partner Root", which is not a configured root`},
+		{"chain ending below another root", foreign.Chain(), `ends at "CN=Partner Issuing", issued by "CN=Partner Root"`},
+		{"no clientAuth", p.issuing.NewClient("srv", mtlstest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)).Chain(), "lacks the clientAuth extended key usage (it has serverAuth)"},
+		{"expired", expired.Chain(), "3 days ago: the client must renew it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := m.Authenticate(requestWith(tt.chain...))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			w := httptest.NewRecorder()
+			m.Handler(echoIdentity).ServeHTTP(w, requestWith(tt.chain...))
+			assert.NotContains(t, w.Body.String(), tt.want[:10], "the client sees the reason code only")
+		})
+	}
+}
