@@ -43,13 +43,10 @@ type Event struct {
 	Format string
 	Proxy  netip.Addr
 
-	// Leaf is the client certificate, when one was parsed; Subject, Issuer, Serial (in the
-	// notation of [FormatSerial]), SHA256 (lowercase hex of its DER) and NotAfter are taken from
-	// it. All are zero when no certificate was parsed.
+	// Leaf is the client certificate, when one was parsed; SHA256 (lowercase hex of its DER) and
+	// NotAfter are taken from it, and so are the methods Subject, Issuer and Serial. All are zero
+	// when no certificate was parsed.
 	Leaf     *x509.Certificate
-	Subject  string
-	Issuer   string
-	Serial   string
 	SHA256   string
 	NotAfter time.Time
 	// ExpiresSoon: the leaf expires within [Config.ExpiryWarning] of the decision.
@@ -113,10 +110,34 @@ func (m *Middleware) event(d *decision, shadowErr error, duration time.Duration)
 		ev.Result = AcceptedDegraded
 	}
 	if ev.Leaf != nil {
-		ev.Subject, ev.Issuer = ev.Leaf.Subject.String(), ev.Leaf.Issuer.String()
-		ev.Serial, ev.NotAfter = FormatSerial(ev.Leaf.SerialNumber), ev.Leaf.NotAfter
+		ev.NotAfter = ev.Leaf.NotAfter
 	}
 	return ev
+}
+
+// Subject is the leaf's subject name (RFC 2253), empty without a leaf. Like Issuer and Serial,
+// it is written on each call, for the hooks that want it.
+func (ev *Event) Subject() string {
+	if ev.Leaf == nil {
+		return ""
+	}
+	return ev.Leaf.Subject.String()
+}
+
+// Issuer is the leaf's issuer name (RFC 2253), empty without a leaf.
+func (ev *Event) Issuer() string {
+	if ev.Leaf == nil {
+		return ""
+	}
+	return ev.Leaf.Issuer.String()
+}
+
+// Serial is the leaf's serial number in the notation of [FormatSerial], empty without a leaf.
+func (ev *Event) Serial() string {
+	if ev.Leaf == nil {
+		return ""
+	}
+	return FormatSerial(ev.Leaf.SerialNumber)
 }
 
 // expiresSoon says whether leaf expires within the warning threshold of now.

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -163,9 +164,9 @@ func TestEventPerReason(t *testing.T) {
 			}
 			require.NotNil(t, ev.Leaf)
 			assert.Equal(t, tt.leafCN, ev.Leaf.Subject.CommonName)
-			assert.Equal(t, ev.Leaf.Subject.String(), ev.Subject)
-			assert.Equal(t, ev.Leaf.Issuer.String(), ev.Issuer)
-			assert.Equal(t, FormatSerial(ev.Leaf.SerialNumber), ev.Serial)
+			assert.Equal(t, ev.Leaf.Subject.String(), ev.Subject())
+			assert.Equal(t, ev.Leaf.Issuer.String(), ev.Issuer())
+			assert.Equal(t, FormatSerial(ev.Leaf.SerialNumber), ev.Serial())
 			assert.Equal(t, fingerprint(ev.Leaf), ev.SHA256)
 			assert.Equal(t, ev.Leaf.NotAfter, ev.NotAfter)
 			switch tt.want.Result {
@@ -337,6 +338,34 @@ func TestRefusalExplained(t *testing.T) {
 			w := httptest.NewRecorder()
 			m.Handler(echoIdentity).ServeHTTP(w, requestWith(tt.chain...))
 			assert.NotContains(t, w.Body.String(), tt.want[:10], "the client sees the reason code only")
+		})
+	}
+}
+
+// BenchmarkHandlerEvents is the cache-hit path of BenchmarkHandler with an OnDecision hook, and
+// with a logger whose level leaves acceptances out: what watching decisions costs.
+func BenchmarkHandlerEvents(b *testing.B) {
+	p := newPKI(b)
+	for _, bc := range []struct {
+		name string
+		cfg  func(*Config)
+	}{
+		{"hook", func(c *Config) { c.OnDecision = func(context.Context, Event) {} }},
+		{"logger-info", func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := Config{RootCAs: p.root.Pool()}
+			bc.cfg(&cfg)
+			m, err := New(cfg)
+			require.NoError(b, err)
+			h := m.Handler(noop)
+			r := requestWith(p.alice.Chain()...)
+			w := &discardWriter{h: http.Header{}}
+			h.ServeHTTP(w, r)
+			b.ReportAllocs()
+			for b.Loop() {
+				h.ServeHTTP(w, r)
+			}
 		})
 	}
 }

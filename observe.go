@@ -20,7 +20,7 @@ func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision
 	if m.policies.shadow != nil && d.evaluated != nil {
 		shadowErr = m.reportShadow(r, m.policies.shadow, d.evaluated, d.enforced)
 	}
-	if m.watching {
+	if m.watching && (m.onDecision != nil || m.logged(r.Context(), d)) {
 		ev := m.event(d, shadowErr, time.Since(start))
 		m.report(r.Context(), &ev)
 	}
@@ -37,6 +37,18 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		d.evaluated, d.source, d.proxy = id, id.Source, id.Proxy
 	}
 	m.observe(w, r, &d, time.Now())
+}
+
+// logged says whether the logger records anything of d: a refusal at Info, a degraded acceptance at
+// Warn, a warning of expiry, or any acceptance at Debug.
+func (m *Middleware) logged(ctx context.Context, d *decision) bool {
+	if m.logger == nil {
+		return false
+	}
+	if d.err != nil || d.id != nil && (d.id.ExpiresSoon || d.id.Revocation.Degraded()) {
+		return true
+	}
+	return m.logger.Enabled(ctx, slog.LevelDebug)
 }
 
 // report hands ev to OnDecision and the logger.
@@ -59,7 +71,7 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 	}
 	if ev.ExpiresSoon && ev.Leaf != nil && m.expiryWarned.due(ev.SHA256, m.now()) {
 		m.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: client certificate expires soon",
-			slog.String("subject", ev.Subject), slog.String("issuer", ev.Issuer), slog.String("serial", ev.Serial),
+			slog.String("subject", ev.Subject()), slog.String("issuer", ev.Issuer()), slog.String("serial", ev.Serial()),
 			slog.String("sha256", ev.SHA256), slog.Time("not_after", ev.NotAfter),
 			slog.Duration("remaining", ev.NotAfter.Sub(m.now())))
 	}
@@ -87,9 +99,9 @@ func eventAttrs(ev *Event) []slog.Attr {
 	if ev.Proxy.IsValid() {
 		attrs = append(attrs, slog.String("proxy", ev.Proxy.String()))
 	}
-	add("subject", ev.Subject)
-	add("issuer", ev.Issuer)
-	add("serial", ev.Serial)
+	add("subject", ev.Subject())
+	add("issuer", ev.Issuer())
+	add("serial", ev.Serial())
 	add("sha256", ev.SHA256)
 	if !ev.NotAfter.IsZero() {
 		attrs = append(attrs, slog.Time("not_after", ev.NotAfter))
