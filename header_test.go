@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/elliptic"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"net/http"
@@ -257,10 +256,10 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 			var s seen
 			h := m.Handler(s.handler())
 			r := httptest.NewRequest(http.MethodGet, "http://api.example.test/", nil)
-			r.RemoteAddr = tt.remote
 			if tt.tls != nil {
-				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls, ServerName: hostOf(r)}
+				r = mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.tls...)
 			}
+			r.RemoteAddr = tt.remote
 			for _, kv := range tt.headers {
 				r.Header.Add(kv[0], kv[1])
 			}
@@ -303,7 +302,7 @@ func TestHeaderIdentity(t *testing.T) {
 	assert.Equal(t, SourceHeader, id.Source)
 	assert.Equal(t, "haproxy", id.Format)
 	assert.Equal(t, netip.MustParseAddr("10.9.8.7"), id.Proxy)
-	assert.Equal(t, fingerprint(f.p.alice.Certificate), id.SHA256)
+	assert.Equal(t, f.p.alice.SHA256(), id.SHA256)
 	assert.Equal(t, "spiffe://example.test/ns/prod/sa/alice", id.SPIFFEID)
 	require.Len(t, id.Chain, 3, "leaf, intermediate, root")
 }
@@ -340,7 +339,7 @@ func TestHeaderProxyByCertificate(t *testing.T) {
 				hc.ProxyPolicy = isProxy
 			})
 			var s seen
-			r := requestWith(tt.peer...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.peer...)
 			if tt.peer == nil {
 				r.TLS = nil
 			}
@@ -370,7 +369,7 @@ func TestHeaderRevokedProxyCertificate(t *testing.T) {
 			return nil
 		})}})
 	require.NoError(t, err)
-	r := requestWith(proxyLeaf.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", proxyLeaf.Chain()...)
 	r.Header.Set("X-SSL-Client-Cert", f.leaf)
 	id, err := m.Authenticate(r)
 	require.NoError(t, err)
@@ -597,10 +596,10 @@ func TestHeaderStripNonCanonicalKeys(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.RemoteAddr = tt.remote
 			if tt.tls != nil {
-				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls, ServerName: hostOf(r)}
+				r = mtlstest.NewRequest(http.MethodGet, "/", tt.tls...)
 			}
+			r.RemoteAddr = tt.remote
 			r.Header["x-ssl-client-cert"] = []string{f.leaf}
 			r.Header["X-SSL-CLIENT-CHAIN"] = []string{f.chain}
 			var s seen

@@ -53,7 +53,7 @@ func TestNewIdentityJudgedAsReal(t *testing.T) {
 		{"RequireThumbprints", thumb},
 		{"RequireSHA1Thumbprints", Must(RequireSHA1Thumbprints(hex.EncodeToString(s1[:])))},
 		{"RequireSPKIPins", Must(RequireSPKIPins(hex.EncodeToString(spki[:])))},
-		{"RequireIssuerThumbprints", Must(RequireIssuerThumbprints(fingerprint(pk.issuing.Certificate)))},
+		{"RequireIssuerThumbprints", Must(RequireIssuerThumbprints(pk.issuing.SHA256()))},
 		{"RequireSerials", Must(RequireSerials(FormatSerial(alice.SerialNumber)))},
 		{"RequireEKUs", Must(RequireEKUs("clientAuth"))},
 		{"RequireExtension", Must(RequireExtension("2.5.29.37"))},

@@ -47,7 +47,7 @@ func TestHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := New(Config{RootCAs: p.root.Pool(), Optional: tt.optional})
 			require.NoError(t, err)
-			r := requestWith(tt.chain...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.chain...)
 			if tt.noTLS {
 				r.TLS = nil
 			}
@@ -79,7 +79,7 @@ func TestErrorHandlerAndLogger(t *testing.T) {
 	})
 	require.NoError(t, err)
 	w := httptest.NewRecorder()
-	m.Handler(echoIdentity).ServeHTTP(w, requestWith(p.issuing.NewClient("late",
+	m.Handler(echoIdentity).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.issuing.NewClient("late",
 		mtlstest.WithValidity(time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))).Chain()...))
 
 	assert.Equal(t, http.StatusUnauthorized, w.Code)
@@ -95,7 +95,7 @@ func TestDefaultErrorBodyIsCoarse(t *testing.T) {
 	m, err := New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
 	w := httptest.NewRecorder()
-	m.Handler(echoIdentity).ServeHTTP(w, requestWith(p.other.NewClient("mallory").Chain()...))
+	m.Handler(echoIdentity).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.other.NewClient("mallory").Chain()...))
 	body := w.Body.String()
 	assert.JSONEq(t, `{"type":"about:blank","title":"Unauthorized","status":401,"reason":"certificate_untrusted"}`, body)
 	for _, secret := range []string{"mallory", "Other Root CA", "x509", "authority"} {
@@ -215,9 +215,9 @@ func TestManyRequestsOnOneConnectionVerifyOnce(t *testing.T) {
 	}
 	st := m.state.Load()
 	assert.Equal(t, 1, st.cache.len())
-	first, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	first, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
-	second, err := m.Authenticate(requestWith(p.alice.Chain()...))
+	second, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
 	assert.Same(t, first, second, "a cache hit returns the identity verified before")
 }
@@ -286,14 +286,14 @@ func TestAuthenticateReportsNothing(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	_, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
-	_, err = m.Authenticate(requestWith(p.other.NewClient("mallory").Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.other.NewClient("mallory").Chain()...))
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Zero(t, shadowCalls)
 	assert.Empty(t, logs.String())
 
-	m.Handler(echoIdentity).ServeHTTP(httptest.NewRecorder(), requestWith(p.alice.Chain()...))
+	m.Handler(echoIdentity).ServeHTTP(httptest.NewRecorder(), mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	assert.Equal(t, 1, shadowCalls, "serving through Handler reports the shadow outcome")
 	assert.Contains(t, logs.String(), "shadow policy would deny")
 }

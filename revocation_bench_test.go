@@ -31,7 +31,7 @@ func BenchmarkRevocationStep(b *testing.B) {
 	} {
 		m, err := New(Config{RootCAs: p.root.Pool(), Revocation: tc.rc})
 		require.NoError(b, err)
-		r := requestWith(leaf.Chain()...)
+		r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)
 		id, err := m.Authenticate(r)
 		require.NoError(b, err)
 		if tc.rc != nil {
@@ -74,7 +74,7 @@ func BenchmarkOCSPColdConcurrent(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := m.Authenticate(requestWith(leaf.Chain()...)); err != nil {
+				if _, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)); err != nil {
 					b.Error(err)
 				}
 			}()

@@ -70,7 +70,7 @@ func (p *revPKI) middleware(t testing.TB, rc *RevocationConfig) *Middleware {
 
 // revAuthn runs the middleware on a request presenting leaf's chain.
 func revAuthn(m *Middleware, leaf *mtlstest.Leaf) (*Identity, error) {
-	return m.Authenticate(requestWith(leaf.Chain()...))
+	return m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
 }
 
 func requireRevRefused(t *testing.T, err error, kind error) {
@@ -298,7 +298,7 @@ func TestOCSPCacheRefreshAndStaleIfError(t *testing.T) {
 		assert.False(t, id.Revocation.Degraded(), "the cached identity is never changed")
 		assert.Contains(t, logs.String(), "accepting on the stale answer")
 		assert.NotContains(t, logs.String(), "request accepted without fresh revocation status", "Authenticate reports nothing")
-		m.Handler(echoIdentity).ServeHTTP(httptest.NewRecorder(), requestWith(leaf.Chain()...))
+		m.Handler(echoIdentity).ServeHTTP(httptest.NewRecorder(), mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
 		assert.Contains(t, logs.String(), "request accepted without fresh revocation status", "the handler's observer does")
 	})
 	t.Run("refused past the budget", func(t *testing.T) {
@@ -361,7 +361,7 @@ func TestOCSPConcurrentQueriesDeduplicated(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = m.Authenticate(requestWith(leaf.Chain()...).WithContext(waiting))
+			_, errs[i] = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...).WithContext(waiting))
 		}()
 	}
 	select {
@@ -399,7 +399,7 @@ func TestOCSPCallerContextCancelled(t *testing.T) {
 	})
 	t.Cleanup(func() { close(release) }) // before the responder closes, which waits for it
 	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, Timeout: time.Hour})
-	_, err := m.Authenticate(requestWith(leaf.Chain()...).WithContext(ctx))
+	_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...).WithContext(ctx))
 	requireRevRefused(t, err, ErrRevocationUnavailable)
 	assert.False(t, answered.Load(), "the caller waited for the responder")
 	assert.EqualValues(t, 1, rf.calls.Load())
@@ -459,7 +459,7 @@ func TestRevocationPinnedLeafAndChainMode(t *testing.T) {
 	// A pinned leaf has no verified issuer: only the deny list applies.
 	self := mtlstest.NewSelfSigned("partner")
 	deny := NewDenyList()
-	m, err := New(Config{PinnedSHA256: []string{fingerprint(self.Certificate)}, Now: p.clock.Now,
+	m, err := New(Config{PinnedSHA256: []string{self.SHA256()}, Now: p.clock.Now,
 		Revocation: &RevocationConfig{OCSP: &OCSPConfig{Responder: "http://127.0.0.1:1/never"}, DenyList: deny}})
 	require.NoError(t, err)
 	_, err = revAuthn(m, self)
@@ -733,7 +733,7 @@ func TestDenyList(t *testing.T) {
 	}
 	issuerSPKI := SPKISHA256(p.issuing.Certificate)
 	list := fmt.Sprintf("# revoked at once\nsha256 %s\nspki-sha256 %X\n\nserial %x 0x%s\n",
-		colonUpper(fingerprint(alice.Certificate)), SPKISHA256(bob.Certificate), issuerSPKI, carol.Certificate.SerialNumber.Text(16))
+		colonUpper(alice.SHA256()), SPKISHA256(bob.Certificate), issuerSPKI, carol.Certificate.SerialNumber.Text(16))
 	file := revTempFile(t, "deny.txt", []byte(list))
 	require.NoError(t, deny.LoadFile(file))
 	assert.Equal(t, 3, deny.Len())
@@ -812,7 +812,7 @@ func TestRevocationWarmPathAllocations(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := p.middleware(t, rc)
 			h := m.Handler(noop)
-			r := requestWith(leaf.Chain()...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)
 			w := &discardWriter{h: http.Header{}}
 			_, err := m.Authenticate(r)
 			require.NoError(t, err)

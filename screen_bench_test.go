@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/certgate/mtls/mtlstest"
 )
 
 // BenchmarkVerifyColdP256 is a legitimate verification with the cache off: an ECDSA P-256 leaf
@@ -18,7 +20,7 @@ func BenchmarkVerifyColdP256(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := requestWith(p.alice.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := m.Authenticate(r); err != nil {
@@ -37,7 +39,7 @@ func BenchmarkVerifyHostile(b *testing.B) {
 	}
 	for _, h := range hostileChains(b, p) {
 		b.Run(h.name, func(b *testing.B) {
-			r := requestWith(h.chain...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", h.chain...)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := m.Authenticate(r); err == nil {

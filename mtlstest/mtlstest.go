@@ -250,6 +250,15 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
+// SHA256 returns the lowercase hex SHA-256 fingerprint of the CA certificate, as
+// mtls.RequireIssuerThumbprints takes it.
+func (ca *CA) SHA256() string { return fingerprint(ca.Certificate) }
+
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
 // CertPEM returns the CA certificate in PEM.
 func (ca *CA) CertPEM() []byte { return EncodePEM(ca.Certificate) }
 
@@ -270,10 +279,7 @@ func (l *Leaf) VerifiedChain() []*x509.Certificate {
 
 // SHA256 returns the lowercase hex SHA-256 fingerprint of the leaf, as mtls.Identity.SHA256,
 // mtls.RequireThumbprints and pinning take it.
-func (l *Leaf) SHA256() string {
-	sum := sha256.Sum256(l.Certificate.Raw)
-	return hex.EncodeToString(sum[:])
-}
+func (l *Leaf) SHA256() string { return fingerprint(l.Certificate) }
 
 // TLSCertificate returns the leaf and its intermediates for use in a tls.Config.
 func (l *Leaf) TLSCertificate() tls.Certificate {
