@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -231,12 +229,7 @@ func TestEndToEndCurl(t *testing.T) {
 	srv, serverCA := tlsServer(t, m, echoIdentity)
 
 	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		path := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(path, data, 0o600))
-		return path
-	}
-	serverCAFile := write("server-ca.pem", serverCA.CertPEM())
+	serverCAFile := mtlstest.WriteFile(dir, "server-ca.pem", serverCA.CertPEM())
 	rogue := p.other.NewClient("mallory")
 	expired := p.issuing.NewClient("late", mtlstest.WithValidity(time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)))
 	rsa := p.issuing.NewClient("bob", mtlstest.WithKeyType(mtlstest.RSA2048))
@@ -259,7 +252,7 @@ func TestEndToEndCurl(t *testing.T) {
 				"--write-out", "\n%{http_code}"}
 			if tt.leaf != nil {
 				cn := tt.leaf.Certificate.Subject.CommonName
-				args = append(args, "--cert", write(cn+".pem", tt.leaf.ChainPEM()), "--key", write(cn+"-key.pem", tt.leaf.KeyPEM()))
+				args = append(args, "--cert", mtlstest.WriteFile(dir, cn+".pem", tt.leaf.ChainPEM()), "--key", mtlstest.WriteFile(dir, cn+"-key.pem", tt.leaf.KeyPEM()))
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

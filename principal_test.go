@@ -15,11 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func writeTestFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(path, data, 0o600))
-}
-
 func TestBindings(t *testing.T) {
 	pk := newPKI(t)
 	renewed := pk.issuing.NewClient("alice", mtlstest.WithKey(pk.alice.Key)) // same key, new certificate
@@ -80,8 +75,8 @@ func TestBindingStore(t *testing.T) {
 
 	t.Run("directory of PEM files, reloaded", func(t *testing.T) {
 		dir := t.TempDir()
-		writeTestFile(t, filepath.Join(dir, "alice.pem"), pk.alice.CertPEM())
-		writeTestFile(t, filepath.Join(dir, "README.txt"), []byte("ignored"))
+		mtlstest.WriteFile(dir, "alice.pem", pk.alice.CertPEM())
+		mtlstest.WriteFile(dir, "README.txt", []byte("ignored"))
 		s, err := NewBindingStore(dir)
 		require.NoError(t, err)
 		assert.Equal(t, 1, s.Len())
@@ -90,12 +85,12 @@ func TestBindingStore(t *testing.T) {
 		got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 		assert.Empty(t, got)
 
-		writeTestFile(t, filepath.Join(dir, "billing-svc.crt"), bob.ChainPEM()) // leaf and its CA: the CA is skipped
+		mtlstest.WriteFile(dir, "billing-svc.crt", bob.ChainPEM()) // leaf and its CA: the CA is skipped
 		require.NoError(t, s.Reload())
 		got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 		assert.Equal(t, "billing-svc", got)
 
-		writeTestFile(t, filepath.Join(dir, "broken.pem"), pk.alice.KeyPEM())
+		mtlstest.WriteFile(dir, "broken.pem", pk.alice.KeyPEM())
 		err = s.Reload()
 		assert.ErrorContains(t, err, `is "PRIVATE KEY", want CERTIFICATE`)
 		got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
@@ -103,14 +98,14 @@ func TestBindingStore(t *testing.T) {
 	})
 
 	t.Run("JSON map of fingerprints", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "bindings.json")
-		writeTestFile(t, path, []byte(`{"alice": ["`+pk.alice.SHA256()+`"], "bob": ["`+bob.SHA256()+`"]}`))
+		dir := t.TempDir()
+		path := mtlstest.WriteFile(dir, "bindings.json", []byte(`{"alice": ["`+pk.alice.SHA256()+`"], "bob": ["`+bob.SHA256()+`"]}`))
 		s, err := NewBindingStore(path)
 		require.NoError(t, err)
 		got, _ := s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 		assert.Equal(t, "bob", got)
 
-		writeTestFile(t, path, []byte(`{"alice": ["`+bob.SHA256()+`"]}`))
+		mtlstest.WriteFile(dir, "bindings.json", []byte(`{"alice": ["`+bob.SHA256()+`"]}`))
 		require.NoError(t, s.Reload())
 		got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 		assert.Equal(t, "alice", got)
@@ -127,9 +122,7 @@ func TestBindingStore(t *testing.T) {
 		"Latin-1 principal": {"{\"M\xfcller\": [\"" + bob.SHA256() + "\"]}", "$: not valid UTF-8 at byte 3"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "bindings.json")
-			writeTestFile(t, path, []byte(tc.doc))
-			_, err := NewBindingStore(path)
+			_, err := NewBindingStore(mtlstest.WriteFile(t.TempDir(), "bindings.json", []byte(tc.doc)))
 			assert.ErrorContains(t, err, tc.want)
 		})
 	}
@@ -139,7 +132,7 @@ func TestBindingStore(t *testing.T) {
 	})
 	t.Run("empty PEM file", func(t *testing.T) {
 		dir := t.TempDir()
-		writeTestFile(t, filepath.Join(dir, "x.pem"), nil)
+		mtlstest.WriteFile(dir, "x.pem", nil)
 		_, err := NewBindingStore(dir)
 		assert.ErrorContains(t, err, "no PEM certificate")
 	})
@@ -236,8 +229,8 @@ func TestBindingStoreFullChainFiles(t *testing.T) {
 	pk := newPKI(t)
 	bob := pk.issuing.NewClient("bob")
 	dir := t.TempDir()
-	writeTestFile(t, filepath.Join(dir, "alice.pem"), pk.alice.ChainPEM())
-	writeTestFile(t, filepath.Join(dir, "bob.pem"), bob.ChainPEM())
+	mtlstest.WriteFile(dir, "alice.pem", pk.alice.ChainPEM())
+	mtlstest.WriteFile(dir, "bob.pem", bob.ChainPEM())
 	s, err := NewBindingStore(dir)
 	require.NoError(t, err)
 	assert.Equal(t, 2, s.Len())
@@ -248,13 +241,13 @@ func TestBindingStoreFullChainFiles(t *testing.T) {
 
 	renewed := pk.issuing.NewClient("bob", mtlstest.WithKey(bob.Key))
 	full := append(bob.ChainPEM(), renewed.CertPEM()...)
-	writeTestFile(t, filepath.Join(dir, "bob.pem"), full[:len(full)-100])
+	mtlstest.WriteFile(dir, "bob.pem", full[:len(full)-100])
 	assert.ErrorContains(t, s.Reload(), "bob.pem")
 	got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 	assert.Equal(t, "bob", got, "the bindings in force stay")
 
 	caOnly := t.TempDir()
-	writeTestFile(t, filepath.Join(caOnly, "ca.pem"), pk.issuing.CertPEM())
+	mtlstest.WriteFile(caOnly, "ca.pem", pk.issuing.CertPEM())
 	_, err = NewBindingStore(caOnly)
 	assert.ErrorContains(t, err, "no client certificate")
 }

@@ -18,7 +18,7 @@ func BenchmarkRevocationStep(b *testing.B) {
 	resp := mtlstest.NewOCSPResponder(p.issuing)
 	defer resp.Close()
 	leaf := p.issuing.NewClient("alice")
-	crlFile := revTempFile(b, "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{big.NewInt(3)}}))
+	crlFile := mtlstest.WriteFile(b.TempDir(), "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{big.NewInt(3)}}))
 	for _, tc := range []struct {
 		name string
 		rc   *RevocationConfig

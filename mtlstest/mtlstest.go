@@ -307,8 +307,14 @@ func (l *Leaf) CertPEM() []byte { return EncodePEM(l.Certificate) }
 func (l *Leaf) ChainPEM() []byte { return EncodePEM(l.Chain()...) }
 
 // KeyPEM returns the private key in PKCS #8 PEM.
-func (l *Leaf) KeyPEM() []byte {
-	der, err := x509.MarshalPKCS8PrivateKey(l.Key)
+func (l *Leaf) KeyPEM() []byte { return keyPEM(l.Key) }
+
+// KeyPEM returns the CA's private key in PKCS #8 PEM, for tools that sign with it (such as
+// openssl ca).
+func (ca *CA) KeyPEM() []byte { return keyPEM(ca.Key) }
+
+func keyPEM(key crypto.Signer) []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		panic("mtlstest: marshal key: " + err.Error())
 	}
