@@ -157,6 +157,7 @@ type headerFixture struct {
 	leaf   string // haproxy-style value of alice's leaf
 	chain  string // haproxy-style value of alice's intermediate
 	trusts netip.Prefix
+	proxy  mtlstest.Proxy // haproxy at an address in trusts
 }
 
 func newHeaderFixture(t testing.TB) *headerFixture {
@@ -166,6 +167,7 @@ func newHeaderFixture(t testing.TB) *headerFixture {
 		leaf:   b64(p.alice.Certificate),
 		chain:  b64(p.issuing.Certificate),
 		trusts: netip.MustParsePrefix("10.0.0.0/8"),
+		proxy:  mtlstest.Proxy{Format: MustHeaderFormat("haproxy"), Addr: "10.0.0.1:1"},
 	}
 }
 
@@ -294,9 +296,7 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 func TestHeaderIdentity(t *testing.T) {
 	f := newHeaderFixture(t)
 	m := f.middleware(t, false, nil)
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.RemoteAddr = "10.9.8.7:1234"
-	r.Header.Set("X-SSL-Client-Cert", f.leaf)
+	r := mtlstest.Proxy{Format: MustHeaderFormat("haproxy"), Addr: "10.9.8.7:1234"}.NewRequest(http.MethodGet, "/", f.p.alice.Certificate)
 	id, err := m.Authenticate(r)
 	require.NoError(t, err)
 	assert.Equal(t, SourceHeader, id.Source)
@@ -401,10 +401,7 @@ func TestHeaderDangerouslyTrustProxyVerification(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := f.middleware(t, false, func(hc *HeaderConfig) { hc.DangerouslyTrustProxyVerification = tt.trust })
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.RemoteAddr = "10.0.0.1:1"
-			r.Header.Set("X-SSL-Client-Cert", b64(tt.leaf))
-			id, err := m.Authenticate(r)
+			id, err := m.Authenticate(f.proxy.NewRequest(http.MethodGet, "/", tt.leaf))
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
 				return
@@ -415,11 +412,7 @@ func TestHeaderDangerouslyTrustProxyVerification(t *testing.T) {
 	}
 	t.Run("forwarded intermediates are not kept", func(t *testing.T) {
 		m := f.middleware(t, false, func(hc *HeaderConfig) { hc.DangerouslyTrustProxyVerification = true })
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.RemoteAddr = "10.0.0.1:1"
-		r.Header.Set("X-SSL-Client-Cert", b64(rogue.Certificate))
-		r.Header.Set("X-SSL-Client-Chain", b64(f.p.issuing.Certificate))
-		id, err := m.Authenticate(r)
+		id, err := m.Authenticate(f.proxy.NewRequest(http.MethodGet, "/", rogue.Certificate, f.p.issuing.Certificate))
 		require.NoError(t, err)
 		require.Len(t, id.Chain, 1, "an unverified intermediate must not reach issuer rules")
 	})
@@ -529,10 +522,7 @@ func TestHeaderHotPathAllocations(t *testing.T) {
 	f := newHeaderFixture(t)
 	m := f.middleware(t, false, nil)
 	h := m.Handler(noop)
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.RemoteAddr = "10.0.0.1:1"
-	r.Header.Set("X-SSL-Client-Cert", f.leaf)
-	r.Header.Set("X-SSL-Client-Chain", f.chain)
+	r := f.proxy.NewRequest(http.MethodGet, "/", f.p.alice.Chain()...)
 	w := &discardWriter{h: http.Header{}}
 	h.ServeHTTP(w, r)
 	id, err := m.Authenticate(r)

@@ -4,9 +4,7 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/certgate/mtls/mtlstest"
@@ -72,16 +70,7 @@ func BenchmarkVerifyHostileHeader(b *testing.B) {
 	}
 	chains := append(hostileChains(b, p), hostileChain{name: "parse-bound", chain: parse})
 	for _, h := range chains {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.RemoteAddr = "10.0.0.1:4000"
-		r.Header.Set("Client-Cert", ":"+b64(h.chain[0])+":")
-		var list []string
-		for _, c := range h.chain[1:] {
-			list = append(list, ":"+b64(c)+":")
-		}
-		if len(list) > 0 {
-			r.Header.Set("Client-Cert-Chain", strings.Join(list, ", "))
-		}
+		r := mtlstest.Proxy{Format: MustHeaderFormat("rfc9440"), Addr: "10.0.0.1:4000"}.NewRequest(http.MethodGet, "/", h.chain...)
 		if len(r.Header.Get("Client-Cert"))+len(r.Header.Get("Client-Cert-Chain")) > DefaultHeaderMaxBytes {
 			continue
 		}
