@@ -7,7 +7,6 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -204,10 +203,8 @@ func TestCacheSkipsScreenedRefusals(t *testing.T) {
 	hm, err := New(Config{RootCAs: p.root.Pool(), MaxChainDepth: 1, Header: &HeaderConfig{
 		Format: MustHeaderFormat("rfc9440"), TrustedProxies: []netip.Prefix{f.trusts}}})
 	require.NoError(t, err)
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.RemoteAddr = "10.1.2.3:4000"
-	r.Header.Set("Client-Cert", ":"+b64(chain[0])+":")
-	r.Header.Set("Client-Cert-Chain", ":"+b64(chain[1])+":, :"+b64(p.root.Certificate)+":, :"+b64(p.root.Certificate)+":")
+	r := mtlstest.Proxy{Format: MustHeaderFormat("rfc9440"), Addr: "10.1.2.3:4000"}.
+		NewRequest(http.MethodGet, "/", chain[0], chain[1], p.root.Certificate, p.root.Certificate)
 	_, err = hm.Authenticate(r)
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Zero(t, hm.state.Load().cache.len())
