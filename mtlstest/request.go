@@ -58,7 +58,7 @@ type encoder interface {
 // Proxy is a TLS-terminating proxy that forwards the client certificate to the service in a
 // header, as the service's mtls.HeaderConfig expects it.
 type Proxy struct {
-	// Format is the header format, the one set in mtls.HeaderConfig.Format. A format that can
+	// Format is the header format, the one set in mtls.HeaderConfig.Format (required). A format that can
 	// encode (an mtls.Encoder, such as "rfc9440" and "envoy-xfcc") writes the headers with its
 	// own Encode; the other presets are written the way their proxy writes them, and those that
 	// carry the leaf alone ("nginx", "caddy", ...) drop the intermediates, as the proxy does (give
@@ -82,6 +82,9 @@ func (p Proxy) NewRequest(method, target string, chain ...*x509.Certificate) *ht
 	}
 	if len(chain) == 0 {
 		return r
+	}
+	if p.Format == nil {
+		panic("mtlstest: Proxy without a Format")
 	}
 	names := p.Names
 	if names == nil {

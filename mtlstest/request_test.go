@@ -71,3 +71,14 @@ func TestProxyNames(t *testing.T) {
 	assert.Empty(t, r.Header.Get("X-SSL-Client-Cert"))
 	assert.Nil(t, r.TLS)
 }
+
+type hexFormat struct{}
+
+func (hexFormat) Name() string          { return "hex-der" }
+func (hexFormat) HeaderNames() []string { return []string{"X-Hex-Cert"} }
+
+func TestProxyRefusesWhatItCannotWrite(t *testing.T) {
+	alice := mtlstest.NewRootCA("Root").NewClient("alice")
+	assert.Panics(t, func() { mtlstest.Proxy{}.NewRequest(http.MethodGet, "/", alice.Certificate) })
+	assert.Panics(t, func() { mtlstest.Proxy{Format: hexFormat{}}.NewRequest(http.MethodGet, "/", alice.Certificate) })
+}
