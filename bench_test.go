@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"testing"
+
+	"github.com/certgate/mtls/mtlstest"
 )
 
 // discardWriter is a ResponseWriter that costs nothing, so benchmarks measure the middleware.
@@ -21,7 +23,7 @@ type floorKey struct{}
 // request copy, one call.
 func BenchmarkFloor(b *testing.B) {
 	p := newPKI(b)
-	r := requestWith(p.alice.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 	w := &discardWriter{h: http.Header{}}
 	id := &Identity{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -42,7 +44,7 @@ func BenchmarkHandler(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := m.Handler(noop)
-	r := requestWith(p.alice.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 	w := &discardWriter{h: http.Header{}}
 	h.ServeHTTP(w, r) // warm the cache
 	b.ReportAllocs()
@@ -59,10 +61,10 @@ func BenchmarkHandlerParallel(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := m.Handler(noop)
-	h.ServeHTTP(&discardWriter{h: http.Header{}}, requestWith(p.alice.Chain()...))
+	h.ServeHTTP(&discardWriter{h: http.Header{}}, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		r := requestWith(p.alice.Chain()...)
+		r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 		w := &discardWriter{h: http.Header{}}
 		for pb.Next() {
 			h.ServeHTTP(w, r)
@@ -78,7 +80,7 @@ func BenchmarkHandlerCold(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := m.Handler(noop)
-	r := requestWith(p.alice.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -94,7 +96,7 @@ func TestHotPathAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := m.Handler(noop)
-	r := requestWith(p.alice.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 	w := &discardWriter{h: http.Header{}}
 	h.ServeHTTP(w, r)
 	if allocs := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, r) }); allocs > 3 {

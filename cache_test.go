@@ -7,7 +7,6 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -24,14 +23,14 @@ func TestCacheBounds(t *testing.T) {
 	m, err := New(Config{RootCAs: p.root.Pool(), CacheSize: 8})
 	require.NoError(t, err)
 	for i := range 40 {
-		_, err := m.Authenticate(requestWith(p.issuing.NewClient("c" + string(rune('a'+i))).Chain()...))
+		_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.issuing.NewClient("c"+string(rune('a'+i))).Chain()...))
 		require.NoError(t, err)
 		assert.LessOrEqual(t, m.state.Load().cache.len(), 8)
 	}
 
 	off, err := New(Config{RootCAs: p.root.Pool(), CacheSize: -1})
 	require.NoError(t, err)
-	_, err = off.Authenticate(requestWith(p.alice.Chain()...))
+	_, err = off.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
 	assert.Equal(t, 0, off.state.Load().cache.len())
 }
@@ -44,10 +43,10 @@ func TestCacheNeverOutlivesTheChain(t *testing.T) {
 	m, err := New(Config{RootCAs: p.root.Pool(), Now: func() time.Time { return clock }})
 	require.NoError(t, err)
 
-	_, err = m.Authenticate(requestWith(shortLived.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", shortLived.Chain()...))
 	require.NoError(t, err)
 	clock = now.Add(2 * time.Hour)
-	_, err = m.Authenticate(requestWith(shortLived.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", shortLived.Chain()...))
 	require.ErrorIs(t, err, ErrExpired)
 }
 
@@ -59,10 +58,10 @@ func TestCacheRemembersRefusalsBriefly(t *testing.T) {
 	m, err := New(Config{RootCAs: p.root.Pool(), Now: func() time.Time { return clock }})
 	require.NoError(t, err)
 
-	_, err = m.Authenticate(requestWith(early.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", early.Chain()...))
 	require.ErrorIs(t, err, ErrNotYetValid)
 	clock = now.Add(11 * time.Second)
-	_, err = m.Authenticate(requestWith(early.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", early.Chain()...))
 	require.NoError(t, err, "a not-yet-valid refusal is not remembered past NotBefore")
 }
 
@@ -145,7 +144,7 @@ func TestCacheKeepsNoMaterialOfRefusals(t *testing.T) {
 	require.NoError(t, err)
 	bulky := bulkyClient(p.other, 12<<10)
 	for range 2 {
-		_, err = m.Authenticate(requestWith(bulky.Chain()...))
+		_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", bulky.Chain()...))
 		require.ErrorIs(t, err, ErrUntrusted)
 	}
 	c := m.state.Load().cache
@@ -165,7 +164,7 @@ func TestCacheBoundedByBytes(t *testing.T) {
 	m, err := New(Config{RootCAs: p.root.Pool(), CacheMaxBytes: budget})
 	require.NoError(t, err)
 	for i := range 40 {
-		id, err := m.Authenticate(requestWith(p.issuing.NewClient(fmt.Sprint("client-", i)).Chain()...))
+		id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.issuing.NewClient(fmt.Sprint("client-", i)).Chain()...))
 		require.NoError(t, err)
 		require.NotNil(t, id)
 	}
@@ -193,10 +192,10 @@ func TestCacheSkipsScreenedRefusals(t *testing.T) {
 	m, err := New(Config{RootCAs: p.root.Pool(), MaxChainDepth: 1})
 	require.NoError(t, err)
 	chain := p.alice.Chain()
-	_, err = m.Authenticate(requestWith(chain[0], chain[1], p.root.Certificate))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", chain[0], chain[1], p.root.Certificate))
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Zero(t, m.state.Load().cache.len())
-	_, err = m.Authenticate(requestWith(bulkyClient(p.issuing, 20<<10).Certificate))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", bulkyClient(p.issuing, 20<<10).Certificate))
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Zero(t, m.state.Load().cache.len())
 
@@ -204,10 +203,8 @@ func TestCacheSkipsScreenedRefusals(t *testing.T) {
 	hm, err := New(Config{RootCAs: p.root.Pool(), MaxChainDepth: 1, Header: &HeaderConfig{
 		Format: MustHeaderFormat("rfc9440"), TrustedProxies: []netip.Prefix{f.trusts}}})
 	require.NoError(t, err)
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.RemoteAddr = "10.1.2.3:4000"
-	r.Header.Set("Client-Cert", ":"+b64(chain[0])+":")
-	r.Header.Set("Client-Cert-Chain", ":"+b64(chain[1])+":, :"+b64(p.root.Certificate)+":, :"+b64(p.root.Certificate)+":")
+	r := mtlstest.Proxy{Format: MustHeaderFormat("rfc9440"), Addr: "10.1.2.3:4000"}.
+		NewRequest(http.MethodGet, "/", chain[0], chain[1], p.root.Certificate, p.root.Certificate)
 	_, err = hm.Authenticate(r)
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Zero(t, hm.state.Load().cache.len())
@@ -234,12 +231,12 @@ func TestCacheSkipsAcceptancesWithUnusedCertificates(t *testing.T) {
 	require.NoError(t, err)
 	for i := range 3 {
 		junk := mtlstest.NewRootCA(fmt.Sprint("junk ", i)).Certificate
-		id, err := m.Authenticate(requestWith(append(p.alice.Chain(), junk)...))
+		id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", append(p.alice.Chain(), junk)...))
 		require.NoError(t, err)
 		assert.Equal(t, "alice", id.Leaf.Subject.CommonName)
 	}
 	assert.Zero(t, m.state.Load().cache.len(), "accepted, not cached")
-	_, err = m.Authenticate(requestWith(append(p.alice.Chain(), p.root.Certificate)...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", append(p.alice.Chain(), p.root.Certificate)...))
 	require.NoError(t, err)
 	assert.Equal(t, 1, m.state.Load().cache.len(), "a presented root is part of the chain")
 }
@@ -251,10 +248,10 @@ func TestCacheRefusalsNeverEvictAcceptances(t *testing.T) {
 	m, err := New(Config{RootCAs: p.root.Pool(), CacheSize: cacheWays}) // one set
 	require.NoError(t, err)
 	for i := range cacheWays {
-		_, err := m.Authenticate(requestWith(p.issuing.NewClient(fmt.Sprint("client-", i)).Chain()...))
+		_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.issuing.NewClient(fmt.Sprint("client-", i)).Chain()...))
 		require.NoError(t, err)
 	}
-	_, err = m.Authenticate(requestWith(p.other.NewClient("mallory").Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.other.NewClient("mallory").Chain()...))
 	require.ErrorIs(t, err, ErrUntrusted)
 	es := entries(m.state.Load().cache)
 	require.Len(t, es, cacheWays)

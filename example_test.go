@@ -81,9 +81,7 @@ func ExampleMiddleware_Authenticate() {
 	}
 	stranger := mtlstest.NewRootCA("Unknown CA").NewClient("stranger")
 
-	r := httptest.NewRequest(http.MethodGet, "https://api.example.test/", nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: stranger.Chain(), ServerName: "api.example.test"} // as the TLS server sets it
-	_, err = m.Authenticate(r)
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", stranger.Chain()...))
 	status, reason := mtls.StatusAndReason(err)
 	fmt.Println(errors.Is(err, mtls.ErrUntrusted), status, reason)
 	// Output: true 401 certificate_untrusted
@@ -120,9 +118,7 @@ func ExampleConfig_pinnedSHA256() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	r := httptest.NewRequest(http.MethodGet, "https://api.example.test/", nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: partner.Chain(), ServerName: "api.example.test"}
-	id, err := m.Authenticate(r)
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", partner.Chain()...))
 	if err != nil {
 		log.Fatal(err)
 	}

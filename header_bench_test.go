@@ -6,7 +6,6 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
@@ -32,11 +31,7 @@ func headerBenchCases(tb testing.TB) []headerBenchCase {
 				Header: &HeaderConfig{Format: MustHeaderFormat("haproxy"), TrustedProxies: lan}}
 		},
 		req: func() *http.Request {
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.RemoteAddr = "10.0.0.1:4000"
-			r.Header.Set("X-SSL-Client-Cert", b64(p.alice.Certificate))
-			r.Header.Set("X-SSL-Client-Chain", b64(p.issuing.Certificate))
-			return r
+			return mtlstest.Proxy{Format: MustHeaderFormat("haproxy"), Addr: "10.0.0.1:4000"}.NewRequest(http.MethodGet, "/", p.alice.Chain()...)
 		},
 	}
 	captured := headerBenchCase{

@@ -1,7 +1,6 @@
 package mtls_test
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
@@ -85,9 +84,7 @@ func ExampleForward() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	in := httptest.NewRequest(http.MethodGet, "https://gateway.example/", nil)
-	in.TLS = &tls.ConnectionState{PeerCertificates: alice.Chain(), ServerName: "gateway.example"}
-	id, err := gateway.Authenticate(in)
+	id, err := gateway.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://gateway.example/", alice.Chain()...))
 	if err != nil {
 		log.Fatal(err)
 	}

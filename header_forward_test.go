@@ -20,7 +20,7 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 	p := newPKI(t)
 	m, err := New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
-	id, err := m.Authenticate(requestWith(p.alice.Chain()...))
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
 	require.Len(t, id.Chain, 3)
 
@@ -76,7 +76,7 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 	})
 	t.Run("xfcc subject with quotes and commas", func(t *testing.T) {
 		odd := p.issuing.NewClient(`Team "Blue", Inc.`, mtlstest.WithURIs("spiffe://example.test/a;b=c"))
-		oid, err := m.Authenticate(requestWith(odd.Chain()...))
+		oid, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", odd.Chain()...))
 		require.NoError(t, err)
 		h := http.Header{}
 		require.NoError(t, Forward(h, oid, MustHeaderFormat("envoy-xfcc")))

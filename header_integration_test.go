@@ -272,7 +272,7 @@ func TestHeaderIntegrationProxies(t *testing.T) {
 			renderTemplate(t, filepath.Join("examples", "proxies", pc.name, pc.template), conf, vars)
 			startProcess(t, pc.command(bin, runDir, conf), filepath.Join(runDir, "error.log"), verifyPort, forwardPort)
 
-			aliceSum := fingerprint(k.alice.Certificate)
+			aliceSum := k.alice.SHA256()
 			for _, port := range []struct {
 				name string
 				port int

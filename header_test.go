@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/elliptic"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"net/http"
@@ -158,6 +157,7 @@ type headerFixture struct {
 	leaf   string // haproxy-style value of alice's leaf
 	chain  string // haproxy-style value of alice's intermediate
 	trusts netip.Prefix
+	proxy  mtlstest.Proxy // haproxy at an address in trusts
 }
 
 func newHeaderFixture(t testing.TB) *headerFixture {
@@ -167,6 +167,7 @@ func newHeaderFixture(t testing.TB) *headerFixture {
 		leaf:   b64(p.alice.Certificate),
 		chain:  b64(p.issuing.Certificate),
 		trusts: netip.MustParsePrefix("10.0.0.0/8"),
+		proxy:  mtlstest.Proxy{Format: MustHeaderFormat("haproxy"), Addr: "10.0.0.1:1"},
 	}
 }
 
@@ -257,10 +258,10 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 			var s seen
 			h := m.Handler(s.handler())
 			r := httptest.NewRequest(http.MethodGet, "http://api.example.test/", nil)
-			r.RemoteAddr = tt.remote
 			if tt.tls != nil {
-				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls, ServerName: hostOf(r)}
+				r = mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.tls...)
 			}
+			r.RemoteAddr = tt.remote
 			for _, kv := range tt.headers {
 				r.Header.Add(kv[0], kv[1])
 			}
@@ -295,15 +296,13 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 func TestHeaderIdentity(t *testing.T) {
 	f := newHeaderFixture(t)
 	m := f.middleware(t, false, nil)
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.RemoteAddr = "10.9.8.7:1234"
-	r.Header.Set("X-SSL-Client-Cert", f.leaf)
+	r := mtlstest.Proxy{Format: MustHeaderFormat("haproxy"), Addr: "10.9.8.7:1234"}.NewRequest(http.MethodGet, "/", f.p.alice.Certificate)
 	id, err := m.Authenticate(r)
 	require.NoError(t, err)
 	assert.Equal(t, SourceHeader, id.Source)
 	assert.Equal(t, "haproxy", id.Format)
 	assert.Equal(t, netip.MustParseAddr("10.9.8.7"), id.Proxy)
-	assert.Equal(t, fingerprint(f.p.alice.Certificate), id.SHA256)
+	assert.Equal(t, f.p.alice.SHA256(), id.SHA256)
 	assert.Equal(t, "spiffe://example.test/ns/prod/sa/alice", id.SPIFFEID)
 	require.Len(t, id.Chain, 3, "leaf, intermediate, root")
 }
@@ -340,7 +339,7 @@ func TestHeaderProxyByCertificate(t *testing.T) {
 				hc.ProxyPolicy = isProxy
 			})
 			var s seen
-			r := requestWith(tt.peer...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.peer...)
 			if tt.peer == nil {
 				r.TLS = nil
 			}
@@ -370,7 +369,7 @@ func TestHeaderRevokedProxyCertificate(t *testing.T) {
 			return nil
 		})}})
 	require.NoError(t, err)
-	r := requestWith(proxyLeaf.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", proxyLeaf.Chain()...)
 	r.Header.Set("X-SSL-Client-Cert", f.leaf)
 	id, err := m.Authenticate(r)
 	require.NoError(t, err)
@@ -402,10 +401,7 @@ func TestHeaderDangerouslyTrustProxyVerification(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := f.middleware(t, false, func(hc *HeaderConfig) { hc.DangerouslyTrustProxyVerification = tt.trust })
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.RemoteAddr = "10.0.0.1:1"
-			r.Header.Set("X-SSL-Client-Cert", b64(tt.leaf))
-			id, err := m.Authenticate(r)
+			id, err := m.Authenticate(f.proxy.NewRequest(http.MethodGet, "/", tt.leaf))
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
 				return
@@ -416,11 +412,7 @@ func TestHeaderDangerouslyTrustProxyVerification(t *testing.T) {
 	}
 	t.Run("forwarded intermediates are not kept", func(t *testing.T) {
 		m := f.middleware(t, false, func(hc *HeaderConfig) { hc.DangerouslyTrustProxyVerification = true })
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.RemoteAddr = "10.0.0.1:1"
-		r.Header.Set("X-SSL-Client-Cert", b64(rogue.Certificate))
-		r.Header.Set("X-SSL-Client-Chain", b64(f.p.issuing.Certificate))
-		id, err := m.Authenticate(r)
+		id, err := m.Authenticate(f.proxy.NewRequest(http.MethodGet, "/", rogue.Certificate, f.p.issuing.Certificate))
 		require.NoError(t, err)
 		require.Len(t, id.Chain, 1, "an unverified intermediate must not reach issuer rules")
 	})
@@ -530,10 +522,7 @@ func TestHeaderHotPathAllocations(t *testing.T) {
 	f := newHeaderFixture(t)
 	m := f.middleware(t, false, nil)
 	h := m.Handler(noop)
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.RemoteAddr = "10.0.0.1:1"
-	r.Header.Set("X-SSL-Client-Cert", f.leaf)
-	r.Header.Set("X-SSL-Client-Chain", f.chain)
+	r := f.proxy.NewRequest(http.MethodGet, "/", f.p.alice.Chain()...)
 	w := &discardWriter{h: http.Header{}}
 	h.ServeHTTP(w, r)
 	id, err := m.Authenticate(r)
@@ -597,10 +586,10 @@ func TestHeaderStripNonCanonicalKeys(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.RemoteAddr = tt.remote
 			if tt.tls != nil {
-				r.TLS = &tls.ConnectionState{PeerCertificates: tt.tls, ServerName: hostOf(r)}
+				r = mtlstest.NewRequest(http.MethodGet, "/", tt.tls...)
 			}
+			r.RemoteAddr = tt.remote
 			r.Header["x-ssl-client-cert"] = []string{f.leaf}
 			r.Header["X-SSL-CLIENT-CHAIN"] = []string{f.chain}
 			var s seen

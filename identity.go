@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/certgate/mtls/internal/spiffeid"
@@ -77,6 +78,23 @@ type Identity struct {
 // NotAfter is the end of the leaf's validity.
 func (id *Identity) NotAfter() time.Time { return id.Leaf.NotAfter }
 
+// NewIdentity returns the identity the middleware would build for chain (leaf first, trust
+// anchor last, as [x509.Certificate.Verify] returns it), with every field and the internal
+// digest that thumbprint rules and bindings compare filled in, so that every [Policy] judges it
+// exactly as it judges the identity of a real request presenting that chain. Source is
+// [SourceTLS]; set Source, Format, Proxy, Pinned or Principal afterwards to fake a proxied,
+// pinned or mapped client. It returns nil when chain is empty or its leaf is nil.
+//
+// It verifies nothing: it exists for handlers' tests, with [NewContext]. A hand-built Identity
+// literal is not judged like a real one (thumbprint rules and bindings refuse it), so build test
+// identities with NewIdentity; [github.com/certgate/mtls/mtlstest] mints the chains.
+func NewIdentity(chain []*x509.Certificate) *Identity {
+	if len(chain) == 0 || chain[0] == nil {
+		return nil
+	}
+	return newIdentity(slices.Clone(chain), false)
+}
+
 // newIdentity builds the identity of a verified chain.
 func newIdentity(chain []*x509.Certificate, pinned bool) *Identity {
 	leaf := chain[0]
@@ -112,8 +130,8 @@ func spiffeID(uris []*url.URL) string {
 
 type ctxKey struct{}
 
-// NewContext returns a copy of ctx carrying id. Handlers' tests use it to fake an authenticated
-// request.
+// NewContext returns a copy of ctx carrying id. Handlers' tests use it, with an identity from
+// [NewIdentity], to fake an authenticated request.
 func NewContext(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, ctxKey{}, id)
 }

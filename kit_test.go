@@ -1,17 +1,12 @@
 package mtls
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"os/exec"
 	"testing"
@@ -22,8 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The test kit shared by the package's tests: a test PKI, requests as the TLS server and a
-// trusted proxy make them, a TLS server and its clients, and the default refusal's body.
+// The test kit shared by the package's tests, on top of mtlstest (certificates, requests over
+// TLS and from a proxy, identities through NewIdentity): a test PKI, a TLS server and its
+// clients, and the default refusal's body.
 
 // requireBinary returns the path of an external program an integration test needs. The test is
 // skipped under -short, or when the program is missing outside CI; under CI (CI=true) a missing
@@ -63,30 +59,6 @@ func newPKI(t testing.TB) *pki {
 			mtlstest.WithURIs("spiffe://example.test/ns/prod/sa/alice"),
 			mtlstest.WithIPs("192.0.2.7")),
 	}
-}
-
-// requestWith fakes a request that arrived over TLS with the given peer chain.
-func requestWith(chain ...*x509.Certificate) *http.Request {
-	r := httptest.NewRequest(http.MethodGet, "https://api.example.test/", nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: chain, ServerName: "api.example.test"}
-	return r
-}
-
-// hostOf is the host r was sent to, as a client names it in SNI (empty for an address).
-func hostOf(r *http.Request) string {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return ""
-	}
-	return host
-}
-
-func fingerprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.Raw)
-	return hex.EncodeToString(sum[:])
 }
 
 // echoIdentity answers with the common name of the identity, or "anonymous".

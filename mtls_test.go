@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +45,7 @@ func TestHandler(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := New(Config{RootCAs: p.root.Pool(), Optional: tt.optional})
 			require.NoError(t, err)
-			r := requestWith(tt.chain...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.chain...)
 			if tt.noTLS {
 				r.TLS = nil
 			}
@@ -79,7 +77,7 @@ func TestErrorHandlerAndLogger(t *testing.T) {
 	})
 	require.NoError(t, err)
 	w := httptest.NewRecorder()
-	m.Handler(echoIdentity).ServeHTTP(w, requestWith(p.issuing.NewClient("late",
+	m.Handler(echoIdentity).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.issuing.NewClient("late",
 		mtlstest.WithValidity(time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))).Chain()...))
 
 	assert.Equal(t, http.StatusUnauthorized, w.Code)
@@ -95,7 +93,7 @@ func TestDefaultErrorBodyIsCoarse(t *testing.T) {
 	m, err := New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
 	w := httptest.NewRecorder()
-	m.Handler(echoIdentity).ServeHTTP(w, requestWith(p.other.NewClient("mallory").Chain()...))
+	m.Handler(echoIdentity).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.other.NewClient("mallory").Chain()...))
 	body := w.Body.String()
 	assert.JSONEq(t, `{"type":"about:blank","title":"Unauthorized","status":401,"reason":"certificate_untrusted"}`, body)
 	for _, secret := range []string{"mallory", "Other Root CA", "x509", "authority"} {
@@ -215,9 +213,9 @@ func TestManyRequestsOnOneConnectionVerifyOnce(t *testing.T) {
 	}
 	st := m.state.Load()
 	assert.Equal(t, 1, st.cache.len())
-	first, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	first, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
-	second, err := m.Authenticate(requestWith(p.alice.Chain()...))
+	second, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
 	assert.Same(t, first, second, "a cache hit returns the identity verified before")
 }
@@ -231,12 +229,7 @@ func TestEndToEndCurl(t *testing.T) {
 	srv, serverCA := tlsServer(t, m, echoIdentity)
 
 	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		path := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(path, data, 0o600))
-		return path
-	}
-	serverCAFile := write("server-ca.pem", serverCA.CertPEM())
+	serverCAFile := mtlstest.WriteFile(dir, "server-ca.pem", serverCA.CertPEM())
 	rogue := p.other.NewClient("mallory")
 	expired := p.issuing.NewClient("late", mtlstest.WithValidity(time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)))
 	rsa := p.issuing.NewClient("bob", mtlstest.WithKeyType(mtlstest.RSA2048))
@@ -259,7 +252,7 @@ func TestEndToEndCurl(t *testing.T) {
 				"--write-out", "\n%{http_code}"}
 			if tt.leaf != nil {
 				cn := tt.leaf.Certificate.Subject.CommonName
-				args = append(args, "--cert", write(cn+".pem", tt.leaf.ChainPEM()), "--key", write(cn+"-key.pem", tt.leaf.KeyPEM()))
+				args = append(args, "--cert", mtlstest.WriteFile(dir, cn+".pem", tt.leaf.ChainPEM()), "--key", mtlstest.WriteFile(dir, cn+"-key.pem", tt.leaf.KeyPEM()))
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -286,14 +279,14 @@ func TestAuthenticateReportsNothing(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	_, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
-	_, err = m.Authenticate(requestWith(p.other.NewClient("mallory").Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.other.NewClient("mallory").Chain()...))
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Zero(t, shadowCalls)
 	assert.Empty(t, logs.String())
 
-	m.Handler(echoIdentity).ServeHTTP(httptest.NewRecorder(), requestWith(p.alice.Chain()...))
+	m.Handler(echoIdentity).ServeHTTP(httptest.NewRecorder(), mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	assert.Equal(t, 1, shadowCalls, "serving through Handler reports the shadow outcome")
 	assert.Contains(t, logs.String(), "shadow policy would deny")
 }

@@ -35,7 +35,7 @@ func typicalPolicy(t testing.TB, pk *pki, thumb string) Policy {
 
 func policyBenchIdentity(t testing.TB) (*pki, *Identity) {
 	pk := newPKI(t)
-	return pk, newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
+	return pk, NewIdentity(pk.alice.VerifiedChain())
 }
 
 // TestPolicyAllocations holds evaluation to zero allocations when the policy allows, for the
@@ -91,7 +91,7 @@ func TestPolicyHotPathAllocations(t *testing.T) {
 		id, _ := FromContext(r.Context())
 		seen = id.Principal
 	}))
-	r := requestWith(pk.alice.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	require.Equal(t, http.StatusOK, w.Code)
@@ -141,7 +141,7 @@ func BenchmarkPolicyRequest(b *testing.B) {
 	})
 	require.NoError(b, err)
 	h := m.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	r := requestWith(pk.alice.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...)
 	w := httptest.NewRecorder()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -155,7 +155,7 @@ func BenchmarkBindings(b *testing.B) {
 	var bs []Binding
 	for i := range 1000 {
 		leaf := pk.issuing.NewClient("svc", mtlstest.WithSubject(pkix.Name{CommonName: "svc", SerialNumber: hex.EncodeToString([]byte{byte(i)})}))
-		bs = append(bs, Binding{Principal: "svc", SHA256: fingerprint(leaf.Certificate)})
+		bs = append(bs, Binding{Principal: "svc", SHA256: leaf.SHA256()})
 	}
 	bs = append(bs, Binding{Principal: "alice", Certificate: pk.alice.Certificate})
 	set, err := NewBindings(bs...)

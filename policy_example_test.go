@@ -1,7 +1,6 @@
 package mtls_test
 
 import (
-	"crypto/tls"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
@@ -12,14 +11,6 @@ import (
 	"github.com/certgate/mtls"
 	"github.com/certgate/mtls/mtlstest"
 )
-
-// presenting fakes a request that arrived over TLS with the leaf's chain, as the examples'
-// stand-in for a real handshake.
-func presenting(leaf *mtlstest.Leaf, path string) *http.Request {
-	r := httptest.NewRequest(http.MethodGet, "https://api.example.test"+path, nil)
-	r.TLS = &tls.ConnectionState{PeerCertificates: leaf.Chain(), ServerName: "api.example.test"}
-	return r
-}
 
 // Policies compose in code: the issuing CA, and then either the payments team or a production
 // workload.
@@ -43,7 +34,7 @@ func ExampleAll() {
 		issuing.NewClient("bob", mtlstest.WithURIs("spiffe://acme.test/ns/dev/sa/bob")),
 	}
 	for _, c := range clients {
-		id, err := m.Authenticate(presenting(c, "/"))
+		id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", c.Chain()...))
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -61,7 +52,7 @@ func ExampleRequireSubject() {
 	root := mtlstest.NewRootCA("Acme Root CA")
 	eve := root.NewClient("eve,O=Admin")
 	m, _ := mtls.New(mtls.Config{RootCAs: root.Pool()})
-	id, err := m.Authenticate(presenting(eve, "/"))
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", eve.Chain()...))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -113,9 +104,9 @@ func ExampleMiddleware_Require() {
 	olga := root.NewClient("olga", mtlstest.WithSubject(pkix.Name{CommonName: "olga", OrganizationalUnit: []string{"ops"}}))
 	for _, r := range []*http.Request{
 		httptest.NewRequest(http.MethodGet, "https://api.example.test/health", nil),
-		presenting(alice, "/orders"),
-		presenting(alice, "/admin"),
-		presenting(olga, "/admin"),
+		mtlstest.NewRequest(http.MethodGet, "https://api.example.test/orders", alice.Chain()...),
+		mtlstest.NewRequest(http.MethodGet, "https://api.example.test/admin", alice.Chain()...),
+		mtlstest.NewRequest(http.MethodGet, "https://api.example.test/admin", olga.Chain()...),
 	} {
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, r)
@@ -156,7 +147,7 @@ func ExamplePrincipalChain() {
 	// A renewal with the same key keeps its binding.
 	renewed := root.NewClient("svc-7f3a", mtlstest.WithKey(billing.Key))
 	for _, c := range []*mtlstest.Leaf{billing, renewed, partnerCA.NewClient("globex"), root.NewClient("kiosk-12")} {
-		id, err := m.Authenticate(presenting(c, "/"))
+		id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", c.Chain()...))
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -188,7 +179,7 @@ func ExampleConfig_shadowPolicy() {
 		root.NewClient("legacy"),
 	} {
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, presenting(c, "/"))
+		h.ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", c.Chain()...))
 		fmt.Println(w.Code)
 	}
 	// Output:

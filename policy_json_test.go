@@ -100,9 +100,9 @@ func TestParsePolicyRoundTrip(t *testing.T) {
 
 func TestParsePolicyEvaluates(t *testing.T) {
 	pk := newPKI(t)
-	alice := newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
-	bob := newIdentity(append(pk.issuing.NewClient("bob").Chain(), pk.root.Certificate), false)
-	carol := newIdentity(append(pk.issuing.NewClient("carol", mtlstest.WithURIs("spiffe://example.test/ns/prod/sa/carol")).Chain(), pk.root.Certificate), false)
+	alice := NewIdentity(pk.alice.VerifiedChain())
+	bob := NewIdentity(pk.issuing.NewClient("bob").VerifiedChain())
+	carol := NewIdentity(pk.issuing.NewClient("carol", mtlstest.WithURIs("spiffe://example.test/ns/prod/sa/carol")).VerifiedChain())
 	doc := `{"all": [{"issuer": {"cn": ["Test Issuing CA"]}}, {"any": [
 		{"subject": {"cn": ["alice"]}}, {"uri": ["spiffe://example.test/ns/prod/*"]}, {"thumbprint": ["` + bob.SHA256 + `"]}]}]}`
 	p, err := ParsePolicy([]byte(doc))
@@ -110,7 +110,7 @@ func TestParsePolicyEvaluates(t *testing.T) {
 	assert.NoError(t, p.Check(alice))
 	assert.NoError(t, p.Check(bob))
 	assert.NoError(t, p.Check(carol))
-	dave := newIdentity(append(pk.issuing.NewClient("dave").Chain(), pk.root.Certificate), false)
+	dave := NewIdentity(pk.issuing.NewClient("dave").VerifiedChain())
 	assert.ErrorContains(t, p.Check(dave), "not matched: any of (")
 	erin := newIdentity(pk.other.NewClient("alice").Chain(), false)
 	assert.ErrorContains(t, p.Check(erin), `issuer {"cn":["Test Issuing CA"]}`)

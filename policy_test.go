@@ -50,16 +50,12 @@ func dn(pairs ...any) pkix.Name {
 }
 
 // synth wraps a hand-made certificate (never signed: matchers only read its fields) in an
-// identity, as newIdentity would.
+// identity.
 func synth(c *x509.Certificate) *Identity {
 	if c.Raw == nil {
 		c.Raw = []byte("synthetic " + c.Subject.String() + c.Issuer.String())
 	}
-	return &Identity{
-		Source: SourceTLS, Leaf: c, Chain: []*x509.Certificate{c},
-		DNSNames: c.DNSNames, EmailAddresses: c.EmailAddresses, URIs: c.URIs, IPAddresses: c.IPAddresses,
-		SPIFFEID: spiffeID(c.URIs), sum: sha256.Sum256(c.Raw),
-	}
+	return NewIdentity([]*x509.Certificate{c})
 }
 
 func uris(raw ...string) []*url.URL {
@@ -152,7 +148,7 @@ func TestPolicySubject(t *testing.T) {
 		leaf := pk.issuing.NewClient("alice", mtlstest.WithSubject(pkix.Name{
 			CommonName: "eve,O=Admin", OrganizationalUnit: []string{"payments", "staff"},
 		}))
-		id := newIdentity(append(leaf.Chain(), pk.root.Certificate), false)
+		id := NewIdentity(leaf.VerifiedChain())
 		assert.Error(t, Must(RequireSubject(Attributes{"o": {"Admin"}})).Check(id))
 		assert.NoError(t, Must(RequireSubject(Attributes{"cn": {"eve,O=Admin"}, "ou": {"staff"}})).Check(id))
 		assert.NoError(t, Must(RequireIssuer(Attributes{"cn": {"Test Issuing CA"}})).Check(id))
@@ -312,7 +308,7 @@ func TestPolicyIPv4MappedSAN(t *testing.T) {
 		leaf := pk.issuing.NewClient("mapped", mtlstest.WithExtension(pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}))
 		require.Len(t, leaf.Certificate.IPAddresses, 1)
 		require.Len(t, leaf.Certificate.IPAddresses[0], net.IPv6len, "the SAN keeps its 16 bytes")
-		id := newIdentity(append(leaf.Chain(), pk.root.Certificate), false)
+		id := NewIdentity(leaf.VerifiedChain())
 		assert.Error(t, v4.Check(id))
 		assert.Error(t, Not(v4).Check(id))
 	})
@@ -360,8 +356,8 @@ func TestIdentitySPIFFEIDSyntax(t *testing.T) {
 
 func TestPolicyDigests(t *testing.T) {
 	pk := newPKI(t)
-	id := newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
-	other := newIdentity(append(pk.other.NewClient("bob").Chain(), pk.other.Certificate), false)
+	id := NewIdentity(pk.alice.VerifiedChain())
+	other := NewIdentity(pk.other.NewClient("bob").VerifiedChain())
 	pinned := newIdentity([]*x509.Certificate{pk.alice.Certificate}, true)
 
 	s256 := sha256.Sum256(pk.alice.Certificate.Raw)
@@ -398,7 +394,7 @@ func TestPolicyDigests(t *testing.T) {
 	t.Run("issuer thumbprint of a sibling CA", func(t *testing.T) {
 		p := Must(RequireIssuerThumbprints(hex.EncodeToString(iss[:])))
 		sib := pk.root.NewIntermediate("Test Issuing CA") // same name, other key
-		bob := newIdentity(append(sib.NewClient("alice").Chain(), pk.root.Certificate), false)
+		bob := NewIdentity(sib.NewClient("alice").VerifiedChain())
 		assert.Error(t, p.Check(bob))
 	})
 	for _, bad := range []string{"", "abc", hex.EncodeToString(s256[:31]), hex.EncodeToString(s256[:]) + "00", strings.Repeat("zz", 32)} {
@@ -586,7 +582,7 @@ func TestPolicyMinValidityMiddlewareClock(t *testing.T) {
 	for name, p := range map[string]Policy{"document": doc, "nil clock": nilClock, "under combinators": Not(Not(nilClock))} {
 		t.Run(name, func(t *testing.T) {
 			m := policyMiddleware(t, pk, Config{Now: clock, Policy: p})
-			_, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+			_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...))
 			assert.ErrorIs(t, err, ErrDenied, "Config.Policy")
 
 			var shadow []ShadowResult
@@ -594,7 +590,7 @@ func TestPolicyMinValidityMiddlewareClock(t *testing.T) {
 				OnShadow: func(_ *http.Request, r ShadowResult) { shadow = append(shadow, r) }})
 			serve := func(h http.Handler) int {
 				rec := httptest.NewRecorder()
-				m.Handler(h).ServeHTTP(rec, requestWith(pk.alice.Chain()...))
+				m.Handler(h).ServeHTTP(rec, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...))
 				return rec.Code
 			}
 			ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
@@ -609,7 +605,7 @@ func TestPolicyMinValidityMiddlewareClock(t *testing.T) {
 	}
 	t.Run("own clock", func(t *testing.T) {
 		m := policyMiddleware(t, pk, Config{Now: clock, Policy: ownClock})
-		_, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+		_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...))
 		assert.NoError(t, err)
 	})
 }
@@ -741,7 +737,7 @@ func TestRequire(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c.errs, c.logs = nil, bytes.Buffer{}
-			r := requestWith(tc.chain...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tc.chain...)
 			r.URL.Path = tc.path
 			w := httptest.NewRecorder()
 			mux.ServeHTTP(w, r)
@@ -782,22 +778,22 @@ func TestConfigPolicyAndPrincipals(t *testing.T) {
 	require.NoError(t, err)
 	_ = carol
 
-	id, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...))
 	require.NoError(t, err)
 	assert.Equal(t, "alice", id.Principal)
-	cached, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+	cached, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...))
 	require.NoError(t, err)
 	assert.NotSame(t, id, cached, "each request gets its own copy")
 	base, err := m.verifiedChain(&claim{source: SourceTLS, certs: pk.alice.Chain()}, m.now())
 	require.NoError(t, err)
 	assert.Empty(t, base.Principal, "the cached identity is never modified")
 
-	id, err = m.Authenticate(requestWith(bob.Chain()...))
+	id, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", bob.Chain()...))
 	require.NoError(t, err)
 	assert.Equal(t, "bob", id.Principal)
 
 	mallory := pk.issuing.NewClient("mallory")
-	_, err = m.Authenticate(requestWith(mallory.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", mallory.Chain()...))
 	require.ErrorIs(t, err, ErrDenied)
 	status, reason := StatusAndReason(err)
 	assert.Equal(t, 403, status)
@@ -805,7 +801,7 @@ func TestConfigPolicyAndPrincipals(t *testing.T) {
 
 	two := pk.issuing.NewClient("x", mtlstest.WithSubject(pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{
 		{Type: oidCN, Value: "alice"}, {Type: oidCN, Value: "mallory"}}}))
-	_, err = m.Authenticate(requestWith(two.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", two.Chain()...))
 	require.ErrorIs(t, err, ErrDenied)
 	assert.ErrorContains(t, err, "principal mapping")
 }
@@ -848,7 +844,7 @@ func TestShadowPolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			results, c.logs = nil, bytes.Buffer{}
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, requestWith(tc.leaf.Chain()...))
+			h.ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tc.leaf.Chain()...))
 			assert.Equal(t, tc.status, w.Code)
 			require.Len(t, results, 1)
 			assert.Equal(t, tc.wouldAllow, results[0].WouldAllow())
@@ -867,7 +863,7 @@ func TestShadowPolicy(t *testing.T) {
 		require.NoError(t, err)
 		results, c.logs = nil, bytes.Buffer{}
 		w := httptest.NewRecorder()
-		m.Handler(echoIdentity).ServeHTTP(w, requestWith(pk.alice.Chain()...))
+		m.Handler(echoIdentity).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...))
 		assert.Equal(t, 403, w.Code)
 		require.Len(t, results, 1)
 		assert.True(t, results[0].WouldAllow())
@@ -879,7 +875,7 @@ func TestShadowPolicy(t *testing.T) {
 		results = nil
 		w := httptest.NewRecorder()
 		m := policyMiddleware(t, pk, Config{OnShadow: cfg.OnShadow, ShadowPolicy: cfg.ShadowPolicy})
-		m.Handler(m.Shadow(Must(RequireDNSNames("nowhere.test")))(echoIdentity)).ServeHTTP(w, requestWith(pk.alice.Chain()...))
+		m.Handler(m.Shadow(Must(RequireDNSNames("nowhere.test")))(echoIdentity)).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...))
 		assert.Equal(t, 200, w.Code)
 		require.Len(t, results, 2, "router-wide and per-route")
 		assert.False(t, results[1].WouldAllow())
@@ -909,7 +905,7 @@ func TestPolicyConcurrentRequests(t *testing.T) {
 		go func() {
 			for i := range 200 {
 				leaf := leaves[(g+i)%2]
-				id, err := m.Authenticate(requestWith(leaf.Chain()...))
+				id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
 				if err != nil {
 					done <- err
 					return
@@ -949,7 +945,7 @@ func TestPolicyIssuerThumbprintUnlinkedChain(t *testing.T) {
 	assert.Error(t, p.Check(id), "the CA certificate above the leaf did not issue it")
 	assert.False(t, p.(matcher).match(id))
 
-	good := newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
+	good := NewIdentity(pk.alice.VerifiedChain())
 	assert.NoError(t, p.Check(good))
 }
 
@@ -1240,8 +1236,8 @@ func TestPolicyNotOfUndecidedMatchers(t *testing.T) {
 		p := Not(Must(RequireIssuerThumbprints(hex.EncodeToString(iss[:]))))
 		other := pk.other.NewClient("x")
 		runMatchCases(t, p, []matchCase{
-			{"verified, other CA", newIdentity(append(other.Chain(), pk.other.Certificate), false), true},
-			{"verified, listed CA", newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false), false},
+			{"verified, other CA", NewIdentity(other.VerifiedChain()), true},
+			{"verified, listed CA", NewIdentity(pk.alice.VerifiedChain()), false},
 			{"forwarded leaf with an unrelated CA appended",
 				newIdentity([]*x509.Certificate{pk.alice.Certificate, pk.other.Certificate}, false), false},
 			{"forwarded leaf alone", newIdentity([]*x509.Certificate{pk.alice.Certificate}, false), false},
@@ -1254,7 +1250,7 @@ func TestPolicyNotOfUndecidedMatchers(t *testing.T) {
 // allocating, as the matchers themselves do.
 func TestPolicyNotAllocations(t *testing.T) {
 	pk := newPKI(t)
-	id := newIdentity(append(pk.alice.Chain(), pk.root.Certificate), false)
+	id := NewIdentity(pk.alice.VerifiedChain())
 	p := Not(Any(
 		Must(RequireURIs("spiffe://acme.test/ns/quarantine/*", "https://blocked.test/x")),
 		Must(RequireDNSNames("*.evil.test", "bad.example.test")),
@@ -1276,10 +1272,10 @@ func TestPolicyIssuerOfPinnedLeaf(t *testing.T) {
 	partner := lookalike.NewClient("partner")
 	internal := Must(RequireIssuer(Attributes{"cn": {"Test Issuing CA"}}))
 
-	m := policyMiddleware(t, pk, Config{PinnedSHA256: []string{fingerprint(partner.Certificate)}, Policy: internal})
-	_, err := m.Authenticate(requestWith(partner.Certificate))
+	m := policyMiddleware(t, pk, Config{PinnedSHA256: []string{partner.SHA256()}, Policy: internal})
+	_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", partner.Certificate))
 	assert.ErrorIs(t, err, ErrDenied)
-	id, err := m.Authenticate(requestWith(pk.alice.Chain()...))
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...))
 	require.NoError(t, err)
 	assert.False(t, id.Pinned)
 

@@ -5,6 +5,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,15 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func writeTestFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(path, data, 0o600))
-}
-
-func idOf(pk *pki, l *mtlstest.Leaf) *Identity {
-	return newIdentity(append(l.Chain(), pk.root.Certificate), false)
-}
 
 func TestBindings(t *testing.T) {
 	pk := newPKI(t)
@@ -32,7 +24,7 @@ func TestBindings(t *testing.T) {
 
 	b, err := NewBindings(
 		Binding{Principal: "acct-alice", Certificate: pk.alice.Certificate},
-		Binding{Principal: "acct-bob", SHA256: fingerprint(bob.Certificate)},
+		Binding{Principal: "acct-bob", SHA256: bob.SHA256()},
 	)
 	require.NoError(t, err)
 	assert.Equal(t, 2, b.Len())
@@ -41,12 +33,12 @@ func TestBindings(t *testing.T) {
 		id   *Identity
 		want string
 	}{
-		{"bound certificate", idOf(pk, pk.alice), "acct-alice"},
-		{"renewal with the same key", idOf(pk, renewed), "acct-alice"},
-		{"new key", idOf(pk, rekeyed), ""},
+		{"bound certificate", NewIdentity(pk.alice.VerifiedChain()), "acct-alice"},
+		{"renewal with the same key", NewIdentity(renewed.VerifiedChain()), "acct-alice"},
+		{"new key", NewIdentity(rekeyed.VerifiedChain()), ""},
 		{"same key from another issuer", newIdentity(otherCA.Chain(), false), ""},
-		{"by thumbprint", idOf(pk, bob), "acct-bob"},
-		{"renewed bob is not bound by thumbprint", idOf(pk, pk.issuing.NewClient("bob", mtlstest.WithKey(bob.Key))), ""},
+		{"by thumbprint", NewIdentity(bob.VerifiedChain()), "acct-bob"},
+		{"renewed bob is not bound by thumbprint", NewIdentity(pk.issuing.NewClient("bob", mtlstest.WithKey(bob.Key)).VerifiedChain()), ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,18 +49,18 @@ func TestBindings(t *testing.T) {
 	}
 
 	for name, bad := range map[string][]Binding{
-		"no principal":                      {{SHA256: fingerprint(bob.Certificate)}},
-		"both forms":                        {{Principal: "x", SHA256: fingerprint(bob.Certificate), Certificate: bob.Certificate}},
+		"no principal":                      {{SHA256: bob.SHA256()}},
+		"both forms":                        {{Principal: "x", SHA256: bob.SHA256(), Certificate: bob.Certificate}},
 		"neither form":                      {{Principal: "x"}},
 		"bad hex":                           {{Principal: "x", SHA256: "abc"}},
-		"control char":                      {{Principal: "x\n", SHA256: fingerprint(bob.Certificate)}},
-		"thumb conflict":                    {{Principal: "x", SHA256: fingerprint(bob.Certificate)}, {Principal: "y", SHA256: fingerprint(bob.Certificate)}},
+		"control char":                      {{Principal: "x\n", SHA256: bob.SHA256()}},
+		"thumb conflict":                    {{Principal: "x", SHA256: bob.SHA256()}, {Principal: "y", SHA256: bob.SHA256()}},
 		"key conflict":                      {{Principal: "x", Certificate: pk.alice.Certificate}, {Principal: "y", Certificate: renewed.Certificate}},
-		"fingerprint, then the certificate": {{Principal: "x", SHA256: fingerprint(pk.alice.Certificate)}, {Principal: "y", Certificate: pk.alice.Certificate}},
-		"certificate, then its fingerprint": {{Principal: "x", Certificate: pk.alice.Certificate}, {Principal: "y", SHA256: fingerprint(pk.alice.Certificate)}},
-		"trailing space":                    {{Principal: "x ", SHA256: fingerprint(bob.Certificate)}},
-		"no-break space":                    {{Principal: "x\u00a0y", SHA256: fingerprint(bob.Certificate)}},
-		"right-to-left override":            {{Principal: "admin\u202e", SHA256: fingerprint(bob.Certificate)}},
+		"fingerprint, then the certificate": {{Principal: "x", SHA256: pk.alice.SHA256()}, {Principal: "y", Certificate: pk.alice.Certificate}},
+		"certificate, then its fingerprint": {{Principal: "x", Certificate: pk.alice.Certificate}, {Principal: "y", SHA256: pk.alice.SHA256()}},
+		"trailing space":                    {{Principal: "x ", SHA256: bob.SHA256()}},
+		"no-break space":                    {{Principal: "x\u00a0y", SHA256: bob.SHA256()}},
+		"right-to-left override":            {{Principal: "admin\u202e", SHA256: bob.SHA256()}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := NewBindings(bad...)
@@ -83,41 +75,41 @@ func TestBindingStore(t *testing.T) {
 
 	t.Run("directory of PEM files, reloaded", func(t *testing.T) {
 		dir := t.TempDir()
-		writeTestFile(t, filepath.Join(dir, "alice.pem"), pk.alice.CertPEM())
-		writeTestFile(t, filepath.Join(dir, "README.txt"), []byte("ignored"))
+		mtlstest.WriteFile(dir, "alice.pem", pk.alice.CertPEM())
+		mtlstest.WriteFile(dir, "README.txt", []byte("ignored"))
 		s, err := NewBindingStore(dir)
 		require.NoError(t, err)
 		assert.Equal(t, 1, s.Len())
-		got, _ := s.ResolvePrincipal(idOf(pk, pk.alice))
+		got, _ := s.ResolvePrincipal(NewIdentity(pk.alice.VerifiedChain()))
 		assert.Equal(t, "alice", got)
-		got, _ = s.ResolvePrincipal(idOf(pk, bob))
+		got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 		assert.Empty(t, got)
 
-		writeTestFile(t, filepath.Join(dir, "billing-svc.crt"), bob.ChainPEM()) // leaf and its CA: the CA is skipped
+		mtlstest.WriteFile(dir, "billing-svc.crt", bob.ChainPEM()) // leaf and its CA: the CA is skipped
 		require.NoError(t, s.Reload())
-		got, _ = s.ResolvePrincipal(idOf(pk, bob))
+		got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 		assert.Equal(t, "billing-svc", got)
 
-		writeTestFile(t, filepath.Join(dir, "broken.pem"), pk.alice.KeyPEM())
+		mtlstest.WriteFile(dir, "broken.pem", pk.alice.KeyPEM())
 		err = s.Reload()
 		assert.ErrorContains(t, err, `is "PRIVATE KEY", want CERTIFICATE`)
-		got, _ = s.ResolvePrincipal(idOf(pk, bob))
+		got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 		assert.Equal(t, "billing-svc", got, "a failed reload keeps the bindings in force")
 	})
 
 	t.Run("JSON map of fingerprints", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "bindings.json")
-		writeTestFile(t, path, []byte(`{"alice": ["`+fingerprint(pk.alice.Certificate)+`"], "bob": ["`+fingerprint(bob.Certificate)+`"]}`))
+		dir := t.TempDir()
+		path := mtlstest.WriteFile(dir, "bindings.json", []byte(`{"alice": ["`+pk.alice.SHA256()+`"], "bob": ["`+bob.SHA256()+`"]}`))
 		s, err := NewBindingStore(path)
 		require.NoError(t, err)
-		got, _ := s.ResolvePrincipal(idOf(pk, bob))
+		got, _ := s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 		assert.Equal(t, "bob", got)
 
-		writeTestFile(t, path, []byte(`{"alice": ["`+fingerprint(bob.Certificate)+`"]}`))
+		mtlstest.WriteFile(dir, "bindings.json", []byte(`{"alice": ["`+bob.SHA256()+`"]}`))
 		require.NoError(t, s.Reload())
-		got, _ = s.ResolvePrincipal(idOf(pk, bob))
+		got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 		assert.Equal(t, "alice", got)
-		got, _ = s.ResolvePrincipal(idOf(pk, pk.alice))
+		got, _ = s.ResolvePrincipal(NewIdentity(pk.alice.VerifiedChain()))
 		assert.Empty(t, got)
 	})
 
@@ -125,14 +117,12 @@ func TestBindingStore(t *testing.T) {
 		"not an object":     {`["a"]`, "expected an object of principal to SHA-256 fingerprints"},
 		"empty list":        {`{"alice": []}`, "$.alice: empty list"},
 		"bad fingerprint":   {`{"alice": ["zz"]}`, "$.alice[0]: sha256"},
-		"conflict":          {`{"a": ["` + fingerprint(bob.Certificate) + `"], "b": ["` + fingerprint(bob.Certificate) + `"]}`, "bound to both"},
-		"duplicate key":     {`{"a": ["` + fingerprint(bob.Certificate) + `"], "a": ["` + fingerprint(bob.Certificate) + `"]}`, "duplicate key"},
-		"Latin-1 principal": {"{\"M\xfcller\": [\"" + fingerprint(bob.Certificate) + "\"]}", "$: not valid UTF-8 at byte 3"},
+		"conflict":          {`{"a": ["` + bob.SHA256() + `"], "b": ["` + bob.SHA256() + `"]}`, "bound to both"},
+		"duplicate key":     {`{"a": ["` + bob.SHA256() + `"], "a": ["` + bob.SHA256() + `"]}`, "duplicate key"},
+		"Latin-1 principal": {"{\"M\xfcller\": [\"" + bob.SHA256() + "\"]}", "$: not valid UTF-8 at byte 3"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "bindings.json")
-			writeTestFile(t, path, []byte(tc.doc))
-			_, err := NewBindingStore(path)
+			_, err := NewBindingStore(mtlstest.WriteFile(t.TempDir(), "bindings.json", []byte(tc.doc)))
 			assert.ErrorContains(t, err, tc.want)
 		})
 	}
@@ -142,7 +132,7 @@ func TestBindingStore(t *testing.T) {
 	})
 	t.Run("empty PEM file", func(t *testing.T) {
 		dir := t.TempDir()
-		writeTestFile(t, filepath.Join(dir, "x.pem"), nil)
+		mtlstest.WriteFile(dir, "x.pem", nil)
 		_, err := NewBindingStore(dir)
 		assert.ErrorContains(t, err, "no PEM certificate")
 	})
@@ -171,13 +161,13 @@ func TestPrincipalChain(t *testing.T) {
 		want string
 		err  error
 	}{
-		{"explicit binding first", chain, idOf(pk, bound), "billing", nil},
-		{"cn for the partner CA", chain, newIdentity(append(partner.NewClient("acme-corp").Chain(), pk.root.Certificate), false), "acme-corp", nil},
-		{"tenant fallback", chain, idOf(pk, pk.alice), "tenant", nil},
-		{"anonymous without fallback", PrincipalChain{bindings}, idOf(pk, pk.alice), "", nil},
-		{"an error stops the chain", PrincipalChain{PrincipalResolverFunc(func(*Identity) (string, error) { return "", errBroken }), StaticPrincipal("x")}, idOf(pk, pk.alice), "", errBroken},
-		{"spiffe id", PrincipalFromSPIFFEID(), idOf(pk, pk.alice), "spiffe://example.test/ns/prod/sa/alice", nil},
-		{"no spiffe id", PrincipalFromSPIFFEID(), idOf(pk, bound), "", nil},
+		{"explicit binding first", chain, NewIdentity(bound.VerifiedChain()), "billing", nil},
+		{"cn for the partner CA", chain, NewIdentity(partner.NewClient("acme-corp").VerifiedChain()), "acme-corp", nil},
+		{"tenant fallback", chain, NewIdentity(pk.alice.VerifiedChain()), "tenant", nil},
+		{"anonymous without fallback", PrincipalChain{bindings}, NewIdentity(pk.alice.VerifiedChain()), "", nil},
+		{"an error stops the chain", PrincipalChain{PrincipalResolverFunc(func(*Identity) (string, error) { return "", errBroken }), StaticPrincipal("x")}, NewIdentity(pk.alice.VerifiedChain()), "", errBroken},
+		{"spiffe id", PrincipalFromSPIFFEID(), NewIdentity(pk.alice.VerifiedChain()), "spiffe://example.test/ns/prod/sa/alice", nil},
+		{"no spiffe id", PrincipalFromSPIFFEID(), NewIdentity(bound.VerifiedChain()), "", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -239,25 +229,25 @@ func TestBindingStoreFullChainFiles(t *testing.T) {
 	pk := newPKI(t)
 	bob := pk.issuing.NewClient("bob")
 	dir := t.TempDir()
-	writeTestFile(t, filepath.Join(dir, "alice.pem"), pk.alice.ChainPEM())
-	writeTestFile(t, filepath.Join(dir, "bob.pem"), bob.ChainPEM())
+	mtlstest.WriteFile(dir, "alice.pem", pk.alice.ChainPEM())
+	mtlstest.WriteFile(dir, "bob.pem", bob.ChainPEM())
 	s, err := NewBindingStore(dir)
 	require.NoError(t, err)
 	assert.Equal(t, 2, s.Len())
-	got, _ := s.ResolvePrincipal(idOf(pk, bob))
+	got, _ := s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 	assert.Equal(t, "bob", got)
-	got, _ = s.ResolvePrincipal(idOf(pk, pk.alice))
+	got, _ = s.ResolvePrincipal(NewIdentity(pk.alice.VerifiedChain()))
 	assert.Equal(t, "alice", got)
 
 	renewed := pk.issuing.NewClient("bob", mtlstest.WithKey(bob.Key))
 	full := append(bob.ChainPEM(), renewed.CertPEM()...)
-	writeTestFile(t, filepath.Join(dir, "bob.pem"), full[:len(full)-100])
+	mtlstest.WriteFile(dir, "bob.pem", full[:len(full)-100])
 	assert.ErrorContains(t, s.Reload(), "bob.pem")
-	got, _ = s.ResolvePrincipal(idOf(pk, bob))
+	got, _ = s.ResolvePrincipal(NewIdentity(bob.VerifiedChain()))
 	assert.Equal(t, "bob", got, "the bindings in force stay")
 
 	caOnly := t.TempDir()
-	writeTestFile(t, filepath.Join(caOnly, "ca.pem"), pk.issuing.CertPEM())
+	mtlstest.WriteFile(caOnly, "ca.pem", pk.issuing.CertPEM())
 	_, err = NewBindingStore(caOnly)
 	assert.ErrorContains(t, err, "no client certificate")
 }
@@ -289,6 +279,6 @@ func TestNilBindingsFailClosed(t *testing.T) {
 	// Inside a chain the nil store is not visible to New: it must refuse, not panic.
 	m, err := New(Config{RootCAs: p.root.Pool(), Principals: PrincipalChain{store, StaticPrincipal("tenant")}})
 	require.NoError(t, err)
-	_, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.ErrorIs(t, err, ErrDenied)
 }

@@ -18,7 +18,7 @@ func BenchmarkRevocationStep(b *testing.B) {
 	resp := mtlstest.NewOCSPResponder(p.issuing)
 	defer resp.Close()
 	leaf := p.issuing.NewClient("alice")
-	crlFile := revTempFile(b, "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{big.NewInt(3)}}))
+	crlFile := mtlstest.WriteFile(b.TempDir(), "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{big.NewInt(3)}}))
 	for _, tc := range []struct {
 		name string
 		rc   *RevocationConfig
@@ -31,7 +31,7 @@ func BenchmarkRevocationStep(b *testing.B) {
 	} {
 		m, err := New(Config{RootCAs: p.root.Pool(), Revocation: tc.rc})
 		require.NoError(b, err)
-		r := requestWith(leaf.Chain()...)
+		r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)
 		id, err := m.Authenticate(r)
 		require.NoError(b, err)
 		if tc.rc != nil {
@@ -74,7 +74,7 @@ func BenchmarkOCSPColdConcurrent(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := m.Authenticate(requestWith(leaf.Chain()...)); err != nil {
+				if _, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)); err != nil {
 					b.Error(err)
 				}
 			}()

@@ -1,10 +1,9 @@
 package mtls_test
 
 import (
-	"crypto/tls"
 	"fmt"
 	"log"
-	"net/http/httptest"
+	"net/http"
 	"time"
 
 	"github.com/certgate/mtls"
@@ -37,9 +36,7 @@ func ExampleRevocationConfig() {
 		log.Fatal(err)
 	}
 	for _, leaf := range []*mtlstest.Leaf{alice, mallory} {
-		r := httptest.NewRequest("GET", "https://api.example.test/", nil)
-		r.TLS = &tls.ConnectionState{PeerCertificates: leaf.Chain(), ServerName: "api.example.test"}
-		if _, err := m.Authenticate(r); err != nil {
+		if _, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)); err != nil {
 			status, reason := mtls.StatusAndReason(err)
 			fmt.Println(leaf.Certificate.Subject.CommonName, status, reason)
 			continue

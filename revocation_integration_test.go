@@ -37,11 +37,9 @@ type opensslCA struct {
 func newOpenSSLCA(t *testing.T, bin string, ca *mtlstest.CA) *opensslCA {
 	t.Helper()
 	dir := t.TempDir()
-	key, err := x509.MarshalPKCS8PrivateKey(ca.Key)
-	require.NoError(t, err)
 	files := map[string]string{
 		"ca.pem":    string(ca.CertPEM()),
-		"ca.key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})),
+		"ca.key":    string(ca.KeyPEM()),
 		"index.txt": "",
 		"crlnumber": "1000\n",
 		"serial":    "01\n",
@@ -64,7 +62,7 @@ commonName = supplied
 `, dir),
 	}
 	for name, content := range files {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600))
+		mtlstest.WriteFile(dir, name, []byte(content))
 	}
 	return &opensslCA{bin: bin, dir: dir, cnf: filepath.Join(dir, "ca.cnf"), ca: ca}
 }
@@ -79,20 +77,18 @@ func (o *opensslCA) run(t *testing.T, args ...string) {
 	require.NoError(t, err, "openssl %s: %s", strings.Join(args, " "), out)
 }
 
-func (o *opensslCA) certFile(t *testing.T, l *mtlstest.Leaf) string {
-	path := filepath.Join(o.dir, fmt.Sprintf("%x.pem", l.Certificate.SerialNumber))
-	require.NoError(t, os.WriteFile(path, l.CertPEM(), 0o600))
-	return path
+func (o *opensslCA) certFile(l *mtlstest.Leaf) string {
+	return mtlstest.WriteFile(o.dir, fmt.Sprintf("%x.pem", l.Certificate.SerialNumber), l.CertPEM())
 }
 
 // register records l as valid in the index.
 func (o *opensslCA) register(t *testing.T, l *mtlstest.Leaf) {
-	o.run(t, "ca", "-batch", "-config", o.cnf, "-valid", o.certFile(t, l))
+	o.run(t, "ca", "-batch", "-config", o.cnf, "-valid", o.certFile(l))
 }
 
 // revoke records l as revoked in the index.
 func (o *opensslCA) revoke(t *testing.T, l *mtlstest.Leaf) {
-	o.run(t, "ca", "-batch", "-config", o.cnf, "-revoke", o.certFile(t, l), "-crl_reason", "keyCompromise")
+	o.run(t, "ca", "-batch", "-config", o.cnf, "-revoke", o.certFile(l), "-crl_reason", "keyCompromise")
 }
 
 // gencrl returns a PEM CRL from `openssl ca -gencrl`.
@@ -109,10 +105,8 @@ func (o *opensslCA) gencrl(t *testing.T) []byte {
 func (o *opensslCA) ocspServer(t *testing.T, signer *mtlstest.Leaf) (*httptest.Server, *atomic.Int64) {
 	rsigner, rkey := filepath.Join(o.dir, "ca.pem"), filepath.Join(o.dir, "ca.key")
 	if signer != nil {
-		rsigner = filepath.Join(o.dir, "signer.pem")
-		rkey = filepath.Join(o.dir, "signer.key")
-		require.NoError(t, os.WriteFile(rsigner, signer.CertPEM(), 0o600))
-		require.NoError(t, os.WriteFile(rkey, signer.KeyPEM(), 0o600))
+		rsigner = mtlstest.WriteFile(o.dir, "signer.pem", signer.CertPEM())
+		rkey = mtlstest.WriteFile(o.dir, "signer.key", signer.KeyPEM())
 	}
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -229,7 +223,7 @@ func TestOpenSSLIntegration(t *testing.T) {
 			_, _ = w.Write(v.([]byte))
 		}))
 		t.Cleanup(srv.Close)
-		file := revTempFile(t, "openssl.crl", crl)
+		file := mtlstest.WriteFile(t.TempDir(), "openssl.crl", crl)
 		dpLeaf := issuing.NewClient("crl-dp", mtlstest.WithCRLDistributionPoints(srv.URL+"/issuing.crl"))
 		osca.revoke(t, dpLeaf)
 		served.Store("crl", osca.gencrl(t))

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,7 +68,7 @@ func (p *revPKI) middleware(t testing.TB, rc *RevocationConfig) *Middleware {
 
 // revAuthn runs the middleware on a request presenting leaf's chain.
 func revAuthn(m *Middleware, leaf *mtlstest.Leaf) (*Identity, error) {
-	return m.Authenticate(requestWith(leaf.Chain()...))
+	return m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
 }
 
 func requireRevRefused(t *testing.T, err error, kind error) {
@@ -298,7 +296,7 @@ func TestOCSPCacheRefreshAndStaleIfError(t *testing.T) {
 		assert.False(t, id.Revocation.Degraded(), "the cached identity is never changed")
 		assert.Contains(t, logs.String(), "accepting on the stale answer")
 		assert.NotContains(t, logs.String(), "request accepted without fresh revocation status", "Authenticate reports nothing")
-		m.Handler(echoIdentity).ServeHTTP(httptest.NewRecorder(), requestWith(leaf.Chain()...))
+		m.Handler(echoIdentity).ServeHTTP(httptest.NewRecorder(), mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
 		assert.Contains(t, logs.String(), "request accepted without fresh revocation status", "the handler's observer does")
 	})
 	t.Run("refused past the budget", func(t *testing.T) {
@@ -361,7 +359,7 @@ func TestOCSPConcurrentQueriesDeduplicated(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = m.Authenticate(requestWith(leaf.Chain()...).WithContext(waiting))
+			_, errs[i] = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...).WithContext(waiting))
 		}()
 	}
 	select {
@@ -399,7 +397,7 @@ func TestOCSPCallerContextCancelled(t *testing.T) {
 	})
 	t.Cleanup(func() { close(release) }) // before the responder closes, which waits for it
 	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: rf.srv.URL}, Timeout: time.Hour})
-	_, err := m.Authenticate(requestWith(leaf.Chain()...).WithContext(ctx))
+	_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...).WithContext(ctx))
 	requireRevRefused(t, err, ErrRevocationUnavailable)
 	assert.False(t, answered.Load(), "the caller waited for the responder")
 	assert.EqualValues(t, 1, rf.calls.Load())
@@ -445,8 +443,8 @@ func TestRevocationPinnedLeafAndChainMode(t *testing.T) {
 	p := newRevPKI()
 	leaf := p.issuing.NewClient("alice")
 	// The root revokes the issuing CA.
-	crlFile := revTempFile(t, "root.crl", p.root.NewCRL(mtlstest.CRL{Revoked: []*big.Int{p.issuing.Certificate.SerialNumber}}))
-	issuingCRL := revTempFile(t, "issuing.crl", p.issuing.NewCRL(mtlstest.CRL{}))
+	crlFile := mtlstest.WriteFile(t.TempDir(), "root.crl", p.root.NewCRL(mtlstest.CRL{Revoked: []*big.Int{p.issuing.Certificate.SerialNumber}}))
+	issuingCRL := mtlstest.WriteFile(t.TempDir(), "issuing.crl", p.issuing.NewCRL(mtlstest.CRL{}))
 
 	leafOnly := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{Files: []string{crlFile, issuingCRL}}})
 	_, err := revAuthn(leafOnly, leaf)
@@ -459,7 +457,7 @@ func TestRevocationPinnedLeafAndChainMode(t *testing.T) {
 	// A pinned leaf has no verified issuer: only the deny list applies.
 	self := mtlstest.NewSelfSigned("partner")
 	deny := NewDenyList()
-	m, err := New(Config{PinnedSHA256: []string{fingerprint(self.Certificate)}, Now: p.clock.Now,
+	m, err := New(Config{PinnedSHA256: []string{self.SHA256()}, Now: p.clock.Now,
 		Revocation: &RevocationConfig{OCSP: &OCSPConfig{Responder: "http://127.0.0.1:1/never"}, DenyList: deny}})
 	require.NoError(t, err)
 	_, err = revAuthn(m, self)
@@ -467,13 +465,6 @@ func TestRevocationPinnedLeafAndChainMode(t *testing.T) {
 	deny.Set(DenyCertificate(sha256.Sum256(self.Certificate.Raw)))
 	_, err = revAuthn(m, self)
 	requireRevRefused(t, err, ErrRevoked)
-}
-
-func revTempFile(t testing.TB, name string, data []byte) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(path, data, 0o600))
-	return path
 }
 
 func TestCRLHostileMatrix(t *testing.T) {
@@ -502,7 +493,7 @@ func TestCRLHostileMatrix(t *testing.T) {
 	}{
 		{"not listed", [][]byte{revokes}, good, 0, nil},
 		{"listed", [][]byte{revokes}, leaf, 0, ErrRevoked},
-		{"PEM", [][]byte{revPEMCRL(revokes)}, leaf, 0, ErrRevoked},
+		{"PEM", [][]byte{mtlstest.CRLPEM(revokes)}, leaf, 0, ErrRevoked},
 		{"no CRL for the issuer", [][]byte{otherEmpty}, leaf, 0, ErrRevocationUnavailable},
 		{"bad signature", [][]byte{p.issuing.NewCRL(mtlstest.CRL{SignWith: other.Key})}, good, 0, ErrRevocationUnavailable},
 		{"bad signature listing the serial", [][]byte{p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{serial}, SignWith: other.Key})}, leaf, 0, ErrRevocationUnavailable},
@@ -519,7 +510,7 @@ func TestCRLHostileMatrix(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var files []string
 			for i, der := range tt.files {
-				files = append(files, revTempFile(t, fmt.Sprint(i, ".crl"), der))
+				files = append(files, mtlstest.WriteFile(t.TempDir(), fmt.Sprint(i, ".crl"), der))
 			}
 			m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{Files: files}, StaleIfError: tt.stale})
 			id, err := revAuthn(m, tt.leaf)
@@ -531,21 +522,6 @@ func TestCRLHostileMatrix(t *testing.T) {
 			requireRevRefused(t, err, tt.want)
 		})
 	}
-}
-
-func revPEMCRL(der []byte) []byte {
-	return []byte("-----BEGIN X509 CRL-----\n" + revPEMLines(der) + "-----END X509 CRL-----\n")
-}
-
-func revPEMLines(der []byte) string {
-	var b strings.Builder
-	s := base64.StdEncoding.EncodeToString(der)
-	for len(s) > 64 {
-		b.WriteString(s[:64] + "\n")
-		s = s[64:]
-	}
-	b.WriteString(s + "\n")
-	return b.String()
 }
 
 func TestCRLRefusedAtLoad(t *testing.T) {
@@ -569,7 +545,7 @@ func TestCRLRefusedAtLoad(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now,
-				Revocation: &RevocationConfig{CRL: &CRLConfig{Files: []string{revTempFile(t, "x.crl", tt.der)}}}})
+				Revocation: &RevocationConfig{CRL: &CRLConfig{Files: []string{mtlstest.WriteFile(t.TempDir(), "x.crl", tt.der)}}}})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 			assert.True(t, strings.HasPrefix(err.Error(), "mtls: "), err.Error())
@@ -702,7 +678,7 @@ func TestOCSPThenCRL(t *testing.T) {
 	leaf := p.issuing.NewClient("alice")
 	good := p.issuing.NewClient("carol")
 	down := newRevResponder(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusBadGateway) })
-	crlFile := revTempFile(t, "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{leaf.Certificate.SerialNumber}}))
+	crlFile := mtlstest.WriteFile(t.TempDir(), "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{leaf.Certificate.SerialNumber}}))
 	m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: down.srv.URL}, CRL: &CRLConfig{Files: []string{crlFile}}})
 	_, err := revAuthn(m, leaf)
 	requireRevRefused(t, err, ErrRevoked)
@@ -711,7 +687,7 @@ func TestOCSPThenCRL(t *testing.T) {
 	assert.False(t, id.Revocation.Degraded())
 
 	// Both unavailable: the error names both.
-	otherCRL := revTempFile(t, "o.crl", p.root.NewCRL(mtlstest.CRL{}))
+	otherCRL := mtlstest.WriteFile(t.TempDir(), "o.crl", p.root.NewCRL(mtlstest.CRL{}))
 	m2 := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: down.srv.URL}, CRL: &CRLConfig{Files: []string{otherCRL}}})
 	_, err = revAuthn(m2, good)
 	requireRevRefused(t, err, ErrRevocationUnavailable)
@@ -733,8 +709,8 @@ func TestDenyList(t *testing.T) {
 	}
 	issuerSPKI := SPKISHA256(p.issuing.Certificate)
 	list := fmt.Sprintf("# revoked at once\nsha256 %s\nspki-sha256 %X\n\nserial %x 0x%s\n",
-		colonUpper(fingerprint(alice.Certificate)), SPKISHA256(bob.Certificate), issuerSPKI, carol.Certificate.SerialNumber.Text(16))
-	file := revTempFile(t, "deny.txt", []byte(list))
+		colonUpper(alice.SHA256()), SPKISHA256(bob.Certificate), issuerSPKI, carol.Certificate.SerialNumber.Text(16))
+	file := mtlstest.WriteFile(t.TempDir(), "deny.txt", []byte(list))
 	require.NoError(t, deny.LoadFile(file))
 	assert.Equal(t, 3, deny.Len())
 	for _, l := range []*mtlstest.Leaf{alice, bob, carol} {
@@ -799,8 +775,8 @@ func TestRevocationWarmPathAllocations(t *testing.T) {
 	resp := mtlstest.NewOCSPResponder(p.issuing)
 	t.Cleanup(resp.Close)
 	leaf := p.issuing.NewClient("alice")
-	crlFile := revTempFile(t, "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{big.NewInt(3)}}))
-	rootCRL := revTempFile(t, "r.crl", p.root.NewCRL(mtlstest.CRL{}))
+	crlFile := mtlstest.WriteFile(t.TempDir(), "i.crl", p.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{big.NewInt(3)}}))
+	rootCRL := mtlstest.WriteFile(t.TempDir(), "r.crl", p.root.NewCRL(mtlstest.CRL{}))
 	configs := map[string]*RevocationConfig{
 		"OCSP":      {OCSP: &OCSPConfig{Responder: resp.URL}},
 		"CRL":       {CRL: &CRLConfig{Files: []string{crlFile}}},
@@ -812,7 +788,7 @@ func TestRevocationWarmPathAllocations(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := p.middleware(t, rc)
 			h := m.Handler(noop)
-			r := requestWith(leaf.Chain()...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)
 			w := &discardWriter{h: http.Header{}}
 			_, err := m.Authenticate(r)
 			require.NoError(t, err)
@@ -873,7 +849,7 @@ func TestRevocationChainWithoutIssuerIsNotGood(t *testing.T) {
 	self := mtlstest.NewSelfSigned("partner")
 	roots := p.root.Pool()
 	roots.AddCert(self.Certificate)
-	crlFile := revTempFile(t, "issuing.crl", p.issuing.NewCRL(mtlstest.CRL{}))
+	crlFile := mtlstest.WriteFile(t.TempDir(), "issuing.crl", p.issuing.NewCRL(mtlstest.CRL{}))
 	for _, failOpen := range []bool{false, true} {
 		m, err := New(Config{RootCAs: roots, Now: p.clock.Now,
 			Revocation: &RevocationConfig{CRL: &CRLConfig{Files: []string{crlFile}}, DangerouslyFailOpen: failOpen}})
@@ -1303,7 +1279,7 @@ func TestCRLEntryWithGeneralizedTimeRevocationDate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{Files: []string{revTempFile(t, "i.crl", tt.der)}}})
+			m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{Files: []string{mtlstest.WriteFile(t.TempDir(), "i.crl", tt.der)}}})
 			_, err := revAuthn(m, leaf)
 			requireRevRefused(t, err, ErrRevoked)
 			_, err = revAuthn(m, good)
@@ -1325,7 +1301,7 @@ func TestRevocationLoadedCRLRevokedWinsOverOCSPGood(t *testing.T) {
 
 	t.Run("configured file", func(t *testing.T) {
 		m := p.middleware(t, &RevocationConfig{OCSP: &OCSPConfig{Responder: resp.URL},
-			CRL: &CRLConfig{Files: []string{revTempFile(t, "i.crl", revokes)}}})
+			CRL: &CRLConfig{Files: []string{mtlstest.WriteFile(t.TempDir(), "i.crl", revokes)}}})
 		_, err := revAuthn(m, leaf)
 		requireRevRefused(t, err, ErrRevoked)
 		assert.Contains(t, err.Error(), "CRL")

@@ -4,10 +4,10 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
-	"strings"
 	"testing"
+
+	"github.com/certgate/mtls/mtlstest"
 )
 
 // BenchmarkVerifyColdP256 is a legitimate verification with the cache off: an ECDSA P-256 leaf
@@ -18,7 +18,7 @@ func BenchmarkVerifyColdP256(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := requestWith(p.alice.Chain()...)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := m.Authenticate(r); err != nil {
@@ -37,7 +37,7 @@ func BenchmarkVerifyHostile(b *testing.B) {
 	}
 	for _, h := range hostileChains(b, p) {
 		b.Run(h.name, func(b *testing.B) {
-			r := requestWith(h.chain...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", h.chain...)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := m.Authenticate(r); err == nil {
@@ -70,16 +70,7 @@ func BenchmarkVerifyHostileHeader(b *testing.B) {
 	}
 	chains := append(hostileChains(b, p), hostileChain{name: "parse-bound", chain: parse})
 	for _, h := range chains {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.RemoteAddr = "10.0.0.1:4000"
-		r.Header.Set("Client-Cert", ":"+b64(h.chain[0])+":")
-		var list []string
-		for _, c := range h.chain[1:] {
-			list = append(list, ":"+b64(c)+":")
-		}
-		if len(list) > 0 {
-			r.Header.Set("Client-Cert-Chain", strings.Join(list, ", "))
-		}
+		r := mtlstest.Proxy{Format: MustHeaderFormat("rfc9440"), Addr: "10.0.0.1:4000"}.NewRequest(http.MethodGet, "/", h.chain...)
 		if len(r.Header.Get("Client-Cert"))+len(r.Header.Get("Client-Cert-Chain")) > DefaultHeaderMaxBytes {
 			continue
 		}

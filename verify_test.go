@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -68,7 +69,7 @@ func TestVerificationOutcomes(t *testing.T) {
 		{name: "intermediate not allowed to issue client certificates",
 			chain: serverOnlyIssuing.NewClient("carol").Chain(), wantErr: ErrWrongUsage},
 		{name: "pinned self-signed", chain: selfSigned.Chain(),
-			cfg: func(c *Config) { c.PinnedSHA256 = []string{fingerprint(selfSigned.Certificate)} },
+			cfg: func(c *Config) { c.PinnedSHA256 = []string{selfSigned.SHA256()} },
 			check: func(t *testing.T, id *Identity) {
 				assert.True(t, id.Pinned)
 				assert.Len(t, id.Chain, 1)
@@ -76,15 +77,15 @@ func TestVerificationOutcomes(t *testing.T) {
 		{name: "pinned with colons and upper case", chain: selfSigned.Chain(),
 			cfg: func(c *Config) {
 				c.RootCAs, c.RootCAFiles = nil, nil
-				c.PinnedSHA256 = []string{colonUpper(fingerprint(selfSigned.Certificate))}
+				c.PinnedSHA256 = []string{colonUpper(selfSigned.SHA256())}
 			}},
 		{name: "pinned but expired", chain: expiredSelfSigned.Chain(), wantErr: ErrExpired,
-			cfg: func(c *Config) { c.PinnedSHA256 = []string{fingerprint(expiredSelfSigned.Certificate)} }},
+			cfg: func(c *Config) { c.PinnedSHA256 = []string{expiredSelfSigned.SHA256()} }},
 		{name: "self-signed, not pinned", chain: selfSigned.Chain(), wantErr: ErrUntrusted},
 		{name: "pins only, CA-issued leaf", chain: p.alice.Chain(), wantErr: ErrUntrusted,
 			cfg: func(c *Config) {
 				c.RootCAs = nil
-				c.PinnedSHA256 = []string{fingerprint(selfSigned.Certificate)}
+				c.PinnedSHA256 = []string{selfSigned.SHA256()}
 			}},
 		{name: "chain deeper than allowed", chain: deep.NewClient("dave").Chain(), wantErr: ErrUntrusted,
 			cfg: func(c *Config) { c.MaxChainDepth = 2 }},
@@ -105,7 +106,7 @@ func TestVerificationOutcomes(t *testing.T) {
 			}
 			m, err := New(cfg)
 			require.NoError(t, err)
-			id, err := m.Authenticate(requestWith(tt.chain...))
+			id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.chain...))
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
 				assert.Nil(t, id)
@@ -119,7 +120,7 @@ func TestVerificationOutcomes(t *testing.T) {
 			require.NotNil(t, id)
 			assert.Equal(t, SourceTLS, id.Source)
 			assert.Equal(t, tt.chain[0], id.Leaf)
-			assert.Equal(t, fingerprint(tt.chain[0]), id.SHA256)
+			assert.Equal(t, sha256Hex(tt.chain[0].Raw), id.SHA256)
 			if tt.check != nil {
 				tt.check(t, id)
 			}
@@ -142,7 +143,7 @@ func TestVerificationWrapsX509Cause(t *testing.T) {
 	p := newPKI(t)
 	m, err := New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
-	_, err = m.Authenticate(requestWith(p.other.NewClient("mallory").Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.other.NewClient("mallory").Chain()...))
 	require.ErrorIs(t, err, ErrUntrusted)
 	var unknown x509.UnknownAuthorityError
 	require.ErrorAs(t, err, &unknown)
@@ -152,7 +153,7 @@ func TestIdentityFields(t *testing.T) {
 	p := newPKI(t)
 	m, err := New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
-	id, err := m.Authenticate(requestWith(p.alice.Chain()...))
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
 
 	sum := sha256.Sum256(p.alice.Certificate.Raw)
@@ -232,21 +233,21 @@ func TestReloadTrust(t *testing.T) {
 	m, err := New(Config{RootCAFiles: []string{rootFile}})
 	require.NoError(t, err)
 
-	_, err = m.Authenticate(requestWith(a.alice.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a.alice.Chain()...))
 	require.NoError(t, err)
-	_, err = m.Authenticate(requestWith(b.alice.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b.alice.Chain()...))
 	require.ErrorIs(t, err, ErrUntrusted)
 
 	require.NoError(t, os.WriteFile(rootFile, b.root.CertPEM(), 0o600))
 	require.NoError(t, m.ReloadTrust())
-	_, err = m.Authenticate(requestWith(a.alice.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a.alice.Chain()...))
 	require.ErrorIs(t, err, ErrUntrusted, "a cached acceptance must not survive a trust change")
-	_, err = m.Authenticate(requestWith(b.alice.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b.alice.Chain()...))
 	require.NoError(t, err, "a cached refusal must not survive a trust change")
 
 	require.NoError(t, os.WriteFile(rootFile, []byte("-----BEGIN CERTIFICATE-----\ngarbage\n"), 0o600))
 	require.Error(t, m.ReloadTrust())
-	_, err = m.Authenticate(requestWith(b.alice.Chain()...))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b.alice.Chain()...))
 	require.NoError(t, err, "a bad reload keeps the trust in force")
 }
 
@@ -335,7 +336,7 @@ func TestUnhandledCriticalExtension(t *testing.T) {
 		},
 		"pinned": func(t *testing.T, critical bool) error {
 			leaf := mtlstest.NewSelfSigned("crit", ext(critical))
-			tr, err := (&trustConfig{pins: []string{fingerprint(leaf.Certificate)}, maxDepth: defaultMaxChainDepth}).load()
+			tr, err := (&trustConfig{pins: []string{leaf.SHA256()}, maxDepth: defaultMaxChainDepth}).load()
 			require.NoError(t, err)
 			_, pinned, err := tr.verify(leaf.Chain(), time.Now())
 			assert.Equal(t, err == nil, pinned)

@@ -1,5 +1,7 @@
-// Package mtlstest mints certificate authorities and certificates in memory for tests of services
-// that authenticate clients with [github.com/certgate/mtls].
+// Package mtlstest is the test kit of [github.com/certgate/mtls]: it mints certificate
+// authorities, client and server certificates, CRLs and OCSP responses in memory, runs an OCSP
+// responder, and builds the requests the middleware sees, over TLS ([NewRequest]) or from a
+// TLS-terminating proxy in any header format ([Proxy]).
 //
 // Everything here is for tests and examples: keys are generated on the fly, never persisted, and
 // the functions panic on failure (as net/http/httptest does), because a failure to mint a
@@ -8,7 +10,27 @@
 //	root := mtlstest.NewRootCA("Test Root CA")
 //	issuing := root.NewIntermediate("Test Issuing CA")
 //	alice := issuing.NewClient("alice", mtlstest.WithURIs("spiffe://example.test/alice"))
-//	client := &http.Client{Transport: &http.Transport{TLSClientConfig: alice.ClientTLSConfig(serverRoots)}}
+//
+//	m, _ := mtls.New(mtls.Config{RootCAs: root.Pool()})
+//	id, err := m.Authenticate(mtlstest.NewRequest("GET", "https://api.example.test/", alice.Chain()...))
+//
+// # Identities for handler tests
+//
+// A handler behind the middleware reads the client from its request's context. To test it
+// alone, put an identity there with [github.com/certgate/mtls.NewContext], built by
+// [github.com/certgate/mtls.NewIdentity] from a minted chain: policies judge that identity
+// exactly as they judge the one the middleware builds for the same chain.
+//
+//	id := mtls.NewIdentity(alice.VerifiedChain())
+//	r := httptest.NewRequest("GET", "/", nil)
+//	r = r.WithContext(mtls.NewContext(r.Context(), id))
+//
+// # Layout
+//
+// This package does not import package mtls, so that mtls's own internal tests can use it; the
+// identity constructor therefore lives in mtls, and a [Proxy] takes any value with the methods
+// of an mtls.Format. The formats that mtls can write (mtls.Encoder) are written by their own
+// Encode; the others are written by this package as their proxy writes them.
 package mtlstest
 
 import (
@@ -18,14 +40,18 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -154,6 +180,8 @@ type Leaf struct {
 	Certificate   *x509.Certificate
 	Key           crypto.Signer
 	Intermediates []*x509.Certificate
+
+	root *x509.Certificate // the root CA of the issuer, nil for a self-signed leaf
 }
 
 // NewRootCA mints a self-signed root CA valid from an hour ago for ten years.
@@ -198,10 +226,11 @@ func (ca *CA) NewServer(hosts ...string) *Leaf {
 func (ca *CA) newLeaf(s *spec) *Leaf {
 	cert := sign(s, ca.Certificate, ca.Key)
 	var inter []*x509.Certificate
-	for c := ca; c.Parent != nil; c = c.Parent {
+	c := ca
+	for ; c.Parent != nil; c = c.Parent {
 		inter = append(inter, c.Certificate)
 	}
-	return &Leaf{Certificate: cert, Key: s.key, Intermediates: inter}
+	return &Leaf{Certificate: cert, Key: s.key, Intermediates: inter, root: c.Certificate}
 }
 
 // NewSelfSigned mints a self-signed client certificate (not a CA, EKU clientAuth), the kind a
@@ -221,6 +250,15 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
+// SHA256 returns the lowercase hex SHA-256 fingerprint of the CA certificate, as
+// mtls.RequireIssuerThumbprints takes it.
+func (ca *CA) SHA256() string { return fingerprint(ca.Certificate) }
+
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
 // CertPEM returns the CA certificate in PEM.
 func (ca *CA) CertPEM() []byte { return EncodePEM(ca.Certificate) }
 
@@ -228,6 +266,20 @@ func (ca *CA) CertPEM() []byte { return EncodePEM(ca.Certificate) }
 func (l *Leaf) Chain() []*x509.Certificate {
 	return append([]*x509.Certificate{l.Certificate}, l.Intermediates...)
 }
+
+// VerifiedChain returns the chain as verification returns it: the leaf, its intermediates and
+// the root CA (the leaf alone when self-signed). It is what mtls.Identity.Chain holds after the
+// middleware verified the leaf, and what mtls.NewIdentity takes.
+func (l *Leaf) VerifiedChain() []*x509.Certificate {
+	if l.root == nil {
+		return l.Chain()
+	}
+	return append(l.Chain(), l.root)
+}
+
+// SHA256 returns the lowercase hex SHA-256 fingerprint of the leaf, as mtls.Identity.SHA256,
+// mtls.RequireThumbprints and pinning take it.
+func (l *Leaf) SHA256() string { return fingerprint(l.Certificate) }
 
 // TLSCertificate returns the leaf and its intermediates for use in a tls.Config.
 func (l *Leaf) TLSCertificate() tls.Certificate {
@@ -255,12 +307,31 @@ func (l *Leaf) CertPEM() []byte { return EncodePEM(l.Certificate) }
 func (l *Leaf) ChainPEM() []byte { return EncodePEM(l.Chain()...) }
 
 // KeyPEM returns the private key in PKCS #8 PEM.
-func (l *Leaf) KeyPEM() []byte {
-	der, err := x509.MarshalPKCS8PrivateKey(l.Key)
+func (l *Leaf) KeyPEM() []byte { return keyPEM(l.Key) }
+
+// KeyPEM returns the CA's private key in PKCS #8 PEM, for tools that sign with it (such as
+// openssl ca).
+func (ca *CA) KeyPEM() []byte { return keyPEM(ca.Key) }
+
+func keyPEM(key crypto.Signer) []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		panic("mtlstest: marshal key: " + err.Error())
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// WriteFile writes data (such as [CA.CertPEM] or a CRL) to the file name in dir, readable by the
+// owner only, and returns its path: the way to feed a test's PEM to settings that take files,
+// such as mtls.Config.RootCAFiles. It panics on failure.
+//
+//	cfg.RootCAFiles = []string{mtlstest.WriteFile(t.TempDir(), "root.pem", root.CertPEM())}
+func WriteFile(dir, name string, data []byte) string {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		panic("mtlstest: " + err.Error())
+	}
+	return path
 }
 
 // EncodePEM encodes certificates as concatenated PEM blocks.

@@ -1,9 +1,13 @@
 package mtlstest_test
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,6 +57,9 @@ func TestPEMAndTLS(t *testing.T) {
 	self := mtlstest.NewSelfSigned("partner")
 	_, err := tls.X509KeyPair(self.CertPEM(), self.KeyPEM())
 	require.NoError(t, err)
+	ca := mtlstest.NewRootCA("CA", mtlstest.WithKeyType(mtlstest.RSA2048))
+	_, err = tls.X509KeyPair(ca.CertPEM(), ca.KeyPEM())
+	require.NoError(t, err)
 	block, rest := pem.Decode(self.ChainPEM())
 	require.NotNil(t, block)
 	assert.Empty(t, rest)
@@ -63,4 +70,25 @@ func TestPEMAndTLS(t *testing.T) {
 	assert.Equal(t, "127.0.0.1", srv.Certificate.IPAddresses[0].String())
 	cfg := srv.ClientTLSConfig(nil)
 	assert.Len(t, cfg.Certificates, 1)
+}
+
+func TestVerifiedChainAndFiles(t *testing.T) {
+	root := mtlstest.NewRootCA("Root")
+	issuing := root.NewIntermediate("Issuing")
+	leaf := issuing.NewClient("alice")
+	assert.Equal(t, []*x509.Certificate{leaf.Certificate, issuing.Certificate, root.Certificate}, leaf.VerifiedChain())
+	assert.Equal(t, []*x509.Certificate{root.Certificate}, root.NewClient("bob").VerifiedChain()[1:])
+	self := mtlstest.NewSelfSigned("partner")
+	assert.Equal(t, []*x509.Certificate{self.Certificate}, self.VerifiedChain())
+
+	sum := sha256.Sum256(leaf.Certificate.Raw)
+	assert.Equal(t, hex.EncodeToString(sum[:]), leaf.SHA256())
+
+	dir := t.TempDir()
+	path := mtlstest.WriteFile(dir, "root.pem", root.CertPEM())
+	assert.Equal(t, filepath.Join(dir, "root.pem"), path)
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, root.CertPEM(), got)
+	assert.Panics(t, func() { mtlstest.WriteFile(filepath.Join(dir, "missing"), "x", nil) })
 }

@@ -11,8 +11,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/pem"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -40,7 +42,11 @@ type CRL struct {
 	// RevokedSerials are more serial numbers, as big-endian unsigned bytes: the cheap way to mint
 	// a CRL of millions of entries.
 	RevokedSerials [][]byte
-	// RevokedAt is the revocation date of every entry; default ThisUpdate.
+	// Entries are more revoked certificates, each with its own revocation date (RevocationTime;
+	// zero: RevokedAt) and optional reason (ReasonCode, left out when 0); their other fields are
+	// ignored.
+	Entries []x509.RevocationListEntry
+	// RevokedAt is the revocation date of the entries that give none; default ThisUpdate.
 	RevokedAt time.Time
 	// ExtraExtensions are added to the CRL extensions, such as an issuingDistributionPoint.
 	ExtraExtensions []pkix.Extension
@@ -77,12 +83,27 @@ func (ca *CA) NewCRL(spec CRL) []byte {
 		b.AddBytes(ca.Certificate.RawSubject)
 		b.AddBytes(encodeTime(spec.ThisUpdate))
 		b.AddBytes(encodeTime(spec.NextUpdate))
-		if len(spec.Revoked)+len(spec.RevokedSerials) > 0 {
+		if len(spec.Revoked)+len(spec.Entries)+len(spec.RevokedSerials) > 0 {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 				for _, s := range spec.Revoked {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 						b.AddASN1BigInt(s)
 						b.AddBytes(date)
+					})
+				}
+				for _, e := range spec.Entries {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1BigInt(e.SerialNumber)
+						if e.RevocationTime.IsZero() {
+							b.AddBytes(date)
+						} else {
+							b.AddBytes(encodeTime(e.RevocationTime))
+						}
+						if e.ReasonCode != 0 {
+							b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+								addExtension(b, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 21}, Value: mustMarshal(asn1.Enumerated(e.ReasonCode))})
+							})
+						}
 					})
 				}
 				b.AddBytes(encodeEntries(spec.RevokedSerials, date))
@@ -122,6 +143,11 @@ func (ca *CA) NewCRL(spec CRL) []byte {
 		b.AddASN1BitString(sig)
 	})
 	return out.BytesOrPanic()
+}
+
+// CRLPEM encodes a DER CRL (such as [CA.NewCRL] returns) as an "X509 CRL" PEM block.
+func CRLPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 }
 
 // encodeEntries writes revokedCertificates entries by hand: a builder per entry would make CRLs
@@ -284,10 +310,19 @@ type OCSPResponder struct {
 	validity time.Duration
 }
 
-// NewOCSPResponder starts a responder for ca's certificates. Close it when done.
+// NewOCSPResponder starts a responder for ca's certificates, listening on 127.0.0.1 only, with
+// request headers limited to 16 KiB and bodies to 64 KiB. Close it when done.
 func NewOCSPResponder(ca *CA) *OCSPResponder {
 	r := &OCSPResponder{ca: ca, status: map[string]int{}, validity: time.Hour}
-	r.server = httptest.NewServer(http.HandlerFunc(r.serve))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic("mtlstest: OCSP responder: " + err.Error())
+	}
+	r.server = &httptest.Server{
+		Listener: ln,
+		Config:   &http.Server{Handler: http.HandlerFunc(r.serve), MaxHeaderBytes: 16 << 10, ReadHeaderTimeout: 10 * time.Second},
+	}
+	r.server.Start()
 	r.URL = r.server.URL
 	return r
 }

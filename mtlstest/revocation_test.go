@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"io"
 	"math/big"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +44,28 @@ func TestNewCRL(t *testing.T) {
 			assert.Equal(t, []string{"5", "400000000000000000000000000000000", "8001", "7"}, serials)
 			assert.Equal(t, ca.Certificate.SubjectKeyId, rl.AuthorityKeyId)
 
+			entries := ca.NewCRL(mtlstest.CRL{ThisUpdate: this, Revoked: []*big.Int{big.NewInt(1)}, Entries: []x509.RevocationListEntry{
+				{SerialNumber: big.NewInt(2), RevocationTime: this.Add(-time.Hour), ReasonCode: 1},
+				{SerialNumber: big.NewInt(3)},
+			}})
+			rl, err = x509.ParseRevocationList(entries)
+			require.NoError(t, err)
+			require.Len(t, rl.RevokedCertificateEntries, 3)
+			for i, want := range []struct {
+				at     time.Time
+				reason int
+			}{{this, 0}, {this.Add(-time.Hour), 1}, {this, 0}} {
+				e := rl.RevokedCertificateEntries[i]
+				assert.Equal(t, int64(i+1), e.SerialNumber.Int64())
+				assert.True(t, want.at.Equal(e.RevocationTime), "entry %d revoked at %v", i, e.RevocationTime)
+				assert.Equal(t, want.reason, e.ReasonCode)
+			}
+			block, rest := pem.Decode(mtlstest.CRLPEM(entries))
+			require.NotNil(t, block)
+			assert.Empty(t, rest)
+			assert.Equal(t, "X509 CRL", block.Type)
+			assert.Equal(t, entries, block.Bytes)
+
 			bad := ca.NewCRL(mtlstest.CRL{SignWith: mtlstest.NewRootCA("Other").Key})
 			rl, err = x509.ParseRevocationList(bad)
 			require.NoError(t, err)
@@ -55,6 +79,7 @@ func TestOCSPResponder(t *testing.T) {
 	ca := root.NewIntermediate("OCSP Issuing")
 	r := mtlstest.NewOCSPResponder(ca)
 	defer r.Close()
+	assert.True(t, strings.HasPrefix(r.URL, "http://127.0.0.1:"), r.URL)
 	good := ca.NewClient("good")
 	revoked := ca.NewClient("revoked")
 	unknown := ca.NewClient("unknown")

@@ -1,5 +1,6 @@
 // Package proxyenc encodes certificates the way each proxy writes them in a header,
-// independently of the codecs under test, for the tests of certheader and of the middleware.
+// independently of the codecs under test, for the tests of certheader and of the middleware, and
+// for the requests package mtlstest builds.
 package proxyenc
 
 import (
