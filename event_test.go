@@ -66,7 +66,7 @@ func TestEventPerReason(t *testing.T) {
 	base := func() Config {
 		return Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), Now: func() time.Time { return now }}
 	}
-	misdirected := requestWith(p.alice.Chain()...)
+	misdirected := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 	misdirected.Host = "other.example.test"
 	proxied := httptest.NewRequest(http.MethodGet, "/", nil)
 	proxied.RemoteAddr = "10.0.0.9:1234"
@@ -79,11 +79,11 @@ func TestEventPerReason(t *testing.T) {
 		want   Event // the fields compared; Leaf is compared by subject
 		leafCN string
 	}{
-		{"accepted", nil, requestWith(p.alice.Chain()...),
+		{"accepted", nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...),
 			Event{Result: Accepted, Source: SourceTLS}, "alice"},
-		{"accepted, expiring soon", nil, requestWith(soon.Chain()...),
+		{"accepted, expiring soon", nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", soon.Chain()...),
 			Event{Result: Accepted, Source: SourceTLS, ExpiresSoon: true}, "soon"},
-		{"accepted degraded: shadow would deny", func(c *Config) { c.ShadowPolicy = onlyAlice }, requestWith(bob.Chain()...),
+		{"accepted degraded: shadow would deny", func(c *Config) { c.ShadowPolicy = onlyAlice }, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", bob.Chain()...),
 			Event{Result: AcceptedDegraded, Source: SourceTLS}, "bob"},
 		{"accepted degraded: fail open", func(c *Config) {
 			c.RootCAs = nil
@@ -94,35 +94,35 @@ func TestEventPerReason(t *testing.T) {
 			c.RootCAs = pool
 			c.Intermediates = nil
 			c.Revocation = &RevocationConfig{OCSP: &OCSPConfig{}, DangerouslyFailOpen: true}
-		}, requestWith(p.alice.Chain()[:1]...),
+		}, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()[:1]...),
 			Event{Result: AcceptedDegraded, Source: SourceTLS}, "alice"},
-		{ReasonCertificateRequired, nil, requestWith(),
+		{ReasonCertificateRequired, nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/"),
 			Event{Result: Refused, Status: 401, Reason: ReasonCertificateRequired, Step: "claim", Source: SourceTLS}, ""},
-		{ReasonCertificateUntrusted, nil, requestWith(stranger.Chain()...),
+		{ReasonCertificateUntrusted, nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", stranger.Chain()...),
 			Event{Result: Refused, Status: 401, Reason: ReasonCertificateUntrusted, Step: "verify", Source: SourceTLS}, "stranger"},
-		{ReasonCertificateExpired, nil, requestWith(expired.Chain()...),
+		{ReasonCertificateExpired, nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", expired.Chain()...),
 			Event{Result: Refused, Status: 401, Reason: ReasonCertificateExpired, Step: "verify", Source: SourceTLS, ExpiresSoon: true}, "expired"},
-		{ReasonCertificateNotYet, nil, requestWith(future.Chain()...),
+		{ReasonCertificateNotYet, nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", future.Chain()...),
 			Event{Result: Refused, Status: 401, Reason: ReasonCertificateNotYet, Step: "verify", Source: SourceTLS}, "future"},
-		{ReasonCertificateUsage, nil, requestWith(server.Chain()...),
+		{ReasonCertificateUsage, nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", server.Chain()...),
 			Event{Result: Refused, Status: 401, Reason: ReasonCertificateUsage, Step: "verify", Source: SourceTLS}, "server"},
 		{ReasonCertificateRevoked, func(c *Config) {
 			c.Revocation = &RevocationConfig{DenyList: NewDenyList(DenyCertificate(sha256.Sum256(revoked.Certificate.Raw)))}
-		}, requestWith(revoked.Chain()...),
+		}, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", revoked.Chain()...),
 			Event{Result: Refused, Status: 401, Reason: ReasonCertificateRevoked, Step: "revocation", Source: SourceTLS}, "revoked"},
 		{ReasonRevocationUnavailable, func(c *Config) {
 			pool := x509.NewCertPool()
 			pool.AddCert(p.issuing.Certificate)
 			c.RootCAs, c.Intermediates = pool, nil
 			c.Revocation = &RevocationConfig{OCSP: &OCSPConfig{}}
-		}, requestWith(p.alice.Chain()[:1]...),
+		}, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()[:1]...),
 			Event{Result: Refused, Status: 503, Reason: ReasonRevocationUnavailable, Step: "revocation", Source: SourceTLS}, "alice"},
 		{ReasonMalformedHeader, func(c *Config) {
 			c.Header = &HeaderConfig{Format: MustHeaderFormat("haproxy"), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
 		}, proxied,
 			Event{Result: Refused, Status: 400, Reason: ReasonMalformedHeader, Step: "parse", Source: SourceHeader, Format: "haproxy",
 				Proxy: netip.MustParseAddr("10.0.0.9")}, ""},
-		{ReasonPolicyDenied, func(c *Config) { c.Policy = onlyAlice }, requestWith(bob.Chain()...),
+		{ReasonPolicyDenied, func(c *Config) { c.Policy = onlyAlice }, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", bob.Chain()...),
 			Event{Result: Refused, Status: 403, Reason: ReasonPolicyDenied, Step: "policy", Source: SourceTLS}, "bob"},
 		{ReasonMisdirected, nil, misdirected,
 			Event{Result: Refused, Status: 421, Reason: ReasonMisdirected, Step: "claim", Source: SourceTLS}, ""},
@@ -167,7 +167,7 @@ func TestEventPerReason(t *testing.T) {
 			assert.Equal(t, ev.Leaf.Subject.String(), ev.Subject())
 			assert.Equal(t, ev.Leaf.Issuer.String(), ev.Issuer())
 			assert.Equal(t, FormatSerial(ev.Leaf.SerialNumber), ev.Serial())
-			assert.Equal(t, fingerprint(ev.Leaf), ev.SHA256)
+			assert.Equal(t, Fingerprint(ev.Leaf), ev.SHA256)
 			assert.Equal(t, ev.Leaf.NotAfter, ev.NotAfter)
 			switch tt.want.Result {
 			case AcceptedDegraded:
@@ -203,7 +203,7 @@ func TestEventPrincipalAndRevocationSource(t *testing.T) {
 		OnDecision: rec.record,
 	})
 	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, serve(m, requestWith(leaf.Chain()...)))
+	require.Equal(t, http.StatusOK, serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)))
 	ev := rec.only(t)
 	assert.Equal(t, Accepted, ev.Result)
 	assert.Equal(t, "svc-carol", ev.Principal)
@@ -222,7 +222,7 @@ func TestEventRequire(t *testing.T) {
 	onlyBob, err := RequireSubject(Attributes{"CN": {"bob"}})
 	require.NoError(t, err)
 	w := httptest.NewRecorder()
-	m.Handler(routeM.Require(onlyBob)(echoIdentity)).ServeHTTP(w, requestWith(p.alice.Chain()...))
+	m.Handler(routeM.Require(onlyBob)(echoIdentity)).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	assert.Equal(t, http.StatusForbidden, w.Code)
 	ev := rec.only(t)
 	assert.Equal(t, Refused, ev.Result)
@@ -240,8 +240,8 @@ func TestEventLogLevels(t *testing.T) {
 	m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(),
 		Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
-	serve(m, requestWith(p.alice.Chain()...))
-	serve(m, requestWith(p.other.NewClient("stranger").Chain()...))
+	serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
+	serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.other.NewClient("stranger").Chain()...))
 	var records []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var rec map[string]any
@@ -251,7 +251,7 @@ func TestEventLogLevels(t *testing.T) {
 	require.Len(t, records, 2)
 	assert.Equal(t, "DEBUG", records[0]["level"])
 	assert.Equal(t, "accepted", records[0]["result"])
-	assert.Equal(t, fingerprint(p.alice.Certificate), records[0]["sha256"])
+	assert.Equal(t, p.alice.SHA256(), records[0]["sha256"])
 	assert.Equal(t, "INFO", records[1]["level"])
 	assert.Equal(t, "refused", records[1]["result"])
 	assert.Equal(t, ReasonCertificateUntrusted, records[1]["reason"])
@@ -273,29 +273,29 @@ func TestExpiryWarning(t *testing.T) {
 	warnings := func() int { return strings.Count(buf.String(), "client certificate expires soon") }
 
 	for range 3 {
-		require.Equal(t, http.StatusOK, serve(m, requestWith(leaf.Chain()...)))
+		require.Equal(t, http.StatusOK, serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)))
 	}
 	assert.Equal(t, 1, warnings(), "once for three requests")
 	assert.Contains(t, buf.String(), "renew-me")
 	now = start.Add(23 * time.Hour)
-	serve(m, requestWith(leaf.Chain()...))
+	serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
 	assert.Equal(t, 1, warnings(), "not again within the day")
 	now = start.Add(25 * time.Hour)
-	serve(m, requestWith(leaf.Chain()...))
+	serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
 	assert.Equal(t, 2, warnings(), "again the next day")
-	serve(m, requestWith(p.alice.Chain()...))
+	serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	assert.Equal(t, 2, warnings(), "a certificate far from its expiry is not warned about")
 
-	id, err := m.Authenticate(requestWith(leaf.Chain()...))
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
 	require.NoError(t, err)
 	assert.True(t, id.ExpiresSoon)
-	id, err = m.Authenticate(requestWith(p.alice.Chain()...))
+	id, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.NoError(t, err)
 	assert.False(t, id.ExpiresSoon)
 
 	off, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), ExpiryWarning: -1})
 	require.NoError(t, err)
-	id, err = off.Authenticate(requestWith(leaf.Chain()...))
+	id, err = off.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
 	require.NoError(t, err)
 	assert.False(t, id.ExpiresSoon, "a negative threshold turns the warning off")
 }
@@ -332,11 +332,11 @@ func TestRefusalExplained(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := m.Authenticate(requestWith(tt.chain...))
+			_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.chain...))
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 			w := httptest.NewRecorder()
-			m.Handler(echoIdentity).ServeHTTP(w, requestWith(tt.chain...))
+			m.Handler(echoIdentity).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.chain...))
 			assert.NotContains(t, w.Body.String(), tt.want[:10], "the client sees the reason code only")
 		})
 	}
@@ -359,7 +359,7 @@ func BenchmarkHandlerEvents(b *testing.B) {
 			m, err := New(cfg)
 			require.NoError(b, err)
 			h := m.Handler(noop)
-			r := requestWith(p.alice.Chain()...)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 			w := &discardWriter{h: http.Header{}}
 			h.ServeHTTP(w, r)
 			b.ReportAllocs()
