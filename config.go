@@ -36,7 +36,8 @@ type Config struct {
 	// IntermediateFiles are PEM files of further intermediates, read like RootCAFiles.
 	IntermediateFiles []string
 	// PinnedSHA256 accepts individual leaf certificates by the SHA-256 fingerprint of their DER
-	// (hex; case, colons and spaces ignored), whoever issued them: the way to register a partner's
+	// (hex; case, colons and spaces ignored; openssl's "sha256 Fingerprint=" line accepted as
+	// printed, see [ParseFingerprint]), whoever issued them: the way to register a partner's
 	// self-signed client certificate. A pinned leaf must still be within its validity period, carry
 	// the clientAuth extended key usage and not be a CA.
 	PinnedSHA256 []string

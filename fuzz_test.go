@@ -8,6 +8,7 @@ import (
 func FuzzParseFingerprint(f *testing.F) {
 	f.Add("8db667b1f6243512ce1ee075a0c7a7123602dcb519e452244839a416e54099e7")
 	f.Add("8D:B6:67:B1:F6:24:35:12:CE:1E:E0:75:A0:C7:A7:12:36:02:DC:B5:19:E4:52:24:48:39:A4:16:E5:40:99:E7")
+	f.Add("sha256 Fingerprint=8D:B6:67:B1:F6:24:35:12:CE:1E:E0:75:A0:C7:A7:12:36:02:DC:B5:19:E4:52:24:48:39:A4:16:E5:40:99:E7\n")
 	f.Add("zz")
 	f.Fuzz(func(t *testing.T, s string) {
 		sum, err := ParseFingerprint(s)

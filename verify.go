@@ -103,16 +103,29 @@ func Fingerprint(c *x509.Certificate) string {
 }
 
 // ParseFingerprint parses a SHA-256 fingerprint written as hex, in either case, with or without
-// colons or spaces between bytes (as openssl and Windows print them).
+// colons or spaces between bytes (as openssl and Windows print them). The line that
+// `openssl x509 -noout -fingerprint -sha256` prints is accepted as it is: its label,
+// "sha256 Fingerprint=" (or "SHA256 Fingerprint=", before OpenSSL 3), is dropped.
 func ParseFingerprint(s string) ([sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
-	b, msg := parseDigest(strings.TrimSpace(s), sha256.Size)
+	digits := strings.TrimSpace(s)
+	for _, label := range opensslFingerprintLabels {
+		if rest, ok := strings.CutPrefix(digits, label); ok {
+			digits = rest
+			break
+		}
+	}
+	b, msg := parseDigest(digits, sha256.Size)
 	if msg != "" {
 		return sum, fmt.Errorf("mtls: fingerprint %q: %s", s, msg)
 	}
 	copy(sum[:], b)
 	return sum, nil
 }
+
+// opensslFingerprintLabels are the labels before the digits of a SHA-256 fingerprint printed by
+// OpenSSL 3 and by earlier versions.
+var opensslFingerprintLabels = []string{"sha256 Fingerprint=", "SHA256 Fingerprint="}
 
 // maxTrustFile bounds the size of a root or intermediate file.
 const maxTrustFile = 16 << 20

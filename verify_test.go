@@ -79,6 +79,11 @@ func TestVerificationOutcomes(t *testing.T) {
 				c.RootCAs, c.RootCAFiles = nil, nil
 				c.PinnedSHA256 = []string{colonUpper(selfSigned.SHA256())}
 			}},
+		{name: "pinned as openssl prints the fingerprint", chain: selfSigned.Chain(),
+			cfg: func(c *Config) {
+				c.RootCAs = nil
+				c.PinnedSHA256 = []string{"sha256 Fingerprint=" + colonUpper(selfSigned.SHA256()) + "\n"}
+			}},
 		{name: "pinned but expired", chain: expiredSelfSigned.Chain(), wantErr: ErrExpired,
 			cfg: func(c *Config) { c.PinnedSHA256 = []string{expiredSelfSigned.SHA256()} }},
 		{name: "self-signed, not pinned", chain: selfSigned.Chain(), wantErr: ErrUntrusted},
@@ -124,6 +129,43 @@ func TestVerificationOutcomes(t *testing.T) {
 			if tt.check != nil {
 				tt.check(t, id)
 			}
+		})
+	}
+}
+
+func TestParseFingerprint(t *testing.T) {
+	const digits = "8db667b1f6243512ce1ee075a0c7a7123602dcb519e452244839a416e54099e7"
+	want, err := hex.DecodeString(digits)
+	require.NoError(t, err)
+	tests := []struct {
+		name, in string
+		ok       bool
+	}{
+		{"lowercase hex", digits, true},
+		{"colons and upper case", colonUpper(digits), true},
+		{"spaces between bytes", strings.ReplaceAll(colonUpper(digits), ":", " "), true},
+		{"surrounding space and newline", " " + digits + "\n", true},
+		{"openssl 3 output", "sha256 Fingerprint=" + colonUpper(digits) + "\n", true},
+		{"openssl 1.1 output", "SHA256 Fingerprint=" + colonUpper(digits), true},
+		{"label without digits", "sha256 Fingerprint=", false},
+		{"label twice", "sha256 Fingerprint=sha256 Fingerprint=" + digits, false},
+		{"another label case", "Sha256 fingerprint=" + digits, false},
+		{"SHA-1 fingerprint", "SHA1 Fingerprint=" + colonUpper(digits[:40]), false},
+		{"label after the digits", digits + " sha256 Fingerprint=", false},
+		{"too short", digits[:62], false},
+		{"not hex", "zz" + digits[2:], false},
+		{"empty", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sum, err := ParseFingerprint(tt.in)
+			if !tt.ok {
+				require.Error(t, err)
+				assert.True(t, strings.HasPrefix(err.Error(), "mtls: fingerprint "), err.Error())
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, want, sum[:])
 		})
 	}
 }

@@ -87,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key PEM file")
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM file of the CAs trusted to issue client certificates (required)")
 	fs.StringVar(&o.intermediates, "intermediates", "", "optional PEM file of intermediate CAs for clients that send their leaf alone")
-	fs.Func("pin", "also trust the client certificate with this SHA-256 fingerprint, whoever issued it (hex, colons allowed; repeatable)", func(v string) error {
+	fs.Func("pin", "also trust the client certificate with this SHA-256 fingerprint, whoever issued it (hex, colons allowed, or the line openssl x509 -noout -fingerprint -sha256 prints; repeatable)", func(v string) error {
 		if _, err := mtls.ParseFingerprint(v); err != nil {
 			return err
 		}

@@ -264,6 +264,33 @@ func TestWhoamiPin(t *testing.T) {
 	assert.Contains(t, stderr.String(), "not 64 hexadecimal digits")
 }
 
+// TestWhoamiPinForms: -pin takes the fingerprint as openssl x509 -noout -fingerprint -sha256
+// prints it (OpenSSL 3 and earlier), or as hex with or without colons.
+func TestWhoamiPinForms(t *testing.T) {
+	f := newFixture(t)
+	partner := mtlstest.NewSelfSigned("partner-42")
+	sum := sha256.Sum256(partner.Certificate.Raw)
+	plain := hex.EncodeToString(sum[:])
+	var colons []string
+	for i := 0; i < len(plain); i += 2 {
+		colons = append(colons, strings.ToUpper(plain[i:i+2]))
+	}
+	colon := strings.Join(colons, ":")
+	for name, pin := range map[string]string{
+		"hex":         plain,
+		"colons":      colon,
+		"openssl 3":   "sha256 Fingerprint=" + colon,
+		"openssl 1.1": "SHA256 Fingerprint=" + colon,
+	} {
+		t.Run(name, func(t *testing.T) {
+			addr := start(t, "-tls-cert", f.serverCert, "-tls-key", f.serverKey, "-client-ca", f.clientCAFile, "-pin", pin)
+			res, body := get(t, f, "https://"+addr+"/", partner, false)
+			require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+			assert.Contains(t, string(body), `"pinned": true`)
+		})
+	}
+}
+
 func TestWhoamiBadKeyFailsBeforeListening(t *testing.T) {
 	f := newFixture(t)
 	var stderr bytes.Buffer
