@@ -144,16 +144,20 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := m.authenticate(r)
 		m.observe(w, r, &d)
-		if d.err != nil {
-			return
+		if d.err == nil {
+			next.ServeHTTP(w, m.accepted(r, d.id))
 		}
-		r = m.stripHeader(r, d.id)
-		if d.id == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), d.id)))
 	})
+}
+
+// accepted returns the request the next handler sees once r is accepted with id (nil: without a
+// certificate): the certificate headers removed unless id came from them, id in the context.
+func (m *Middleware) accepted(r *http.Request, id *Identity) *http.Request {
+	r = m.stripHeader(r, id)
+	if id == nil {
+		return r
+	}
+	return r.WithContext(NewContext(r.Context(), id))
 }
 
 // Authenticate runs the whole check on r and returns the identity, or an *Error. It writes no

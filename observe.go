@@ -27,6 +27,12 @@ func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision
 
 // refuse logs err and hands it to the error handler.
 func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	m.logRefusal(r, err, "mtls: request refused")
+	m.errorHandler(w, r, err)
+}
+
+// logRefusal records the refusal err of r under msg, with the full reason.
+func (m *Middleware) logRefusal(r *http.Request, err error, msg string) {
 	if m.logger != nil {
 		status, reason := StatusAndReason(err)
 		attrs := []slog.Attr{
@@ -40,9 +46,8 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
 			attrs = append(attrs, slog.String("subject", e.Leaf.Subject.String()),
 				slog.String("issuer", e.Leaf.Issuer.String()))
 		}
-		m.logger.LogAttrs(r.Context(), slog.LevelInfo, "mtls: request refused", attrs...)
+		m.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
 	}
-	m.errorHandler(w, r, err)
 }
 
 // reportShadow evaluates a shadow policy and reports the outcome. Agreeing allowances are not
