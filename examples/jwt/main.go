@@ -6,7 +6,7 @@
 //	cd examples/jwt && go run .
 //
 // It mints an in-memory client CA and an authorization server's signing key, serves /resource
-// over HTTPS on a random 127.0.0.1 port behind [mtls.Middleware.Both] (a certificate AND a token
+// over HTTPS on a random 127.0.0.1 port (with net/http/httptest's server certificate) behind [mtls.Middleware.Both] (a certificate AND a token
 // bound to it), calls it as several clients, prints what each one got and exits.
 //
 // The example is a module of its own, so that the JWT library never becomes a dependency of
@@ -23,8 +23,8 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"time"
@@ -123,7 +123,6 @@ func Issue(key *ecdsa.PrivateKey, sub, x5tS256 string, now time.Time) (string, e
 
 func run(out io.Writer) error {
 	clientCA := mtlstest.NewRootCA("Client CA")
-	serverCA := mtlstest.NewRootCA("Server CA")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -132,19 +131,8 @@ func run(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           h,
-		TLSConfig:         m.TLSConfig(&tls.Config{Certificates: []tls.Certificate{serverCA.NewServer("127.0.0.1").TLSCertificate()}}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	srv := serve(m, h)
 	defer srv.Close()
-	url := "https://" + ln.Addr().String() + "/resource"
 
 	alice, mallory := clientCA.NewClient("alice"), clientCA.NewClient("mallory")
 	aliceID, err := m.Authenticate(requestFrom(alice))
@@ -170,41 +158,52 @@ func run(out io.Writer) error {
 		{"alice, an unbound token", alice, unbound},
 	}
 	for _, c := range calls {
-		status, body, err := call(url, serverCA, c.cert, c.token)
+		res, body, err := call(srv, c.cert, c.token)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.who, err)
 		}
-		fmt.Fprintf(out, "%-30s %d %s\n", c.who, status, body)
+		fmt.Fprintf(out, "%-30s %d %s\n", c.who, res.StatusCode, body)
 	}
 	return nil
+}
+
+// serve starts h over HTTPS on a random 127.0.0.1 port, with m's TLS settings and the test
+// server certificate of net/http/httptest.
+func serve(m *mtls.Middleware, h http.Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = m.TLSConfig(nil)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	return srv
 }
 
 // requestFrom is a request as the TLS server sees it from a client presenting leaf: how the
 // demo's authorization server learns the certificate it binds the token to.
 func requestFrom(leaf *mtlstest.Leaf) *http.Request {
-	r, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1/", nil)
+	r := httptest.NewRequest(http.MethodGet, "https://127.0.0.1/", nil)
 	r.TLS = &tls.ConnectionState{PeerCertificates: leaf.Chain()}
 	return r
 }
 
-// call makes one request presenting cert (or none) and the bearer token, and returns the status
-// and the body.
-func call(url string, serverCA *mtlstest.CA, cert *mtlstest.Leaf, token string) (int, string, error) {
-	cfg := &tls.Config{RootCAs: serverCA.Pool(), MinVersion: tls.VersionTLS12}
+// call requests /resource from srv presenting cert (or none) and the bearer token (or none),
+// and returns the response and its body.
+func call(srv *httptest.Server, cert *mtlstest.Leaf, token string) (*http.Response, string, error) {
+	tr := srv.Client().Transport.(*http.Transport).Clone() // trusts srv's certificate
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{cert.TLSCertificate()}
+		tr.TLSClientConfig.Certificates = []tls.Certificate{cert.TLSCertificate()}
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/resource", nil)
 	if err != nil {
-		return 0, "", err
+		return nil, "", err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := client.Do(req)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
-		return 0, "", err
+		return nil, "", err
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, 4096))
-	return res.StatusCode, strings.TrimSpace(string(body)), err
+	return res, strings.TrimSpace(string(body)), err
 }
