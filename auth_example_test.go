@@ -147,9 +147,9 @@ func ExampleIdentity_ConfirmX5tS256() {
 	}
 	aliceToken, bobToken := x5tS256(alice.Certificate), x5tS256(bob.Certificate)
 	fmt.Println(id.ConfirmX5tS256(aliceToken))
-	fmt.Println(errors.Is(id.ConfirmX5tS256(bobToken), mtls.ErrBindingMismatch))
+	fmt.Println(errors.Is(id.ConfirmX5tS256(bobToken), mtls.ErrTokenCertificateMismatch))
 	fmt.Println(errors.Is(id.ConfirmX5tS256(""), mtls.ErrUnboundToken))
-	fmt.Println(errors.Is(id.ConfirmX5tS256(aliceToken+"="), mtls.ErrMalformedBinding))
+	fmt.Println(errors.Is(id.ConfirmX5tS256(aliceToken+"="), mtls.ErrMalformedX5tS256))
 	// Output:
 	// <nil>
 	// true

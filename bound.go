@@ -20,10 +20,10 @@ import (
 var (
 	// ErrUnboundToken: the token carries no x5t#S256 confirmation.
 	ErrUnboundToken = errors.New("mtls: access token not bound to a certificate")
-	// ErrBindingMismatch: the token is bound to another certificate than the client's.
-	ErrBindingMismatch = errors.New("mtls: access token bound to another certificate")
-	// ErrMalformedBinding: the x5t#S256 value is not the unpadded base64url encoding of 32 bytes.
-	ErrMalformedBinding = errors.New("mtls: malformed x5t#S256 confirmation")
+	// ErrTokenCertificateMismatch: the token is bound to another certificate than the client's.
+	ErrTokenCertificateMismatch = errors.New("mtls: access token bound to another certificate")
+	// ErrMalformedX5tS256: the x5t#S256 value is not the unpadded base64url encoding of 32 bytes.
+	ErrMalformedX5tS256 = errors.New("mtls: malformed x5t#S256 confirmation")
 )
 
 // x5tS256Len is the length of an unpadded base64url SHA-256 digest.
@@ -35,9 +35,9 @@ var x5tS256Len = base64.RawURLEncoding.EncodedLen(sha256.Size)
 // digests are compared in constant time. Pass the claim's value as the token holds it, or "" when
 // the token has none.
 //
-// It returns nil on a match; [ErrUnboundToken] for ""; [ErrMalformedBinding] for a value that is
+// It returns nil on a match; [ErrUnboundToken] for ""; [ErrMalformedX5tS256] for a value that is
 // padded, in the standard base64 alphabet, of another length or not canonical (no value but the
-// exact encoding is accepted); [ErrBindingMismatch] for another certificate's digest, and for an
+// exact encoding is accepted); [ErrTokenCertificateMismatch] for another certificate's digest, and for an
 // identity without a certificate. Check the token's signature, issuer, audience and expiry
 // first, with the JWT or introspection library of your choice: this is the binding alone.
 func (id *Identity) ConfirmX5tS256(x5tS256 string) error {
@@ -46,14 +46,14 @@ func (id *Identity) ConfirmX5tS256(x5tS256 string) error {
 		return err
 	}
 	if id == nil || id.Leaf == nil {
-		return fmt.Errorf("%w: no client certificate", ErrBindingMismatch)
+		return fmt.Errorf("%w: no client certificate", ErrTokenCertificateMismatch)
 	}
 	want := id.sum
 	if want == ([sha256.Size]byte{}) { // an identity not built by the middleware (NewContext)
 		want = sha256.Sum256(id.Leaf.Raw)
 	}
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-		return ErrBindingMismatch
+		return ErrTokenCertificateMismatch
 	}
 	return nil
 }
@@ -65,24 +65,24 @@ func decodeX5tS256(v string) (sum [sha256.Size]byte, err error) {
 	case v == "":
 		return sum, ErrUnboundToken
 	case strings.HasSuffix(v, "="):
-		return sum, fmt.Errorf("%w: padded (RFC 8705 uses base64url without padding)", ErrMalformedBinding)
+		return sum, fmt.Errorf("%w: padded (RFC 8705 uses base64url without padding)", ErrMalformedX5tS256)
 	case len(v) != x5tS256Len:
-		return sum, fmt.Errorf("%w: %d bytes, want %d", ErrMalformedBinding, len(v), x5tS256Len)
+		return sum, fmt.Errorf("%w: %d bytes, want %d", ErrMalformedX5tS256, len(v), x5tS256Len)
 	}
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
 		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
 		case c == '+' || c == '/':
-			return sum, fmt.Errorf("%w: standard base64 alphabet (RFC 8705 uses base64url)", ErrMalformedBinding)
+			return sum, fmt.Errorf("%w: standard base64 alphabet (RFC 8705 uses base64url)", ErrMalformedX5tS256)
 		default:
 			// encoding/base64 would skip '\r' and '\n': refused here, so only one spelling matches.
-			return sum, fmt.Errorf("%w: byte %d is not base64url", ErrMalformedBinding, i)
+			return sum, fmt.Errorf("%w: byte %d is not base64url", ErrMalformedX5tS256, i)
 		}
 	}
 	// Strict: the unused low bits of the last character must be zero, so that only one
 	// spelling of a digest matches.
 	if n, err := base64.RawURLEncoding.Strict().Decode(sum[:], []byte(v)); err != nil || n != sha256.Size {
-		return sum, fmt.Errorf("%w: not the encoding of a SHA-256 digest", ErrMalformedBinding)
+		return sum, fmt.Errorf("%w: not the encoding of a SHA-256 digest", ErrMalformedX5tS256)
 	}
 	return sum, nil
 }

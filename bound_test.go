@@ -46,23 +46,23 @@ func TestConfirmX5tS256(t *testing.T) {
 	}{
 		{"match", id, x5t, nil},
 		{"match, identity built by hand", &Identity{Leaf: p.alice.Certificate}, x5t, nil},
-		{"another certificate", id, base64.RawURLEncoding.EncodeToString(other[:]), ErrBindingMismatch},
-		{"no identity", nil, x5t, ErrBindingMismatch},
-		{"identity without a certificate", &Identity{}, x5t, ErrBindingMismatch},
+		{"another certificate", id, base64.RawURLEncoding.EncodeToString(other[:]), ErrTokenCertificateMismatch},
+		{"no identity", nil, x5t, ErrTokenCertificateMismatch},
+		{"identity without a certificate", &Identity{}, x5t, ErrTokenCertificateMismatch},
 		{"missing", id, "", ErrUnboundToken},
-		{"padded", id, x5t + "=", ErrMalformedBinding},
-		{"padding only", id, "=", ErrMalformedBinding},
-		{"padding inside", id, x5t[:42] + "=", ErrMalformedBinding},
-		{"standard alphabet", id, std, ErrMalformedBinding},
-		{"standard alphabet, padded", id, std + "=", ErrMalformedBinding},
-		{"hex fingerprint", id, id.SHA256, ErrMalformedBinding},
-		{"short", id, x5t[:42], ErrMalformedBinding},
-		{"long", id, x5t + "A", ErrMalformedBinding},
-		{"huge", id, strings.Repeat("A", 1<<20), ErrMalformedBinding},
-		{"newline inside, which encoding/base64 skips", id, x5t[:20] + "\n" + x5t[20:42], ErrMalformedBinding},
-		{"space", id, " " + x5t[1:], ErrMalformedBinding},
-		{"non-canonical last character", id, nonCanonical(x5t), ErrMalformedBinding},
-		{"SHA-1 sized", id, base64.RawURLEncoding.EncodeToString(sum[:20]), ErrMalformedBinding},
+		{"padded", id, x5t + "=", ErrMalformedX5tS256},
+		{"padding only", id, "=", ErrMalformedX5tS256},
+		{"padding inside", id, x5t[:42] + "=", ErrMalformedX5tS256},
+		{"standard alphabet", id, std, ErrMalformedX5tS256},
+		{"standard alphabet, padded", id, std + "=", ErrMalformedX5tS256},
+		{"hex fingerprint", id, id.SHA256, ErrMalformedX5tS256},
+		{"short", id, x5t[:42], ErrMalformedX5tS256},
+		{"long", id, x5t + "A", ErrMalformedX5tS256},
+		{"huge", id, strings.Repeat("A", 1<<20), ErrMalformedX5tS256},
+		{"newline inside, which encoding/base64 skips", id, x5t[:20] + "\n" + x5t[20:42], ErrMalformedX5tS256},
+		{"space", id, " " + x5t[1:], ErrMalformedX5tS256},
+		{"non-canonical last character", id, nonCanonical(x5t), ErrMalformedX5tS256},
+		{"SHA-1 sized", id, base64.RawURLEncoding.EncodeToString(sum[:20]), ErrMalformedX5tS256},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +73,7 @@ func TestConfirmX5tS256(t *testing.T) {
 			}
 			require.ErrorIs(t, err, tt.want)
 			assert.True(t, strings.HasPrefix(err.Error(), "mtls: "), err.Error())
-			for _, sentinel := range []error{ErrUnboundToken, ErrBindingMismatch, ErrMalformedBinding} {
+			for _, sentinel := range []error{ErrUnboundToken, ErrTokenCertificateMismatch, ErrMalformedX5tS256} {
 				assert.Equal(t, sentinel == tt.want, errors.Is(err, sentinel), "exactly one sentinel: %v", sentinel)
 			}
 		})
@@ -95,7 +95,7 @@ func FuzzConfirmX5tS256(f *testing.F) {
 		if (err == nil) != (v == x5t) {
 			t.Fatalf("%q: %v", v, err)
 		}
-		if err != nil && !errors.Is(err, ErrUnboundToken) && !errors.Is(err, ErrBindingMismatch) && !errors.Is(err, ErrMalformedBinding) {
+		if err != nil && !errors.Is(err, ErrUnboundToken) && !errors.Is(err, ErrTokenCertificateMismatch) && !errors.Is(err, ErrMalformedX5tS256) {
 			t.Fatalf("%q: unclassified error %v", v, err)
 		}
 		if other, err := decodeX5tS256(v); err == nil && base64.RawURLEncoding.EncodeToString(other[:]) != v {

@@ -52,6 +52,12 @@
 // restarting the listener. [RejectAtHandshake] additionally refuses bad certificates during the
 // handshake.
 //
+// # Certificates and other credentials
+//
+// [Middleware.Handler] requires a certificate. [Middleware.Either] accepts a certificate or the
+// service's own credentials (a [CredentialCheck]: password, API key, token), [Middleware.Both]
+// requires both; [Identity.ConfirmX5tS256] binds an access token to the certificate (RFC 8705).
+//
 // # Security model
 //
 // Verified: the chain leads to a configured root (client-presented intermediates, and a proxy's
