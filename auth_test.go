@@ -29,16 +29,17 @@ import (
 type authFixture struct {
 	*headerFixture
 	revoked, expired, denied, tricky *mtlstest.Leaf
-	checks                           int // calls of the credential check
+	now                              time.Time // the middleware's clock
+	checks                           int       // calls of the credential check
 	logs                             bytes.Buffer
 }
 
 const authUser, authPassword = "svc", "s3cret"
 
 func newAuthFixture(t *testing.T) *authFixture {
-	f := &authFixture{headerFixture: newHeaderFixture(t)}
+	f := &authFixture{headerFixture: newHeaderFixture(t), now: time.Now()}
 	f.revoked = f.p.issuing.NewClient("revoked")
-	f.expired = f.p.issuing.NewClient("expired", mtlstest.WithValidity(time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)))
+	f.expired = f.p.issuing.NewClient("expired", mtlstest.WithValidity(f.now.Add(-48*time.Hour), f.now.Add(-24*time.Hour)))
 	f.denied = f.p.issuing.NewClient("denied")
 	f.tricky = f.p.issuing.NewClient("tricky")
 	return f
@@ -51,6 +52,7 @@ func (f *authFixture) middleware(t *testing.T, optional bool) *Middleware {
 		RootCAs:       f.p.root.Pool(),
 		Intermediates: f.p.issuing.Pool(),
 		Optional:      optional,
+		Now:           func() time.Time { return f.now },
 		Header:        &HeaderConfig{Format: MustHeaderFormat("haproxy"), TrustedProxies: []netip.Prefix{f.trusts}},
 		Revocation:    &RevocationConfig{DenyList: NewDenyList(DenyCertificate(sha256.Sum256(f.revoked.Certificate.Raw)))},
 		Policy: PolicyFunc(func(id *Identity) error {
