@@ -35,6 +35,9 @@ var (
 	// ErrMisdirected: the request's Host names another server than the TLS handshake did (see
 	// [Config.DangerouslyAllowHostMismatch]).
 	ErrMisdirected = errors.New("mtls: request misdirected")
+	// ErrCredentials: the service's own credentials were missing or refused by the check of
+	// [Middleware.Either] or [Middleware.Both].
+	ErrCredentials = errors.New("mtls: credentials refused")
 )
 
 // Reason codes sent to clients. They are stable: clients and dashboards may depend on them.
@@ -49,6 +52,7 @@ const (
 	ReasonMalformedHeader       = "header_malformed"
 	ReasonPolicyDenied          = "policy_denied"
 	ReasonMisdirected           = "misdirected_request"
+	ReasonCredentialsRequired   = "credentials_required"
 )
 
 // class ties a sentinel to what a client may learn about it.
@@ -68,6 +72,7 @@ var classes = map[error]class{
 	ErrMalformedHeader:       {http.StatusBadRequest, ReasonMalformedHeader},
 	ErrDenied:                {http.StatusForbidden, ReasonPolicyDenied},
 	ErrMisdirected:           {http.StatusMisdirectedRequest, ReasonMisdirected},
+	ErrCredentials:           {http.StatusUnauthorized, ReasonCredentialsRequired},
 }
 
 // Error is the structured error behind every refusal. Kind is one of the sentinels above, Detail

@@ -68,6 +68,8 @@ type Event struct {
 
 	// Duration is the time the middleware took to decide.
 	Duration time.Duration
+
+	fallBack bool // a refused certificate, after which credentials decide (Middleware.Either)
 }
 
 // defaultExpiryWarning is how long before its leaf expires an identity is flagged.
@@ -76,7 +78,7 @@ const defaultExpiryWarning = 14 * 24 * time.Hour
 // event builds the event of decision d, taken in duration, at now.
 func (m *Middleware) event(d *decision, shadowErr error, duration time.Duration) Event {
 	ev := Event{Result: Accepted, Source: d.source, Proxy: d.proxy, Duration: duration, ShadowErr: shadowErr,
-		RevocationSource: d.rev.source}
+		RevocationSource: d.rev.source, fallBack: d.fallBack}
 	if d.source == SourceHeader && m.header != nil {
 		ev.Format = m.header.formatName
 	}

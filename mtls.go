@@ -52,6 +52,12 @@
 // restarting the listener. [RejectAtHandshake] additionally refuses bad certificates during the
 // handshake.
 //
+// # Certificates and other credentials
+//
+// [Middleware.Handler] requires a certificate. [Middleware.Either] accepts a certificate or the
+// service's own credentials (a [CredentialCheck]: password, API key, token), [Middleware.Both]
+// requires both; [Identity.ConfirmX5tS256] binds an access token to the certificate (RFC 8705).
+//
 // # Security model
 //
 // Verified: the chain leads to a configured root (client-presented intermediates, and a proxy's
@@ -152,16 +158,20 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 		}
 		d := m.authenticate(r)
 		m.observe(w, r, &d, start)
-		if d.err != nil {
-			return
+		if d.err == nil {
+			next.ServeHTTP(w, m.accepted(r, d.id))
 		}
-		r = m.stripHeader(r, d.id)
-		if d.id == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), d.id)))
 	})
+}
+
+// accepted returns the request the next handler sees once r is accepted with id (nil: without a
+// certificate): the certificate headers removed unless id came from them, id in the context.
+func (m *Middleware) accepted(r *http.Request, id *Identity) *http.Request {
+	r = m.stripHeader(r, id)
+	if id == nil {
+		return r
+	}
+	return r.WithContext(NewContext(r.Context(), id))
 }
 
 // Authenticate runs the whole check on r and returns the identity, or an *Error. It writes no

@@ -16,6 +16,14 @@ import (
 // observe reports the decision d on r, begun at start, and writes a refusal through the error
 // handler.
 func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision, start time.Time) {
+	m.note(r, d, start)
+	if d.err != nil {
+		m.errorHandler(w, r, d.err)
+	}
+}
+
+// note reports the decision d on r, begun at start: the shadow policy's outcome, then the event.
+func (m *Middleware) note(r *http.Request, d *decision, start time.Time) {
 	var shadowErr error
 	if m.policies.shadow != nil && d.evaluated != nil {
 		shadowErr = m.reportShadow(r, m.policies.shadow, d.evaluated, d.enforced)
@@ -23,9 +31,6 @@ func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision
 	if m.watching && (m.onDecision != nil || m.logged(r.Context(), d)) {
 		ev := m.event(d, shadowErr, time.Since(start))
 		m.report(r.Context(), &ev)
-	}
-	if d.err != nil {
-		m.errorHandler(w, r, d.err)
 	}
 }
 
@@ -61,6 +66,8 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 	}
 	level, msg := slog.LevelDebug, "mtls: request accepted"
 	switch {
+	case ev.Result == Refused && ev.fallBack:
+		level, msg = slog.LevelInfo, "mtls: certificate refused, the credentials decide"
 	case ev.Result == Refused:
 		level, msg = slog.LevelInfo, "mtls: request refused"
 	case ev.Revocation.Degraded() && m.degradedLogDue():

@@ -42,6 +42,8 @@ type decision struct {
 	source Source
 	proxy  netip.Addr
 	rev    revInfo
+	// fallBack: the certificate was refused, and credentials decide ([Middleware.Either]).
+	fallBack bool
 }
 
 // authenticate runs the pipeline on r.
