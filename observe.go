@@ -8,7 +8,8 @@ import (
 )
 
 // The one place that reports decisions: refusals to the logger and the error handler, shadow
-// policy outcomes to OnShadow and the logger. Only the middleware's handlers observe;
+// policy outcomes to OnShadow and the logger; and the outcomes of reloads, to the logger and
+// ReloadStatus. Only the middleware's handlers observe;
 // [Middleware.Authenticate] returns its decision and reports nothing.
 
 // observe reports the decision d on r and, for a refusal, writes it through the error handler.
@@ -70,6 +71,30 @@ func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, 
 		attrs = append(attrs, slog.String("principal", id.Principal))
 	}
 	m.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
+}
+
+// reportLoad records the outcome of a load of one source (the files, or the deny list URL) in
+// its status and logs it: Error for a failure (what was loaded before stays in force), Info for
+// a success.
+func (m *Middleware) reportLoad(s *SourceStatus, what string, err error) {
+	now := m.now()
+	r := &m.reload
+	r.status.Lock()
+	s.LastAttempt = now
+	if err != nil {
+		s.LastError = err.Error()
+	} else {
+		s.Generation++
+		s.LastSuccess, s.LastError = now, ""
+	}
+	gen := s.Generation
+	r.status.Unlock()
+	if err != nil {
+		m.log(r.ctx, slog.LevelError, "mtls: reload failed, keeping what is in force",
+			slog.String("source", what), slog.String("error", err.Error()))
+		return
+	}
+	m.log(r.ctx, slog.LevelInfo, "mtls: reloaded", slog.String("source", what), slog.Uint64("generation", gen))
 }
 
 func (m *Middleware) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {

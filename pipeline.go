@@ -38,15 +38,18 @@ type decision struct {
 }
 
 // authenticate runs the pipeline on r.
+// The state is loaded once: every step of one request sees the same trust, policy, bindings and
+// deny list file, whatever reload happens meanwhile.
 func (m *Middleware) authenticate(r *http.Request) decision {
+	st := m.state.Load()
 	var c claim
-	if err := m.claimOf(r, &c); err != nil {
+	if err := m.claimOf(st, r, &c); err != nil {
 		return decision{err: err}
 	}
 	var id *Identity
 	if !c.empty() {
 		var err error
-		if id, err = m.verified(r.Context(), &c); err != nil {
+		if id, err = m.verified(r.Context(), st, &c); err != nil {
 			return decision{err: err}
 		}
 	}
@@ -61,26 +64,25 @@ func (m *Middleware) authenticate(r *http.Request) decision {
 		cp.Proxy = c.proxy
 		id = &cp
 	}
-	return m.authorize(id)
+	return m.authorize(st, id)
 }
 
-// verified runs the steps that establish a certificate: screen, cache, parse, verify, revocation.
-// It returns (nil, nil) for header values that decode to no certificate.
-func (m *Middleware) verified(ctx context.Context, c *claim) (*Identity, error) {
-	id, err := m.verifiedChain(c)
+// verified runs the steps that establish a certificate under st: screen, cache, parse, verify,
+// revocation. It returns (nil, nil) for header values that decode to no certificate.
+func (m *Middleware) verified(ctx context.Context, st *state, c *claim) (*Identity, error) {
+	id, err := m.verifiedChain(st, c)
 	if err != nil || id == nil || m.revoc == nil {
 		return id, err
 	}
-	return m.revoc.check(ctx, id)
+	return m.revoc.check(ctx, st.deny, id)
 }
 
 // verifiedChain runs screen, cache, parse and verify: all but revocation, which has caches of its
 // own and runs on every request.
-func (m *Middleware) verifiedChain(c *claim) (*Identity, error) {
+func (m *Middleware) verifiedChain(st *state, c *claim) (*Identity, error) {
 	if err := m.screenClaim(c); err != nil {
 		return nil, err
 	}
-	st := m.state.Load()
 	now := m.now()
 	var k uint64
 	var e *entry
@@ -99,7 +101,7 @@ func (m *Middleware) verifiedChain(c *claim) (*Identity, error) {
 	}
 	own := *c // the flight may outlive this request: it gets its own copy
 	return st.cache.fill(k, material, now, func() (*Identity, time.Time, error) {
-		return m.verifyClaim(st.trust, &own, now)
+		return m.verifyClaim(st, &own, now)
 	})
 }
 
@@ -158,9 +160,11 @@ func (m *Middleware) screen(certs []*x509.Certificate) error {
 
 func (m *Middleware) maxPresented() int { return m.trustCfg.maxDepth + 1 }
 
-// verifyClaim parses and verifies a claim under trust t: the work the cache saves. It returns
-// the identity or the refusal, and until when that outcome may be reused (zero: not cached).
-func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, time.Time, error) {
+// verifyClaim parses and verifies a claim under the trust of st: the work the cache saves. It
+// returns the identity or the refusal, and until when that outcome may be reused (zero: not
+// cached).
+func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity, time.Time, error) {
+	t := st.trust
 	certs := c.certs
 	if c.source == SourceHeader {
 		ders, err := m.decodeHeader(c)
@@ -189,6 +193,7 @@ func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, 
 		return nil, negativeExpiry(certs[0], err, now), err
 	}
 	id := newIdentity(chain, pinned)
+	id.bindings = st.bindings // principals resolve with the bindings loaded with this trust
 	until := earliestNotAfter(chain)
 	if c.source == SourceHeader {
 		id.Source = SourceHeader
@@ -236,8 +241,8 @@ func (m *Middleware) parseCertificates(ders [][]byte) ([]*x509.Certificate, erro
 }
 
 // authorize runs the steps after the certificate is established: principal mapping, then the
-// policy (which may match the principal). It never mutates id: setting a principal copies it.
-func (m *Middleware) authorize(id *Identity) decision {
+// policy of st (which may match the principal). It never mutates id: setting a principal copies it.
+func (m *Middleware) authorize(st *state, id *Identity) decision {
 	pr := &m.policies
 	if pr.principals != nil {
 		name, err := pr.principals.ResolvePrincipal(id)
@@ -251,8 +256,8 @@ func (m *Middleware) authorize(id *Identity) decision {
 		}
 	}
 	d := decision{id: id, evaluated: id}
-	if pr.policy != nil {
-		if d.enforced = pr.policy.Check(id); d.enforced != nil {
+	if st.policy != nil {
+		if d.enforced = st.policy.Check(id); d.enforced != nil {
 			d.id, d.err = nil, deniedError(id, "", d.enforced)
 		}
 	}

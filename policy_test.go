@@ -788,7 +788,7 @@ func TestConfigPolicyAndPrincipals(t *testing.T) {
 	cached, err := m.Authenticate(requestWith(pk.alice.Chain()...))
 	require.NoError(t, err)
 	assert.NotSame(t, id, cached, "each request gets its own copy")
-	base, err := m.verifiedChain(&claim{source: SourceTLS, certs: pk.alice.Chain()})
+	base, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: pk.alice.Chain()})
 	require.NoError(t, err)
 	assert.Empty(t, base.Principal, "the cached identity is never modified")
 
@@ -926,7 +926,7 @@ func TestPolicyConcurrentRequests(t *testing.T) {
 		require.NoError(t, <-done)
 	}
 	for _, leaf := range leaves {
-		base, err := m.verifiedChain(&claim{source: SourceTLS, certs: leaf.Chain()})
+		base, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: leaf.Chain()})
 		require.NoError(t, err)
 		assert.Empty(t, base.Principal)
 	}

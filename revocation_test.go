@@ -768,7 +768,7 @@ func TestRevocationConfigErrors(t *testing.T) {
 		field string
 		want  string
 	}{
-		{"nothing to check", RevocationConfig{}, "Revocation", "set OCSP, CRL or DenyList"},
+		{"nothing to check", RevocationConfig{}, "Revocation", "set OCSP, CRL, DenyList, DenyListFile or DenyListURL"},
 		{"bad responder", RevocationConfig{OCSP: &OCSPConfig{Responder: "ftp://x"}}, "Revocation.OCSP.Responder", "not an absolute http"},
 		{"negative cache", RevocationConfig{OCSP: &OCSPConfig{CacheSize: -1}}, "Revocation.OCSP.CacheSize", "negative"},
 		{"no CRL source", RevocationConfig{CRL: &CRLConfig{}}, "Revocation.CRL", "set Files, URLs or DistributionPoints"},

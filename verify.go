@@ -22,6 +22,7 @@ type trustConfig struct {
 	intermediates     *x509.CertPool
 	intermediateFiles []string
 	pins              []string
+	pinFiles          []string
 	maxDepth          int
 }
 
@@ -86,8 +87,19 @@ func (tc *trustConfig) load() (*trust, error) {
 		t.pins[sum] = struct{}{}
 	}
 
-	if t.roots == nil && len(tc.pins) == 0 {
-		p.addf("RootCAs", "no trust anchor: set RootCAs, RootCAFiles or PinnedSHA256")
+	for i, f := range tc.pinFiles {
+		sums, err := readPinFile(f)
+		if err != nil {
+			p.add(fmt.Sprintf("PinnedSHA256Files[%d]", i), err)
+			continue
+		}
+		for _, sum := range sums {
+			t.pins[sum] = struct{}{}
+		}
+	}
+
+	if t.roots == nil && len(tc.pins) == 0 && len(tc.pinFiles) == 0 {
+		p.addf("RootCAs", "no trust anchor: set RootCAs, RootCAFiles, PinnedSHA256 or PinnedSHA256Files")
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -112,6 +124,44 @@ func ParseFingerprint(s string) ([sha256.Size]byte, error) {
 	}
 	copy(sum[:], b)
 	return sum, nil
+}
+
+// readPinFile reads a file of pins of at most maxTrustFile bytes (see [Config.PinnedSHA256Files]).
+func readPinFile(name string) ([][sha256.Size]byte, error) {
+	data, err := certfile.Read(name, maxTrustFile)
+	if err != nil {
+		return nil, err
+	}
+	sums, err := parsePins(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return sums, nil
+}
+
+// parsePins parses the lines of a pin file: a fingerprint as [ParseFingerprint] reads it, or as
+// openssl prints it ("sha256 Fingerprint=AB:CD:...", "SHA256 Fingerprint=..."); blank lines and
+// lines starting with # are skipped.
+func parsePins(data []byte) ([][sha256.Size]byte, error) {
+	var sums [][sha256.Size]byte
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if label, fp, ok := strings.Cut(line, "="); ok {
+			if !strings.EqualFold(strings.TrimSpace(label), "sha256 Fingerprint") {
+				return nil, fmt.Errorf("line %d: %q is not a SHA-256 fingerprint (want \"sha256 Fingerprint=...\" or hex)", n+1, label)
+			}
+			line = fp
+		}
+		sum, err := ParseFingerprint(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n+1, err)
+		}
+		sums = append(sums, sum)
+	}
+	return sums, nil
 }
 
 // maxTrustFile bounds the size of a root or intermediate file.
@@ -397,6 +447,6 @@ func (m *Middleware) verifyConnection(cs tls.ConnectionState) error {
 		}
 		return newError(ErrNoCertificate, "no certificate in the TLS handshake", nil)
 	}
-	_, err := m.verifiedChain(&claim{source: SourceTLS, certs: cs.PeerCertificates})
+	_, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: cs.PeerCertificates})
 	return err
 }
