@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/certgate/mtls/internal/certfile"
@@ -384,7 +385,7 @@ func negativeExpiry(leaf *x509.Certificate, err error, now time.Time) time.Time 
 // TLSOption adjusts [Middleware.TLSConfig].
 type TLSOption func(*tlsOptions)
 
-type tlsOptions struct{ rejectAtHandshake bool }
+type tlsOptions struct{ rejectAtHandshake, advertiseCAs bool }
 
 // RejectAtHandshake makes the TLS layer also refuse a missing (when required) or invalid client
 // certificate during the handshake, through VerifyConnection (which runs on resumed sessions too).
@@ -401,13 +402,33 @@ func RejectAtHandshake() TLSOption {
 	return func(o *tlsOptions) { o.rejectAtHandshake = true }
 }
 
+// AdvertiseCAs makes the certificate request name the subjects of the trusted roots
+// (tls.Config.ClientCAs), so that clients holding several certificates pick one of the right CA.
+// With tls.RequestClientCert this only advertises them: the handshake verifies nothing, the
+// middleware still decides. The names follow [Middleware.Reload]: each handshake gets a config
+// built for the trust in force (built once per reload).
+//
+// Clients take the names as a filter: Go's crypto/tls and browsers then send only a certificate
+// issued under one of them, and none otherwise. So nothing is advertised while the trust holds
+// pins ([Config.PinnedSHA256], [Config.PinnedSHA256Files]), whose certificates would be withheld;
+// and do not use it where several middlewares with different trust serve one listener (per-route
+// trust), or the certificates of the other routes are withheld. Clients of an untrusted CA then
+// send no certificate: they are refused with "certificate_required" rather than
+// "certificate_untrusted". A base ClientCAs is kept as it is, and never follows reloads.
+func AdvertiseCAs() TLSOption {
+	return func(o *tlsOptions) { o.advertiseCAs = true }
+}
+
 // TLSConfig returns a copy of base (or a new config when base is nil) that requests client
 // certificates and does not accept anything below TLS 1.2. The TLS layer only requests the
 // certificate; the middleware decides in the request, with its own (reloadable) trust. A base
 // ClientAuth already stricter than tls.RequestClientCert is kept, and so is base's own
 // VerifyConnection (called after the middleware's check with RejectAtHandshake).
+// [AdvertiseCAs] names the trusted roots in the certificate request.
 //
-// Configurations returned by base's GetConfigForClient are not adjusted.
+// Configurations returned by base's GetConfigForClient are not adjusted. With AdvertiseCAs the
+// config's GetConfigForClient calls base's first, and uses the middleware's own (built for the
+// trust in force) only when base's returns nil.
 func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config {
 	var o tlsOptions
 	for _, opt := range opts {
@@ -435,7 +456,37 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 			return nil
 		}
 	}
-	return cfg
+	if !o.advertiseCAs || cfg.ClientCAs != nil {
+		return cfg
+	}
+	own := cfg.GetConfigForClient
+	cfg.GetConfigForClient = nil
+	type derived struct {
+		trust *trust
+		cfg   *tls.Config
+	}
+	var last atomic.Pointer[derived]
+	forTrust := func(t *trust) *tls.Config {
+		if d := last.Load(); d != nil && d.trust == t {
+			return d.cfg
+		}
+		c := cfg.Clone()
+		if len(t.pins) == 0 {
+			c.ClientCAs = t.roots
+		}
+		last.Store(&derived{trust: t, cfg: c})
+		return c
+	}
+	out := forTrust(m.state.Load().trust).Clone()
+	out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if own != nil {
+			if c, err := own(hello); c != nil || err != nil {
+				return c, err
+			}
+		}
+		return forTrust(m.state.Load().trust), nil
+	}
+	return out
 }
 
 // verifyConnection is the handshake-time check of RejectAtHandshake.
