@@ -1526,7 +1526,7 @@ func TestCRLTrustChangedForgetsTrustedKeys(t *testing.T) {
 	require.NoError(t, refresh(crlOf(p.issuing, 2, now.Add(-time.Hour)), rolled), "the old key is trusted: its CRL is taken")
 	require.NoError(t, refresh(crlOf(rolled, 2, now.Add(-time.Hour)), p.issuing), "so is the new one's")
 
-	require.NoError(t, m.ReloadTrust()) // the old key is no longer trusted
+	require.NoError(t, m.Reload()) // the old key is no longer trusted
 	err = refresh(crlOf(p.issuing, 3, now.Add(-time.Minute)), rolled)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "trusted key")
