@@ -52,6 +52,13 @@
 // restarting the listener. [RejectAtHandshake] additionally refuses bad certificates during the
 // handshake.
 //
+// # Reloading
+//
+// [Middleware.Reload] reads every file of the configuration again (roots, intermediates, pins,
+// policy documents, principal bindings, the deny list file) and swaps them in at once, or keeps
+// everything in force if one is bad; [Config.ReloadInterval] calls it when a file changes, and
+// [Middleware.ReloadStatus] reports the outcomes (reload.go).
+//
 // # Security model
 //
 // Verified: the chain leads to a configured root (client-presented intermediates, and a proxy's

@@ -16,7 +16,7 @@ import (
 	"github.com/certgate/mtls/internal/certfile"
 )
 
-// trustConfig is what trust is built from; load builds it anew (at New and on ReloadTrust).
+// trustConfig is what trust is built from; load builds it anew (at New and on Reload).
 type trustConfig struct {
 	roots             *x509.CertPool
 	rootFiles         []string
