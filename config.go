@@ -253,9 +253,6 @@ func compile(cfg *Config) (*Middleware, *state, error) {
 	if err := p.err(); err != nil {
 		return nil, nil, err
 	}
-	if m.revoc != nil && m.revoc.crl != nil {
-		m.revoc.crl.startDownloads() // only once the whole configuration holds
-	}
 	return m, st, nil
 }
 

@@ -123,10 +123,14 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	m.reload.ctx, m.reload.cancel = context.WithCancel(base)
 	if m.revoc != nil && m.revoc.remote != nil {
+		m.reload.url.Sources = []string{m.revoc.remoteURL}
 		if err := m.refreshDenyList(m.reload.ctx); err != nil {
 			m.reload.cancel()
 			return nil, &ConfigError{Field: "Revocation.DenyListURL", Err: err}
 		}
+	}
+	if m.revoc != nil && m.revoc.crl != nil {
+		m.revoc.crl.startDownloads() // only once the whole configuration holds
 	}
 	m.start()
 	return m, nil

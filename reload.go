@@ -144,7 +144,9 @@ func (m *Middleware) reloadLocked() error {
 func (m *Middleware) start() {
 	r := &m.reload
 	now := m.now()
+	r.status.Lock()
 	r.files = SourceStatus{Sources: m.watched(), Generation: 1, LastAttempt: now, LastSuccess: now}
+	r.status.Unlock()
 	if m.files.interval > 0 {
 		r.marks = m.scan()
 		m.every(m.files.interval, func() { m.poll() })
@@ -265,14 +267,15 @@ func (m *Middleware) mark(path string) fileMark {
 	return mk
 }
 
-// sameFiles compares what two scans found: the same files, with the same contents.
+// sameFiles compares what two scans found: the same files, with the same sizes and contents
+// (modification times aside).
 func sameFiles(a, b map[string]fileMark) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for k, x := range a {
 		y, ok := b[k]
-		if !ok || x.err != y.err || x.sum != y.sum {
+		if !ok || x.err != y.err || x.size != y.size || x.sum != y.sum {
 			return false
 		}
 	}

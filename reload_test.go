@@ -363,6 +363,7 @@ func TestDenyListURL(t *testing.T) {
 	st := m.ReloadStatus().DenyListURL
 	require.NotNil(t, st)
 	assert.Equal(t, uint64(1), st.Generation)
+	assert.Equal(t, []string{d.URL + "/deny.txt"}, st.Sources)
 
 	d.serve(http.StatusOK, "sha256 "+fingerprint(p.alice.Certificate)+"\n")
 	require.NoError(t, m.refreshDenyList(context.Background()))
