@@ -302,7 +302,7 @@ func (b *Bindings) Len() int { return b.n }
 // verified it. A direct Reload swaps the store's bindings in alone, at once, for every request.
 type BindingStore struct {
 	path   string
-	mu     sync.Mutex // serialises swaps
+	mu     sync.Mutex // serialises Reload and swaps
 	cur    atomic.Pointer[Bindings]
 	gen    uint64        // generation of the last swap, under mu
 	direct atomic.Uint64 // generation of the last direct Reload
@@ -320,18 +320,25 @@ func NewBindingStore(path string) (*BindingStore, error) {
 // Reload reads the bindings again and swaps them in atomically. On error the bindings in force
 // stay and the error says why.
 func (s *BindingStore) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	b, err := loadBindings(s.path)
 	if err != nil {
 		return err
 	}
-	s.direct.Store(s.swap(b))
+	s.direct.Store(s.swapLocked(b))
 	return nil
 }
 
-// swap puts b in force and returns its generation.
-func (s *BindingStore) swap(b *Bindings) uint64 {
+// swap puts b, loaded by a middleware, in force.
+func (s *BindingStore) swap(b *Bindings) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.swapLocked(b)
+}
+
+// swapLocked puts b in force and returns its generation. s.mu is held.
+func (s *BindingStore) swapLocked(b *Bindings) uint64 {
 	s.gen++
 	b.gen = s.gen
 	s.cur.Store(b)
