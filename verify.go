@@ -404,8 +404,9 @@ func RejectAtHandshake() TLSOption {
 
 // AdvertiseCAs makes the certificate request name the subjects of the trusted roots
 // (tls.Config.ClientCAs), so that clients holding several certificates pick one of the right CA.
-// With tls.RequestClientCert this only advertises them: the handshake verifies nothing, the
-// middleware still decides. The names follow [Middleware.Reload]: each handshake gets a config
+// With tls.RequestClientCert (TLSConfig's default) this only advertises them: the handshake
+// verifies nothing, the middleware still decides; a stricter base ClientAuth makes crypto/tls
+// verify against them too. The names follow [Middleware.Reload]: each handshake gets a config
 // built for the trust in force (built once per reload).
 //
 // Clients take the names as a filter: Go's crypto/tls and browsers then send only a certificate
@@ -415,6 +416,10 @@ func RejectAtHandshake() TLSOption {
 // trust), or the certificates of the other routes are withheld. Clients of an untrusted CA then
 // send no certificate: they are refused with "certificate_required" rather than
 // "certificate_untrusted". A base ClientCAs is kept as it is, and never follows reloads.
+//
+// The configs handed to handshakes are built from base, and do not see what [http.Server] adds to
+// its TLSConfig when it starts: set base.NextProtos (such as []string{"h2", "http/1.1"}) to
+// offer HTTP/2.
 func AdvertiseCAs() TLSOption {
 	return func(o *tlsOptions) { o.advertiseCAs = true }
 }
