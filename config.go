@@ -17,7 +17,8 @@ import (
 )
 
 // Config configures a [Middleware]. The zero value of every field is its safe default; at least one
-// trust anchor ([Config.RootCAs], [Config.RootCAFiles] or [Config.PinnedSHA256]) is required.
+// trust anchor ([Config.RootCAs], [Config.RootCAFiles], [Config.PinnedSHA256] or
+// [Config.PinnedSHA256Files]) is required.
 // [New] copies what it needs: changing a Config after New has no effect.
 //
 // Numbers and durations mean the same in every field of Config and its sub-configurations: zero
@@ -85,7 +86,8 @@ type Config struct {
 	// ErrorHandler writes refusals. It receives an *Error (see [StatusAndReason]). Default
 	// [WriteError]. It must not send the error's text to the client.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
-	// Logger receives one record per refusal with the full reason. Default: no logging.
+	// Logger receives one record per refusal with the full reason, and one per reload (Error for
+	// a failure, Info for a success). Default: no logging.
 	Logger *slog.Logger
 
 	// Header turns on header mode: the certificate is also accepted from a trusted proxy's
