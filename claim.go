@@ -42,9 +42,9 @@ func (c *claim) empty() bool {
 
 // claimOf decides which source speaks for r and reads what it presents into c. The peer decides:
 // from a trusted proxy only its header counts; from anyone else only the TLS connection.
-func (m *Middleware) claimOf(r *http.Request, c *claim) error {
+func (m *Middleware) claimOf(st *state, r *http.Request, c *claim) error {
 	if m.header != nil {
-		if proxy, trusted := m.trustedProxy(r); trusted {
+		if proxy, trusted := m.trustedProxy(st, r); trusted {
 			c.source, c.proxy = SourceHeader, proxy
 			return m.header.read(r, c)
 		}
@@ -74,7 +74,7 @@ func (m *Middleware) claimOf(r *http.Request, c *claim) error {
 // trustedProxy says whether the immediate peer of r is a trusted proxy, and returns its address.
 // A proxy trusted by its certificate goes through the same steps as any client (claim, screen,
 // cache, verify, revocation) and then ProxyPolicy instead of the request policies.
-func (m *Middleware) trustedProxy(r *http.Request) (netip.Addr, bool) {
+func (m *Middleware) trustedProxy(st *state, r *http.Request) (netip.Addr, bool) {
 	h := m.header
 	// net/http always sets RemoteAddr to the connection's "ip:port". A bare address is the mark
 	// of a middleware that replaced it with a client-supplied X-Forwarded-For or X-Real-IP
@@ -103,7 +103,7 @@ func (m *Middleware) trustedProxy(r *http.Request) (netip.Addr, bool) {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 			return addr, false
 		}
-		id, _, err := m.verified(r.Context(), &claim{source: SourceTLS, certs: r.TLS.PeerCertificates}, m.now())
+		id, _, err := m.verified(r.Context(), st, &claim{source: SourceTLS, certs: r.TLS.PeerCertificates}, m.now())
 		if err != nil || h.policy.Check(id) != nil {
 			return addr, false
 		}

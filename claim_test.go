@@ -57,7 +57,7 @@ func TestConnContextJudgesTheConnection(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = "192.0.2.1:1" // rewritten by some middleware
 		r = r.WithContext(ConnContext(r.Context(), fakeConn{addr: &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 4000}}))
-		proxy, ok := m.trustedProxy(r)
+		proxy, ok := m.trustedProxy(m.state.Load(), r)
 		assert.True(t, ok)
 		assert.Equal(t, netip.MustParseAddr("10.1.2.3"), proxy)
 	})

@@ -17,7 +17,8 @@ import (
 )
 
 // Config configures a [Middleware]. The zero value of every field is its safe default; at least one
-// trust anchor ([Config.RootCAs], [Config.RootCAFiles] or [Config.PinnedSHA256]) is required.
+// trust anchor ([Config.RootCAs], [Config.RootCAFiles], [Config.PinnedSHA256] or
+// [Config.PinnedSHA256Files]) is required.
 // [New] copies what it needs: changing a Config after New has no effect.
 //
 // Numbers and durations mean the same in every field of Config and its sub-configurations: zero
@@ -27,7 +28,7 @@ type Config struct {
 	// RootCAs are the CAs whose (direct or indirect) client certificates are accepted.
 	RootCAs *x509.CertPool
 	// RootCAFiles are PEM files of further root CAs. They are read by New and again by
-	// [Middleware.ReloadTrust]. A v3 certificate that is not a CA is refused here: pin such a
+	// [Middleware.Reload]. A v3 certificate that is not a CA is refused here: pin such a
 	// certificate with PinnedSHA256 instead.
 	RootCAFiles []string
 	// Intermediates are extra intermediate CAs used to build chains, for clients that present
@@ -41,6 +42,11 @@ type Config struct {
 	// self-signed client certificate. A pinned leaf must still be within its validity period, carry
 	// the clientAuth extended key usage and not be a CA.
 	PinnedSHA256 []string
+	// PinnedSHA256Files are files of further pins, read like RootCAFiles: one SHA-256
+	// fingerprint a line, as PinnedSHA256 writes them or as `openssl x509 -noout -fingerprint
+	// -sha256` prints them ("sha256 Fingerprint=AB:CD:..."); blank lines and lines starting with
+	// # are ignored. A file that holds no pin is valid, and trusts no certificate.
+	PinnedSHA256Files []string
 	// MaxChainDepth is the greatest number of CA certificates (intermediates and root) allowed above
 	// the leaf in a verified chain, and bounds how many certificates a client may present (this
 	// number plus one). Default 4, at most 15.
@@ -84,7 +90,8 @@ type Config struct {
 	// Logger receives one record per decision (see [Event]): refusals at level Info with the full
 	// reason, acceptances at Debug, acceptances on degraded revocation answers at Warn (at most
 	// every 30 seconds), and a Warn record once a day per certificate that expires within
-	// ExpiryWarning. Default: no logging.
+	// ExpiryWarning; and one per reload (Error for a failure, Info for a success). Default: no
+	// logging.
 	Logger *slog.Logger
 	// OnDecision receives the event of every decision, with the request's context (to annotate a
 	// tracing span, or count in metrics). It runs in the request path, after the decision and
@@ -112,6 +119,10 @@ type Config struct {
 	// Requests without a certificate in Optional mode are not subject to it. Default nil: every
 	// verified identity is allowed.
 	Policy Policy
+	// PolicyFiles are policy documents (see [ParsePolicy]) that every identity must satisfy too,
+	// each of them and Policy, with refusals as for Policy. They are read by New and again by
+	// [Middleware.Reload], in one swap with the trust. Default none.
+	PolicyFiles []string
 	// ShadowPolicy is evaluated beside Policy as a dry run and never refuses anything: its
 	// outcome goes to OnShadow for every evaluated request, and to the logger (level Info) when it
 	// would deny, or would allow a request that Policy denies. Use it to tighten rules safely.
@@ -126,6 +137,14 @@ type Config struct {
 	// policies can match the principal). An error from it refuses the request with 403. Default
 	// nil: Principal stays empty.
 	Principals PrincipalResolver
+
+	// ReloadInterval turns on polling: every interval a goroutine started by New looks at the
+	// files of the configuration (RootCAFiles, IntermediateFiles, PinnedSHA256Files, PolicyFiles,
+	// the files of the [BindingStore]s of Principals, Revocation.DenyListFile) and calls
+	// [Middleware.Reload] when one of them changed (its size, modification time and contents;
+	// a file only touched is not reloaded). Stop it with [Middleware.Close]. Default 0, and any
+	// negative value: no polling; call Reload yourself (on SIGHUP).
+	ReloadInterval time.Duration
 }
 
 // ConfigError is one problem of a configuration, found by [New] or a reload: the field, by its
@@ -193,8 +212,9 @@ const (
 )
 
 // compile checks cfg field by field, applies the defaults and builds the middleware and its first
-// trust. Every sub-configuration is compiled here, with its problems named by their field paths.
-func compile(cfg *Config) (*Middleware, *trust, error) {
+// state (the files read as Reload reads them). Every sub-configuration is compiled here, with its
+// problems named by their field paths.
+func compile(cfg *Config) (*Middleware, *state, error) {
 	var p problems
 	m := &Middleware{
 		optional:          cfg.Optional,
@@ -220,13 +240,20 @@ func compile(cfg *Config) (*Middleware, *trust, error) {
 		intermediates:     cfg.Intermediates,
 		intermediateFiles: append([]string(nil), cfg.IntermediateFiles...),
 		pins:              append([]string(nil), cfg.PinnedSHA256...),
+		pinFiles:          append([]string(nil), cfg.PinnedSHA256Files...),
 		maxDepth:          number(&p, "MaxChainDepth", cfg.MaxChainDepth, defaultMaxChainDepth, false),
 	}
 	if m.trustCfg.maxDepth > maxChainDepth {
 		p.addf("MaxChainDepth", "%d is more than %d", m.trustCfg.maxDepth, maxChainDepth)
 	}
-	t, err := m.trustCfg.load()
-	p.merge(err)
+	m.files = fileConfig{
+		policyFiles: append([]string(nil), cfg.PolicyFiles...),
+		stores:      bindingStores(cfg.Principals, nil),
+		interval:    max(0, number(&p, "ReloadInterval", cfg.ReloadInterval, 0, true)),
+	}
+	if cfg.Revocation != nil {
+		m.files.denyFile = cfg.Revocation.DenyListFile
+	}
 	if cfg.Header != nil {
 		m.header = compileHeader(&p, cfg.Header, m.now)
 	}
@@ -239,13 +266,12 @@ func compile(cfg *Config) (*Middleware, *trust, error) {
 		p.addf("Revocation", "cannot be combined with Header.DangerouslyTrustProxyVerification: revocation needs chains verified by the middleware")
 	}
 	m.policies = compilePolicies(&p, cfg)
+	st, err := m.load()
+	p.merge(err)
 	if err := p.err(); err != nil {
 		return nil, nil, err
 	}
-	if m.revoc != nil && m.revoc.crl != nil {
-		m.revoc.crl.startDownloads() // only once the whole configuration holds
-	}
-	return m, t, nil
+	return m, st, nil
 }
 
 // compileHeader checks a HeaderConfig and freezes it.
@@ -349,9 +375,15 @@ func compileRevocation(p *problems, cfg *RevocationConfig, now func() time.Time,
 		sem:          make(chan struct{}, maxBackground),
 		after:        time.After,
 		deny:         cfg.DenyList,
+		remoteURL:    cfg.DenyListURL,
+		remoteEvery:  number(p, "Revocation.DenyListInterval", cfg.DenyListInterval, defaultDenyListInterval, true),
 	}
-	if cfg.OCSP == nil && cfg.CRL == nil && cfg.DenyList == nil {
-		p.addf("Revocation", "set OCSP, CRL or DenyList")
+	if cfg.OCSP == nil && cfg.CRL == nil && cfg.DenyList == nil && cfg.DenyListFile == "" && cfg.DenyListURL == "" {
+		p.addf("Revocation", "set OCSP, CRL, DenyList, DenyListFile or DenyListURL")
+	}
+	if cfg.DenyListURL != "" {
+		p.add("Revocation.DenyListURL", checkDenyListURL(cfg.DenyListURL))
+		rv.remote = NewDenyList()
 	}
 	if cfg.OCSP != nil {
 		rv.ocsp = compileOCSP(p, rv, cfg.OCSP)

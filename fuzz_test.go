@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"bytes"
 	"testing"
 )
 
@@ -29,4 +30,29 @@ func formatHex(b []byte) string {
 		out = append(out, digits[c>>4], digits[c&15])
 	}
 	return string(out)
+}
+
+// FuzzParsePins: a pin file either parses to pins that each read back as a pin file of plain hex,
+// or is refused; it never yields more pins than lines.
+func FuzzParsePins(f *testing.F) {
+	f.Add([]byte("8db667b1f6243512ce1ee075a0c7a7123602dcb519e452244839a416e54099e7\n"))
+	f.Add([]byte("sha256 Fingerprint=8D:B6:67:B1:F6:24:35:12:CE:1E:E0:75:A0:C7:A7:12:36:02:DC:B5:19:E4:52:24:48:39:A4:16:E5:40:99:E7\n"))
+	f.Add([]byte("# comment\n\nSHA1 Fingerprint=AB:CD\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sums, err := parsePins(data)
+		if err != nil {
+			return
+		}
+		if len(sums) > bytes.Count(data, []byte("\n"))+1 {
+			t.Fatalf("%d pins from %d lines", len(sums), bytes.Count(data, []byte("\n"))+1)
+		}
+		var again []byte
+		for _, s := range sums {
+			again = append(again, formatHex(s[:])+"\n"...)
+		}
+		back, err := parsePins(again)
+		if err != nil || len(back) != len(sums) {
+			t.Fatalf("round trip failed: %v", err)
+		}
+	})
 }

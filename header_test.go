@@ -455,7 +455,7 @@ func TestHeaderConfigErrors(t *testing.T) {
 		require.NoError(t, err)
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = "10.1.1.1:80"
-		_, ok := m.trustedProxy(r)
+		_, ok := m.trustedProxy(m.state.Load(), r)
 		assert.True(t, ok)
 	})
 }

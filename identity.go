@@ -73,6 +73,9 @@ type Identity struct {
 	Revocation RevocationStatus
 
 	sum [sha256.Size]byte
+	// bindings are the bindings of each BindingStore loaded with the trust that verified the
+	// identity (see Middleware.Reload); nil outside a middleware's reloads.
+	bindings map[*BindingStore]*Bindings
 }
 
 // NotAfter is the end of the leaf's validity.

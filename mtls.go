@@ -48,7 +48,7 @@
 //
 // The TLS layer only requests the certificate ([Middleware.TLSConfig]); the decision is made by the
 // middleware in the HTTP request, so that clients get a readable error instead of a failed
-// handshake and so that trust can be reloaded at run time ([Middleware.ReloadTrust]) without
+// handshake and so that trust can be reloaded at run time ([Middleware.Reload]) without
 // restarting the listener. [RejectAtHandshake] additionally refuses bad certificates during the
 // handshake.
 //
@@ -57,6 +57,13 @@
 // [Middleware.Handler] requires a certificate. [Middleware.Either] accepts a certificate or the
 // service's own credentials (a [CredentialCheck]: password, API key, token), [Middleware.Both]
 // requires both; [Identity.ConfirmX5tS256] binds an access token to the certificate (RFC 8705).
+//
+// # Reloading
+//
+// [Middleware.Reload] reads every file of the configuration again (roots, intermediates, pins,
+// policy documents, principal bindings, the deny list file) and swaps them in at once, or keeps
+// everything in force if one is bad; [Config.ReloadInterval] calls it when a file changes, and
+// [Middleware.ReloadStatus] reports the outcomes (reload.go).
 //
 // # Security model
 //
@@ -78,7 +85,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -105,45 +111,39 @@ type Middleware struct {
 	header   *headerSource         // nil: header mode off
 	revoc    *revocation           // nil: revocation not checked
 	policies policyRuntime         // Policy, ShadowPolicy, OnShadow, Principals
-	reloadMu sync.Mutex            // serialises ReloadTrust
-	state    atomic.Pointer[state] // trust and the cache of outcomes under that trust
+	files    fileConfig            // the other files Reload reads
+	reload   reloader              // polling, status, goroutines (reload.go)
+	state    atomic.Pointer[state] // what the files configure, and the outcomes under that trust
 
 	lastDegradedLog atomic.Int64 // when a degraded acceptance was last logged (UnixNano)
 }
 
-// state is what a trust change replaces at once: the trust and the outcomes verified under it.
-type state struct {
-	trust *trust
-	cache *cache
-}
-
 // New validates cfg and returns a Middleware. It reports every problem of the configuration at
-// once, each as a [*ConfigError] naming its field.
+// once, each as a [*ConfigError] naming its field. With [Config.ReloadInterval] or
+// [RevocationConfig.DenyListURL] it starts goroutines: call [Middleware.Close] to stop them.
 func New(cfg Config) (*Middleware, error) {
-	m, t, err := compile(&cfg)
+	m, st, err := compile(&cfg)
 	if err != nil {
 		return nil, err
 	}
-	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize, m.cacheBytes)})
-	return m, nil
-}
-
-// ReloadTrust reads RootCAFiles and IntermediateFiles again and, if they are valid, swaps the trust
-// in atomically and forgets every cached outcome. If they are not, the trust in force stays and
-// the error says why. Call it on SIGHUP or when the files change.
-func (m *Middleware) ReloadTrust() error {
-	m.reloadMu.Lock()
-	defer m.reloadMu.Unlock()
-	t, err := m.trustCfg.load()
-	if err != nil {
-		m.log(context.Background(), slog.LevelError, "mtls: trust reload failed, keeping the trust in force", slog.Any("error", err))
-		return err
-	}
-	m.state.Store(&state{trust: t, cache: newCache(m.cacheSize, m.cacheBytes)})
+	m.install(st)
+	base := context.Background()
 	if m.revoc != nil {
-		m.revoc.trustChanged() // CRL signers learnt under the old trust are trusted no more
+		base = m.revoc.baseCtx
 	}
-	return nil
+	m.reload.ctx, m.reload.cancel = context.WithCancel(base)
+	if m.revoc != nil && m.revoc.remote != nil {
+		m.reload.url.Sources = []string{m.revoc.remoteURL}
+		if err := m.refreshDenyList(m.reload.ctx); err != nil {
+			m.reload.cancel()
+			return nil, &ConfigError{Field: "Revocation.DenyListURL", Err: err}
+		}
+	}
+	if m.revoc != nil && m.revoc.crl != nil {
+		m.revoc.crl.startDownloads() // only once the whole configuration holds
+	}
+	m.start()
+	return m, nil
 }
 
 // Handler returns a handler that authenticates each request and calls next with the identity in

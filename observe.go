@@ -10,8 +10,9 @@ import (
 
 // The one place that reports decisions: each decision of the middleware's handlers becomes one
 // [Event], handed to OnDecision and the logger; refusals then go to the error handler; shadow
-// policy outcomes go to OnShadow. Only the middleware's handlers observe; [Middleware.Authenticate]
-// returns its decision and reports nothing.
+// policy outcomes go to OnShadow; the outcomes of reloads go to the logger and ReloadStatus.
+// Only the middleware's handlers observe; [Middleware.Authenticate] returns its decision and
+// reports nothing.
 
 // observe reports the decision d on r, begun at start, and writes a refusal through the error
 // handler.
@@ -171,6 +172,30 @@ func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, 
 	}
 	m.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
 	return res.Err
+}
+
+// reportLoad records the outcome of a load of one source (the files, or the deny list URL) in
+// its status and logs it: Error for a failure (what was loaded before stays in force), Info for
+// a success.
+func (m *Middleware) reportLoad(s *SourceStatus, what string, err error) {
+	now := m.now()
+	r := &m.reload
+	r.status.Lock()
+	s.LastAttempt = now
+	if err != nil {
+		s.LastError = err.Error()
+	} else {
+		s.Generation++
+		s.LastSuccess, s.LastError = now, ""
+	}
+	gen := s.Generation
+	r.status.Unlock()
+	if err != nil {
+		m.log(r.ctx, slog.LevelError, "mtls: reload failed, keeping what is in force",
+			slog.String("source", what), slog.String("error", err.Error()))
+		return
+	}
+	m.log(r.ctx, slog.LevelInfo, "mtls: reloaded", slog.String("source", what), slog.Uint64("generation", gen))
 }
 
 func (m *Middleware) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {

@@ -47,10 +47,13 @@ type decision struct {
 }
 
 // authenticate runs the pipeline on r.
+// The state is loaded once: every step of one request sees the same trust, policy, bindings and
+// deny list file, whatever reload happens meanwhile.
 func (m *Middleware) authenticate(r *http.Request) decision {
+	st := m.state.Load()
 	var c claim
 	d := decision{now: m.now()}
-	d.err = m.claimOf(r, &c)
+	d.err = m.claimOf(st, r, &c)
 	d.source, d.proxy = c.source, c.proxy
 	if d.err != nil {
 		setStep(d.err, stepClaim)
@@ -58,7 +61,7 @@ func (m *Middleware) authenticate(r *http.Request) decision {
 	}
 	var id *Identity
 	if !c.empty() {
-		if id, d.rev, d.err = m.verified(r.Context(), &c, d.now); d.err != nil {
+		if id, d.rev, d.err = m.verified(r.Context(), st, &c, d.now); d.err != nil {
 			return d
 		}
 	}
@@ -74,29 +77,28 @@ func (m *Middleware) authenticate(r *http.Request) decision {
 		cp.Proxy, cp.ExpiresSoon = c.proxy, soon
 		id = &cp
 	}
-	m.authorize(&d, id)
+	m.authorize(&d, st, id)
 	return d
 }
 
-// verified runs the steps that establish a certificate: screen, cache, parse, verify, revocation.
-// It returns (nil, nil) for header values that decode to no certificate.
-func (m *Middleware) verified(ctx context.Context, c *claim, now time.Time) (*Identity, revInfo, error) {
-	id, err := m.verifiedChain(c, now)
+// verified runs the steps that establish a certificate under st: screen, cache, parse, verify,
+// revocation. It returns (nil, nil) for header values that decode to no certificate.
+func (m *Middleware) verified(ctx context.Context, st *state, c *claim, now time.Time) (*Identity, revInfo, error) {
+	id, err := m.verifiedChain(st, c, now)
 	if err != nil || id == nil || m.revoc == nil {
 		return id, revInfo{}, err
 	}
-	id, info, err := m.revoc.check(ctx, id)
+	id, info, err := m.revoc.check(ctx, st.deny, id)
 	setStep(err, stepRevocation)
 	return id, info, err
 }
 
 // verifiedChain runs screen, cache, parse and verify: all but revocation, which has caches of its
 // own and runs on every request.
-func (m *Middleware) verifiedChain(c *claim, now time.Time) (*Identity, error) {
+func (m *Middleware) verifiedChain(st *state, c *claim, now time.Time) (*Identity, error) {
 	if err := m.screenClaim(c); err != nil {
 		return nil, err
 	}
-	st := m.state.Load()
 	var k uint64
 	var e *entry
 	var material string
@@ -114,7 +116,7 @@ func (m *Middleware) verifiedChain(c *claim, now time.Time) (*Identity, error) {
 	}
 	own := *c // the flight may outlive this request: it gets its own copy
 	return st.cache.fill(k, material, now, func() (*Identity, time.Time, error) {
-		return m.verifyClaim(st.trust, &own, now)
+		return m.verifyClaim(st, &own, now)
 	})
 }
 
@@ -175,9 +177,11 @@ func (m *Middleware) screen(certs []*x509.Certificate) error {
 
 func (m *Middleware) maxPresented() int { return m.trustCfg.maxDepth + 1 }
 
-// verifyClaim parses and verifies a claim under trust t: the work the cache saves. It returns
-// the identity or the refusal, and until when that outcome may be reused (zero: not cached).
-func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, time.Time, error) {
+// verifyClaim parses and verifies a claim under the trust of st: the work the cache saves. It
+// returns the identity or the refusal, and until when that outcome may be reused (zero: not
+// cached).
+func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity, time.Time, error) {
+	t := st.trust
 	certs := c.certs
 	if c.source == SourceHeader {
 		ders, err := m.decodeHeader(c)
@@ -209,6 +213,7 @@ func (m *Middleware) verifyClaim(t *trust, c *claim, now time.Time) (*Identity, 
 		return nil, negativeExpiry(certs[0], err, now), err
 	}
 	id := newIdentity(chain, pinned)
+	id.bindings = st.bindings // principals resolve with the bindings loaded with this trust
 	until := earliestNotAfter(chain)
 	if c.source == SourceHeader {
 		id.Source = SourceHeader
@@ -257,9 +262,9 @@ func (m *Middleware) parseCertificates(ders [][]byte) ([]*x509.Certificate, erro
 }
 
 // authorize runs the steps after the certificate is established: principal mapping, then the
-// policy (which may match the principal), and records the outcome in d. It never mutates id:
-// setting a principal copies it.
-func (m *Middleware) authorize(d *decision, id *Identity) {
+// policy of st (which may match the principal), and records the outcome in d. It never mutates
+// id: setting a principal copies it.
+func (m *Middleware) authorize(d *decision, st *state, id *Identity) {
 	pr := &m.policies
 	if pr.principals != nil {
 		name, err := pr.principals.ResolvePrincipal(id)
@@ -275,8 +280,8 @@ func (m *Middleware) authorize(d *decision, id *Identity) {
 		}
 	}
 	d.evaluated = id
-	if pr.policy != nil {
-		if d.enforced = pr.policy.Check(id); d.enforced != nil {
+	if st.policy != nil {
+		if d.enforced = st.policy.Check(id); d.enforced != nil {
 			d.err = deniedError(id, "", d.enforced)
 			setStep(d.err, stepPolicy)
 			return

@@ -784,7 +784,7 @@ func TestConfigPolicyAndPrincipals(t *testing.T) {
 	cached, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", pk.alice.Chain()...))
 	require.NoError(t, err)
 	assert.NotSame(t, id, cached, "each request gets its own copy")
-	base, err := m.verifiedChain(&claim{source: SourceTLS, certs: pk.alice.Chain()}, m.now())
+	base, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: pk.alice.Chain()}, m.now())
 	require.NoError(t, err)
 	assert.Empty(t, base.Principal, "the cached identity is never modified")
 
@@ -922,7 +922,7 @@ func TestPolicyConcurrentRequests(t *testing.T) {
 		require.NoError(t, <-done)
 	}
 	for _, leaf := range leaves {
-		base, err := m.verifiedChain(&claim{source: SourceTLS, certs: leaf.Chain()}, m.now())
+		base, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: leaf.Chain()}, m.now())
 		require.NoError(t, err)
 		assert.Empty(t, base.Principal)
 	}

@@ -73,12 +73,37 @@ func PrincipalWhen(p Policy, r PrincipalResolver) PrincipalResolver {
 	if p == nil || r == nil {
 		panic("mtls: PrincipalWhen called with a nil policy or resolver")
 	}
-	return PrincipalResolverFunc(func(id *Identity) (string, error) {
-		if p.Check(id) != nil {
-			return "", nil
+	return principalWhen{p, r}
+}
+
+type principalWhen struct {
+	p Policy
+	r PrincipalResolver
+}
+
+func (w principalWhen) ResolvePrincipal(id *Identity) (string, error) {
+	if w.p.Check(id) != nil {
+		return "", nil
+	}
+	return w.r.ResolvePrincipal(id)
+}
+
+// bindingStores returns the BindingStores r consults: r itself, or those of a PrincipalChain
+// or PrincipalWhen, at any depth, each once.
+func bindingStores(r PrincipalResolver, out []*BindingStore) []*BindingStore {
+	switch r := r.(type) {
+	case *BindingStore:
+		if r != nil && !slices.Contains(out, r) {
+			out = append(out, r)
 		}
-		return r.ResolvePrincipal(id)
-	})
+	case PrincipalChain:
+		for _, c := range r {
+			out = bindingStores(c, out)
+		}
+	case principalWhen:
+		out = bindingStores(r.r, out)
+	}
+	return out
 }
 
 var errNoLeafPrincipal = errors.New("mtls: no verified certificate to map")
@@ -179,6 +204,7 @@ type Bindings struct {
 	byKey    map[string]map[string]string // raw issuer name -> raw SubjectPublicKeyInfo -> principal
 	certSums map[[32]byte]string          // the fingerprints of the certificates bound by key
 	n        int
+	gen      uint64 // the BindingStore generation that swapped it in; 0 outside a store
 }
 
 func newBindings() *Bindings {
@@ -269,11 +295,17 @@ func (b *Bindings) Len() int { return b.n }
 //   - a JSON file mapping principals to SHA-256 fingerprints:
 //     {"alice": ["3f1a…"], "partner-a": ["9bc0…", "77de…"]}
 //
-// Call [BindingStore.Reload] (on SIGHUP, or when the files change) to read them again.
+// Call [BindingStore.Reload] (on SIGHUP, or when the files change) to read them again. A store
+// that is [Config.Principals] (or part of a [PrincipalChain] or [PrincipalWhen] there) is also
+// read again by [Middleware.Reload], which swaps its bindings in together with the trust: a
+// request then always resolves its principal with the bindings loaded with the trust that
+// verified it. A direct Reload swaps the store's bindings in alone, at once, for every request.
 type BindingStore struct {
-	path string
-	mu   sync.Mutex // serialises Reload
-	cur  atomic.Pointer[Bindings]
+	path   string
+	mu     sync.Mutex // serialises Reload and swaps
+	cur    atomic.Pointer[Bindings]
+	gen    uint64        // generation of the last swap, under mu
+	direct atomic.Uint64 // generation of the last direct Reload
 }
 
 // NewBindingStore loads the bindings at path, a directory of PEM files or a JSON file.
@@ -294,16 +326,38 @@ func (s *BindingStore) Reload() error {
 	if err != nil {
 		return err
 	}
-	s.cur.Store(b)
+	s.direct.Store(s.swapLocked(b))
 	return nil
 }
 
-// ResolvePrincipal answers from the bindings in force.
+// swap puts b, loaded by a middleware, in force.
+func (s *BindingStore) swap(b *Bindings) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.swapLocked(b)
+}
+
+// swapLocked puts b in force and returns its generation. s.mu is held.
+func (s *BindingStore) swapLocked(b *Bindings) uint64 {
+	s.gen++
+	b.gen = s.gen
+	s.cur.Store(b)
+	return b.gen
+}
+
+// ResolvePrincipal answers from the bindings loaded with the identity's trust (see
+// [Middleware.Reload]), unless a direct Reload came later; otherwise from the bindings in force.
 func (s *BindingStore) ResolvePrincipal(id *Identity) (string, error) {
 	if s == nil {
 		return "", errNilBindings
 	}
-	return s.cur.Load().ResolvePrincipal(id)
+	b := s.cur.Load()
+	if id != nil {
+		if loaded := id.bindings[s]; loaded != nil && loaded.gen >= s.direct.Load() {
+			b = loaded
+		}
+	}
+	return b.ResolvePrincipal(id)
 }
 
 // Len is the number of bindings in force.

@@ -36,6 +36,20 @@ type RevocationConfig struct {
 	// to revoke a certificate between two CRL publications. Nil: none. Keep the pointer to
 	// change the list at run time.
 	DenyList *DenyList
+	// DenyListFile is a deny list file (see [ParseDenyList]) of at most 64 MiB whose entries are
+	// refused too, beside DenyList's. It is read by New and again by [Middleware.Reload], in one
+	// swap with the trust. Default none.
+	DenyListFile string
+	// DenyListURL is the https URL of a deny list (see [ParseDenyList]) of at most 64 MiB whose
+	// entries are refused too. New fetches it, and fails if it cannot: the service does not start
+	// without its deny list. A goroutine then fetches it again every DenyListInterval, with
+	// HTTPClient, each fetch bounded by Timeout and stopped by [Middleware.Close] or Context; a
+	// fetch that fails keeps the list in force, and shows in [Middleware.ReloadStatus] and the
+	// log. The list is not signed: only https is accepted. Default none.
+	DenyListURL string
+	// DenyListInterval is how often DenyListURL is fetched again. Default 5 minutes; negative:
+	// fetched by New only.
+	DenyListInterval time.Duration
 
 	// CheckChain checks every certificate of the verified chain but the trust anchor. Default
 	// false: the leaf only.
@@ -162,6 +176,8 @@ const (
 	minRefreshDelay = 5 * time.Second
 	// degradedLogEvery rate-limits the log of requests accepted on degraded answers.
 	degradedLogEvery = 30 * time.Second
+	// defaultDenyListInterval is how often DenyListURL is fetched.
+	defaultDenyListInterval = 5 * time.Minute
 )
 
 // revocation is the revocation step of the pipeline.
@@ -178,9 +194,12 @@ type revocation struct {
 	sem          chan struct{}
 	after        func(time.Duration) <-chan time.Time // time.After; tests record the waits
 
-	ocsp *ocspChecker
-	crl  *crlChecker
-	deny *DenyList
+	ocsp        *ocspChecker
+	crl         *crlChecker
+	deny        *DenyList
+	remote      *DenyList // DenyListURL's entries; nil: no URL
+	remoteURL   string
+	remoteEvery time.Duration // negative: no refetch
 }
 
 // revState orders answers: a higher state wins when sources disagree.
@@ -226,11 +245,14 @@ type revInfo struct {
 
 // check is the revocation step. It returns id itself on the common path, a copy carrying a
 // RevocationStatus when it accepts on degraded answers, or an *Error; and the oldest answer it
-// relied on.
-func (rv *revocation) check(ctx context.Context, id *Identity) (*Identity, revInfo, error) {
+// relied on. file is the deny list of DenyListFile loaded with the request's state (nil: none).
+func (rv *revocation) check(ctx context.Context, file *DenyList, id *Identity) (*Identity, revInfo, error) {
 	var info revInfo
-	if rv.deny != nil {
-		if detail := rv.deny.match(id, rv.chain); detail != "" {
+	for _, d := range [...]*DenyList{rv.deny, file, rv.remote} {
+		if d == nil {
+			continue
+		}
+		if detail := d.match(id, rv.chain); detail != "" {
 			e := newError(ErrRevoked, detail, nil)
 			e.Leaf = id.Leaf
 			return nil, info, e

@@ -39,7 +39,7 @@ func BenchmarkRevocationStep(b *testing.B) {
 				b.ReportAllocs()
 				ctx := context.Background()
 				for b.Loop() {
-					if _, _, err := m.revoc.check(ctx, id); err != nil {
+					if _, _, err := m.revoc.check(ctx, nil, id); err != nil {
 						b.Fatal(err)
 					}
 				}

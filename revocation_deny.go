@@ -3,11 +3,14 @@ package mtls
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 
@@ -133,6 +136,35 @@ func (d *DenyList) LoadFile(name string) error {
 	}
 	d.Set(entries...)
 	return nil
+}
+
+// checkDenyListURL accepts only absolute https URLs: a deny list is not signed.
+func checkDenyListURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute https URL", raw)
+	}
+	return nil
+}
+
+// fetchDenyList downloads and parses the deny list of DenyListURL, bounded like a file.
+func (rv *revocation) fetchDenyList(ctx context.Context) ([]DenyEntry, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rv.remoteURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteURL, err)
+	}
+	data, err := rv.do(req, maxDenyListFile)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteURL, err)
+	}
+	entries, err := ParseDenyList(data)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteURL, err)
+	}
+	return entries, nil
 }
 
 // ParseDenyList parses a deny list: one entry a line, blank lines and lines starting with # are

@@ -744,7 +744,7 @@ func TestRevocationConfigErrors(t *testing.T) {
 		field string
 		want  string
 	}{
-		{"nothing to check", RevocationConfig{}, "Revocation", "set OCSP, CRL or DenyList"},
+		{"nothing to check", RevocationConfig{}, "Revocation", "set OCSP, CRL, DenyList, DenyListFile or DenyListURL"},
 		{"bad responder", RevocationConfig{OCSP: &OCSPConfig{Responder: "ftp://x"}}, "Revocation.OCSP.Responder", "not an absolute http"},
 		{"negative cache", RevocationConfig{OCSP: &OCSPConfig{CacheSize: -1}}, "Revocation.OCSP.CacheSize", "negative"},
 		{"no CRL source", RevocationConfig{CRL: &CRLConfig{}}, "Revocation.CRL", "set Files, URLs or DistributionPoints"},
@@ -1502,7 +1502,7 @@ func TestCRLTrustChangedForgetsTrustedKeys(t *testing.T) {
 	require.NoError(t, refresh(crlOf(p.issuing, 2, now.Add(-time.Hour)), rolled), "the old key is trusted: its CRL is taken")
 	require.NoError(t, refresh(crlOf(rolled, 2, now.Add(-time.Hour)), p.issuing), "so is the new one's")
 
-	require.NoError(t, m.ReloadTrust()) // the old key is no longer trusted
+	require.NoError(t, m.Reload()) // the old key is no longer trusted
 	err = refresh(crlOf(p.issuing, 3, now.Add(-time.Minute)), rolled)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "trusted key")

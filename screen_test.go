@@ -312,7 +312,7 @@ func TestVerifyRefusesHostileChains(t *testing.T) {
 				_, refused := tr.admit(h.chain, time.Now())
 				require.NotNil(t, refused, "no presented CA is admitted")
 			}
-			_, err := m.verifiedChain(&claim{source: SourceTLS, certs: h.chain}, m.now())
+			_, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: h.chain}, m.now())
 			require.ErrorIs(t, err, ErrUntrusted)
 			var e *Error
 			require.ErrorAs(t, err, &e)

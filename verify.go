@@ -10,18 +10,20 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/certgate/mtls/internal/certfile"
 )
 
-// trustConfig is what trust is built from; load builds it anew (at New and on ReloadTrust).
+// trustConfig is what trust is built from; load builds it anew (at New and on Reload).
 type trustConfig struct {
 	roots             *x509.CertPool
 	rootFiles         []string
 	intermediates     *x509.CertPool
 	intermediateFiles []string
 	pins              []string
+	pinFiles          []string
 	maxDepth          int
 }
 
@@ -86,8 +88,19 @@ func (tc *trustConfig) load() (*trust, error) {
 		t.pins[sum] = struct{}{}
 	}
 
-	if t.roots == nil && len(tc.pins) == 0 {
-		p.addf("RootCAs", "no trust anchor: set RootCAs, RootCAFiles or PinnedSHA256")
+	for i, f := range tc.pinFiles {
+		sums, err := readPinFile(f)
+		if err != nil {
+			p.add(fmt.Sprintf("PinnedSHA256Files[%d]", i), err)
+			continue
+		}
+		for _, sum := range sums {
+			t.pins[sum] = struct{}{}
+		}
+	}
+
+	if t.roots == nil && len(tc.pins) == 0 && len(tc.pinFiles) == 0 {
+		p.addf("RootCAs", "no trust anchor: set RootCAs, RootCAFiles, PinnedSHA256 or PinnedSHA256Files")
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -126,6 +139,37 @@ func ParseFingerprint(s string) ([sha256.Size]byte, error) {
 // opensslFingerprintLabels are the labels before the digits of a SHA-256 fingerprint printed by
 // OpenSSL 3 and by earlier versions.
 var opensslFingerprintLabels = []string{"sha256 Fingerprint=", "SHA256 Fingerprint="}
+
+// readPinFile reads a file of pins of at most maxTrustFile bytes (see [Config.PinnedSHA256Files]).
+func readPinFile(name string) ([][sha256.Size]byte, error) {
+	data, err := certfile.Read(name, maxTrustFile)
+	if err != nil {
+		return nil, err
+	}
+	sums, err := parsePins(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return sums, nil
+}
+
+// parsePins parses the lines of a pin file, each a fingerprint as [ParseFingerprint] reads it
+// (hex, or as openssl prints it); blank lines and lines starting with # are skipped.
+func parsePins(data []byte) ([][sha256.Size]byte, error) {
+	var sums [][sha256.Size]byte
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		sum, err := ParseFingerprint(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n+1, err)
+		}
+		sums = append(sums, sum)
+	}
+	return sums, nil
+}
 
 // maxTrustFile bounds the size of a root or intermediate file.
 const maxTrustFile = 16 << 20
@@ -354,7 +398,7 @@ func negativeExpiry(leaf *x509.Certificate, err error, now time.Time) time.Time 
 // TLSOption adjusts [Middleware.TLSConfig].
 type TLSOption func(*tlsOptions)
 
-type tlsOptions struct{ rejectAtHandshake bool }
+type tlsOptions struct{ rejectAtHandshake, advertiseCAs bool }
 
 // RejectAtHandshake makes the TLS layer also refuse a missing (when required) or invalid client
 // certificate during the handshake, through VerifyConnection (which runs on resumed sessions too).
@@ -371,13 +415,38 @@ func RejectAtHandshake() TLSOption {
 	return func(o *tlsOptions) { o.rejectAtHandshake = true }
 }
 
+// AdvertiseCAs makes the certificate request name the subjects of the trusted roots
+// (tls.Config.ClientCAs), so that clients holding several certificates pick one of the right CA.
+// With tls.RequestClientCert (TLSConfig's default) this only advertises them: the handshake
+// verifies nothing, the middleware still decides; a stricter base ClientAuth makes crypto/tls
+// verify against them too. The names follow [Middleware.Reload]: each handshake gets a config
+// built for the trust in force (built once per reload).
+//
+// Clients take the names as a filter: Go's crypto/tls and browsers then send only a certificate
+// issued under one of them, and none otherwise. So nothing is advertised while the trust holds
+// pins ([Config.PinnedSHA256], [Config.PinnedSHA256Files]), whose certificates would be withheld;
+// and do not use it where several middlewares with different trust serve one listener (per-route
+// trust), or the certificates of the other routes are withheld. Clients of an untrusted CA then
+// send no certificate: they are refused with "certificate_required" rather than
+// "certificate_untrusted". A base ClientCAs is kept as it is, and never follows reloads.
+//
+// The configs handed to handshakes are built from base, and do not see what [http.Server] adds to
+// its TLSConfig when it starts: set base.NextProtos (such as []string{"h2", "http/1.1"}) to
+// offer HTTP/2.
+func AdvertiseCAs() TLSOption {
+	return func(o *tlsOptions) { o.advertiseCAs = true }
+}
+
 // TLSConfig returns a copy of base (or a new config when base is nil) that requests client
 // certificates and does not accept anything below TLS 1.2. The TLS layer only requests the
 // certificate; the middleware decides in the request, with its own (reloadable) trust. A base
 // ClientAuth already stricter than tls.RequestClientCert is kept, and so is base's own
 // VerifyConnection (called after the middleware's check with RejectAtHandshake).
+// [AdvertiseCAs] names the trusted roots in the certificate request.
 //
-// Configurations returned by base's GetConfigForClient are not adjusted.
+// Configurations returned by base's GetConfigForClient are not adjusted. With AdvertiseCAs the
+// config's GetConfigForClient calls base's first, and uses the middleware's own (built for the
+// trust in force) only when base's returns nil.
 func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config {
 	var o tlsOptions
 	for _, opt := range opts {
@@ -405,7 +474,37 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 			return nil
 		}
 	}
-	return cfg
+	if !o.advertiseCAs || cfg.ClientCAs != nil {
+		return cfg
+	}
+	own := cfg.GetConfigForClient
+	cfg.GetConfigForClient = nil
+	type derived struct {
+		trust *trust
+		cfg   *tls.Config
+	}
+	var last atomic.Pointer[derived]
+	forTrust := func(t *trust) *tls.Config {
+		if d := last.Load(); d != nil && d.trust == t {
+			return d.cfg
+		}
+		c := cfg.Clone()
+		if len(t.pins) == 0 {
+			c.ClientCAs = t.roots
+		}
+		last.Store(&derived{trust: t, cfg: c})
+		return c
+	}
+	out := forTrust(m.state.Load().trust).Clone()
+	out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if own != nil {
+			if c, err := own(hello); c != nil || err != nil {
+				return c, err
+			}
+		}
+		return forTrust(m.state.Load().trust), nil
+	}
+	return out
 }
 
 // verifyConnection is the handshake-time check of RejectAtHandshake.
@@ -417,7 +516,7 @@ func (m *Middleware) verifyConnection(cs tls.ConnectionState) error {
 		}
 		return newError(ErrNoCertificate, "no certificate in the TLS handshake", nil)
 	}
-	_, err := m.verifiedChain(&claim{source: SourceTLS, certs: cs.PeerCertificates}, m.now())
+	_, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: cs.PeerCertificates}, m.now())
 	return err
 }
 

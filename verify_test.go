@@ -267,7 +267,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	require.ErrorContains(t, err, "no trust anchor")
 }
 
-func TestReloadTrust(t *testing.T) {
+func TestReloadRootFiles(t *testing.T) {
 	dir := t.TempDir()
 	rootFile := filepath.Join(dir, "roots.pem")
 	a, b := newPKI(t), newPKI(t)
@@ -281,14 +281,14 @@ func TestReloadTrust(t *testing.T) {
 	require.ErrorIs(t, err, ErrUntrusted)
 
 	require.NoError(t, os.WriteFile(rootFile, b.root.CertPEM(), 0o600))
-	require.NoError(t, m.ReloadTrust())
+	require.NoError(t, m.Reload())
 	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a.alice.Chain()...))
 	require.ErrorIs(t, err, ErrUntrusted, "a cached acceptance must not survive a trust change")
 	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b.alice.Chain()...))
 	require.NoError(t, err, "a cached refusal must not survive a trust change")
 
 	require.NoError(t, os.WriteFile(rootFile, []byte("-----BEGIN CERTIFICATE-----\ngarbage\n"), 0o600))
-	require.Error(t, m.ReloadTrust())
+	require.Error(t, m.Reload())
 	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b.alice.Chain()...))
 	require.NoError(t, err, "a bad reload keeps the trust in force")
 }

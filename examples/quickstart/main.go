@@ -4,7 +4,8 @@
 //
 // It mints an in-memory CA with server and client certificates, serves a protected handler over
 // HTTPS on a random 127.0.0.1 port, calls it as four different clients, prints what each one got
-// and exits.
+// and exits. While it runs, SIGHUP reloads the middleware's files (mtls.Middleware.Reload), as a
+// real service would: this one configures its CA in memory, so there is nothing to read.
 package main
 
 import (
@@ -15,7 +16,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/certgate/mtls"
@@ -40,6 +43,9 @@ func run(out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer m.Close()
+	stop := reloadOnSIGHUP(m)
+	defer stop()
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := mtls.FromContext(r.Context())
 		fmt.Fprintf(w, "hello %s (sha256 %s…)", id.Leaf.Subject.CommonName, id.SHA256[:16])
@@ -77,6 +83,28 @@ func run(out io.Writer) error {
 		fmt.Fprintf(out, "%-26s %d %s\n", c.name, status, body)
 	}
 	return nil
+}
+
+// reloadOnSIGHUP calls m.Reload on every SIGHUP until stop is called. A failed reload keeps what
+// is in force; the middleware logs the outcome either way (to Config.Logger).
+func reloadOnSIGHUP(m *mtls.Middleware) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				_ = m.Reload()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
 }
 
 // call makes one request presenting cert (or no certificate) and returns the status and body.

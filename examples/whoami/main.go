@@ -16,6 +16,9 @@
 // -crl-dp check CRLs. A certificate whose status cannot be established is refused with 503
 // revocation_unavailable, unless -fail-open (dangerous) lets it through, flagged in the answer.
 //
+// SIGHUP reloads the files (-client-ca, -intermediates, -policy, -bindings) all at once: if one of
+// them is bad, everything in force stays and the error is logged.
+//
 // Every path answers. A verified client gets 200 with its identity; in -optional mode a request
 // without a certificate gets 200 with "authenticated": false; refusals are the library's
 // application/problem+json response with a stable reason code. A bad flag or an unreadable file
@@ -71,8 +74,7 @@ type options struct {
 	crlDP         bool     // fetch the certificates' CRL distribution points
 	failOpen      bool     // accept when revocation status is unavailable
 
-	policyFile string      // JSON policy document; empty: none
-	policy     mtls.Policy // loaded from policyFile by parseFlags
+	policyFile string // JSON policy document; empty: none
 
 	bindingsPath string             // principal bindings: a directory of PEM files or a JSON map
 	bindings     *mtls.BindingStore // loaded from bindingsPath by parseFlags
@@ -129,11 +131,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		errs = append(errs, errors.New("-fail-open needs -ocsp, -ocsp-responder, -crl or -crl-dp"))
 	}
 	if o.policyFile != "" {
-		p, err := mtls.LoadPolicyFile(o.policyFile)
-		if err != nil {
+		if _, err := mtls.LoadPolicyFile(o.policyFile); err != nil {
 			errs = append(errs, err)
 		}
-		o.policy = p
 	}
 	if o.bindingsPath != "" {
 		b, err := mtls.NewBindingStore(o.bindingsPath)
@@ -215,7 +215,9 @@ func (o *options) config(logger *slog.Logger) mtls.Config {
 		cfg.IntermediateFiles = []string{o.intermediates}
 	}
 	cfg.Revocation = o.revocation()
-	cfg.Policy = o.policy
+	if o.policyFile != "" {
+		cfg.PolicyFiles = []string{o.policyFile} // checked by parseFlags, read again on SIGHUP
+	}
 	if o.bindings != nil {
 		cfg.Principals = o.bindings
 	}
@@ -245,6 +247,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		fmt.Fprintf(stderr, "whoami: %v\n", err)
 		return 1
 	}
+	defer m.Close()
 	srv := &http.Server{
 		Handler:           m.Handler(http.HandlerFunc(whoami)),
 		ConnContext:       mtls.ConnContext, // trusted proxies are judged by the connection
@@ -289,7 +292,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			fmt.Fprintf(stderr, "whoami: %v\n", err)
 			return 1
 		case <-hup:
-			reload(m, o, logger)
+			reload(m)
 		case <-ctx.Done():
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -299,18 +302,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 }
 
-// reload reads the CA files and the principal bindings again; on error the ones in force stay.
-func reload(m *mtls.Middleware, o *options, logger *slog.Logger) {
-	if m.ReloadTrust() == nil { // a failure is logged by the middleware
-		logger.Info("whoami: CAs reloaded")
-	}
-	if o.bindings != nil {
-		if err := o.bindings.Reload(); err != nil {
-			logger.Error("whoami: bindings reload failed, keeping the bindings in force", "error", err)
-		} else {
-			logger.Info("whoami: bindings reloaded", "count", o.bindings.Len())
-		}
-	}
+// reload reads the CA files, the policy document and the principal bindings again, all or
+// nothing: on error the ones in force stay. The middleware logs the outcome.
+func reload(m *mtls.Middleware) {
+	_ = m.Reload()
 }
 
 // identity is the JSON answer. Its keys are a stable contract: scripts depend on them.

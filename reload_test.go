@@ -1,0 +1,450 @@
+package mtls
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/certgate/mtls/mtlstest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// reloadFiles is a configuration read from files: a root file, a policy file and a binding file.
+type reloadFiles struct {
+	dir                           string
+	roots, policy, bindings, deny string
+}
+
+func newReloadFiles(t *testing.T) *reloadFiles {
+	dir := t.TempDir()
+	return &reloadFiles{
+		dir:      dir,
+		roots:    filepath.Join(dir, "roots.pem"),
+		policy:   filepath.Join(dir, "policy.json"),
+		bindings: filepath.Join(dir, "bindings.json"),
+		deny:     filepath.Join(dir, "deny.txt"),
+	}
+}
+
+func (f *reloadFiles) write(t *testing.T, name string, data []byte) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(name, data, 0o600))
+}
+
+// trustSet is one generation of the files: clients of ca, bound to principal, which the policy
+// requires.
+type trustSet struct {
+	ca        *mtlstest.CA
+	client    *mtlstest.Leaf
+	principal string
+}
+
+func newTrustSet(name string) *trustSet {
+	ca := mtlstest.NewRootCA("Root " + name)
+	return &trustSet{ca: ca, client: ca.NewClient("client-" + name), principal: "p-" + name}
+}
+
+// writeSet writes the files of s.
+func (f *reloadFiles) writeSet(t *testing.T, s *trustSet) {
+	f.write(t, f.roots, s.ca.CertPEM())
+	f.write(t, f.policy, []byte(`{"principal": ["`+s.principal+`"]}`))
+	f.write(t, f.bindings, []byte(`{"`+s.principal+`": ["`+Fingerprint(s.client.Certificate)+`"]}`))
+}
+
+func (f *reloadFiles) config(t *testing.T) Config {
+	store, err := NewBindingStore(f.bindings)
+	require.NoError(t, err)
+	return Config{RootCAFiles: []string{f.roots}, PolicyFiles: []string{f.policy}, Principals: store}
+}
+
+// TestReloadUnderLoad: requests racing reloads that swap between two sets of files (roots,
+// policy, bindings) each see one set whole: the client of the set in force is accepted under
+// its principal, the other is untrusted; never denied by the policy of the other set.
+func TestReloadUnderLoad(t *testing.T) {
+	f := newReloadFiles(t)
+	a, b := newTrustSet("A"), newTrustSet("B")
+	f.writeSet(t, a)
+	m, err := New(f.config(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+
+	const workers, requests, reloads = 8, 200, 40
+	var wg sync.WaitGroup
+	var mixed atomic.Int64
+	var firstMix atomic.Value
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range requests {
+				s := a
+				if (w+i)%2 == 1 {
+					s = b
+				}
+				id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", s.client.Chain()...))
+				ok := err == nil && id.Principal == s.principal || errors.Is(err, ErrUntrusted)
+				if !ok {
+					mixed.Add(1)
+					firstMix.CompareAndSwap(nil, fmt.Sprintf("%s: %v %v", s.principal, id, err))
+				}
+			}
+		}()
+	}
+	for i := range reloads {
+		s := b
+		if i%2 == 1 {
+			s = a
+		}
+		f.writeSet(t, s)
+		require.NoError(t, m.Reload())
+	}
+	wg.Wait()
+	require.Zero(t, mixed.Load(), "an answer mixed two generations: %v", firstMix.Load())
+	assert.Equal(t, uint64(reloads+1), m.ReloadStatus().Files.Generation)
+
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a.client.Chain()...)) // the last reload wrote a
+	require.NoError(t, err)
+	assert.Equal(t, a.principal, id.Principal)
+}
+
+// TestReloadBadFileKeepsState: a reload with any bad file swaps nothing; the error names the
+// field, and the status and the log say so.
+func TestReloadBadFileKeepsState(t *testing.T) {
+	a := newTrustSet("A")
+	for _, tc := range []struct {
+		field string
+		file  func(f *reloadFiles) string
+		bad   string
+	}{
+		{"RootCAFiles[1]", func(f *reloadFiles) string { return filepath.Join(f.dir, "more.pem") }, "-----BEGIN CERTIFICATE-----\ngarbage\n"},
+		{"PinnedSHA256Files[0]", func(f *reloadFiles) string { return filepath.Join(f.dir, "pins.txt") }, "SHA1 Fingerprint=AB:CD\n"},
+		{"PolicyFiles[0]", func(f *reloadFiles) string { return f.policy }, `{"principal": []}`},
+		{"Principals", func(f *reloadFiles) string { return f.bindings }, `{"p-A": ["not hex"]}`},
+		{"Revocation.DenyListFile", func(f *reloadFiles) string { return f.deny }, "sha256 zz\n"},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			f := newReloadFiles(t)
+			f.writeSet(t, a)
+			more, pins := filepath.Join(f.dir, "more.pem"), filepath.Join(f.dir, "pins.txt")
+			f.write(t, more, mtlstest.NewRootCA("Other").CertPEM())
+			f.write(t, pins, []byte("# none yet\n"))
+			f.write(t, f.deny, nil)
+			var logs bytes.Buffer
+			cfg := f.config(t)
+			cfg.RootCAFiles = append(cfg.RootCAFiles, more)
+			cfg.PinnedSHA256Files = []string{pins}
+			cfg.Revocation = &RevocationConfig{DenyListFile: f.deny}
+			cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			m, err := New(cfg)
+			require.NoError(t, err)
+			before := m.ReloadStatus().Files
+
+			f.write(t, tc.file(f), []byte(tc.bad))
+			err = m.Reload()
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tc.field, ce.Field)
+
+			id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a.client.Chain()...))
+			require.NoError(t, err, "the last good state serves on")
+			assert.Equal(t, a.principal, id.Principal)
+
+			st := m.ReloadStatus().Files
+			assert.Equal(t, before.Generation, st.Generation)
+			assert.Equal(t, before.LastSuccess, st.LastSuccess)
+			assert.Contains(t, st.LastError, tc.field)
+			var rec struct{ Level, Msg, Error string }
+			require.NoError(t, json.Unmarshal(logs.Bytes(), &rec))
+			assert.Equal(t, "ERROR", rec.Level)
+			assert.Contains(t, rec.Error, tc.field)
+
+			f.writeSet(t, a) // repaired
+			f.write(t, more, mtlstest.NewRootCA("Other").CertPEM())
+			f.write(t, pins, nil)
+			f.write(t, f.deny, nil)
+			require.NoError(t, m.Reload())
+			st = m.ReloadStatus().Files
+			assert.Empty(t, st.LastError)
+			assert.Equal(t, before.Generation+1, st.Generation)
+			assert.Contains(t, logs.String(), `"level":"INFO","msg":"mtls: reloaded"`)
+		})
+	}
+}
+
+// TestReloadSwapsCacheAndDenyFile: every reload starts a new cache, and the deny list file
+// swaps in with the rest.
+func TestReloadSwapsCacheAndDenyFile(t *testing.T) {
+	f := newReloadFiles(t)
+	a := newTrustSet("A")
+	f.writeSet(t, a)
+	f.write(t, f.deny, []byte("# empty\n"))
+	cfg := f.config(t)
+	cfg.Revocation = &RevocationConfig{DenyListFile: f.deny}
+	m, err := New(cfg)
+	require.NoError(t, err)
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a.client.Chain()...))
+	require.NoError(t, err)
+	old := m.state.Load().cache
+	require.Equal(t, 1, old.len())
+
+	f.write(t, f.deny, []byte("sha256 "+Fingerprint(a.client.Certificate)+"\n"))
+	require.NoError(t, m.Reload())
+	assert.NotSame(t, old, m.state.Load().cache)
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a.client.Chain()...))
+	require.ErrorIs(t, err, ErrRevoked)
+}
+
+// TestPollReloadsChangedFiles drives polling step by step: nothing changed, a file only touched,
+// a file changed, a file added to a binding directory.
+func TestPollReloadsChangedFiles(t *testing.T) {
+	f := newReloadFiles(t)
+	a, b := newTrustSet("A"), newTrustSet("B")
+	f.writeSet(t, a)
+	dir := filepath.Join(f.dir, "bindings")
+	require.NoError(t, os.Mkdir(dir, 0o700))
+	f.write(t, filepath.Join(dir, "p-A.pem"), a.client.CertPEM())
+	store, err := NewBindingStore(dir)
+	require.NoError(t, err)
+	m, err := New(Config{RootCAFiles: []string{f.roots}, Principals: store, ReloadInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	gen := func() uint64 { return m.ReloadStatus().Files.Generation }
+
+	assert.False(t, m.poll(), "nothing changed")
+	later := time.Now().Add(time.Hour)
+	require.NoError(t, os.Chtimes(f.roots, later, later))
+	assert.False(t, m.poll(), "touched, same contents")
+	assert.Equal(t, uint64(1), gen())
+
+	f.write(t, f.roots, b.ca.CertPEM())
+	assert.True(t, m.poll())
+	assert.Equal(t, uint64(2), gen())
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b.client.Chain()...))
+	require.NoError(t, err)
+	assert.False(t, m.poll(), "reloaded: nothing new")
+
+	f.write(t, filepath.Join(dir, "p-B.pem"), b.client.CertPEM())
+	assert.True(t, m.poll())
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b.client.Chain()...))
+	require.NoError(t, err)
+	assert.Equal(t, "p-B", id.Principal)
+
+	f.write(t, f.roots, []byte("garbage"))
+	assert.True(t, m.poll())
+	assert.NotEmpty(t, m.ReloadStatus().Files.LastError)
+	assert.False(t, m.poll(), "a bad file is not retried until it changes")
+
+	require.NoError(t, m.Close())
+	require.NoError(t, m.Close(), "Close is idempotent")
+}
+
+// TestBindingStoreDirectReload: a store's own Reload still takes effect at once in a
+// middleware, and the middleware's Reload swaps it again.
+func TestBindingStoreDirectReload(t *testing.T) {
+	f := newReloadFiles(t)
+	a := newTrustSet("A")
+	f.writeSet(t, a)
+	store, err := NewBindingStore(f.bindings)
+	require.NoError(t, err)
+	isA, err := RequireSubject(Attributes{"cn": {"client-A"}})
+	require.NoError(t, err)
+	m, err := New(Config{RootCAFiles: []string{f.roots}, Principals: PrincipalChain{PrincipalWhen(isA, store)}})
+	require.NoError(t, err)
+	principal := func() string {
+		id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a.client.Chain()...))
+		require.NoError(t, err)
+		return id.Principal
+	}
+	assert.Equal(t, "p-A", principal())
+	f.write(t, f.bindings, []byte(`{"direct": ["`+Fingerprint(a.client.Certificate)+`"]}`))
+	require.NoError(t, store.Reload())
+	assert.Equal(t, "direct", principal())
+	f.write(t, f.bindings, []byte(`{"again": ["`+Fingerprint(a.client.Certificate)+`"]}`))
+	require.NoError(t, m.Reload())
+	assert.Equal(t, "again", principal())
+	assert.Equal(t, 1, store.Len())
+}
+
+func TestParsePins(t *testing.T) {
+	leaf := mtlstest.NewSelfSigned("partner")
+	fp := Fingerprint(leaf.Certificate)
+	colons := strings.ToUpper(fp[:2])
+	for i := 2; i < len(fp); i += 2 {
+		colons += ":" + strings.ToUpper(fp[i:i+2])
+	}
+	for _, tc := range []struct {
+		name, data string
+		n          int
+		err        string
+	}{
+		{"plain hex", fp + "\n", 1, ""},
+		{"openssl 3", "sha256 Fingerprint=" + colons + "\n", 1, ""},
+		{"openssl 1.1", "SHA256 Fingerprint=" + colons, 1, ""},
+		{"comments and blanks", "# partners\n\n  " + fp + "  \r\n", 1, ""},
+		{"empty", "", 0, ""},
+		{"sha1", "SHA1 Fingerprint=AB:CD", 0, "line 1"},
+		{"short", "# x\nabcd", 0, "line 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sums, err := parsePins([]byte(tc.data))
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, sums, tc.n)
+			if tc.n > 0 {
+				assert.Equal(t, fp, fmt.Sprintf("%x", sums[0]))
+			}
+		})
+	}
+
+	file := filepath.Join(t.TempDir(), "pins.txt")
+	require.NoError(t, os.WriteFile(file, []byte("sha256 Fingerprint="+colons+"\n"), 0o600))
+	m, err := New(Config{PinnedSHA256Files: []string{file}})
+	require.NoError(t, err)
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Certificate))
+	require.NoError(t, err)
+	assert.True(t, id.Pinned)
+}
+
+// denyServer serves a deny list over TLS on 127.0.0.1: body, or status when not 200.
+type denyServer struct {
+	*httptest.Server
+	mu     sync.Mutex
+	body   string
+	status int
+}
+
+func newDenyServer(t *testing.T) *denyServer {
+	d := &denyServer{status: http.StatusOK}
+	d.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		w.WriteHeader(d.status)
+		_, _ = w.Write([]byte(d.body))
+	}))
+	t.Cleanup(d.Close)
+	return d
+}
+
+func (d *denyServer) serve(status int, body string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.status, d.body = status, body
+}
+
+func TestDenyListURL(t *testing.T) {
+	p := newPKI(t)
+	d := newDenyServer(t)
+	cfg := func(u string) Config {
+		return Config{RootCAs: p.root.Pool(), Revocation: &RevocationConfig{
+			DenyListURL: u, HTTPClient: d.Client(), DenyListInterval: time.Hour}}
+	}
+	m, err := New(cfg(d.URL + "/deny.txt"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
+	require.NoError(t, err)
+	st := m.ReloadStatus().DenyListURL
+	require.NotNil(t, st)
+	assert.Equal(t, uint64(1), st.Generation)
+	assert.Equal(t, []string{d.URL + "/deny.txt"}, st.Sources)
+
+	d.serve(http.StatusOK, "sha256 "+Fingerprint(p.alice.Certificate)+"\n")
+	require.NoError(t, m.refreshDenyList(context.Background()))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
+	require.ErrorIs(t, err, ErrRevoked)
+
+	for _, bad := range []struct {
+		status int
+		body   string
+	}{{http.StatusInternalServerError, ""}, {http.StatusOK, "garbage\n"}} {
+		d.serve(bad.status, bad.body)
+		require.Error(t, m.refreshDenyList(context.Background()))
+		_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
+		require.ErrorIs(t, err, ErrRevoked, "a failed fetch keeps the last good list")
+		st = m.ReloadStatus().DenyListURL
+		assert.Equal(t, uint64(2), st.Generation)
+		assert.Contains(t, st.LastError, "mtls: deny list "+d.URL)
+	}
+
+	d.serve(http.StatusServiceUnavailable, "")
+	_, err = New(cfg(d.URL))
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce, "no deny list, no start")
+	assert.Equal(t, "Revocation.DenyListURL", ce.Field)
+	_, err = New(cfg("http://127.0.0.1/deny.txt"))
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "Revocation.DenyListURL", ce.Field)
+}
+
+// TestAdvertiseCAsFollowsReload: over real handshakes, the certificate request names the root
+// in force, before and after a reload, and the base's GetConfigForClient is still asked.
+func TestAdvertiseCAsFollowsReload(t *testing.T) {
+	f := newReloadFiles(t)
+	a, b := newTrustSet("A"), newTrustSet("B")
+	f.write(t, f.roots, a.ca.CertPEM())
+	m, err := New(Config{RootCAFiles: []string{f.roots}})
+	require.NoError(t, err)
+	serverCA := mtlstest.NewRootCA("Server CA")
+	var asked atomic.Int32
+	base := &tls.Config{
+		Certificates: []tls.Certificate{serverCA.NewServer("127.0.0.1").TLSCertificate()},
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			asked.Add(1)
+			return nil, nil
+		},
+	}
+	srv := httptest.NewUnstartedServer(m.Handler(echoIdentity))
+	srv.TLS = m.TLSConfig(base, AdvertiseCAs())
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	call := func(s *trustSet) ([][]byte, int) {
+		var seen [][]byte
+		cfg := &tls.Config{RootCAs: serverCA.Pool(), MinVersion: tls.VersionTLS12,
+			GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				seen = cri.AcceptableCAs
+				c := s.client.TLSCertificate()
+				return &c, nil
+			}}
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
+		defer client.CloseIdleConnections()
+		res, err := client.Get(srv.URL)
+		require.NoError(t, err)
+		_ = res.Body.Close()
+		return seen, res.StatusCode
+	}
+	names, status := call(a)
+	assert.Equal(t, [][]byte{a.ca.Certificate.RawSubject}, names)
+	assert.Equal(t, http.StatusOK, status)
+
+	f.write(t, f.roots, b.ca.CertPEM())
+	require.NoError(t, m.Reload())
+	names, status = call(b)
+	assert.Equal(t, [][]byte{b.ca.Certificate.RawSubject}, names)
+	assert.Equal(t, http.StatusOK, status)
+	assert.Equal(t, int32(2), asked.Load(), "the base's GetConfigForClient is asked first")
+
+	pinned, err := New(Config{RootCAs: a.ca.Pool(), PinnedSHA256: []string{Fingerprint(b.client.Certificate)}})
+	require.NoError(t, err)
+	cfg, err := pinned.TLSConfig(nil, AdvertiseCAs()).GetConfigForClient(&tls.ClientHelloInfo{})
+	require.NoError(t, err)
+	assert.Nil(t, cfg.ClientCAs, "with pins nothing is advertised")
+	assert.Equal(t, tls.RequestClientCert, cfg.ClientAuth, "the handshake still verifies nothing")
+}
