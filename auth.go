@@ -153,6 +153,7 @@ func (m *Middleware) checkCredentials(w http.ResponseWriter, r *http.Request, id
 	principal, err := check(r)
 	if err != nil || principal == "" {
 		e := newError(ErrCredentials, "", err)
+		e.Step = stepCredentials
 		if err == nil {
 			e.Detail = "the credential check returned no principal"
 		}

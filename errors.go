@@ -86,8 +86,9 @@ type Error struct {
 	// Leaf is the refused client certificate, when one was presented and could be parsed.
 	Leaf *x509.Certificate
 	// Step is the step of the pipeline that refused (see the package doc): "claim", "screen",
-	// "parse", "verify", "revocation", "principal" or "policy"; empty for an error built outside
-	// the pipeline.
+	// "parse", "verify", "revocation", "principal" or "policy"; "credentials" for the credential
+	// check of [Middleware.Either] and [Middleware.Both]; empty for an error built outside the
+	// pipeline.
 	Step string
 }
 
@@ -100,6 +101,8 @@ const (
 	stepRevocation = "revocation"
 	stepPrincipal  = "principal"
 	stepPolicy     = "policy"
+	// stepCredentials is not a step of the pipeline: the credential check that may follow it.
+	stepCredentials = "credentials"
 )
 
 // newError builds an *Error; cause may be nil.

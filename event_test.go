@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -368,4 +369,21 @@ func BenchmarkHandlerEvents(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestEventCredentials: a refusal by the credential check of Either is an event too.
+func TestEventCredentials(t *testing.T) {
+	p := newPKI(t)
+	var rec events
+	m, err := New(Config{RootCAs: p.root.Pool(), OnDecision: rec.record})
+	require.NoError(t, err)
+	deny := func(*http.Request) (string, error) { return "", errors.New("bad password") }
+	w := httptest.NewRecorder()
+	m.Either(deny)(echoIdentity).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/"))
+	assert.Equal(t, http.StatusUnauthorized, w.Code)
+	ev := rec.only(t)
+	assert.Equal(t, Refused, ev.Result)
+	assert.Equal(t, ReasonCredentialsRequired, ev.Reason)
+	assert.Equal(t, "credentials", ev.Step)
+	assert.NotContains(t, w.Body.String(), "bad password")
 }
