@@ -98,12 +98,12 @@ func (m *Middleware) Either(check CredentialCheck, opts ...EitherOption) func(ht
 			switch {
 			case d.id != nil: // the certificate authenticates
 			case d.err == nil || isKind(d.err, ErrNoCertificate):
-				m.checkCredentials(w, m.accepted(r, nil), nil, check, next)
+				d.err = nil
+				m.checkCredentials(w, m.accepted(r, nil), &d, start, check, next)
 				return
 			case o.fallBack && !isKind(d.err, ErrDenied):
-				d.fallBack = true
-				m.note(r, &d, start) // the certificate's refusal is reported; the credentials decide
-				m.checkCredentials(w, m.accepted(r, nil), nil, check, next)
+				d.certErr, d.err = d.err, nil // reported with the credentials' outcome
+				m.checkCredentials(w, m.accepted(r, nil), &d, start, check, next)
 				return
 			}
 			m.observe(w, r, &d, start)
@@ -139,17 +139,19 @@ func (m *Middleware) Both(check CredentialCheck) func(http.Handler) http.Handler
 				d.err = newError(ErrNoCertificate, "the route requires a client certificate and credentials", nil)
 				setStep(d.err, stepClaim)
 			}
-			m.observe(w, r, &d, start)
-			if d.err == nil {
-				m.checkCredentials(w, m.accepted(r, d.id), d.id, check, next)
+			if d.err != nil {
+				m.observe(w, r, &d, start)
+				return
 			}
+			m.checkCredentials(w, m.accepted(r, d.id), &d, start, check, next)
 		})
 	}
 }
 
 // checkCredentials runs check on r and calls next with the principal in the context, or refuses
-// the request. id is the request's identity, if any, named in the refusal's log.
-func (m *Middleware) checkCredentials(w http.ResponseWriter, r *http.Request, id *Identity, check CredentialCheck, next http.Handler) {
+// the request; either way it reports the request's one decision, d (whose certificate part the
+// pipeline decided, begun at start) with the credentials' outcome.
+func (m *Middleware) checkCredentials(w http.ResponseWriter, r *http.Request, d *decision, start time.Time, check CredentialCheck, next http.Handler) {
 	principal, err := check(r)
 	if err != nil || principal == "" {
 		e := newError(ErrCredentials, "", err)
@@ -157,12 +159,15 @@ func (m *Middleware) checkCredentials(w http.ResponseWriter, r *http.Request, id
 		if err == nil {
 			e.Detail = "the credential check returned no principal"
 		}
-		if id != nil {
-			e.Leaf = id.Leaf
+		if d.id != nil {
+			e.Leaf = d.id.Leaf
 		}
-		m.refuse(w, r, e)
+		d.err = e
+		m.observe(w, r, d, start)
 		return
 	}
+	d.credentials = principal
+	m.note(r, d, start)
 	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), credentialsKey{}, principal)))
 }
 

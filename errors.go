@@ -75,6 +75,11 @@ var classes = map[error]class{
 	ErrCredentials:           {http.StatusUnauthorized, ReasonCredentialsRequired},
 }
 
+// classOrder is the order in which an error that is not an *Error is matched against the
+// sentinels: a policy's own error that wraps both ErrRevoked and ErrDenied is a revocation.
+var classOrder = []error{ErrRevoked, ErrRevocationUnavailable, ErrExpired, ErrNotYetValid, ErrWrongUsage, ErrUntrusted,
+	ErrMalformedHeader, ErrMisdirected, ErrNoCertificate, ErrCredentials, ErrDenied}
+
 // Error is the structured error behind every refusal. Kind is one of the sentinels above, Detail
 // says what exactly was wrong (for logs, never for clients) and Err is the underlying cause, such
 // as an [x509.UnknownAuthorityError] or an [x509.CertificateInvalidError]. Both Kind and Err are
@@ -150,9 +155,9 @@ func classOf(err error) class {
 			return c
 		}
 	}
-	for kind, c := range classes {
+	for _, kind := range classOrder { // in a fixed order: an error may match several
 		if errors.Is(err, kind) {
-			return c
+			return classes[kind]
 		}
 	}
 	return class{http.StatusUnauthorized, ReasonCertificateUntrusted}

@@ -16,8 +16,9 @@ const (
 	// Accepted: the request went on, with an identity or (in optional mode) without one.
 	Accepted Result = "accepted"
 	// AcceptedDegraded: the request went on, but on less than the configuration asks for: a
-	// stale or missing revocation answer ([RevocationStatus]), or a shadow policy that would have
-	// refused it.
+	// stale or missing revocation answer ([RevocationStatus]), a shadow policy that would have
+	// refused it, or credentials that stood in for a refused certificate
+	// ([DangerouslyFallBackOnInvalidCertificate]).
 	AcceptedDegraded Result = "accepted_degraded"
 	// Refused: the request was refused through the error handler.
 	Refused Result = "refused"
@@ -49,7 +50,8 @@ type Event struct {
 	Leaf     *x509.Certificate
 	SHA256   string
 	NotAfter time.Time
-	// ExpiresSoon: the leaf expires within [Config.ExpiryWarning] of the decision.
+	// ExpiresSoon: the verified leaf expires within [Config.ExpiryWarning] of the decision (never
+	// set for a certificate refused before it was verified: its names are the client's word).
 	ExpiresSoon bool
 
 	// Principal is the account the certificate stands for, when a mapping resolved one.
@@ -66,10 +68,15 @@ type Event struct {
 	// ShadowErr is the refusal a shadow policy would have made (see [Config.ShadowPolicy]).
 	ShadowErr error
 
+	// Credentials is the principal the credential check of [Middleware.Either] or
+	// [Middleware.Both] returned, when the request passed it; CertificateErr is the refusal of the
+	// certificate that [DangerouslyFallBackOnInvalidCertificate] let the credentials stand in for
+	// (the request is then AcceptedDegraded, or Refused by the credentials).
+	Credentials    string
+	CertificateErr error
+
 	// Duration is the time the middleware took to decide.
 	Duration time.Duration
-
-	fallBack bool // a refused certificate, after which credentials decide (Middleware.Either)
 }
 
 // defaultExpiryWarning is how long before its leaf expires an identity is flagged.
@@ -78,7 +85,7 @@ const defaultExpiryWarning = 14 * 24 * time.Hour
 // event builds the event of decision d, taken in duration, at now.
 func (m *Middleware) event(d *decision, shadowErr error, duration time.Duration) Event {
 	ev := Event{Result: Accepted, Source: d.source, Proxy: d.proxy, Duration: duration, ShadowErr: shadowErr,
-		RevocationSource: d.rev.source, fallBack: d.fallBack}
+		RevocationSource: d.rev.source, Credentials: d.credentials, CertificateErr: d.certErr}
 	if d.source == SourceHeader && m.header != nil {
 		ev.Format = m.header.formatName
 	}
@@ -102,13 +109,12 @@ func (m *Middleware) event(d *decision, shadowErr error, duration time.Duration)
 				ev.Leaf = e.Leaf
 				sum := sha256.Sum256(e.Leaf.Raw)
 				ev.SHA256 = hex.EncodeToString(sum[:])
-				ev.ExpiresSoon = m.expiresSoon(e.Leaf, d.now)
 			}
 			if errors.Is(e.Kind, ErrDenied) {
 				ev.Rule = e.Detail
 			}
 		}
-	} else if ev.Revocation.Degraded() || shadowErr != nil {
+	} else if ev.Revocation.Degraded() || shadowErr != nil || d.certErr != nil {
 		ev.Result = AcceptedDegraded
 	}
 	if ev.Leaf != nil {

@@ -37,6 +37,6 @@ func ExampleConfig_onDecision() {
 
 	// Output:
 	// accepted  step="" subject="CN=acme-billing" expires_soon=true
-	// refused certificate_untrusted step="verify" subject="CN=acme-billing" expires_soon=true
+	// refused certificate_untrusted step="verify" subject="CN=acme-billing" expires_soon=false
 	//   mtls: certificate not trusted: the client sent its certificate alone, and no configured CA is named "CN=Partner Issuing CA", its issuer: if that is an intermediate, add it to IntermediateFiles or have the client send its chain; if it is a root, it is not one this service trusts: x509: certificate signed by unknown authority
 }

@@ -3,12 +3,19 @@ package mtls
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -102,7 +109,7 @@ func TestEventPerReason(t *testing.T) {
 		{ReasonCertificateUntrusted, nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", stranger.Chain()...),
 			Event{Result: Refused, Status: 401, Reason: ReasonCertificateUntrusted, Step: "verify", Source: SourceTLS}, "stranger"},
 		{ReasonCertificateExpired, nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", expired.Chain()...),
-			Event{Result: Refused, Status: 401, Reason: ReasonCertificateExpired, Step: "verify", Source: SourceTLS, ExpiresSoon: true}, "expired"},
+			Event{Result: Refused, Status: 401, Reason: ReasonCertificateExpired, Step: "verify", Source: SourceTLS}, "expired"},
 		{ReasonCertificateNotYet, nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", future.Chain()...),
 			Event{Result: Refused, Status: 401, Reason: ReasonCertificateNotYet, Step: "verify", Source: SourceTLS}, "future"},
 		{ReasonCertificateUsage, nil, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", server.Chain()...),
@@ -301,14 +308,17 @@ func TestExpiryWarning(t *testing.T) {
 	assert.False(t, id.ExpiresSoon, "a negative threshold turns the warning off")
 }
 
-// TestExpiryWarnedBounded: the memory of warned certificates stays bounded under a flood.
-func TestExpiryWarnedBounded(t *testing.T) {
-	var x expiryWarned
+// TestRecentKeysBounded: the memory of reported keys stays bounded under a flood.
+func TestRecentKeysBounded(t *testing.T) {
+	var x recentKeys
 	now := time.Now()
-	for i := range 3 * maxExpiryWarned {
-		require.True(t, x.due(string(rune(i))+"-fingerprint", now))
+	for i := range 3 * maxRecentKeys {
+		require.True(t, x.due(string(rune(i))+"-fingerprint", now, time.Hour))
 	}
-	assert.LessOrEqual(t, len(x.last), maxExpiryWarned)
+	assert.LessOrEqual(t, len(x.last), maxRecentKeys)
+	assert.True(t, x.due("again", now, time.Hour))
+	assert.False(t, x.due("again", now.Add(59*time.Minute), time.Hour))
+	assert.True(t, x.due("again", now.Add(61*time.Minute), time.Hour))
 }
 
 // TestRefusalExplained: the detail of a refusal names the likely fix, for the operator only.
@@ -386,4 +396,123 @@ func TestEventCredentials(t *testing.T) {
 	assert.Equal(t, ReasonCredentialsRequired, ev.Reason)
 	assert.Equal(t, "credentials", ev.Step)
 	assert.NotContains(t, w.Body.String(), "bad password")
+}
+
+// TestEventCompositions: Either and Both report one event per request, after the credentials
+// have had their say, with the outcome the client got.
+func TestEventCompositions(t *testing.T) {
+	p := newPKI(t)
+	good := func(*http.Request) (string, error) { return "svc", nil }
+	bad := func(*http.Request) (string, error) { return "", errors.New("wrong password") }
+	mallory := mtlstest.NewSelfSigned("mallory").Chain()
+	tests := []struct {
+		name        string
+		h           func(m *Middleware) http.Handler
+		chain       []*x509.Certificate
+		result      Result
+		reason      string
+		credentials string
+		certErr     bool
+	}{
+		{"Either, no certificate, good credentials", func(m *Middleware) http.Handler { return m.Either(good)(noop) }, nil, Accepted, "", "svc", false},
+		{"Either, no certificate, bad credentials", func(m *Middleware) http.Handler { return m.Either(bad)(noop) }, nil, Refused, ReasonCredentialsRequired, "", false},
+		{"Either, good certificate", func(m *Middleware) http.Handler { return m.Either(bad)(noop) }, p.alice.Chain(), Accepted, "", "", false},
+		{"Either, bad certificate", func(m *Middleware) http.Handler { return m.Either(good)(noop) }, mallory, Refused, ReasonCertificateUntrusted, "", false},
+		{"fallback, bad certificate, good credentials", func(m *Middleware) http.Handler {
+			return m.Either(good, DangerouslyFallBackOnInvalidCertificate())(noop)
+		}, mallory, AcceptedDegraded, "", "svc", true},
+		{"fallback, bad certificate, bad credentials", func(m *Middleware) http.Handler {
+			return m.Either(bad, DangerouslyFallBackOnInvalidCertificate())(noop)
+		}, mallory, Refused, ReasonCredentialsRequired, "", true},
+		{"Both, good certificate, bad credentials", func(m *Middleware) http.Handler { return m.Both(bad)(noop) }, p.alice.Chain(), Refused, ReasonCredentialsRequired, "", false},
+		{"Both, good certificate, good credentials", func(m *Middleware) http.Handler { return m.Both(good)(noop) }, p.alice.Chain(), Accepted, "", "svc", false},
+		{"Both, no certificate", func(m *Middleware) http.Handler { return m.Both(good)(noop) }, nil, Refused, ReasonCertificateRequired, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rec events
+			m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), OnDecision: rec.record})
+			require.NoError(t, err)
+			w := httptest.NewRecorder()
+			tt.h(m).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.chain...))
+			ev := rec.only(t)
+			assert.Equal(t, tt.result, ev.Result)
+			assert.Equal(t, tt.reason, ev.Reason)
+			assert.Equal(t, tt.credentials, ev.Credentials)
+			assert.Equal(t, tt.certErr, ev.CertificateErr != nil)
+			if tt.result == Refused {
+				assert.Equal(t, ev.Status, w.Code)
+			} else {
+				assert.Equal(t, http.StatusOK, w.Code)
+			}
+		})
+	}
+}
+
+// TestShadowOncePerRequest: a refusal after the pipeline (Require, a credential check) does not
+// judge the shadow policy again.
+func TestShadowOncePerRequest(t *testing.T) {
+	p := newPKI(t)
+	var calls int
+	m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(),
+		ShadowPolicy: PolicyFunc(func(*Identity) error { return errors.New("shadow says no") }),
+		OnShadow:     func(*http.Request, ShadowResult) { calls++ }})
+	require.NoError(t, err)
+	deny := PolicyFunc(func(*Identity) error { return errors.New("route says no") })
+	w := httptest.NewRecorder()
+	m.Handler(m.Require(deny)(noop)).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
+	assert.Equal(t, http.StatusForbidden, w.Code)
+	assert.Equal(t, 1, calls, "Require")
+	calls = 0
+	bad := func(*http.Request) (string, error) { return "", errors.New("bad") }
+	m.Both(bad)(noop).ServeHTTP(httptest.NewRecorder(), mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
+	assert.Equal(t, 1, calls, "Both")
+}
+
+// TestRefusalLogBounded: a client cannot make each refused request write much log: names are
+// clipped, usages listed up to eight, and a repeated refusal of one certificate within the minute
+// is logged at Debug. An untrusted certificate never raises the expiry warning.
+func TestRefusalLogBounded(t *testing.T) {
+	p := newPKI(t)
+	now := time.Now()
+	var buf bytes.Buffer
+	m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	require.NoError(t, err)
+	ekus := make([]asn1.ObjectIdentifier, 1000)
+	for i := range ekus {
+		ekus[i] = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, i}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: strings.Repeat("A", 1500)},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour), UnknownExtKeyUsage: ekus}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	require.NoError(t, err)
+	big, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	require.Greater(t, len(big.Raw), 12<<10)
+
+	for range 10 {
+		assert.Equal(t, http.StatusUnauthorized, serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", big)))
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, lines, 1, "one Info record for ten refusals of one certificate")
+	assert.Less(t, len(lines[0]), 2048)
+	assert.Contains(t, lines[0], "and 992 more")
+	assert.NotContains(t, buf.String(), "expires soon", "an untrusted certificate raises no expiry warning")
+	now = now.Add(2 * time.Minute)
+	serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", big))
+	assert.Len(t, strings.Split(strings.TrimSpace(buf.String()), "\n"), 2, "logged again once the minute is over")
+}
+
+// TestStatusAndReasonOrder: an error wrapping several sentinels maps to one class, every time.
+func TestStatusAndReasonOrder(t *testing.T) {
+	err := fmt.Errorf("%w and %w", ErrDenied, ErrRevoked)
+	for range 20 {
+		status, reason := StatusAndReason(err)
+		require.Equal(t, http.StatusUnauthorized, status)
+		require.Equal(t, ReasonCertificateRevoked, reason)
+	}
+	assert.Len(t, classOrder, len(classes), "every class has its place in the order")
 }

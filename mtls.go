@@ -105,7 +105,8 @@ type Middleware struct {
 	onDecision        func(context.Context, Event)
 	watching          bool          // an event is built for each decision: onDecision or logger set
 	expiryWarning     time.Duration // negative: off
-	expiryWarned      expiryWarned
+	expiryWarned      recentKeys    // leaves warned about, once a day
+	refusalLogged     recentKeys    // refusals logged at Info, once a minute per leaf and reason
 
 	trustCfg trustConfig
 	header   *headerSource         // nil: header mode off

@@ -40,18 +40,21 @@ func (m *Middleware) note(r *http.Request, d *decision, start time.Time) {
 func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	d := decision{err: err, now: m.now()}
 	if id, ok := FromContext(r.Context()); ok {
-		d.evaluated, d.source, d.proxy = id, id.Source, id.Proxy
+		// The identity the pipeline established, not one to judge again: the shadow policy was
+		// reported with the pipeline's decision.
+		d.id, d.source, d.proxy = id, id.Source, id.Proxy
 	}
 	m.observe(w, r, &d, time.Now())
 }
 
-// logged says whether the logger records anything of d: a refusal at Info, a degraded acceptance at
-// Warn, a warning of expiry, or any acceptance at Debug.
+// logged says whether the logger records anything of d: a refusal (or a refused certificate the
+// credentials stood in for) at Info, a degraded acceptance at Warn, a warning of expiry, or any
+// acceptance at Debug.
 func (m *Middleware) logged(ctx context.Context, d *decision) bool {
 	if m.logger == nil {
 		return false
 	}
-	if d.err != nil || d.id != nil && (d.id.ExpiresSoon || d.id.Revocation.Degraded()) {
+	if d.err != nil || d.certErr != nil || d.id != nil && (d.id.ExpiresSoon || d.id.Revocation.Degraded()) {
 		return true
 	}
 	return m.logger.Enabled(ctx, slog.LevelDebug)
@@ -67,19 +70,23 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 	}
 	level, msg := slog.LevelDebug, "mtls: request accepted"
 	switch {
-	case ev.Result == Refused && ev.fallBack:
-		level, msg = slog.LevelInfo, "mtls: certificate refused, the credentials decide"
-	case ev.Result == Refused:
+	case ev.Result == Refused && (ev.SHA256 == "" || m.refusalLogged.due(ev.SHA256+" "+ev.Reason, m.now(), negativeTTL)):
 		level, msg = slog.LevelInfo, "mtls: request refused"
+	case ev.Result == Refused:
+		// The same certificate refused for the same reason within the minute its refusal is
+		// cached: a client repeating a refused request costs a log record at Debug only.
+		level, msg = slog.LevelDebug, "mtls: request refused again"
+	case ev.CertificateErr != nil:
+		level, msg = slog.LevelInfo, "mtls: certificate refused, the credentials decide"
 	case ev.Revocation.Degraded() && m.degradedLogDue():
 		level, msg = slog.LevelWarn, "mtls: request accepted without fresh revocation status"
 	}
 	if m.logger.Enabled(ctx, level) {
 		m.logger.LogAttrs(ctx, level, msg, eventAttrs(ev)...)
 	}
-	if ev.ExpiresSoon && ev.Leaf != nil && m.expiryWarned.due(ev.SHA256, m.now()) {
+	if ev.ExpiresSoon && ev.Result != Refused && ev.Leaf != nil && m.expiryWarned.due(ev.SHA256, m.now(), 24*time.Hour) {
 		m.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: client certificate expires soon",
-			slog.String("subject", ev.Subject()), slog.String("issuer", ev.Issuer()), slog.String("serial", ev.Serial()),
+			slog.String("subject", clip(ev.Subject())), slog.String("issuer", clip(ev.Issuer())), slog.String("serial", ev.Serial()),
 			slog.String("sha256", ev.SHA256), slog.Time("not_after", ev.NotAfter),
 			slog.Duration("remaining", ev.NotAfter.Sub(m.now())))
 	}
@@ -107,8 +114,8 @@ func eventAttrs(ev *Event) []slog.Attr {
 	if ev.Proxy.IsValid() {
 		attrs = append(attrs, slog.String("proxy", ev.Proxy.String()))
 	}
-	add("subject", ev.Subject())
-	add("issuer", ev.Issuer())
+	add("subject", clip(ev.Subject()))
+	add("issuer", clip(ev.Issuer()))
 	add("serial", ev.Serial())
 	add("sha256", ev.SHA256)
 	if !ev.NotAfter.IsZero() {
@@ -118,6 +125,10 @@ func eventAttrs(ev *Event) []slog.Attr {
 		attrs = append(attrs, slog.Bool("expires_soon", true))
 	}
 	add("principal", ev.Principal)
+	add("credentials", ev.Credentials)
+	if ev.CertificateErr != nil {
+		attrs = append(attrs, slog.String("certificate_error", ev.CertificateErr.Error()))
+	}
 	add("rule", ev.Rule)
 	if s := ev.Revocation; s.Degraded() {
 		attrs = append(attrs, slog.Bool("revocation_stale", s.Stale), slog.Bool("revocation_fail_open", s.FailOpen))
@@ -204,39 +215,38 @@ func (m *Middleware) log(ctx context.Context, level slog.Level, msg string, attr
 	}
 }
 
-// expiryWarned remembers which certificates' expiry was logged, and when, so that each is
-// logged once a day. It holds at most maxExpiryWarned certificates: when full, those warned
-// more than a day ago are forgotten, and if that frees nothing, all are (a flood of expiring
-// certificates is then logged more than once a day rather than growing the memory).
-type expiryWarned struct {
+// recentKeys remembers which keys were reported, and when, so that each is reported once per
+// period. It holds at most maxRecentKeys keys: when full, those reported more than a period ago
+// are forgotten, and if that frees nothing, all are (a flood is then reported more often rather
+// than growing the memory).
+type recentKeys struct {
 	mu   sync.Mutex
-	last map[string]int64 // SHA-256 fingerprint -> when its warning was logged (UnixNano)
+	last map[string]int64 // key -> when it was reported (UnixNano)
 }
 
-const maxExpiryWarned = 4096
+const maxRecentKeys = 4096
 
-// due says whether the warning for the certificate with fingerprint sum is to be logged at now,
-// and records it if so.
-func (x *expiryWarned) due(sum string, now time.Time) bool {
+// due says whether key is to be reported at now, at most once per period, and records it if so.
+func (x *recentKeys) due(key string, now time.Time, period time.Duration) bool {
 	t := now.UnixNano()
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if last, ok := x.last[sum]; ok && t-last < int64(24*time.Hour) && t >= last {
+	if last, ok := x.last[key]; ok && t-last < int64(period) && t >= last {
 		return false
 	}
 	if x.last == nil {
 		x.last = make(map[string]int64)
 	}
-	if len(x.last) >= maxExpiryWarned {
+	if len(x.last) >= maxRecentKeys {
 		for k, last := range x.last {
-			if t-last >= int64(24*time.Hour) {
+			if t-last >= int64(period) {
 				delete(x.last, k)
 			}
 		}
-		if len(x.last) >= maxExpiryWarned {
+		if len(x.last) >= maxRecentKeys {
 			clear(x.last)
 		}
 	}
-	x.last[sum] = t
+	x.last[key] = t
 	return true
 }

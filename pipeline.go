@@ -42,8 +42,10 @@ type decision struct {
 	source Source
 	proxy  netip.Addr
 	rev    revInfo
-	// fallBack: the certificate was refused, and credentials decide ([Middleware.Either]).
-	fallBack bool
+	// For [Middleware.Either] and [Middleware.Both]: the principal the credential check
+	// returned, and the refusal of a certificate that the credentials stood in for.
+	credentials string
+	certErr     error
 }
 
 // authenticate runs the pipeline on r.

@@ -466,11 +466,15 @@ func (m *Middleware) Require(p Policy) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id, ok := FromContext(r.Context())
 			if !ok {
-				m.refuse(w, r, newError(ErrNoCertificate, "the route requires a client certificate", nil))
+				e := newError(ErrNoCertificate, "the route requires a client certificate", nil)
+				e.Step = stepClaim
+				m.refuse(w, r, e)
 				return
 			}
 			if err := p.Check(id); err != nil {
-				m.refuse(w, r, deniedError(id, "", err))
+				e := deniedError(id, "", err)
+				e.Step = stepPolicy
+				m.refuse(w, r, e)
 				return
 			}
 			next.ServeHTTP(w, r)

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -527,9 +529,9 @@ func (t *trust) explain(presented []*x509.Certificate, err error, now time.Time)
 	if errors.As(err, &inv) && inv.Reason == x509.Expired && inv.Cert != nil && inv.Cert != presented[0] {
 		c := inv.Cert
 		if now.Before(c.NotBefore) {
-			return fmt.Sprintf("CA certificate %q of the chain is valid only from %s", c.Subject, c.NotBefore.UTC().Format(time.RFC3339))
+			return fmt.Sprintf("CA certificate %s of the chain is valid only from %s", quoteName(c.Subject), c.NotBefore.UTC().Format(time.RFC3339))
 		}
-		return fmt.Sprintf("CA certificate %q of the chain expired at %s, %s ago", c.Subject,
+		return fmt.Sprintf("CA certificate %s of the chain expired at %s, %s ago", quoteName(c.Subject),
 			c.NotAfter.UTC().Format(time.RFC3339), roughly(now.Sub(c.NotAfter)))
 	}
 	if !isUnknownAuthority(err) {
@@ -550,15 +552,15 @@ func (t *trust) explain(presented []*x509.Certificate, err error, now time.Time)
 	configured := t.isCAName(top.RawIssuer)
 	switch {
 	case top == presented[0] && !configured:
-		return fmt.Sprintf("the client sent its certificate alone, and no configured CA is named %q, its issuer: "+
+		return fmt.Sprintf("the client sent its certificate alone, and no configured CA is named %s, its issuer: "+
 			"if that is an intermediate, add it to IntermediateFiles or have the client send its chain; "+
-			"if it is a root, it is not one this service trusts", top.Issuer)
+			"if it is a root, it is not one this service trusts", quoteName(top.Issuer))
 	case configured:
-		return fmt.Sprintf("a configured CA is named %q, but its key did not sign %q (a CA renewed under the same name?)", top.Issuer, top.Subject)
+		return fmt.Sprintf("a configured CA is named %s, but its key did not sign %s (a CA renewed under the same name?)", quoteName(top.Issuer), quoteName(top.Subject))
 	case bytes.Equal(top.RawSubject, top.RawIssuer):
-		return fmt.Sprintf("the chain the client sent ends at %q, which is not a configured root", top.Subject)
+		return fmt.Sprintf("the chain the client sent ends at %s, which is not a configured root", quoteName(top.Subject))
 	}
-	return fmt.Sprintf("the chain the client sent ends at %q, issued by %q, which is not a configured root or intermediate", top.Subject, top.Issuer)
+	return fmt.Sprintf("the chain the client sent ends at %s, issued by %s, which is not a configured root or intermediate", quoteName(top.Subject), quoteName(top.Issuer))
 }
 
 // isCAName says whether a configured root or intermediate has the subject name raw.
@@ -575,7 +577,22 @@ func (t *trust) isCAName(raw []byte) bool {
 	return false
 }
 
-// usagesOf lists the extended key usages of c, for a refusal's detail.
+// maxNameInDetail bounds a name written into a refusal's detail: names come from the client, and
+// details reach the logs of every refused request.
+const maxNameInDetail = 256
+
+// quoteName writes a name for a refusal's detail: quoted, and clipped.
+func quoteName(n pkix.Name) string { return strconv.Quote(clip(n.String())) }
+
+// clip cuts s, a name from a certificate, to maxNameInDetail bytes for a detail or a log record.
+func clip(s string) string {
+	if len(s) <= maxNameInDetail {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxNameInDetail], "") + "..."
+}
+
+// usagesOf lists the extended key usages of c, for a refusal's detail: at most eight.
 func usagesOf(c *x509.Certificate) string {
 	names := map[x509.ExtKeyUsage]string{x509.ExtKeyUsageServerAuth: "serverAuth", x509.ExtKeyUsageCodeSigning: "codeSigning",
 		x509.ExtKeyUsageEmailProtection: "emailProtection", x509.ExtKeyUsageTimeStamping: "timeStamping",
@@ -590,6 +607,9 @@ func usagesOf(c *x509.Certificate) string {
 	}
 	for _, oid := range c.UnknownExtKeyUsage {
 		have = append(have, oid.String())
+	}
+	if n := len(have); n > 8 {
+		have = append(have[:8], fmt.Sprintf("and %d more", n-8))
 	}
 	if len(have) == 0 {
 		return " (it has no extended key usage extension, and clientAuth must be listed)"
