@@ -25,8 +25,9 @@ const (
 )
 
 // Event is one decision of the middleware, for logs, metrics and traces ([Config.OnDecision]).
-// Every request through [Middleware.Handler] yields exactly one, and so does every refusal of
-// [Middleware.Require]. Its fields are for operators: never send them to the client.
+// Every request through [Middleware.Handler], [Middleware.Either] or [Middleware.Both] yields
+// exactly one (for Either and Both, once the credentials had their say), and so does every
+// refusal of [Middleware.Require]. Its fields are for operators: never send them to the client.
 type Event struct {
 	Result Result
 	// Status is the HTTP status of a refusal; zero when accepted (the next handler answers).
