@@ -90,10 +90,7 @@ func (m *Middleware) Either(check CredentialCheck, opts ...EitherOption) func(ht
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var start time.Time
-			if m.watching {
-				start = time.Now()
-			}
+			start := m.clock()
 			d := m.authenticate(r)
 			switch {
 			case d.id != nil: // the certificate authenticates
@@ -130,10 +127,7 @@ func (m *Middleware) Both(check CredentialCheck) func(http.Handler) http.Handler
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var start time.Time
-			if m.watching {
-				start = time.Now()
-			}
+			start := m.clock()
 			d := m.authenticate(r)
 			if d.err == nil && d.id == nil { // optional mode
 				d.err = newError(ErrNoCertificate, "the route requires a client certificate and credentials", nil)

@@ -153,10 +153,7 @@ func New(cfg Config) (*Middleware, error) {
 // are removed (under any spelling) from the request next sees.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var start time.Time
-		if m.watching {
-			start = time.Now()
-		}
+		start := m.clock()
 		d := m.authenticate(r)
 		m.observe(w, r, &d, start)
 		if d.err == nil {

@@ -14,6 +14,14 @@ import (
 // Only the middleware's handlers observe; [Middleware.Authenticate] returns its decision and
 // reports nothing.
 
+// clock is when a decision begins, for its event's Duration; zero when no event is built.
+func (m *Middleware) clock() time.Time {
+	if m.watching {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
 // observe reports the decision d on r, begun at start, and writes a refusal through the error
 // handler.
 func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision, start time.Time) {
