@@ -74,10 +74,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/certgate/mtls"
+	"github.com/certgate/mtls/examples/internal/clientflags"
 	"github.com/certgate/mtls/internal/certfile"
 	"github.com/certgate/mtls/mtlstest"
 )
@@ -95,11 +95,7 @@ type options struct {
 	pins          []string
 	policyFile    string
 	bindingsPath  string
-	ocsp          bool
-	ocspResponder string
-	crls          []string
-	crlDP         bool
-	failOpen      bool
+	rev           clientflags.Revocation
 	at            time.Time // zero: now
 	json          bool
 }
@@ -114,23 +110,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM file of the CAs trusted to issue client certificates (this or -pin is required)")
 	fs.StringVar(&o.intermediates, "intermediates", "", "optional PEM file of intermediate CAs for clients that send their leaf alone")
-	fs.Func("pin", "also trust the client certificate with this SHA-256 fingerprint, whoever issued it (hex, colons allowed, or the line openssl x509 -noout -fingerprint -sha256 prints; repeatable)", func(v string) error {
-		if _, err := mtls.ParseFingerprint(v); err != nil {
-			return err
-		}
-		o.pins = append(o.pins, v)
-		return nil
-	})
+	clientflags.Pin(fs, &o.pins)
 	fs.StringVar(&o.policyFile, "policy", "", "JSON policy document that the identity must satisfy")
 	fs.StringVar(&o.bindingsPath, "bindings", "", "principal bindings: a directory of <principal>.pem certificates or a JSON file {\"principal\": [\"<sha256>\", ...]}")
-	fs.BoolVar(&o.ocsp, "ocsp", false, "check revocation by OCSP, asking the responder named in the certificate (AIA)")
-	fs.StringVar(&o.ocspResponder, "ocsp-responder", "", "check revocation by OCSP, asking this responder URL instead of the certificate's")
-	fs.Func("crl", "check revocation against this CRL: a file path or an http(s) URL (repeatable)", func(s string) error {
-		o.crls = append(o.crls, s)
-		return nil
-	})
-	fs.BoolVar(&o.crlDP, "crl-dp", false, "check revocation against the CRLs of the certificate's distribution points")
-	fs.BoolVar(&o.failOpen, "fail-open", false, "DANGEROUS: accept certificates whose revocation status cannot be established")
+	o.rev.Register(fs)
+	fs.BoolVar(&o.rev.FailOpen, "fail-open", false, "DANGEROUS: accept certificates whose revocation status cannot be established")
 	fs.Func("at", "judge at this time (RFC 3339, such as 2027-01-15T00:00:00Z) instead of now", func(s string) error {
 		t, err := time.Parse(time.RFC3339, s)
 		o.at = t
@@ -157,34 +141,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.clientCA == "" && len(o.pins) == 0 {
 		errs = append(errs, errors.New("-client-ca or -pin is required"))
 	}
-	if o.failOpen && o.revocation() == nil {
-		errs = append(errs, errors.New("-fail-open needs -ocsp, -ocsp-responder, -crl or -crl-dp"))
+	if err := o.rev.Check(); err != nil {
+		errs = append(errs, err)
 	}
 	return o, errors.Join(errs...)
-}
-
-// revocation builds the revocation configuration of -ocsp, -ocsp-responder, -crl, -crl-dp and
-// -fail-open, as whoami does; nil when none asks for checking.
-func (o *options) revocation() *mtls.RevocationConfig {
-	var ocsp *mtls.OCSPConfig
-	if o.ocsp || o.ocspResponder != "" {
-		ocsp = &mtls.OCSPConfig{Responder: o.ocspResponder}
-	}
-	var crl *mtls.CRLConfig
-	if len(o.crls) > 0 || o.crlDP {
-		crl = &mtls.CRLConfig{DistributionPoints: o.crlDP}
-		for _, src := range o.crls {
-			if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-				crl.URLs = append(crl.URLs, src)
-			} else {
-				crl.Files = append(crl.Files, src)
-			}
-		}
-	}
-	if ocsp == nil && crl == nil {
-		return nil
-	}
-	return &mtls.RevocationConfig{OCSP: ocsp, CRL: crl, DangerouslyFailOpen: o.failOpen}
 }
 
 // config turns the options into the middleware's configuration, judging at now.
@@ -192,7 +152,7 @@ func (o *options) config(now time.Time) (mtls.Config, error) {
 	cfg := mtls.Config{
 		PinnedSHA256: o.pins,
 		Now:          func() time.Time { return now },
-		Revocation:   o.revocation(),
+		Revocation:   o.rev.Config(),
 	}
 	if o.clientCA != "" {
 		cfg.RootCAFiles = []string{o.clientCA}

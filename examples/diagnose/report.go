@@ -88,7 +88,7 @@ func newReport(o *options, now time.Time, certs []*x509.Certificate, ev *mtls.Ev
 		errors.As(ev.Err, &e)
 	}
 	off := map[string]string{}
-	if o.revocation() == nil {
+	if o.rev.Config() == nil {
 		off["revocation"] = "no -ocsp, -ocsp-responder, -crl or -crl-dp"
 	}
 	if o.bindingsPath == "" {
