@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/certgate/mtls"
+	"github.com/certgate/mtls/examples/internal/clientflags"
 )
 
 func main() {
@@ -68,11 +69,7 @@ type options struct {
 	headerFormat   mtls.Format
 	proxyPrefixes  []netip.Prefix
 
-	ocsp          bool     // check OCSP via the certificate's AIA
-	ocspResponder string   // OCSP responder override (implies -ocsp)
-	crls          []string // CRL files and http(s) URLs
-	crlDP         bool     // fetch the certificates' CRL distribution points
-	failOpen      bool     // accept when revocation status is unavailable
+	rev clientflags.Revocation // -ocsp, -ocsp-responder, -crl, -crl-dp, -fail-open
 
 	policyFile string // JSON policy document; empty: none
 
@@ -89,27 +86,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "server private key PEM file")
 	fs.StringVar(&o.clientCA, "client-ca", "", "PEM file of the CAs trusted to issue client certificates (required)")
 	fs.StringVar(&o.intermediates, "intermediates", "", "optional PEM file of intermediate CAs for clients that send their leaf alone")
-	fs.Func("pin", "also trust the client certificate with this SHA-256 fingerprint, whoever issued it (hex, colons allowed, or the line openssl x509 -noout -fingerprint -sha256 prints; repeatable)", func(v string) error {
-		if _, err := mtls.ParseFingerprint(v); err != nil {
-			return err
-		}
-		o.pins = append(o.pins, v)
-		return nil
-	})
+	clientflags.Pin(fs, &o.pins)
 	fs.BoolVar(&o.optional, "optional", false, "let requests without a client certificate through (as unauthenticated)")
 	fs.StringVar(&o.header, "header", "", "also accept the certificate from a trusted proxy's header in this format: "+strings.Join(mtls.HeaderFormatNames(), ", "))
 	fs.StringVar(&o.headerName, "header-name", "", "name of the header carrying the certificate (default: the format's own)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDR prefixes (or addresses) of the proxies trusted to set the header (required with -header)")
-	fs.BoolVar(&o.ocsp, "ocsp", false, "check revocation by OCSP, asking the responder named in the certificate (AIA)")
-	fs.StringVar(&o.ocspResponder, "ocsp-responder", "", "check revocation by OCSP, asking this responder URL instead of the certificate's")
-	fs.Func("crl", "check revocation against this CRL: a file path or an http(s) URL (repeatable)", func(s string) error {
-		o.crls = append(o.crls, s)
-		return nil
-	})
-	fs.BoolVar(&o.crlDP, "crl-dp", false, "check revocation against the CRLs of the certificate's distribution points")
+	o.rev.Register(fs)
 	fs.StringVar(&o.policyFile, "policy", "", "JSON policy document that every identity must satisfy (refusals are 403 policy_denied; see the README)")
 	fs.StringVar(&o.bindingsPath, "bindings", "", "principal bindings: a directory of <principal>.pem certificates or a JSON file {\"principal\": [\"<sha256>\", ...]} (reloaded with the CAs on SIGHUP)")
-	fs.BoolVar(&o.failOpen, "fail-open", false, "DANGEROUS: accept certificates whose revocation status cannot be established (flagged in the answer and the log)")
+	fs.BoolVar(&o.rev.FailOpen, "fail-open", false, "DANGEROUS: accept certificates whose revocation status cannot be established (flagged in the answer and the log)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -127,8 +112,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		errs = append(errs, errors.New("-tls-cert and -tls-key are required to read client certificates from TLS (or -header to read them from a trusted proxy)"))
 	}
 	errs = append(errs, o.parseHeaderFlags()...)
-	if o.failOpen && o.revocation() == nil {
-		errs = append(errs, errors.New("-fail-open needs -ocsp, -ocsp-responder, -crl or -crl-dp"))
+	if err := o.rev.Check(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.policyFile != "" {
 		if _, err := mtls.LoadPolicyFile(o.policyFile); err != nil {
@@ -143,29 +128,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.bindings = b
 	}
 	return o, errors.Join(errs...)
-}
-
-// revocation builds the revocation configuration of -ocsp, -ocsp-responder, -crl, -crl-dp and
-// -fail-open; nil when none asks for checking.
-func (o *options) revocation() *mtls.RevocationConfig {
-	rc := &mtls.RevocationConfig{DangerouslyFailOpen: o.failOpen}
-	if o.ocsp || o.ocspResponder != "" {
-		rc.OCSP = &mtls.OCSPConfig{Responder: o.ocspResponder}
-	}
-	if len(o.crls) > 0 || o.crlDP {
-		rc.CRL = &mtls.CRLConfig{DistributionPoints: o.crlDP}
-		for _, src := range o.crls {
-			if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-				rc.CRL.URLs = append(rc.CRL.URLs, src)
-			} else {
-				rc.CRL.Files = append(rc.CRL.Files, src)
-			}
-		}
-	}
-	if rc.OCSP == nil && rc.CRL == nil {
-		return nil
-	}
-	return rc
 }
 
 // parseHeaderFlags checks -header, -header-name and -trusted-proxies.
@@ -214,7 +176,7 @@ func (o *options) config(logger *slog.Logger) mtls.Config {
 	if o.intermediates != "" {
 		cfg.IntermediateFiles = []string{o.intermediates}
 	}
-	cfg.Revocation = o.revocation()
+	cfg.Revocation = o.rev.Config()
 	if o.policyFile != "" {
 		cfg.PolicyFiles = []string{o.policyFile} // checked by parseFlags, read again on SIGHUP
 	}
