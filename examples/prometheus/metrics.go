@@ -12,10 +12,10 @@ import (
 
 // Metrics turns the middleware's decisions ([mtls.Event]) into Prometheus metrics:
 //
-//	mtls_decisions_total{result,reason,source}                    counter
-//	mtls_decision_duration_seconds{source}                        histogram of Event.Duration
-//	mtls_accepted_expiring_soon_total                             counter of accepted requests whose certificate ExpiresSoon
-//	mtls_client_cert_soonest_expiry_timestamp_seconds{issuer}    gauge, see below
+//	mtls_decisions_total{result,reason,source}                  counter
+//	mtls_decision_duration_seconds{source}                      histogram of Event.Duration
+//	mtls_accepted_expiring_soon_total                           accepted requests whose certificate ExpiresSoon
+//	mtls_client_cert_soonest_expiry_timestamp_seconds{issuer}   gauge, see below
 //
 // result is an [mtls.Result], reason the stable reason code of a refusal (empty when accepted),
 // source the certificate's [mtls.Source] (empty when none spoke): every label takes a few
@@ -26,7 +26,7 @@ import (
 // it was seen in the current window or the one before, so that a renewed certificate stops
 // dragging the value down within two days of its last use. Alert on it minus time() falling
 // under a week or so. Only accepted certificates count (their issuers are the configured CAs',
-// not a stranger's), and at most maxIssuers issuers are kept: past that, the one seen least
+// not a stranger's), and at most 256 issuers (maxIssuers) are kept: past that, the one seen least
 // recently is dropped.
 //
 // Register it once, pass [Metrics.OnDecision] as [mtls.Config.OnDecision]. It is safe for
@@ -37,7 +37,6 @@ type Metrics struct {
 	expiringSoon prometheus.Counter
 	expiryDesc   *prometheus.Desc
 	expiry       expiryTracker
-	now          func() time.Time
 }
 
 // NewMetrics builds the metrics and registers them with reg.
@@ -60,7 +59,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		expiryDesc: prometheus.NewDesc("mtls_client_cert_soonest_expiry_timestamp_seconds",
 			"Soonest NotAfter among the client certificates of each issuer accepted in the last one to two days.",
 			[]string{"issuer"}, nil),
-		now: time.Now,
 	}
 	reg.MustRegister(m)
 	return m
@@ -77,7 +75,7 @@ func (m *Metrics) OnDecision(_ context.Context, ev mtls.Event) {
 	if ev.ExpiresSoon {
 		m.expiringSoon.Inc()
 	}
-	m.expiry.see(ev.Leaf, m.now())
+	m.expiry.see(ev.Leaf, time.Now())
 }
 
 // Describe implements [prometheus.Collector].
@@ -93,7 +91,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.decisions.Collect(ch)
 	m.duration.Collect(ch)
 	m.expiringSoon.Collect(ch)
-	for issuer, t := range m.expiry.soonest(m.now()) {
+	for issuer, t := range m.expiry.soonest(time.Now()) {
 		ch <- prometheus.MustNewConstMetric(m.expiryDesc, prometheus.GaugeValue, seconds(t), issuer)
 	}
 }
