@@ -266,6 +266,9 @@ func compile(cfg *Config) (*Middleware, *state, error) {
 		p.addf("Revocation", "cannot be combined with Header.DangerouslyTrustProxyVerification: revocation needs chains verified by the middleware")
 	}
 	m.policies = compilePolicies(&p, cfg)
+	if m.files.interval > 0 {
+		m.reload.marks = m.scan() // before reading: a change made meanwhile is seen by the first poll
+	}
 	st, err := m.load()
 	p.merge(err)
 	if err := p.err(); err != nil {
@@ -403,6 +406,9 @@ func compileRevocation(p *problems, cfg *RevocationConfig, now func() time.Time,
 			// included. A redirect is an answer that is not a response: status unknown.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
+	}
+	if rv.remote != nil {
+		rv.remoteName, rv.remoteHTTP = reportedURL(cfg.DenyListURL), httpsOnly(rv.client)
 	}
 	if rv.baseCtx == nil {
 		rv.baseCtx = context.Background()

@@ -134,7 +134,7 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	m.reload.ctx, m.reload.cancel = context.WithCancel(base)
 	if m.revoc != nil && m.revoc.remote != nil {
-		m.reload.url.Sources = []string{m.revoc.remoteURL}
+		m.reload.url.Sources = []string{m.revoc.remoteName}
 		if err := m.refreshDenyList(m.reload.ctx); err != nil {
 			m.reload.cancel()
 			return nil, &ConfigError{Field: "Revocation.DenyListURL", Err: err}

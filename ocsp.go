@@ -370,7 +370,7 @@ func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, no
 		return nil, fmt.Errorf("mtls: OCSP request: %w", err)
 	}
 	req.Header.Set("Accept", "application/ocsp-response")
-	body, err := o.rv.do(req, o.maxBytes)
+	body, err := o.rv.do(o.rv.client, req, o.maxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("mtls: OCSP %s: %w", responder, err)
 	}
@@ -381,10 +381,10 @@ func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, no
 	return resp, nil
 }
 
-// do sends req with the configured client and returns the body of a 200 response, refusing
+// do sends req with client and returns the body of a 200 response, refusing
 // bodies over limit bytes.
-func (rv *revocation) do(req *http.Request, limit int64) ([]byte, error) {
-	resp, err := rv.client.Do(req)
+func (rv *revocation) do(client *http.Client, req *http.Request, limit int64) ([]byte, error) {
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -416,6 +416,15 @@ func parseBindingJSON(path string, doc []byte) (*Bindings, error) {
 	return b, nil
 }
 
+// isBindingFile says whether a binding store's directory entry is one of its files: a PEM file
+// (.pem, .crt, .cer), not hidden. A named pipe or a device with such a name is one, and is
+// refused when read (certfile.Read), rather than skipped.
+func isBindingFile(e os.DirEntry) bool {
+	name := e.Name()
+	ext := strings.ToLower(filepath.Ext(name))
+	return !e.IsDir() && !strings.HasPrefix(name, ".") && slices.Contains([]string{".pem", ".crt", ".cer"}, ext)
+}
+
 func loadBindingDir(dir string) (*Bindings, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -423,11 +432,10 @@ func loadBindingDir(dir string) (*Bindings, error) {
 	}
 	b := newBindings()
 	for _, e := range entries {
-		name := e.Name()
-		ext := strings.ToLower(filepath.Ext(name))
-		if e.IsDir() || strings.HasPrefix(name, ".") || !slices.Contains([]string{".pem", ".crt", ".cer"}, ext) {
+		if !isBindingFile(e) {
 			continue
 		}
+		name := e.Name()
 		file := filepath.Join(dir, name)
 		data, err := readLimited(file)
 		if err != nil {

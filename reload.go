@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/certgate/mtls/internal/certfile"
 )
 
 // Reloading. Everything the configuration reads from files is loaded by one function, load, into
@@ -86,8 +86,12 @@ func (m *Middleware) load() (*state, error) {
 		st.bindings[s] = b
 	}
 	if m.files.denyFile != "" {
+		var had *DenyList // the list in force; nil in New
+		if prev := m.state.Load(); prev != nil {
+			had = prev.deny
+		}
 		st.deny = &DenyList{}
-		p.add("Revocation.DenyListFile", st.deny.LoadFile(m.files.denyFile))
+		p.add("Revocation.DenyListFile", st.deny.loadFile(m.files.denyFile, had.Len() == 0))
 	}
 	if err := p.err(); err != nil {
 		return nil, err
@@ -147,8 +151,7 @@ func (m *Middleware) start() {
 	r.status.Lock()
 	r.files = SourceStatus{Sources: m.watched(), Generation: 1, LastAttempt: now, LastSuccess: now}
 	r.status.Unlock()
-	if m.files.interval > 0 {
-		r.marks = m.scan()
+	if m.files.interval > 0 { // r.marks were taken before New's load: a change since is seen
 		m.every(m.files.interval, func() { m.poll() })
 	}
 	if m.revoc != nil && m.revoc.remote != nil && m.revoc.remoteEvery > 0 {
@@ -202,14 +205,17 @@ func (m *Middleware) poll() bool {
 
 // fileMark is what polling knows of a file.
 type fileMark struct {
-	size int64
-	mod  time.Time
+	fi   os.FileInfo // nil: the file could not be read
+	seen time.Time   // when it was hashed
 	sum  [sha256.Size]byte
-	err  bool // the file could not be read
 }
 
 // maxWatchedFile bounds what polling hashes of one file: more than any file load accepts.
 const maxWatchedFile = 64<<20 + 1
+
+// racyWindow: a file modified less than this before it was hashed may change again without its
+// modification time changing (coarse file system clocks), so it is hashed again at the next look.
+const racyWindow = 2 * time.Second
 
 // watched lists the files load reads (the directories of binding stores as themselves).
 func (m *Middleware) watched() []string {
@@ -224,8 +230,9 @@ func (m *Middleware) watched() []string {
 	return list
 }
 
-// scan looks at the watched files (and the files of directories) and returns their marks.
-// Only a file whose size or modification time changed since r.marks is read again.
+// scan looks at the watched files (and, in a binding store's directory, the files its loader
+// reads) and returns their marks. A file is hashed again unless it is the same file, with the
+// same size and modification time, as at the previous look, and was hashed well after that time.
 func (m *Middleware) scan() map[string]fileMark {
 	out := map[string]fileMark{}
 	for _, path := range m.watched() {
@@ -233,7 +240,7 @@ func (m *Middleware) scan() map[string]fileMark {
 		if err == nil && fi.IsDir() {
 			entries, _ := os.ReadDir(path)
 			for _, e := range entries {
-				if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				if isBindingFile(e) {
 					f := filepath.Join(path, e.Name())
 					out[f] = m.mark(f)
 				}
@@ -247,35 +254,31 @@ func (m *Middleware) scan() map[string]fileMark {
 
 func (m *Middleware) mark(path string) fileMark {
 	fi, err := os.Stat(path)
-	if err != nil {
-		return fileMark{err: true}
+	if err != nil || !fi.Mode().IsRegular() { // a pipe would block the poll: load refuses it anyway
+		return fileMark{}
 	}
-	if old, ok := m.reload.marks[path]; ok && !old.err && old.size == fi.Size() && old.mod.Equal(fi.ModTime()) {
+	if old, ok := m.reload.marks[path]; ok && old.fi != nil && os.SameFile(old.fi, fi) &&
+		old.fi.Size() == fi.Size() && old.fi.ModTime().Equal(fi.ModTime()) &&
+		old.seen.Sub(fi.ModTime()) >= racyWindow {
 		return old
 	}
-	f, err := os.Open(path)
+	mk := fileMark{fi: fi, seen: time.Now()} // file system time, not Config.Now
+	data, err := certfile.Read(path, maxWatchedFile)
 	if err != nil {
-		return fileMark{err: true}
+		return fileMark{}
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(f, maxWatchedFile)); err != nil {
-		return fileMark{err: true}
-	}
-	mk := fileMark{size: fi.Size(), mod: fi.ModTime()}
-	h.Sum(mk.sum[:0])
+	mk.sum = sha256.Sum256(data)
 	return mk
 }
 
-// sameFiles compares what two scans found: the same files, with the same sizes and contents
-// (modification times aside).
+// sameFiles compares what two scans found: the same files, with the same contents.
 func sameFiles(a, b map[string]fileMark) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for k, x := range a {
 		y, ok := b[k]
-		if !ok || x.err != y.err || x.size != y.size || x.sum != y.sum {
+		if !ok || (x.fi == nil) != (y.fi == nil) || x.sum != y.sum {
 			return false
 		}
 	}
@@ -332,6 +335,6 @@ func (m *Middleware) refreshDenyList(ctx context.Context) error {
 	if err == nil {
 		rv.remote.Set(entries...)
 	}
-	m.reportLoad(&m.reload.url, "deny list "+rv.remoteURL, err)
+	m.reportLoad(&m.reload.url, "deny list "+rv.remoteName, err)
 	return err
 }

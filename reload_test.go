@@ -325,16 +325,21 @@ func TestParsePins(t *testing.T) {
 // denyServer serves a deny list over TLS on 127.0.0.1: body, or status when not 200.
 type denyServer struct {
 	*httptest.Server
-	mu     sync.Mutex
-	body   string
-	status int
+	mu       sync.Mutex
+	body     string
+	status   int
+	location string // set: redirect there
 }
 
 func newDenyServer(t *testing.T) *denyServer {
-	d := &denyServer{status: http.StatusOK}
-	d.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	d := &denyServer{status: http.StatusOK, body: "# none\n"}
+	d.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
+		if d.location != "" {
+			http.Redirect(w, r, d.location, http.StatusFound)
+			return
+		}
 		w.WriteHeader(d.status)
 		_, _ = w.Write([]byte(d.body))
 	}))
@@ -373,7 +378,12 @@ func TestDenyListURL(t *testing.T) {
 	for _, bad := range []struct {
 		status int
 		body   string
-	}{{http.StatusInternalServerError, ""}, {http.StatusOK, "garbage\n"}} {
+	}{
+		{http.StatusInternalServerError, ""},
+		{http.StatusOK, "garbage\n"},
+		{http.StatusOK, ""},                                             // a list is never empty: an empty body is cut short
+		{http.StatusOK, "sha256 " + Fingerprint(p.issuing.Certificate)}, // no final newline: cut short
+	} {
 		d.serve(bad.status, bad.body)
 		require.Error(t, m.refreshDenyList(context.Background()))
 		_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
@@ -383,6 +393,11 @@ func TestDenyListURL(t *testing.T) {
 		assert.Contains(t, st.LastError, "mtls: deny list "+d.URL)
 	}
 
+	d.serve(http.StatusOK, "# none\n")
+	require.NoError(t, m.refreshDenyList(context.Background()), "a list without entries is a comment")
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
+	require.NoError(t, err)
+
 	d.serve(http.StatusServiceUnavailable, "")
 	_, err = New(cfg(d.URL))
 	var ce *ConfigError
@@ -391,6 +406,151 @@ func TestDenyListURL(t *testing.T) {
 	_, err = New(cfg("http://127.0.0.1/deny.txt"))
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "Revocation.DenyListURL", ce.Field)
+}
+
+// TestDenyListURLHTTPSOnly: with a client that follows redirects, a redirect to a plain http URL
+// is not followed, and the list in force stays; the URL's secrets (user information, query) show
+// nowhere in the status, the log or the error.
+func TestDenyListURLHTTPSOnly(t *testing.T) {
+	p := newPKI(t)
+	d := newDenyServer(t)
+	var plainHits atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		plainHits.Add(1)
+		_, _ = w.Write([]byte("# none\n"))
+	}))
+	t.Cleanup(plain.Close)
+	d.serve(http.StatusOK, "sha256 "+Fingerprint(p.alice.Certificate)+"\n")
+	var logs bytes.Buffer
+	secret := strings.Replace(d.URL, "https://", "https://user:hunter2@", 1) + "/deny.txt?token=s3cret#frag"
+	m, err := New(Config{RootCAs: p.root.Pool(), Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Revocation: &RevocationConfig{DenyListURL: secret, HTTPClient: d.Client(), DenyListInterval: time.Hour}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	assert.Nil(t, d.Client().CheckRedirect, "the test's client follows redirects")
+
+	d.mu.Lock()
+	d.location = plain.URL + "/deny.txt"
+	d.mu.Unlock()
+	err = m.refreshDenyList(context.Background())
+	require.ErrorContains(t, err, "https only")
+	assert.Equal(t, int32(0), plainHits.Load(), "the http URL is never asked")
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
+	require.ErrorIs(t, err, ErrRevoked, "the list in force stays")
+
+	st := m.ReloadStatus().DenyListURL
+	assert.Equal(t, []string{d.URL + "/deny.txt"}, st.Sources)
+	for _, text := range []string{st.LastError, logs.String(), fmt.Sprint(st.Sources)} {
+		assert.NotContains(t, text, "hunter2")
+		assert.NotContains(t, text, "s3cret")
+		assert.NotContains(t, text, "frag")
+	}
+}
+
+// TestReloadDenyFileCutShort: a deny list file read while written in place (empty where entries
+// were in force, or without its final newline) keeps the list in force; an empty file is fine
+// where nothing was.
+func TestReloadDenyFileCutShort(t *testing.T) {
+	f := newReloadFiles(t)
+	a := newTrustSet("A")
+	f.writeSet(t, a)
+	f.write(t, f.deny, nil)
+	cfg := f.config(t)
+	cfg.Revocation = &RevocationConfig{DenyListFile: f.deny}
+	m, err := New(cfg)
+	require.NoError(t, err, "an empty file where nothing was in force")
+	entry := "sha256 " + Fingerprint(a.client.Certificate) + "\n"
+	f.write(t, f.deny, []byte(entry))
+	require.NoError(t, m.Reload())
+	for _, cut := range []string{"", entry[:len(entry)-1], entry + "sha256 " + Fingerprint(a.ca.Certificate)[:20]} {
+		f.write(t, f.deny, []byte(cut))
+		err := m.Reload()
+		require.Error(t, err, "%q", cut)
+		assert.Contains(t, err.Error(), "Revocation.DenyListFile")
+		_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a.client.Chain()...))
+		require.ErrorIs(t, err, ErrRevoked, "%q keeps the list in force", cut)
+	}
+	f.write(t, f.deny, []byte("# none\n"))
+	require.NoError(t, m.Reload())
+
+	d := NewDenyList()
+	f.write(t, f.deny, []byte(entry))
+	require.NoError(t, d.LoadFile(f.deny))
+	f.write(t, f.deny, nil)
+	require.ErrorContains(t, d.LoadFile(f.deny), "empty")
+	assert.Equal(t, 1, d.Len())
+}
+
+// TestPollSeesSameSizeChanges: a change of the same size is seen when the modification time
+// does not tell it: written in place within the file system clock's resolution, or replaced by a
+// file renamed over it with the old time kept.
+func TestPollSeesSameSizeChanges(t *testing.T) {
+	f := newReloadFiles(t)
+	a, b := newTrustSet("A"), newTrustSet("B")
+	f.writeSet(t, a)
+	m, err := New(Config{RootCAFiles: []string{f.roots}, PolicyFiles: []string{f.policy}, ReloadInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+	policy := func(s *trustSet) []byte { return []byte(`{"principal": ["` + s.principal + `"]}`) }
+	require.Len(t, policy(b), len(policy(a)))
+	gen := func() uint64 { return m.ReloadStatus().Files.Generation }
+
+	// In place, same time: a time that is not well before the look is hashed again.
+	soon := time.Now().Add(time.Hour)
+	require.NoError(t, os.Chtimes(f.policy, soon, soon))
+	assert.False(t, m.poll())
+	f.write(t, f.policy, policy(b))
+	require.NoError(t, os.Chtimes(f.policy, soon, soon))
+	assert.True(t, m.poll(), "rewritten in place with the same size and time")
+	assert.Equal(t, uint64(2), gen())
+
+	// Renamed over, the old time kept (cp -p, tar, rsync -t into a temporary file).
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, os.Chtimes(f.policy, old, old))
+	m.poll()
+	assert.False(t, m.poll(), "hashed well after its time: not read again")
+	tmp := f.policy + ".tmp"
+	f.write(t, tmp, policy(a))
+	require.NoError(t, os.Chtimes(tmp, old, old))
+	require.NoError(t, os.Rename(tmp, f.policy))
+	assert.True(t, m.poll(), "another file under the same name")
+}
+
+// TestAdvertiseCAsWithoutBaseCertificate: where the server's certificate is added after
+// TLSConfig (httptest, ServeTLS with files), AdvertiseCAs warns and names nothing, and
+// handshakes work; with a verifying ClientAuth and pins alone, crypto/tls gets an empty pool,
+// never the system's roots.
+func TestAdvertiseCAsWithoutBaseCertificate(t *testing.T) {
+	p := newPKI(t)
+	var logs bytes.Buffer
+	m, err := New(Config{RootCAs: p.root.Pool(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	srv := httptest.NewUnstartedServer(m.Handler(echoIdentity))
+	srv.TLS = m.TLSConfig(&tls.Config{}, AdvertiseCAs())
+	assert.Nil(t, srv.TLS.GetConfigForClient)
+	assert.Contains(t, logs.String(), "AdvertiseCAs needs the server's certificate")
+	srv.StartTLS() // adds its certificate to its own copy
+	t.Cleanup(srv.Close)
+	cfg := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cert := p.alice.TLSCertificate()
+	cfg.Certificates = []tls.Certificate{cert}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	res, err := client.Get(srv.URL)
+	require.NoError(t, err, "the handshake works")
+	_ = res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+
+	pinned, err := New(Config{PinnedSHA256: []string{Fingerprint(p.alice.Certificate)}})
+	require.NoError(t, err)
+	serverCert := mtlstest.NewRootCA("Server CA").NewServer("127.0.0.1").TLSCertificate()
+	for _, auth := range []tls.ClientAuthType{tls.VerifyClientCertIfGiven, tls.RequireAndVerifyClientCert} {
+		base := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: auth}
+		c, err := pinned.TLSConfig(base, AdvertiseCAs()).GetConfigForClient(&tls.ClientHelloInfo{})
+		require.NoError(t, err)
+		require.NotNil(t, c.ClientCAs, "%v: a nil pool means the system's roots", auth)
+		assert.Empty(t, c.ClientCAs.Subjects()) //nolint:staticcheck // Subjects of a pool built here
+	}
 }
 
 // TestAdvertiseCAsFollowsReload: over real handshakes, the certificate request names the root
@@ -443,7 +603,7 @@ func TestAdvertiseCAsFollowsReload(t *testing.T) {
 
 	pinned, err := New(Config{RootCAs: a.ca.Pool(), PinnedSHA256: []string{Fingerprint(b.client.Certificate)}})
 	require.NoError(t, err)
-	cfg, err := pinned.TLSConfig(nil, AdvertiseCAs()).GetConfigForClient(&tls.ClientHelloInfo{})
+	cfg, err := pinned.TLSConfig(&tls.Config{Certificates: base.Certificates}, AdvertiseCAs()).GetConfigForClient(&tls.ClientHelloInfo{})
 	require.NoError(t, err)
 	assert.Nil(t, cfg.ClientCAs, "with pins nothing is advertised")
 	assert.Equal(t, tls.RequestClientCert, cfg.ClientAuth, "the handshake still verifies nothing")

@@ -38,14 +38,18 @@ type RevocationConfig struct {
 	DenyList *DenyList
 	// DenyListFile is a deny list file (see [ParseDenyList]) of at most 64 MiB whose entries are
 	// refused too, beside DenyList's. It is read by New and again by [Middleware.Reload], in one
-	// swap with the trust. Default none.
+	// swap with the trust; a file that seems cut short is refused as [DenyList.LoadFile] says
+	// (write it to a temporary name and rename it). Default none.
 	DenyListFile string
 	// DenyListURL is the https URL of a deny list (see [ParseDenyList]) of at most 64 MiB whose
 	// entries are refused too. New fetches it, and fails if it cannot: the service does not start
 	// without its deny list. A goroutine then fetches it again every DenyListInterval, with
 	// HTTPClient, each fetch bounded by Timeout and stopped by [Middleware.Close] or Context; a
 	// fetch that fails keeps the list in force, and shows in [Middleware.ReloadStatus] and the
-	// log. The list is not signed: only https is accepted. Default none.
+	// log. The list is not signed: only https is accepted, redirects included (the default
+	// client follows none). A body that seems cut short (empty, or without a final newline) is
+	// refused: serve a list without entries as a comment line. Errors, logs and ReloadStatus
+	// show the URL without its user information, query and fragment. Default none.
 	DenyListURL string
 	// DenyListInterval is how often DenyListURL is fetched again. Default 5 minutes; negative:
 	// fetched by New only.
@@ -199,6 +203,8 @@ type revocation struct {
 	deny        *DenyList
 	remote      *DenyList // DenyListURL's entries; nil: no URL
 	remoteURL   string
+	remoteName  string        // remoteURL as reported: no user, query or fragment
+	remoteHTTP  *http.Client  // HTTPClient, following redirects to https URLs only
 	remoteEvery time.Duration // negative: no refetch
 }
 

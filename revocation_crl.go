@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -566,23 +565,7 @@ func (ck *crlChecker) trustChanged() {
 // read returns the bytes of the file or the body of the URL, bounded by maxBytes.
 func (s *crlSource) read(ctx context.Context) ([]byte, error) {
 	if s.path != "" {
-		f, err := os.Open(s.path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, err
-		}
-		if fi.Size() > s.ck.maxBytes {
-			return nil, fmt.Errorf("%d bytes exceed the limit of %d", fi.Size(), s.ck.maxBytes)
-		}
-		data := make([]byte, fi.Size())
-		if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
-			return nil, err
-		}
-		return data, nil
+		return certfile.Read(s.path, s.ck.maxBytes)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
@@ -592,7 +575,7 @@ func (s *crlSource) read(ctx context.Context) ([]byte, error) {
 	if !s.configured {
 		limit = s.ck.dpMaxBytes
 	}
-	return s.ck.rv.do(req, limit)
+	return s.ck.rv.do(s.ck.rv.client, req, limit)
 }
 
 // parseCRLData scans a DER CRL or the first "X509 CRL" block of PEM data.

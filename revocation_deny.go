@@ -106,8 +106,11 @@ func (d *DenyList) Set(entries ...DenyEntry) {
 	d.set.Store(s)
 }
 
-// Len is the number of entries in force.
+// Len is the number of entries in force (0 for a nil list).
 func (d *DenyList) Len() int {
+	if d == nil {
+		return 0
+	}
 	s := d.set.Load()
 	if s == nil {
 		return 0
@@ -124,13 +127,19 @@ const maxDenyListFile = 64 << 20
 
 // LoadFile replaces the list with the entries of a file (see [ParseDenyList]) of at most 64 MiB.
 // If the file cannot be read or parsed, or is larger, the list in force stays and the error says
-// why.
+// why. So does a file that seems cut short (written in place while it was read): its last line
+// has no newline, or it is empty while the list has entries. Write the file to a temporary name
+// and rename it, and a list without entries as a comment line.
 func (d *DenyList) LoadFile(name string) error {
+	return d.loadFile(name, d.Len() == 0)
+}
+
+func (d *DenyList) loadFile(name string, emptyOK bool) error {
 	data, err := certfile.Read(name, maxDenyListFile)
 	if err != nil {
 		return fmt.Errorf("mtls: deny list: %w", err)
 	}
-	entries, err := ParseDenyList(data)
+	entries, err := denyEntries(data, emptyOK)
 	if err != nil {
 		return fmt.Errorf("mtls: deny list %s: %w", name, err)
 	}
@@ -150,21 +159,72 @@ func checkDenyListURL(raw string) error {
 	return nil
 }
 
-// fetchDenyList downloads and parses the deny list of DenyListURL, bounded like a file.
+// reportedURL is how DenyListURL appears in errors, logs and ReloadStatus: without the user
+// information, the query and the fragment, where a URL may carry a secret.
+func reportedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an invalid URL)"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	return u.String()
+}
+
+// httpsOnly returns a copy of c that refuses a redirect to any URL but https: a deny list is not
+// signed, so only TLS vouches for it. The default client follows no redirect at all.
+func httpsOnly(c *http.Client) *http.Client {
+	cc := *c
+	next := c.CheckRedirect
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" {
+			return fmt.Errorf("redirected to a %s URL: a deny list is fetched over https only", req.URL.Scheme)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cc
+}
+
+// fetchDenyList downloads and parses the deny list of DenyListURL, bounded like a file. Its
+// errors name the URL as reportedURL does.
 func (rv *revocation) fetchDenyList(ctx context.Context) ([]DenyEntry, error) {
+	fail := func(err error) ([]DenyEntry, error) {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err // its message repeats the whole URL
+		}
+		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteName, err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rv.remoteURL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteURL, err)
+		return fail(err)
 	}
-	data, err := rv.do(req, maxDenyListFile)
+	data, err := rv.do(rv.remoteHTTP, req, maxDenyListFile)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteURL, err)
+		return fail(err)
 	}
-	entries, err := ParseDenyList(data)
+	entries, err := denyEntries(data, false)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteURL, err)
+		return fail(err)
 	}
 	return entries, nil
+}
+
+// denyEntries parses a deny list document about to replace a list in force. A document cut short
+// (in transit, or read while it is written in place) is refused: one whose last line has no
+// newline, and an empty one unless emptyOK. A list without entries is written as a comment line.
+func denyEntries(data []byte, emptyOK bool) ([]DenyEntry, error) {
+	switch {
+	case len(data) == 0 && !emptyOK:
+		return nil, errors.New("empty: a list without entries is written as a comment line (# none)")
+	case len(data) > 0 && data[len(data)-1] != '\n':
+		return nil, errors.New("the last line does not end with a newline: cut short?")
+	}
+	return ParseDenyList(data)
 }
 
 // ParseDenyList parses a deny list: one entry a line, blank lines and lines starting with # are

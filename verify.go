@@ -2,6 +2,7 @@ package mtls
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -433,8 +435,12 @@ func RejectAtHandshake() TLSOption {
 // "certificate_untrusted". A base ClientCAs is kept as it is, and never follows reloads.
 //
 // The configs handed to handshakes are built from base, and do not see what [http.Server] adds to
-// its TLSConfig when it starts: set base.NextProtos (such as []string{"h2", "http/1.1"}) to
-// offer HTTP/2.
+// its TLSConfig when it starts: put the server's certificate in base (Certificates or
+// GetCertificate), not in ServeTLS's file arguments, and set base.NextProtos (such as
+// []string{"h2", "http/1.1"}) to offer HTTP/2. Without a certificate in base, AdvertiseCAs logs
+// a warning and sends no names, rather than break every handshake. With a base ClientAuth that
+// verifies, the handshake is always given the roots in force (an empty pool for pins alone),
+// never the system's.
 func AdvertiseCAs() TLSOption {
 	return func(o *tlsOptions) { o.advertiseCAs = true }
 }
@@ -479,6 +485,14 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 	if !o.advertiseCAs || cfg.ClientCAs != nil {
 		return cfg
 	}
+	if len(cfg.Certificates) == 0 && cfg.GetCertificate == nil {
+		// A config returned by GetConfigForClient replaces the server's whole config, so it
+		// would lack the certificate that http.Server.ServeTLS(certFile, keyFile) or httptest
+		// add to their own copy later: every handshake would fail.
+		m.log(context.Background(), slog.LevelWarn, "mtls: AdvertiseCAs needs the server's certificate in the base config "+
+			"(Certificates or GetCertificate): no CA names are sent")
+		return cfg
+	}
 	own := cfg.GetConfigForClient
 	cfg.GetConfigForClient = nil
 	type derived struct {
@@ -491,8 +505,16 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 			return d.cfg
 		}
 		c := cfg.Clone()
-		if len(t.pins) == 0 {
+		switch {
+		case len(t.pins) == 0:
 			c.ClientCAs = t.roots
+		case c.ClientAuth >= tls.VerifyClientCertIfGiven:
+			// crypto/tls verifies, and would use the system's roots for a nil pool; pinned
+			// certificates cannot pass a verifying handshake anyway.
+			c.ClientCAs = t.roots
+		}
+		if c.ClientCAs == nil && c.ClientAuth >= tls.VerifyClientCertIfGiven {
+			c.ClientCAs = x509.NewCertPool()
 		}
 		last.Store(&derived{trust: t, cfg: c})
 		return c

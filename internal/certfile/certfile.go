@@ -12,22 +12,40 @@ import (
 	"os"
 )
 
-// Read returns the contents of the file at path, refusing a file larger than max bytes without
-// reading more than max+1 of them.
+// Read returns the contents of the regular file at path (symbolic links followed), refusing a
+// file larger than max bytes without reading more than max+1 of them. Anything else (a named
+// pipe, a device, a directory) is refused before it is opened, so that a read never blocks on a
+// writer that does not come.
 func Read(path string, max int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
+	if fi, err = f.Stat(); err != nil {
 		return nil, err
 	}
-	if int64(len(data)) > max {
+	if !fi.Mode().IsRegular() { // replaced between the two looks
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Size() > max {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
 	}
-	return data, nil
+	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+1)) // +1: to see the end without growing
+	if _, err := buf.ReadFrom(io.LimitReader(f, max+1)); err != nil {
+		return nil, err
+	}
+	if int64(buf.Len()) > max { // grew since it was looked at
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return buf.Bytes(), nil
 }
 
 // Certificates parses every CERTIFICATE block of PEM data. Text between blocks (as in bundles that

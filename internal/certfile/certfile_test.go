@@ -40,6 +40,8 @@ func TestRead(t *testing.T) {
 	require.ErrorContains(t, err, "larger than 4 bytes")
 	_, err = Read(filepath.Join(dir, "missing"), 5)
 	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = Read(dir, 5)
+	require.ErrorContains(t, err, "not a regular file")
 }
 
 func TestCertificates(t *testing.T) {
