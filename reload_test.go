@@ -208,20 +208,29 @@ func TestReloadSwapsCacheAndDenyFile(t *testing.T) {
 	require.ErrorIs(t, err, ErrRevoked)
 }
 
-// TestPollReloadsChangedFiles drives polling step by step: nothing changed, a file only touched,
-// a file changed, a file added to a binding directory.
-func TestPollReloadsChangedFiles(t *testing.T) {
-	f := newReloadFiles(t)
-	a, b := newTrustSet("A"), newTrustSet("B")
+// newPolledBindings: a middleware polling (by hand: the interval is an hour) a roots file holding
+// trust set "A" and a binding directory with A's client certificate as p-A.pem.
+func newPolledBindings(t *testing.T) (f *reloadFiles, a *trustSet, dir string, m *Middleware) {
+	t.Helper()
+	f = newReloadFiles(t)
+	a = newTrustSet("A")
 	f.writeSet(t, a)
-	dir := filepath.Join(f.dir, "bindings")
+	dir = filepath.Join(f.dir, "bindings")
 	require.NoError(t, os.Mkdir(dir, 0o700))
 	f.write(t, filepath.Join(dir, "p-A.pem"), a.client.CertPEM())
 	store, err := NewBindingStore(dir)
 	require.NoError(t, err)
-	m, err := New(Config{RootCAFiles: []string{f.roots}, Principals: store, ReloadInterval: time.Hour})
+	m, err = New(Config{RootCAFiles: []string{f.roots}, Principals: store, ReloadInterval: time.Hour})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = m.Close() })
+	return f, a, dir, m
+}
+
+// TestPollReloadsChangedFiles drives polling step by step: nothing changed, a file only touched,
+// a file changed, a file added to a binding directory.
+func TestPollReloadsChangedFiles(t *testing.T) {
+	f, _, dir, m := newPolledBindings(t)
+	b := newTrustSet("B")
 	gen := func() uint64 { return m.ReloadStatus().Files.Generation }
 
 	assert.False(t, m.poll(), "nothing changed")
@@ -233,7 +242,7 @@ func TestPollReloadsChangedFiles(t *testing.T) {
 	f.write(t, f.roots, b.ca.CertPEM())
 	assert.True(t, m.poll())
 	assert.Equal(t, uint64(2), gen())
-	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b.client.Chain()...))
+	_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b.client.Chain()...))
 	require.NoError(t, err)
 	assert.False(t, m.poll(), "reloaded: nothing new")
 

@@ -17,17 +17,7 @@ import (
 // does not block polling (opening it would wait for a writer); a reload refuses it and keeps the
 // state in force.
 func TestPollIgnoresPipes(t *testing.T) {
-	f := newReloadFiles(t)
-	a := newTrustSet("A")
-	f.writeSet(t, a)
-	dir := filepath.Join(f.dir, "bindings")
-	require.NoError(t, os.Mkdir(dir, 0o700))
-	f.write(t, filepath.Join(dir, "p-A.pem"), a.client.CertPEM())
-	store, err := NewBindingStore(dir)
-	require.NoError(t, err)
-	m, err := New(Config{RootCAFiles: []string{f.roots}, Principals: store, ReloadInterval: time.Hour})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = m.Close() })
+	f, _, dir, m := newPolledBindings(t)
 	if err := syscall.Mkfifo(filepath.Join(dir, "p-B.pem"), 0o600); err != nil {
 		t.Skipf("no named pipes here: %v", err)
 	}
