@@ -2,6 +2,9 @@ package mtls
 
 import (
 	"bytes"
+	"math/big"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,6 +56,53 @@ func FuzzParsePins(f *testing.F) {
 		back, err := parsePins(again)
 		if err != nil || len(back) != len(sums) {
 			t.Fatalf("round trip failed: %v", err)
+		}
+	})
+}
+
+// FuzzParseDenyList: a deny list document (a file, or a body fetched from DenyListURL) either
+// parses to entries that read back the same when written out again, never more entries than
+// lines, or is refused; a document cut short is refused whatever it holds.
+func FuzzParseDenyList(f *testing.F) {
+	const sum = "8db667b1f6243512ce1ee075a0c7a7123602dcb519e452244839a416e54099e7"
+	f.Add([]byte("# none\n"))
+	f.Add([]byte("sha256 " + sum + "\nspki-sha256 " + strings.ToUpper(sum) + "\n"))
+	f.Add([]byte("serial " + sum + " 0x1000\n  # revoked 2026-12-01\nserial " + sum + " 00:ff:01\r\n"))
+	f.Add([]byte("serial " + sum + " 4096\n"))
+	f.Add([]byte("sha256 " + sum))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		entries, err := ParseDenyList(data)
+		if _, cut := denyEntries(data, true); cut == nil && err != nil {
+			t.Fatalf("denyEntries accepts what ParseDenyList refuses: %v", err)
+		}
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			if _, err := denyEntries(data, true); err == nil {
+				t.Fatal("a document without a final newline was accepted")
+			}
+		}
+		if err != nil {
+			return
+		}
+		if len(entries) > bytes.Count(data, []byte("\n"))+1 {
+			t.Fatalf("%d entries from %d lines", len(entries), bytes.Count(data, []byte("\n"))+1)
+		}
+		var again []byte
+		for _, e := range entries {
+			switch e.kind {
+			case 'c':
+				again = append(again, "sha256 "+formatHex(e.sum[:])+"\n"...)
+			case 'k':
+				again = append(again, "spki-sha256 "+formatHex(e.sum[:])+"\n"...)
+			case 's':
+				n := new(big.Int).SetBytes([]byte(e.serial))
+				again = append(again, "serial "+formatHex(e.sum[:])+" "+FormatSerial(n)+"\n"...)
+			default:
+				t.Fatalf("entry of kind %q", e.kind)
+			}
+		}
+		back, err := denyEntries(again, true)
+		if err != nil || !slices.Equal(back, entries) {
+			t.Fatalf("round trip failed: %v\n%s", err, again)
 		}
 	})
 }
