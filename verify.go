@@ -505,15 +505,11 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 			return d.cfg
 		}
 		c := cfg.Clone()
-		switch {
-		case len(t.pins) == 0:
-			c.ClientCAs = t.roots
-		case c.ClientAuth >= tls.VerifyClientCertIfGiven:
-			// crypto/tls verifies, and would use the system's roots for a nil pool; pinned
-			// certificates cannot pass a verifying handshake anyway.
+		verifying := c.ClientAuth >= tls.VerifyClientCertIfGiven
+		if len(t.pins) == 0 || verifying { // pinned certificates cannot pass a verifying handshake
 			c.ClientCAs = t.roots
 		}
-		if c.ClientCAs == nil && c.ClientAuth >= tls.VerifyClientCertIfGiven {
+		if c.ClientCAs == nil && verifying { // crypto/tls would take the system's roots for nil
 			c.ClientCAs = x509.NewCertPool()
 		}
 		last.Store(&derived{trust: t, cfg: c})
