@@ -31,7 +31,34 @@ type cache struct {
 	bytes    atomic.Int64 // sum of the sizes of the stored entries
 
 	flight singleflight.Group
+
+	// recent is the per-connection fast path of lookupChain: a slot per recently seen
+	// presented chain, holding the very certificate objects presented and the accepted entry
+	// they hit. net/http hands every request of one connection the same parsed certificates,
+	// so a repeat request is recognised by comparing pointers instead of hashing and comparing
+	// the chain's bytes. The slot keeps those objects alive, so no other connection's
+	// certificates can ever have the same addresses: the comparison cannot be forged. A slot
+	// answers only while its entry is the one stored in the cache, so eviction, expiry and
+	// reloads behave exactly as without it.
+	recent     []atomic.Pointer[recentHit]
+	recentMask uint64
 }
+
+// recentHit is one slot of cache.recent; immutable once stored.
+type recentHit struct {
+	certs [maxRecentChain]*x509.Certificate
+	n     int
+	e     *entry
+}
+
+// Bounds of the fast path: chains of at most maxRecentChain presented certificates, and at
+// most maxRecentSlots slots (never more than the cache has entries). What the slots keep alive
+// beyond the cache's own entries is bounded by the slot count: the certificates of at most that
+// many connections that have closed.
+const (
+	maxRecentChain = 4
+	maxRecentSlots = 1024
+)
 
 const cacheWays = 4
 
@@ -75,12 +102,65 @@ func newCache(size int, maxBytes int64) *cache {
 		}
 		c.sets = make([]cacheSet, n)
 		c.mask = uint64(n - 1)
+		r := min(n*cacheWays, maxRecentSlots) // both powers of two
+		c.recent = make([]atomic.Pointer[recentHit], r)
+		c.recentMask = uint64(r - 1)
 	}
 	return c
 }
 
-// lookupChain returns the key of a presented chain and its live entry, if any.
+// recentSlot is the fast-path slot of a presented chain, nil when the chain cannot take it.
+func (c *cache) recentSlot(presented []*x509.Certificate) *atomic.Pointer[recentHit] {
+	if len(c.recent) == 0 || len(presented) == 0 || len(presented) > maxRecentChain {
+		return nil
+	}
+	return &c.recent[maphash.Comparable(c.seed, presented[0])&c.recentMask]
+}
+
+// recentLookup returns the accepted entry the very same certificate objects hit before, if it
+// is live and still the cache's.
+func (c *cache) recentLookup(slot *atomic.Pointer[recentHit], presented []*x509.Certificate, now time.Time) *entry {
+	r := slot.Load()
+	if r == nil || r.n != len(presented) || !now.Before(r.e.expires) {
+		return nil
+	}
+	for i, cert := range presented {
+		if r.certs[i] != cert {
+			return nil
+		}
+	}
+	for i := range c.sets[r.e.key&c.mask] {
+		if c.sets[r.e.key&c.mask][i].Load() == r.e {
+			return r.e
+		}
+	}
+	return nil
+}
+
+// remember puts an accepted entry that presented hit in the fast-path slot.
+func (c *cache) remember(slot *atomic.Pointer[recentHit], presented []*x509.Certificate, e *entry) {
+	r := &recentHit{n: len(presented), e: e}
+	copy(r.certs[:], presented)
+	slot.Store(r)
+}
+
+// lookupChain returns the key of a presented chain and its live entry, if any: through the
+// fast path for the certificate objects of a connection seen before, else by the chain's bytes.
 func (c *cache) lookupChain(presented []*x509.Certificate, now time.Time) (uint64, *entry) {
+	slot := c.recentSlot(presented)
+	if slot != nil {
+		if e := c.recentLookup(slot, presented, now); e != nil {
+			return e.key, e
+		}
+	}
+	k, e := c.lookupChainBytes(presented, now)
+	if slot != nil && e != nil && e.err == nil {
+		c.remember(slot, presented, e)
+	}
+	return k, e
+}
+
+func (c *cache) lookupChainBytes(presented []*x509.Certificate, now time.Time) (uint64, *entry) {
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	_ = h.WriteByte(tagChain)

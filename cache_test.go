@@ -2,12 +2,15 @@ package mtls
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -258,4 +261,146 @@ func TestCacheRefusalsNeverEvictAcceptances(t *testing.T) {
 	for _, e := range es {
 		assert.NoError(t, e.err, "only acceptances are kept")
 	}
+}
+
+// reparsed returns the same chain as new certificate objects: another connection presenting the
+// same bytes.
+func reparsed(t *testing.T, chain []*x509.Certificate) []*x509.Certificate {
+	t.Helper()
+	out := make([]*x509.Certificate, len(chain))
+	for i, c := range chain {
+		var err error
+		out[i], err = x509.ParseCertificate(bytes.Clone(c.Raw))
+		require.NoError(t, err)
+	}
+	return out
+}
+
+// TestCacheFastPath: the certificate objects of a connection that hit an accepted entry are
+// recognised by identity afterwards, and only while that entry is live and still stored; other
+// objects with the same bytes go through the byte comparison; refusals, and chains too long, never
+// take the fast path.
+func TestCacheFastPath(t *testing.T) {
+	p := newPKI(t)
+	now := time.Now()
+	c := newCache(1, 1<<20) // one set: filling it evicts
+	chain := p.alice.Chain()
+	slot := c.recentSlot(chain)
+	require.NotNil(t, slot)
+	accept := func(until time.Time) func() (*Identity, time.Time, error) {
+		return func() (*Identity, time.Time, error) { return &Identity{}, until, nil }
+	}
+
+	k, e := c.lookupChain(chain, now)
+	require.Nil(t, e)
+	_, err := c.fill(k, chainMaterial(chain), now, accept(now.Add(time.Hour)))
+	require.NoError(t, err)
+	assert.Nil(t, c.recentLookup(slot, chain, now), "a fill does not take the slot")
+	_, e = c.lookupChain(chain, now)
+	require.NotNil(t, e)
+	assert.Same(t, e, c.recentLookup(slot, chain, now), "a hit by bytes takes the slot")
+	_, again := c.lookupChain(chain, now)
+	assert.Same(t, e, again)
+
+	other := reparsed(t, chain)
+	assert.Nil(t, c.recentLookup(c.recentSlot(other), other, now), "same bytes, other objects: not by identity")
+	_, byBytes := c.lookupChain(other, now)
+	assert.Same(t, e, byBytes, "but by bytes")
+	otherSlot := c.recentSlot(other)
+	assert.Same(t, e, c.recentLookup(otherSlot, other, now), "and then by identity too")
+	if otherSlot == slot {
+		_, _ = c.lookupChain(chain, now) // the two connections shared a slot: take it back
+	}
+	require.Same(t, e, c.recentLookup(slot, chain, now))
+
+	assert.Nil(t, c.recentLookup(slot, chain, now.Add(time.Hour)), "expired")
+	_, gone := c.lookupChain(chain, now.Add(time.Hour))
+	assert.Nil(t, gone)
+
+	for i := range cacheWays { // evict e: every way taken by a later-expiring entry
+		c.put(&entry{key: uint64(100 + i), material: fmt.Sprint(i), expires: now.Add(2 * time.Hour)}, now)
+	}
+	require.Nil(t, c.find(k, now, func(string) bool { return true }, nil), "evicted")
+	assert.Nil(t, c.recentLookup(slot, chain, now), "the slot does not outlive the cache's entry")
+	_, gone = c.lookupChain(chain, now)
+	assert.Nil(t, gone)
+
+	refused := newCache(16, 1<<20)
+	k, _ = refused.lookupChain(chain, now)
+	_, err = refused.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) {
+		return nil, now.Add(time.Minute), ErrUntrusted
+	})
+	require.ErrorIs(t, err, ErrUntrusted)
+	_, e = refused.lookupChain(chain, now)
+	require.NotNil(t, e)
+	assert.Nil(t, refused.recent[0].Load(), "a refusal takes no slot")
+	for i := range refused.recent {
+		assert.Nil(t, refused.recent[i].Load())
+	}
+
+	long := slices.Repeat(chain, 3)
+	assert.Nil(t, c.recentSlot(long), "longer than the fast path takes")
+	assert.Nil(t, newCache(-1, 1<<20).recentSlot(chain), "no cache, no fast path")
+}
+
+// TestFastPathKeepsPerRequestChecks: requests of one connection taking the fast path still get
+// the per-request steps: the deny list, and a reload's new trust.
+func TestFastPathKeepsPerRequestChecks(t *testing.T) {
+	p := newPKI(t)
+	deny := NewDenyList()
+	m, err := New(Config{RootCAs: p.root.Pool(), Revocation: &RevocationConfig{DenyList: deny}})
+	require.NoError(t, err)
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
+	for range 3 {
+		_, err := m.Authenticate(r)
+		require.NoError(t, err)
+	}
+	st := m.state.Load()
+	require.NotNil(t, st.cache.recentLookup(st.cache.recentSlot(r.TLS.PeerCertificates), r.TLS.PeerCertificates, time.Now()), "on the fast path")
+	deny.Set(DenyCertificate(sha256.Sum256(p.alice.Certificate.Raw)))
+	_, err = m.Authenticate(r)
+	require.ErrorIs(t, err, ErrRevoked)
+}
+
+// TestFastPathOverRealConnections: net/http hands the requests of one keep-alive connection the
+// same certificate objects, so the second and later requests take the fast path; a new
+// connection with the same certificate is recognised by its bytes, then by its own objects.
+func TestFastPathOverRealConnections(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var fast []bool
+	var seen [][]*x509.Certificate
+	srv, serverCA := tlsServer(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := m.state.Load().cache
+		certs := r.TLS.PeerCertificates
+		mu.Lock()
+		defer mu.Unlock()
+		fast = append(fast, c.recentLookup(c.recentSlot(certs), certs, time.Now()) != nil)
+		seen = append(seen, certs)
+	}))
+	get := func(client *http.Client) {
+		res, err := client.Get(srv.URL)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, res.Body)
+		require.NoError(t, res.Body.Close())
+		require.Equal(t, http.StatusOK, res.StatusCode)
+	}
+	first := clientFor(serverCA, p.alice)
+	for range 3 {
+		get(first)
+	}
+	second := clientFor(serverCA, p.alice)
+	for range 2 {
+		get(second)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The handler runs after the lookup: the first request of a connection finds the slot
+	// taken only once its chain hit by bytes (the second request of the first connection, the
+	// first of the second connection).
+	assert.Equal(t, []bool{false, true, true, true, true}, fast)
+	assert.Same(t, seen[0][0], seen[2][0], "one connection, one set of objects")
+	assert.NotSame(t, seen[0][0], seen[3][0], "another connection, its own objects")
 }
