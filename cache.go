@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"hash/maphash"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +43,18 @@ type cache struct {
 	// reloads behave exactly as without it.
 	recent     []atomic.Pointer[recentHit]
 	recentMask uint64
+
+	// cas interns the CA certificates of verified chains by their DER, so that the identities
+	// of many clients of one intermediate share one parsed copy of it rather than each keeping
+	// the copy its connection parsed. Only certificates of verified chains are interned, and at
+	// most maxInterned of them.
+	cas      sync.Map // string(DER) -> *x509.Certificate
+	interned atomic.Int32
 }
+
+// maxInterned bounds the CA certificates a cache interns: more than any deployment's
+// intermediates and roots; past it, identities keep their own copies.
+const maxInterned = 256
 
 // recentHit is one slot of cache.recent; immutable once stored.
 type recentHit struct {
@@ -84,11 +96,13 @@ const (
 )
 
 // Sizes counted for an entry besides its material: the entry itself, and for an acceptance the
-// parsed chain of the identity (a parsed certificate keeps its DER and structures pointing into it).
+// identity and its leaf, a parsed certificate keeping its DER and the structures parsed from it
+// (about five times the DER, as BenchmarkCacheMemory measures). Interned CA certificates are
+// shared and not counted.
 const (
 	entryOverhead     = 256
-	identityOverhead  = 1 << 10
-	certOverheadRatio = 2
+	identityOverhead  = 1536
+	certOverheadRatio = 5
 )
 
 // newCache returns a cache holding at least size entries (rounded up to a power of two) and about
@@ -303,7 +317,7 @@ func (c *cache) fill(k uint64, material string, now time.Time,
 		if err != nil {
 			e.material, e.digest = digestOf(material), true
 		}
-		e.size = entrySize(e)
+		e.size = c.entrySize(e)
 		c.put(e, now)
 		return e, nil
 	})
@@ -311,14 +325,67 @@ func (c *cache) fill(k uint64, material string, now time.Time,
 	return e.id, e.err
 }
 
+// compact returns a verified chain that keeps no more memory alive than it needs, for an identity
+// the cache may hold for the chain's lifetime: a leaf parsed from a larger buffer (crypto/tls
+// parses each certificate in place in the handshake message that carried the whole chain) is
+// parsed again from a copy of its own bytes, and the CA certificates are shared with every other
+// identity under them. chain itself is not modified.
+func (c *cache) compact(chain []*x509.Certificate) []*x509.Certificate {
+	if len(c.sets) == 0 || len(chain) == 0 {
+		return chain
+	}
+	out := make([]*x509.Certificate, len(chain))
+	out[0] = chain[0]
+	if raw := chain[0].Raw; cap(raw) > len(raw) {
+		if leaf, err := x509.ParseCertificate(ownCopy(raw)); err == nil {
+			out[0] = leaf
+		}
+	}
+	for i, ca := range chain[1:] {
+		out[i+1] = c.intern(ca)
+	}
+	return out
+}
+
+// ownCopy copies b into a slice of its own length and capacity.
+func ownCopy(b []byte) []byte {
+	out := make([]byte, len(b))
+	copy(out, b)
+	return out
+}
+
+// intern returns the shared copy of a CA certificate, making ca that copy if there is none yet
+// and room for it.
+func (c *cache) intern(ca *x509.Certificate) *x509.Certificate {
+	if v, ok := c.cas.Load(string(ca.Raw)); ok {
+		return v.(*x509.Certificate)
+	}
+	if c.interned.Add(1) > maxInterned {
+		c.interned.Add(-1)
+		return ca
+	}
+	if cap(ca.Raw) > len(ca.Raw) {
+		if own, err := x509.ParseCertificate(ownCopy(ca.Raw)); err == nil {
+			ca = own
+		}
+	}
+	v, loaded := c.cas.LoadOrStore(string(ca.Raw), ca)
+	if loaded {
+		c.interned.Add(-1)
+	}
+	return v.(*x509.Certificate)
+}
+
 // entrySize estimates the bytes an entry keeps alive.
-func entrySize(e *entry) int64 {
+func (c *cache) entrySize(e *entry) int64 {
 	n := int64(entryOverhead + len(e.material))
 	if e.id != nil {
 		n += identityOverhead
 		for _, cert := range e.id.Chain {
-			// cap, not len: a certificate parsed by crypto/tls points into the whole handshake
-			// message it came in, which it keeps alive.
+			if v, ok := c.cas.Load(string(cert.Raw)); ok && v == cert {
+				continue // shared
+			}
+			// cap, not len: a certificate parsed in place keeps alive what it was parsed from.
 			n += int64(certOverheadRatio * cap(cert.Raw))
 		}
 	}

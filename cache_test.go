@@ -404,3 +404,42 @@ func TestFastPathOverRealConnections(t *testing.T) {
 	assert.Same(t, seen[0][0], seen[2][0], "one connection, one set of objects")
 	assert.NotSame(t, seen[0][0], seen[3][0], "another connection, its own objects")
 }
+
+// TestCachedIdentitiesShareCAs: cached identities keep a leaf of their own bytes only, and share
+// one copy of each CA certificate, up to the intern bound; the chain a request presented is not
+// touched.
+func TestCachedIdentitiesShareCAs(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	inPlace := func(leaf *mtlstest.Leaf) []*x509.Certificate { // parsed in one buffer, as crypto/tls does
+		msg := append(bytes.Clone(leaf.Certificate.Raw), p.issuing.Certificate.Raw...)
+		l, err := x509.ParseCertificate(msg[:len(leaf.Certificate.Raw)])
+		require.NoError(t, err)
+		i, err := x509.ParseCertificate(msg[len(leaf.Certificate.Raw):])
+		require.NoError(t, err)
+		return []*x509.Certificate{l, i}
+	}
+	a, b := inPlace(p.alice), inPlace(p.issuing.NewClient("bob"))
+	idA, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", a...))
+	require.NoError(t, err)
+	idB, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", b...))
+	require.NoError(t, err)
+
+	require.Len(t, idA.Chain, 3)
+	assert.Same(t, idA.Chain[1], idB.Chain[1], "one intermediate")
+	assert.Same(t, idA.Chain[2], idB.Chain[2], "one root")
+	assert.Equal(t, len(idA.Leaf.Raw), cap(idA.Leaf.Raw), "the leaf keeps its own bytes only")
+	assert.Equal(t, len(idA.Chain[1].Raw), cap(idA.Chain[1].Raw))
+	assert.Equal(t, a[0].Raw, idA.Leaf.Raw)
+	assert.Greater(t, cap(a[0].Raw), len(a[0].Raw), "the presented chain is left as it was")
+
+	c := newCache(16, 1<<20)
+	for i := range maxInterned + 10 {
+		c.intern(p.issuing.NewClient(fmt.Sprint(i)).Certificate)
+	}
+	assert.EqualValues(t, maxInterned, c.interned.Load())
+	extra := p.issuing.NewClient("extra").Certificate
+	assert.Same(t, extra, c.intern(extra), "past the bound: not interned")
+	assert.Same(t, idA.Chain[1], m.state.Load().cache.intern(b[1]))
+}

@@ -214,7 +214,7 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 		setStep(err, stepVerify)
 		return nil, negativeExpiry(certs[0], err, now), err
 	}
-	id := newIdentity(chain, pinned)
+	id := newIdentity(st.cache.compact(chain), pinned)
 	id.bindings = st.bindings // principals resolve with the bindings loaded with this trust
 	until := earliestNotAfter(chain)
 	if c.source == SourceHeader {
