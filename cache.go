@@ -48,8 +48,8 @@ type cache struct {
 	// of many clients of one intermediate share one parsed copy of it rather than each keeping
 	// the copy its connection parsed. Only certificates of verified chains are interned, and at
 	// most maxInterned of them.
-	cas      sync.Map // string(DER) -> *x509.Certificate
-	interned atomic.Int32
+	casMu sync.RWMutex
+	cas   map[string]*x509.Certificate // by DER; at most maxInterned
 }
 
 // maxInterned bounds the CA certificates a cache interns: more than any deployment's
@@ -311,7 +311,7 @@ func (c *cache) fill(k uint64, material string, now time.Time,
 		}
 		id, until, err := verify()
 		e := &entry{key: k, material: material, id: id, err: err, expires: until}
-		if !now.Before(until) {
+		if len(c.sets) == 0 || !now.Before(until) {
 			return e, nil // not to be cached
 		}
 		if err != nil {
@@ -354,14 +354,17 @@ func ownCopy(b []byte) []byte {
 	return out
 }
 
-// intern returns the shared copy of a CA certificate, making ca that copy if there is none yet
-// and room for it.
+// intern returns the shared copy of a CA certificate, making a copy of ca the shared one if there
+// is none yet and room for it.
 func (c *cache) intern(ca *x509.Certificate) *x509.Certificate {
-	if v, ok := c.cas.Load(string(ca.Raw)); ok {
-		return v.(*x509.Certificate)
+	c.casMu.RLock()
+	shared, ok := c.cas[string(ca.Raw)]
+	full := len(c.cas) >= maxInterned
+	c.casMu.RUnlock()
+	if ok {
+		return shared
 	}
-	if c.interned.Add(1) > maxInterned {
-		c.interned.Add(-1)
+	if full {
 		return ca
 	}
 	if cap(ca.Raw) > len(ca.Raw) {
@@ -369,11 +372,26 @@ func (c *cache) intern(ca *x509.Certificate) *x509.Certificate {
 			ca = own
 		}
 	}
-	v, loaded := c.cas.LoadOrStore(string(ca.Raw), ca)
-	if loaded {
-		c.interned.Add(-1)
+	c.casMu.Lock()
+	defer c.casMu.Unlock()
+	if shared, ok := c.cas[string(ca.Raw)]; ok {
+		return shared
 	}
-	return v.(*x509.Certificate)
+	if len(c.cas) >= maxInterned {
+		return ca
+	}
+	if c.cas == nil {
+		c.cas = map[string]*x509.Certificate{}
+	}
+	c.cas[string(ca.Raw)] = ca
+	return ca
+}
+
+// shared says whether cert is the interned copy of its certificate.
+func (c *cache) shared(cert *x509.Certificate) bool {
+	c.casMu.RLock()
+	defer c.casMu.RUnlock()
+	return c.cas[string(cert.Raw)] == cert
 }
 
 // entrySize estimates the bytes an entry keeps alive.
@@ -382,8 +400,8 @@ func (c *cache) entrySize(e *entry) int64 {
 	if e.id != nil {
 		n += identityOverhead
 		for _, cert := range e.id.Chain {
-			if v, ok := c.cas.Load(string(cert.Raw)); ok && v == cert {
-				continue // shared
+			if c.shared(cert) {
+				continue
 			}
 			// cap, not len: a certificate parsed in place keeps alive what it was parsed from.
 			n += int64(certOverheadRatio * cap(cert.Raw))
