@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"golang.org/x/sync/singleflight"
 )
@@ -34,13 +35,14 @@ type cache struct {
 	flight singleflight.Group
 
 	// recent is the per-connection fast path of lookupChain: a slot per recently seen
-	// presented chain, holding the very certificate objects presented and the accepted entry
-	// they hit. net/http hands every request of one connection the same parsed certificates,
-	// so a repeat request is recognised by comparing pointers instead of hashing and comparing
-	// the chain's bytes. The slot keeps those objects alive, so no other connection's
-	// certificates can ever have the same addresses: the comparison cannot be forged. A slot
-	// answers only while its entry is the one stored in the cache, so eviction, expiry and
-	// reloads behave exactly as without it.
+	// presented chain, holding weak pointers to the very certificate objects presented and to
+	// the accepted entry they hit. net/http hands every request of one connection the same
+	// parsed certificates, so a repeat request is recognised by comparing pointers instead of
+	// hashing and comparing the chain's bytes. A weak pointer yields its object only while the
+	// object lives, so no other object, even one later at the same address, ever matches, and a
+	// slot keeps nothing alive: not a closed connection's certificates (nor the handshake message
+	// they were parsed in), not an evicted entry. A slot answers only while its entry is the one
+	// stored in the cache, so eviction, expiry and reloads behave exactly as without it.
 	recent     []atomic.Pointer[recentHit]
 	recentMask uint64
 
@@ -58,15 +60,13 @@ const maxInterned = 256
 
 // recentHit is one slot of cache.recent; immutable once stored.
 type recentHit struct {
-	certs [maxRecentChain]*x509.Certificate
+	certs [maxRecentChain]weak.Pointer[x509.Certificate]
 	n     int
-	e     *entry
+	e     weak.Pointer[entry]
 }
 
 // Bounds of the fast path: chains of at most maxRecentChain presented certificates, and at
-// most maxRecentSlots slots (never more than the cache has entries). What the slots keep alive
-// beyond the cache's own entries is bounded by the slot count: the certificates of at most that
-// many connections that have closed.
+// most maxRecentSlots slots (never more than the cache has entries).
 const (
 	maxRecentChain = 4
 	maxRecentSlots = 1024
@@ -135,17 +135,22 @@ func (c *cache) recentSlot(presented []*x509.Certificate) *atomic.Pointer[recent
 // is live and still the cache's.
 func (c *cache) recentLookup(slot *atomic.Pointer[recentHit], presented []*x509.Certificate, now time.Time) *entry {
 	r := slot.Load()
-	if r == nil || r.n != len(presented) || !now.Before(r.e.expires) {
+	if r == nil || r.n != len(presented) {
 		return nil
 	}
 	for i, cert := range presented {
-		if r.certs[i] != cert {
+		if r.certs[i].Value() != cert {
 			return nil
 		}
 	}
-	for i := range c.sets[r.e.key&c.mask] {
-		if c.sets[r.e.key&c.mask][i].Load() == r.e {
-			return r.e
+	e := r.e.Value()
+	if e == nil || !now.Before(e.expires) {
+		return nil
+	}
+	set := &c.sets[e.key&c.mask]
+	for i := range set {
+		if set[i].Load() == e {
+			return e
 		}
 	}
 	return nil
@@ -153,8 +158,10 @@ func (c *cache) recentLookup(slot *atomic.Pointer[recentHit], presented []*x509.
 
 // remember puts an accepted entry that presented hit in the fast-path slot.
 func (c *cache) remember(slot *atomic.Pointer[recentHit], presented []*x509.Certificate, e *entry) {
-	r := &recentHit{n: len(presented), e: e}
-	copy(r.certs[:], presented)
+	r := &recentHit{n: len(presented), e: weak.Make(e)}
+	for i, cert := range presented {
+		r.certs[i] = weak.Make(cert)
+	}
 	slot.Store(r)
 }
 
@@ -364,13 +371,13 @@ func (c *cache) intern(ca *x509.Certificate) *x509.Certificate {
 	if ok {
 		return shared
 	}
-	if full {
-		return ca
-	}
-	if cap(ca.Raw) > len(ca.Raw) {
+	if cap(ca.Raw) > len(ca.Raw) { // its own bytes, interned or not
 		if own, err := x509.ParseCertificate(ownCopy(ca.Raw)); err == nil {
 			ca = own
 		}
+	}
+	if full {
+		return ca
 	}
 	c.casMu.Lock()
 	defer c.casMu.Unlock()

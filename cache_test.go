@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -442,4 +443,34 @@ func TestCachedIdentitiesShareCAs(t *testing.T) {
 	extra := p.issuing.NewClient("extra").Certificate
 	assert.Same(t, extra, c.intern(extra), "past the bound: not interned")
 	assert.Same(t, idA.Chain[1], m.state.Load().cache.intern(b[1]))
+}
+
+// TestFastPathKeepsNothingAlive: a slot holds the certificates of a connection weakly, so once
+// the connection is gone they (and the handshake message they were parsed in) are collected; a
+// failed handshake that hit the cache pins nothing.
+func TestFastPathKeepsNothingAlive(t *testing.T) {
+	p := newPKI(t)
+	now := time.Now()
+	c := newCache(16, 1<<20)
+	chain := p.alice.Chain()
+	k, _ := c.lookupChain(chain, now)
+	_, err := c.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) { return &Identity{}, now.Add(time.Hour), nil })
+	require.NoError(t, err)
+
+	var slot *atomic.Pointer[recentHit]
+	func() {
+		conn := reparsed(t, chain) // another connection's objects, gone when this returns
+		slot = c.recentSlot(conn)
+		_, e := c.lookupChain(conn, now)
+		require.NotNil(t, e)
+		require.Same(t, e, c.recentLookup(slot, conn, now))
+	}()
+	runtime.GC()
+	r := slot.Load()
+	require.NotNil(t, r)
+	for i := range r.n {
+		assert.Nil(t, r.certs[i].Value(), "certificate %d collected", i)
+	}
+	assert.NotNil(t, r.e.Value(), "the entry lives on in the cache")
+	runtime.KeepAlive(c)
 }

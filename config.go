@@ -82,9 +82,7 @@ type Config struct {
 	// CacheMaxBytes bounds the memory the cached outcomes hold (an estimate counting the presented
 	// material and the identity with its parsed leaf; CA certificates are shared by all the
 	// identities under them, at most 256 of them); an outcome that does not fit is not cached.
-	// Besides, the parsed certificates of up to 1024 recent connections are kept for recognising
-	// their repeat requests (a few MiB at most). Default 64 MiB; a negative value turns the cache
-	// off.
+	// Default 64 MiB; a negative value turns the cache off.
 	CacheMaxBytes int64
 
 	// ErrorHandler writes refusals. It receives an *Error (see [StatusAndReason]). Default

@@ -26,7 +26,10 @@ const (
 )
 
 // Identity is a verified client. Handlers read it with [FromContext]. It is shared between
-// requests that present the same chain: treat it as read-only.
+// requests that present the same chain, and its CA certificates with every identity under the
+// same CAs: treat it, and the certificates it points to, as read-only. Its Leaf may be a copy
+// rather than the object in r.TLS.PeerCertificates: compare certificates by Raw or by SHA256,
+// never by pointer.
 type Identity struct {
 	// Source is where the certificate came from.
 	Source Source
