@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/require"
@@ -93,6 +94,70 @@ func BenchmarkCacheMemory(b *testing.B) {
 			b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(n), "B/identity")
 			b.ReportMetric(float64(c.bytes.Load())/float64(n), "accounted-B/identity")
 			runtime.KeepAlive(m)
+		})
+	}
+}
+
+// BenchmarkVerifyCold verifies a chain on every request (cache off) for each key type, every
+// certificate of the chain (root, intermediate presented beside the leaf, leaf) of that type.
+func BenchmarkVerifyCold(b *testing.B) {
+	for _, kt := range []struct {
+		name string
+		kt   mtlstest.KeyType
+	}{{"ecdsa-p256", mtlstest.ECDSAP256}, {"rsa-2048", mtlstest.RSA2048}, {"ed25519", mtlstest.Ed25519}} {
+		b.Run(kt.name, func(b *testing.B) {
+			root := mtlstest.NewRootCA("Root "+kt.name, mtlstest.WithKeyType(kt.kt))
+			issuing := root.NewIntermediate("Issuing "+kt.name, mtlstest.WithKeyType(kt.kt))
+			leaf := issuing.NewClient("client", mtlstest.WithKeyType(kt.kt))
+			m, err := New(Config{RootCAs: root.Pool(), CacheSize: -1})
+			require.NoError(b, err)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Authenticate(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCacheChurn cycles through a working set of distinct clients 1x, 2x and 4x the
+// cache's size (1024 entries): the cost per request as hits turn into verifications, and the
+// share of requests that hit ("hit-ratio").
+func BenchmarkCacheChurn(b *testing.B) {
+	const size = 1024
+	p := newPKI(b)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(b, err)
+	requests := make([]*http.Request, 4*size)
+	for i := range requests {
+		requests[i] = mtlstest.NewRequest(http.MethodGet, "https://api.example.test/",
+			p.issuing.NewClient(fmt.Sprintf("churn-%d", i), mtlstest.WithKey(key)).Chain()...)
+	}
+	for _, factor := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("working-set=%dx", factor), func(b *testing.B) {
+			m, err := New(Config{RootCAs: p.root.Pool(), CacheSize: size})
+			require.NoError(b, err)
+			set := requests[:factor*size]
+			for _, r := range set { // warm: the cache holds what fits
+				_, err := m.Authenticate(r)
+				require.NoError(b, err)
+			}
+			c := m.state.Load().cache
+			hits, n := 0, 0
+			b.ReportAllocs()
+			for b.Loop() {
+				r := set[n%len(set)]
+				if _, e := c.lookupChain(r.TLS.PeerCertificates, time.Now()); e != nil {
+					hits++
+				}
+				if _, err := m.Authenticate(r); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			b.ReportMetric(float64(hits)/float64(n), "hit-ratio")
 		})
 	}
 }
