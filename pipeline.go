@@ -214,17 +214,20 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 		setStep(err, stepVerify)
 		return nil, negativeExpiry(certs[0], err, now), err
 	}
-	id := newIdentity(st.cache.compact(chain), pinned)
-	id.bindings = st.bindings // principals resolve with the bindings loaded with this trust
 	until := earliestNotAfter(chain)
-	if c.source == SourceHeader {
-		id.Source = SourceHeader
-		id.Format = m.header.formatName
-	}
 	if !(c.source == SourceHeader && m.header.trustProxy) && !usesAll(chain, certs) {
 		// Presented certificates that the chain does not use would make every variation of
 		// them a new acceptance, each holding them in the cache for the chain's lifetime.
 		until = time.Time{}
+	}
+	if !until.IsZero() {
+		chain = st.cache.compact(chain) // to be cached: keep no more than it needs
+	}
+	id := newIdentity(chain, pinned)
+	id.bindings = st.bindings // principals resolve with the bindings loaded with this trust
+	if c.source == SourceHeader {
+		id.Source = SourceHeader
+		id.Format = m.header.formatName
 	}
 	return id, until, nil
 }
