@@ -342,23 +342,25 @@ func (c *cache) compact(chain []*x509.Certificate) []*x509.Certificate {
 		return chain
 	}
 	out := make([]*x509.Certificate, len(chain))
-	out[0] = chain[0]
-	if raw := chain[0].Raw; cap(raw) > len(raw) {
-		if leaf, err := x509.ParseCertificate(ownCopy(raw)); err == nil {
-			out[0] = leaf
-		}
-	}
+	out[0] = ownBytes(chain[0])
 	for i, ca := range chain[1:] {
 		out[i+1] = c.intern(ca)
 	}
 	return out
 }
 
-// ownCopy copies b into a slice of its own length and capacity.
-func ownCopy(b []byte) []byte {
-	out := make([]byte, len(b))
-	copy(out, b)
-	return out
+// ownBytes returns cert itself if it holds only its own bytes, else the same certificate parsed
+// from a copy of them: a certificate parsed in place keeps alive the whole buffer it points into.
+func ownBytes(cert *x509.Certificate) *x509.Certificate {
+	if cap(cert.Raw) == len(cert.Raw) {
+		return cert
+	}
+	raw := make([]byte, len(cert.Raw)) // exactly: bytes.Clone may round the capacity up
+	copy(raw, cert.Raw)
+	if own, err := x509.ParseCertificate(raw); err == nil {
+		return own
+	}
+	return cert
 }
 
 // intern returns the shared copy of a CA certificate, making a copy of ca the shared one if there
@@ -371,11 +373,7 @@ func (c *cache) intern(ca *x509.Certificate) *x509.Certificate {
 	if ok {
 		return shared
 	}
-	if cap(ca.Raw) > len(ca.Raw) { // its own bytes, interned or not
-		if own, err := x509.ParseCertificate(ownCopy(ca.Raw)); err == nil {
-			ca = own
-		}
-	}
+	ca = ownBytes(ca) // interned or not
 	if full {
 		return ca
 	}
