@@ -117,14 +117,21 @@ func (m *Middleware) trustedProxy(st *state, r *http.Request) (netip.Addr, bool)
 // that header), and a total beyond MaxBytes.
 func (h *headerSource) read(r *http.Request, c *claim) error {
 	c.nvalues = h.nvalues
-	for k := range r.Header {
-		if i := h.index(k); i >= 0 && k != h.names[i] {
-			return newError(ErrMalformedHeader, fmt.Sprintf("header %q is another spelling of %s", k, h.names[i]), nil)
+	var lines [maxHeaderNames][]string // each certificate header's lines, found in one pass
+	for k, vs := range r.Header {
+		if !h.nameLens.may(k) {
+			continue
+		}
+		if i := h.index(k); i >= 0 {
+			if k != h.names[i] {
+				return newError(ErrMalformedHeader, fmt.Sprintf("header %q is another spelling of %s", k, h.names[i]), nil)
+			}
+			lines[i] = vs
 		}
 	}
 	total := 0
 	for i, name := range h.names {
-		vs := r.Header[name]
+		vs := lines[i]
 		switch len(vs) {
 		case 0:
 		case 1:
@@ -160,7 +167,7 @@ func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
 	}
 	found := false
 	for k := range r.Header {
-		if nameIndex(k, h.stripNames) >= 0 {
+		if h.stripLens.may(k) && nameIndex(k, h.stripNames) >= 0 {
 			found = true
 			break
 		}
@@ -177,6 +184,23 @@ func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
 	}
 	return r2
 }
+
+// nameLengths is the set of the lengths of some header names: a key of another length cannot
+// name one of them (nameIndex compares names of equal length only), which saves comparing it.
+type nameLengths uint64 // bit n: a name of n bytes; names of 64 bytes and more are not recorded
+
+func lengthsOf(names []string) nameLengths {
+	var l nameLengths
+	for _, n := range names {
+		if len(n) < 64 {
+			l |= 1 << len(n)
+		}
+	}
+	return l
+}
+
+// may says whether key may name one of the names.
+func (l nameLengths) may(key string) bool { return len(key) >= 64 || l&(1<<len(key)) != 0 }
 
 // index returns the position of the certificate header that key names, or -1.
 func (h *headerSource) index(key string) int { return nameIndex(key, h.names) }

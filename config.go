@@ -306,6 +306,7 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 			h.names, err = canonicalNames(names)
 			p.add("Header.Names", err)
 			h.stripNames = append(slices.Clone(h.names), defaults...)
+			h.nameLens, h.stripLens = lengthsOf(h.names), lengthsOf(h.stripNames)
 			if lf, ok := h.format.(listHeaders); ok {
 				for i := range h.names {
 					h.lists[i] = lf.listHeader(i)

@@ -84,6 +84,8 @@ type headerSource struct {
 	formatName string
 	names      []string             // canonical, len <= number of format headers
 	stripNames []string             // names and the format's own: removed from other peers' requests
+	nameLens   nameLengths          // of names
+	stripLens  nameLengths          // of stripNames
 	lists      [maxHeaderNames]bool // names[i] is a list whose field lines are joined
 	nvalues    int                  // number of values Decode takes
 	prefixes   []netip.Prefix

@@ -501,11 +501,15 @@ func TestHeaderCache(t *testing.T) {
 	require.NoError(t, err)
 	b, err := m.Authenticate(req("10.0.0.2:1"))
 	require.NoError(t, err)
-	assert.NotSame(t, a, b, "each request gets its own copy")
+	assert.NotSame(t, a, b, "a request from another proxy gets its own copy")
 	assert.Same(t, a.Leaf, b.Leaf, "the verification was reused")
 	assert.Equal(t, netip.MustParseAddr("10.0.0.1"), a.Proxy)
 	assert.Equal(t, netip.MustParseAddr("10.0.0.2"), b.Proxy)
 	assert.Equal(t, 1, m.state.Load().cache.len())
+	again, err := m.Authenticate(req("10.0.0.1:2"))
+	require.NoError(t, err)
+	assert.Same(t, a, again, "the proxy that filled the entry shares the cached identity")
+	assert.Equal(t, netip.MustParseAddr("10.0.0.1"), a.Proxy, "a copy for another proxy left it alone")
 
 	// The malformed outcome is cached as well, and never mistaken for the good one.
 	bad := req("10.0.0.1:1")

@@ -74,8 +74,10 @@ func (m *Middleware) authenticate(r *http.Request) decision {
 		}
 		return d
 	}
-	if soon := m.expiresSoon(id.Leaf, d.now); c.source == SourceHeader || soon {
-		cp := *id // the cached identity is shared; Proxy and ExpiresSoon are per request
+	if soon := m.expiresSoon(id.Leaf, d.now); id.Proxy != c.proxy || soon {
+		// The cached identity is shared, and holds the proxy that first forwarded it: Proxy and
+		// ExpiresSoon are per request.
+		cp := *id
 		cp.Proxy, cp.ExpiresSoon = c.proxy, soon
 		id = &cp
 	}
@@ -228,6 +230,7 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 	if c.source == SourceHeader {
 		id.Source = SourceHeader
 		id.Format = m.header.formatName
+		id.Proxy = c.proxy
 	}
 	return id, until, nil
 }
