@@ -306,6 +306,7 @@ type OCSPResponder struct {
 
 	mu       sync.Mutex
 	status   map[string]int
+	asked    map[string]int // well-formed requests by serial
 	signer   *Leaf
 	validity time.Duration
 }
@@ -313,7 +314,7 @@ type OCSPResponder struct {
 // NewOCSPResponder starts a responder for ca's certificates, listening on 127.0.0.1 only, with
 // request headers limited to 16 KiB and bodies to 64 KiB. Close it when done.
 func NewOCSPResponder(ca *CA) *OCSPResponder {
-	r := &OCSPResponder{ca: ca, status: map[string]int{}, validity: time.Hour}
+	r := &OCSPResponder{ca: ca, status: map[string]int{}, asked: map[string]int{}, validity: time.Hour}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic("mtlstest: OCSP responder: " + err.Error())
@@ -332,6 +333,14 @@ func (r *OCSPResponder) Close() { r.server.Close() }
 
 // Requests is the number of OCSP requests received so far.
 func (r *OCSPResponder) Requests() int { return int(r.requests.Load()) }
+
+// RequestsFor is the number of well-formed OCSP requests received so far about the certificate
+// with this serial number.
+func (r *OCSPResponder) RequestsFor(serial *big.Int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.asked[serial.String()]
+}
 
 // Revoke makes the responder answer "revoked" for serial.
 func (r *OCSPResponder) Revoke(serial *big.Int) { r.SetStatus(serial, ocsp.Revoked) }
@@ -387,6 +396,7 @@ func (r *OCSPResponder) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
+	r.asked[ocspReq.SerialNumber.String()]++
 	status := r.status[ocspReq.SerialNumber.String()]
 	signer, validity := r.signer, r.validity
 	r.mu.Unlock()

@@ -114,6 +114,8 @@ func TestOCSPResponder(t *testing.T) {
 	assert.Equal(t, signer.Certificate.Raw, resp.Certificate.Raw)
 	assert.Equal(t, time.Minute, resp.NextUpdate.Sub(resp.ThisUpdate))
 	assert.Equal(t, 4, r.Requests())
+	assert.Equal(t, 2, r.RequestsFor(good.Certificate.SerialNumber))
+	assert.Equal(t, 1, r.RequestsFor(revoked.Certificate.SerialNumber))
 
 	minted := ca.NewOCSPResponse(good.Certificate, mtlstest.OCSPAnswer{Status: ocsp.Revoked, NoNextUpdate: true})
 	parsed, err := ocsp.ParseResponseForCert(minted, good.Certificate, ca.Certificate)
