@@ -19,9 +19,10 @@ import (
 // it byte for byte, so neither a hash collision nor a header value that happens to equal a DER
 // chain can hand one client another's outcome. A refusal keeps only the SHA-256 digest of the
 // material: what a refused client sent is not held in memory. The table is set-associative with a
-// fixed number of slots: reads are lock-free (one atomic load per way, no shared counter to
-// contend on), and an insert into a full set replaces the entry that expires first, so
-// short-lived refusals make room before acceptances. The bytes held are bounded too: an outcome
+// fixed number of slots, each key having two sets to choose from: reads are lock-free (one atomic
+// load per way, no shared counter to contend on), an insert goes to the set with more room, and
+// an insert into two full sets replaces the entry of either that expires first, so short-lived
+// refusals make room before acceptances. The bytes held are bounded too: an outcome
 // that does not fit is returned but not stored. Entries expire at the earliest NotAfter of the
 // verified chain, or soon for refusals. A trust change replaces the whole cache. Concurrent misses
 // for the same material run the verification once.
@@ -147,10 +148,12 @@ func (c *cache) recentLookup(slot *atomic.Pointer[recentHit], presented []*x509.
 	if e == nil || !now.Before(e.expires) {
 		return nil
 	}
-	set := &c.sets[e.key&c.mask]
-	for i := range set {
-		if set[i].Load() == e {
-			return e
+	sets, nsets := c.setsOf(e.key)
+	for _, set := range sets[:nsets] {
+		for i := range set {
+			if set[i].Load() == e {
+				return e
+			}
 		}
 	}
 	return nil
@@ -278,27 +281,47 @@ func (c *cache) find(k uint64, now time.Time, match func(material string) bool, 
 	if len(c.sets) == 0 {
 		return nil
 	}
-	set := &c.sets[k&c.mask]
+	sets, nsets := c.setsOf(k)
 	var digest string
-	for i := range set {
-		e := set[i].Load()
-		if e == nil || e.key != k || !now.Before(e.expires) {
-			continue
-		}
-		if !e.digest {
-			if match(e.material) {
+	for _, set := range sets[:nsets] {
+		for i := range set {
+			e := set[i].Load()
+			if e == nil || e.key != k || !now.Before(e.expires) {
+				continue
+			}
+			if !e.digest {
+				if match(e.material) {
+					return e
+				}
+				continue
+			}
+			if digest == "" {
+				digest = digestOf(material())
+			}
+			if e.material == digest {
 				return e
 			}
-			continue
-		}
-		if digest == "" {
-			digest = digestOf(material())
-		}
-		if e.material == digest {
-			return e
 		}
 	}
 	return nil
+}
+
+// setsOf returns the sets an entry of key k may be stored in: two, chosen by different bits of k
+// (one in a table of one set). With two choices, and each insert going to the set with more room,
+// as many entries as the table has slots nearly all find one; with a single choice, about a third
+// of them would collide out of a full set while other sets stay part empty.
+func (c *cache) setsOf(k uint64) (sets [2]*cacheSet, n int) {
+	i := k & c.mask
+	sets[0] = &c.sets[i]
+	if c.mask == 0 {
+		return sets, 1
+	}
+	j := (k >> 32) & c.mask
+	if j == i {
+		j = i ^ 1
+	}
+	sets[1] = &c.sets[j]
+	return sets, 2
 }
 
 // fill runs verify once for all concurrent callers presenting the same material, stores the
@@ -411,28 +434,52 @@ func (c *cache) entrySize(e *entry) int64 {
 	return n
 }
 
-// put stores e in its set, in the first empty, expired or same-material way, or else in place of
-// the entry that expires first, if the bytes bound allows; a refusal never takes the place of a
-// live acceptance. Concurrent puts may overwrite each other's choice, which only costs a later
+// put stores e in one of its two sets: in place of an entry of the same material, else in an
+// empty or expired way of the set with more of them, else in place of the entry of either set
+// that expires first, if the bytes bound allows; a refusal never takes the place of a live
+// acceptance. Concurrent puts may overwrite each other's choice, which only costs a later
 // verification; the byte count stays exact.
 func (c *cache) put(e *entry, now time.Time) {
 	if len(c.sets) == 0 || !now.Before(e.expires) {
 		return
 	}
-	set := &c.sets[e.key&c.mask]
+	sets, nsets := c.setsOf(e.key)
+	var set *cacheSet
 	victim, soonest := -1, time.Time{}
 	var old *entry
-	for i := range set {
-		o := set[i].Load()
-		if o == nil || !now.Before(o.expires) || o.material == e.material {
-			victim, old = i, o
+	free := 0
+	for _, s := range sets[:nsets] {
+		n, first := 0, -1
+		for i := range s {
+			o := s[i].Load()
+			if o != nil && o.material == e.material {
+				set, victim, old, free = s, i, o, cacheWays+1 // nothing beats replacing itself
+				break
+			}
+			if o == nil || !now.Before(o.expires) {
+				if n++; first < 0 {
+					first = i
+				}
+			}
+		}
+		if free > cacheWays {
 			break
 		}
-		if e.err != nil && o.err == nil {
-			continue
+		if n > free {
+			set, victim, old, free = s, first, s[first].Load(), n
 		}
-		if victim < 0 || o.expires.Before(soonest) {
-			victim, soonest, old = i, o.expires, o
+	}
+	if free == 0 {
+		for _, s := range sets[:nsets] {
+			for i := range s {
+				o := s[i].Load()
+				if o == nil || e.err != nil && o.err == nil {
+					continue
+				}
+				if victim < 0 || o.expires.Before(soonest) {
+					set, victim, soonest, old = s, i, o.expires, o
+				}
+			}
 		}
 	}
 	if victim < 0 {

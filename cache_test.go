@@ -474,3 +474,37 @@ func TestFastPathKeepsNothingAlive(t *testing.T) {
 	assert.NotNil(t, r.e.Value(), "the entry lives on in the cache")
 	runtime.KeepAlive(c)
 }
+
+// TestCacheTwoChoices: entries whose keys share a first set spread over their second sets, so a
+// table takes as many of them as it has slots; past that, the one that expires first of both
+// sets makes room.
+func TestCacheTwoChoices(t *testing.T) {
+	c := newCache(2*cacheWays, 1<<20) // two sets
+	require.Len(t, c.sets, 2)
+	now := time.Now()
+	key := uint64(1)<<32 | 0 // first set 0, second set 1
+	stored := func(m string) bool {
+		return c.find(key, now, func(got string) bool { return got == m }, func() string { return m }) != nil
+	}
+	for i := range 2 * cacheWays {
+		c.put(&entry{key: key, material: fmt.Sprint("m", i), expires: now.Add(time.Duration(i+1) * time.Hour), size: 1}, now)
+	}
+	assert.Equal(t, 2*cacheWays, c.len(), "both sets filled")
+	for i := range 2 * cacheWays {
+		assert.True(t, stored(fmt.Sprint("m", i)), i)
+	}
+	c.put(&entry{key: key, material: "late", expires: now.Add(time.Hour + time.Minute), size: 1}, now)
+	assert.True(t, stored("late"))
+	assert.False(t, stored("m0"), "the entry of both sets that expired first made room")
+	for i := 1; i < 2*cacheWays; i++ {
+		assert.True(t, stored(fmt.Sprint("m", i)), i)
+	}
+
+	one := newCache(cacheWays, 1<<20)
+	sets, n := one.setsOf(key)
+	assert.Equal(t, 1, n, "a table of one set has one choice")
+	assert.Same(t, &one.sets[0], sets[0])
+	sets, n = c.setsOf(0) // both choices in set 0: the second is the other set
+	assert.Equal(t, 2, n)
+	assert.NotSame(t, sets[0], sets[1])
+}
