@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"hash/maphash"
@@ -80,14 +81,20 @@ type cacheSet [cacheWays]atomic.Pointer[entry]
 // entry is immutable once stored.
 type entry struct {
 	key uint64
-	// material is what was presented (an acceptance) or, with digest set, its SHA-256 digest (a
-	// refusal).
+	// material is what was presented, as chainMaterial or valuesMaterial encode it (accepted
+	// header values), or, with digest set, its SHA-256 digest (a refusal); empty for an accepted
+	// chain, which keeps chain instead.
 	material string
 	digest   bool
-	id       *Identity
-	err      error
-	expires  time.Time
-	size     int64
+	// chain is an accepted chain as presented: the DER of each certificate, in the order of the
+	// handshake, sharing the bytes of the identity's own certificates, so that what was presented
+	// is not kept twice. The slice headers are the entry's own: an identity's Chain or Raw fields
+	// replaced by a handler do not change what the entry matches.
+	chain   [][]byte
+	id      *Identity
+	err     error
+	expires time.Time
+	size    int64
 }
 
 // Material tags keep the two sources' encodings apart.
@@ -189,29 +196,29 @@ func (c *cache) lookupChainBytes(presented []*x509.Certificate, now time.Time) (
 	for _, cert := range presented {
 		k = c.chainKey(k, maphash.Bytes(c.seed, cert.Raw))
 	}
-	return k, c.find(k, now, func(m string) bool {
-		if len(m) == 0 || m[0] != tagChain {
+	return k, c.find(k, now, matchChain(presented), func() string { return chainMaterial(presented) })
+}
+
+// matchChain confirms an accepted chain entry for presented, byte for byte.
+func matchChain(presented []*x509.Certificate) func(*entry) bool {
+	return func(e *entry) bool {
+		if len(e.chain) != len(presented) || len(presented) == 0 {
 			return false
 		}
-		m = m[1:]
-		for _, cert := range presented {
-			var ok bool
-			if m, ok = cutPiece(m, cert.Raw); !ok {
+		for i, cert := range presented {
+			if !bytes.Equal(cert.Raw, e.chain[i]) {
 				return false
 			}
 		}
-		return len(m) == 0
-	}, func() string { return chainMaterial(presented) })
+		return true
+	}
 }
 
-// lookupValues returns the key of raw header values and their live entry, if any.
-func (c *cache) lookupValues(values []string, now time.Time) (uint64, *entry) {
-	k := uint64(tagValues)
-	for _, v := range values {
-		k = c.chainKey(k, maphash.String(c.seed, v))
-	}
-	return k, c.find(k, now, func(m string) bool {
-		if len(m) == 0 || m[0] != tagValues {
+// matchValues confirms an accepted header values entry for values, byte for byte.
+func matchValues(values []string) func(*entry) bool {
+	return func(e *entry) bool {
+		m := e.material
+		if e.chain != nil || len(m) == 0 || m[0] != tagValues {
 			return false
 		}
 		m = m[1:]
@@ -222,7 +229,37 @@ func (c *cache) lookupValues(values []string, now time.Time) (uint64, *entry) {
 			}
 		}
 		return len(m) == 0
-	}, func() string { return valuesMaterial(values) })
+	}
+}
+
+// presentedChain returns the chain entry of an identity verified for presented: each presented
+// certificate's DER as the identity's chain holds it. Nil when a presented certificate is not in
+// the chain (such an outcome is not cached).
+func presentedChain(presented []*x509.Certificate) func(*Identity) [][]byte {
+	return func(id *Identity) [][]byte {
+		out := make([][]byte, len(presented))
+		for i, p := range presented {
+			for _, cert := range id.Chain {
+				if bytes.Equal(cert.Raw, p.Raw) {
+					out[i] = cert.Raw[:len(cert.Raw):len(cert.Raw)]
+					break
+				}
+			}
+			if out[i] == nil {
+				return nil
+			}
+		}
+		return out
+	}
+}
+
+// lookupValues returns the key of raw header values and their live entry, if any.
+func (c *cache) lookupValues(values []string, now time.Time) (uint64, *entry) {
+	k := uint64(tagValues)
+	for _, v := range values {
+		k = c.chainKey(k, maphash.String(c.seed, v))
+	}
+	return k, c.find(k, now, matchValues(values), func() string { return valuesMaterial(values) })
 }
 
 // chainMaterial and valuesMaterial encode what lookupChain and lookupValues compare against:
@@ -275,9 +312,9 @@ func digestOf(material string) string {
 	return string(sum[:])
 }
 
-// find returns the live entry with key k whose material satisfies match. A refusal's digest is
-// compared with the digest of material(), computed only when such an entry has the key.
-func (c *cache) find(k uint64, now time.Time, match func(material string) bool, material func() string) *entry {
+// find returns the live entry with key k that match confirms. A refusal's digest is compared with
+// the digest of material(), computed only when such an entry has the key.
+func (c *cache) find(k uint64, now time.Time, match func(*entry) bool, material func() string) *entry {
 	if len(c.sets) == 0 {
 		return nil
 	}
@@ -290,7 +327,7 @@ func (c *cache) find(k uint64, now time.Time, match func(material string) bool, 
 				continue
 			}
 			if !e.digest {
-				if match(e.material) {
+				if match(e) {
 					return e
 				}
 				continue
@@ -326,13 +363,14 @@ func (c *cache) setsOf(k uint64) (sets [2]*cacheSet, n int) {
 
 // fill runs verify once for all concurrent callers presenting the same material, stores the
 // outcome and returns it. verify returns the identity or the refusal, and until when that outcome
-// may be reused; a zero time keeps it out of the cache.
-func (c *cache) fill(k uint64, material string, now time.Time,
-	verify func() (*Identity, time.Time, error)) (*Identity, error) {
+// may be reused; a zero time keeps it out of the cache. match confirms an entry for the same
+// material, as the look-up that missed did; chainOf, set for a presented chain, gives an
+// acceptance's chain entry (see presentedChain).
+func (c *cache) fill(k uint64, material string, match func(*entry) bool, chainOf func(*Identity) [][]byte,
+	now time.Time, verify func() (*Identity, time.Time, error)) (*Identity, error) {
 	v, _, _ := c.flight.Do(material, func() (any, error) {
 		// Another flight may have stored the outcome between our miss and now.
-		same := func(m string) bool { return m == material }
-		if e := c.find(k, now, same, func() string { return material }); e != nil {
+		if e := c.find(k, now, match, func() string { return material }); e != nil {
 			return e, nil
 		}
 		id, until, err := verify()
@@ -340,8 +378,14 @@ func (c *cache) fill(k uint64, material string, now time.Time,
 		if len(c.sets) == 0 || !now.Before(until) {
 			return e, nil // not to be cached
 		}
-		if err != nil {
+		switch {
+		case err != nil:
 			e.material, e.digest = digestOf(material), true
+		case chainOf != nil:
+			if e.chain = chainOf(id); e.chain == nil {
+				return e, nil
+			}
+			e.material = ""
 		}
 		e.size = c.entrySize(e)
 		c.put(e, now)
@@ -349,6 +393,19 @@ func (c *cache) fill(k uint64, material string, now time.Time,
 	})
 	e := v.(*entry)
 	return e.id, e.err
+}
+
+// same says whether e and o are outcomes of the same material.
+func (e *entry) same(o *entry) bool {
+	if e.digest != o.digest || e.material != o.material || len(e.chain) != len(o.chain) {
+		return false
+	}
+	for i := range e.chain {
+		if !bytes.Equal(e.chain[i], o.chain[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // compact returns a verified chain that keeps no more memory alive than it needs, for an identity
@@ -420,7 +477,8 @@ func (c *cache) shared(cert *x509.Certificate) bool {
 
 // entrySize estimates the bytes an entry keeps alive.
 func (c *cache) entrySize(e *entry) int64 {
-	n := int64(entryOverhead + len(e.material))
+	n := int64(entryOverhead + len(e.material) + 24*len(e.chain)) // the chain's bytes are its certificates'
+
 	if e.id != nil {
 		n += identityOverhead
 		for _, cert := range e.id.Chain {
@@ -452,7 +510,7 @@ func (c *cache) put(e *entry, now time.Time) {
 		n, first := 0, -1
 		for i := range s {
 			o := s[i].Load()
-			if o != nil && o.material == e.material {
+			if o != nil && o.same(e) {
 				set, victim, old, free = s, i, o, cacheWays+1 // nothing beats replacing itself
 				break
 			}

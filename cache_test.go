@@ -69,6 +69,11 @@ func TestCacheRemembersRefusalsBriefly(t *testing.T) {
 	require.NoError(t, err, "a not-yet-valid refusal is not remembered past NotBefore")
 }
 
+// fillChain fills c for a presented chain as the pipeline does.
+func fillChain(c *cache, k uint64, chain []*x509.Certificate, now time.Time, verify func() (*Identity, time.Time, error)) (*Identity, error) {
+	return c.fill(k, chainMaterial(chain), matchChain(chain), presentedChain(chain), now, verify)
+}
+
 func TestCacheConfirmsHitsByContent(t *testing.T) {
 	p := newPKI(t)
 	c := newCache(16, 1<<20)
@@ -76,14 +81,14 @@ func TestCacheConfirmsHitsByContent(t *testing.T) {
 	chain := p.alice.Chain()
 	k, e := c.lookupChain(chain, now)
 	require.Nil(t, e)
-	_, err := c.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) { return &Identity{}, now.Add(time.Hour), nil })
+	_, err := fillChain(c, k, chain, now, func() (*Identity, time.Time, error) { return &Identity{Chain: chain}, now.Add(time.Hour), nil })
 	require.NoError(t, err)
 	_, e = c.lookupChain(chain, now)
 	require.NotNil(t, e)
 
 	// Force other content under the same key: it must not hit.
 	match := func(presented []*x509.Certificate) bool {
-		return c.find(k, now, func(m string) bool { return m == chainMaterial(presented) }, func() string { return chainMaterial(presented) }) != nil
+		return c.find(k, now, matchChain(presented), func() string { return chainMaterial(presented) }) != nil
 	}
 	assert.True(t, match(chain))
 	assert.False(t, match(p.other.NewClient("mallory").Chain()))
@@ -104,9 +109,9 @@ func TestCacheSetPrefersEvictingSoonestExpiry(t *testing.T) {
 	require.Equal(t, cacheWays, c.len())
 	c.put(&entry{key: 99, material: "new", expires: now.Add(10 * time.Hour)}, now)
 	assert.Equal(t, cacheWays, c.len())
-	assert.Nil(t, c.find(0, now, func(string) bool { return true }, nil), "the entry expiring first made room")
-	assert.NotNil(t, c.find(99, now, func(string) bool { return true }, nil))
-	assert.NotNil(t, c.find(1, now, func(string) bool { return true }, nil))
+	assert.Nil(t, c.find(0, now, func(*entry) bool { return true }, nil), "the entry expiring first made room")
+	assert.NotNil(t, c.find(99, now, func(*entry) bool { return true }, nil))
+	assert.NotNil(t, c.find(1, now, func(*entry) bool { return true }, nil))
 }
 
 func TestConcurrentMissesVerifyOnce(t *testing.T) {
@@ -127,10 +132,10 @@ func TestConcurrentMissesVerifyOnce(t *testing.T) {
 			if e != nil {
 				return
 			}
-			_, _ = c.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) {
+			_, _ = fillChain(c, k, chain, now, func() (*Identity, time.Time, error) {
 				calls.Add(1)
 				<-release
-				return &Identity{}, now.Add(time.Hour), nil
+				return &Identity{Chain: chain}, now.Add(time.Hour), nil
 			})
 		}()
 	}
@@ -289,12 +294,12 @@ func TestCacheFastPath(t *testing.T) {
 	slot := c.recentSlot(chain)
 	require.NotNil(t, slot)
 	accept := func(until time.Time) func() (*Identity, time.Time, error) {
-		return func() (*Identity, time.Time, error) { return &Identity{}, until, nil }
+		return func() (*Identity, time.Time, error) { return &Identity{Chain: chain}, until, nil }
 	}
 
 	k, e := c.lookupChain(chain, now)
 	require.Nil(t, e)
-	_, err := c.fill(k, chainMaterial(chain), now, accept(now.Add(time.Hour)))
+	_, err := fillChain(c, k, chain, now, accept(now.Add(time.Hour)))
 	require.NoError(t, err)
 	assert.Nil(t, c.recentLookup(slot, chain, now), "a fill does not take the slot")
 	_, e = c.lookupChain(chain, now)
@@ -321,14 +326,14 @@ func TestCacheFastPath(t *testing.T) {
 	for i := range cacheWays { // evict e: every way taken by a later-expiring entry
 		c.put(&entry{key: uint64(100 + i), material: fmt.Sprint(i), expires: now.Add(2 * time.Hour)}, now)
 	}
-	require.Nil(t, c.find(k, now, func(string) bool { return true }, nil), "evicted")
+	require.Nil(t, c.find(k, now, func(*entry) bool { return true }, nil), "evicted")
 	assert.Nil(t, c.recentLookup(slot, chain, now), "the slot does not outlive the cache's entry")
 	_, gone = c.lookupChain(chain, now)
 	assert.Nil(t, gone)
 
 	refused := newCache(16, 1<<20)
 	k, _ = refused.lookupChain(chain, now)
-	_, err = refused.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) {
+	_, err = fillChain(refused, k, chain, now, func() (*Identity, time.Time, error) {
 		return nil, now.Add(time.Minute), ErrUntrusted
 	})
 	require.ErrorIs(t, err, ErrUntrusted)
@@ -454,7 +459,7 @@ func TestFastPathKeepsNothingAlive(t *testing.T) {
 	c := newCache(16, 1<<20)
 	chain := p.alice.Chain()
 	k, _ := c.lookupChain(chain, now)
-	_, err := c.fill(k, chainMaterial(chain), now, func() (*Identity, time.Time, error) { return &Identity{}, now.Add(time.Hour), nil })
+	_, err := fillChain(c, k, chain, now, func() (*Identity, time.Time, error) { return &Identity{Chain: chain}, now.Add(time.Hour), nil })
 	require.NoError(t, err)
 
 	var slot *atomic.Pointer[recentHit]
@@ -484,7 +489,7 @@ func TestCacheTwoChoices(t *testing.T) {
 	now := time.Now()
 	key := uint64(1)<<32 | 0 // first set 0, second set 1
 	stored := func(m string) bool {
-		return c.find(key, now, func(got string) bool { return got == m }, func() string { return m }) != nil
+		return c.find(key, now, func(e *entry) bool { return e.material == m }, func() string { return m }) != nil
 	}
 	for i := range 2 * cacheWays {
 		c.put(&entry{key: key, material: fmt.Sprint("m", i), expires: now.Add(time.Duration(i+1) * time.Hour), size: 1}, now)
@@ -507,4 +512,33 @@ func TestCacheTwoChoices(t *testing.T) {
 	sets, n = c.setsOf(0) // both choices in set 0: the second is the other set
 	assert.Equal(t, 2, n)
 	assert.NotSame(t, sets[0], sets[1])
+}
+
+// TestCacheKeepsNoCopyOfAcceptedChains: an accepted chain's entry holds the presented DER as the
+// identity's certificates hold it, not a copy, in slice headers of its own: a handler that
+// rewrites the fields of its (shared) identity does not change what the entry matches.
+func TestCacheKeepsNoCopyOfAcceptedChains(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	chain := p.alice.Chain()
+	id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", chain...))
+	require.NoError(t, err)
+	es := entries(m.state.Load().cache)
+	require.Len(t, es, 1)
+	e := es[0]
+	assert.Empty(t, e.material)
+	require.Len(t, e.chain, len(chain))
+	for i := range chain {
+		assert.Equal(t, chain[i].Raw, e.chain[i])
+		assert.Same(t, &id.Chain[i].Raw[0], &e.chain[i][0], "shared with the identity's certificate")
+	}
+
+	mallory := p.other.NewClient("mallory")
+	id.Chain[0], id.Leaf = mallory.Certificate, mallory.Certificate
+	id.Chain = id.Chain[:1]
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", mallory.Chain()...))
+	require.ErrorIs(t, err, ErrUntrusted)
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", reparsed(t, chain)...))
+	require.NoError(t, err, "alice still hits")
 }

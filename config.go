@@ -79,8 +79,9 @@ type Config struct {
 	// only a digest of what was presented, are kept a minute and make room first; refusals by
 	// count or size are not kept at all. Default 4096; a negative value turns the cache off.
 	CacheSize int
-	// CacheMaxBytes bounds the memory the cached outcomes hold (an estimate counting the presented
-	// material and the identity with its parsed leaf; CA certificates are shared by all the
+	// CacheMaxBytes bounds the memory the cached outcomes hold (an estimate counting the identity
+	// with its parsed leaf, and the header values of header mode; an accepted chain is matched
+	// against its identity's own certificate bytes, and CA certificates are shared by all the
 	// identities under them, at most 256 of them); an outcome that does not fit is not cached.
 	// Default 64 MiB; a negative value turns the cache off.
 	CacheMaxBytes int64

@@ -106,11 +106,15 @@ func (m *Middleware) verifiedChain(st *state, c *claim, now time.Time) (*Identit
 	var k uint64
 	var e *entry
 	var material string
+	var match func(*entry) bool
+	var chainOf func(*Identity) [][]byte
 	if c.source == SourceHeader {
+		match = matchValues(c.headerValues())
 		if k, e = st.cache.lookupValues(c.headerValues(), now); e == nil {
 			material = valuesMaterial(c.headerValues())
 		}
 	} else {
+		match, chainOf = matchChain(c.certs), presentedChain(c.certs)
 		if k, e = st.cache.lookupChain(c.certs, now); e == nil {
 			material = chainMaterial(c.certs)
 		}
@@ -119,7 +123,7 @@ func (m *Middleware) verifiedChain(st *state, c *claim, now time.Time) (*Identit
 		return e.id, e.err
 	}
 	own := *c // the flight may outlive this request: it gets its own copy
-	return st.cache.fill(k, material, now, func() (*Identity, time.Time, error) {
+	return st.cache.fill(k, material, match, chainOf, now, func() (*Identity, time.Time, error) {
 		return m.verifyClaim(st, &own, now)
 	})
 }
