@@ -508,6 +508,7 @@ func (c *cache) put(e *entry, now time.Time) {
 	free := 0
 	for _, s := range sets[:nsets] {
 		n, first := 0, -1
+		var firstOld *entry // what the first free way held when it was read: the CAS expects it
 		for i := range s {
 			o := s[i].Load()
 			if o != nil && o.same(e) {
@@ -516,7 +517,7 @@ func (c *cache) put(e *entry, now time.Time) {
 			}
 			if o == nil || !now.Before(o.expires) {
 				if n++; first < 0 {
-					first = i
+					first, firstOld = i, o
 				}
 			}
 		}
@@ -524,7 +525,7 @@ func (c *cache) put(e *entry, now time.Time) {
 			break
 		}
 		if n > free {
-			set, victim, old, free = s, first, s[first].Load(), n
+			set, victim, old, free = s, first, firstOld, n
 		}
 	}
 	if free == 0 {
