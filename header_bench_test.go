@@ -48,11 +48,24 @@ func headerBenchCases(tb testing.TB) []headerBenchCase {
 			return r
 		},
 	}
-	return []headerBenchCase{minted, captured}
+	cases := []headerBenchCase{minted, captured}
+	for _, format := range []string{"rfc9440", "envoy-xfcc", "aws-alb", "traefik", "caddy"} {
+		cases = append(cases, headerBenchCase{
+			name: format + "-ecdsa",
+			cfg: func(size int) Config {
+				return Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), CacheSize: size,
+					Header: &HeaderConfig{Format: MustHeaderFormat(format), TrustedProxies: lan}}
+			},
+			req: func() *http.Request {
+				return mtlstest.Proxy{Format: MustHeaderFormat(format), Addr: "10.0.0.1:4000"}.NewRequest(http.MethodGet, "/", p.alice.Chain()...)
+			},
+		})
+	}
+	return cases
 }
 
 // BenchmarkHeader compares a header-mode request whose header values were seen before (cached)
-// with one that is decoded, parsed and verified every time (cold: cache off).
+// with one that is decoded, parsed and verified every time (cold: cache off), per format.
 func BenchmarkHeader(b *testing.B) {
 	for _, c := range headerBenchCases(b) {
 		for _, mode := range []struct {
