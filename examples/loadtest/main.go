@@ -217,7 +217,9 @@ func measure(self, dir, variant string, s scenario, pki *pki, o options) (result
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, self)
-	cmd.Env = append(os.Environ(), serveEnv+"="+variant, dirEnv+"="+dir)
+	// A child built with -race would sleep a second before exiting (GORACE atexit_sleep_ms).
+	cmd.Env = append(os.Environ(), serveEnv+"="+variant, dirEnv+"="+dir,
+		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -230,11 +232,19 @@ func measure(self, dir, variant string, s scenario, pki *pki, o options) (result
 	if err := cmd.Start(); err != nil {
 		return result{}, err
 	}
-	defer func() { _ = cmd.Wait() }()
-	defer stdin.Close()
+	reaped := false
+	defer func() { // on every error path: end the child and reap it
+		if !reaped {
+			stdin.Close()
+			_ = cmd.Wait()
+		}
+	}()
 	lines := bufio.NewScanner(stdout)
 	addr, err := expect(lines, "listening")
 	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("server gave no address within %v: %w", o.duration+30*time.Second, ctx.Err())
+		}
 		return result{}, err
 	}
 
@@ -272,6 +282,12 @@ func measure(self, dir, variant string, s scenario, pki *pki, o options) (result
 		return result{}, fmt.Errorf("server reported %q: %w", stats, err)
 	}
 	res.serverCPU = time.Duration(cpuNS)
+	// The child's exit status counts: a panic, or a data race found by a -race build, fails the run.
+	stdin.Close()
+	reaped = true
+	if err := cmd.Wait(); err != nil {
+		return result{}, fmt.Errorf("server %s: %w", variant, err)
+	}
 	return res, nil
 }
 
@@ -314,7 +330,7 @@ func load(client *http.Client, url string, pki *pki, s scenario, o options) (res
 			lat := make([]time.Duration, 0, min(perWorker, 1<<16))
 			for n := 0; n < perWorker; n++ {
 				t := time.Now()
-				if !t.Before(deadline) {
+				if n > 0 && !t.Before(deadline) { // every worker makes one request at least
 					break
 				}
 				if err := get(client, url, pki, s); err != nil {
@@ -339,9 +355,14 @@ func load(client *http.Client, url string, pki *pki, s scenario, o options) (res
 	return result{
 		requests: len(all),
 		elapsed:  elapsed,
-		p50:      all[len(all)/2],
-		p99:      all[len(all)*99/100],
+		p50:      percentile(all, 50),
+		p99:      percentile(all, 99),
 	}, nil
+}
+
+// percentile returns the p-th percentile (nearest rank) of sorted samples.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	return sorted[max(0, (len(sorted)*p+99)/100-1)]
 }
 
 // get makes one request and requires 200 "ok".

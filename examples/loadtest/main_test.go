@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -43,6 +44,16 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestPercentile(t *testing.T) {
+	samples := make([]time.Duration, 100)
+	for i := range samples {
+		samples[i] = time.Duration(i + 1)
+	}
+	assert.Equal(t, time.Duration(50), percentile(samples, 50))
+	assert.Equal(t, time.Duration(99), percentile(samples, 99))
+	assert.Equal(t, time.Duration(1), percentile(samples[:1], 99))
+}
+
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-duration", "1ms"},
@@ -74,8 +85,13 @@ func TestServeRefusesStrangers(t *testing.T) {
 	require.NoError(t, err)
 	outR, outW, err := os.Pipe()
 	require.NoError(t, err)
+	t.Cleanup(func() { inW.Close(); outR.Close() })
 	done := make(chan error, 1)
-	go func() { done <- serve(variantHeaderMiddleware, dir, inR, outW) }()
+	go func() {
+		err := serve(variantHeaderMiddleware, dir, inR, outW)
+		outW.Close() // a serve that fails before "listening" ends the read below
+		done <- err
+	}()
 	buf := make([]byte, 256)
 	n, err := outR.Read(buf)
 	require.NoError(t, err)
