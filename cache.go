@@ -262,8 +262,9 @@ func (c *cache) lookupValues(values []string, now time.Time) (uint64, *entry) {
 	return k, c.find(k, now, matchValues(values), func() string { return valuesMaterial(values) })
 }
 
-// chainMaterial and valuesMaterial encode what lookupChain and lookupValues compare against:
-// a tag, then each piece prefixed by its length.
+// chainMaterial and valuesMaterial encode what was presented: a tag, then each piece prefixed by
+// its length. It keys concurrent verifications and a refusal's digest; accepted header values
+// are compared against it, accepted chains against their identity's certificates (matchChain).
 func chainMaterial(presented []*x509.Certificate) string {
 	b := []byte{tagChain}
 	for _, cert := range presented {
@@ -285,15 +286,14 @@ func appendPiece(b, piece []byte) []byte {
 	return append(append(b, byte(n), byte(n>>8), byte(n>>16), byte(n>>24)), piece...)
 }
 
-// cutPiece checks that m starts with piece in appendPiece's encoding and returns the rest. The
-// comparison converts nothing: string(piece) in a comparison does not copy.
-func cutPiece[P string | []byte](m string, piece P) (string, bool) {
+// cutPiece checks that m starts with piece in appendPiece's encoding and returns the rest.
+func cutPiece(m, piece string) (string, bool) {
 	if len(m) < 4 {
 		return m, false
 	}
 	n := int(m[0]) | int(m[1])<<8 | int(m[2])<<16 | int(m[3])<<24
 	m = m[4:]
-	if n != len(piece) || len(m) < n || m[:n] != string(piece) {
+	if n != len(piece) || len(m) < n || m[:n] != piece {
 		return m, false
 	}
 	return m[n:], true
