@@ -496,7 +496,7 @@ func (c *cache) entrySize(e *entry) int64 {
 // empty or expired way of the set with more of them, else in place of the entry of either set
 // that expires first, if the bytes bound allows; a refusal never takes the place of a live
 // acceptance. Concurrent puts may overwrite each other's choice, which only costs a later
-// verification; the byte count stays exact.
+// verification; the byte count stays exact and never passes maxBytes.
 func (c *cache) put(e *entry, now time.Time) {
 	if len(c.sets) == 0 || !now.Before(e.expires) {
 		return
@@ -548,11 +548,20 @@ func (c *cache) put(e *entry, now time.Time) {
 	if old != nil {
 		freed = old.size
 	}
-	if c.bytes.Load()+e.size-freed > c.maxBytes {
-		return
+	// Reserve the bytes before storing, so that concurrent puts cannot together pass the bound,
+	// and give them back if the way changed meanwhile.
+	delta := e.size - freed
+	for {
+		cur := c.bytes.Load()
+		if delta > 0 && cur+delta > c.maxBytes {
+			return
+		}
+		if c.bytes.CompareAndSwap(cur, cur+delta) {
+			break
+		}
 	}
-	if set[victim].CompareAndSwap(old, e) {
-		c.bytes.Add(e.size - freed)
+	if !set[victim].CompareAndSwap(old, e) {
+		c.bytes.Add(-delta)
 	}
 }
 

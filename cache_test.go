@@ -542,3 +542,29 @@ func TestCacheKeepsNoCopyOfAcceptedChains(t *testing.T) {
 	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", reparsed(t, chain)...))
 	require.NoError(t, err, "alice still hits")
 }
+
+// TestCacheBytesBoundUnderConcurrentPuts: puts racing for the last bytes never together pass the
+// bound, and the count stays the sum of what is stored.
+func TestCacheBytesBoundUnderConcurrentPuts(t *testing.T) {
+	const size, room = 100, 10
+	now := time.Now()
+	for round := range 20 {
+		c := newCache(1024, size*room)
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 50 {
+					k := uint64(round<<20 | g<<10 | i)
+					c.put(&entry{key: k, material: fmt.Sprint(k), expires: now.Add(time.Hour), size: size}, now)
+				}
+			})
+		}
+		wg.Wait()
+		var stored int64
+		for _, e := range entries(c) {
+			stored += e.size
+		}
+		require.Equal(t, stored, c.bytes.Load())
+		require.LessOrEqual(t, stored, int64(size*room))
+	}
+}
