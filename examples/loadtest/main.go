@@ -2,7 +2,7 @@
 //
 //	go run ./examples/loadtest                     # every scenario, 3 rounds of 3 s each
 //	go run ./examples/loadtest -duration 5s -rounds 5 -conns 16
-//	go run ./examples/loadtest -scenarios header -format haproxy
+//	go run ./examples/loadtest -scenarios header -format haproxy -cpuprofile /tmp/profiles
 //
 // Each scenario runs a bare server and the same server with the middleware, one after the other,
 // in alternating order, for the given number of rounds:
@@ -56,7 +56,7 @@ const serveEnv = "MTLS_LOADTEST_SERVE"
 
 func main() {
 	if v := os.Getenv(serveEnv); v != "" {
-		if err := serve(v, os.Getenv(dirEnv), os.Stdin, os.Stdout); err != nil {
+		if err := serve(v, os.Getenv(dirEnv), os.Getenv(profileEnv), os.Stdin, os.Stdout); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -74,6 +74,7 @@ type options struct {
 	format    string
 	scenarios []string
 	maxReqs   int
+	profiles  string // directory for the servers' CPU profiles; empty: none
 }
 
 // scenario is one comparison: the same client load against a bare server and a middleware one.
@@ -98,6 +99,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds (1 to 20); each runs every scenario's two variants, in alternating order")
 	fs.IntVar(&o.conns, "conns", 8, "concurrent client connections, each with one request in flight (1 to 256)")
 	fs.StringVar(&o.format, "format", "nginx", "header format of the header scenario: "+strings.Join(mtls.HeaderFormatNames(), ", "))
+	fs.StringVar(&o.profiles, "cpuprofile", "", "write each server's CPU profile, while loaded, to this directory (scenario-variant-round.pprof; go tool pprof reads them)")
 	fs.IntVar(&o.maxReqs, "max-requests", 2_000_000, "at most this many requests per variant and round, whatever the duration (1000 to 100000000)")
 	names := make([]string, len(allScenarios))
 	for i, s := range allScenarios {
@@ -140,6 +142,11 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.profiles != "" {
+		if err := os.MkdirAll(o.profiles, 0o700); err != nil {
+			return err
+		}
+	}
 	dir, err := os.MkdirTemp("", "mtls-loadtest-")
 	if err != nil {
 		return err
@@ -169,7 +176,11 @@ func run(args []string, out io.Writer) error {
 			}
 			got := map[string]result{}
 			for _, variant := range order {
-				r, err := measure(self, dir, variant, s, pki, o)
+				profile := ""
+				if o.profiles != "" {
+					profile = filepath.Join(o.profiles, fmt.Sprintf("%s-%s-%d.pprof", s.name, variant, round+1))
+				}
+				r, err := measure(self, dir, variant, profile, s, pki, o)
 				if err != nil {
 					return fmt.Errorf("%s, %s, round %d: %w", s.name, variant, round+1, err)
 				}
@@ -213,12 +224,12 @@ func ratioOf(lib, bare result) ratio {
 }
 
 // measure starts the server variant in a child process, loads it for o.duration and stops it.
-func measure(self, dir, variant string, s scenario, pki *pki, o options) (result, error) {
+func measure(self, dir, variant, profile string, s scenario, pki *pki, o options) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, self)
 	// A child built with -race would sleep a second before exiting (GORACE atexit_sleep_ms).
-	cmd.Env = append(os.Environ(), serveEnv+"="+variant, dirEnv+"="+dir,
+	cmd.Env = append(os.Environ(), serveEnv+"="+variant, dirEnv+"="+dir, profileEnv+"="+profile,
 		"GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ import (
 // TestMain lets the test binary serve as the server child, as the command itself does.
 func TestMain(m *testing.M) {
 	if v := os.Getenv(serveEnv); v != "" {
-		if err := serve(v, os.Getenv(dirEnv), os.Stdin, os.Stdout); err != nil {
+		if err := serve(v, os.Getenv(dirEnv), os.Getenv(profileEnv), os.Stdin, os.Stdout); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")
 			os.Exit(1)
 		}
@@ -28,7 +29,8 @@ func TestMain(m *testing.M) {
 // checked: they depend on the machine.
 func TestRun(t *testing.T) {
 	var out bytes.Buffer
-	err := run([]string{"-duration", "100ms", "-rounds", "2", "-conns", "2", "-format", "haproxy"}, &out)
+	profiles := t.TempDir()
+	err := run([]string{"-duration", "100ms", "-rounds", "2", "-conns", "2", "-format", "haproxy", "-cpuprofile", profiles}, &out)
 	require.NoError(t, err, out.String())
 	report := out.String()
 	for _, row := range []string{
@@ -39,6 +41,9 @@ func TestRun(t *testing.T) {
 		assert.Contains(t, report, row)
 	}
 	ratios := report[strings.Index(report, "middleware / bare"):]
+	written, err := filepath.Glob(filepath.Join(profiles, "*.pprof"))
+	require.NoError(t, err)
+	assert.Len(t, written, 12, "a profile per scenario, variant and round")
 	for _, s := range []string{"tls", "header", "handshake"} {
 		assert.Regexp(t, `(?m)^\s+`+s+`\s+\d+\.\d\dx\s+(\d+\.\d\dx|n/a)$`, ratios)
 	}
@@ -88,7 +93,7 @@ func TestServeRefusesStrangers(t *testing.T) {
 	t.Cleanup(func() { inW.Close(); outR.Close() })
 	done := make(chan error, 1)
 	go func() {
-		err := serve(variantHeaderMiddleware, dir, inR, outW)
+		err := serve(variantHeaderMiddleware, dir, "", inR, outW)
 		outW.Close() // a serve that fails before "listening" ends the read below
 		done <- err
 	}()

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,12 @@ import (
 	"github.com/certgate/mtls"
 )
 
-// dirEnv names the directory where the parent wrote the files below.
-const dirEnv = "MTLS_LOADTEST_DIR"
+// dirEnv names the directory where the parent wrote the files below; profileEnv the file for the
+// server's CPU profile while loaded (empty: none).
+const (
+	dirEnv     = "MTLS_LOADTEST_DIR"
+	profileEnv = "MTLS_LOADTEST_PROFILE"
+)
 
 const (
 	fileClientRoot    = "client-root.pem"
@@ -43,7 +48,7 @@ const (
 // stdin and stdout: it writes "listening <addr>"; on "start" it reads its CPU time and writes
 // "started"; on "stop" it writes "stopped <requests served since start> <CPU nanoseconds since
 // start>" and returns. It returns when stdin closes.
-func serve(variant, dir string, in io.Reader, out io.Writer) error {
+func serve(variant, dir, profile string, in io.Reader, out io.Writer) error {
 	var served atomic.Int64
 	ok := func(w http.ResponseWriter) {
 		served.Add(1)
@@ -135,12 +140,24 @@ func serve(variant, dir string, in io.Reader, out io.Writer) error {
 	for lines.Scan() {
 		switch lines.Text() {
 		case "start":
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile() // before the file closes: defers run last in, first out
+			}
 			startCPU, startServed = cpuTime(), served.Load()
 			if _, err := fmt.Fprintln(out, "started"); err != nil {
 				return err
 			}
 		case "stop":
 			cpu := cpuTime() - startCPU
+			pprof.StopCPUProfile()
 			_, err := fmt.Fprintln(out, "stopped", served.Load()-startServed, int64(cpu))
 			return err
 		default:
