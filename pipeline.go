@@ -109,14 +109,12 @@ func (m *Middleware) verifiedChain(st *state, c *claim, now time.Time) (*Identit
 	var match func(*entry) bool
 	var chainOf func(*Identity) [][]byte
 	if c.source == SourceHeader {
-		match = matchValues(c.headerValues())
 		if k, e = st.cache.lookupValues(c.headerValues(), now); e == nil {
-			material = valuesMaterial(c.headerValues())
+			material, match = valuesMaterial(c.headerValues()), matchValues(c.headerValues())
 		}
 	} else {
-		match, chainOf = matchChain(c.certs), presentedChain(c.certs)
 		if k, e = st.cache.lookupChain(c.certs, now); e == nil {
-			material = chainMaterial(c.certs)
+			material, match, chainOf = chainMaterial(c.certs), matchChain(c.certs), presentedChain(c.certs)
 		}
 	}
 	if e != nil {
