@@ -103,10 +103,10 @@ type ocspEntry struct {
 func checkFetchURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return err
+		return withoutURL(err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute http or https URL", raw)
+		return fmt.Errorf("%q is not an absolute http or https URL", reportedURL(raw))
 	}
 	return nil
 }
@@ -357,8 +357,10 @@ func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, no
 	var req *http.Request
 	// RFC 6960 A.1 / RFC 5019: GET for requests under 255 bytes once encoded, POST otherwise.
 	// Base64 then URL encoding: "+", "/" and "=" are escaped, as responders expect.
+	// A responder URL with a query (a token, a signature) takes POST: the request cannot be
+	// appended to its path.
 	get := strings.TrimSuffix(responder, "/") + "/" + url.QueryEscape(base64.StdEncoding.EncodeToString(reqDER))
-	if len(get) < 255 {
+	if len(get) < 255 && !strings.ContainsAny(responder, "?#") {
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, get, nil)
 	} else {
 		req, err = http.NewRequestWithContext(ctx, http.MethodPost, responder, bytes.NewReader(reqDER))
@@ -367,16 +369,16 @@ func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, no
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mtls: OCSP request: %w", err)
+		return nil, fmt.Errorf("mtls: OCSP request to %s: %w", reportedURL(responder), withoutURL(err))
 	}
 	req.Header.Set("Accept", "application/ocsp-response")
 	body, err := o.rv.do(o.rv.client, req, o.maxBytes)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: OCSP %s: %w", responder, err)
+		return nil, fmt.Errorf("mtls: OCSP %s: %w", reportedURL(responder), err)
 	}
 	resp, err := ocspcheck.Verify(body, c, issuer, now, o.rv.skew)
 	if err != nil {
-		return nil, fmt.Errorf("mtls: OCSP %s: %w", responder, err)
+		return nil, fmt.Errorf("mtls: OCSP %s: %w", reportedURL(responder), err)
 	}
 	return resp, nil
 }
@@ -386,7 +388,7 @@ func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, no
 func (rv *revocation) do(client *http.Client, req *http.Request, limit int64) ([]byte, error) {
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, withoutURL(err) // the caller names the URL as reported
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -448,7 +448,7 @@ func TestDenyListURLHTTPSOnly(t *testing.T) {
 	require.ErrorIs(t, err, ErrRevoked, "the list in force stays")
 
 	st := m.ReloadStatus().DenyListURL
-	assert.Equal(t, []string{d.URL + "/deny.txt"}, st.Sources)
+	assert.Equal(t, []string{d.URL + "/deny.txt?token=REDACTED"}, st.Sources)
 	for _, text := range []string{st.LastError, logs.String(), fmt.Sprint(st.Sources)} {
 		assert.NotContains(t, text, "hunter2")
 		assert.NotContains(t, text, "s3cret")

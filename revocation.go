@@ -27,6 +27,11 @@ import (
 // chain holds no issuer (a client certificate configured as a root) has no status that OCSP or a
 // CRL could give: it is refused with [ErrRevocationUnavailable], or accepted flagged FailOpen
 // under DangerouslyFailOpen.
+//
+// Errors, logs, events, [Middleware.CRLStatus] and [Middleware.ReloadStatus] show the URLs of
+// revocation sources (DenyListURL, CRL URLs, OCSP responders, and the URLs the certificates
+// name) without their user information and fragment, each query value replaced by REDACTED: a
+// URL may carry a secret.
 type RevocationConfig struct {
 	// OCSP asks the issuers' OCSP responders. Nil: no OCSP.
 	OCSP *OCSPConfig
@@ -48,8 +53,7 @@ type RevocationConfig struct {
 	// fetch that fails keeps the list in force, and shows in [Middleware.ReloadStatus] and the
 	// log. The list is not signed: only https is accepted, redirects included (the default
 	// client follows none). A body that seems cut short (empty, or without a final newline) is
-	// refused: serve a list without entries as a comment line. Errors, logs and ReloadStatus
-	// show the URL without its user information, query and fragment. Default none.
+	// refused: serve a list without entries as a comment line. Default none.
 	DenyListURL string
 	// DenyListInterval is how often DenyListURL is fetched again. Default 5 minutes; negative:
 	// fetched by New only.
@@ -95,7 +99,8 @@ type RevocationConfig struct {
 type OCSPConfig struct {
 	// Responder is the URL of the responder to ask for every certificate, instead of the
 	// responder named in the certificate's Authority Information Access. Default: the
-	// certificate's first http or https OCSP URL.
+	// certificate's first http or https OCSP URL. A responder URL with a query is asked by
+	// POST only: the GET form appends the request to the URL's path.
 	Responder string
 	// CacheSize bounds the number of certificates whose answers are kept. Default 10000.
 	CacheSize int
@@ -203,7 +208,7 @@ type revocation struct {
 	deny        *DenyList
 	remote      *DenyList // DenyListURL's entries; nil: no URL
 	remoteURL   string
-	remoteName  string        // remoteURL as reported: no user, query or fragment
+	remoteName  string        // remoteURL as reportedURL shows it
 	remoteHTTP  *http.Client  // HTTPClient, following redirects to https URLs only
 	remoteEvery time.Duration // negative: no refetch
 }

@@ -155,11 +155,12 @@ func (ck *crlChecker) startDownloads() {
 	}
 }
 
+// name is the file path, or the URL as reportedURL shows it.
 func (s *crlSource) name() string {
 	if s.path != "" {
 		return s.path
 	}
-	return s.url
+	return reportedURL(s.url)
 }
 
 // status answers for c, issued by issuer, from every CRL that speaks for it. Unless load is set,
@@ -569,7 +570,7 @@ func (s *crlSource) read(ctx context.Context) ([]byte, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
-		return nil, err
+		return nil, withoutURL(err)
 	}
 	limit := s.ck.maxBytes
 	if !s.configured {
@@ -593,7 +594,8 @@ func parseCRLData(data []byte) (*loadedCRL, error) {
 
 // CRLSourceStatus describes one CRL source, for health checks and dashboards.
 type CRLSourceStatus struct {
-	// Source is the file path or URL.
+	// Source is the file path or URL; a URL without its user information and fragment, the
+	// values of its query replaced by REDACTED (they may be secrets).
 	Source string
 	// DistributionPoint is true for a URL taken from a certificate rather than configured.
 	DistributionPoint bool

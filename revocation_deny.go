@@ -151,23 +151,53 @@ func (d *DenyList) loadFile(name string, emptyOK bool) error {
 func checkDenyListURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return err
+		return withoutURL(err)
 	}
 	if u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute https URL", raw)
+		return fmt.Errorf("%q is not an absolute https URL", reportedURL(raw))
 	}
 	return nil
 }
 
-// reportedURL is how DenyListURL appears in errors, logs and ReloadStatus: without the user
-// information, the query and the fragment, where a URL may carry a secret.
+// redacted stands for what reportedURL leaves out of a URL.
+const redacted = "REDACTED"
+
+// reportedURL is how a URL that may carry a secret appears in errors, logs, [Middleware.CRLStatus]
+// and [Middleware.ReloadStatus]: the deny list URL, CRL URLs, OCSP responders, and the URLs of
+// the certificates' distribution points and AIA. The user information and the fragment are
+// dropped, and every value of the query (a signature, a token) is replaced by REDACTED; the
+// scheme, host, path and query keys stay, to tell sources apart.
 func reportedURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(an invalid URL)"
 	}
-	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	u.User, u.Fragment, u.RawFragment = nil, "", ""
+	if u.Opaque != "" {
+		u.Opaque = redacted
+	}
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, part := range parts {
+			if k, _, ok := strings.Cut(part, "="); ok {
+				parts[i] = k + "=" + redacted
+			} else if part != "" {
+				parts[i] = redacted // a value without a key
+			}
+		}
+		u.RawQuery = strings.Join(parts, "&")
+	}
 	return u.String()
+}
+
+// withoutURL returns the error that a *url.Error (from the HTTP client, or url.Parse) wraps:
+// its message repeats the whole URL, query and user name included. The callers name the URL as
+// reportedURL does.
+func withoutURL(err error) error {
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // httpsOnly returns a copy of c that refuses a redirect to any URL but https: a deny list is not
@@ -194,10 +224,7 @@ func httpsOnly(c *http.Client) *http.Client {
 // errors name the URL as reportedURL does.
 func (rv *revocation) fetchDenyList(ctx context.Context) ([]DenyEntry, error) {
 	fail := func(err error) ([]DenyEntry, error) {
-		if ue := (*url.Error)(nil); errors.As(err, &ue) {
-			err = ue.Err // its message repeats the whole URL
-		}
-		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteName, err)
+		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteName, withoutURL(err))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rv.remoteURL, nil)
 	if err != nil {

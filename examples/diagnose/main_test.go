@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -272,4 +274,56 @@ func TestDiagnoseJSON(t *testing.T) {
 	verify := got["steps"].([]any)[2].(map[string]any)
 	assert.Equal(t, "refused", verify["verdict"])
 	assert.Equal(t, "not_reached", got["steps"].([]any)[3].(map[string]any)["verdict"])
+}
+
+// TestDiagnoseRedactsURLSecrets: the user information, query values and fragment of the URLs of
+// revocation sources (flags, or the certificate's) show nowhere in what diagnose prints.
+func TestDiagnoseRedactsURLSecrets(t *testing.T) {
+	f := newFixture(t)
+	secrets := []string{"u5ername", "pa55word", "s3cretsig", "fr4gment"}
+	withSecrets := func(base, path string) string {
+		return strings.Replace(base, "://", "://u5ername:pa55word@", 1) + path + "?sig=s3cretsig#fr4gment"
+	}
+	alice := f.issuing.NewClient("alice")
+	revoking := f.issuing.NewCRL(mtlstest.CRL{Revoked: []*big.Int{alice.Certificate.SerialNumber}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/issuing.crl" {
+			_, _ = w.Write(revoking)
+			return
+		}
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	t.Cleanup(srv.Close)
+	aliceFile := f.write("alice.pem", alice.ChainPEM())
+	dpFile := f.write("dp.pem", f.issuing.NewClient("dp", mtlstest.WithCRLDistributionPoints(withSecrets(srv.URL, "/down.crl"))).ChainPEM())
+	aiaFile := f.write("aia.pem", f.issuing.NewClient("aia", mtlstest.WithOCSPServer(withSecrets(srv.URL, "/ocsp"))).ChainPEM())
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"CRL URL revoking", []string{"-crl", withSecrets(srv.URL, "/issuing.crl"), aliceFile}, 1, "/issuing.crl?sig=REDACTED says serial"},
+		{"OCSP responder failing", []string{"-ocsp-responder", withSecrets(srv.URL, "/ocsp"), aliceFile}, 1, "/ocsp?sig=REDACTED: HTTP status 502"},
+		{"distribution point failing", []string{"-crl-dp", dpFile}, 1, "/down.crl?sig=REDACTED: HTTP status 502"},
+		{"AIA responder failing", []string{"-ocsp", aiaFile}, 1, "/ocsp?sig=REDACTED: HTTP status 502"},
+		{"responder refused", []string{"-ocsp-responder", withSecrets("ldap://h.test", "/"), aliceFile}, 2, "Revocation.OCSP.Responder"},
+	}
+	for _, tt := range tests {
+		for _, format := range []string{"text", "json"} {
+			t.Run(tt.name+" "+format, func(t *testing.T) {
+				args := append([]string{"-client-ca", f.rootFile}, tt.args...)
+				if format == "json" {
+					args = append([]string{"-json"}, args...)
+				}
+				var stdout, stderr bytes.Buffer
+				require.Equal(t, tt.code, run(args, &stdout, &stderr), "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+				assert.Contains(t, stdout.String()+stderr.String(), tt.want)
+				for _, s := range secrets {
+					assert.NotContains(t, stdout.String(), s)
+					assert.NotContains(t, stderr.String(), s)
+				}
+			})
+		}
+	}
 }
