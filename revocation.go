@@ -116,7 +116,9 @@ type OCSPConfig struct {
 
 // CRLConfig configures CRL checking. A CRL is used for a certificate only if the CRL's signature
 // verifies with the key of the certificate's issuer from the verified chain, so a CRL never
-// speaks for another CA, even one with the same name.
+// speaks for another CA, even one with the same name. A CRL must be a complete, direct, version 2
+// CRL with a nextUpdate and a non-critical cRLNumber (RFC 5280 5.2.3), without unknown critical
+// extensions; any other is refused as malformed, like a CRL that cannot be read.
 type CRLConfig struct {
 	// Files are CRL files (DER or PEM), read by New (an unreadable or invalid file is an error)
 	// and read again at RefreshInterval and before their nextUpdate.

@@ -50,6 +50,7 @@ dir = %s
 database = $dir/index.txt
 certificate = $dir/ca.pem
 private_key = $dir/ca.key
+# Required: a CRL without a cRLNumber (RFC 5280 5.2.3) is refused.
 crlnumber = $dir/crlnumber
 serial = $dir/serial
 new_certs_dir = $dir

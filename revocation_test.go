@@ -541,6 +541,10 @@ func TestCRLRefusedAtLoad(t *testing.T) {
 		{"thisUpdate in the future", p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: future, NextUpdate: future.Add(time.Hour)}), "future"},
 		{"garbage", []byte("not a CRL"), "malformed"},
 		{"truncated", p.issuing.NewCRL(mtlstest.CRL{})[:100], "malformed"},
+		{"no CRL number", p.issuing.NewCRL(mtlstest.CRL{OmitNumber: true}), "no cRLNumber"},
+		{"critical CRL number", p.issuing.NewCRL(mtlstest.CRL{CriticalNumber: true}), "cRLNumber extension is marked critical"},
+		{"negative CRL number", p.issuing.NewCRL(mtlstest.CRL{Number: big.NewInt(-1)}), "malformed cRLNumber"},
+		{"two CRL numbers", p.issuing.NewCRL(mtlstest.CRL{ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 20}, Value: []byte{2, 1, 2}}}}), "more than one cRLNumber"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1369,6 +1373,49 @@ func TestCRLDistributionPointBadSignatureIsNotSwappedIn(t *testing.T) {
 		require.Error(t, st[0].Err, "the refused CRL is reported")
 		assert.Contains(t, st[0].Err.Error(), "signature")
 	})
+}
+
+// TestCRLWithoutNumberIsNotUsed: a downloaded CRL without a cRLNumber, or with a critical one
+// (RFC 5280 5.2.3), is refused like any malformed CRL: the certificates it would clear are not
+// good, and the CRL in force stays.
+func TestCRLWithoutNumberIsNotUsed(t *testing.T) {
+	p := newRevPKI()
+	const u = "http://crl.test/issuing.crl"
+	good := p.issuing.NewClient("carol", mtlstest.WithCRLDistributionPoints(u))
+	now := p.clock.Now()
+	tests := []struct {
+		name string
+		spec mtlstest.CRL
+		want string
+	}{
+		{"no CRL number", mtlstest.CRL{OmitNumber: true}, "no cRLNumber"},
+		{"critical CRL number", mtlstest.CRL{CriticalNumber: true}, "cRLNumber extension is marked critical"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := tt.spec
+			spec.ThisUpdate, spec.NextUpdate, spec.Number = now, now.Add(24*time.Hour), big.NewInt(5)
+			bad := p.issuing.NewCRL(spec)
+			for _, rc := range []*RevocationConfig{
+				{CRL: &CRLConfig{DistributionPoints: true}},
+				{CRL: &CRLConfig{URLs: []string{u}}},
+			} {
+				rt := newRevTransport()
+				rt.set(u, bad, false)
+				m := p.fakeMiddleware(t, rt, rc)
+				for _, src := range m.revoc.crl.configured {
+					awaitLoad(src)
+				}
+				_, err := revAuthn(m, good)
+				requireRevRefused(t, err, ErrRevocationUnavailable)
+				st := m.CRLStatus()
+				require.Len(t, st, 1)
+				assert.False(t, st[0].Loaded)
+				require.Error(t, st[0].Err)
+				assert.Contains(t, st[0].Err.Error(), tt.want)
+			}
+		})
+	}
 }
 
 func TestCRLDistributionPointSizeBound(t *testing.T) {

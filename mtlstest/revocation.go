@@ -37,6 +37,9 @@ type CRL struct {
 	NextUpdate time.Time
 	// Number is the cRLNumber extension; nil: 1.
 	Number *big.Int
+	// OmitNumber leaves the cRLNumber extension out, and CriticalNumber marks it critical: to
+	// mint CRLs that RFC 5280 forbids a conforming issuer to publish.
+	OmitNumber, CriticalNumber bool
 	// Revoked are the serial numbers listed.
 	Revoked []*big.Int
 	// RevokedSerials are more serial numbers, as big-endian unsigned bytes: the cheap way to mint
@@ -111,7 +114,10 @@ func (ca *CA) NewCRL(spec CRL) []byte {
 		}
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				addExtension(b, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 20}, Value: mustMarshal(spec.Number)})
+				if !spec.OmitNumber {
+					addExtension(b, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 20}, Critical: spec.CriticalNumber,
+						Value: mustMarshal(spec.Number)})
+				}
 				if kid := ca.Certificate.SubjectKeyId; len(kid) > 0 {
 					aki := mustMarshal(struct {
 						ID []byte `asn1:"optional,tag:0"`

@@ -24,7 +24,7 @@ type CRL struct {
 	Issuer     []byte // DER of the issuer Name
 	ThisUpdate time.Time
 	NextUpdate time.Time
-	Number     *big.Int // cRLNumber, nil when absent
+	Number     *big.Int // cRLNumber: always present, non-critical and non-negative
 	AKI        []byte   // authority key identifier, nil when absent
 	Scope      Scope
 	Serials    SerialSet
@@ -67,7 +67,8 @@ var (
 )
 
 // Parse scans a DER CRL. It checks the structure, refuses delta CRLs, indirect CRLs, CRLs
-// limited to some reasons and unknown critical extensions, and indexes the revoked serials. It
+// limited to some reasons, unknown critical extensions and CRLs without a non-critical cRLNumber
+// (RFC 5280 5.2.3), and indexes the revoked serials. It
 // does not check the signature (see [CRL.CheckSigner]).
 func Parse(der []byte) (*CRL, error) {
 	input := cryptobyte.String(der)
@@ -129,6 +130,10 @@ func Parse(der []byte) (*CRL, error) {
 	if !body.Empty() {
 		return nil, errors.New("CRL: trailing data")
 	}
+	if c.Number == nil {
+		// RFC 5280 5.2.3: conforming issuers include it, and replays are told by it.
+		return nil, errors.New("CRL has no cRLNumber extension, which RFC 5280 requires")
+	}
 	if err := c.Serials.build(revoked); err != nil {
 		return nil, fmt.Errorf("CRL: %w", err)
 	}
@@ -167,9 +172,16 @@ func (c *CRL) parseExtensions(exts cryptobyte.String) error {
 		}
 		switch {
 		case oid.Equal(oidExtCRLNumber):
+			// RFC 5280 5.2.3: non-critical, an INTEGER (0..MAX).
 			n := new(big.Int)
-			if !value.ReadASN1Integer(n) {
+			if !value.ReadASN1Integer(n) || !value.Empty() || n.Sign() < 0 {
 				return errors.New("malformed cRLNumber")
+			}
+			if critical {
+				return errors.New("the cRLNumber extension is marked critical, which RFC 5280 forbids")
+			}
+			if c.Number != nil {
+				return errors.New("more than one cRLNumber extension")
 			}
 			c.Number = n
 		case oid.Equal(oidExtAKI):
