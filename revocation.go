@@ -89,9 +89,10 @@ type RevocationConfig struct {
 	// for the requests that follow). Default 5 seconds.
 	Timeout time.Duration
 	// Context, when done, stops refreshes in the background and cancels those under way.
-	// Default: never done. Besides the first downloads of CRLConfig.URLs, started by New,
-	// background refreshes are started by requests that find an answer near its nextUpdate, at
-	// most 4 at a time, each bounded by its timeout: no goroutine runs between them.
+	// Default: never done. Besides the downloads of CRLConfig.URLs (by New, and for requests
+	// that find their CRL expired: one at a time per URL), background refreshes and the
+	// downloads of distribution points are started by requests, at most 4 at a time, each
+	// bounded by its timeout: no goroutine runs between them.
 	Context context.Context
 }
 
@@ -133,7 +134,10 @@ type CRLConfig struct {
 	// points (http and https only; the first 4 of a certificate; at most 256 distinct URLs at a
 	// time, a URL unused for a RefreshInterval making room for a new one). Such a CRL is
 	// swapped in only if the issuer of the certificate that led to its download verifies it.
-	// Default false.
+	// Their downloads, those that requests wait for included, run among the background
+	// refreshes, at most 4 at a time (see RevocationConfig.Context): a request whose
+	// distribution point's CRL cannot be downloaded then is answered as when the CRL is
+	// unavailable (refused, or within StaleIfError on the CRL in force). Default false.
 	DistributionPoints bool
 	// RefreshInterval is how often a CRL is fetched again even before its nextUpdate, to learn of
 	// new revocations early. Default 1 hour.

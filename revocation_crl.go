@@ -277,9 +277,15 @@ func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now
 	if snap := s.cur.Load(); snap != nil && !bytes.Equal(snap.crl.Issuer, c.RawIssuer) {
 		load = false // the source speaks for another issuer: never wait for it
 	}
-	snap := s.current(ctx, now, issuer, load, until)
+	snap, busy := s.current(ctx, now, issuer, load, until)
+	why := func() error { // why the source has no fresh answer
+		if busy {
+			return fmt.Errorf("mtls: CRL %s not downloaded: %w", s.name(), errCRLDownloadsBusy)
+		}
+		return s.err()
+	}
 	if snap == nil {
-		return answer{state: stateUnknown, source: "CRL", err: s.err()}
+		return answer{state: stateUnknown, source: "CRL", err: why()}
 	}
 	cl := snap.crl
 	if !bytes.Equal(cl.Issuer, c.RawIssuer) {
@@ -303,10 +309,10 @@ func (s *crlSource) answer(ctx context.Context, c, issuer *x509.Certificate, now
 	case now.Before(cl.NextUpdate.Add(s.ck.rv.skew)):
 		return answer{state: stateGood, source: "CRL", thisUpdate: cl.ThisUpdate, nextUpdate: cl.NextUpdate}
 	case now.Before(cl.NextUpdate.Add(s.ck.rv.staleIfError)):
-		return answer{state: stateStale, source: "CRL", thisUpdate: cl.ThisUpdate, nextUpdate: cl.NextUpdate, err: s.err()}
+		return answer{state: stateStale, source: "CRL", thisUpdate: cl.ThisUpdate, nextUpdate: cl.NextUpdate, err: why()}
 	}
 	return answer{state: stateUnknown, source: "CRL", err: fmt.Errorf("mtls: CRL %s expired at %s: %w",
-		s.name(), cl.NextUpdate.UTC().Format(time.RFC3339), s.err())}
+		s.name(), cl.NextUpdate.UTC().Format(time.RFC3339), why())}
 }
 
 func (s *crlSource) err() error {
@@ -318,22 +324,33 @@ func (s *crlSource) err() error {
 	return s.lastErr
 }
 
+// errCRLDownloadsBusy is why a distribution point's CRL was not downloaded for a request.
+var errCRLDownloadsBusy = errors.New("too many CRL downloads under way")
+
 // current returns the CRL in force and refreshes it in the background when due. If load is set
 // and there is no CRL or it has expired, it waits for a download (at most the revocation timeout
 // from the download's start), unless the source failed its last download: a source that cannot
 // answer is retried in the background, never waited for. leader is the issuer, from a verified
 // chain, of the certificate asked about.
-func (s *crlSource) current(ctx context.Context, now time.Time, leader *x509.Certificate, load bool, until time.Time) *crlSnap {
-	snap := s.cur.Load()
+//
+// A distribution point's download runs among the background refreshes, bounded in number with
+// them (its URL came from a certificate): busy reports that none could start, and the request
+// goes on with the CRL in force, if any.
+func (s *crlSource) current(ctx context.Context, now time.Time, leader *x509.Certificate, load bool, until time.Time) (snap *crlSnap, busy bool) {
+	snap = s.cur.Load()
 	if snap != nil && now.Before(snap.refreshAt) {
-		return snap
+		return snap, false
 	}
 	if !load || snap != nil && now.Before(snap.crl.NextUpdate) || s.failedUntil.Load() != 0 {
 		s.fetchInBackground(now, leader)
-		return snap
+		return snap, false
 	}
-	s.ck.rv.await(ctx, s.start(now, false, leader), until)
-	return s.cur.Load()
+	l := s.start(now, !s.configured, leader)
+	if l == nil {
+		return s.cur.Load(), true
+	}
+	s.ck.rv.await(ctx, l, until)
+	return s.cur.Load(), false
 }
 
 // fetchInBackground starts one refresh, unless one runs, the source failed a moment ago or too
@@ -346,7 +363,8 @@ func (s *crlSource) fetchInBackground(now time.Time, leader *x509.Certificate) {
 
 // start returns the download under way, starting one if none is. A bounded download runs
 // among the background refreshes (and does not start if too many run: nil is returned); an
-// unbounded one, for a request that needs the CRL or for New, in a goroutine of its own. Either
+// unbounded one, for a request that needs the CRL of a configured URL or for New, in a goroutine
+// of its own. Either
 // ends within the fetch timeout, or when the Context is done. leader, if not nil, is the issuer
 // from the verified chain that led to the download (see refresh).
 func (s *crlSource) start(now time.Time, bounded bool, leader *x509.Certificate) *crlLoad {

@@ -1757,3 +1757,148 @@ func TestCRLDistributionPointsPerCertificate(t *testing.T) {
 	m.revoc.crl.dpMu.Unlock()
 	assert.Equal(t, maxDPPerCertificate, n)
 }
+
+// blockingTransport holds every request until release is closed, then answers with der; it
+// counts the requests in flight and the most seen at once.
+type blockingTransport struct {
+	der      []byte
+	release  chan struct{}
+	entered  chan struct{}
+	mu       sync.Mutex
+	inFlight int
+	peak     int
+}
+
+func newBlockingTransport(der []byte) *blockingTransport {
+	return &blockingTransport{der: der, release: make(chan struct{}), entered: make(chan struct{}, 1000)}
+}
+
+func (bt *blockingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	bt.mu.Lock()
+	bt.inFlight++
+	bt.peak = max(bt.peak, bt.inFlight)
+	bt.mu.Unlock()
+	defer func() {
+		bt.mu.Lock()
+		bt.inFlight--
+		bt.mu.Unlock()
+	}()
+	bt.entered <- struct{}{}
+	select {
+	case <-bt.release:
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Body: io.NopCloser(bytes.NewReader(bt.der)),
+		ContentLength: int64(len(bt.der)), Request: r}, nil
+}
+
+func (bt *blockingTransport) peakInFlight() int {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	return bt.peak
+}
+
+// TestCRLDistributionPointDownloadsAreBounded: requests naming many distinct distribution
+// points start no more downloads at once than the background refreshes may run; a request
+// that gets no download is answered as for any CRL that cannot be had (refused, or let through
+// flagged FailOpen), never as good.
+func TestCRLDistributionPointDownloadsAreBounded(t *testing.T) {
+	const n = 3 * maxBackground
+	for _, failOpen := range []bool{false, true} {
+		t.Run(fmt.Sprint("fail open ", failOpen), func(t *testing.T) {
+			p := newRevPKI()
+			bt := newBlockingTransport(p.issuing.NewCRL(mtlstest.CRL{}))
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			m := p.middleware(t, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true},
+				DangerouslyFailOpen: failOpen, Context: ctx, HTTPClient: &http.Client{Transport: bt}})
+			waits := recordWaits(m) // requests do not wait for the downloads they start
+			var leaves []*mtlstest.Leaf
+			for i := range n {
+				leaves = append(leaves, p.issuing.NewClient(fmt.Sprint("c", i),
+					mtlstest.WithCRLDistributionPoints(fmt.Sprintf("http://crl.test/%d.crl", i))))
+			}
+			busy := 0
+			for _, leaf := range leaves {
+				id, err := revAuthn(m, leaf)
+				if failOpen {
+					require.NoError(t, err)
+					require.True(t, id.Revocation.FailOpen, "never good without a CRL")
+					err = id.Revocation.Err
+				} else {
+					requireRevRefused(t, err, ErrRevocationUnavailable)
+				}
+				if errors.Is(err, errCRLDownloadsBusy) {
+					busy++
+				}
+			}
+			assert.Equal(t, n-maxBackground, busy, "the requests beyond the bound started no download")
+			loading := 0
+			for _, src := range m.revoc.crl.sources() {
+				if src.loading.Load() != nil {
+					loading++
+				}
+			}
+			assert.Equal(t, maxBackground, loading, "downloads under way")
+			for range maxBackground {
+				select {
+				case <-bt.entered:
+				case <-time.After(10 * time.Second): // guards a broken build only
+					t.Fatal("the downloads did not start")
+				}
+			}
+			assert.Equal(t, maxBackground, bt.peakInFlight())
+
+			close(bt.release)
+			for _, src := range m.revoc.crl.sources() {
+				awaitLoad(src)
+			}
+			// Each download gives its slot back just after it ends.
+			require.Eventually(t, func() bool { return len(m.revoc.sem) == 0 }, 10*time.Second, time.Millisecond)
+			m.revoc.after = time.After // the downloads answer at once now: wait for them
+			for _, leaf := range leaves {
+				id, err := revAuthn(m, leaf)
+				require.NoError(t, err)
+				assert.False(t, id.Revocation.Degraded(), "a request without a download before gets one now")
+			}
+			assert.LessOrEqual(t, bt.peakInFlight(), maxBackground)
+			assert.NotEmpty(t, waits.all())
+		})
+	}
+}
+
+// TestCRLDistributionPointBusyUsesStaleBudget: a request whose distribution point's CRL has
+// expired and that gets no download is answered from the stale CRL within StaleIfError, and
+// refused past it.
+func TestCRLDistributionPointBusyUsesStaleBudget(t *testing.T) {
+	p := newRevPKI()
+	const u = "http://crl.test/issuing.crl"
+	now := p.clock.Now()
+	rt := newRevTransport()
+	rt.set(u, p.issuing.NewCRL(mtlstest.CRL{ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(time.Hour)}), false)
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}, StaleIfError: time.Hour})
+	alice := p.issuing.NewClient("alice", mtlstest.WithCRLDistributionPoints(u))
+	_, err := revAuthn(m, alice)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(m.revoc.sem) == 0 }, 10*time.Second, time.Millisecond)
+	for range maxBackground { // every slot taken
+		m.revoc.sem <- struct{}{}
+	}
+	t.Cleanup(func() {
+		for range maxBackground {
+			<-m.revoc.sem
+		}
+	})
+	calls := rt.callsTo(u)
+	p.clock.Advance(90 * time.Minute) // 30 minutes past nextUpdate
+	id, err := revAuthn(m, alice)
+	require.NoError(t, err)
+	assert.True(t, id.Revocation.Stale)
+	assert.ErrorIs(t, id.Revocation.Err, errCRLDownloadsBusy)
+	p.clock.Advance(time.Hour) // past the budget
+	_, err = revAuthn(m, alice)
+	requireRevRefused(t, err, ErrRevocationUnavailable)
+	assert.ErrorIs(t, err, errCRLDownloadsBusy)
+	assert.Equal(t, calls, rt.callsTo(u), "no download without a slot")
+}
