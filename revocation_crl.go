@@ -362,15 +362,19 @@ func (s *crlSource) fetchInBackground(now time.Time, leader *x509.Certificate) {
 }
 
 // start returns the download under way, starting one if none is. A bounded download runs
-// among the background refreshes (and does not start if too many run: nil is returned); an
-// unbounded one, for a request that needs the CRL of a configured URL or for New, in a goroutine
-// of its own. Either
-// ends within the fetch timeout, or when the Context is done. leader, if not nil, is the issuer
-// from the verified chain that led to the download (see refresh).
+// among the background refreshes (and does not start if too many run: nil is returned, and only
+// then); an unbounded one, for a request that needs the CRL of a configured URL or for New, in a
+// goroutine of its own. Either ends within the fetch timeout, or when the Context is done.
+// leader, if not nil, is the issuer from the verified chain that led to the download (see
+// refresh).
 func (s *crlSource) start(now time.Time, bounded bool, leader *x509.Certificate) *crlLoad {
 	l := &crlLoad{started: now, done: make(chan struct{})}
 	if !s.loading.CompareAndSwap(nil, l) {
-		return s.loading.Load()
+		if cur := s.loading.Load(); cur != nil {
+			return cur
+		}
+		close(l.done) // the download under way has just ended: nothing to wait for
+		return l
 	}
 	run := func(ctx context.Context) {
 		defer close(l.done)
