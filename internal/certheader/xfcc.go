@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -69,6 +70,9 @@ const (
 	xfccChain
 	xfccHash
 	xfccSubject
+	xfccBy
+	xfccURI
+	xfccDNS
 )
 
 // which says which of the keys XFCC reads p's key is, regardless of ASCII case.
@@ -93,6 +97,12 @@ func (p xfccRaw) which() int {
 		return xfccHash
 	case "subject":
 		return xfccSubject
+	case "by":
+		return xfccBy
+	case "uri":
+		return xfccURI
+	case "dns":
+		return xfccDNS
 	}
 	return xfccOther
 }
@@ -103,7 +113,7 @@ func (p xfccRaw) safeBeforeLast(key int) bool {
 	if key == xfccHash {
 		return !p.quoted
 	}
-	return key != xfccOther && p.quoted
+	return (key == xfccCert || key == xfccChain || key == xfccSubject) && p.quoted
 }
 
 // lowerASCII returns s with its ASCII letters in lower case.
@@ -321,4 +331,266 @@ func EncodeXFCC(chain []*x509.Certificate) []string {
 		sb.WriteString(";DNS=" + xfccQuote(d, false))
 	}
 	return []string{sb.String()}
+}
+
+// XFCCHop is what an element of X-Forwarded-Client-Cert before the client's says: the URI SANs
+// of the proxy that wrote it (By), and the SHA-256 (Hash, in lower case), subject and SANs of
+// the certificate that proxy's own client presented. Values are as written, without the quotes
+// around a quoted one and with its escapes kept (Envoy escapes nothing; a Subject holds the
+// escapes of its RFC 2253 form). Nothing of it is verified.
+type XFCCHop struct {
+	By      []string
+	Hash    string
+	Subject string
+	URI     []string
+	DNS     []string
+}
+
+// Bounds of XFCCBy, besides maxXFCCElements.
+const (
+	// maxXFCCPairs bounds the key=value pairs of one element: Envoy writes a By per URI SAN of
+	// its own certificate, a URI per URI SAN and a DNS per DNS SAN of its client's, and four
+	// other keys.
+	maxXFCCPairs = 64
+	// MaxXFCCHopBytes bounds the bytes of the values kept from the elements before the client's
+	// (By, Hash, Subject, URI, DNS), all elements together.
+	MaxXFCCHopBytes = 8 << 10
+)
+
+// XFCCBy decodes an X-Forwarded-Client-Cert value that proxies appended to hop by hop (Envoy's
+// APPEND_FORWARD), as seen by the service whose own proxy writes ours as its By values: ours
+// lists the values that stand for that proxy, which the caller has checked hold none of
+// `,;"\`, no space or control character (see ValidXFCCBy).
+//
+// The last element is the client's: the one this service's proxy appended. It must carry a By
+// from ours, and be written as Envoy writes an element: By values first, then an unquoted Hash,
+// then at most one each of Cert, Chain and Subject, quoted and in that order, then URI and DNS
+// values; no other key. Its Cert or Chain is decoded as [XFCC] does, and its Hash must match.
+// Envoy writes By, URI and DNS unquoted whatever they hold, so the only values a client can
+// shape (the SANs of its certificate, at the end of the element) cannot move the element's
+// start, and a separator they hold cannot make a further element that passes: it would need
+// ours as By, and a second element carrying a By from ours is refused, wherever it is.
+//
+// As a last check, the client's element must start at the one place in the value as written
+// where "By=" and a value of ours follow the start or a comma: where Envoy's append put it.
+//
+// The elements before it are returned as hops, oldest first: they must parse, carry no By
+// from ours, hold at most one Hash (64 hex digits), Subject, Cert and Chain, at most 64 pairs,
+// and together at most MaxXFCCHopBytes of kept values; Cert and Chain are not decoded. A value
+// of more than 16 elements is refused when the 17th starts.
+func XFCCBy(values, ours []string) ([][]byte, []XFCCHop, error) {
+	v := valueAt(values, 0)
+	if v == "" {
+		return nil, nil, nil
+	}
+	s := xfccScanner{v: v}
+	var hops []XFCCHop
+	var e xfccElement
+	kept, start := 0, 0 // start: where the element being read starts in v
+	for elem := 1; ; {
+		p, sep, err := s.next()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := e.add(p, ours, &kept); err != nil {
+			return nil, nil, fmt.Errorf("XFCC element %d: %w", elem, err)
+		}
+		if sep == 0 {
+			ders, err := e.client()
+			if err == nil && !onlyAnchor(v, start, ours) {
+				err = fmt.Errorf("By=<this service's By> starts another element, or this one, in the value as written")
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("XFCC element %d, the last: %w", elem, err)
+			}
+			return ders, hops, nil
+		}
+		if sep == ',' {
+			if e.ours {
+				return nil, nil, fmt.Errorf("XFCC element %d, before the last, carries this service's By", elem)
+			}
+			hops = append(hops, e.hop)
+			if elem++; elem > maxXFCCElements {
+				return nil, nil, fmt.Errorf("XFCC: more than %d elements", maxXFCCElements)
+			}
+			e, start = xfccElement{}, s.i
+		}
+	}
+}
+
+// onlyAnchor says whether start is the one place in v where an element starting with By and a
+// value of ours does, in the value as written: at the start of v or right after a comma, and
+// with ";", "," or the end right after the value. The element this service's proxy appended
+// starts so; if the parse put the client's element elsewhere (an earlier element left a quote
+// open that swallowed the real start, and a quote in a SAN closed it), the two disagree.
+func onlyAnchor(v string, start int, ours []string) bool {
+	found := false
+	for i := 0; ; i++ {
+		j := strings.Index(v[i:], "By=")
+		if j < 0 {
+			return found
+		}
+		i += j
+		if i > 0 && v[i-1] != ',' {
+			continue
+		}
+		rest := v[i+len("By="):]
+		for _, o := range ours {
+			if strings.HasPrefix(rest, o) && (len(rest) == len(o) || rest[len(o)] == ';' || rest[len(o)] == ',') {
+				if i != start {
+					return false
+				}
+				found = true
+			}
+		}
+	}
+}
+
+// ValidXFCCBy says what is wrong with by as a value of XFCCBy's ours, or returns "": an
+// absolute URI of at most 2048 bytes (the bound of a SPIFFE ID) holding none of `,;"\`, no
+// space, control character or byte beyond ASCII, so that it is written as it is and parses back
+// whole.
+func ValidXFCCBy(by string) string {
+	if by == "" || len(by) > 2048 {
+		return "want a URI of 1 to 2048 bytes"
+	}
+	for i := 0; i < len(by); i++ {
+		if c := by[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`,;"\`, c) >= 0 {
+			return fmt.Sprintf("%q holds %q, which Envoy would write unquoted", by, c)
+		}
+	}
+	if !hasScheme(by) {
+		return fmt.Sprintf("%q is not an absolute URI (such as spiffe://trust-domain/path)", by)
+	}
+	return ""
+}
+
+// hasScheme says whether s starts with a URI scheme and its colon (RFC 3986, section 3.1).
+func hasScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		case i > 0 && c == ':':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// xfccElement is an element of XFCCBy being read, pair by pair: what it says as a hop, and
+// what decoding it as the client's needs.
+type xfccElement struct {
+	hop               XFCCHop
+	pairs             int
+	ours              bool
+	seen              [xfccDNS + 1]bool
+	cert, chain, hash xfccRaw
+	rank              int    // of the last key read, in Envoy's order (xfccRank)
+	notEnvoy          string // the first thing Envoy does not write, "" if none
+}
+
+// xfccRank is the order in which Envoy writes the keys of an element.
+var xfccRank = [xfccDNS + 1]int{xfccBy: 1, xfccHash: 2, xfccCert: 3, xfccChain: 4, xfccSubject: 5, xfccURI: 6, xfccDNS: 7}
+
+// add reads the pair p into e; kept counts the bytes of the hops' values so far.
+func (e *xfccElement) add(p xfccRaw, ours []string, kept *int) error {
+	if e.pairs++; e.pairs > maxXFCCPairs {
+		return fmt.Errorf("more than %d pairs", maxXFCCPairs)
+	}
+	k := p.which()
+	e.checkOrder(p, k)
+	switch k {
+	case xfccCert, xfccChain, xfccHash, xfccSubject:
+		if e.seen[k] {
+			return fmt.Errorf("key %s repeated", lowerASCII(p.key))
+		}
+	}
+	e.seen[k] = true
+	var val string
+	switch k {
+	case xfccCert:
+		e.cert = p
+		return nil
+	case xfccChain:
+		e.chain = p
+		return nil
+	case xfccHash:
+		if len(p.value) != 2*sha256.Size || p.quoted || !isHex(p.value) {
+			return fmt.Errorf("Hash is not a hex SHA-256 digest")
+		}
+		e.hash = p
+		val = p.value
+	case xfccBy, xfccSubject, xfccURI, xfccDNS:
+		val = p.value // Envoy escapes nothing: a Subject's escapes are those of its RFC 2253 form
+	default:
+		return nil
+	}
+	if *kept += len(val); *kept > MaxXFCCHopBytes {
+		return fmt.Errorf("the elements hold more than %d bytes of names", MaxXFCCHopBytes)
+	}
+	val = strings.Clone(val) // a hop outlives the request: keep none of the header alive
+	switch k {
+	case xfccBy:
+		e.hop.By = append(e.hop.By, val)
+		e.ours = e.ours || slices.Contains(ours, val)
+	case xfccHash:
+		e.hop.Hash = lowerASCII(val)
+	case xfccSubject:
+		e.hop.Subject = val
+	case xfccURI:
+		e.hop.URI = append(e.hop.URI, val)
+	case xfccDNS:
+		e.hop.DNS = append(e.hop.DNS, val)
+	}
+	return nil
+}
+
+// checkOrder records in e.notEnvoy the first way in which the pair p, of key k, departs from an
+// element as Envoy writes it.
+func (e *xfccElement) checkOrder(p xfccRaw, k int) {
+	if e.notEnvoy != "" {
+		return
+	}
+	r := xfccRank[k]
+	quoted := k == xfccCert || k == xfccChain || k == xfccSubject
+	switch {
+	case k == xfccOther:
+		e.notEnvoy = fmt.Sprintf("key %s is not one Envoy writes", lowerASCII(p.key))
+	case e.rank == 0 && k != xfccBy:
+		e.notEnvoy = fmt.Sprintf("starts with %s, not By", lowerASCII(p.key))
+	case r < e.rank || r == e.rank && k != xfccBy && k != xfccURI && k != xfccDNS:
+		e.notEnvoy = fmt.Sprintf("key %s out of Envoy's order (By, Hash, Cert, Chain, Subject, URI, DNS)", lowerASCII(p.key))
+	case quoted && !p.quoted:
+		e.notEnvoy = fmt.Sprintf("%s is not quoted", lowerASCII(p.key))
+	case k == xfccBy && p.quoted:
+		e.notEnvoy = "By is quoted"
+	}
+	e.rank = max(e.rank, r)
+}
+
+// client decodes e as the client's element.
+func (e *xfccElement) client() ([][]byte, error) {
+	switch {
+	case !e.ours:
+		return nil, fmt.Errorf("no By of this service (is its proxy's certificate's URI SAN in the configuration?)")
+	case e.notEnvoy != "":
+		return nil, fmt.Errorf("not as Envoy writes it: %s", e.notEnvoy)
+	case !e.seen[xfccHash]:
+		return nil, fmt.Errorf("no Hash")
+	}
+	return xfccLast(e.cert.unquote(), e.chain.unquote(), e.hash.value, true)
+}
+
+// isHex says whether s is made of hex digits only.
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }

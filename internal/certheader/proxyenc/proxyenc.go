@@ -4,6 +4,7 @@
 package proxyenc
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -65,4 +66,46 @@ func DERs(certs ...*x509.Certificate) [][]byte {
 		out[i] = c.Raw
 	}
 	return out
+}
+
+// EnvoyDetails are the keys of Envoy's set_current_client_cert_details.
+type EnvoyDetails struct{ Cert, Chain, Subject, URI, DNS bool }
+
+// EnvoyElement is the X-Forwarded-Client-Cert element Envoy (APPEND_FORWARD or SANITIZE_SET)
+// writes for the peer chain it was presented, leaf first, as conn_manager_utility.cc builds it:
+// By for each URI SAN of its own certificate, Hash, then the details in Envoy's fixed order
+// Cert, Chain, Subject, URI (one per URI SAN, "URI=" for none), DNS (one per DNS SAN). By, URI
+// and DNS are written as they are, unquoted whatever they hold; Subject is quoted with nothing
+// escaped beyond what its RFC 2253 form escapes (Go's pkix.Name form stands in for OpenSSL's).
+func EnvoyElement(by []string, d EnvoyDetails, chain ...*x509.Certificate) string {
+	leaf := chain[0]
+	var kv []string
+	for _, b := range by {
+		kv = append(kv, "By="+b)
+	}
+	sum := sha256.Sum256(leaf.Raw)
+	kv = append(kv, "Hash="+hex.EncodeToString(sum[:]))
+	if d.Cert {
+		kv = append(kv, `Cert="`+EnvoyEscape(PEM(leaf))+`"`)
+	}
+	if d.Chain {
+		kv = append(kv, `Chain="`+EnvoyEscape(PEM(chain...))+`"`)
+	}
+	if d.Subject {
+		kv = append(kv, `Subject="`+leaf.Subject.String()+`"`)
+	}
+	if d.URI {
+		if len(leaf.URIs) == 0 {
+			kv = append(kv, "URI=")
+		}
+		for _, u := range leaf.URIs {
+			kv = append(kv, "URI="+u.String())
+		}
+	}
+	if d.DNS {
+		for _, n := range leaf.DNSNames {
+			kv = append(kv, "DNS="+n)
+		}
+	}
+	return strings.Join(kv, ";")
 }
