@@ -480,7 +480,7 @@ func (c *cache) entrySize(e *entry) int64 {
 	n := int64(entryOverhead + len(e.material) + 24*len(e.chain)) // the chain's bytes are its certificates'
 
 	if e.id != nil {
-		n += identityOverhead
+		n += identityOverhead + int64(e.id.forwardedBytes())
 		for _, cert := range e.id.Chain {
 			if c.shared(cert) {
 				continue

@@ -331,10 +331,33 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 	if h.policy != nil {
 		h.policy, _ = withClock(h.policy, now)
 	}
+	compileXFCCBy(p, cfg, h)
 	if len(cfg.TrustedProxies) == 0 && cfg.ProxyPolicy == nil {
 		p.addf("Header", "header mode without a trusted proxy: set Header.TrustedProxies or Header.ProxyPolicy")
 	}
 	return h
+}
+
+// maxXFCCBy bounds the values of HeaderConfig.XFCCBy.
+const maxXFCCBy = 16
+
+// compileXFCCBy checks HeaderConfig.XFCCBy and freezes it into h.
+func compileXFCCBy(p *problems, cfg *HeaderConfig, h *headerSource) {
+	if len(cfg.XFCCBy) == 0 {
+		return
+	}
+	if _, ok := h.format.(hopsDecoder); !ok && h.format != nil {
+		p.addf("Header.XFCCBy", "format %q does not read X-Forwarded-Client-Cert hops (use the envoy-xfcc preset)", h.formatName)
+	}
+	if len(cfg.XFCCBy) > maxXFCCBy {
+		p.addf("Header.XFCCBy", "%d values, at most %d allowed", len(cfg.XFCCBy), maxXFCCBy)
+	}
+	for i, by := range cfg.XFCCBy {
+		if why := certheader.ValidXFCCBy(by); why != "" {
+			p.addf(fmt.Sprintf("Header.XFCCBy[%d]", i), "%s", why)
+		}
+	}
+	h.xfccBy = slices.Clone(cfg.XFCCBy)
 }
 
 // compilePolicies checks the policy fields of cfg.

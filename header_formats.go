@@ -82,6 +82,32 @@ type rfc9440Preset struct{ encodingPreset }
 
 func (*rfc9440Preset) listHeader(i int) bool { return i == 1 }
 
+// hopsDecoder is implemented by formats that can read the elements of earlier hops
+// ([HeaderConfig.XFCCBy]).
+type hopsDecoder interface {
+	// decodeHops decodes values as Decode does, the client being the element that carries a
+	// By of ours, and returns the earlier elements too.
+	decodeHops(values, ours []string) ([][]byte, []XFCCElement, error)
+}
+
+// xfccPreset is the envoy-xfcc preset: it reads earlier hops with HeaderConfig.XFCCBy.
+type xfccPreset struct{ encodingPreset }
+
+func (p *xfccPreset) decodeHops(values, ours []string) ([][]byte, []XFCCElement, error) {
+	ders, hops, err := certheader.XFCCBy(values, ours)
+	if err != nil {
+		return nil, nil, newError(ErrMalformedHeader, p.name, err)
+	}
+	var out []XFCCElement
+	if len(hops) > 0 {
+		out = make([]XFCCElement, len(hops))
+		for i, h := range hops {
+			out[i] = XFCCElement{By: h.By, Hash: h.Hash, Subject: h.Subject, URI: h.URI, DNS: h.DNS}
+		}
+	}
+	return ders, out, nil
+}
+
 // Header names of the presets, canonical.
 const (
 	hdrSSLClientCert   = "X-Ssl-Client-Cert"
@@ -110,10 +136,10 @@ var presets = map[string]func() Format{
 		return &preset{"nginx", []string{hdrSSLClientCert}, certheader.Nginx}
 	},
 	"envoy-xfcc": func() Format {
-		return &encodingPreset{
+		return &xfccPreset{encodingPreset{
 			preset: preset{"envoy-xfcc", []string{hdrXFCC}, certheader.XFCC},
 			encode: certheader.EncodeXFCC,
-		}
+		}}
 	},
 	"traefik": func() Format {
 		return &preset{"traefik", []string{"X-Forwarded-Tls-Client-Cert"}, certheader.Traefik}
@@ -160,8 +186,12 @@ var presets = map[string]func() Format{
 //     next to this service) is read, from its Chain or Cert key; Hash, when present, must match.
 //     Envoy leaves By, URI and DNS values unquoted whatever they hold, so a header whose earlier
 //     elements hold anything but Hash and quoted Cert, Chain and Subject is ambiguous and
-//     refused: the hop next to this service should replace the header (SANITIZE_SET). It can
-//     also be written by [Forward].
+//     refused: the hop next to this service should replace the header (SANITIZE_SET), or
+//     [HeaderConfig.XFCCBy] should name the By it writes. With XFCCBy, the header may hold
+//     the elements of earlier hops (APPEND_FORWARD): the last element must carry that By, be
+//     written as Envoy writes an element, and have a Hash, which must match; an earlier
+//     element carrying that By refuses the header; the earlier elements are on
+//     [Identity.ForwardedBy], as the proxies' word. It can also be written by [Forward].
 //   - "traefik": X-Forwarded-Tls-Client-Cert, comma-separated base64 DER (also the older
 //     percent-escaped form).
 //   - "haproxy": X-SSL-Client-Cert set to %[ssl_c_der,base64], and optionally X-SSL-Client-Chain

@@ -79,6 +79,9 @@ type Identity struct {
 	// bindings are the bindings of each BindingStore loaded with the trust that verified the
 	// identity (see Middleware.Reload); nil outside a middleware's reloads.
 	bindings map[*BindingStore]*Bindings
+	// forwardedBy are the X-Forwarded-Client-Cert elements before the client's (see
+	// ForwardedBy); shared, never modified.
+	forwardedBy []XFCCElement
 }
 
 // NotAfter is the end of the leaf's validity.
@@ -147,4 +150,48 @@ func NewContext(ctx context.Context, id *Identity) context.Context {
 func FromContext(ctx context.Context) (id *Identity, ok bool) {
 	id, ok = ctx.Value(ctxKey{}).(*Identity)
 	return id, ok && id != nil
+}
+
+// XFCCElement is an element of X-Forwarded-Client-Cert that a proxy before the one next to this
+// service appended: what that proxy says of the client that connected to it. Nothing of it is
+// verified; it is the proxies' word, as far as every hop between it and this service passed it
+// on unchanged, and under APPEND_FORWARD any client of a hop can write such elements. Use it
+// for audit and for policies that narrow what is allowed, never as an identity.
+type XFCCElement struct {
+	// By are the URI SANs of the certificate of the proxy that wrote the element.
+	By []string
+	// Hash is the SHA-256 of that proxy's client's certificate, lower-case hex; "" if absent.
+	Hash string
+	// Subject is that certificate's subject as the proxy wrote it (RFC 2253, its escapes
+	// kept); "" if absent.
+	Subject string
+	// URI and DNS are that certificate's URI and DNS SANs as the proxy wrote them.
+	URI, DNS []string
+}
+
+// ForwardedBy returns the X-Forwarded-Client-Cert elements that the proxies before the one next
+// to this service appended, oldest first, when [HeaderConfig.XFCCBy] is set; nil otherwise, and
+// for a header of one element. The identity itself is the last element's certificate, verified;
+// these are not (see [XFCCElement]). The result is a copy, the caller's to keep or change.
+func (id *Identity) ForwardedBy() []XFCCElement {
+	if len(id.forwardedBy) == 0 {
+		return nil
+	}
+	out := make([]XFCCElement, len(id.forwardedBy))
+	for i, e := range id.forwardedBy {
+		out[i] = XFCCElement{By: slices.Clone(e.By), Hash: e.Hash, Subject: e.Subject, URI: slices.Clone(e.URI), DNS: slices.Clone(e.DNS)}
+	}
+	return out
+}
+
+// forwardedBytes estimates the bytes forwardedBy holds, for the cache's bound.
+func (id *Identity) forwardedBytes() int {
+	n := 0
+	for _, e := range id.forwardedBy {
+		n += 128 + len(e.Hash) + len(e.Subject)
+		for _, s := range slices.Concat(e.By, e.URI, e.DNS) {
+			n += 16 + len(s)
+		}
+	}
+	return n
 }

@@ -189,8 +189,10 @@ func (m *Middleware) maxPresented() int { return m.trustCfg.maxDepth + 1 }
 func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity, time.Time, error) {
 	t := st.trust
 	certs := c.certs
+	var forwardedBy []XFCCElement // header mode with HeaderConfig.XFCCBy: the earlier hops
 	if c.source == SourceHeader {
-		ders, err := m.decodeHeader(c)
+		ders, hops, err := m.decodeHeader(c)
+		forwardedBy = hops
 		setStep(err, stepParse)
 		if err != nil || len(ders) == 0 {
 			return nil, now.Add(negativeTTL), err
@@ -233,6 +235,7 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 		id.Source = SourceHeader
 		id.Format = m.header.formatName
 		id.Proxy = c.proxy
+		id.forwardedBy = forwardedBy
 	}
 	return id, until, nil
 }
@@ -248,15 +251,20 @@ func usesAll(chain, presented []*x509.Certificate) bool {
 }
 
 // decodeHeader returns the DER certificates of a proxy's header values (none when the values
-// say the client sent no certificate).
-func (m *Middleware) decodeHeader(c *claim) ([][]byte, error) {
+// say the client sent no certificate), and with HeaderConfig.XFCCBy the elements of the earlier
+// hops.
+func (m *Middleware) decodeHeader(c *claim) ([][]byte, []XFCCElement, error) {
 	h := m.header
+	if h.xfccBy != nil {
+		// compileHeader saw to it that the format reads hops.
+		return h.format.(hopsDecoder).decodeHops(c.headerValues(), h.xfccBy)
+	}
 	ders, err := h.format.Decode(c.headerValues())
 	var e *Error
 	if err != nil && !errors.As(err, &e) { // every refusal is an *Error, whatever a custom format returns
 		err = newError(ErrMalformedHeader, h.formatName, err)
 	}
-	return ders, err
+	return ders, nil, err
 }
 
 // parseCertificates parses the decoded certificates of a header claim.

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,6 +99,58 @@ func FuzzHeaderXFCC(f *testing.F) {
 		}
 		require.Equal(t, chain[0].Subject.String(), got["subject"])
 		require.Equal(t, v1, got["dns"])
+	})
+}
+
+// FuzzHeaderXFCCBy decodes v0 as a value appended to over several hops, then as the elements
+// before the one this service's proxy appends for a client whose certificate has v1 as its URI
+// SAN: whatever v0 and v1 hold, that value decodes to the certificate of that element or is
+// refused, and when the element has no certificate it is refused.
+func FuzzHeaderXFCCBy(f *testing.F) {
+	c := newCerts()
+	victim := `Hash=` + hashOf(c.inter.Raw) + `;Cert="` + proxyenc.EnvoyEscape(proxyenc.PEM(c.inter)) + `"`
+	fuzzSeeds(f,
+		[2]string{proxyenc.EnvoyElement([]string{byFront}, proxyenc.EnvoyDetails{Subject: true, URI: true, DNS: true}, c.leaf), "spiffe://a/client"},
+		[2]string{"By=" + byBackend + ";" + victim, "spiffe://m/x,By=" + byBackend + ";" + victim},
+		[2]string{"By=" + byBackend + ";" + victim + `;URI="x`, `"`},
+		[2]string{`By=` + byFront + `;URI="x`, `",By=` + byBackend + ";" + victim},
+		[2]string{`By=` + byFront + `;Subject="CN=a"\,b";URI=https://x/?a=b;DNS=c,Hash=` + hashOf(c.root.Raw), `x;URI=y`},
+		[2]string{"", ""}, [2]string{",", `"`}, [2]string{`By=` + byFront + `;Subject="`, `\`})
+	ours := []string{byBackend}
+	leaf := proxyenc.DERs(c.leaf)
+	mine := "By=" + byBackend + ";Hash=" + hashOf(c.leaf.Raw)
+	cert := `;Cert="` + proxyenc.EnvoyEscape(proxyenc.PEM(c.leaf)) + `"`
+	f.Fuzz(func(t *testing.T, v0, v1 string) {
+		ders, hops, err := XFCCBy([]string{v0}, ours)
+		if err != nil {
+			require.Nil(t, ders)
+			require.Nil(t, hops)
+		} else {
+			checkDecode(t, func([]string) ([][]byte, error) { return ders, nil })
+			require.Less(t, len(hops), maxXFCCElements)
+			kept := 0
+			for _, h := range hops {
+				require.NotContains(t, h.By, byBackend, "a hop carries this service's By")
+				kept += len(h.Hash) + len(h.Subject)
+				for _, s := range slices.Concat(h.By, h.URI, h.DNS) {
+					kept += len(s)
+				}
+			}
+			require.LessOrEqual(t, kept, MaxXFCCHopBytes)
+		}
+		for _, details := range []string{cert + `;Subject="CN=alice"`, cert, `;Subject="CN=alice"`, ""} {
+			v := mine + details + ";URI=" + v1
+			if v0 != "" {
+				v = v0 + "," + v
+			}
+			ders, _, err := XFCCBy([]string{v}, ours)
+			if err != nil {
+				continue
+			}
+			require.NotEmpty(t, details, "%q: a certificate where this service's proxy wrote none", v)
+			require.Contains(t, details, "Cert", "%q: a certificate where this service's proxy wrote none", v)
+			require.Equal(t, leaf, ders, "%q: another certificate than the one this service's proxy wrote", v)
+		}
 	})
 }
 

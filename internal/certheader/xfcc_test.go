@@ -3,6 +3,8 @@ package certheader
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -169,4 +171,39 @@ func TestValidXFCCBy(t *testing.T) {
 		"spiffe://a/b c", "spiffe://a/b\tc", "spiffe://a/\x7f", "spiffe://a/\u00e9", "spiffe://a/" + strings.Repeat("x", 2048)} {
 		assert.NotEmpty(t, ValidXFCCBy(bad), "%q", bad)
 	}
+}
+
+// TestXFCCByEnvoyDocs: the examples of Envoy's documentation (testdata/xfcc/envoy-docs.txt)
+// parse, and are refused for want of a Cert only; with one spliced in after the last element's
+// Hash (which then names it), the earlier elements come back as written.
+func TestXFCCByEnvoyDocs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "xfcc", "envoy-docs.txt"))
+	require.NoError(t, err)
+	docs := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, docs, 3)
+	const front, back = "http://frontend.lyft.com", "http://backend.lyft.com"
+	for _, tt := range []struct {
+		doc     int
+		ours    string
+		wantErr string
+	}{
+		{0, front, "no Cert or Chain"},
+		{1, back, "no Cert or Chain"},
+		{1, front, "element 1, before the last, carries this service's By"},
+		{2, front, "no Cert or Chain"},
+		{2, back, "no By of this service"},
+	} {
+		_, _, err := XFCCBy([]string{docs[tt.doc]}, []string{tt.ours})
+		require.ErrorContains(t, err, tt.wantErr, "example %d, By %s", tt.doc+1, tt.ours)
+	}
+
+	c := newCerts()
+	const lastHash = "9ba61d6425303443c0748a02dd8de688468ed33be74eee6556d90c0149c1309e"
+	require.Contains(t, docs[1], ";Hash="+lastHash+";")
+	v := strings.Replace(docs[1], ";Hash="+lastHash, ";Hash="+hashOf(c.leaf.Raw)+`;Cert="`+proxyenc.EnvoyEscape(proxyenc.PEM(c.leaf))+`"`, 1)
+	ders, hops, err := XFCCBy([]string{v}, []string{back})
+	require.NoError(t, err)
+	assert.Equal(t, proxyenc.DERs(c.leaf), ders)
+	assert.Equal(t, []XFCCHop{{By: []string{front}, Hash: "468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688",
+		URI: []string{"http://testclient.lyft.com"}}}, hops)
 }
