@@ -30,6 +30,16 @@ var hostileShapes = []struct {
 		e := `Subject="` + strings.Repeat(`\a`, 100) + `",`
 		return XFCC, []string{strings.Repeat(e, n/len(e)) + `Cert="x"`}
 	}},
+	// XFCCBy: elements of earlier hops, each as full of names as allowed, refused at the end
+	{"envoy-xfcc-by", "hops", func(n int) (decoder, []string) {
+		e := "By=spiffe://a/front" + strings.Repeat(";DNS="+strings.Repeat("d", 8), min(maxXFCCPairs-1, n/16/15)) + ","
+		return xfccByBackend, []string{strings.Repeat(e, min(maxXFCCElements-1, n/len(e))) + `By=spiffe://a/backend;Hash=00`}
+	}},
+	// XFCCBy: one element of as many pairs as allowed, again and again
+	{"envoy-xfcc-by", "pairs", func(n int) (decoder, []string) {
+		e := strings.Repeat("X=y;", maxXFCCPairs-1) + "X=y,"
+		return xfccByBackend, []string{strings.Repeat(e, n/len(e))}
+	}},
 	{"rfc9440", "chain-list", func(n int) (decoder, []string) {
 		return RFC9440, []string{":MAA=:", strings.Repeat(":MAA=:, ", n/8) + ":MAA=:"}
 	}},
@@ -73,4 +83,10 @@ func BenchmarkDecodeHostile(b *testing.B) {
 			})
 		}
 	}
+}
+
+// xfccByBackend is XFCCBy as the service whose proxy writes By=spiffe://a/backend sees it.
+func xfccByBackend(values []string) ([][]byte, error) {
+	ders, _, err := XFCCBy(values, []string{"spiffe://a/backend"})
+	return ders, err
 }
