@@ -366,13 +366,17 @@ const (
 // from ours, and be written as Envoy writes an element: By values first, then an unquoted Hash,
 // then at most one each of Cert, Chain and Subject, quoted and in that order, then URI and DNS
 // values; no other key. Its Cert or Chain is decoded as [XFCC] does, and its Hash must match.
-// Envoy writes By, URI and DNS unquoted whatever they hold, so the only values a client can
-// shape (the SANs of its certificate, at the end of the element) cannot move the element's
-// start, and a separator they hold cannot make a further element that passes: it would need
-// ours as By, and a second element carrying a By from ours is refused, wherever it is.
 //
-// As a last check, the client's element must start at the one place in the value as written
-// where "By=" and a value of ours follow the start or a comma: where Envoy's append put it.
+// Envoy writes By, URI and DNS unquoted whatever they hold. What a client can shape is the
+// elements before (any peer of an APPEND_FORWARD proxy can send them) and the SANs of its
+// certificate, at the end of its element. A separator in a SAN cannot make a further element
+// that passes: it would need a By from ours, and a second element carrying one is refused,
+// wherever it is. An earlier element that leaves a quote open swallows the start of the real
+// element up to its first quote; what follows that quote (a Cert's, Chain's or Subject's
+// value) does not parse, but a SAN's quote could close it where this service's proxy writes
+// none of them. So, last, the client's element must start at the one place in the value as
+// written where "By=" and a value of ours follow the start or a comma (then ";", "," or the
+// end): where Envoy's append put it; a value that holds that text anywhere else is refused.
 //
 // The elements before it are returned as hops, oldest first: they must parse, carry no By
 // from ours, hold at most one Hash (64 hex digits), Subject, Cert and Chain, at most 64 pairs,
