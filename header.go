@@ -62,23 +62,25 @@ type HeaderConfig struct {
 	MaxBytes int
 
 	// XFCCBy turns on X-Forwarded-Client-Cert over several hops, for the "envoy-xfcc" format:
-	// the By values that the Envoy next to this service writes for itself, which are the URI
-	// SANs of its own certificate (in a mesh, this service's SPIFFE ID, such as
-	// "spiffe://cluster.local/ns/prod/sa/backend"). List several while its identity changes.
+	// the By value that the Envoy next to this service writes first for itself, which is the
+	// first URI SAN of its own certificate (in a mesh, this service's SPIFFE ID, such as
+	// "spiffe://cluster.local/ns/prod/sa/backend"; an X509-SVID has just that one). List
+	// several while that identity changes.
 	//
 	// With it, the header may hold the elements of earlier hops, as Envoy's APPEND_FORWARD
 	// writes them. The client is the last element: the one the Envoy next to this service
-	// appended. It must carry one of these By values and be written as Envoy writes an
-	// element (By, an unquoted Hash, then the quoted Cert, Chain and Subject, then URI and DNS;
-	// no other key), it must start at the one place in the value where "By=" and one of these
-	// values follow a comma or the start, and it must hold a Cert or Chain that its Hash
-	// matches. A header in which an earlier element also carries one of these By values is
-	// refused, wherever that element is: a client that can write earlier elements (any peer
-	// of an APPEND_FORWARD proxy) cannot pass an element of its own for the client's, and a
-	// separator in a SAN, which Envoy writes unquoted, cannot either. A last element without
-	// one of these By values is refused too, as is any element that does not parse: an
-	// earlier element is never skipped. The earlier elements (at most 15, at most 8 KiB of
-	// names) are on [Identity.ForwardedBy]: what the earlier proxies said, never verified.
+	// appended. It must start with one of these By values, at the one place in the value
+	// where "By=" and one of them follow a comma or the start; be written as Envoy writes an
+	// element (By, an unquoted Hash, then the quoted Cert, Chain and Subject, then URI and
+	// DNS; no other key); and hold a Cert or Chain that its Hash matches (so that Envoy must
+	// forward Cert or Chain). A header in which an earlier element also carries one of these
+	// By values is refused, wherever that element is: a client that can write earlier
+	// elements (any peer of an APPEND_FORWARD proxy) cannot pass an element of its own for
+	// the client's, and a separator in a SAN, which Envoy writes unquoted, cannot either. A
+	// last element without one of these By values is refused too, as is any element that does
+	// not parse: an earlier element is never skipped. The earlier elements (at most 15, at
+	// most 8 KiB of names) are on [Identity.ForwardedBy]: what the earlier proxies said,
+	// never verified.
 	//
 	// Every value must be an absolute URI without ",", ";", `"`, `\`, spaces or control
 	// characters (Envoy writes By unquoted). Default none: only the last element is read, and

@@ -362,8 +362,9 @@ const (
 // lists the values that stand for that proxy, which the caller has checked hold none of
 // `,;"\`, no space or control character (see ValidXFCCBy).
 //
-// The last element is the client's: the one this service's proxy appended. It must carry a By
-// from ours, and be written as Envoy writes an element: By values first, then an unquoted Hash,
+// The last element is the client's: the one this service's proxy appended. It must start with
+// a By from ours (Envoy writes a By for each URI SAN of its certificate, in order: ours must
+// hold the first), and be written as Envoy writes an element: By values first, then an unquoted Hash,
 // then at most one each of Cert, Chain and Subject, quoted and in that order, then URI and DNS
 // values; no other key. Its Cert or Chain is decoded as [XFCC] does, and its Hash must match.
 //

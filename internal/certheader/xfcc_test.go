@@ -122,6 +122,7 @@ func TestXFCCByRefuses(t *testing.T) {
 		{"an open quote closed by a SAN's quote, element after", `By=` + byFront + `;URI="x,` + mallory("", `",By=`+byBackend+";"+victim), "starts another element"},
 		{"a space before our element", front + ", " + proxyenc.EnvoyElement(ours, all, c.leaf), "starts another element"},
 		{"our By in another case", "by=" + byBackend + ";" + victim, "starts another element"},
+		{"our By second of this proxy's", front + ",By=spiffe://b/x;" + proxyenc.EnvoyElement(ours, all, c.leaf), "starts another element"},
 		{"no Hash", "By=" + byBackend + `;Cert="` + proxyenc.EnvoyEscape(proxyenc.PEM(c.leaf)) + `"`, "no Hash"},
 		{"Hash mismatch", "By=" + byBackend + ";Hash=" + hashOf(c.root.Raw) + `;Cert="` + proxyenc.EnvoyEscape(proxyenc.PEM(c.leaf)) + `"`, "Hash does not match"},
 		{"Hash quoted", "By=" + byBackend + `;Hash="` + hashOf(c.leaf.Raw) + `";Cert="x"`, "Hash is not a hex SHA-256 digest"},
