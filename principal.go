@@ -114,7 +114,9 @@ var errNilBindings = errors.New("mtls: nil bindings (was an error from NewBindin
 
 // PrincipalFromSubject answers the value of one attribute of the leaf's subject (an attribute
 // name as in [Attributes], such as "cn" when the CN is the account name). A subject without the
-// attribute has no answer; one holding it more than once, or whose value is not UTF-8, starts or
+// attribute has no answer; one holding it more than once, or whose value is not a string (an
+// INTEGER, an OCTET STRING or any other value that does not decode to text, as a certificate
+// built in code may hold), is not UTF-8, starts or
 // ends with a space, or holds control, format or line-separator characters (such as a
 // right-to-left override) or spaces and blanks other than U+0020 (a no-break space, a Hangul
 // filler, the braille blank), is refused rather than guessed at. The value is not normalised
@@ -128,21 +130,24 @@ func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 	}
 	errMany := fmt.Errorf("mtls: subject has more than one %s", a.Name)
 	errCtl := fmt.Errorf("mtls: subject %s is not a plain account name: %s", a.Name, errPrincipalText)
+	errType := fmt.Errorf("mtls: subject %s is not a string", a.Name)
 	return PrincipalResolverFunc(func(id *Identity) (string, error) {
 		if !hasLeaf(id) {
 			return "", errNoLeafPrincipal
 		}
 		var found string
-		n := 0
+		n, text := 0, true
 		for _, atv := range id.Leaf.Subject.Names {
 			if atv.Type.Equal(a.OID) {
 				n++
-				found, _ = atv.Value.(string)
+				found, text = atv.Value.(string)
 			}
 		}
 		switch {
 		case n > 1:
 			return "", errMany
+		case !text: // a value that is there but unreadable must not read as "no answer"
+			return "", errType
 		case found != "" && !plainPrincipal(found):
 			return "", errCtl
 		}

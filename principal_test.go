@@ -1,14 +1,17 @@
 package mtls
 
 import (
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/assert"
@@ -281,4 +284,54 @@ func TestNilBindingsFailClosed(t *testing.T) {
 	require.NoError(t, err)
 	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...))
 	require.ErrorIs(t, err, ErrDenied)
+}
+
+// TestPrincipalFromSubjectNotAString: a subject attribute whose value is not a string (an
+// INTEGER, an OCTET STRING, a UTF8String that is not UTF-8) is refused, so that a chain never
+// falls through to its default for it. Go's parser refuses such a certificate; one built in code
+// (a leaf given to NewIdentity) holds the values as encoded.
+func TestPrincipalFromSubjectNotAString(t *testing.T) {
+	ca := mtlstest.NewRootCA("Odd Values CA")
+	key := ca.NewClient("template").Key
+	chain := PrincipalChain{must(PrincipalFromSubject("cn")), StaticPrincipal("tenant-default")}
+	m, err := New(Config{RootCAs: ca.Pool(), Principals: chain})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name  string
+		value any
+	}{
+		{"INTEGER", 42},
+		{"OCTET STRING", []byte("alice")},
+		{"UTF8String not UTF-8", asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte{'a', 0xff}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmpl := &x509.Certificate{
+				SerialNumber: big.NewInt(7),
+				Subject:      pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidCN, Value: tc.value}}},
+				NotBefore:    time.Now().Add(-time.Hour),
+				NotAfter:     time.Now().Add(time.Hour),
+				ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+			}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Certificate, key.Public(), ca.Key)
+			require.NoError(t, err)
+			_, err = x509.ParseCertificate(der)
+			require.Error(t, err, "Go's parser refuses it: a request presenting it never gets this far")
+
+			leaf := &x509.Certificate{Raw: der, Subject: pkix.Name{Names: tmpl.Subject.ExtraNames}}
+			id := synth(leaf)
+			got, err := chain.ResolvePrincipal(id)
+			require.ErrorContains(t, err, "subject cn is not a string")
+			assert.Empty(t, got, "no fall-through to the default")
+
+			d := decision{}
+			m.authorize(&d, m.state.Load(), id)
+			require.ErrorIs(t, d.err, ErrDenied)
+			status, _ := StatusAndReason(d.err)
+			assert.Equal(t, http.StatusForbidden, status)
+			var e *Error
+			require.ErrorAs(t, d.err, &e)
+			assert.Equal(t, stepPrincipal, e.Step)
+			assert.Nil(t, d.id)
+		})
+	}
 }
