@@ -103,10 +103,11 @@ func (m *Middleware) Either(check CredentialCheck, opts ...EitherOption) func(ht
 				m.checkCredentials(w, m.accepted(r, nil), &d, start, check, next)
 				return
 			}
-			m.observe(w, r, &d, start)
-			if d.err == nil {
-				next.ServeHTTP(w, m.accepted(r, d.id))
+			if d.err != nil {
+				m.observe(w, r, &d, start)
+				return
 			}
+			m.proceed(w, r, m.accepted(r, d.id), &d, start, next)
 		})
 	}
 }
@@ -161,8 +162,7 @@ func (m *Middleware) checkCredentials(w http.ResponseWriter, r *http.Request, d 
 		return
 	}
 	d.credentials = principal
-	m.note(r, d, start)
-	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), credentialsKey{}, principal)))
+	m.proceed(w, r, r.WithContext(context.WithValue(r.Context(), credentialsKey{}, principal)), d, start, next)
 }
 
 type credentialsKey struct{}

@@ -96,9 +96,14 @@ type Config struct {
 	// logging.
 	Logger *slog.Logger
 	// OnDecision receives the event of every decision, with the request's context (to annotate a
-	// tracing span, or count in metrics). It runs in the request path, after the decision and
-	// before the refusal is written or the next handler runs; it must be fast and safe for
-	// concurrent use. Default nil. With neither OnDecision nor Logger set, no event is built.
+	// tracing span, or count in metrics): one per request, with its final outcome. It runs in the
+	// request path, after the decision and before the refusal is written or the next handler
+	// runs, with one exception: once a [Middleware.Require] or [Middleware.Shadow] of the
+	// middleware was built, an acceptance by its handlers is reported when the request has
+	// passed the route policies below them, that is once the next handler returned (a refusal
+	// by a route policy is reported in its place, before it is written). It must be fast and
+	// safe for concurrent use. Default nil. With neither OnDecision nor Logger set, no event is
+	// built.
 	OnDecision func(ctx context.Context, ev Event)
 	// ExpiryWarning is how long before its leaf expires an identity is flagged
 	// ([Identity.ExpiresSoon], [Event.ExpiresSoon]) and logged, so that operators can tell a

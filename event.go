@@ -26,8 +26,11 @@ const (
 
 // Event is one decision of the middleware, for logs, metrics and traces ([Config.OnDecision]).
 // Every request through [Middleware.Handler], [Middleware.Either] or [Middleware.Both] yields
-// exactly one (for Either and Both, once the credentials had their say), and so does every
-// refusal of [Middleware.Require]. Its fields are for operators: never send them to the client.
+// exactly one (for Either and Both, once the credentials had their say), with the request's
+// final outcome: a refusal by a [Middleware.Require] of the same middleware below them is that
+// event, with the route's step and rule, and a refusal a [Middleware.Shadow] below them would
+// make is its ShadowErr. A refusal of Require below no handler of its middleware is an event of
+// its own. Its fields are for operators: never send them to the client.
 type Event struct {
 	Result Result
 	// Status is the HTTP status of a refusal; zero when accepted (the next handler answers).

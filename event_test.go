@@ -363,6 +363,7 @@ func BenchmarkHandlerEvents(b *testing.B) {
 	}{
 		{"hook", func(c *Config) { c.OnDecision = func(context.Context, Event) {} }},
 		{"logger-info", func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil)) }},
+		{"hook-require", func(c *Config) { c.OnDecision = func(context.Context, Event) {} }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := Config{RootCAs: p.root.Pool()}
@@ -370,6 +371,9 @@ func BenchmarkHandlerEvents(b *testing.B) {
 			m, err := New(cfg)
 			require.NoError(b, err)
 			h := m.Handler(noop)
+			if strings.HasSuffix(bc.name, "-require") { // the acceptance waits for the route's policy
+				h = m.Handler(m.Require(Must(RequireSubject(Attributes{"cn": {"alice"}})))(noop))
+			}
 			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
 			w := &discardWriter{h: http.Header{}}
 			h.ServeHTTP(w, r)
@@ -515,4 +519,81 @@ func TestStatusAndReasonOrder(t *testing.T) {
 		require.Equal(t, ReasonCertificateRevoked, reason)
 	}
 	assert.Len(t, classOrder, len(classes), "every class has its place in the order")
+}
+
+// TestEventOncePerRequestWithRoutes: a request makes one decision, one event, with its final
+// outcome, however many route policies of the middleware judge it after its handler: the
+// refusal of a Require takes the place of the handler's acceptance, reported before the
+// refusal is written; an acceptance is reported once the request has passed them all.
+func TestEventOncePerRequestWithRoutes(t *testing.T) {
+	p := newPKI(t)
+	onlyAlice := must(RequireSubject(Attributes{"CN": {"alice"}}))
+	onlyBob := must(RequireSubject(Attributes{"CN": {"bob"}}))
+	good := func(*http.Request) (string, error) { return "svc", nil }
+	tests := []struct {
+		name      string
+		chain     func(m *Middleware) http.Handler
+		anonymous bool // the request presents no certificate
+		status    int
+		result    Result
+		step      string
+		rule      string
+	}{
+		{"Handler alone", func(m *Middleware) http.Handler { return m.Handler(echoIdentity) }, false, http.StatusOK, Accepted, "", ""},
+		{"Handler alone, a Require on another route", func(m *Middleware) http.Handler {
+			_ = m.Require(onlyBob)
+			return m.Handler(echoIdentity)
+		}, false, http.StatusOK, Accepted, "", ""},
+		{"Handler and Require accepting", func(m *Middleware) http.Handler { return m.Handler(m.Require(onlyAlice)(echoIdentity)) }, false, http.StatusOK, Accepted, "", ""},
+		{"Handler and Require refusing", func(m *Middleware) http.Handler { return m.Handler(m.Require(onlyBob)(echoIdentity)) }, false, http.StatusForbidden, Refused, stepPolicy, "bob"},
+		{"Handler, a Require accepting, a router, a Require refusing", func(m *Middleware) http.Handler {
+			mux := http.NewServeMux()
+			mux.Handle("/", m.Require(onlyBob)(echoIdentity))
+			return m.Handler(m.Require(onlyAlice)(mux))
+		}, false, http.StatusForbidden, Refused, stepPolicy, "bob"},
+		{"Handler and Shadow refusing", func(m *Middleware) http.Handler { return m.Handler(m.Shadow(onlyBob)(echoIdentity)) }, false, http.StatusOK, AcceptedDegraded, "", ""},
+		{"Either by certificate, Require refusing", func(m *Middleware) http.Handler { return m.Either(good)(m.Require(onlyBob)(echoIdentity)) }, false, http.StatusForbidden, Refused, stepPolicy, "bob"},
+		{"Either by credentials, Require refusing", func(m *Middleware) http.Handler { return m.Either(good)(m.Require(onlyAlice)(echoIdentity)) }, true, http.StatusUnauthorized, Refused, stepClaim, ""},
+		{"Both, Require accepting", func(m *Middleware) http.Handler { return m.Both(good)(m.Require(onlyAlice)(echoIdentity)) }, false, http.StatusOK, Accepted, "", ""},
+		{"Both, Require refusing", func(m *Middleware) http.Handler { return m.Both(good)(m.Require(onlyBob)(echoIdentity)) }, false, http.StatusForbidden, Refused, stepPolicy, "bob"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var rec events
+			var order []string
+			m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(),
+				OnDecision: func(ctx context.Context, ev Event) { order = append(order, "event"); rec.record(ctx, ev) },
+				ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+					order = append(order, "refusal written")
+					WriteError(w, r, err)
+				}})
+			require.NoError(t, err)
+			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
+			if tc.anonymous {
+				r = mtlstest.NewRequest(http.MethodGet, "https://api.example.test/")
+			}
+			w := httptest.NewRecorder()
+			tc.chain(m).ServeHTTP(w, r)
+			assert.Equal(t, tc.status, w.Code)
+			ev := rec.only(t)
+			assert.Equal(t, tc.result, ev.Result)
+			assert.Equal(t, tc.step, ev.Step)
+			if tc.rule != "" {
+				assert.Contains(t, ev.Rule, tc.rule)
+			}
+			if tc.result == Refused {
+				assert.Equal(t, []string{"event", "refusal written"}, order)
+			}
+			if !tc.anonymous {
+				assert.Equal(t, "alice", ev.Leaf.Subject.CommonName)
+				assert.Equal(t, SourceTLS, ev.Source)
+			}
+			if strings.HasPrefix(tc.name, "Either by credentials") || strings.HasPrefix(tc.name, "Both") {
+				assert.Equal(t, "svc", ev.Credentials)
+			}
+			if tc.result == AcceptedDegraded {
+				assert.ErrorContains(t, ev.ShadowErr, "bob")
+			}
+		})
+	}
 }

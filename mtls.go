@@ -117,6 +117,9 @@ type Middleware struct {
 	state    atomic.Pointer[state] // what the files configure, and the outcomes under that trust
 
 	lastDegradedLog atomic.Int64 // when a degraded acceptance was last logged (UnixNano)
+	// routes: a Require or Shadow was built that reports through the event of the request or
+	// holds policy files; the handlers then pass their acceptances on to it (observe.go).
+	routes atomic.Bool
 }
 
 // New validates cfg and returns a Middleware. It reports every problem of the configuration at
@@ -155,10 +158,11 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := m.clock()
 		d := m.authenticate(r)
-		m.observe(w, r, &d, start)
-		if d.err == nil {
-			next.ServeHTTP(w, m.accepted(r, d.id))
+		if d.err != nil {
+			m.observe(w, r, &d, start)
+			return
 		}
+		m.proceed(w, r, m.accepted(r, d.id), &d, start, next)
 	})
 }
 

@@ -33,14 +33,125 @@ func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision
 
 // note reports the decision d on r, begun at start: the shadow policy's outcome, then the event.
 func (m *Middleware) note(r *http.Request, d *decision, start time.Time) {
-	var shadowErr error
-	if m.policies.shadow != nil && d.evaluated != nil {
-		shadowErr = m.reportShadow(r, m.policies.shadow, d.evaluated, d.enforced)
+	shadowErr := m.judgeShadow(r, d)
+	if m.watching {
+		m.emit(r, d, shadowErr, time.Since(start))
 	}
+}
+
+// judgeShadow reports the outcome of the shadow policy on d, and returns its refusal.
+func (m *Middleware) judgeShadow(r *http.Request, d *decision) error {
+	if m.policies.shadow != nil && d.evaluated != nil {
+		return m.reportShadow(r, m.policies.shadow, d.evaluated, d.enforced)
+	}
+	return nil
+}
+
+// emit reports the event of d, taken in duration, if anyone is listening.
+func (m *Middleware) emit(r *http.Request, d *decision, shadowErr error, duration time.Duration) {
 	if m.watching && (m.onDecision != nil || m.logged(r.Context(), d)) {
-		ev := m.event(d, shadowErr, time.Since(start))
+		ev := m.event(d, shadowErr, duration)
 		m.report(r.Context(), &ev)
 	}
+}
+
+// Route policies. A Require or Shadow below a handler judges a request that the handler accepted;
+// the request must still make one decision, one event. So once a route policy was built that
+// reports through the event (an observer is set) or holds policy files, the handlers do not
+// report an acceptance at once: proceed places it in the request's context, pending; a route
+// policy that refuses reports the refusal in its place, and otherwise the acceptance is reported
+// when the request returns from the handler. Without route policies, nothing waits.
+
+// pendingKey is the context key of a request's pending acceptance.
+type pendingKey struct{}
+
+// pending is an acceptance waiting for the route policies, and the state it was decided under.
+// The route policies run before the handler returns, usually in its goroutine; mu makes sure the
+// request is reported once even where they do not (a route below http.TimeoutHandler that
+// outlives it).
+type pending struct {
+	m    *Middleware
+	d    decision      // read-only once placed in the context
+	took time.Duration // the time the handler took to decide
+
+	mu        sync.Mutex
+	shadowErr error // of ShadowPolicy, or else of the first route Shadow that refused
+	done      bool  // the event was reported
+}
+
+// settle marks the request reported, and returns the shadow refusal to report with it; ok is
+// false if it was reported already.
+func (pd *pending) settle() (shadowErr error, ok bool) {
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	if pd.done {
+		return nil, false
+	}
+	pd.done = true
+	return pd.shadowErr, true
+}
+
+// shadowed records the refusal a route's Shadow would make, unless one is recorded already.
+func (pd *pending) shadowed(err error) {
+	pd.mu.Lock()
+	defer pd.mu.Unlock()
+	if pd.shadowErr == nil {
+		pd.shadowErr = err
+	}
+}
+
+// proceed reports the acceptance d of r, begun at start, and calls next with rn, the request as
+// next sees it; with route policies, the report waits for them (see pending).
+func (m *Middleware) proceed(w http.ResponseWriter, r, rn *http.Request, d *decision, start time.Time, next http.Handler) {
+	if !m.routes.Load() {
+		m.note(r, d, start)
+		next.ServeHTTP(w, rn)
+		return
+	}
+	pd := &pending{m: m, d: *d, shadowErr: m.judgeShadow(r, d)}
+	if m.watching {
+		pd.took = time.Since(start)
+	}
+	defer pd.flush(r) // also when next panics: the request was accepted
+	next.ServeHTTP(w, rn.WithContext(context.WithValue(rn.Context(), pendingKey{}, pd)))
+}
+
+// flush reports the acceptance, unless a route policy reported a refusal instead.
+func (pd *pending) flush(r *http.Request) {
+	if shadowErr, ok := pd.settle(); ok {
+		pd.m.emit(r, &pd.d, shadowErr, pd.took)
+	}
+}
+
+// pendingOf returns the acceptance of r by a handler of m that waits for the route policies; nil
+// if none does.
+func (m *Middleware) pendingOf(r *http.Request) *pending {
+	if !m.routes.Load() {
+		return nil
+	}
+	pd, _ := r.Context().Value(pendingKey{}).(*pending)
+	if pd == nil || pd.m != m {
+		return nil
+	}
+	return pd
+}
+
+// refuseRoute reports the refusal e of r by a route policy and hands it to the error handler: in
+// place of pd, the acceptance it overrides, when there is one still waiting.
+func (m *Middleware) refuseRoute(w http.ResponseWriter, r *http.Request, pd *pending, e *Error) {
+	var shadowErr error
+	ok := pd != nil
+	if ok {
+		shadowErr, ok = pd.settle()
+	}
+	if !ok {
+		m.refuse(w, r, e)
+		return
+	}
+	d := pd.d // what the handler established (source, revocation, credentials), refused
+	d.err = e
+	m.emit(r, &d, shadowErr, pd.took)
+	m.errorHandler(w, r, e)
 }
 
 // refuse reports err as a refusal of the request (whose identity, if any, is in its context) and

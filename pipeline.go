@@ -37,6 +37,8 @@ type decision struct {
 	evaluated *Identity
 	enforced  error
 
+	st *state // the state the pipeline ran under; route policies judge under it too
+
 	// What the observer reports beside the outcome.
 	now    time.Time
 	source Source
@@ -54,7 +56,7 @@ type decision struct {
 func (m *Middleware) authenticate(r *http.Request) decision {
 	st := m.state.Load()
 	var c claim
-	d := decision{now: m.now()}
+	d := decision{st: st, now: m.now()}
 	d.err = m.claimOf(st, r, &c)
 	d.source, d.proxy = c.source, c.proxy
 	if d.err != nil {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/certgate/mtls/internal/match"
@@ -404,6 +406,12 @@ func withClock(p Policy, now func() time.Time) (_ Policy, changed bool) {
 			n.p = q.(matcher)
 			return &n, true
 		}
+	case *filePolicy:
+		if q, changed := withClock(p.p, now); changed {
+			f := *p
+			f.p = q.(matcher)
+			return &f, true
+		}
 	}
 	return p, false
 }
@@ -455,26 +463,34 @@ func marshalList(key string, ps []matcher) ([]byte, error) {
 // A request without an identity (no certificate in optional mode, or a handler not wrapped by
 // Handler) is refused with 401 "certificate_required"; a refusal by p is an [*Error] of kind
 // [ErrDenied] (403 "policy_denied") wrapping p's reason, handed to the logger and the error
-// handler; the client learns only the reason code. Require panics if p is nil, as a programming
-// error found when the routes are built.
+// handler; the client learns only the reason code. Below Handler, [Middleware.Either] or
+// [Middleware.Both] of the same middleware, the request still yields one [Event]: the refusal,
+// with its step and rule, takes the place of the acceptance (see [Config.OnDecision]).
+//
+// A policy read by [LoadPolicyFile] follows the middleware's reloads, whether p is that policy or
+// holds it inside [All], [Any] or [Not] (not inside a policy of your own): [Middleware.Reload]
+// and the polling of [Config.ReloadInterval] read its file again with the rest of the
+// configuration and swap it in at once with them, or keep it all as it was if one file is bad.
+// A request is judged by the route's policy as loaded with the trust that verified it. Require
+// panics if p is nil, as a programming error found when the routes are built.
 func (m *Middleware) Require(p Policy) func(http.Handler) http.Handler {
 	if p == nil {
 		panic("mtls: Require called with a nil policy")
 	}
-	p, _ = withClock(p, m.now)
+	rp := m.routePolicy(p)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id, ok := FromContext(r.Context())
-			if !ok {
-				e := newError(ErrNoCertificate, "the route requires a client certificate", nil)
+			pd := m.pendingOf(r)
+			var e *Error
+			if id, ok := FromContext(r.Context()); !ok {
+				e = newError(ErrNoCertificate, "the route requires a client certificate", nil)
 				e.Step = stepClaim
-				m.refuse(w, r, e)
-				return
-			}
-			if err := p.Check(id); err != nil {
-				e := deniedError(id, "", err)
+			} else if err := rp.in(pd).Check(id); err != nil {
+				e = deniedError(id, "", err)
 				e.Step = stepPolicy
-				m.refuse(w, r, e)
+			}
+			if e != nil {
+				m.refuseRoute(w, r, pd, e)
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -486,19 +502,128 @@ func (m *Middleware) Require(p Policy) func(http.Handler) http.Handler {
 // outcome goes to [Config.OnShadow] and the logger (see [Config.ShadowPolicy]) and the request
 // always goes on. Requests without an identity are not evaluated. It is the per-route counterpart
 // of Config.ShadowPolicy, for trying a stricter rule before enforcing it with [Middleware.Require].
+// Below a handler of the same middleware, a refusal it would make is also the ShadowErr of the
+// request's one [Event] (then AcceptedDegraded), as one of ShadowPolicy is. A policy read by
+// [LoadPolicyFile] follows the middleware's reloads, as with Require.
 func (m *Middleware) Shadow(p Policy) func(http.Handler) http.Handler {
 	if p == nil {
 		panic("mtls: Shadow called with a nil policy")
 	}
-	p, _ = withClock(p, m.now)
+	rp := m.routePolicy(p)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if id, ok := FromContext(r.Context()); ok {
-				m.reportShadow(r, p, id, nil)
+				pd := m.pendingOf(r)
+				if err := m.reportShadow(r, rp.in(pd), id, nil); err != nil && pd != nil {
+					pd.shadowed(err)
+				}
 			}
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// routePolicy is a policy of Require or Shadow, ready for the middleware: with its clock, and,
+// when it holds policy files, as loaded with each state.
+type routePolicy struct {
+	m     *Middleware
+	fixed Policy // the policy, when it holds no policy file
+	tree  Policy // the policy as given, holding files
+	cur   atomic.Pointer[resolvedPolicy]
+}
+
+// resolvedPolicy is a route's policy with the files as loaded with st.
+type resolvedPolicy struct {
+	st *state
+	p  Policy
+}
+
+// routePolicy prepares p for a route, and registers the policy files it holds for reloading.
+func (m *Middleware) routePolicy(p Policy) *routePolicy {
+	files := policyFilesOf(p, nil)
+	if m.watching || len(files) > 0 {
+		m.routes.Store(true) // the handlers defer their acceptances to the routes (observe.go)
+	}
+	if len(files) == 0 {
+		p, _ = withClock(p, m.now)
+		return &routePolicy{m: m, fixed: p}
+	}
+	m.watchPolicyFiles(files)
+	return &routePolicy{m: m, tree: p}
+}
+
+// in returns the route's policy for a request: as loaded with the state the request was
+// verified under (pd's), or with the state in force for a request no handler of m accepted.
+func (rp *routePolicy) in(pd *pending) Policy {
+	if rp.fixed != nil {
+		return rp.fixed
+	}
+	st := rp.m.state.Load()
+	if pd != nil && pd.d.st != nil {
+		st = pd.d.st
+	}
+	if r := rp.cur.Load(); r != nil && r.st == st {
+		return r.p
+	}
+	p, _ := withClock(substitute(rp.tree, func(f *filePolicy) Policy {
+		if q, ok := st.routeFiles[f]; ok {
+			return q
+		}
+		return f.p // not reloaded yet: as LoadPolicyFile read it
+	}), rp.m.now)
+	if st == rp.m.state.Load() { // a request of an older state does not evict the current one
+		rp.cur.Store(&resolvedPolicy{st: st, p: p})
+	}
+	return p
+}
+
+// policyFilesOf appends to out the policy files p holds, itself or inside All, Any and Not, each
+// once.
+func policyFilesOf(p Policy, out []*filePolicy) []*filePolicy {
+	switch p := p.(type) {
+	case *filePolicy:
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	case *allOf:
+		for _, q := range p.ps {
+			out = policyFilesOf(q, out)
+		}
+	case *anyOf:
+		for _, q := range p.ps {
+			out = policyFilesOf(q, out)
+		}
+	case *notOf:
+		out = policyFilesOf(p.p, out)
+	}
+	return out
+}
+
+// substitute returns p with each policy file it holds replaced by load's policy for it, the
+// combinators built again (their reasons name what they hold).
+func substitute(p Policy, load func(*filePolicy) Policy) Policy {
+	switch p := p.(type) {
+	case *filePolicy:
+		return load(p)
+	case *allOf:
+		return All(substituteAll(p.ps, load)...)
+	case *anyOf:
+		return Any(substituteAll(p.ps, load)...)
+	case *notOf:
+		if p.broken {
+			return p // refuses everything, whatever it holds
+		}
+		return Not(substitute(p.p, load))
+	}
+	return p
+}
+
+func substituteAll(ms []matcher, load func(*filePolicy) Policy) []Policy {
+	out := make([]Policy, len(ms))
+	for i, m := range ms {
+		out[i] = substitute(m, load)
+	}
+	return out
 }
 
 // ShadowResult is one evaluation of a shadow policy, handed to [Config.OnShadow].

@@ -1,6 +1,8 @@
 package mtls
 
 import (
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -79,7 +81,24 @@ func ParsePolicy(doc []byte) (Policy, error) {
 }
 
 // LoadPolicyFile reads and compiles a policy document file (see [ParsePolicy]).
+//
+// The policy remembers its file. Given to [Middleware.Require] or [Middleware.Shadow], itself or
+// inside [All], [Any] or [Not], it is read again by that middleware's [Middleware.Reload] and the
+// polling of [Config.ReloadInterval], together with every other file of the configuration: all of
+// them are swapped in at once, or, if one is bad, none, and the error names the file. Each
+// middleware keeps its own loads of it, so that one policy serves the routes of several. Used
+// anywhere else (a policy of your own, [PrincipalWhen], [Config.Policy]), it is the document as
+// read here; for a router-wide policy document, use [Config.PolicyFiles].
 func LoadPolicyFile(path string) (Policy, error) {
+	f, err := loadPolicyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func loadPolicyFile(path string) (*filePolicy, error) {
+	read := time.Now() // file system time, as polling compares it
 	doc, err := certfile.Read(path, maxPolicyDocument)
 	if err != nil {
 		return nil, fmt.Errorf("mtls: policy file: %w", err)
@@ -89,8 +108,28 @@ func LoadPolicyFile(path string) (Policy, error) {
 	if errors.As(err, &de) {
 		de.file = path
 	}
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	return &filePolicy{path: path, p: asMatcher(p), sum: sha256.Sum256(doc), read: read}, nil
 }
+
+// filePolicy is the policy of a document file as LoadPolicyFile read it, with what a middleware
+// needs to read the file again when it guards a route (see Middleware.Require) and to tell
+// whether the file changed since (see Middleware.watchPolicyFiles). It judges, describes and
+// writes itself as the policy it holds.
+type filePolicy struct {
+	path string
+	p    matcher
+	sum  [sha256.Size]byte // of the document read
+	read time.Time         // when it was read
+}
+
+func (f *filePolicy) Check(id *Identity) error     { return f.p.Check(id) }
+func (f *filePolicy) match(id *Identity) bool      { return f.p.match(id) }
+func (f *filePolicy) eval(id *Identity) verdict    { return f.p.eval(id) }
+func (f *filePolicy) String() string               { return describe(f.p) }
+func (f *filePolicy) MarshalJSON() ([]byte, error) { return json.Marshal(f.p) }
 
 // listBuilders are the document keys whose value is a list of strings.
 var listBuilders = map[string]func([]string) (Policy, *elemError){

@@ -28,6 +28,9 @@ type state struct {
 	policy   Policy                      // Config.Policy and every PolicyFiles document; nil: none
 	bindings map[*BindingStore]*Bindings // the bindings of Principals' stores
 	deny     *DenyList                   // Revocation.DenyListFile's entries; nil: no file
+	// routeFiles are the policy files of Require and Shadow, as loaded with this state; a file
+	// registered since is not in it, and judges as LoadPolicyFile read it (routePolicy.in).
+	routeFiles map[*filePolicy]Policy
 }
 
 // fileConfig is what load reads besides the trust files (trustConfig).
@@ -45,6 +48,9 @@ type reloader struct {
 	status sync.Mutex          // guards files and url
 	files  SourceStatus
 	url    SourceStatus
+	// routeFiles are the policy files that Require and Shadow registered, in order (guarded by
+	// mu; load and watched read them).
+	routeFiles []*filePolicy
 
 	ctx    context.Context // done once Close is called
 	cancel context.CancelFunc
@@ -73,6 +79,22 @@ func (m *Middleware) load() (*state, error) {
 			ps = append(ps, pol)
 		}
 		st.policy = All(ps...)
+	}
+	if files := m.reload.routeFiles; len(files) > 0 {
+		st.routeFiles = make(map[*filePolicy]Policy, len(files))
+		read := map[string]*filePolicy{} // a file that several policies hold is read once
+		for _, f := range files {
+			g, ok := read[f.path]
+			if !ok {
+				var err error
+				g, err = loadPolicyFile(f.path)
+				p.add("route policy", err)
+				read[f.path] = g
+			}
+			if g != nil {
+				st.routeFiles[f] = g.p
+			}
+		}
 	}
 	for _, s := range m.files.stores {
 		b, err := loadBindings(s.path)
@@ -110,12 +132,13 @@ func (m *Middleware) install(st *state) {
 }
 
 // Reload reads every file of the configuration again: RootCAFiles, IntermediateFiles,
-// PinnedSHA256Files, PolicyFiles, the [BindingStore]s of Principals and
-// Revocation.DenyListFile. Only if all of them are valid does it swap them in, at once: a request
-// sees either everything of the previous load or everything of this one, never a mix. The
-// swap forgets every cached outcome. If a file is not valid, everything in force stays, and the
-// error says which (a [*ConfigError] naming the field, such as "RootCAFiles[1]", for each
-// problem). Either way the outcome goes to the logger (Error for a failure, Info for a success)
+// PinnedSHA256Files, PolicyFiles, the [BindingStore]s of Principals,
+// Revocation.DenyListFile, and the policy files ([LoadPolicyFile]) of the routes'
+// [Middleware.Require] and [Middleware.Shadow]. Only if all of them are valid does it swap them
+// in, at once: a request sees either everything of the previous load or everything of this one,
+// never a mix. The swap forgets every cached outcome. If a file is not valid, everything in force
+// stays, and the error says which (a [*ConfigError] naming the field, such as "RootCAFiles[1]",
+// for each problem; "route policy" for a route's policy file, whose path the problem names). Either way the outcome goes to the logger (Error for a failure, Info for a success)
 // and to [Middleware.ReloadStatus]. Call it on SIGHUP, or let [Config.ReloadInterval] call it
 // when a file changes. It is safe for concurrent use; reloads run one at a time.
 func (m *Middleware) Reload() error {
@@ -227,7 +250,54 @@ func (m *Middleware) watched() []string {
 	if m.files.denyFile != "" {
 		list = append(list, m.files.denyFile)
 	}
+	for _, f := range m.reload.routeFiles {
+		if !slices.Contains(list, f.path) {
+			list = append(list, f.path)
+		}
+	}
 	return list
+}
+
+// watchPolicyFiles registers the policy files of a route for reloading. Polling marks a new file
+// as it was read, so that a change made since is seen by the next poll; a file already watched
+// and read otherwise by LoadPolicyFile than it was marked makes the next poll reload.
+func (m *Middleware) watchPolicyFiles(files []*filePolicy) {
+	r := &m.reload
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	added := false
+	for _, f := range files {
+		if slices.Contains(r.routeFiles, f) {
+			continue
+		}
+		r.routeFiles, added = append(r.routeFiles, f), true
+		if m.files.interval <= 0 {
+			continue
+		}
+		if r.marks == nil {
+			r.marks = map[string]fileMark{}
+		}
+		if old, ok := r.marks[f.path]; !ok {
+			r.marks[f.path] = markRead(f)
+		} else if old.fi == nil || old.sum != f.sum {
+			delete(r.marks, f.path)
+		}
+	}
+	if added {
+		sources := m.watched()
+		r.status.Lock()
+		r.files.Sources = sources
+		r.status.Unlock()
+	}
+}
+
+// markRead is the mark of a policy file as LoadPolicyFile read it.
+func markRead(f *filePolicy) fileMark {
+	fi, err := os.Stat(f.path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return fileMark{}
+	}
+	return fileMark{fi: fi, seen: f.read, sum: f.sum}
 }
 
 // scan looks at the watched files (and, in a binding store's directory, the files its loader

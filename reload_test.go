@@ -617,3 +617,184 @@ func TestAdvertiseCAsFollowsReload(t *testing.T) {
 	assert.Nil(t, cfg.ClientCAs, "with pins nothing is advertised")
 	assert.Equal(t, tls.RequestClientCert, cfg.ClientAuth, "the handshake still verifies nothing")
 }
+
+// routeFiles is a middleware trusting trust set A from a roots file and polling (by hand: the
+// interval is an hour), with route policy files of its own.
+type routeFiles struct {
+	*reloadFiles
+	a                *trustSet
+	alice, bob       *mtlstest.Leaf
+	route, blocklist string
+	m                *Middleware
+}
+
+func newRouteFiles(t *testing.T) *routeFiles {
+	t.Helper()
+	f := &routeFiles{reloadFiles: newReloadFiles(t), a: newTrustSet("A")}
+	f.alice, f.bob = f.a.ca.NewClient("alice"), f.a.ca.NewClient("bob")
+	f.route, f.blocklist = filepath.Join(f.dir, "route.json"), filepath.Join(f.dir, "blocklist.json")
+	f.write(t, f.roots, f.a.ca.CertPEM())
+	f.write(t, f.route, []byte(`{"subject": {"cn": ["alice"]}}`))
+	f.write(t, f.blocklist, []byte(`{"subject": {"cn": ["mallory"]}}`))
+	var err error
+	f.m, err = New(Config{RootCAFiles: []string{f.roots}, ReloadInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = f.m.Close() })
+	return f
+}
+
+// status serves a request of leaf through h.
+func status(h http.Handler, leaf *mtlstest.Leaf) int {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
+	return w.Code
+}
+
+// TestRoutePolicyFilesReload: a policy read by LoadPolicyFile and given to Require, alone or
+// inside All, Any and Not, follows the middleware's Reload and polling, swapped in with the rest
+// of the files or, if one of them is bad, kept with them all as they were.
+func TestRoutePolicyFilesReload(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy func(f *routeFiles) Policy
+	}{
+		{"alone", func(f *routeFiles) Policy { return Must(LoadPolicyFile(f.route)) }},
+		{"nested", func(f *routeFiles) Policy {
+			return All(Not(Must(LoadPolicyFile(f.blocklist))), Any(Must(LoadPolicyFile(f.route)), Must(RequirePrincipals("nobody"))))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newRouteFiles(t)
+			m := f.m
+			h := m.Handler(m.Require(tc.policy(f))(echoIdentity))
+			assert.Contains(t, m.ReloadStatus().Files.Sources, f.route)
+			assert.Equal(t, http.StatusOK, status(h, f.alice))
+			assert.Equal(t, http.StatusForbidden, status(h, f.bob))
+
+			f.write(t, f.route, []byte(`{"subject": {"cn": ["bob"]}}`))
+			assert.Equal(t, http.StatusOK, status(h, f.alice), "not before the reload")
+			require.NoError(t, m.Reload())
+			assert.Equal(t, http.StatusForbidden, status(h, f.alice))
+			assert.Equal(t, http.StatusOK, status(h, f.bob))
+
+			// A bad route file keeps everything: the route's policy, and the new roots.
+			b := newTrustSet("B")
+			f.write(t, f.roots, b.ca.CertPEM())
+			f.write(t, f.route, []byte(`{"subject": {}}`))
+			err := m.Reload()
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, "route policy", ce.Field)
+			assert.ErrorContains(t, err, f.route)
+			assert.Contains(t, m.ReloadStatus().Files.LastError, f.route)
+			assert.Equal(t, http.StatusOK, status(h, f.bob), "the last good files serve on")
+			assert.Equal(t, http.StatusForbidden, status(h, f.alice))
+
+			// A bad roots file keeps the route's new policy out too.
+			f.write(t, f.roots, []byte("garbage"))
+			f.write(t, f.route, []byte(`{"subject": {"cn": ["alice"]}}`))
+			require.ErrorContains(t, m.Reload(), "RootCAFiles[0]")
+			assert.Equal(t, http.StatusOK, status(h, f.bob))
+			assert.Equal(t, http.StatusForbidden, status(h, f.alice))
+
+			// Polling: repaired, the change is seen and swapped in.
+			f.write(t, f.roots, f.a.ca.CertPEM())
+			assert.True(t, m.poll())
+			assert.Empty(t, m.ReloadStatus().Files.LastError)
+			assert.Equal(t, http.StatusOK, status(h, f.alice))
+			assert.Equal(t, http.StatusForbidden, status(h, f.bob))
+			f.write(t, f.route, []byte(`{"subject": {"cn": ["bob"]}}`))
+			assert.True(t, m.poll())
+			assert.Equal(t, http.StatusOK, status(h, f.bob))
+			assert.False(t, m.poll(), "nothing new")
+		})
+	}
+}
+
+// TestRoutePolicyFilesPerMiddleware: one policy file serves the routes of two middlewares, and
+// each reloads it on its own.
+func TestRoutePolicyFilesPerMiddleware(t *testing.T) {
+	f := newRouteFiles(t)
+	other, err := New(Config{RootCAFiles: []string{f.roots}})
+	require.NoError(t, err)
+	p := Must(LoadPolicyFile(f.route))
+	h1 := f.m.Handler(f.m.Require(p)(echoIdentity))
+	h2 := other.Handler(other.Require(p)(echoIdentity))
+	f.write(t, f.route, []byte(`{"subject": {"cn": ["bob"]}}`))
+	require.NoError(t, f.m.Reload())
+	assert.Equal(t, http.StatusOK, status(h1, f.bob))
+	assert.Equal(t, http.StatusForbidden, status(h2, f.bob), "the other middleware did not reload")
+	assert.Equal(t, http.StatusOK, status(h2, f.alice))
+	require.NoError(t, other.Reload())
+	assert.Equal(t, http.StatusOK, status(h2, f.bob))
+	assert.NoError(t, p.Check(NewIdentity(f.alice.VerifiedChain())), "the policy itself is as it was read")
+}
+
+// TestRoutePolicyFilesOneGeneration: a request is judged by the route policy loaded with the
+// trust that verified it, whatever reload happens between its handler and its route.
+func TestRoutePolicyFilesOneGeneration(t *testing.T) {
+	f := newRouteFiles(t)
+	m := f.m
+	reloadFirst := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f.write(t, f.route, []byte(`{"subject": {"cn": ["bob"]}}`))
+			require.NoError(t, m.Reload())
+			next.ServeHTTP(w, r)
+		})
+	}
+	h := m.Handler(reloadFirst(m.Require(Must(LoadPolicyFile(f.route)))(echoIdentity)))
+	assert.Equal(t, http.StatusOK, status(h, f.alice), "verified before the reload: judged by alice's policy")
+	assert.Equal(t, http.StatusForbidden, status(h, f.alice), "verified after it")
+}
+
+// TestRoutePolicyFilesRegisteredLate: a route built after a file changed, or after a reload,
+// judges by what is in force, and polling sees a change made between LoadPolicyFile and
+// Require.
+func TestRoutePolicyFilesRegisteredLate(t *testing.T) {
+	f := newRouteFiles(t)
+	m := f.m
+	p1 := Must(LoadPolicyFile(f.route)) // alice
+	f.write(t, f.route, []byte(`{"subject": {"cn": ["bob"]}}`))
+	h1 := m.Handler(m.Require(p1)(echoIdentity))
+	assert.Equal(t, http.StatusOK, status(h1, f.alice), "as read")
+	assert.True(t, m.poll(), "changed since it was read")
+	assert.Equal(t, http.StatusOK, status(h1, f.bob))
+	assert.False(t, m.poll())
+
+	f.write(t, f.route, []byte(`{"subject": {"cn": ["carol"]}}`))
+	p2 := Must(LoadPolicyFile(f.route)) // carol, not yet reloaded for h1
+	h2 := m.Handler(m.Require(p2)(echoIdentity))
+	assert.Equal(t, http.StatusOK, status(h1, f.bob))
+	assert.Equal(t, http.StatusForbidden, status(h2, f.bob))
+	assert.True(t, m.poll(), "read otherwise than it was marked")
+	assert.Equal(t, http.StatusForbidden, status(h1, f.bob), "both follow the file now")
+	assert.False(t, m.poll())
+}
+
+// TestRoutePolicyFilesShadowAndClock: a route's Shadow follows reloads like Require, and a
+// reloaded document's min_validity runs on Config.Now.
+func TestRoutePolicyFilesShadowAndClock(t *testing.T) {
+	f := newRouteFiles(t)
+	now := time.Now()
+	var results []ShadowResult
+	m, err := New(Config{RootCAFiles: []string{f.roots}, Now: func() time.Time { return now },
+		ShadowPolicy: Must(RequirePrincipals("*")), // OnShadow needs a ShadowPolicy
+		OnShadow:     func(_ *http.Request, res ShadowResult) { results = append(results, res) }})
+	require.NoError(t, err)
+	validity := filepath.Join(f.dir, "validity.json")
+	f.write(t, validity, []byte(`{"subject": {"cn": ["alice"]}}`))
+	h := m.Handler(m.Shadow(Must(LoadPolicyFile(f.route)))(m.Require(Must(LoadPolicyFile(validity)))(echoIdentity)))
+	last := func() ShadowResult { return results[len(results)-1] }
+	assert.Equal(t, http.StatusOK, status(h, f.alice))
+	assert.True(t, last().WouldAllow())
+	f.write(t, f.route, []byte(`{"subject": {"cn": ["bob"]}}`))
+	require.NoError(t, m.Reload())
+	assert.Equal(t, http.StatusOK, status(h, f.alice))
+	assert.False(t, last().WouldAllow(), "the shadow policy reloaded")
+
+	f.write(t, validity, []byte(`{"min_validity": "1h"}`))
+	require.NoError(t, m.Reload())
+	assert.Equal(t, http.StatusOK, status(h, f.alice))
+	now = f.alice.Certificate.NotAfter.Add(-time.Minute) // still valid, for less than an hour
+	assert.Equal(t, http.StatusForbidden, status(h, f.alice), "min_validity on Config.Now")
+}
