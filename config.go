@@ -147,7 +147,8 @@ type Config struct {
 
 	// ReloadInterval turns on polling: every interval a goroutine started by New looks at the
 	// files of the configuration (RootCAFiles, IntermediateFiles, PinnedSHA256Files, PolicyFiles,
-	// the files of the [BindingStore]s of Principals, Revocation.DenyListFile) and calls
+	// the files of the [BindingStore]s of Principals, Revocation.DenyListFile, the policy files
+	// of [Middleware.Require] and [Middleware.Shadow]) and calls
 	// [Middleware.Reload] when one of them changed (its size, modification time and contents;
 	// a file only touched is not reloaded). Stop it with [Middleware.Close]. Default 0, and any
 	// negative value: no polling; call Reload yourself (on SIGHUP).

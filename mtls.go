@@ -61,7 +61,8 @@
 // # Reloading
 //
 // [Middleware.Reload] reads every file of the configuration again (roots, intermediates, pins,
-// policy documents, principal bindings, the deny list file) and swaps them in at once, or keeps
+// policy documents, principal bindings, the deny list file, and the policy files
+// ([LoadPolicyFile]) of the routes' [Middleware.Require]) and swaps them in at once, or keeps
 // everything in force if one is bad; [Config.ReloadInterval] calls it when a file changes, and
 // [Middleware.ReloadStatus] reports the outcomes (reload.go).
 //

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 
@@ -47,4 +49,53 @@ func ExampleMiddleware_Reload() {
 	// generation in force: 1 error reported: true
 	// reload: <nil>
 	// generation in force: 2
+}
+
+// A route's policy read from a file follows Reload (and Config.ReloadInterval) with the other
+// files of the configuration.
+func ExampleLoadPolicyFile() {
+	dir, err := os.MkdirTemp("", "route-policy")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	root := mtlstest.NewRootCA("Acme Root CA")
+	admins := filepath.Join(dir, "admins.json")
+	if err := os.WriteFile(admins, []byte(`{"subject": {"cn": ["alice"]}}`), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	m, err := mtls.New(mtls.Config{RootCAs: root.Pool()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	policy, err := mtls.LoadPolicyFile(admins)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
+	admin := m.Handler(m.Require(policy)(ok))
+	bob := root.NewClient("bob")
+	call := func() int {
+		w := httptest.NewRecorder()
+		admin.ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/admin", bob.Chain()...))
+		return w.Code
+	}
+
+	fmt.Println("bob:", call())
+	_ = os.WriteFile(admins, []byte(`{"subject": {"cn": ["alice", "bob"]}}`), 0o600)
+	fmt.Println("reload:", m.Reload())
+	fmt.Println("bob:", call())
+	_ = os.WriteFile(admins, []byte(`{"subject": {"cn": []}}`), 0o600) // a bad edit
+	var ce *mtls.ConfigError
+	if err := m.Reload(); errors.As(err, &ce) {
+		fmt.Println("reload failed:", ce.Field)
+	}
+	fmt.Println("bob:", call())
+	// Output:
+	// bob: 403
+	// reload: <nil>
+	// bob: 200
+	// reload failed: route policy
+	// bob: 200
 }

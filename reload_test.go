@@ -798,3 +798,58 @@ func TestRoutePolicyFilesShadowAndClock(t *testing.T) {
 	now = f.alice.Certificate.NotAfter.Add(-time.Minute) // still valid, for less than an hour
 	assert.Equal(t, http.StatusForbidden, status(h, f.alice), "min_validity on Config.Now")
 }
+
+// TestRoutePolicyFilesUnderLoad: requests racing reloads that swap roots and a route's policy
+// file between two sets, and routes built meanwhile, never see the roots of one set with the
+// route policy of the other: the client of the set in force passes, the other is untrusted,
+// never denied by the route.
+func TestRoutePolicyFilesUnderLoad(t *testing.T) {
+	f := newReloadFiles(t)
+	a, b := newTrustSet("A"), newTrustSet("B")
+	route := filepath.Join(f.dir, "route.json")
+	write := func(s *trustSet) {
+		f.write(t, f.roots, s.ca.CertPEM())
+		f.write(t, route, []byte(`{"subject": {"cn": ["`+s.client.Certificate.Subject.CommonName+`"]}}`))
+	}
+	write(a)
+	var denied atomic.Int64
+	m, err := New(Config{RootCAFiles: []string{f.roots}, ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+		if errors.Is(err, ErrDenied) {
+			denied.Add(1)
+		}
+		WriteError(w, r, err)
+	}})
+	require.NoError(t, err)
+	h := m.Handler(m.Require(Any(Must(LoadPolicyFile(route))))(noop))
+
+	const workers, requests, reloads = 4, 100, 20
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range requests {
+				s := a
+				if (w+i)%2 == 1 {
+					s = b
+				}
+				h.ServeHTTP(httptest.NewRecorder(), mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", s.client.Chain()...))
+				if i%25 == 0 {
+					if p, err := LoadPolicyFile(route); err == nil { // it may catch a write half done
+						_ = m.Require(p) // a route built while serving
+					}
+				}
+			}
+		}()
+	}
+	for i := range reloads {
+		s := b
+		if i%2 == 1 {
+			s = a
+		}
+		write(s)
+		require.NoError(t, m.Reload())
+	}
+	wg.Wait()
+	assert.Zero(t, denied.Load(), "a request was judged by the route policy of another generation")
+}
