@@ -279,7 +279,9 @@ func TestOCSPCacheRefreshAndStaleIfError(t *testing.T) {
 		p.clock.Advance(20 * time.Minute) // 50 min: past 3/4 of the hour
 		_, err := revAuthn(m, leaf)
 		require.NoError(t, err)
-		require.Eventually(t, func() bool { return rf.calls.Load() == 2 }, 5*time.Second, 5*time.Millisecond)
+		// Done once the refresh has stored its answer and given back its slot, not merely once
+		// the responder was called: the next step makes the responder fail.
+		require.Eventually(t, func() bool { return rf.calls.Load() == 2 && len(m.revoc.sem) == 0 }, 30*time.Second, 5*time.Millisecond)
 	})
 	t.Run("stale answer within the budget while the responder fails", func(t *testing.T) {
 		failing.Store(true)
