@@ -30,7 +30,8 @@ const (
 // final outcome: a refusal by a [Middleware.Require] of the same middleware below them is that
 // event, with the route's step and rule, and a refusal a [Middleware.Shadow] below them would
 // make is its ShadowErr. A refusal of Require below no handler of its middleware is an event of
-// its own. Its fields are for operators: never send them to the client.
+// its own, and so is every connection refused at the TLS handshake (Handshake set). Its fields
+// are for operators: never send them to the client.
 type Event struct {
 	Result Result
 	// Status is the HTTP status of a refusal; zero when accepted (the next handler answers).
@@ -81,6 +82,12 @@ type Event struct {
 
 	// Duration is the time the middleware took to decide.
 	Duration time.Duration
+
+	// Handshake: the decision was made during the TLS handshake (see [Middleware.TLSConfig]),
+	// which it refused: no request was made, so Status is zero and the client got a TLS alert.
+	// Only refusals are made there; a connection that passes the handshake gets its events from
+	// its requests.
+	Handshake bool
 }
 
 // defaultExpiryWarning is how long before its leaf expires an identity is flagged.

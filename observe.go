@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// The one place that reports decisions: each decision of the middleware's handlers becomes one
-// [Event], handed to OnDecision and the logger; refusals then go to the error handler; shadow
+// The one place that reports decisions: each decision of the middleware's handlers, and each
+// refusal at the TLS handshake (handshake.go), becomes one [Event], handed to OnDecision and the
+// logger; refusals then go to the error handler; shadow
 // policy outcomes go to OnShadow; the outcomes of reloads go to the logger and ReloadStatus.
 // Only the middleware's handlers observe; [Middleware.Authenticate] returns its decision and
 // reports nothing.
@@ -191,10 +192,16 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 	switch {
 	case ev.Result == Refused && (ev.SHA256 == "" || m.refusalLogged.due(ev.SHA256+" "+ev.Reason, m.now(), negativeTTL)):
 		level, msg = slog.LevelInfo, "mtls: request refused"
+		if ev.Handshake {
+			msg = "mtls: handshake refused"
+		}
 	case ev.Result == Refused:
 		// The same certificate refused for the same reason within the minute its refusal is
 		// cached: a client repeating a refused request costs a log record at Debug only.
 		level, msg = slog.LevelDebug, "mtls: request refused again"
+		if ev.Handshake {
+			msg = "mtls: handshake refused again"
+		}
 	case ev.CertificateErr != nil:
 		level, msg = slog.LevelInfo, "mtls: certificate refused, the credentials decide"
 	case ev.Revocation.Degraded() && m.degradedLogDue():
@@ -220,6 +227,9 @@ func eventAttrs(ev *Event) []slog.Attr {
 		}
 	}
 	add("result", string(ev.Result))
+	if ev.Handshake {
+		attrs = append(attrs, slog.Bool("handshake", true))
+	}
 	if ev.Status != 0 {
 		attrs = append(attrs, slog.Int("status", ev.Status))
 	}

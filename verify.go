@@ -2,19 +2,15 @@ package mtls
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/certgate/mtls/internal/certfile"
@@ -399,146 +395,7 @@ func negativeExpiry(leaf *x509.Certificate, err error, now time.Time) time.Time 
 	return exp
 }
 
-// TLSOption adjusts [Middleware.TLSConfig].
-type TLSOption func(*tlsOptions)
-
-type tlsOptions struct{ rejectAtHandshake, advertiseCAs bool }
-
-// RejectAtHandshake makes the TLS layer also refuse a missing (when required) or invalid client
-// certificate during the handshake, through VerifyConnection (which runs on resumed sessions too).
-// The client then sees a TLS alert instead of the problem response, and public routes on the same
-// listener become unreachable without a certificate; the HTTP check still runs. Use it when every
-// route needs a certificate and early rejection matters more than a readable error. With header
-// mode ([Config.Header]) a connection without a certificate passes the handshake, since a proxy
-// need not present one; a certificate that is presented must still verify.
-//
-// The check uses the trust of the middleware whose TLSConfig built the configuration, before any
-// route is known: where several middlewares with different trust serve one listener (per-route
-// trust), do not use it, or certificates meant for the other routes fail the handshake.
-func RejectAtHandshake() TLSOption {
-	return func(o *tlsOptions) { o.rejectAtHandshake = true }
-}
-
-// AdvertiseCAs makes the certificate request name the subjects of the trusted roots
-// (tls.Config.ClientCAs), so that clients holding several certificates pick one of the right CA.
-// With tls.RequestClientCert (TLSConfig's default) this only advertises them: the handshake
-// verifies nothing, the middleware still decides; a stricter base ClientAuth makes crypto/tls
-// verify against them too. The names follow [Middleware.Reload]: each handshake gets a config
-// built for the trust in force (built once per reload).
-//
-// Clients take the names as a filter: Go's crypto/tls and browsers then send only a certificate
-// issued under one of them, and none otherwise. So nothing is advertised while the trust holds
-// pins ([Config.PinnedSHA256], [Config.PinnedSHA256Files]), whose certificates would be withheld;
-// and do not use it where several middlewares with different trust serve one listener (per-route
-// trust), or the certificates of the other routes are withheld. Clients of an untrusted CA then
-// send no certificate: they are refused with "certificate_required" rather than
-// "certificate_untrusted". A base ClientCAs is kept as it is, and never follows reloads.
-//
-// The configs handed to handshakes are built from base, and do not see what [http.Server] adds to
-// its TLSConfig when it starts: put the server's certificate in base (Certificates or
-// GetCertificate), not in ServeTLS's file arguments, and set base.NextProtos (such as
-// []string{"h2", "http/1.1"}) to offer HTTP/2. Without a certificate in base, AdvertiseCAs logs
-// a warning and sends no names, rather than break every handshake. With a base ClientAuth that
-// verifies, the handshake is always given the roots in force (an empty pool for pins alone),
-// never the system's.
-func AdvertiseCAs() TLSOption {
-	return func(o *tlsOptions) { o.advertiseCAs = true }
-}
-
-// TLSConfig returns a copy of base (or a new config when base is nil) that requests client
-// certificates and does not accept anything below TLS 1.2. The TLS layer only requests the
-// certificate; the middleware decides in the request, with its own (reloadable) trust. A base
-// ClientAuth already stricter than tls.RequestClientCert is kept, and so is base's own
-// VerifyConnection (called after the middleware's check with RejectAtHandshake).
-// [AdvertiseCAs] names the trusted roots in the certificate request.
-//
-// Configurations returned by base's GetConfigForClient are not adjusted. With AdvertiseCAs the
-// config's GetConfigForClient calls base's first, and uses the middleware's own (built for the
-// trust in force) only when base's returns nil.
-func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config {
-	var o tlsOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	cfg := &tls.Config{}
-	if base != nil {
-		cfg = base.Clone()
-	}
-	if cfg.MinVersion < tls.VersionTLS12 {
-		cfg.MinVersion = tls.VersionTLS12
-	}
-	if cfg.ClientAuth < tls.RequestClientCert {
-		cfg.ClientAuth = tls.RequestClientCert
-	}
-	if o.rejectAtHandshake {
-		own := cfg.VerifyConnection
-		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			if err := m.verifyConnection(cs); err != nil {
-				return err
-			}
-			if own != nil {
-				return own(cs)
-			}
-			return nil
-		}
-	}
-	if !o.advertiseCAs || cfg.ClientCAs != nil {
-		return cfg
-	}
-	if len(cfg.Certificates) == 0 && cfg.GetCertificate == nil {
-		// A config returned by GetConfigForClient replaces the server's whole config, so it
-		// would lack the certificate that http.Server.ServeTLS(certFile, keyFile) or httptest
-		// add to their own copy later: every handshake would fail.
-		m.log(context.Background(), slog.LevelWarn, "mtls: AdvertiseCAs needs the server's certificate in the base config "+
-			"(Certificates or GetCertificate): no CA names are sent")
-		return cfg
-	}
-	own := cfg.GetConfigForClient
-	cfg.GetConfigForClient = nil
-	type derived struct {
-		trust *trust
-		cfg   *tls.Config
-	}
-	var last atomic.Pointer[derived]
-	forTrust := func(t *trust) *tls.Config {
-		if d := last.Load(); d != nil && d.trust == t {
-			return d.cfg
-		}
-		c := cfg.Clone()
-		verifying := c.ClientAuth >= tls.VerifyClientCertIfGiven
-		if len(t.pins) == 0 || verifying { // pinned certificates cannot pass a verifying handshake
-			c.ClientCAs = t.roots
-		}
-		if c.ClientCAs == nil && verifying { // crypto/tls would take the system's roots for nil
-			c.ClientCAs = x509.NewCertPool()
-		}
-		last.Store(&derived{trust: t, cfg: c})
-		return c
-	}
-	out := forTrust(m.state.Load().trust).Clone()
-	out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if own != nil {
-			if c, err := own(hello); c != nil || err != nil {
-				return c, err
-			}
-		}
-		return forTrust(m.state.Load().trust), nil
-	}
-	return out
-}
-
-// verifyConnection is the handshake-time check of RejectAtHandshake.
-func (m *Middleware) verifyConnection(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) == 0 {
-		// A trusted proxy need not present a certificate: with header mode, the request decides.
-		if m.optional || m.header != nil {
-			return nil
-		}
-		return newError(ErrNoCertificate, "no certificate in the TLS handshake", nil)
-	}
-	_, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: cs.PeerCertificates}, m.now())
-	return err
-}
+// The TLS configuration and the handshake's checks: handshake.go.
 
 // explain says, for the operator, what a failed verification most likely means and what would fix
 // it: a missing intermediate, a chain ending at a CA that is not a root, an expired CA.

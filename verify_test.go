@@ -316,7 +316,10 @@ func TestTLSConfig(t *testing.T) {
 	cfg := m.TLSConfig(nil)
 	assert.Equal(t, uint16(tls.VersionTLS12), cfg.MinVersion)
 	assert.Equal(t, tls.RequestClientCert, cfg.ClientAuth)
-	assert.Nil(t, cfg.VerifyConnection, "by default the decision is made in HTTP")
+	require.NotNil(t, cfg.VerifyConnection, "the handshake screens the presented chain")
+	require.NoError(t, cfg.VerifyConnection(tls.ConnectionState{}), "by default the decision is made in HTTP")
+	require.NoError(t, cfg.VerifyConnection(tls.ConnectionState{PeerCertificates: p.other.NewClient("x").Chain()}),
+		"an untrusted chain within the screen's bounds gets its readable refusal in HTTP")
 
 	called := false
 	base := &tls.Config{

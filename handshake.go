@@ -1,0 +1,314 @@
+package mtls
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The TLS layer: what [Middleware.TLSConfig] makes of a server's configuration, and the checks
+// the handshake runs on the client's certificate before crypto/tls checks the client's signature
+// with its key (CertificateVerify, read after VerifyConnection in TLS 1.2 and 1.3 alike).
+
+// TLSOption adjusts [Middleware.TLSConfig].
+type TLSOption func(*tlsOptions)
+
+type tlsOptions struct{ rejectAtHandshake, advertiseCAs bool }
+
+// RejectAtHandshake makes the TLS layer also refuse a missing (when required) or invalid client
+// certificate during the handshake, through VerifyConnection (which runs on resumed sessions too):
+// the whole chain is screened and verified there (revocation, principal mapping and policies are
+// left to the request). The client then sees a TLS alert instead of the problem response, and
+// public routes on the same listener become unreachable without a certificate; the HTTP check
+// still runs, and finds the verification cached. Use it when every route needs a certificate and
+// early rejection matters more than a readable error. With header mode ([Config.Header]) a
+// connection without a certificate passes the handshake, since a proxy need not present one; a
+// certificate that is presented must still verify.
+//
+// Each refusal at the handshake is reported like a refusal of a request (see [TLSConfig]).
+//
+// The check uses the trust of the middleware whose TLSConfig built the configuration, before any
+// route is known: where several middlewares with different trust serve one listener (per-route
+// trust), do not use it, or certificates meant for the other routes fail the handshake.
+func RejectAtHandshake() TLSOption {
+	return func(o *tlsOptions) { o.rejectAtHandshake = true }
+}
+
+// AdvertiseCAs makes the certificate request name the subjects of the trusted roots
+// (tls.Config.ClientCAs), so that clients holding several certificates pick one of the right CA.
+// With tls.RequestClientCert (TLSConfig's default) this only advertises them: the handshake
+// verifies nothing, the middleware still decides; a stricter base ClientAuth makes crypto/tls
+// verify against them too. The names follow [Middleware.Reload]: each handshake gets a config
+// built for the trust in force (built once per reload).
+//
+// Clients take the names as a filter: Go's crypto/tls and browsers then send only a certificate
+// issued under one of them, and none otherwise. So nothing is advertised while the trust holds
+// pins ([Config.PinnedSHA256], [Config.PinnedSHA256Files]), whose certificates would be withheld;
+// and do not use it where several middlewares with different trust serve one listener (per-route
+// trust), or the certificates of the other routes are withheld. Clients of an untrusted CA then
+// send no certificate: they are refused with "certificate_required" rather than
+// "certificate_untrusted". A ClientCAs of base, or of a configuration base's GetConfigForClient
+// returns, is kept as it is, and never follows reloads.
+//
+// The configs handed to handshakes are built from base, and do not see what [http.Server] adds to
+// its TLSConfig when it starts: put the server's certificate in base (Certificates or
+// GetCertificate), not in ServeTLS's file arguments, and set base.NextProtos (such as
+// []string{"h2", "http/1.1"}) to offer HTTP/2. Without a certificate in base (and without a
+// GetConfigForClient of base's), AdvertiseCAs logs a warning and sends no names, rather than
+// break every handshake. With a base ClientAuth that verifies, the handshake is always given the
+// roots in force (an empty pool for pins alone), never the system's.
+func AdvertiseCAs() TLSOption {
+	return func(o *tlsOptions) { o.advertiseCAs = true }
+}
+
+// TLSConfig returns a copy of base (or a new config when base is nil) that requests client
+// certificates, does not accept anything below TLS 1.2, and screens the certificate a client
+// presents during the handshake. The TLS layer only requests the certificate; the middleware
+// decides in the request, with its own (reloadable) trust, so that a client gets a readable
+// refusal. A base ClientAuth already stricter than tls.RequestClientCert is kept, and so is
+// base's own VerifyConnection (called after the middleware's checks, when they pass).
+// [AdvertiseCAs] names the trusted roots in the certificate request; [RejectAtHandshake] refuses
+// at the handshake every certificate the middleware would refuse.
+//
+// Refused at the handshake by default, before crypto/tls checks the client's signature with the
+// presented key, are only chains that no client holding a certificate of this service presents,
+// and whose signature check could cost the server more than an ordinary handshake:
+//
+//   - a chain beyond the screening step's bounds (see the package doc): too many certificates,
+//     too large ones, RSA keys outside 2048 to 8192 bits or with an odd exponent, repeated
+//     candidates of one name;
+//   - a chain whose leaf has a key that is slow to check a signature with (RSA above 3072 bits,
+//     ECDSA on P-384 or P-521: up to forty times the cost of P-256) and that does not verify
+//     under the trust in force (the chain is verified there, as the request would; it is then
+//     cached for the request). A forged chain naming the service's CAs then costs at most a check
+//     of each presented CA with the keys of those CAs, and the forger's expensive key is never used.
+//
+// A chain within those bounds that is otherwise bad (an unknown CA, expired, revoked, refused by
+// a policy) reaches the request, and its readable refusal, unless [RejectAtHandshake]. Where
+// several middlewares with different trust serve one listener, a leaf with a slow key must verify
+// under the trust of the middleware whose TLSConfig built the configuration.
+//
+// Every refusal at the handshake is reported like a refusal of a request: an [Event] with
+// Handshake set (Source TLS, no Status), to [Config.OnDecision] with context.Background() and to
+// [Config.Logger] under the same rate limit; crypto/tls sends the client a bad_certificate alert,
+// and [http.Server] logs the handshake error to its ErrorLog. A handshake that passes is not an
+// event: the request's decision is.
+//
+// A GetConfigForClient of base is kept, and each configuration it returns (one per server name,
+// as multi-tenant servers do) gets the same treatment: a copy of it, made once per returned
+// configuration (and per trust, with AdvertiseCAs), gets MinVersion, ClientAuth, the checks
+// above before its own VerifyConnection, and the advertised CAs; the returned configuration
+// itself is never modified, and one modified after it was returned is not seen again (crypto/tls
+// forbids that anyway). A base GetConfigForClient that returns nil leaves the handshake to the
+// returned config itself, or with AdvertiseCAs to one built for the trust in force.
+func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config {
+	h := &handshake{m: m}
+	for _, opt := range opts {
+		opt(&h.opts)
+	}
+	cfg := &tls.Config{}
+	if base != nil {
+		cfg = base.Clone()
+	}
+	own := cfg.GetConfigForClient
+	cfg.GetConfigForClient = nil
+	h.adjust(cfg)
+
+	advertise := h.opts.advertiseCAs && cfg.ClientCAs == nil
+	if advertise && len(cfg.Certificates) == 0 && cfg.GetCertificate == nil {
+		// A config returned by GetConfigForClient replaces the server's whole config, so it
+		// would lack the certificate that http.Server.ServeTLS(certFile, keyFile) or httptest
+		// add to their own copy later: every handshake would fail.
+		advertise = false
+		if own == nil {
+			m.log(context.Background(), slog.LevelWarn, "mtls: AdvertiseCAs needs the server's certificate in the base config "+
+				"(Certificates or GetCertificate): no CA names are sent")
+		}
+	}
+	if !advertise && own == nil {
+		return cfg
+	}
+	var last atomic.Pointer[derivedConfig]
+	forTrust := func(t *trust) *tls.Config {
+		if d := last.Load(); d != nil && d.trust == t {
+			return d.cfg
+		}
+		c := cfg.Clone()
+		advertiseRoots(c, t)
+		last.Store(&derivedConfig{trust: t, cfg: c})
+		return c
+	}
+	out := cfg
+	if advertise {
+		out = forTrust(m.state.Load().trust).Clone()
+	}
+	out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if own != nil {
+			c, err := own(hello)
+			if err != nil {
+				return nil, err
+			}
+			if c != nil {
+				return h.derive(c), nil
+			}
+		}
+		if advertise {
+			return forTrust(m.state.Load().trust), nil
+		}
+		return nil, nil
+	}
+	return out
+}
+
+// handshake is what one [Middleware.TLSConfig] applies to each configuration a handshake uses:
+// its copy of base, and the copies of the configurations base's GetConfigForClient returns.
+type handshake struct {
+	m    *Middleware
+	opts tlsOptions
+
+	mu      sync.Mutex
+	derived map[*tls.Config]derivedConfig // by the configuration base's GetConfigForClient returned
+}
+
+// derivedConfig is a configuration built for a handshake, and the trust whose roots it names
+// (nil: it names none of the middleware's).
+type derivedConfig struct {
+	trust *trust
+	cfg   *tls.Config
+}
+
+// maxDerivedConfigs bounds the copies kept of returned configurations: a GetConfigForClient that
+// returns a new configuration for every handshake makes a copy per handshake, but no more
+// memory.
+const maxDerivedConfigs = 64
+
+// adjust makes c, a copy of the handshake's own, request a certificate, refuse versions below
+// TLS 1.2 and check the certificate before its own VerifyConnection.
+func (h *handshake) adjust(c *tls.Config) {
+	if c.MinVersion < tls.VersionTLS12 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	if c.ClientAuth < tls.RequestClientCert {
+		c.ClientAuth = tls.RequestClientCert
+	}
+	m, reject, own := h.m, h.opts.rejectAtHandshake, c.VerifyConnection
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := m.checkHandshake(cs, reject); err != nil {
+			return err
+		}
+		if own != nil {
+			return own(cs)
+		}
+		return nil
+	}
+}
+
+// derive returns the configuration for a handshake that base's GetConfigForClient gave c: an
+// adjusted copy, built once per c (and per trust, when it advertises the roots).
+func (h *handshake) derive(c *tls.Config) *tls.Config {
+	var t *trust
+	if h.opts.advertiseCAs && c.ClientCAs == nil {
+		t = h.m.state.Load().trust
+	}
+	h.mu.Lock()
+	d, ok := h.derived[c]
+	h.mu.Unlock()
+	if ok && d.trust == t {
+		return d.cfg
+	}
+	out := c.Clone()
+	out.GetConfigForClient = nil // crypto/tls calls only the server's own
+	h.adjust(out)
+	if t != nil {
+		advertiseRoots(out, t)
+	}
+	h.mu.Lock()
+	if h.derived == nil || len(h.derived) >= maxDerivedConfigs {
+		h.derived = make(map[*tls.Config]derivedConfig)
+	}
+	h.derived[c] = derivedConfig{trust: t, cfg: out}
+	h.mu.Unlock()
+	return out
+}
+
+// advertiseRoots names the roots of t in c's certificate request ([AdvertiseCAs]).
+func advertiseRoots(c *tls.Config, t *trust) {
+	verifying := c.ClientAuth >= tls.VerifyClientCertIfGiven
+	if len(t.pins) == 0 || verifying { // pinned certificates cannot pass a verifying handshake
+		c.ClientCAs = t.roots
+	}
+	if c.ClientCAs == nil && verifying { // crypto/tls would take the system's roots for nil
+		c.ClientCAs = x509.NewCertPool()
+	}
+}
+
+// checkHandshake checks the client's certificate during the handshake (see [Middleware.TLSConfig])
+// and reports a refusal; with reject, it refuses what the request would refuse before revocation.
+func (m *Middleware) checkHandshake(cs tls.ConnectionState, reject bool) error {
+	start := m.clock()
+	err := m.handshakeRefusal(cs, reject)
+	if err != nil {
+		m.noteHandshake(err, start)
+	}
+	return err
+}
+
+// handshakeRefusal is the refusal of the handshake's check, or nil.
+func (m *Middleware) handshakeRefusal(cs tls.ConnectionState, reject bool) error {
+	certs := cs.PeerCertificates
+	if len(certs) == 0 {
+		// A trusted proxy need not present a certificate: with header mode, the request decides.
+		if !reject || m.optional || m.header != nil {
+			return nil
+		}
+		err := newError(ErrNoCertificate, "no certificate in the TLS handshake", nil)
+		setStep(err, stepClaim)
+		return err
+	}
+	if err := m.screen(certs); err != nil {
+		return err
+	}
+	// A resumed session's client proves nothing with its key: there is no signature to check.
+	if !reject && (cs.DidResume || !slowKey(certs[0].PublicKey)) {
+		return nil
+	}
+	_, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: certs}, m.now())
+	return err
+}
+
+// slowKey says whether checking a signature with pub costs much more than with the keys most
+// clients hold (ECDSA P-256, Ed25519, RSA up to 3072 bits, each a few tens of microseconds):
+// RSA-4096 costs about ten times an RSA-2048 check, RSA-8192 fifty, P-384 ten times a P-256
+// check, P-521 forty.
+func slowKey(pub any) bool {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return k.N.BitLen() > 3072
+	case *ecdsa.PublicKey:
+		return k.Curve != elliptic.P256()
+	}
+	return false
+}
+
+// noteHandshake reports err, a refusal at the handshake begun at start, as an event marked
+// Handshake: the connection never carries a request, so this is its one decision.
+func (m *Middleware) noteHandshake(err error, start time.Time) {
+	if !m.watching {
+		return
+	}
+	ctx := context.Background() // a handshake has no request; ConnectionState carries no context
+	d := decision{err: err, now: m.now(), source: SourceTLS}
+	if m.onDecision == nil && !m.logged(ctx, &d) {
+		return
+	}
+	ev := m.event(&d, nil, time.Since(start))
+	ev.Handshake, ev.Status = true, 0
+	m.report(ctx, &ev)
+}
