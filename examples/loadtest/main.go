@@ -15,12 +15,21 @@
 //   - handshake: HTTPS without keep-alive, a full TLS 1.3 handshake (no resumption) per request.
 //     Bare is Go's own verified mutual TLS, which verifies the chain in every handshake; with the
 //     middleware, its TLS helper, which caches the verification.
+//   - hostile-decoys, hostile-ca-name, hostile-ca-name-p256: the middleware's server, with the
+//     handshake scenario's legit client as "bare" (a cold handshake each time) and a hostile client
+//     as "middleware-hostile", each of whose connections must be refused (at the handshake, or
+//     by the request). The hostile clients hold no key of the service's CAs: hostile-decoys
+//     presents an RSA-8192 leaf under a chain of decoy CAs; hostile-ca-name an RSA-8192 leaf under
+//     forged CAs that bear the names of the service's CAs, with a second one of the issuer's name;
+//     hostile-ca-name-p256 the same with a P-256 leaf, which the handshake lets through to the
+//     request. A hostile client sends a random signature (a forger need not compute one: the
+//     server pays for checking it). The ratio is then hostile / legit, server CPU per handshake.
 //
 // Every server runs in a child process of its own (this program, run again), so that its CPU time
 // is its own: the child reads its CPU time (getrusage) when the load starts and ends, and counts
-// the requests it served. The report gives, per scenario and variant, the median over the rounds
+// the requests it served and the connections it accepted. The report gives, per scenario and variant, the median over the rounds
 // of requests per second, latency p50 and p99 as the client sees them, and server CPU time per
-// request; and the median over the rounds of the ratios middleware/bare, each taken within one
+// request (per connection, without keep-alive: per handshake); and the median over the rounds of the ratios middleware/bare, each taken within one
 // round. Client and server share the machine's cores, as on any single host: compare ratios, not
 // absolute figures, and compare them within one run.
 //
@@ -83,12 +92,18 @@ type scenario struct {
 	bare, lib string // server variants (see serve)
 	tls       bool   // the client speaks HTTPS and presents its certificate
 	keepAlive bool
+	// hostile names the chain the client of the lib variant presents (see pki.hostile), each of
+	// whose requests must be refused; empty: the client is legit.
+	hostile string
 }
 
 var allScenarios = []scenario{
 	{name: "tls", bare: variantTLSBare, lib: variantTLSMiddleware, tls: true, keepAlive: true},
 	{name: "header", bare: variantHTTPBare, lib: variantHeaderMiddleware, keepAlive: true},
 	{name: "handshake", bare: variantTLSBare, lib: variantTLSMiddleware, tls: true},
+	{name: "hostile-decoys", bare: variantTLSMiddleware, lib: variantTLSMiddlewareHostile, tls: true, hostile: hostileDecoys},
+	{name: "hostile-ca-name", bare: variantTLSMiddleware, lib: variantTLSMiddlewareHostile, tls: true, hostile: hostileCAName},
+	{name: "hostile-ca-name-p256", bare: variantTLSMiddleware, lib: variantTLSMiddlewareHostile, tls: true, hostile: hostileCANameP256},
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -200,16 +215,24 @@ type result struct {
 	elapsed   time.Duration // of the client's load
 	p50, p99  time.Duration
 	served    int64         // counted by the server
+	accepted  int64         // connections, counted by the server
+	keepAlive bool          // of the scenario: the CPU is per request, else per connection
 	serverCPU time.Duration // user + system, while the load ran; 0 where it cannot be read
 }
 
 func (r result) rate() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
+// cpuPerRequest is the server's CPU time per request, or without keep-alive per connection (a
+// refused handshake serves no request).
 func (r result) cpuPerRequest() time.Duration {
-	if r.served == 0 {
+	n := r.served
+	if !r.keepAlive {
+		n = r.accepted
+	}
+	if n == 0 {
 		return 0
 	}
-	return r.serverCPU / time.Duration(r.served)
+	return r.serverCPU / time.Duration(n)
 }
 
 // ratio is middleware / bare within one round.
@@ -259,7 +282,8 @@ func measure(self, dir, variant, profile string, s scenario, pki *pki, o options
 		return result{}, err
 	}
 
-	client := pki.newClient(s)
+	hostile := variant == s.lib && s.hostile != ""
+	client := pki.newClient(s, hostile)
 	defer client.CloseIdleConnections()
 	scheme := "http"
 	if s.tls {
@@ -268,7 +292,7 @@ func measure(self, dir, variant, profile string, s scenario, pki *pki, o options
 	url := scheme + "://" + addr + "/"
 	// Warm up: one request per connection, so that keep-alive scenarios measure cached requests
 	// and the first handshakes are not counted.
-	if err := warmUp(client, url, pki, s, o.conns); err != nil {
+	if err := warmUp(client, url, pki, s, hostile, o.conns); err != nil {
 		return result{}, err
 	}
 	if _, err := fmt.Fprintln(stdin, "start"); err != nil {
@@ -277,7 +301,7 @@ func measure(self, dir, variant, profile string, s scenario, pki *pki, o options
 	if _, err := expect(lines, "started"); err != nil {
 		return result{}, err
 	}
-	res, err := load(client, url, pki, s, o)
+	res, err := load(client, url, pki, s, hostile, o)
 	if err != nil {
 		return result{}, err
 	}
@@ -289,7 +313,8 @@ func measure(self, dir, variant, profile string, s scenario, pki *pki, o options
 		return result{}, err
 	}
 	var cpuNS int64
-	if _, err := fmt.Sscanf(stats, "%d %d", &res.served, &cpuNS); err != nil {
+	res.keepAlive = s.keepAlive
+	if _, err := fmt.Sscanf(stats, "%d %d %d", &res.served, &cpuNS, &res.accepted); err != nil {
 		return result{}, fmt.Errorf("server reported %q: %w", stats, err)
 	}
 	res.serverCPU = time.Duration(cpuNS)
@@ -317,11 +342,11 @@ func expect(lines *bufio.Scanner, word string) (string, error) {
 	return strings.TrimSpace(rest), nil
 }
 
-func warmUp(client *http.Client, url string, pki *pki, s scenario, conns int) error {
+func warmUp(client *http.Client, url string, pki *pki, s scenario, hostile bool, conns int) error {
 	var wg sync.WaitGroup
 	errs := make([]error, conns)
 	for i := range conns {
-		wg.Go(func() { errs[i] = get(client, url, pki, s) })
+		wg.Go(func() { errs[i] = get(client, url, pki, s, hostile) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -329,7 +354,7 @@ func warmUp(client *http.Client, url string, pki *pki, s scenario, conns int) er
 
 // load runs o.conns workers, each with one request in flight, until o.duration has passed or
 // o.maxReqs requests are done.
-func load(client *http.Client, url string, pki *pki, s scenario, o options) (result, error) {
+func load(client *http.Client, url string, pki *pki, s scenario, hostile bool, o options) (result, error) {
 	perWorker := max(1, o.maxReqs/o.conns)
 	samples := make([][]time.Duration, o.conns)
 	errs := make([]error, o.conns)
@@ -344,7 +369,7 @@ func load(client *http.Client, url string, pki *pki, s scenario, o options) (res
 				if n > 0 && !t.Before(deadline) { // every worker makes one request at least
 					break
 				}
-				if err := get(client, url, pki, s); err != nil {
+				if err := get(client, url, pki, s, hostile); err != nil {
 					errs[i] = err
 					break
 				}
@@ -376,8 +401,9 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	return sorted[max(0, (len(sorted)*p+99)/100-1)]
 }
 
-// get makes one request and requires 200 "ok".
-func get(client *http.Client, url string, pki *pki, s scenario) error {
+// get makes one request and requires 200 "ok"; from a hostile client, a refusal (of the handshake,
+// or a status other than 200).
+func get(client *http.Client, url string, pki *pki, s scenario, hostile bool) error {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -388,6 +414,16 @@ func get(client *http.Client, url string, pki *pki, s scenario) error {
 		}
 	}
 	res, err := client.Do(req)
+	if hostile {
+		if err != nil {
+			return nil // refused at the handshake
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			return errors.New("a hostile client was accepted")
+		}
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -408,6 +444,7 @@ type pki struct {
 	leaf     *mtlstest.Leaf
 	serverCA *mtlstest.CA
 	header   http.Header
+	hostile  map[string]tls.Certificate // by scenario.hostile
 }
 
 // newPKI mints a client CA with an intermediate, a client and a server certificate, writes what
@@ -432,12 +469,12 @@ func newPKI(dir, format string) (*pki, error) {
 	}
 	proxy := mtlstest.Proxy{Format: mtls.MustHeaderFormat(format), Addr: "127.0.0.1:1"}
 	header := proxy.NewRequest(http.MethodGet, "/", leaf.Chain()...).Header
-	return &pki{leaf: leaf, serverCA: serverCA, header: header}, nil
+	return &pki{leaf: leaf, serverCA: serverCA, header: header, hostile: hostileCertificates(clientRoot, issuing)}, nil
 }
 
 // newClient returns the client of scenario s: HTTP/1.1, with or without keep-alive, and over TLS
 // 1.3 presenting the client certificate, without session resumption.
-func (p *pki) newClient(s scenario) *http.Client {
+func (p *pki) newClient(s scenario, hostile bool) *http.Client {
 	tr := &http.Transport{
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 1024,
@@ -448,6 +485,9 @@ func (p *pki) newClient(s scenario) *http.Client {
 		cfg.MinVersion = tlsVersion
 		cfg.MaxVersion = tlsVersion
 		cfg.ClientSessionCache = nil
+		if hostile {
+			cfg.Certificates = []tls.Certificate{p.hostile[s.hostile]}
+		}
 		tr.TLSClientConfig = cfg
 	}
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -470,7 +510,7 @@ func report(out io.Writer, o options, results map[string][]result, ratios map[st
 		}
 	}
 	tw.Flush()
-	fmt.Fprintln(out, "\nmiddleware / bare, median of the per-round ratios:")
+	fmt.Fprintln(out, "\nmiddleware / bare (hostile-*: hostile / legit, per handshake), median of the per-round ratios:")
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\treq/s\tserver CPU/req\t")
 	for _, s := range allScenarios {

@@ -25,7 +25,8 @@ func TestMain(m *testing.M) {
 }
 
 // TestRun runs every scenario briefly: every request must succeed against both variants (a
-// refusal is an error), and the report must hold every row. The figures themselves are not
+// refusal is an error; from a hostile client, an acceptance is), and the report must hold every
+// row. The figures themselves are not
 // checked: they depend on the machine.
 func TestRun(t *testing.T) {
 	var out bytes.Buffer
@@ -37,14 +38,16 @@ func TestRun(t *testing.T) {
 		"tls               bare", "tls         middleware",
 		"header          bare-http", "header  middleware-header",
 		"handshake               bare", "handshake         middleware",
+		"hostile-decoys          middleware", "hostile-decoys  middleware-hostile",
+		"hostile-ca-name-p256    middleware", "hostile-ca-name-p256  middleware-hostile",
 	} {
 		assert.Contains(t, report, row)
 	}
 	ratios := report[strings.Index(report, "middleware / bare"):]
 	written, err := filepath.Glob(filepath.Join(profiles, "*.pprof"))
 	require.NoError(t, err)
-	assert.Len(t, written, 12, "a profile per scenario, variant and round")
-	for _, s := range []string{"tls", "header", "handshake"} {
+	assert.Len(t, written, 2*2*len(allScenarios), "a profile per scenario, variant and round")
+	for _, s := range []string{"tls", "header", "handshake", "hostile-decoys", "hostile-ca-name", "hostile-ca-name-p256"} {
 		assert.Regexp(t, `(?m)^\s+`+s+`\s+\d+\.\d\dx\s+(\d+\.\d\dx|n/a)$`, ratios)
 	}
 }
@@ -103,9 +106,9 @@ func TestServeRefusesStrangers(t *testing.T) {
 	addr, ok := strings.CutPrefix(strings.TrimSpace(string(buf[:n])), "listening ")
 	require.True(t, ok, string(buf[:n]))
 	url := "http://" + addr + "/"
-	client := p.newClient(s)
-	assert.NoError(t, get(client, url, p, s))
-	err = get(client, url, stranger, s)
+	client := p.newClient(s, false)
+	assert.NoError(t, get(client, url, p, s, false))
+	err = get(client, url, stranger, s, false)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "status 401")
 	inW.Close()

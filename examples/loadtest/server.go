@@ -38,16 +38,18 @@ const (
 
 // The server variants.
 const (
-	variantTLSBare          = "bare"       // Go's verified mutual TLS, a bare handler
-	variantTLSMiddleware    = "middleware" // Middleware.TLSConfig and Middleware.Handler
-	variantHTTPBare         = "bare-http"  // plain HTTP, a bare handler
-	variantHeaderMiddleware = "middleware-header"
+	variantTLSBare       = "bare"       // Go's verified mutual TLS, a bare handler
+	variantTLSMiddleware = "middleware" // Middleware.TLSConfig and Middleware.Handler
+	// The same server as variantTLSMiddleware, loaded by a hostile client (see scenario.hostile).
+	variantTLSMiddlewareHostile = "middleware-hostile"
+	variantHTTPBare             = "bare-http" // plain HTTP, a bare handler
+	variantHeaderMiddleware     = "middleware-header"
 )
 
 // serve runs a server variant on 127.0.0.1 with the files in dir, speaking with the parent on
 // stdin and stdout: it writes "listening <addr>"; on "start" it reads its CPU time and writes
 // "started"; on "stop" it writes "stopped <requests served since start> <CPU nanoseconds since
-// start>" and returns. It returns when stdin closes.
+// start> <connections accepted since start>" and returns. It returns when stdin closes.
 func serve(variant, dir, profile string, in io.Reader, out io.Writer) error {
 	var served atomic.Int64
 	ok := func(w http.ResponseWriter) {
@@ -67,7 +69,7 @@ func serve(variant, dir, profile string, in io.Reader, out io.Writer) error {
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	var tlsConfig *tls.Config
 	switch variant {
-	case variantTLSBare, variantTLSMiddleware:
+	case variantTLSBare, variantTLSMiddleware, variantTLSMiddlewareHostile:
 		cert, err := tls.LoadX509KeyPair(filepath.Join(dir, fileServerCert), filepath.Join(dir, fileServerKey))
 		if err != nil {
 			return err
@@ -121,10 +123,12 @@ func serve(variant, dir, profile string, in io.Reader, out io.Writer) error {
 		return fmt.Errorf("unknown variant %q", variant)
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
+	var accepted atomic.Int64
+	ln := net.Listener(&countingListener{Listener: tcp, accepted: &accepted})
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
@@ -136,7 +140,7 @@ func serve(variant, dir, profile string, in io.Reader, out io.Writer) error {
 
 	lines := bufio.NewScanner(in)
 	var startCPU time.Duration
-	var startServed int64
+	var startServed, startAccepted int64
 	for lines.Scan() {
 		switch lines.Text() {
 		case "start":
@@ -151,18 +155,32 @@ func serve(variant, dir, profile string, in io.Reader, out io.Writer) error {
 				}
 				defer pprof.StopCPUProfile() // before the file closes: defers run last in, first out
 			}
-			startCPU, startServed = cpuTime(), served.Load()
+			startCPU, startServed, startAccepted = cpuTime(), served.Load(), accepted.Load()
 			if _, err := fmt.Fprintln(out, "started"); err != nil {
 				return err
 			}
 		case "stop":
 			cpu := cpuTime() - startCPU
 			pprof.StopCPUProfile()
-			_, err := fmt.Fprintln(out, "stopped", served.Load()-startServed, int64(cpu))
+			_, err := fmt.Fprintln(out, "stopped", served.Load()-startServed, int64(cpu), accepted.Load()-startAccepted)
 			return err
 		default:
 			return fmt.Errorf("unknown command %q", lines.Text())
 		}
 	}
 	return lines.Err()
+}
+
+// countingListener counts the connections it accepts: a refused handshake serves no request.
+type countingListener struct {
+	net.Listener
+	accepted *atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
 }

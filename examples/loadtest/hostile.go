@@ -1,0 +1,77 @@
+package main
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"io"
+	"math/big"
+
+	"github.com/certgate/mtls/mtlstest"
+)
+
+// The hostile clients' chains (see scenario.hostile).
+const (
+	hostileDecoys     = "decoys"
+	hostileCAName     = "ca-name"
+	hostileCANameP256 = "ca-name-p256"
+)
+
+// hostileCertificates returns the certificates of the hostile clients, by name. None is signed by
+// a key of root's or issuing's: their names are all a forger knows of them.
+func hostileCertificates(root, issuing *mtlstest.CA) map[string]tls.Certificate {
+	huge := fakeSigner{pub: hugeRSAKey(8192)}
+
+	// An RSA-8192 leaf under a chain of decoy CAs that name no CA of the service.
+	decoyRoot := mtlstest.NewRootCA("Decoy Root CA")
+	decoy1 := decoyRoot.NewIntermediate("Decoy CA 1")
+	decoy2 := decoy1.NewIntermediate("Decoy CA 2")
+	decoys := decoy2.NewClient("mallory", mtlstest.WithKey(huge))
+
+	// Forged CAs that bear the names of the service's: an issuing CA under a root of the real
+	// root's name, and a second issuing CA of that name (the most the screen allows).
+	forgedRoot := mtlstest.NewRootCA(root.Certificate.Subject.CommonName)
+	forged := forgedRoot.NewIntermediate(issuing.Certificate.Subject.CommonName)
+	second := forgedRoot.NewIntermediate(issuing.Certificate.Subject.CommonName)
+	named := func(key crypto.Signer) tls.Certificate {
+		leaf := forged.NewClient("mallory", mtlstest.WithKey(key))
+		c := leaf.TLSCertificate()
+		c.Certificate = append(c.Certificate, second.Certificate.Raw)
+		return c
+	}
+	return map[string]tls.Certificate{
+		hostileDecoys:     withChain(decoys.TLSCertificate(), decoy1.Certificate.Raw, decoyRoot.Certificate.Raw),
+		hostileCAName:     named(huge),
+		hostileCANameP256: named(nil),
+	}
+}
+
+// withChain appends CA certificates to what c presents.
+func withChain(c tls.Certificate, ders ...[]byte) tls.Certificate {
+	c.Certificate = append(c.Certificate, ders...)
+	return c
+}
+
+// hugeRSAKey returns an RSA public key of the given size with no private key behind it: a random
+// odd modulus. Checking a signature with it costs what checking one with a real key does.
+func hugeRSAKey(bits int) *rsa.PublicKey {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
+	if err != nil {
+		panic(err)
+	}
+	n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+	return &rsa.PublicKey{N: n, E: 65537}
+}
+
+// fakeSigner signs with random bytes, as a forger does: the server pays for checking a
+// signature whether or not it is right.
+type fakeSigner struct{ pub *rsa.PublicKey }
+
+func (s fakeSigner) Public() crypto.PublicKey { return s.pub }
+
+func (s fakeSigner) Sign(_ io.Reader, _ []byte, _ crypto.SignerOpts) ([]byte, error) {
+	sig := make([]byte, (s.pub.N.BitLen()+7)/8)
+	_, err := rand.Read(sig[1:])
+	return sig, err
+}
