@@ -126,8 +126,9 @@ func ExampleConfig_pinnedSHA256() {
 	// Output: partner-42 true true
 }
 
-// TLSConfig prepares a server's TLS configuration: the handshake requests a certificate, the
-// middleware decides. RejectAtHandshake also refuses bad certificates during the handshake.
+// TLSConfig prepares a server's TLS configuration: the handshake requests a certificate and
+// screens it, the middleware decides. RejectAtHandshake also refuses bad certificates during the
+// handshake.
 func ExampleMiddleware_TLSConfig() {
 	m, err := mtls.New(mtls.Config{RootCAs: mtlstest.NewRootCA("Partner Root CA").Pool()})
 	if err != nil {

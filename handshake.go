@@ -91,9 +91,12 @@ func AdvertiseCAs() TLSOption {
 //     of each presented CA with the keys of those CAs, and the forger's expensive key is never used.
 //
 // A chain within those bounds that is otherwise bad (an unknown CA, expired, revoked, refused by
-// a policy) reaches the request, and its readable refusal, unless [RejectAtHandshake]. Where
-// several middlewares with different trust serve one listener, a leaf with a slow key must verify
-// under the trust of the middleware whose TLSConfig built the configuration.
+// a policy) reaches the request, and its readable refusal, unless [RejectAtHandshake]. What is
+// refused at the handshake never reaches a handler, so [DangerouslyFallBackOnInvalidCertificate]
+// cannot let credentials stand in for it. The checks apply to every TLS connection, trusted
+// proxies' ([Config.Header]) included. Where several middlewares with different trust serve one
+// listener, a leaf with a slow key must verify under the trust of the middleware whose TLSConfig
+// built the configuration.
 //
 // Every refusal at the handshake is reported like a refusal of a request: an [Event] with
 // Handshake set (Source TLS, no Status), to [Config.OnDecision] with context.Background() and to

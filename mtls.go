@@ -49,8 +49,10 @@
 // The TLS layer only requests the certificate ([Middleware.TLSConfig]); the decision is made by the
 // middleware in the HTTP request, so that clients get a readable error instead of a failed
 // handshake and so that trust can be reloaded at run time ([Middleware.Reload]) without
-// restarting the listener. [RejectAtHandshake] additionally refuses bad certificates during the
-// handshake.
+// restarting the listener. The handshake refuses only chains that no client of the service
+// presents and that would be expensive to check (see [Middleware.TLSConfig]); [RejectAtHandshake]
+// additionally refuses bad certificates during the handshake. Refusals at the handshake are
+// reported like those of requests ([Event.Handshake]).
 //
 // # Certificates and other credentials
 //
