@@ -34,7 +34,8 @@ const (
 // are for operators: never send them to the client.
 type Event struct {
 	Result Result
-	// Status is the HTTP status of a refusal; zero when accepted (the next handler answers).
+	// Status is the HTTP status of a refusal; zero when accepted (the next handler answers) and
+	// for a refusal at the handshake (no response is sent).
 	Status int
 	// Reason is the stable reason code of a refusal (see [StatusAndReason]); empty when accepted.
 	Reason string

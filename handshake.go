@@ -32,7 +32,8 @@ type tlsOptions struct{ rejectAtHandshake, advertiseCAs bool }
 // connection without a certificate passes the handshake, since a proxy need not present one; a
 // certificate that is presented must still verify.
 //
-// Each refusal at the handshake is reported like a refusal of a request (see [TLSConfig]).
+// Each refusal at the handshake is reported like a refusal of a request (see
+// [Middleware.TLSConfig]).
 //
 // The check uses the trust of the middleware whose TLSConfig built the configuration, before any
 // route is known: where several middlewares with different trust serve one listener (per-route
@@ -75,20 +76,21 @@ func AdvertiseCAs() TLSOption {
 // refusal. A base ClientAuth already stricter than tls.RequestClientCert is kept, and so is
 // base's own VerifyConnection (called after the middleware's checks, when they pass).
 // [AdvertiseCAs] names the trusted roots in the certificate request; [RejectAtHandshake] refuses
-// at the handshake every certificate the middleware would refuse.
+// at the handshake every certificate that does not verify.
 //
 // Refused at the handshake by default, before crypto/tls checks the client's signature with the
 // presented key, are only chains that no client holding a certificate of this service presents,
 // and whose signature check could cost the server more than an ordinary handshake:
 //
 //   - a chain beyond the screening step's bounds (see the package doc): too many certificates,
-//     too large ones, RSA keys outside 2048 to 8192 bits or with an odd exponent, repeated
-//     candidates of one name;
+//     too large ones, RSA keys outside 2048 to 8192 bits or with an even exponent or one outside
+//     3 to 65537, repeated candidates of one name;
 //   - a chain whose leaf has a key that is slow to check a signature with (RSA above 3072 bits,
 //     ECDSA on P-384 or P-521: up to forty times the cost of P-256) and that does not verify
-//     under the trust in force (the chain is verified there, as the request would; it is then
-//     cached for the request). A forged chain naming the service's CAs then costs at most a check
-//     of each presented CA with the keys of those CAs, and the forger's expensive key is never used.
+//     under the trust in force (the chain is verified there, as the request would verify it, and
+//     the outcome is cached for the request). A forged chain naming the service's CAs then costs
+//     at most a check of each presented CA with a configured CA's key, and the forger's expensive
+//     key is never used.
 //
 // A chain within those bounds that is otherwise bad (an unknown CA, expired, revoked, refused by
 // a policy) reaches the request, and its readable refusal, unless [RejectAtHandshake]. What is
@@ -109,8 +111,8 @@ func AdvertiseCAs() TLSOption {
 // configuration (and per trust, with AdvertiseCAs), gets MinVersion, ClientAuth, the checks
 // above before its own VerifyConnection, and the advertised CAs; the returned configuration
 // itself is never modified, and one modified after it was returned is not seen again (crypto/tls
-// forbids that anyway). A base GetConfigForClient that returns nil leaves the handshake to the
-// returned config itself, or with AdvertiseCAs to one built for the trust in force.
+// forbids that anyway). When base's GetConfigForClient returns nil, the handshake uses the
+// config TLSConfig returns, or with AdvertiseCAs one built from it for the trust in force.
 func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config {
 	h := &handshake{m: m}
 	for _, opt := range opts {
