@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -432,4 +433,25 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestSlowKey(t *testing.T) {
+	edPub, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		name string
+		pub  any
+		slow bool
+	}{
+		{"RSA-2048", hugeRSA(t, 2048, 65537), false},
+		{"RSA-3072", hugeRSA(t, 3072, 65537), false},
+		{"RSA-4096", hugeRSA(t, 4096, 65537), true},
+		{"RSA-8192", hugeRSA(t, 8192, 65537), true},
+		{"P-256", ecKey(t, elliptic.P256()).Public(), false},
+		{"P-384", ecKey(t, elliptic.P384()).Public(), true},
+		{"P-521", ecKey(t, elliptic.P521()).Public(), true},
+		{"Ed25519", edPub, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) { assert.Equal(t, tt.slow, slowKey(tt.pub)) })
+	}
 }
