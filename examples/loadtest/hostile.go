@@ -18,32 +18,35 @@ const (
 	hostileCANameP256 = "ca-name-p256"
 )
 
-// hostileCertificates returns the certificates of the hostile clients, by name. None is signed by
-// a key of root's or issuing's: their names are all a forger knows of them.
-func hostileCertificates(root, issuing *mtlstest.CA) map[string]tls.Certificate {
+// hostileCertificates returns, by name, functions minting the certificates of the hostile
+// clients: a new leaf each time, so that no connection's chain is one the server saw before (its
+// refusal would be cached). None is signed by a key of root's or issuing's: their names are all
+// a forger knows of them.
+func hostileCertificates(root, issuing *mtlstest.CA) map[string]func() tls.Certificate {
 	huge := fakeSigner{pub: hugeRSAKey(8192)}
+	p256 := mtlstest.NewSelfSigned("p256").Key // one key: what the forger signs with costs it nothing to vary
 
 	// An RSA-8192 leaf under a chain of decoy CAs that name no CA of the service.
 	decoyRoot := mtlstest.NewRootCA("Decoy Root CA")
 	decoy1 := decoyRoot.NewIntermediate("Decoy CA 1")
 	decoy2 := decoy1.NewIntermediate("Decoy CA 2")
-	decoys := decoy2.NewClient("mallory", mtlstest.WithKey(huge))
 
 	// Forged CAs that bear the names of the service's: an issuing CA under a root of the real
 	// root's name, and a second issuing CA of that name (the most the screen allows).
 	forgedRoot := mtlstest.NewRootCA(root.Certificate.Subject.CommonName)
 	forged := forgedRoot.NewIntermediate(issuing.Certificate.Subject.CommonName)
 	second := forgedRoot.NewIntermediate(issuing.Certificate.Subject.CommonName)
-	named := func(key crypto.Signer) tls.Certificate {
-		leaf := forged.NewClient("mallory", mtlstest.WithKey(key))
-		c := leaf.TLSCertificate()
-		c.Certificate = append(c.Certificate, second.Certificate.Raw)
-		return c
+	named := func(key crypto.Signer) func() tls.Certificate {
+		return func() tls.Certificate {
+			return withChain(forged.NewClient("mallory", mtlstest.WithKey(key)).TLSCertificate(), second.Certificate.Raw)
+		}
 	}
-	return map[string]tls.Certificate{
-		hostileDecoys:     withChain(decoys.TLSCertificate(), decoy1.Certificate.Raw, decoyRoot.Certificate.Raw),
+	return map[string]func() tls.Certificate{
+		hostileDecoys: func() tls.Certificate {
+			return withChain(decoy2.NewClient("mallory", mtlstest.WithKey(huge)).TLSCertificate(), decoy1.Certificate.Raw, decoyRoot.Certificate.Raw)
+		},
 		hostileCAName:     named(huge),
-		hostileCANameP256: named(nil),
+		hostileCANameP256: named(p256),
 	}
 }
 

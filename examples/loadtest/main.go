@@ -15,14 +15,16 @@
 //   - handshake: HTTPS without keep-alive, a full TLS 1.3 handshake (no resumption) per request.
 //     Bare is Go's own verified mutual TLS, which verifies the chain in every handshake; with the
 //     middleware, its TLS helper, which caches the verification.
-//   - hostile-decoys, hostile-ca-name, hostile-ca-name-p256: the middleware's server, with the
-//     handshake scenario's legit client as "bare" (a cold handshake each time) and a hostile client
-//     as "middleware-hostile", each of whose connections must be refused (at the handshake, or
+//   - hostile-decoys, hostile-ca-name, hostile-ca-name-p256: the middleware's server, with a legit
+//     client as "middleware" that presents a new certificate of the service's CA on each
+//     connection (a cold handshake: nothing of it is cached) and a hostile client as
+//     "middleware-hostile", each of whose connections must be refused (at the handshake, or
 //     by the request). The hostile clients hold no key of the service's CAs: hostile-decoys
 //     presents an RSA-8192 leaf under a chain of decoy CAs; hostile-ca-name an RSA-8192 leaf under
 //     forged CAs that bear the names of the service's CAs, with a second one of the issuer's name;
 //     hostile-ca-name-p256 the same with a P-256 leaf, which the handshake lets through to the
-//     request. A hostile client sends a random signature (a forger need not compute one: the
+//     request. A hostile client presents a new leaf on each connection (so that the server cannot
+//     reuse a cached refusal) and sends a random signature (a forger need not compute one: the
 //     server pays for checking it). The ratio is then hostile / legit, server CPU per handshake.
 //
 // Every server runs in a child process of its own (this program, run again), so that its CPU time
@@ -444,7 +446,8 @@ type pki struct {
 	leaf     *mtlstest.Leaf
 	serverCA *mtlstest.CA
 	header   http.Header
-	hostile  map[string]tls.Certificate // by scenario.hostile
+	hostile  map[string]func() tls.Certificate // by scenario.hostile
+	fresh    func() tls.Certificate            // a new legit certificate
 }
 
 // newPKI mints a client CA with an intermediate, a client and a server certificate, writes what
@@ -469,11 +472,13 @@ func newPKI(dir, format string) (*pki, error) {
 	}
 	proxy := mtlstest.Proxy{Format: mtls.MustHeaderFormat(format), Addr: "127.0.0.1:1"}
 	header := proxy.NewRequest(http.MethodGet, "/", leaf.Chain()...).Header
-	return &pki{leaf: leaf, serverCA: serverCA, header: header, hostile: hostileCertificates(clientRoot, issuing)}, nil
+	return &pki{leaf: leaf, serverCA: serverCA, header: header, hostile: hostileCertificates(clientRoot, issuing),
+		fresh: func() tls.Certificate { return issuing.NewClient("loadtest-client").TLSCertificate() }}, nil
 }
 
 // newClient returns the client of scenario s: HTTP/1.1, with or without keep-alive, and over TLS
-// 1.3 presenting the client certificate, without session resumption.
+// 1.3 presenting the client certificate, without session resumption; in a hostile scenario, a new
+// certificate on each connection, a hostile one for the hostile client.
 func (p *pki) newClient(s scenario, hostile bool) *http.Client {
 	tr := &http.Transport{
 		MaxIdleConns:        1024,
@@ -485,8 +490,16 @@ func (p *pki) newClient(s scenario, hostile bool) *http.Client {
 		cfg.MinVersion = tlsVersion
 		cfg.MaxVersion = tlsVersion
 		cfg.ClientSessionCache = nil
-		if hostile {
-			cfg.Certificates = []tls.Certificate{p.hostile[s.hostile]}
+		if s.hostile != "" {
+			mint := p.fresh
+			if hostile {
+				mint = p.hostile[s.hostile]
+			}
+			cfg.Certificates = nil
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				c := mint()
+				return &c, nil
+			}
 		}
 		tr.TLSClientConfig = cfg
 	}
@@ -510,7 +523,7 @@ func report(out io.Writer, o options, results map[string][]result, ratios map[st
 		}
 	}
 	tw.Flush()
-	fmt.Fprintln(out, "\nmiddleware / bare (hostile-*: hostile / legit, per handshake), median of the per-round ratios:")
+	fmt.Fprintln(out, "\nmiddleware / bare (hostile-*: hostile / legit cold, per handshake), median of the per-round ratios:")
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\treq/s\tserver CPU/req\t")
 	for _, s := range allScenarios {
