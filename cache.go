@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,26 +193,64 @@ func (c *cache) lookupChain(presented []*x509.Certificate, now time.Time) (uint6
 }
 
 func (c *cache) lookupChainBytes(presented []*x509.Certificate, now time.Time) (uint64, *entry) {
-	k := uint64(tagChain)
-	for _, cert := range presented {
-		k = c.chainKey(k, maphash.Bytes(c.seed, cert.Raw))
-	}
+	k := c.chainKeyOf(presented)
 	return k, c.find(k, now, matchChain(presented), func() string { return chainMaterial(presented) })
 }
 
-// matchChain confirms an accepted chain entry for presented, byte for byte.
+// chainKeyOf is the key of a presented chain: of its leaf, and of the certificates after it as a
+// set, so that one chain presented in any order is one entry (the order of the candidates does
+// not change the outcome: admit does not depend on it). The set's hash is the sum of its members'
+// hashes, which no order changes.
+func (c *cache) chainKeyOf(presented []*x509.Certificate) uint64 {
+	k := uint64(tagChain)
+	if len(presented) == 0 {
+		return k
+	}
+	k = c.chainKey(k, maphash.Bytes(c.seed, presented[0].Raw))
+	if len(presented) > 1 {
+		var sum uint64
+		for _, cert := range presented[1:] {
+			sum += maphash.Bytes(c.seed, cert.Raw)
+		}
+		k = c.chainKey(k, sum)
+	}
+	return k
+}
+
+// matchChain confirms an accepted chain entry for presented, byte for byte: the same leaf, and
+// the same other certificates in any order (sameChain).
 func matchChain(presented []*x509.Certificate) func(*entry) bool {
 	return func(e *entry) bool {
-		if len(e.chain) != len(presented) || len(presented) == 0 {
-			return false
+		return sameChain(presented, e.chain, func(c *x509.Certificate) []byte { return c.Raw })
+	}
+}
+
+// sameChain says whether the presented chains a (whose DER raw returns) and b are one chain: of
+// the same length, the same leaf first, and after it the same certificates, each as often, in
+// any order. The certificates in the same place, as when one client presents its chain again,
+// are compared first, each once.
+func sameChain[T any](a []T, b [][]byte, raw func(T) []byte) bool {
+	n := len(a)
+	if n != len(b) || n == 0 || n > 64 || !bytes.Equal(raw(a[0]), b[0]) {
+		return false
+	}
+	var used uint64 // the certificates of b matched so far
+next:
+	for i := 1; i < n; i++ {
+		x := raw(a[i])
+		if bytes.Equal(x, b[i]) {
+			used |= 1 << i
+			continue
 		}
-		for i, cert := range presented {
-			if !bytes.Equal(cert.Raw, e.chain[i]) {
-				return false
+		for j := 1; j < n; j++ {
+			if used&(1<<j) == 0 && !bytes.Equal(raw(a[j]), b[j]) && bytes.Equal(x, b[j]) {
+				used |= 1 << j
+				continue next
 			}
 		}
-		return true
+		return false
 	}
+	return true
 }
 
 // matchValues confirms an accepted header values entry for values, byte for byte.
@@ -233,8 +272,8 @@ func matchValues(values []string) func(*entry) bool {
 }
 
 // presentedChain returns the chain entry of an identity verified for presented: each presented
-// certificate's DER as the identity's chain holds it. Nil when a presented certificate is not in
-// the chain (such an outcome is not cached).
+// certificate's DER, as the identity's chain holds it, or a copy for one the chain does not use
+// (see entrySize).
 func presentedChain(presented []*x509.Certificate) func(*Identity) [][]byte {
 	return func(id *Identity) [][]byte {
 		out := make([][]byte, len(presented))
@@ -246,7 +285,7 @@ func presentedChain(presented []*x509.Certificate) func(*Identity) [][]byte {
 				}
 			}
 			if out[i] == nil {
-				return nil
+				out[i] = bytes.Clone(p.Raw)
 			}
 		}
 		return out
@@ -264,10 +303,18 @@ func (c *cache) lookupValues(values []string, now time.Time) (uint64, *entry) {
 
 // chainMaterial and valuesMaterial encode what was presented: a tag, then each piece prefixed by
 // its length. It keys concurrent verifications and a refusal's digest; accepted header values
-// are compared against it, accepted chains against their identity's certificates (matchChain).
+// are compared against it, accepted chains against their entry's chain (matchChain). A chain's
+// leaf comes first, the other certificates after it in the order of their bytes, so that one
+// chain in any order is one material (see chainKeyOf).
 func chainMaterial(presented []*x509.Certificate) string {
 	b := []byte{tagChain}
-	for _, cert := range presented {
+	if len(presented) == 0 {
+		return string(b)
+	}
+	b = appendPiece(b, presented[0].Raw)
+	rest := slices.Clone(presented[1:])
+	slices.SortFunc(rest, func(x, y *x509.Certificate) int { return bytes.Compare(x.Raw, y.Raw) })
+	for _, cert := range rest {
 		b = appendPiece(b, cert.Raw)
 	}
 	return string(b)
@@ -400,12 +447,7 @@ func (e *entry) same(o *entry) bool {
 	if e.digest != o.digest || e.material != o.material || len(e.chain) != len(o.chain) {
 		return false
 	}
-	for i := range e.chain {
-		if !bytes.Equal(e.chain[i], o.chain[i]) {
-			return false
-		}
-	}
-	return true
+	return len(e.chain) == 0 || sameChain(e.chain, o.chain, func(b []byte) []byte { return b })
 }
 
 // compact returns a verified chain that keeps no more memory alive than it needs, for an identity
@@ -478,7 +520,11 @@ func (c *cache) shared(cert *x509.Certificate) bool {
 // entrySize estimates the bytes an entry keeps alive.
 func (c *cache) entrySize(e *entry) int64 {
 	n := int64(entryOverhead + len(e.material) + 24*len(e.chain)) // the chain's bytes are its certificates'
-
+	for _, piece := range e.chain {
+		if e.id == nil || !slices.ContainsFunc(e.id.Chain, func(c *x509.Certificate) bool { return len(c.Raw) > 0 && len(piece) > 0 && &c.Raw[0] == &piece[0] }) {
+			n += int64(len(piece)) // a copy of a presented certificate that the chain does not use
+		}
+	}
 	if e.id != nil {
 		n += identityOverhead + int64(e.id.forwardedBytes())
 		for _, cert := range e.id.Chain {

@@ -200,8 +200,8 @@ func TestCacheSkipsScreenedRefusals(t *testing.T) {
 	p := newPKI(t)
 	m, err := New(Config{RootCAs: p.root.Pool(), MaxChainDepth: 1})
 	require.NoError(t, err)
-	chain := p.alice.Chain()
-	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", chain[0], chain[1], p.root.Certificate))
+	tooMany := append(p.alice.Chain(), slices.Repeat([]*x509.Certificate{p.root.Certificate}, 1+presentedSurplus)...) // one more than allowed
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tooMany...))
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Zero(t, m.state.Load().cache.len())
 	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", bulkyClient(p.issuing, 20<<10).Certificate))
@@ -213,7 +213,7 @@ func TestCacheSkipsScreenedRefusals(t *testing.T) {
 		Format: MustHeaderFormat("rfc9440"), TrustedProxies: []netip.Prefix{f.trusts}}})
 	require.NoError(t, err)
 	r := mtlstest.Proxy{Format: MustHeaderFormat("rfc9440"), Addr: "10.1.2.3:4000"}.
-		NewRequest(http.MethodGet, "/", chain[0], chain[1], p.root.Certificate, p.root.Certificate)
+		NewRequest(http.MethodGet, "/", append(tooMany, p.root.Certificate)...)
 	_, err = hm.Authenticate(r)
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Zero(t, hm.state.Load().cache.len())

@@ -183,7 +183,15 @@ func (m *Middleware) screen(certs []*x509.Certificate) error {
 	return e
 }
 
-func (m *Middleware) maxPresented() int { return m.trustCfg.maxDepth + 1 }
+// maxPresented bounds how many certificates a client may present: a chain of the longest depth
+// allowed, and up to presentedSurplus more that chain building may try and leave unused.
+func (m *Middleware) maxPresented() int { return m.trustCfg.maxDepth + 1 + presentedSurplus }
+
+// presentedSurplus is how many certificates a client may present beyond the longest chain
+// allowed ([Config.MaxChainDepth]): the cross-signed copies and other certificates of its CAs
+// that clients send for a path they do not know will be taken. Each is screened, and tried at
+// most as often as an intermediate of the chain.
+const presentedSurplus = 4
 
 // verifyClaim parses and verifies a claim under the trust of st: the work the cache saves. It
 // returns the identity or the refusal, and until when that outcome may be reused (zero: not
@@ -211,21 +219,23 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 		return nil, time.Time{}, err // not cached: screening costs less than a look-up's room
 	}
 	var chain []*x509.Certificate
-	pinned := false
+	pinned, vouched := false, false
 	var err error
 	if c.source == SourceHeader && m.header.trustProxy {
 		chain, err = t.checkForwarded(certs, now)
 	} else {
-		chain, pinned, err = t.verify(certs, now)
+		chain, pinned, vouched, err = t.verifyPresented(certs, now)
 	}
 	if err != nil {
 		setStep(err, stepVerify)
 		return nil, negativeExpiry(certs[0], err, now), err
 	}
 	until := earliestNotAfter(chain)
-	if !(c.source == SourceHeader && m.header.trustProxy) && !usesAll(chain, certs) {
-		// Presented certificates that the chain does not use would make every variation of
-		// them a new acceptance, each holding them in the cache for the chain's lifetime.
+	if !(c.source == SourceHeader && m.header.trustProxy) && !vouched {
+		// Presented certificates that neither the chain uses nor a root vouches for would make
+		// every variation of them a new acceptance, each holding them in the cache for the
+		// chain's lifetime. Certificates that verify up to a root are only the PKI's own, a few
+		// per name: a client can vary them into no more than a few entries.
 		until = time.Time{}
 	}
 	if !until.IsZero() {

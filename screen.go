@@ -15,8 +15,9 @@ import (
 // screenLimits bounds what presented certificates may hold. They are checked before any
 // signature, so that what a client sends cannot make a refusal expensive: a huge RSA modulus or
 // exponent makes one signature check cost as much as thousands of ordinary ones, and several
-// candidate issuers of one name make chain building try each of them (and each ordering of
-// them, when they share a key).
+// candidate issuers of one name make chain building try each of them. The key bounds apply to
+// configured CAs too (screenKey, at New, Reload and verification), so that no accepted chain
+// rests on a key weaker than a client may present.
 type screenLimits struct {
 	maxDER         int // bytes of the leaf's DER encoding
 	maxCADER       int // bytes of a presented CA certificate's DER encoding, hashed on every check
@@ -28,9 +29,11 @@ type screenLimits struct {
 }
 
 // defaultScreenLimits are the bounds in force. 16 KiB holds a certificate with hundreds of
-// names, 8 KiB any CA certificate in use, 64 extensions several times what certificates carry; RSA keys below 2048 bits are too weak to accept, and 8192 bits is crypto/tls's own cap
-// on peer keys; 65537 is the exponent every CA uses; two candidates of one name allow for a
-// renewed intermediate presented next to the one it replaces.
+// names, 8 KiB any CA certificate in use, 64 extensions several times what certificates carry;
+// RSA keys below 2048 bits are too weak to accept, and 8192 bits is crypto/tls's own cap on peer
+// keys; 65537 is the exponent every CA uses; three candidates of one name allow for an
+// intermediate cross-signed during a root transition (one copy per issuer, same subject and key)
+// or renewed under its name (a self-issued certificate of the new key) beside the one it replaces.
 var defaultScreenLimits = screenLimits{
 	maxDER:         16 << 10,
 	maxCADER:       8 << 10,
@@ -38,7 +41,7 @@ var defaultScreenLimits = screenLimits{
 	minRSABits:     2048,
 	maxRSABits:     8192,
 	maxRSAExponent: 65537,
-	maxPerSubject:  2,
+	maxPerSubject:  3,
 }
 
 // screen says which bound of l the presented chain (leaf first) exceeds, or "" when it is within
@@ -53,17 +56,15 @@ func screen(presented []*x509.Certificate, l screenLimits) string {
 			return fmt.Sprintf("presented certificate %d: %s", i+1, d)
 		}
 	}
-	// The candidates are the certificates after the leaf.
+	// The candidates are the certificates after the leaf. Copies of one CA (the same subject and
+	// key under different issuers, or the same certificate twice) count like any other candidate
+	// of the name: chain building tries each of them.
 	for i := 1; i < len(presented); i++ {
 		c, same := presented[i], 1
 		for j := 1; j < i; j++ {
-			if !bytes.Equal(c.RawSubject, presented[j].RawSubject) {
-				continue
+			if bytes.Equal(c.RawSubject, presented[j].RawSubject) {
+				same++
 			}
-			if bytes.Equal(c.RawSubjectPublicKeyInfo, presented[j].RawSubjectPublicKeyInfo) {
-				return fmt.Sprintf("presented certificates %d and %d have the same subject and key", j+1, i+1)
-			}
-			same++
 		}
 		if same > l.maxPerSubject {
 			return fmt.Sprintf("%d presented certificates share the subject %q, at most %d allowed", same, c.Subject, l.maxPerSubject)
@@ -131,7 +132,7 @@ func peekTag(s cryptobyte.String) cbasn1.Tag {
 	return cbasn1.Tag(s[0])
 }
 
-// screenKey checks one certificate's public key.
+// screenKey checks one certificate's public key: the rule for presented and configured keys alike.
 func screenKey(c *x509.Certificate, l screenLimits) string {
 	switch k := c.PublicKey.(type) {
 	case *rsa.PublicKey:

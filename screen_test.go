@@ -146,7 +146,8 @@ func hostileChains(tb testing.TB, p *pki) []hostileChain {
 	bigE := hugeRSA(tb, 8192, 1<<31-1)
 
 	// Self-issued CAs sharing one key and differing in their subject alternative names, so that
-	// chain building takes each ordering of them for a new path.
+	// chain building would take each ordering of them for a new path: four of one name are
+	// beyond the bound, three within it.
 	shared := ecKey(tb, elliptic.P521())
 	sameKey := []*x509.Certificate{mint(tb, "mallory", issuer, false, throwaway.Public(), shared)}
 	for i := range 4 {
@@ -210,7 +211,8 @@ func hostileChains(tb testing.TB, p *pki) []hostileChain {
 			chain: []*x509.Certificate{hostileLeafRSA(tb, issuer, huge), mint(tb, issuer, root, true, huge, throwaway)}},
 		{name: "rsa-exponent-2^31-1", bound: "exponent",
 			chain: []*x509.Certificate{hostileLeafRSA(tb, issuer, bigE), mint(tb, issuer, root, true, bigE, throwaway)}},
-		{name: "same-key-self-issued-p521", bound: "same subject and key", chain: sameKey},
+		{name: "same-key-self-issued-p521", bound: "share the subject", chain: sameKey},
+		{name: "same-key-self-issued-within-bound", chain: sameKey[:4]},
 		{name: "candidates-per-name-p521", bound: "share the subject", chain: manyNames},
 		{name: "fake-chain-p521", chain: fake},
 		{name: "root-named-linked-cas", chain: rootNamed},
@@ -276,10 +278,13 @@ func TestScreen(t *testing.T) {
 		{name: "16 KiB certificate", want: "presented certificate 1: 16",
 			presented: []*x509.Certificate{mint(t, "bob", issuer, false, signer.Public(), signer, withPadding(16<<10))}},
 		{name: "two candidates of one name", presented: []*x509.Certificate{p.alice.Certificate, caWith(issuer, shared), caWith(issuer, rsa2048)}},
-		{name: "three candidates of one name", want: `3 presented certificates share the subject "CN=Test Issuing CA", at most 2 allowed`,
-			presented: []*x509.Certificate{p.alice.Certificate, caWith(issuer, shared), caWith(issuer, rsa2048), caWith(issuer, signer.Public())}},
-		{name: "same subject and key", want: "presented certificates 2 and 4 have the same subject and key",
+		{name: "three candidates of one name", presented: []*x509.Certificate{p.alice.Certificate, caWith(issuer, shared), caWith(issuer, rsa2048), caWith(issuer, signer.Public())}},
+		{name: "four candidates of one name", want: `4 presented certificates share the subject "CN=Test Issuing CA", at most 3 allowed`,
+			presented: []*x509.Certificate{p.alice.Certificate, caWith(issuer, shared), caWith(issuer, rsa2048), caWith(issuer, signer.Public()), caWith(issuer, edPub)}},
+		{name: "same subject and key, as cross-signed copies are",
 			presented: []*x509.Certificate{p.alice.Certificate, caWith(issuer, shared), caWith("Other", rsa2048), caWith(issuer, shared)}},
+		{name: "the same certificate twice counts twice", want: "4 presented certificates share the subject",
+			presented: []*x509.Certificate{p.alice.Certificate, p.issuing.Certificate, caWith(issuer, shared), p.issuing.Certificate, p.issuing.Certificate}},
 		{name: "leaf and candidate of one subject and key",
 			presented: []*x509.Certificate{mint(t, issuer, issuer, false, shared, signer), caWith(issuer, shared)}},
 	}
@@ -309,8 +314,8 @@ func TestVerifyRefusesHostileChains(t *testing.T) {
 				assert.Contains(t, screen(h.chain, defaultScreenLimits), h.bound)
 			} else {
 				assert.Empty(t, screen(h.chain, defaultScreenLimits))
-				_, refused := tr.admit(h.chain, time.Now())
-				require.NotNil(t, refused, "no presented CA is admitted")
+				a := tr.admit(h.chain, time.Now())
+				require.NotNil(t, a.refused, "no presented CA is admitted")
 			}
 			_, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: h.chain}, m.now())
 			require.ErrorIs(t, err, ErrUntrusted)

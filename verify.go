@@ -60,6 +60,9 @@ func (tc *trustConfig) load() (*trust, error) {
 				p.addf(field, "%s: %q is not a CA certificate (to accept this one certificate, pin its SHA-256 fingerprint)", f, c.Subject)
 				continue
 			}
+			if weakKey(&p, field, f, c) {
+				continue
+			}
 			t.roots.AddCert(c)
 		}
 	}
@@ -69,13 +72,16 @@ func (tc *trustConfig) load() (*trust, error) {
 		t.intermediates = tc.intermediates.Clone()
 	}
 	for i, f := range tc.intermediateFiles {
+		field := fmt.Sprintf("IntermediateFiles[%d]", i)
 		certs, err := readPEMCertificates(f)
 		if err != nil {
-			p.add(fmt.Sprintf("IntermediateFiles[%d]", i), err)
+			p.add(field, err)
 			continue
 		}
 		for _, c := range certs {
-			t.intermediates.AddCert(c)
+			if !weakKey(&p, field, f, c) {
+				t.intermediates.AddCert(c)
+			}
 		}
 	}
 
@@ -106,6 +112,16 @@ func (tc *trustConfig) load() (*trust, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// weakKey reports a configured CA certificate of file f whose key is outside the bounds that
+// presented keys are held to (screenKey): a chain is only as strong as its weakest key.
+func weakKey(p *problems, field, f string, c *x509.Certificate) bool {
+	d := screenKey(c, defaultScreenLimits)
+	if d != "" {
+		p.addf(field, "%s: %q: %s, as for presented keys", f, c.Subject, d)
+	}
+	return d != ""
 }
 
 // Fingerprint returns the lowercase hex SHA-256 fingerprint of a certificate's DER encoding, the
@@ -198,31 +214,39 @@ func ParsePEMCertificates(data []byte) ([]*x509.Certificate, error) {
 // verify checks a presented chain (leaf first, screened) at time now and returns the verified
 // chain, leaf first and anchor last, and whether the leaf was accepted by its pin.
 func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Certificate, bool, error) {
+	chain, pinned, _, err := t.verifyPresented(presented, now)
+	return chain, pinned, err
+}
+
+// verifyPresented is verify, and also says whether every presented certificate is vouched for:
+// part of the verified chain, or a CA certificate that verifies up to a root. Certificates that
+// are not could be varied at will by the client.
+func (t *trust) verifyPresented(presented []*x509.Certificate, now time.Time) ([]*x509.Certificate, bool, bool, error) {
 	leaf := presented[0]
-	fail := func(kind error, detail string, cause error) ([]*x509.Certificate, bool, error) {
+	fail := func(kind error, detail string, cause error) ([]*x509.Certificate, bool, bool, error) {
 		e := newError(kind, detail, cause)
 		e.Leaf = leaf
-		return nil, false, e
+		return nil, false, false, e
 	}
 	if err := t.checkPresented(presented, now); err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if _, ok := t.pins[sha256.Sum256(leaf.Raw)]; ok {
-		return []*x509.Certificate{leaf}, true, nil
+		return []*x509.Certificate{leaf}, true, len(presented) == 1, nil
 	}
 	if t.roots == nil {
 		return fail(ErrUntrusted, "the certificate is not pinned and no CA is trusted", nil)
 	}
 
-	inter, refused := t.admit(presented, now)
+	a := t.admit(presented, now)
 	chains, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         t.roots,
-		Intermediates: inter,
+		Intermediates: a.pool,
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 	if err != nil {
-		if refused != nil && isUnknownAuthority(err) {
+		if refused := a.refused; refused != nil && isUnknownAuthority(err) {
 			// The leaf's issuer is likely the presented CA that was not admitted: say why.
 			detail := t.explain(presented, refused.err, now)
 			if detail == "" {
@@ -232,16 +256,86 @@ func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Ce
 		}
 		return fail(classifyVerifyError(err, now), t.explain(presented, err, now), err)
 	}
-	best := chains[0]
-	for _, c := range chains[1:] {
-		if len(c) < len(best) {
-			best = c
+	best, detail := t.pick(chains)
+	if best == nil {
+		return fail(ErrUntrusted, detail, nil)
+	}
+	vouched := true
+	for i, p := range presented[1:] {
+		if !a.vouched[i+1] && !slices.ContainsFunc(best, func(c *x509.Certificate) bool { return c == p || bytes.Equal(c.Raw, p.Raw) }) {
+			vouched = false
+			break
 		}
 	}
-	if len(best)-1 > t.maxDepth {
-		return fail(ErrUntrusted, fmt.Sprintf("chain has %d CA certificates, at most %d allowed", len(best)-1, t.maxDepth), nil)
+	return best, false, vouched, nil
+}
+
+// pick returns the verified chain to accept: of those whose every CA key meets the bounds of
+// presented keys (screenKey; a configured pool may hold weaker ones), the one with the fewest CA
+// certificates counted against the depth bound (chainDepth), if that is within it. Otherwise it
+// returns nil and why.
+func (t *trust) pick(chains [][]*x509.Certificate) ([]*x509.Certificate, string) {
+	var best []*x509.Certificate
+	depth, weak := 0, ""
+	for _, c := range chains {
+		if d := weakCA(c); d != "" {
+			if weak == "" {
+				weak = d
+			}
+			continue
+		}
+		if n := chainDepth(c); best == nil || n < depth {
+			best, depth = c, n
+		}
 	}
-	return best, false, nil
+	switch {
+	case best == nil:
+		return nil, weak
+	case depth > t.maxDepth:
+		return nil, fmt.Sprintf("chain has %d CA certificates, at most %d allowed", depth, t.maxDepth)
+	}
+	return best, ""
+}
+
+// weakCA says which CA certificate of a verified chain has a key outside the bounds presented
+// keys are held to, or "". Presented and file-configured CAs were checked before: only a
+// certificate of a configured pool (RootCAs, Intermediates) can be found here.
+func weakCA(chain []*x509.Certificate) string {
+	for _, c := range chain[1:] {
+		if d := screenKey(c, defaultScreenLimits); d != "" {
+			return fmt.Sprintf("the chain rests on configured CA certificate %s, whose key is refused: %s "+
+				"(remove it from RootCAs or Intermediates, or replace it)", quoteName(c.Subject), d)
+		}
+	}
+	return ""
+}
+
+// chainDepth counts the CA certificates of a verified chain (leaf first, anchor last) that count
+// against [Config.MaxChainDepth]: the anchor, and every certificate between it and the leaf that
+// is not self-issued. A self-issued certificate, such as the one a CA renewing its key under the
+// same name issues to link the new key to the old, does not lengthen the path (RFC 5280 6.1.4
+// (l) and (m)).
+func chainDepth(chain []*x509.Certificate) int {
+	if len(chain) < 2 {
+		return 0
+	}
+	n := 1
+	for _, c := range chain[1 : len(chain)-1] {
+		if !selfIssued(c) {
+			n++
+		}
+	}
+	return n
+}
+
+// selfIssued says whether c names itself as its issuer.
+func selfIssued(c *x509.Certificate) bool { return bytes.Equal(c.RawSubject, c.RawIssuer) }
+
+// admission is what admit found of the presented CA certificates.
+type admission struct {
+	pool    *x509.CertPool // the configured intermediates and the admitted candidates
+	refused *refusal       // a candidate left out, if any, and why
+	vouched []bool         // by presented index: a CA certificate that verifies up to a root
 }
 
 // admit returns the configured intermediates, with those presented CA certificates that verify
@@ -250,49 +344,91 @@ func (t *trust) verify(presented []*x509.Certificate, now time.Time) ([]*x509.Ce
 // signature with a key that only the client vouches for: the keys it uses were chosen by the
 // operator or certified by a trusted CA, so that a forged chain costs no more than a check of
 // each of its CA certificates against the anchors. Only the candidates linked to the leaf by
-// names (its issuer, their issuers...) are tried, each once, farthest from the leaf first, as a
-// chain is admitted from the top down. admit also returns a candidate left out, if any, and why.
-func (t *trust) admit(presented []*x509.Certificate, now time.Time) (*x509.CertPool, *refusal) {
-	var linked []*x509.Certificate // nearest to the leaf first
+// names (its issuer, their issuers...) are tried, farthest from the leaf first, as a chain is
+// admitted from the top down; a candidate that fails is tried again only once a candidate of
+// its issuer's name is admitted, so that the outcome does not depend on the order of the
+// presented certificates. Several copies of one CA (cross-signed by different issuers) may all
+// be admitted; so may a self-issued one (a CA's new key certified by its old one, or the
+// reverse), but not one that is the same CA as its own issuer (a copy of an anchor), which
+// would only make every candidate naming it be checked twice.
+func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
+	a := admission{pool: t.intermediates, vouched: make([]bool, len(presented))}
+	var linked []int // presented indexes, nearest to the leaf first
 	wanted := [][]byte{presented[0].RawIssuer}
 	for len(wanted) > 0 { // each round links at least one more candidate, or is the last
 		var next [][]byte
-		for _, c := range presented[1:] {
+		for i := 1; i < len(presented); i++ {
+			c := presented[i]
 			// A certificate that is not a CA cannot issue one; chain building would refuse it too.
-			// A self-issued one can only be an anchor, and anchors come from the configuration: a
-			// copy of a root would let every candidate naming it be checked twice.
-			if c.IsCA && !bytes.Equal(c.RawSubject, c.RawIssuer) && containsBytes(wanted, c.RawSubject) && !slices.Contains(linked, c) {
-				linked = append(linked, c)
+			// A second copy of the same certificate adds nothing.
+			if !c.IsCA || !containsBytes(wanted, c.RawSubject) ||
+				slices.ContainsFunc(linked, func(j int) bool { return j == i || bytes.Equal(presented[j].Raw, c.Raw) }) {
+				continue
+			}
+			linked = append(linked, i)
+			if !containsBytes(next, c.RawIssuer) {
 				next = append(next, c.RawIssuer)
 			}
 		}
 		wanted = next
 	}
+	slices.Reverse(linked)
 
-	pool := t.intermediates
-	var refused *refusal
-	for i := len(linked) - 1; i >= 0; i-- {
-		c := linked[i]
-		_, err := c.Verify(x509.VerifyOptions{
-			Roots:         t.roots,
-			Intermediates: pool,
-			CurrentTime:   now,
-			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-		})
-		if err != nil {
-			// Keep the most telling reason: an expired CA, say, rather than one whose own issuer
-			// was left out.
-			if refused == nil || isUnknownAuthority(refused.err) && !isUnknownAuthority(err) {
-				refused = &refusal{cert: c, err: err}
+	errs := make([]error, len(presented))
+	pending, fresh := linked, [][]byte(nil)
+	for pass := 0; len(pending) > 0; pass++ { // each pass admits at least one more, or is the last
+		var failed []int
+		var admitted [][]byte
+		for _, i := range pending {
+			c := presented[i]
+			if pass > 0 && !containsBytes(fresh, c.RawIssuer) {
+				failed = append(failed, i) // no new issuer to verify it with
+				continue
 			}
-			continue
+			chains, err := c.Verify(x509.VerifyOptions{
+				Roots:         t.roots,
+				Intermediates: a.pool,
+				CurrentTime:   now,
+				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+			})
+			if err != nil {
+				errs[i] = err
+				failed = append(failed, i)
+				continue
+			}
+			errs[i], a.vouched[i] = nil, true
+			if slices.ContainsFunc(chains, func(ch []*x509.Certificate) bool { return len(ch) == 1 || sameCA(ch[0], ch[1]) }) {
+				continue // an anchor, or a copy of its issuer
+			}
+			if a.pool == t.intermediates {
+				a.pool = a.pool.Clone()
+			}
+			a.pool.AddCert(c)
+			admitted = append(admitted, c.RawSubject)
 		}
-		if pool == t.intermediates {
-			pool = pool.Clone()
+		pending, fresh = failed, admitted
+		if len(admitted) == 0 {
+			break
 		}
-		pool.AddCert(c)
 	}
-	return pool, refused
+	for _, i := range pending {
+		// Keep the most telling reason: an expired CA, say, rather than one whose own issuer
+		// was left out.
+		if err := errs[i]; err != nil && (a.refused == nil || isUnknownAuthority(a.refused.err) && !isUnknownAuthority(err)) {
+			a.refused = &refusal{cert: presented[i], err: err}
+		}
+	}
+	for i := 1; i < len(presented); i++ { // second copies of a certificate fare as the first
+		if !a.vouched[i] {
+			a.vouched[i] = slices.ContainsFunc(linked, func(j int) bool { return a.vouched[j] && bytes.Equal(presented[j].Raw, presented[i].Raw) })
+		}
+	}
+	return a
+}
+
+// sameCA says whether a and b are the same CA: the same subject and key.
+func sameCA(a, b *x509.Certificate) bool {
+	return bytes.Equal(a.RawSubject, b.RawSubject) && bytes.Equal(a.RawSubjectPublicKeyInfo, b.RawSubjectPublicKeyInfo)
 }
 
 func isUnknownAuthority(err error) bool {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,7 +102,7 @@ func TestVerificationOutcomes(t *testing.T) {
 		{name: "intermediate presented and configured", chain: p.alice.Chain(),
 			cfg: func(c *Config) { c.Intermediates = p.issuing.Pool() }},
 		{name: "too many certificates presented", wantErr: ErrUntrusted,
-			chain: append(p.alice.Chain(), p.root.Certificate, p.other.Certificate, p.other.Certificate, p.other.Certificate)},
+			chain: append(p.alice.Chain(), slices.Repeat([]*x509.Certificate{p.other.Certificate}, defaultMaxChainDepth+presentedSurplus)...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
