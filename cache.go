@@ -221,9 +221,19 @@ func (c *cache) chainKeyOf(presented []*x509.Certificate) uint64 {
 // the same other certificates in any order (sameChain).
 func matchChain(presented []*x509.Certificate) func(*entry) bool {
 	return func(e *entry) bool {
-		return sameChain(presented, e.chain, func(c *x509.Certificate) []byte { return c.Raw })
+		if len(e.chain) != len(presented) || len(presented) == 0 {
+			return false
+		}
+		for i, cert := range presented { // the chain in the same order, as one client presents it
+			if !bytes.Equal(cert.Raw, e.chain[i]) {
+				return i > 0 && sameChain(presented, e.chain, rawOf)
+			}
+		}
+		return true
 	}
 }
+
+func rawOf(c *x509.Certificate) []byte { return c.Raw }
 
 // sameChain says whether the presented chains a (whose DER raw returns) and b are one chain: of
 // the same length, the same leaf first, and after it the same certificates, each as often, in

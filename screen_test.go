@@ -135,7 +135,8 @@ type hostileChain struct {
 }
 
 // hostileChains builds, against p (whose root is the trust anchor), the chains a client without
-// any private key of p's can present. Each is at most 5 certificates, the default maximum.
+// any private key of p's can present. Each is at most 9 certificates, the default maximum
+// (MaxChainDepth 4, one leaf, presentedSurplus 4).
 func hostileChains(tb testing.TB, p *pki) []hostileChain {
 	tb.Helper()
 	issuer := p.issuing.Certificate.Subject.CommonName
@@ -192,6 +193,22 @@ func hostileChains(tb testing.TB, p *pki) []hostileChain {
 		decoys = append(decoys, mint(tb, other, root, true, ecKey(tb, elliptic.P256()).Public(), throwaway))
 	}
 
+	// At the most that may be presented, each name at the most candidates allowed, every one
+	// linked to the leaf by names, six of them naming the root as their issuer.
+	surplus := []*x509.Certificate{mint(tb, "mallory", "Linked A", false, throwaway.Public(), throwaway)}
+	for _, link := range [][2]string{{"Linked A", root}, {"Linked A", "Linked B"}, {"Linked A", "Linked C"},
+		{"Linked B", root}, {"Linked B", root}, {"Linked B", root}, {"Linked C", root}, {"Linked C", root}} {
+		surplus = append(surplus, mint(tb, link[0], link[1], true, ecKey(tb, elliptic.P256()).Public(), throwaway))
+	}
+
+	// The real (public) intermediate, admitted, and candidates of the leaf's issuer naming it:
+	// each is checked against its key once, and not again once it is admitted.
+	bait := []*x509.Certificate{mint(tb, "mallory", "Bait CA", false, throwaway.Public(), throwaway)}
+	for range 3 {
+		bait = append(bait, mint(tb, "Bait CA", issuer, true, ecKey(tb, elliptic.P256()).Public(), throwaway))
+	}
+	bait = append(bait, p.issuing.Certificate)
+
 	oversized := mint(tb, "mallory", issuer, false, throwaway.Public(), throwaway, withPadding(60<<10))
 
 	// A copy of the (public) root among padded decoys naming it: a presented anchor must not make
@@ -217,6 +234,8 @@ func hostileChains(tb testing.TB, p *pki) []hostileChain {
 		{name: "fake-chain-p521", chain: fake},
 		{name: "root-named-linked-cas", chain: rootNamed},
 		{name: "decoys-beside-real-intermediate", chain: decoys},
+		{name: "surplus-linked-cas", chain: surplus},
+		{name: "bait-naming-real-intermediate", chain: bait},
 		{name: "oversized-60KiB", bound: "bytes", chain: []*x509.Certificate{oversized, p.issuing.Certificate}},
 		{name: "root-copy-among-padded-decoys", chain: rootCopy},
 		{name: "extension-packed", bound: "extensions", chain: extPacked},
@@ -326,8 +345,8 @@ func TestVerifyRefusesHostileChains(t *testing.T) {
 			// What x509 reports only once a signature was checked with a presented key: the
 			// candidate whose key failed to verify one, or the path length of one that did.
 			for _, c := range h.chain[1:] {
-				if c.Subject.CommonName == p.root.Certificate.Subject.CommonName {
-					continue // the name of the configured root, whose key may well be used
+				if c.Subject.CommonName == p.root.Certificate.Subject.CommonName || c == p.issuing.Certificate {
+					continue // the name of the configured root, or the real intermediate: their keys may well be used
 				}
 				assert.NotContains(t, err.Error(), fmt.Sprintf("candidate authority certificate %q", c.Subject.CommonName))
 			}

@@ -346,8 +346,9 @@ type admission struct {
 // each of its CA certificates against the anchors. Only the candidates linked to the leaf by
 // names (its issuer, their issuers...) are tried, farthest from the leaf first, as a chain is
 // admitted from the top down; a candidate that fails is tried again only once a candidate of
-// its issuer's name is admitted, so that the outcome does not depend on the order of the
-// presented certificates. Several copies of one CA (cross-signed by different issuers) may all
+// its issuer's name was admitted after it was tried, so that the outcome does not depend on the
+// order of the presented certificates, and junk costs one try unless the PKI's own certificates
+// come with it. Several copies of one CA (cross-signed by different issuers) may all
 // be admitted; so may a self-issued one (a CA's new key certified by its old one, or the
 // reverse), but not one that is the same CA as its own issuer (a copy of an anchor), which
 // would only make every candidate naming it be checked twice.
@@ -375,16 +376,19 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 	slices.Reverse(linked)
 
 	errs := make([]error, len(presented))
-	pending, fresh := linked, [][]byte(nil)
-	for pass := 0; len(pending) > 0; pass++ { // each pass admits at least one more, or is the last
+	var admitted [][]byte                // the subjects of the admitted candidates, in order
+	tried := make([]int, len(presented)) // len(admitted) when each candidate was last tried
+	pending := linked
+	for first := true; len(pending) > 0; first = false { // each pass admits one more, or is the last
 		var failed []int
-		var admitted [][]byte
+		before := len(admitted)
 		for _, i := range pending {
 			c := presented[i]
-			if pass > 0 && !containsBytes(fresh, c.RawIssuer) {
-				failed = append(failed, i) // no new issuer to verify it with
+			if !first && !containsBytes(admitted[tried[i]:], c.RawIssuer) {
+				failed = append(failed, i) // no issuer of its name admitted since it was tried
 				continue
 			}
+			tried[i] = len(admitted)
 			chains, err := c.Verify(x509.VerifyOptions{
 				Roots:         t.roots,
 				Intermediates: a.pool,
@@ -406,8 +410,8 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 			a.pool.AddCert(c)
 			admitted = append(admitted, c.RawSubject)
 		}
-		pending, fresh = failed, admitted
-		if len(admitted) == 0 {
+		pending = failed
+		if len(admitted) == before {
 			break
 		}
 	}
