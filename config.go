@@ -25,16 +25,21 @@ import (
 // is the documented default; a negative value turns off what can be turned off (a cache, a
 // budget) and is refused where nothing can be turned off (a bound, a timeout).
 type Config struct {
-	// RootCAs are the CAs whose (direct or indirect) client certificates are accepted.
+	// RootCAs are the CAs whose (direct or indirect) client certificates are accepted. A pool is
+	// opaque, so its keys are checked when a chain is verified: a chain resting on a CA whose key
+	// a client could not present (RSA below 2048 or above 8192 bits, or another exponent than an
+	// odd one from 3 to 65537) is refused as untrusted. Such a key in a file is refused by New.
 	RootCAs *x509.CertPool
 	// RootCAFiles are PEM files of further root CAs. They are read by New and again by
 	// [Middleware.Reload]. A v3 certificate that is not a CA is refused here: pin such a
-	// certificate with PinnedSHA256 instead.
+	// certificate with PinnedSHA256 instead. So is a certificate with a key a client could not
+	// present (see RootCAs).
 	RootCAFiles []string
 	// Intermediates are extra intermediate CAs used to build chains, for clients that present
-	// their leaf alone. They are not trust anchors.
+	// their leaf alone. They are not trust anchors. Their keys are checked as those of RootCAs.
 	Intermediates *x509.CertPool
-	// IntermediateFiles are PEM files of further intermediates, read like RootCAFiles.
+	// IntermediateFiles are PEM files of further intermediates, read like RootCAFiles (and
+	// refused for the same keys).
 	IntermediateFiles []string
 	// PinnedSHA256 accepts individual leaf certificates by the SHA-256 fingerprint of their DER
 	// (hex; case, colons and spaces ignored; openssl's "sha256 Fingerprint=" line accepted as
@@ -48,8 +53,11 @@ type Config struct {
 	// # are ignored. A file that holds no pin is valid, and trusts no certificate.
 	PinnedSHA256Files []string
 	// MaxChainDepth is the greatest number of CA certificates (intermediates and root) allowed above
-	// the leaf in a verified chain, and bounds how many certificates a client may present (this
-	// number plus one). Default 4, at most 15.
+	// the leaf in a verified chain. Self-issued intermediates (a CA's new key certified under its
+	// own name by its old one, or the reverse) do not count (RFC 5280 6.1.4). A client may present
+	// this number plus five certificates: its leaf, a chain of this depth, and four more that are
+	// tried as candidates and may go unused (cross-signed copies of its CAs, say); at most three
+	// of them may share a subject. Default 4, at most 15.
 	MaxChainDepth int
 
 	// Optional lets requests without a client certificate through without an identity (handlers

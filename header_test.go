@@ -620,13 +620,13 @@ func TestHeaderScreensBeforeParsing(t *testing.T) {
 	issuer := f.p.issuing.Certificate.Subject.CommonName
 	packed := mint(t, "mallory", issuer, false, throwaway.Public(), throwaway, withExtensions(100))
 	m := f.middleware(t, false, func(hc *HeaderConfig) { hc.Format = MustHeaderFormat("rfc9440") })
-	many := make([]string, 0, 6)
-	for range 6 {
+	many := make([]string, 0, defaultMaxChainDepth+presentedSurplus+1) // one more than allowed, with the leaf
+	for range cap(many) {
 		many = append(many, ":"+b64(f.p.issuing.Certificate)+":")
 	}
 	for name, tt := range map[string]struct{ leaf, chain, want string }{
 		"extension-packed": {":" + b64(packed) + ":", "", "forwarded certificate 1: 102 extensions"},
-		"too many":         {":" + f.leaf + ":", strings.Join(many, ", "), "7 certificates forwarded"},
+		"too many":         {":" + f.leaf + ":", strings.Join(many, ", "), "10 certificates forwarded"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)

@@ -29,9 +29,10 @@
 //     headers of a proxy the configuration trusts ([Config.Header]); from any other peer such
 //     headers are removed (under any spelling) and ignored (claim.go);
 //   - screen: bounds on what was presented, before any signature is checked: the number of
-//     certificates, the size of each, RSA key sizes and exponents, repeated candidates of one
-//     name (screen.go); a refusal here is not cached;
-//   - cache: an outcome for the very same chain (or header values) is reused (cache.go);
+//     certificates, the size of each, RSA key sizes and exponents, candidates of one name
+//     (screen.go); a refusal here is not cached;
+//   - cache: an outcome for the very same chain, in any order of the certificates after the leaf
+//     (or the very same header values), is reused (cache.go);
 //   - parse and verify: chain to a trust anchor or a pin, clientAuth usage, validity, depth,
 //     critical extensions; presented CAs are used only once they verify up to a root (verify.go);
 //   - revocation: deny list, OCSP and CRLs, hard-fail by default ([Config.Revocation],
@@ -71,11 +72,13 @@
 // # Security model
 //
 // Verified: the chain leads to a configured root (client-presented intermediates, and a proxy's
-// forwarded chain, are only candidates, and only those that verify up to a root are used), or the
-// leaf is pinned; presented keys are RSA of 2048 to 8192 bits with a public exponent from 3 to
-// 65537, ECDSA or Ed25519, and certificates at most 16 KiB; the leaf carries the clientAuth
-// extended key usage and is not a CA; every certificate of the chain is within its validity period
-// at [Config.Now]; the chain is no deeper than [Config.MaxChainDepth]. A forwarded certificate is
+// forwarded chain, are only candidates, and only those that verify up to a root are used: any
+// path that does, through cross-signed copies or self-issued key rollover certificates too), or
+// the leaf is pinned; presented and configured keys are RSA of 2048 to 8192 bits with a public
+// exponent from 3 to 65537, ECDSA or Ed25519, and presented certificates at most 16 KiB, at most
+// four more than the longest chain allowed; the leaf carries the clientAuth extended key usage
+// and is not a CA; every certificate of the chain is within its validity period at [Config.Now];
+// the chain is no deeper than [Config.MaxChainDepth], self-issued intermediates not counted. A forwarded certificate is
 // believed only from a trusted proxy, and is verified like a direct one unless
 // [HeaderConfig.DangerouslyTrustProxyVerification] says otherwise. Revocation is checked when
 // configured, and "could not check" refuses unless [RevocationConfig.DangerouslyFailOpen] is set.

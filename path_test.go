@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -158,6 +159,19 @@ func TestCacheOneEntryPerChainInAnyOrder(t *testing.T) {
 		assert.Equal(t, "frank", id.Leaf.Subject.CommonName)
 	}
 	assert.Equal(t, 1, m.state.Load().cache.len(), "one chain, one entry")
+
+	// Forwarded by a proxy, the header values are cached as they come: only the path's order is.
+	hm, err := New(Config{RootCAs: p.root.Pool(), Header: &HeaderConfig{
+		Format: MustHeaderFormat("rfc9440"), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}})
+	require.NoError(t, err)
+	for _, o := range orders {
+		chain := []*x509.Certificate{leaf.Certificate, inter[o[0]], inter[o[1]], inter[o[2]]}
+		r := mtlstest.Proxy{Format: MustHeaderFormat("rfc9440"), Addr: "10.1.2.3:4000"}.NewRequest(http.MethodGet, "/", chain...)
+		id, err := hm.Authenticate(r)
+		require.NoError(t, err, "order %v", o)
+		assert.Equal(t, "frank", id.Leaf.Subject.CommonName)
+	}
+	assert.Equal(t, 1, hm.state.Load().cache.len(), "the order of the path, and no other, is cached")
 
 	// A chain with certificates the path does not use, all verifying up to a root, is cached
 	// (once, in any order); one with a certificate nobody vouches for is not.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"slices"
 	"time"
 )
 
@@ -231,11 +230,17 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 		return nil, negativeExpiry(certs[0], err, now), err
 	}
 	until := earliestNotAfter(chain)
-	if !(c.source == SourceHeader && m.header.trustProxy) && !vouched {
+	switch {
+	case c.source == SourceHeader && m.header.trustProxy:
+	case !vouched:
 		// Presented certificates that neither the chain uses nor a root vouches for would make
 		// every variation of them a new acceptance, each holding them in the cache for the
 		// chain's lifetime. Certificates that verify up to a root are only the PKI's own, a few
 		// per name: a client can vary them into no more than a few entries.
+		until = time.Time{}
+	case c.source == SourceHeader && !inPathOrder(chain, certs):
+		// Header values are cached as they are, before they are decoded: each order of the
+		// same certificates would be an entry of its own. Only the order of the path is cached.
 		until = time.Time{}
 	}
 	if !until.IsZero() {
@@ -252,10 +257,14 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 	return id, until, nil
 }
 
-// usesAll says whether every presented certificate is part of the verified chain.
-func usesAll(chain, presented []*x509.Certificate) bool {
-	for _, p := range presented {
-		if !slices.ContainsFunc(chain, func(c *x509.Certificate) bool { return c == p || bytes.Equal(c.Raw, p.Raw) }) {
+// inPathOrder says whether presented is the start of the verified chain, in its order: the leaf,
+// and as many of the CAs above it as the client sent.
+func inPathOrder(chain, presented []*x509.Certificate) bool {
+	if len(presented) > len(chain) {
+		return false
+	}
+	for i, p := range presented {
+		if !bytes.Equal(p.Raw, chain[i].Raw) {
 			return false
 		}
 	}
