@@ -71,6 +71,7 @@ func TestPathBuilding(t *testing.T) {
 		depth    int
 		chain    []*x509.Certificate
 		wantErr  error
+		detail   string                // part of the refusal's detail
 		wantPath []*x509.Certificate // the verified chain, when accepted
 	}{
 		{name: "cross-signed copy first, its issuer configured", roots: []*mtlstest.CA{p.root},
@@ -90,6 +91,8 @@ func TestPathBuilding(t *testing.T) {
 		{name: "old-with-new rollover certificate", roots: []*mtlstest.CA{p.root},
 			chain:    []*x509.Certificate{erin.Certificate, oldWithNew.Certificate},
 			wantPath: []*x509.Certificate{erin.Certificate, oldWithNew.Certificate, p.root.Certificate}},
+		{name: "rollover certificate not sent", roots: []*mtlstest.CA{p.root},
+			chain: []*x509.Certificate{erin.Certificate}, wantErr: ErrUntrusted, detail: "a CA renewed under the same name? then the client must also send"},
 		{name: "old-with-new under an intermediate", roots: []*mtlstest.CA{p.root},
 			chain: dan.Chain(), wantPath: append(dan.Chain(), p.root.Certificate)},
 		{name: "new-with-old rollover certificate, the renewed root configured", roots: []*mtlstest.CA{renewedRoot},
@@ -129,6 +132,7 @@ func TestPathBuilding(t *testing.T) {
 			id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.chain...))
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
+				assert.ErrorContains(t, err, tt.detail)
 				return
 			}
 			require.NoError(t, err)

@@ -571,7 +571,8 @@ func (t *trust) explain(presented []*x509.Certificate, err error, now time.Time)
 			"if that is an intermediate, add it to IntermediateFiles or have the client send its chain; "+
 			"if it is a root, it is not one this service trusts", quoteName(top.Issuer))
 	case configured:
-		return fmt.Sprintf("a configured CA is named %s, but its key did not sign %s (a CA renewed under the same name?)", quoteName(top.Issuer), quoteName(top.Subject))
+		return fmt.Sprintf("a configured CA is named %s, but its key did not sign %s (a CA renewed under the same name? "+
+			"then the client must also send the certificate of the new key that the CA issued under its own name)", quoteName(top.Issuer), quoteName(top.Subject))
 	case bytes.Equal(top.RawSubject, top.RawIssuer):
 		return fmt.Sprintf("the chain the client sent ends at %s, which is not a configured root", quoteName(top.Subject))
 	}
