@@ -60,6 +60,14 @@ func TestPathBuilding(t *testing.T) {
 	dan := underNew.NewClient("dan")
 	erin := oldWithNew.NewClient("erin")
 
+	// A candidate whose issuer is as far from the leaf by names as itself: it is admitted once its
+	// issuer is, whichever comes first.
+	zCA := p.root.NewIntermediate("Z CA")
+	yCA := zCA.NewIntermediate("Y CA")
+	xCA := yCA.NewIntermediate("X CA")
+	expiredX := zCA.NewIntermediate("X CA", past)
+	kim := xCA.NewClient("kim")
+
 	deep := p.issuing.NewIntermediate("Deep CA").NewClient("deep")
 	unrelated := []*x509.Certificate{p.other.Certificate, p.other.NewIntermediate("Other Issuing CA").Certificate,
 		mtlstest.NewRootCA("Third Root CA").Certificate}
@@ -71,7 +79,7 @@ func TestPathBuilding(t *testing.T) {
 		depth    int
 		chain    []*x509.Certificate
 		wantErr  error
-		detail   string                // part of the refusal's detail
+		detail   string              // part of the refusal's detail
 		wantPath []*x509.Certificate // the verified chain, when accepted
 	}{
 		{name: "cross-signed copy first, its issuer configured", roots: []*mtlstest.CA{p.root},
@@ -107,6 +115,12 @@ func TestPathBuilding(t *testing.T) {
 		{name: "more presented than the depth allows, the path within it", roots: []*mtlstest.CA{p.root}, depth: 2,
 			chain:    append(p.alice.Chain(), unrelated...),
 			wantPath: append(p.alice.Chain(), p.root.Certificate)},
+		{name: "an issuer as far from the leaf as the CA it issued, presented first", roots: []*mtlstest.CA{p.root},
+			chain:    []*x509.Certificate{kim.Certificate, xCA.Certificate, expiredX.Certificate, zCA.Certificate, yCA.Certificate},
+			wantPath: append(kim.Chain(), p.root.Certificate)},
+		{name: "an issuer as far from the leaf as the CA it issued, presented last", roots: []*mtlstest.CA{p.root},
+			chain:    []*x509.Certificate{kim.Certificate, xCA.Certificate, expiredX.Certificate, yCA.Certificate, zCA.Certificate},
+			wantPath: append(kim.Chain(), p.root.Certificate)},
 		{name: "the whole graph of a transition presented", roots: []*mtlstest.CA{newRoot}, depth: 2,
 			chain:    []*x509.Certificate{carol.Certificate, p.root.Certificate, byOld.Certificate, expiredByOld.Certificate, byNew.Certificate, newWithOld.Certificate},
 			wantPath: []*x509.Certificate{carol.Certificate, byNew.Certificate, newRoot.Certificate}},
