@@ -272,8 +272,8 @@ func (t *trust) verifyPresented(presented []*x509.Certificate, now time.Time) ([
 
 // pick returns the verified chain to accept: of those whose every CA key meets the bounds of
 // presented keys (screenKey; a configured pool may hold weaker ones), the one with the fewest CA
-// certificates counted against the depth bound (chainDepth), if that is within it. Otherwise it
-// returns nil and why.
+// certificates counted against the depth bound (chainDepth), then the shortest, if that is within
+// the bound. Otherwise it returns nil and why.
 func (t *trust) pick(chains [][]*x509.Certificate) ([]*x509.Certificate, string) {
 	var best []*x509.Certificate
 	depth, weak := 0, ""
@@ -284,7 +284,7 @@ func (t *trust) pick(chains [][]*x509.Certificate) ([]*x509.Certificate, string)
 			}
 			continue
 		}
-		if n := chainDepth(c); best == nil || n < depth {
+		if n := chainDepth(c); best == nil || n < depth || n == depth && len(c) < len(best) {
 			best, depth = c, n
 		}
 	}
