@@ -302,7 +302,11 @@ func TestHandshakeScreen(t *testing.T) {
 	}
 	hugeNamed := []*x509.Certificate{mint(t, "mallory", issuer, false, huge.pub, forgedCA),
 		mint(t, issuer, root, true, forgedCA.Public(), throwaway), mint(t, issuer, root, true, ecKey(t, elliptic.P256()).Public(), throwaway)}
-	tooMany := append(p.alice.Chain(), p.root.Certificate, p.other.Certificate, p.other.Certificate, p.other.Certificate)
+	limit := defaultMaxChainDepth + 1 + presentedSurplus
+	tooMany := p.alice.Chain()
+	for len(tooMany) <= limit {
+		tooMany = append(tooMany, p.other.Certificate)
+	}
 
 	tests := []struct {
 		name       string
@@ -320,7 +324,7 @@ func TestHandshakeScreen(t *testing.T) {
 		{name: "expired P-384", cert: tlsCert(expiredP384.Key, expiredP384.Chain()...), want: "mtls: certificate expired"},
 		{name: "RSA-8192 leaf and decoy CAs", cert: tlsCert(huge, decoys...), want: "mtls: certificate not trusted"},
 		{name: "RSA-8192 leaf and a decoy chain with the CAs' names", cert: tlsCert(huge, hugeNamed...), want: "mtls: certificate not trusted"},
-		{name: "too many certificates", cert: tlsCert(p.alice.Key, tooMany...), want: "certificates presented, at most 5 allowed"},
+		{name: "too many certificates", cert: tlsCert(p.alice.Key, tooMany...), want: fmt.Sprintf("certificates presented, at most %d allowed", limit)},
 	}
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		m, err := New(Config{RootCAs: p.root.Pool()})
