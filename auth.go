@@ -90,6 +90,9 @@ func (m *Middleware) Either(check CredentialCheck, opts ...EitherOption) func(ht
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if m.probing(w, r) {
+				return
+			}
 			start := m.clock()
 			d := m.authenticate(r)
 			switch {
@@ -128,6 +131,9 @@ func (m *Middleware) Both(check CredentialCheck) func(http.Handler) http.Handler
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if m.probing(w, r) {
+				return
+			}
 			start := m.clock()
 			d := m.authenticate(r)
 			if d.err == nil && d.id == nil { // optional mode

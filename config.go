@@ -300,6 +300,7 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 		policy:     cfg.ProxyPolicy,
 		maxBytes:   number(p, "Header.MaxBytes", cfg.MaxBytes, DefaultHeaderMaxBytes, false),
 		trustProxy: cfg.DangerouslyTrustProxyVerification,
+		probePath:  checkProbePath(p, cfg.ProbePath),
 	}
 	if h.format == nil {
 		p.addf("Header.Format", "is nil (use HeaderFormat or MustHeaderFormat)")

@@ -97,6 +97,15 @@ type HeaderConfig struct {
 	// chains verified here. Default false: the certificate is verified here as if it had been
 	// presented directly.
 	DangerouslyTrustProxyVerification bool
+
+	// ProbePath turns on the proxy probe at this path (such as "/.well-known/mtls-probe"): the
+	// middleware answers a GET for it itself, before authentication and without calling the next
+	// handler, with which request headers carry the canary of [ProbeProxy], so that a forged
+	// header the proxy lets through is found. It is compared with r.URL.Path as the middleware
+	// sees it. The answer names only headers the client itself sent with its canary, and whether
+	// the peer is a trusted proxy (which any client can learn from a forged header's refusal).
+	// Default "": off.
+	ProbePath string
 }
 
 // DefaultHeaderMaxBytes is the default of [HeaderConfig.MaxBytes].
@@ -120,6 +129,7 @@ type headerSource struct {
 	maxBytes   int
 	trustProxy bool
 	xfccBy     []string // HeaderConfig.XFCCBy; nil: off
+	probePath  string   // "": the probe is off
 }
 
 // checkForwarded checks what DangerouslyTrustProxyVerification still checks: the certificate's

@@ -162,6 +162,9 @@ func New(cfg Config) (*Middleware, error) {
 // are removed (under any spelling) from the request next sees.
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m.probing(w, r) {
+			return
+		}
 		start := m.clock()
 		d := m.authenticate(r)
 		if d.err != nil {
