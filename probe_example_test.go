@@ -1,0 +1,55 @@
+package mtls_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+
+	"github.com/certgate/mtls"
+	"github.com/certgate/mtls/mtlstest"
+)
+
+// A service in header mode answers the probe at ProbePath; ProbeProxy sends forged certificate
+// headers through the proxy in front of it and names every one that reached the service. This
+// proxy forwards the client's headers untouched (it should set X-SSL-Client-Cert and remove the
+// others), so the probe fails.
+func ExampleProbeProxy() {
+	m, err := mtls.New(mtls.Config{
+		RootCAs: mtlstest.NewRootCA("Clients Root CA").Pool(),
+		Header: &mtls.HeaderConfig{
+			Format:         mtls.MustHeaderFormat("nginx"),
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+			ProbePath:      "/.well-known/mtls-probe",
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	service := httptest.NewServer(m.Handler(http.NotFoundHandler()))
+	defer service.Close()
+	target, _ := url.Parse(service.URL)
+	proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+	defer proxy.Close()
+
+	rep, err := mtls.ProbeProxy(context.Background(), http.DefaultClient, proxy.URL+"/.well-known/mtls-probe",
+		mtls.ProbeHeaders("X-SSL-Client-Verify"))
+	for _, r := range rep.Results[:1] {
+		fmt.Println(r.Client, r.Spelling, "answered:", r.Answered, "trusted proxy:", r.TrustedProxy)
+	}
+	for _, name := range rep.Arrived()[:3] {
+		fmt.Println("arrived:", name)
+	}
+	fmt.Println(errors.Is(err, mtls.ErrProbeForwarded))
+	// Output:
+	// without certificate canonical answered: true trusted proxy: true
+	// arrived: Cf-Client-Cert-Der-Base64
+	// arrived: Cf_client_cert_der_base64
+	// arrived: Client-Cert
+	// true
+}
