@@ -194,8 +194,55 @@ type proxyCase struct {
 	extraVars map[string]string
 }
 
-func TestHeaderIntegrationProxies(t *testing.T) {
-	curlCases := []proxyCase{
+// startProxy mints a PKI, starts the service (header mode for pc's format, trusting only
+// 127.0.0.1; adjust may change its configuration) and the proxy with the configuration template,
+// and returns the PKI, the service's middleware and the proxy's two ports.
+func startProxy(t *testing.T, pc proxyCase, template string, adjust func(*Config)) (k *proxyKit, m *Middleware, verifyPort, forwardPort int) {
+	t.Helper()
+	bin := requireBinary(t, pc.binary)
+	dir := t.TempDir()
+	// The proxies' worker processes may run as another user: let them reach the files.
+	require.NoError(t, os.Chmod(dir, 0o755))
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	k = newProxyKit(t, dir)
+	runDir := filepath.Join(dir, "run")
+	require.NoError(t, os.MkdirAll(runDir, 0o755))
+
+	// The service: header mode, trusting only the proxy's address. A proxy that cannot forward
+	// the client's intermediates needs them configured here.
+	cfg := Config{RootCAs: k.root.Pool(), Optional: false, Header: &HeaderConfig{
+		Format:         MustHeaderFormat(pc.format),
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	}}
+	if !pc.hasChain {
+		cfg.Intermediates = k.issuing.Pool()
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	m, err := New(cfg)
+	require.NoError(t, err)
+	backend := httptest.NewServer(m.Handler(identityEcho))
+	t.Cleanup(backend.Close)
+
+	verifyPort, forwardPort = freePort(t), freePort(t)
+	vars := map[string]string{
+		"RUN_DIR": runDir, "CERT_DIR": k.certDir, "LISTEN_HOST": "127.0.0.1",
+		"VERIFY_PORT": strconv.Itoa(verifyPort), "FORWARD_PORT": strconv.Itoa(forwardPort),
+		"BACKEND": strings.TrimPrefix(backend.URL, "http://"),
+	}
+	for k, v := range pc.extraVars {
+		vars[k] = v
+	}
+	conf := filepath.Join(runDir, strings.TrimSuffix(filepath.Base(template), ".template"))
+	renderTemplate(t, template, conf, vars)
+	startProcess(t, pc.command(bin, runDir, conf), filepath.Join(runDir, "error.log"), verifyPort, forwardPort)
+	return k, m, verifyPort, forwardPort
+}
+
+// integrationProxies are the proxies of examples/proxies, as the integration tests run them.
+func integrationProxies() []proxyCase {
+	return []proxyCase{
 		{
 			name: "nginx", binary: "nginx", template: "nginx.conf.template", format: "nginx",
 			command: func(bin, runDir, conf string) *exec.Cmd {
@@ -233,45 +280,13 @@ func TestHeaderIntegrationProxies(t *testing.T) {
 			extraVars: map[string]string{"MODULES_DIR": "/usr/lib/apache2/modules"},
 		},
 	}
-	for _, pc := range curlCases {
+}
+
+func TestHeaderIntegrationProxies(t *testing.T) {
+	for _, pc := range integrationProxies() {
 		t.Run(pc.name, func(t *testing.T) {
-			bin := requireBinary(t, pc.binary)
 			curl := requireBinary(t, "curl")
-			dir := t.TempDir()
-			// The proxies' worker processes may run as another user: let them reach the files.
-			require.NoError(t, os.Chmod(dir, 0o755))
-			require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
-			k := newProxyKit(t, dir)
-			runDir := filepath.Join(dir, "run")
-			require.NoError(t, os.MkdirAll(runDir, 0o755))
-
-			// The service: header mode, trusting only the proxy's address. A proxy that
-			// cannot forward the client's intermediates needs them configured here.
-			cfg := Config{RootCAs: k.root.Pool(), Optional: false, Header: &HeaderConfig{
-				Format:         MustHeaderFormat(pc.format),
-				TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-			}}
-			if !pc.hasChain {
-				cfg.Intermediates = k.issuing.Pool()
-			}
-			m, err := New(cfg)
-			require.NoError(t, err)
-			backend := httptest.NewServer(m.Handler(identityEcho))
-			t.Cleanup(backend.Close)
-
-			verifyPort, forwardPort := freePort(t), freePort(t)
-			vars := map[string]string{
-				"RUN_DIR": runDir, "CERT_DIR": k.certDir, "LISTEN_HOST": "127.0.0.1",
-				"VERIFY_PORT": strconv.Itoa(verifyPort), "FORWARD_PORT": strconv.Itoa(forwardPort),
-				"BACKEND": strings.TrimPrefix(backend.URL, "http://"),
-			}
-			for k, v := range pc.extraVars {
-				vars[k] = v
-			}
-			conf := filepath.Join(runDir, strings.TrimSuffix(pc.template, ".template"))
-			renderTemplate(t, filepath.Join("examples", "proxies", pc.name, pc.template), conf, vars)
-			startProcess(t, pc.command(bin, runDir, conf), filepath.Join(runDir, "error.log"), verifyPort, forwardPort)
-
+			k, m, verifyPort, forwardPort := startProxy(t, pc, filepath.Join("examples", "proxies", pc.name, pc.template), nil)
 			aliceSum := k.alice.SHA256()
 			for _, port := range []struct {
 				name string
