@@ -194,7 +194,8 @@ type ProbeResult struct {
 	// Client is "without certificate" or "with certificate".
 	Client string
 	// Spelling is how the forged names were written: "canonical" (X-Ssl-Client-Cert),
-	// "lower-case" (x-ssl-client-cert) or "underscore" (X_Ssl_Client_Cert).
+	// "lower-case" (x-ssl-client-cert), "underscore" (X_Ssl_Client_Cert), or "trailer"
+	// (canonical, as request trailers).
 	Spelling string
 	// Sent is the number of forged headers sent.
 	Sent int
@@ -278,7 +279,8 @@ func (p *ProbeReport) Err() error {
 // [ProbeWithCertificate], through a client that does, each forging every header name of the
 // preset formats, their companion headers (such as a verification verdict) and the names of
 // [ProbeHeaders], with a canary value, once in each spelling: canonical, lower-case, and with '_'
-// for '-'. A proxy that sets or removes each of these headers passes; one that lets any through
+// for '-'; and once as request trailers, which the probe route does not read (it reads no body)
+// but finds when the proxy turns them into headers. A proxy that sets or removes each of these headers passes; one that lets any through
 // fails, naming it.
 //
 // The report is never nil, and the error is its Err: non-nil unless the probe passed. The probe
@@ -311,7 +313,7 @@ func ProbeProxy(ctx context.Context, client *http.Client, url string, opts ...Pr
 				rep.err = fmt.Errorf("mtls: proxy probe: %w", err)
 				return rep, rep.err
 			}
-			res := probeOnce(ctx, c.c, base, names, sp.spell)
+			res := probeOnce(ctx, c.c, base, names, sp.spell, sp.trailer)
 			res.Client, res.Spelling = c.name, sp.name
 			rep.Results = append(rep.Results, res)
 		}
@@ -319,14 +321,17 @@ func ProbeProxy(ctx context.Context, client *http.Client, url string, opts ...Pr
 	return rep, rep.Err()
 }
 
-// probeSpellings are the spellings a probe forges each name in.
+// probeSpellings are the ways a probe forges each name: three spellings, and as trailers (a
+// proxy that merges request trailers into the header would pass those on as headers).
 var probeSpellings = []struct {
-	name  string
-	spell func(string) string
+	name    string
+	spell   func(string) string
+	trailer bool
 }{
-	{"canonical", http.CanonicalHeaderKey},
-	{"lower-case", strings.ToLower},
-	{"underscore", func(n string) string { return strings.ReplaceAll(http.CanonicalHeaderKey(n), "-", "_") }},
+	{"canonical", http.CanonicalHeaderKey, false},
+	{"lower-case", strings.ToLower, false},
+	{"underscore", func(n string) string { return strings.ReplaceAll(http.CanonicalHeaderKey(n), "-", "_") }, false},
+	{"trailer", http.CanonicalHeaderKey, true},
 }
 
 // probeSetup checks the arguments of ProbeProxy and returns the URL and the names to forge.
@@ -383,8 +388,9 @@ func validHeaderName(n string) bool {
 	return true
 }
 
-// probeOnce sends one probe request forging names, spelled by spell, and reads the answer.
-func probeOnce(ctx context.Context, client *http.Client, base *url.URL, names []string, spell func(string) string) ProbeResult {
+// probeOnce sends one probe request forging names, spelled by spell, in its header or, with
+// trailer, in trailers after a one-byte chunked body; and reads the answer.
+func probeOnce(ctx context.Context, client *http.Client, base *url.URL, names []string, spell func(string) string, trailer bool) ProbeResult {
 	var res ProbeResult
 	token, err := newProbeToken()
 	if err != nil {
@@ -403,8 +409,14 @@ func probeOnce(ctx context.Context, client *http.Client, base *url.URL, names []
 		return res
 	}
 	canary := ProbeCanaryPrefix + token
+	into := req.Header
+	if trailer {
+		req.Body, req.ContentLength = io.NopCloser(strings.NewReader("\n")), -1 // chunked
+		req.Trailer = http.Header{}
+		into = req.Trailer
+	}
 	for _, n := range names {
-		req.Header[spell(n)] = []string{canary} // as spelled: Set would canonicalise
+		into[spell(n)] = []string{canary} // as spelled: Set would canonicalise
 	}
 	res.Sent = len(names)
 	resp, err := client.Do(req)

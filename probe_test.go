@@ -1,6 +1,7 @@
 package mtls
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -224,6 +225,17 @@ func stripsAndSets(pr *httputil.ProxyRequest) {
 	setsItsHeader(pr)
 }
 
+// mergesTrailers strips and sets like stripsAndSets, then reads the body and turns the request's
+// trailers into headers.
+func mergesTrailers(pr *httputil.ProxyRequest) {
+	stripsAndSets(pr)
+	body, _ := io.ReadAll(io.LimitReader(pr.In.Body, 1<<10))
+	for k, v := range pr.In.Trailer {
+		pr.Out.Header[k] = v
+	}
+	pr.Out.Body, pr.Out.ContentLength, pr.Out.Trailer = io.NopCloser(bytes.NewReader(body)), int64(len(body)), nil
+}
+
 func TestProbeProxy(t *testing.T) {
 	p := newPKI(t)
 	for _, tc := range []struct {
@@ -236,6 +248,7 @@ func TestProbeProxy(t *testing.T) {
 		arrived     []string // among those that arrived
 		notArrived  []string
 		answeredAll bool
+		trailerOnly bool // the headers arrive with the trailer requests only
 	}{
 		{name: "a proxy that passes every header through", rewrite: passThrough, trusted: "127.0.0.1/32", path: testProbePath,
 			err:     ErrProbeForwarded,
@@ -249,6 +262,8 @@ func TestProbeProxy(t *testing.T) {
 		{name: "extra names the proxy lets through", rewrite: stripsAndSets, trusted: "127.0.0.1/32", path: testProbePath,
 			opts: []ProbeOption{ProbeHeaders("X-SSL-Client-Verify", "x_amzn_mtls_clientcert_subject")}, err: ErrProbeForwarded,
 			arrived: []string{"X-Ssl-Client-Verify", "X_ssl_client_verify", "X_amzn_mtls_clientcert_subject"}, answeredAll: true},
+		{name: "a proxy that turns trailers into headers", rewrite: mergesTrailers, trusted: "127.0.0.1/32", path: testProbePath,
+			err: ErrProbeForwarded, arrived: []string{"X-Ssl-Client-Cert", "Client-Cert"}, answeredAll: true, trailerOnly: true},
 		{name: "the probe is off", rewrite: stripsAndSets, trusted: "127.0.0.1/32", path: "", err: ErrProbeInconclusive},
 		{name: "the proxy is not trusted", rewrite: stripsAndSets, trusted: "192.0.2.0/24", path: testProbePath, err: ErrProbeInconclusive, answeredAll: true},
 	} {
@@ -262,7 +277,7 @@ func TestProbeProxy(t *testing.T) {
 			opts := append([]ProbeOption{ProbeWithCertificate(clientFor(frontCA, p.alice))}, tc.opts...)
 			rep, err := ProbeProxy(ctx, clientFor(frontCA, nil), front.URL+testProbePath, opts...)
 			require.NotNil(t, rep)
-			require.Len(t, rep.Results, 6)
+			require.Len(t, rep.Results, 8)
 			assert.Equal(t, rep.Err(), err)
 			if tc.err == nil {
 				require.NoError(t, err)
@@ -278,6 +293,9 @@ func TestProbeProxy(t *testing.T) {
 			}
 			for _, r := range rep.Results {
 				assert.Equal(t, tc.answeredAll, r.Answered, "%s, %s: %v", r.Client, r.Spelling, r.Err)
+				if tc.trailerOnly {
+					assert.Equal(t, r.Spelling == "trailer", len(r.Arrived) > 0, "%s, %s: %v", r.Client, r.Spelling, r.Arrived)
+				}
 			}
 			if tc.answeredAll && tc.err == nil {
 				// the proxy's own header still authenticates through it

@@ -18,8 +18,9 @@
 //	-timeout D       bound on the whole probe (default 30s)
 //
 // Every request forges every header name of the library's preset formats, their companion
-// headers and the -header names, once in each spelling (canonical, lower-case, '_' for '-'),
-// without a client certificate and, with -cert, with one.
+// headers and the -header names: one request per spelling (canonical, lower-case, '_' for '-')
+// and one with them as request trailers, which count when the proxy turns them into headers;
+// all without a client certificate and, with -cert, again with one.
 //
 // # Output
 //
