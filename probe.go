@@ -189,6 +189,12 @@ func ProbeHeaders(names ...string) ProbeOption {
 	return func(o *probeOptions) { o.headers = append(o.headers, names...) }
 }
 
+// The clients of a probe, as ProbeResult.Client names them.
+const (
+	probeWithoutCert = "without certificate"
+	probeWithCert    = "with certificate"
+)
+
 // ProbeResult is the outcome of one probe request.
 type ProbeResult struct {
 	// Client is "without certificate" or "with certificate".
@@ -232,8 +238,9 @@ func (p *ProbeReport) Arrived() []string {
 	return slices.Compact(names)
 }
 
-// Err returns nil when the probe passed: at least one request reached the probe route, every one
-// that did came from a trusted proxy, and no forged header arrived. Otherwise it returns an error
+// Err returns nil when the probe passed: at least one request reached the probe route (one with
+// a certificate, when [ProbeWithCertificate] was given: a proxy may refuse a client without one),
+// every one that did came from a trusted proxy, and no forged header arrived. Otherwise it returns an error
 // matching [ErrProbeForwarded] (naming every header that arrived) and/or [ErrProbeInconclusive].
 func (p *ProbeReport) Err() error {
 	if p.err != nil {
@@ -241,10 +248,13 @@ func (p *ProbeReport) Err() error {
 	}
 	var errs []error
 	truncated, answered, untrusted := false, 0, 0
+	withCert, withCertAnswered := false, false
 	for _, r := range p.Results {
 		truncated = truncated || r.Truncated
+		withCert = withCert || r.Client == probeWithCert
 		if r.Answered {
 			answered++
+			withCertAnswered = withCertAnswered || r.Client == probeWithCert
 			if !r.TrustedProxy {
 				untrusted++
 			}
@@ -265,6 +275,8 @@ func (p *ProbeReport) Err() error {
 			why = fmt.Sprintf("first %s, %s: %v", r.Client, r.Spelling, r.Err)
 		}
 		errs = append(errs, fmt.Errorf("%w: no request reached the probe route (is HeaderConfig.ProbePath set to this path?); %s", ErrProbeInconclusive, why))
+	case withCert && !withCertAnswered:
+		errs = append(errs, fmt.Errorf("%w: no request with a client certificate reached the probe route", ErrProbeInconclusive))
 	case untrusted > 0:
 		errs = append(errs, fmt.Errorf("%w: %d of %d answers say the service did not see a trusted proxy (the probe went around the proxy, or TrustedProxies does not hold it)", ErrProbeInconclusive, untrusted, answered))
 	}
@@ -300,12 +312,12 @@ func ProbeProxy(ctx context.Context, client *http.Client, url string, opts ...Pr
 	clients := []struct {
 		name string
 		c    *http.Client
-	}{{"without certificate", client}}
+	}{{probeWithoutCert, client}}
 	if o.certClient != nil {
 		clients = append(clients, struct {
 			name string
 			c    *http.Client
-		}{"with certificate", o.certClient})
+		}{probeWithCert, o.certClient})
 	}
 	for _, c := range clients {
 		for _, sp := range probeSpellings {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -322,6 +323,29 @@ func TestProbeProxyRefusedWithoutCertificate(t *testing.T) {
 	require.NoError(t, err)
 	for _, r := range rep.Results {
 		assert.Equal(t, r.Client == "with certificate", r.Answered, "%s, %s: %v", r.Client, r.Spelling, r.Err)
+	}
+}
+
+func TestProbeProxyNoAnswerWithCertificate(t *testing.T) {
+	// A client certificate the proxy does not accept leaves the case "with a certificate"
+	// untested: inconclusive, even though the requests without one passed.
+	p := newPKI(t)
+	m := probeMiddleware(t, p, "127.0.0.1/32", testProbePath)
+	backend := httptest.NewServer(m.Handler(echoIdentity))
+	t.Cleanup(backend.Close)
+	front, frontCA := probeFront(t, backend.URL, stripsAndSets)
+	front.TLS.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) > 0 {
+			return errors.New("no client certificates here")
+		}
+		return nil
+	}
+	rep, err := ProbeProxy(context.Background(), clientFor(frontCA, nil), front.URL+testProbePath, ProbeWithCertificate(clientFor(frontCA, p.alice)))
+	require.ErrorIs(t, err, ErrProbeInconclusive)
+	assert.NotErrorIs(t, err, ErrProbeForwarded)
+	assert.Contains(t, err.Error(), "no request with a client certificate reached the probe route")
+	for _, r := range rep.Results {
+		assert.Equal(t, r.Client == "without certificate", r.Answered, "%s, %s: %v", r.Client, r.Spelling, r.Err)
 	}
 }
 
