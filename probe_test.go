@@ -466,3 +466,22 @@ func FuzzProbeToken(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkProbeRoute(b *testing.B) {
+	p := newPKI(b)
+	m, err := New(Config{RootCAs: p.root.Pool(), Header: &HeaderConfig{
+		Format: MustHeaderFormat("nginx"), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, ProbePath: testProbePath,
+	}})
+	require.NoError(b, err)
+	token := strings.Repeat("ab", 16)
+	r := httptest.NewRequest(http.MethodGet, testProbePath+"?canary="+token, nil)
+	r.RemoteAddr = "10.1.2.3:5555"
+	for _, n := range ProbeHeaderNames() {
+		r.Header[n] = []string{ProbeCanaryPrefix + token}
+	}
+	h := m.Handler(http.NotFoundHandler())
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+}
