@@ -103,7 +103,7 @@ type ocspEntry struct {
 func checkFetchURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return withoutURL(err)
+		return errInvalidURL
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return fmt.Errorf("%q is not an absolute http or https URL", reportedURL(raw))
@@ -393,6 +393,9 @@ func (rv *revocation) do(client *http.Client, req *http.Request, limit int64) ([
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		if resp.StatusCode/100 == 3 {
+			return nil, fmt.Errorf("HTTP status %s (redirect not followed)", resp.Status)
+		}
 		return nil, fmt.Errorf("HTTP status %s", resp.Status)
 	}
 	if resp.ContentLength > limit {
@@ -400,7 +403,7 @@ func (rv *revocation) do(client *http.Client, req *http.Request, limit int64) ([
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, err
+		return nil, withoutURL(err)
 	}
 	if int64(len(body)) > limit {
 		return nil, fmt.Errorf("response exceeds the limit of %d bytes", limit)

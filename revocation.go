@@ -31,7 +31,9 @@ import (
 // Errors, logs, events, [Middleware.CRLStatus] and [Middleware.ReloadStatus] show the URLs of
 // revocation sources (DenyListURL, CRL URLs, OCSP responders, and the URLs the certificates
 // name) without their user information and fragment, each query value replaced by REDACTED: a
-// URL may carry a secret.
+// URL may carry a secret. A URL that does not parse shows as "(an invalid URL)", and the errors
+// of fetching one say what failed (a timeout, a TLS failure, a refused connection, an invalid
+// redirect), never what the HTTP client or the URL parser quoted of it.
 type RevocationConfig struct {
 	// OCSP asks the issuers' OCSP responders. Nil: no OCSP.
 	OCSP *OCSPConfig
@@ -54,6 +56,8 @@ type RevocationConfig struct {
 	// log. The list is not signed: only https is accepted, redirects included (the default
 	// client follows none). A body that seems cut short (empty, or without a final newline) is
 	// refused: serve a list without entries as a comment line. Default none.
+	// Errors and logs show it as RevocationConfig says, its path as written: put a secret in
+	// the query, not the path.
 	DenyListURL string
 	// DenyListInterval is how often DenyListURL is fetched again. Default 5 minutes; negative:
 	// fetched by New only.
@@ -102,6 +106,8 @@ type OCSPConfig struct {
 	// responder named in the certificate's Authority Information Access. Default: the
 	// certificate's first http or https OCSP URL. A responder URL with a query is asked by
 	// POST only: the GET form appends the request to the URL's path.
+	// Errors and logs show it as RevocationConfig says, its path as written: put a secret in
+	// the query, not the path.
 	Responder string
 	// CacheSize bounds the number of certificates whose answers are kept. Default 10000.
 	CacheSize int
@@ -129,6 +135,8 @@ type CRLConfig struct {
 	// is unknown: a request for an issuer without a known CRL waits for the first downloads
 	// still under way, at most the revocation Timeout. A URL that failed is retried in the
 	// background, every 5 seconds at most; no request waits for it.
+	// Errors and logs show it as RevocationConfig says, its path as written: put a secret in
+	// the query, not the path.
 	URLs []string
 	// DistributionPoints also fetches the CRLs named in the certificates' CRL distribution
 	// points (http and https only; the first 4 of a certificate; at most 256 distinct URLs at a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/certgate/mtls/internal/certfile"
 	"github.com/certgate/mtls/internal/crl"
+	"github.com/certgate/mtls/internal/redact"
 )
 
 // DenyList is a local list of revoked certificates, checked before OCSP and CRLs, for revoking a
@@ -151,7 +152,7 @@ func (d *DenyList) loadFile(name string, emptyOK bool) error {
 func checkDenyListURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return withoutURL(err)
+		return errInvalidURL
 	}
 	if u.Scheme != "https" || u.Host == "" {
 		return fmt.Errorf("%q is not an absolute https URL", reportedURL(raw))
@@ -159,46 +160,23 @@ func checkDenyListURL(raw string) error {
 	return nil
 }
 
-// redacted stands for what reportedURL leaves out of a URL.
-const redacted = "REDACTED"
-
 // reportedURL is how a URL that may carry a secret appears in errors, logs, [Middleware.CRLStatus]
 // and [Middleware.ReloadStatus]: the deny list URL, CRL URLs, OCSP responders, and the URLs of
 // the certificates' distribution points and AIA. The user information and the fragment are
 // dropped, and every value of the query (a signature, a token) is replaced by REDACTED; the
-// scheme, host, path and query keys stay, to tell sources apart.
-func reportedURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(an invalid URL)"
-	}
-	u.User, u.Fragment, u.RawFragment = nil, "", ""
-	if u.Opaque != "" {
-		u.Opaque = redacted
-	}
-	if u.RawQuery != "" {
-		parts := strings.Split(u.RawQuery, "&")
-		for i, part := range parts {
-			if k, _, ok := strings.Cut(part, "="); ok {
-				parts[i] = k + "=" + redacted
-			} else if part != "" {
-				parts[i] = redacted // a value without a key
-			}
-		}
-		u.RawQuery = strings.Join(parts, "&")
-	}
-	return u.String()
-}
+// scheme, host, path and query keys stay, to tell sources apart. A URL that does not parse
+// shows as "(an invalid URL)".
+func reportedURL(raw string) string { return redact.URL(raw) }
 
-// withoutURL returns the error that a *url.Error (from the HTTP client, or url.Parse) wraps:
-// its message repeats the whole URL, query and user name included. The callers name the URL as
+// withoutURL maps an error of url.Parse, http.NewRequest, the HTTP client or a response body to
+// text that carries no part of the URL (see redact.FetchError): their messages quote the URL, a
+// redirect's Location or the part of a URL that does not parse. The callers name the URL as
 // reportedURL does.
-func withoutURL(err error) error {
-	if ue := (*url.Error)(nil); errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
+func withoutURL(err error) error { return redact.FetchError(err) }
+
+// errInvalidURL is the configuration problem of a URL that does not parse: the parser's error
+// would quote part of it, a password perhaps.
+var errInvalidURL = errors.New("an invalid URL")
 
 // httpsOnly returns a copy of c that refuses a redirect to any URL but https: a deny list is not
 // signed, so only TLS vouches for it. The default client follows no redirect at all.
@@ -224,11 +202,11 @@ func httpsOnly(c *http.Client) *http.Client {
 // errors name the URL as reportedURL does.
 func (rv *revocation) fetchDenyList(ctx context.Context) ([]DenyEntry, error) {
 	fail := func(err error) ([]DenyEntry, error) {
-		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteName, withoutURL(err))
+		return nil, fmt.Errorf("mtls: deny list %s: %w", rv.remoteName, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rv.remoteURL, nil)
 	if err != nil {
-		return fail(err)
+		return fail(withoutURL(err))
 	}
 	data, err := rv.do(rv.remoteHTTP, req, maxDenyListFile)
 	if err != nil {

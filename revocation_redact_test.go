@@ -173,6 +173,13 @@ func TestRevocationURLSecretsInConfigErrors(t *testing.T) {
 		{"responder invalid", &RevocationConfig{OCSP: &OCSPConfig{Responder: withURLSecrets("http://h.test:bad", "/")}}, "Revocation.OCSP.Responder"},
 		{"deny list URL not https", &RevocationConfig{DenyListURL: withURLSecrets("http://h.test", "/deny.txt")}, "Revocation.DenyListURL"},
 		{"deny list URL invalid", &RevocationConfig{DenyListURL: withURLSecrets("https://h.test:bad", "/deny.txt")}, "Revocation.DenyListURL"},
+		// A password holding "/", "?" or "#" ends the authority early: the parser's error
+		// quotes the password as the port.
+		{"CRL URL password with a slash", &RevocationConfig{CRL: &CRLConfig{URLs: []string{"http://h.test/a.crl", "https://crl:pa55word/x@h.test/a.crl"}}}, "Revocation.CRL.URLs[1]"},
+		{"CRL URL password with a question mark", &RevocationConfig{CRL: &CRLConfig{URLs: []string{"https://crl:pa55word?x@h.test/a.crl"}}}, "Revocation.CRL.URLs[0]"},
+		{"CRL URL password with a hash", &RevocationConfig{CRL: &CRLConfig{URLs: []string{"https://crl:pa55word#x@h.test/a.crl"}}}, "Revocation.CRL.URLs[0]"},
+		{"responder password with a slash", &RevocationConfig{OCSP: &OCSPConfig{Responder: "https://ocsp:pa55word/x@h.test/"}}, "Revocation.OCSP.Responder"},
+		{"deny list URL password with a slash", &RevocationConfig{DenyListURL: "https://list:pa55word/x@h.test/deny.txt"}, "Revocation.DenyListURL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,6 +188,9 @@ func TestRevocationURLSecretsInConfigErrors(t *testing.T) {
 			require.ErrorAs(t, err, &ce)
 			assert.Equal(t, tt.field, ce.Field)
 			requireNoURLSecret(t, map[string]string{"error": err.Error()})
+			if strings.Contains(tt.name, "invalid") || strings.Contains(tt.name, "password") {
+				assert.Equal(t, "an invalid URL", ce.Err.Error(), "a fixed text, never the parser's")
+			}
 		})
 	}
 }
@@ -228,4 +238,96 @@ func TestOCSPResponderWithQueryIsAskedByPOST(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []string{"POST /ocsp?token=t0kenvalue"}, got)
+}
+
+// TestRevocationInvalidRedirectLocationIsNotReported: an HTTPClient that follows redirects fails
+// on a Location that does not parse, with a message that quotes the Location whole, signature
+// included. Every source reports the failure by its class only.
+func TestRevocationInvalidRedirectLocationIsNotReported(t *testing.T) {
+	p := newRevPKI()
+	const location = "https://cdn.test/a%zz.crl?X-Amz-Signature=s3cretsig"
+	redirect := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Location", location)
+		w.WriteHeader(http.StatusFound)
+	})
+	plain := httptest.NewServer(redirect)
+	t.Cleanup(plain.Close)
+	tlsSrv := httptest.NewTLSServer(redirect)
+	t.Cleanup(tlsSrv.Close)
+	follow := &http.Client{} // follows redirects
+	tests := []struct {
+		name string
+		rc   *RevocationConfig
+		leaf *mtlstest.Leaf
+	}{
+		{"CRL URL", &RevocationConfig{HTTPClient: follow, CRL: &CRLConfig{URLs: []string{plain.URL + "/a.crl"}}}, p.issuing.NewClient("alice")},
+		{"OCSP responder", &RevocationConfig{HTTPClient: follow, OCSP: &OCSPConfig{Responder: plain.URL + "/ocsp"}}, p.issuing.NewClient("alice")},
+		{"distribution point", &RevocationConfig{HTTPClient: follow, CRL: &CRLConfig{DistributionPoints: true}},
+			p.issuing.NewClient("dp", mtlstest.WithCRLDistributionPoints(plain.URL+"/dp.crl"))},
+		{"AIA responder", &RevocationConfig{HTTPClient: follow, OCSP: &OCSPConfig{}},
+			p.issuing.NewClient("aia", mtlstest.WithOCSPServer(plain.URL+"/ocsp"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			m, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now, Revocation: tt.rc,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = m.Close() })
+			if m.revoc.crl != nil {
+				for _, src := range m.revoc.crl.configured {
+					awaitLoad(src)
+				}
+			}
+			_, err = revAuthn(m, tt.leaf)
+			requireRevRefused(t, err, ErrRevocationUnavailable)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			texts := map[string]string{"log": logs.String(), "error": err.Error(), "cause": fmt.Sprint(e.Err),
+				"CRLStatus": fmt.Sprintf("%+v", m.CRLStatus())}
+			requireNoURLSecret(t, texts)
+			assert.Contains(t, texts["log"]+texts["cause"], "invalid redirect", "the class of the failure stays")
+		})
+	}
+	t.Run("deny list URL", func(t *testing.T) {
+		_, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now,
+			Revocation: &RevocationConfig{HTTPClient: tlsSrv.Client(), DenyListURL: tlsSrv.URL + "/deny.txt"}})
+		require.Error(t, err)
+		requireNoURLSecret(t, map[string]string{"error": err.Error()})
+		assert.Contains(t, err.Error(), "invalid redirect")
+	})
+}
+
+// TestRevocationUnparsableCertificateURLs: a distribution point or AIA responder that does not
+// parse is reported by a fixed text, never the parser's error, which quotes part of it.
+func TestRevocationUnparsableCertificateURLs(t *testing.T) {
+	p := newRevPKI()
+	const bad = "http://crl:pa55word/x@127.0.0.1/a"
+	tests := []struct {
+		name string
+		rc   *RevocationConfig
+		leaf *mtlstest.Leaf
+	}{
+		{"distribution point", &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}},
+			p.issuing.NewClient("dp", mtlstest.WithCRLDistributionPoints(bad+".crl"))},
+		{"AIA responder", &RevocationConfig{OCSP: &OCSPConfig{}},
+			p.issuing.NewClient("aia", mtlstest.WithOCSPServer(bad+"/ocsp"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			m, err := New(Config{RootCAs: p.root.Pool(), Now: p.clock.Now, Revocation: tt.rc,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = m.Close() })
+			_, err = revAuthn(m, tt.leaf)
+			requireRevRefused(t, err, ErrRevocationUnavailable)
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			texts := map[string]string{"log": logs.String(), "cause": fmt.Sprint(e.Err),
+				"CRLStatus": fmt.Sprintf("%+v", m.CRLStatus())}
+			requireNoURLSecret(t, texts)
+			assert.Contains(t, texts["cause"], "does not parse")
+		})
+	}
 }
