@@ -327,3 +327,23 @@ func TestDiagnoseRedactsURLSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestCRLURLSecretsAreNotPrinted: a -crl URL, whatever the case of its scheme, is printed
+// without its user information and query values.
+func TestCRLURLSecretsAreNotPrinted(t *testing.T) {
+	f := newFixture(t)
+	alice := f.write("alice.pem", f.issuing.NewClient("alice").ChainPEM())
+	for _, tt := range []struct{ name, crl string }{
+		{"upper case https", "HTTPS://crl:pa55word@127.0.0.1:1/a.crl?sig=s3cretsig"},
+		{"other scheme", "FTP://crl:pa55word@127.0.0.1:1/a.crl?sig=s3cretsig"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run([]string{"-client-ca", f.rootFile, "-crl", tt.crl, alice}, &out, &errb)
+			assert.NotEqual(t, 0, code)
+			for _, s := range []string{"pa55word", "s3cretsig"} {
+				assert.NotContains(t, out.String()+errb.String(), s)
+			}
+		})
+	}
+}

@@ -6,9 +6,10 @@ package clientflags
 import (
 	"errors"
 	"flag"
-	"strings"
+	"fmt"
 
 	"github.com/certgate/mtls"
+	"github.com/certgate/mtls/internal/redact"
 )
 
 // Pin registers -pin, repeatable, appending each fingerprint to pins once [mtls.ParseFingerprint]
@@ -44,8 +45,15 @@ func (r *Revocation) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&r.CRLDP, "crl-dp", false, "check revocation against the CRLs of the certificate's distribution points")
 }
 
-// Check reports flags that do not go together.
+// Check reports flags that do not go together, and a -crl that is a URL but not an http(s) one
+// (rather than reading it as a file name). A URL is printed without its secrets, as the
+// middleware prints it.
 func (r *Revocation) Check() error {
+	for _, src := range r.CRLs {
+		if redact.LooksLikeURL(src) && !redact.IsHTTP(src) {
+			return fmt.Errorf("-crl %s: only http and https URLs are fetched", redact.URL(src))
+		}
+	}
 	if r.FailOpen && r.Config() == nil {
 		return errors.New("-fail-open needs -ocsp, -ocsp-responder, -crl or -crl-dp")
 	}
@@ -61,7 +69,7 @@ func (r *Revocation) Config() *mtls.RevocationConfig {
 	if len(r.CRLs) > 0 || r.CRLDP {
 		rc.CRL = &mtls.CRLConfig{DistributionPoints: r.CRLDP}
 		for _, src := range r.CRLs {
-			if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+			if redact.IsHTTP(src) {
 				rc.CRL.URLs = append(rc.CRL.URLs, src)
 			} else {
 				rc.CRL.Files = append(rc.CRL.Files, src)
