@@ -50,7 +50,7 @@ dir = %s
 database = $dir/index.txt
 certificate = $dir/ca.pem
 private_key = $dir/ca.key
-# Required: a CRL without a cRLNumber (RFC 5280 5.2.3) is refused.
+# Required: a CRL without a cRLNumber (RFC 5280 5.2.3) is refused (see the subtest without it).
 crlnumber = $dir/crlnumber
 serial = $dir/serial
 new_certs_dir = $dir
@@ -209,6 +209,22 @@ func TestOpenSSLIntegration(t *testing.T) {
 		require.NoError(t, err)
 		_, err = revAuthn(m2, good)
 		requireRevRefused(t, err, ErrRevocationUnavailable)
+	})
+
+	t.Run("CRL from openssl ca -gencrl without crlnumber", func(t *testing.T) {
+		// Without crlnumber, openssl ca makes a version 1 CRL without extensions: refused, and
+		// the refusal says what to set.
+		bare := newOpenSSLCA(t, bin, issuing)
+		cnf, err := os.ReadFile(bare.cnf)
+		require.NoError(t, err)
+		require.Contains(t, string(cnf), "\ncrlnumber = ")
+		mtlstest.WriteFile(bare.dir, "ca.cnf", []byte(strings.Replace(string(cnf), "\ncrlnumber = ", "\n# crlnumber = ", 1)))
+		file := mtlstest.WriteFile(t.TempDir(), "nonumber.crl", bare.gencrl(t))
+		_, err = New(Config{RootCAs: root.Pool(), Revocation: &RevocationConfig{CRL: &CRLConfig{Files: []string{file}}}})
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, "Revocation.CRL.Files[0]", ce.Field)
+		assert.ErrorContains(t, err, "no cRLNumber (RFC 5280 5.2.3): with openssl ca, set crlnumber in the CA section")
 	})
 
 	t.Run("CRL from openssl ca -gencrl", func(t *testing.T) {

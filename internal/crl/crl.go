@@ -132,7 +132,7 @@ func Parse(der []byte) (*CRL, error) {
 	}
 	if c.Number == nil {
 		// RFC 5280 5.2.3: conforming issuers include it, and replays are told by it.
-		return nil, errors.New("CRL has no cRLNumber extension, which RFC 5280 requires")
+		return nil, errors.New("the CRL has no cRLNumber (RFC 5280 5.2.3): with openssl ca, set crlnumber in the CA section")
 	}
 	if err := c.Serials.build(revoked); err != nil {
 		return nil, fmt.Errorf("CRL: %w", err)
