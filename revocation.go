@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -90,13 +91,15 @@ type RevocationConfig struct {
 	HTTPClient *http.Client
 	// Timeout bounds one OCSP query, and how long requests wait for a CRL download (counted
 	// from the download's start; the download itself may go on, up to CRLConfig.FetchTimeout,
-	// for the requests that follow). Default 5 seconds.
+	// for the requests that follow). A distribution point's first download that no request
+	// waits for any more ends after Timeout. Default 5 seconds.
 	Timeout time.Duration
 	// Context, when done, stops refreshes in the background and cancels those under way.
 	// Default: never done. Besides the downloads of CRLConfig.URLs (by New, and for requests
-	// that find their CRL expired: one at a time per URL), background refreshes and the
-	// downloads of distribution points are started by requests, at most 4 at a time, each
-	// bounded by its timeout: no goroutine runs between them.
+	// that find their CRL expired: one at a time per URL), background refreshes are started by
+	// requests, at most 4 at a time, and so are the downloads of distribution points, in a pool
+	// of their own (see CRLConfig.DistributionPoints), each bounded by its timeout: no goroutine
+	// runs between them.
 	Context context.Context
 }
 
@@ -142,10 +145,14 @@ type CRLConfig struct {
 	// points (http and https only; the first 4 of a certificate; at most 256 distinct URLs at a
 	// time, a URL unused for a RefreshInterval making room for a new one). Such a CRL is
 	// swapped in only if the issuer of the certificate that led to its download verifies it.
-	// Their downloads, those that requests wait for included, run among the background
-	// refreshes, at most 4 at a time (see RevocationConfig.Context): a request whose
-	// distribution point's CRL cannot be downloaded then is answered as when the CRL is
-	// unavailable (refused, or within StaleIfError on the CRL in force). Default false.
+	// Their downloads, those that requests wait for included, run apart from the background
+	// refreshes of URLs and OCSP answers, which URLs named by certificates cannot hold up: at
+	// most 8 at a time, at most 2 from one host, one per URL. A request whose distribution
+	// point's CRL cannot be downloaded then is answered as when the CRL is unavailable
+	// (refused, or within StaleIfError on the CRL in force). A first download that no request
+	// waits for any more ends after RevocationConfig.Timeout; a point that fails is asked again
+	// after 5 seconds, twice as long after each failure in a row, up to 5 minutes. Default
+	// false.
 	DistributionPoints bool
 	// RefreshInterval is how often a CRL is fetched again even before its nextUpdate, to learn of
 	// new revocations early. Default 1 hour.
@@ -192,9 +199,19 @@ const (
 	maxDPSources           = 256
 	maxDPPerCertificate    = 4 // distribution points of one certificate that are used
 	maxBackground          = 4
+	// maxDPDownloads bounds the downloads of distribution points' CRLs under way at once, in a
+	// pool of their own: URLs that certificates name never hold up the refreshes of the
+	// configured sources and of OCSP answers. Twice maxDPPerCertificate: one certificate's
+	// points take at most half.
+	maxDPDownloads = 2 * maxDPPerCertificate
+	// maxDPDownloadsPerHost bounds those downloads from one host, so that the points of one
+	// certificate, or of one issuer, on one host that does not answer leave the others room.
+	maxDPDownloadsPerHost = 2
 	// retryBackoff is how long a failed source is not asked again; meanwhile requests get the
-	// stale answer, or none.
+	// stale answer, or none. A distribution point that keeps failing waits twice as long after
+	// each failure, up to maxDPBackoff.
 	retryBackoff = 5 * time.Second
+	maxDPBackoff = 5 * time.Minute
 	// minRefreshDelay keeps refreshes of short-lived answers from running back to back.
 	minRefreshDelay = 5 * time.Second
 	// degradedLogEvery rate-limits the log of requests accepted on degraded answers.
@@ -215,6 +232,9 @@ type revocation struct {
 	logger       *slog.Logger
 	baseCtx      context.Context
 	sem          chan struct{}
+	dpSem        chan struct{}                        // downloads of distribution points (see maxDPDownloads)
+	dpHostsMu    sync.Mutex                           // guards dpHosts
+	dpHosts      map[string]int                       // downloads of distribution points under way, by host
 	after        func(time.Duration) <-chan time.Time // time.After; tests record the waits
 
 	ocsp        *ocspChecker
@@ -414,9 +434,10 @@ func (rv *revocation) await(ctx context.Context, l *crlLoad, until time.Time) {
 		end = until // the request's own deadline comes first
 	}
 	d := end.Sub(rv.now())
-	if d <= 0 {
+	if d <= 0 || ctx.Err() != nil {
 		return
 	}
+	l.extend(rv.timeout) // someone waits: the download may go on for longer
 	select {
 	case <-l.done:
 	case <-ctx.Done():
@@ -436,6 +457,43 @@ func (rv *revocation) background(f func(ctx context.Context)) bool {
 	}
 	go func() {
 		defer func() { <-rv.sem }()
+		f(rv.baseCtx)
+	}()
+	return true
+}
+
+// dpDownload runs f in a goroutine among the downloads of distribution points, bounded in
+// number (maxDPDownloads) and per host (maxDPDownloadsPerHost), unless the Context is done or
+// there is no room.
+func (rv *revocation) dpDownload(host string, f func(ctx context.Context)) bool {
+	if rv.baseCtx.Err() != nil {
+		return false
+	}
+	rv.dpHostsMu.Lock()
+	if rv.dpHosts[host] >= maxDPDownloadsPerHost {
+		rv.dpHostsMu.Unlock()
+		return false
+	}
+	select {
+	case rv.dpSem <- struct{}{}:
+	default:
+		rv.dpHostsMu.Unlock()
+		return false
+	}
+	if rv.dpHosts == nil {
+		rv.dpHosts = map[string]int{}
+	}
+	rv.dpHosts[host]++
+	rv.dpHostsMu.Unlock()
+	go func() {
+		defer func() {
+			rv.dpHostsMu.Lock()
+			if rv.dpHosts[host]--; rv.dpHosts[host] == 0 {
+				delete(rv.dpHosts, host)
+			}
+			rv.dpHostsMu.Unlock()
+			<-rv.dpSem
+		}()
 		f(rv.baseCtx)
 	}()
 	return true

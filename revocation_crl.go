@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,10 +44,12 @@ type crlSource struct {
 	ck         *crlChecker
 	path, url  string
 	configured bool
+	host       string // a distribution point's URL host, lower case, for maxDPDownloadsPerHost
 
 	cur         atomic.Pointer[crlSnap]
 	loading     atomic.Pointer[crlLoad] // the download under way, nil when none is
 	failedUntil atomic.Int64            // unix nanoseconds; 0 when the last download succeeded
+	failures    atomic.Int32            // downloads failed in a row, for a distribution point's back-off
 	lastUsed    atomic.Int64            // unix nanoseconds, to the second: distribution points only
 	mu          sync.Mutex
 	lastErr     error
@@ -84,6 +87,26 @@ type crlSnap struct {
 type crlLoad struct {
 	started time.Time
 	done    chan struct{} // closed when the CRL is swapped in or the download failed
+
+	// A distribution point's first download is cut short at a soft deadline, which requests
+	// that wait for it push back (see extend), up to the fetch timeout: a download that nobody
+	// waits for holds its slot for the revocation timeout only.
+	mu    sync.Mutex
+	soft  time.Time   // when timer fires
+	timer *time.Timer // nil: no soft deadline
+}
+
+// extend pushes the soft deadline of the download back to d from now, if that is later.
+func (l *crlLoad) extend(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.timer == nil {
+		return
+	}
+	if t := time.Now().Add(d); t.After(l.soft) {
+		l.soft = t
+		l.timer.Reset(d)
+	}
 }
 
 // loadedCRL is a scanned CRL and what checking its signature taught. Which issuer verified it
@@ -252,7 +275,10 @@ func (ck *crlChecker) dpSource(u string, now time.Time, create bool) *crlSource 
 		}
 		delete(ck.dp, victim)
 	}
-	src = &crlSource{ck: ck, url: u}
+	src = &crlSource{ck: ck, url: u, host: u}
+	if pu, err := url.Parse(u); err == nil {
+		src.host = strings.ToLower(pu.Host)
+	}
 	src.lastUsed.Store(now.UnixNano())
 	ck.dp[u] = src
 	return src
@@ -324,6 +350,9 @@ func (s *crlSource) err() error {
 	return s.lastErr
 }
 
+// errCRLDownloadCut is why a distribution point's first download ended before the fetch timeout.
+var errCRLDownloadCut = errors.New("timeout: nobody waited for the download past the revocation timeout")
+
 // errCRLDownloadsBusy is why a distribution point's CRL was not downloaded for a request.
 var errCRLDownloadsBusy = errors.New("too many CRL downloads under way")
 
@@ -361,12 +390,14 @@ func (s *crlSource) fetchInBackground(now time.Time, leader *x509.Certificate) {
 	}
 }
 
-// start returns the download under way, starting one if none is. A bounded download runs
-// among the background refreshes (and does not start if too many run: nil is returned, and only
-// then); an unbounded one, for a request that needs the CRL of a configured URL or for New, in a
-// goroutine of its own. Either ends within the fetch timeout, or when the Context is done.
-// leader, if not nil, is the issuer from the verified chain that led to the download (see
-// refresh).
+// start returns the download under way, starting one if none is. A distribution point's
+// download runs among the downloads of distribution points (rv.dpDownload), a bounded download
+// of a configured source among the background refreshes; either does not start if there is no
+// room (nil is returned, and only then). An unbounded one, for a request that needs the CRL of a
+// configured URL or for New, runs in a goroutine of its own. Each ends within the fetch timeout,
+// or when the Context is done; a distribution point's download while it has no CRL yet, within
+// the revocation timeout unless requests wait for it (see crlLoad.extend). leader, if not nil,
+// is the issuer from the verified chain that led to the download (see refresh).
 func (s *crlSource) start(now time.Time, bounded bool, leader *x509.Certificate) *crlLoad {
 	l := &crlLoad{started: now, done: make(chan struct{})}
 	if !s.loading.CompareAndSwap(nil, l) {
@@ -376,16 +407,34 @@ func (s *crlSource) start(now time.Time, bounded bool, leader *x509.Certificate)
 		close(l.done) // the download under way has just ended: nothing to wait for
 		return l
 	}
+	soft := !s.configured && s.cur.Load() == nil && s.ck.rv.timeout < s.ck.timeout
 	run := func(ctx context.Context) {
 		defer close(l.done)
 		defer s.loading.Store(nil)
 		ctx, cancel := context.WithTimeout(ctx, s.ck.timeout)
 		defer cancel()
+		if soft {
+			var cut context.CancelCauseFunc
+			ctx, cut = context.WithCancelCause(ctx)
+			l.mu.Lock()
+			l.soft = time.Now().Add(s.ck.rv.timeout)
+			l.timer = time.AfterFunc(s.ck.rv.timeout, func() { cut(errCRLDownloadCut) })
+			l.mu.Unlock()
+			defer l.timer.Stop()
+		}
 		_ = s.refresh(ctx, leader)
 	}
-	if !bounded {
+	var started bool
+	switch {
+	case !s.configured:
+		started = s.ck.rv.dpDownload(s.host, run)
+	case bounded:
+		started = s.ck.rv.background(run)
+	default:
 		go run(s.ck.rv.baseCtx)
-	} else if !s.ck.rv.background(run) {
+		started = true
+	}
+	if !started {
 		s.loading.Store(nil)
 		close(l.done)
 		return nil
@@ -435,6 +484,7 @@ func (s *crlSource) refresh(ctx context.Context, leader *x509.Certificate) error
 			cl.NextUpdate.UTC().Format(time.RFC3339)), now)
 	} else {
 		s.failedUntil.Store(0)
+		s.failures.Store(0)
 		s.mu.Lock()
 		s.lastErr = nil
 		s.mu.Unlock()
@@ -448,11 +498,22 @@ func (s *crlSource) refresh(ctx context.Context, leader *x509.Certificate) error
 	return nil
 }
 
+// setFailure records a failed download. The source is not asked again for retryBackoff; a
+// distribution point, twice as long after each failure in a row, up to maxDPBackoff: its URL
+// came from a certificate, and may never answer.
 func (s *crlSource) setFailure(err error, now time.Time) {
 	s.mu.Lock()
 	s.lastErr = err
 	s.mu.Unlock()
-	s.failedUntil.Store(now.Add(retryBackoff).UnixNano())
+	backoff := retryBackoff
+	if !s.configured {
+		n := s.failures.Add(1)
+		for i := int32(1); i < n && backoff < maxDPBackoff; i++ {
+			backoff *= 2
+		}
+		backoff = min(backoff, maxDPBackoff)
+	}
+	s.failedUntil.Store(now.Add(backoff).UnixNano())
 }
 
 // acceptable refuses a CRL from the future, one older than a CRL of the same issuer key served
@@ -598,7 +659,11 @@ func (s *crlSource) read(ctx context.Context) ([]byte, error) {
 	if !s.configured {
 		limit = s.ck.dpMaxBytes
 	}
-	return s.ck.rv.do(s.ck.rv.client, req, limit)
+	data, err := s.ck.rv.do(s.ck.rv.client, req, limit)
+	if err != nil && errors.Is(context.Cause(ctx), errCRLDownloadCut) {
+		return nil, errCRLDownloadCut
+	}
+	return data, err
 }
 
 // parseCRLData scans a DER CRL or the first "X509 CRL" block of PEM data.

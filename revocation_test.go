@@ -1802,11 +1802,11 @@ func (bt *blockingTransport) peakInFlight() int {
 }
 
 // TestCRLDistributionPointDownloadsAreBounded: requests naming many distinct distribution
-// points start no more downloads at once than the background refreshes may run; a request
+// points start no more downloads at once than maxDPDownloads; a request
 // that gets no download is answered as for any CRL that cannot be had (refused, or let through
 // flagged FailOpen), never as good.
 func TestCRLDistributionPointDownloadsAreBounded(t *testing.T) {
-	const n = 3 * maxBackground
+	const n = 3 * maxDPDownloads
 	for _, failOpen := range []bool{false, true} {
 		t.Run(fmt.Sprint("fail open ", failOpen), func(t *testing.T) {
 			p := newRevPKI()
@@ -1819,7 +1819,7 @@ func TestCRLDistributionPointDownloadsAreBounded(t *testing.T) {
 			var leaves []*mtlstest.Leaf
 			for i := range n {
 				leaves = append(leaves, p.issuing.NewClient(fmt.Sprint("c", i),
-					mtlstest.WithCRLDistributionPoints(fmt.Sprintf("http://crl.test/%d.crl", i))))
+					mtlstest.WithCRLDistributionPoints(fmt.Sprintf("http://crl%d.test/a.crl", i))))
 			}
 			busy := 0
 			for _, leaf := range leaves {
@@ -1835,36 +1835,36 @@ func TestCRLDistributionPointDownloadsAreBounded(t *testing.T) {
 					busy++
 				}
 			}
-			assert.Equal(t, n-maxBackground, busy, "the requests beyond the bound started no download")
+			assert.Equal(t, n-maxDPDownloads, busy, "the requests beyond the bound started no download")
 			loading := 0
 			for _, src := range m.revoc.crl.sources() {
 				if src.loading.Load() != nil {
 					loading++
 				}
 			}
-			assert.Equal(t, maxBackground, loading, "downloads under way")
-			for range maxBackground {
+			assert.Equal(t, maxDPDownloads, loading, "downloads under way")
+			for range maxDPDownloads {
 				select {
 				case <-bt.entered:
 				case <-time.After(10 * time.Second): // guards a broken build only
 					t.Fatal("the downloads did not start")
 				}
 			}
-			assert.Equal(t, maxBackground, bt.peakInFlight())
+			assert.Equal(t, maxDPDownloads, bt.peakInFlight())
 
 			close(bt.release)
 			for _, src := range m.revoc.crl.sources() {
 				awaitLoad(src)
 			}
 			// Each download gives its slot back just after it ends.
-			require.Eventually(t, func() bool { return len(m.revoc.sem) == 0 }, 10*time.Second, time.Millisecond)
+			require.Eventually(t, func() bool { return len(m.revoc.dpSem) == 0 }, 10*time.Second, time.Millisecond)
 			m.revoc.after = time.After // the downloads answer at once now: wait for them
 			for _, leaf := range leaves {
 				id, err := revAuthn(m, leaf)
 				require.NoError(t, err)
 				assert.False(t, id.Revocation.Degraded(), "a request without a download before gets one now")
 			}
-			assert.LessOrEqual(t, bt.peakInFlight(), maxBackground)
+			assert.LessOrEqual(t, bt.peakInFlight(), maxDPDownloads)
 			assert.NotEmpty(t, waits.all())
 		})
 	}
@@ -1883,13 +1883,13 @@ func TestCRLDistributionPointBusyUsesStaleBudget(t *testing.T) {
 	alice := p.issuing.NewClient("alice", mtlstest.WithCRLDistributionPoints(u))
 	_, err := revAuthn(m, alice)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(m.revoc.sem) == 0 }, 10*time.Second, time.Millisecond)
-	for range maxBackground { // every slot taken
-		m.revoc.sem <- struct{}{}
+	require.Eventually(t, func() bool { return len(m.revoc.dpSem) == 0 }, 10*time.Second, time.Millisecond)
+	for range maxDPDownloads { // every slot taken
+		m.revoc.dpSem <- struct{}{}
 	}
 	t.Cleanup(func() {
-		for range maxBackground {
-			<-m.revoc.sem
+		for range maxDPDownloads {
+			<-m.revoc.dpSem
 		}
 	})
 	calls := rt.callsTo(u)
