@@ -21,6 +21,7 @@ import (
 
 	"github.com/certgate/mtls/internal/crl"
 	"github.com/certgate/mtls/internal/ocspcheck"
+	"github.com/certgate/mtls/internal/redact"
 	"golang.org/x/crypto/ocsp"
 	"golang.org/x/sync/singleflight"
 )
@@ -340,7 +341,7 @@ func (o *ocspChecker) query(ctx context.Context, c, issuer *x509.Certificate, no
 	responder := o.responder
 	if responder == "" {
 		for _, s := range c.OCSPServer {
-			if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+			if redact.IsHTTP(s) {
 				responder = s
 				break
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/certgate/mtls/internal/certfile"
 	"github.com/certgate/mtls/internal/crl"
+	"github.com/certgate/mtls/internal/redact"
 )
 
 // crlChecker answers from CRLs: the configured ones, indexed by issuer name, and those of the
@@ -218,7 +219,7 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 	if ck.useDP {
 		used := 0
 		for _, u := range c.CRLDistributionPoints {
-			if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			if !redact.IsHTTP(u) {
 				continue
 			}
 			if used++; used > maxDPPerCertificate {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,4 +148,32 @@ func TestCRLDistributionPointBackoffDoubles(t *testing.T) {
 	src := m.revoc.crl.dpSource(u, p.clock.Now(), false)
 	src.setFailure(fmt.Errorf("down"), p.clock.Now()) // the next failure
 	assert.Equal(t, 5*time.Second, time.Duration(src.failedUntil.Load()-p.clock.Now().UnixNano()), "a success starts the back-off afresh")
+}
+
+// TestCertificateURLSchemeIsCaseInsensitive: a distribution point or AIA responder written
+// HTTP://... is used like http://... (RFC 3986 3.1).
+func TestCertificateURLSchemeIsCaseInsensitive(t *testing.T) {
+	p := newRevPKI()
+	upper := func(u string) string { return strings.Replace(u, "http://", "HTTP://", 1) }
+	crlSrv := newRevCRLServer(t, p.issuing.NewCRL(mtlstest.CRL{}))
+	dpLeaf := p.issuing.NewClient("dp", mtlstest.WithCRLDistributionPoints(upper(crlSrv.srv.URL+"/issuing.crl")))
+	var der []byte
+	rf := newRevResponder(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(der) })
+	aiaLeaf := p.issuing.NewClient("aia", mtlstest.WithOCSPServer(upper(rf.srv.URL+"/ocsp")))
+	der = p.issuing.NewOCSPResponse(aiaLeaf.Certificate, mtlstest.OCSPAnswer{})
+	tests := []struct {
+		name string
+		rc   *RevocationConfig
+		leaf *mtlstest.Leaf
+	}{
+		{"distribution point", &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}}, dpLeaf},
+		{"AIA responder", &RevocationConfig{OCSP: &OCSPConfig{}}, aiaLeaf},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := revAuthn(p.middleware(t, tt.rc), tt.leaf)
+			require.NoError(t, err)
+			assert.False(t, id.Revocation.Degraded())
+		})
+	}
 }
