@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -90,4 +91,30 @@ func TestFetchErrorCarriesNoURL(t *testing.T) {
 		})
 	}
 	assert.NoError(t, FetchError(nil))
+}
+
+// FuzzURL: whatever the input, URL shows no password, fragment or query value of it, and Text
+// runs on any text.
+func FuzzURL(f *testing.F) {
+	f.Fuzz(func(t *testing.T, raw string) {
+		got := URL(raw)
+		_ = Text(raw)
+		u, err := url.Parse(raw)
+		if err != nil {
+			require.Equal(t, Invalid, got)
+			return
+		}
+		if pw, ok := u.User.Password(); ok && len(pw) > 3 && !strings.Contains(u.Host+u.Path+u.Scheme+Redacted, pw) {
+			require.NotContains(t, got, pw)
+		}
+		back, err := url.Parse(got)
+		require.NoError(t, err, "the shown URL parses: %q", got)
+		require.Nil(t, back.User)
+		require.Empty(t, back.Fragment)
+		for _, vs := range back.Query() {
+			for _, v := range vs {
+				require.Contains(t, []string{"", Redacted}, v)
+			}
+		}
+	})
 }
