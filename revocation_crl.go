@@ -363,9 +363,9 @@ var errCRLDownloadsBusy = errors.New("too many CRL downloads under way")
 // answer is retried in the background, never waited for. leader is the issuer, from a verified
 // chain, of the certificate asked about.
 //
-// A distribution point's download runs among the background refreshes, bounded in number with
-// them (its URL came from a certificate): busy reports that none could start, and the request
-// goes on with the CRL in force, if any.
+// A distribution point's download runs among the downloads of distribution points, bounded in
+// number and per host (its URL came from a certificate): busy reports that none could start,
+// and the request goes on with the CRL in force, if any.
 func (s *crlSource) current(ctx context.Context, now time.Time, leader *x509.Certificate, load bool, until time.Time) (snap *crlSnap, busy bool) {
 	snap = s.cur.Load()
 	if snap != nil && now.Before(snap.refreshAt) {
