@@ -177,3 +177,18 @@ func TestCertificateURLSchemeIsCaseInsensitive(t *testing.T) {
 		})
 	}
 }
+
+// TestCRLDistributionPointsOfAnUntrustedChainAreNotFetched: a chain that does not verify never
+// reaches the revocation step: its distribution points are neither added nor downloaded.
+func TestCRLDistributionPointsOfAnUntrustedChainAreNotFetched(t *testing.T) {
+	p := newRevPKI()
+	rt := newRevTransport()
+	m := p.fakeMiddleware(t, rt, &RevocationConfig{CRL: &CRLConfig{DistributionPoints: true}})
+	rogue := mtlstest.NewRootCA("Rogue Root").NewIntermediate("Rogue Issuing").NewClient("eve",
+		mtlstest.WithCRLDistributionPoints("http://a.test/0.crl", "http://b.test/1.crl"))
+	_, err := revAuthn(m, rogue)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrRevocationUnavailable)
+	assert.Empty(t, m.CRLStatus())
+	assert.Zero(t, rt.callsTo("http://a.test/0.crl")+rt.callsTo("http://b.test/1.crl"))
+}
