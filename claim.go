@@ -241,9 +241,17 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 // the TLS handshake (SNI), when the client authenticated on that connection: a certificate
 // accepted by one virtual host's TLS configuration must not reach another's routes. Without SNI
 // (a client connecting by address), the Host must be an address too.
+//
+// Names on the wire are ASCII (IDNs travel as A-labels): they compare with ASCII letters folded
+// and nothing else, and a Host or server name holding any other byte is refused. A Unicode case
+// fold would let a client name "ſecure.example" (U+017F) in the handshake and reach
+// "secure.example" by Host, or the Kelvin sign stand for a "k".
 func (m *Middleware) checkHost(r *http.Request) error {
 	if m.allowHostMismatch || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil
+	}
+	if sni := r.TLS.ServerName; r.Host == sni && sni != "" && certheader.IsASCII(sni) {
+		return nil // the common case: the client wrote the same name twice
 	}
 	host := r.Host
 	if i := strings.LastIndexByte(host, ':'); i > strings.LastIndexByte(host, ']') {
@@ -251,11 +259,13 @@ func (m *Middleware) checkHost(r *http.Request) error {
 	}
 	host = strings.TrimSuffix(host, ".")
 	sni := strings.TrimSuffix(r.TLS.ServerName, ".")
-	if sni == "" {
+	switch {
+	case !certheader.IsASCII(host) || !certheader.IsASCII(sni):
+	case sni == "":
 		if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil || host == "" {
 			return nil
 		}
-	} else if strings.EqualFold(host, sni) {
+	case certheader.EqualFoldASCII(host, sni):
 		return nil
 	}
 	return newError(ErrMisdirected, fmt.Sprintf("Host %q does not match the TLS server name %q", r.Host, r.TLS.ServerName), nil)

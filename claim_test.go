@@ -112,6 +112,15 @@ func TestHostMustMatchSNI(t *testing.T) {
 		{name: "SNI, address host", m: strict, sni: "api.example.test", host: "127.0.0.1", status: 421},
 		{name: "other name without a client certificate", m: strict, sni: "api.example.test", host: "admin.example.test", noCert: true, status: 200},
 		{name: "other name, allowed dangerously", m: lenient, sni: "api.example.test", host: "admin.example.test", status: 200},
+		// Only ASCII letters fold: strings.EqualFold would take U+017F for "s" and U+212A for "k".
+		{name: "long s in the server name", m: strict, sni: "\u017fecure.example.test", host: "secure.example.test", status: 421},
+		{name: "long s in the Host", m: strict, sni: "secure.example.test", host: "\u017fecure.example.test", status: 421},
+		{name: "Kelvin sign in the server name", m: strict, sni: "\u212aey.example.test", host: "key.example.test", status: 421},
+		{name: "Kelvin sign in the Host, with a port", m: strict, sni: "key.example.test", host: "\u212aey.example.test:443", status: 421},
+		{name: "the same non-ASCII name twice", m: strict, sni: "\u017fecure.example.test", host: "\u017fecure.example.test", status: 421},
+		{name: "U-label Host for an A-label server name", m: strict, sni: "xn--bcher-kva.example.test", host: "b\u00fccher.example.test", status: 421},
+		{name: "A-label in both, other case", m: strict, sni: "xn--bcher-kva.example.test", host: "XN--BCHER-KVA.example.test", status: 200},
+		{name: "no SNI, non-ASCII zone", m: strict, host: "[fe80::1%\u017f]:8443", status: 421},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,19 +152,37 @@ func TestHostMustMatchSNIOverTLS(t *testing.T) {
 	srv.TLS = m.TLSConfig(&tls.Config{Certificates: []tls.Certificate{serverCA.NewServer("api.example.test").TLSCertificate()}})
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	client := clientFor(serverCA, p.alice)
-	client.Transport.(*http.Transport).TLSClientConfig.ServerName = "api.example.test"
 
-	for host, want := range map[string]int{"api.example.test": 200, "admin.example.test": 421, "": 421} {
-		req, err := http.NewRequest(http.MethodGet, srv.URL, nil) // to 127.0.0.1
-		require.NoError(t, err)
-		if host != "" {
-			req.Host = host
-		}
-		res, err := client.Do(req)
-		require.NoError(t, err)
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		assert.Equal(t, want, res.StatusCode, "Host %q: %s", host, body)
+	for _, tt := range []struct {
+		name, sni, host string
+		want            int
+	}{
+		{"same name", "api.example.test", "api.example.test", 200},
+		{"other name", "api.example.test", "admin.example.test", 421},
+		{"address as Host", "api.example.test", "", 421},
+		// crypto/tls takes any bytes as the server name; Go's client sends them as given.
+		{"long s in the server name", "\u017fecure.example.test", "secure.example.test", 421},
+		{"Kelvin sign in the server name", "\u212aey.example.test", "key.example.test", 421},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client := clientFor(serverCA, p.alice)
+			cfg := client.Transport.(*http.Transport).TLSClientConfig
+			cfg.ServerName = tt.sni
+			if tt.sni != "api.example.test" {
+				// The server's certificate names api.example.test: the client only needs to
+				// send its server name, the check under test is the server's.
+				cfg.InsecureSkipVerify = true
+			}
+			req, err := http.NewRequest(http.MethodGet, srv.URL, nil) // to 127.0.0.1
+			require.NoError(t, err)
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			res, err := client.Do(req)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			assert.Equal(t, tt.want, res.StatusCode, "Host %q: %s", tt.host, body)
+		})
 	}
 }

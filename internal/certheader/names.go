@@ -18,11 +18,41 @@ func SameName(a, b string) bool {
 
 // foldName maps a byte of a header name to the one SameName compares.
 func foldName(c byte) byte {
-	switch {
-	case 'A' <= c && c <= 'Z':
-		return c + 'a' - 'A'
-	case c == '_':
+	if c == '_' {
 		return '-'
+	}
+	return lowerByte(c)
+}
+
+// IsASCII says whether s holds ASCII bytes only.
+func IsASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// EqualFoldASCII says whether a and b are equal with ASCII letters compared without regard to
+// case; every other byte, non-ASCII ones included, must be equal. Unlike [strings.EqualFold] it
+// folds no Unicode: "ſ" (U+017F) is not "s", nor the Kelvin sign "k".
+func EqualFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerByte(a[i]) != lowerByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerByte maps an ASCII upper-case letter to its lower case, and every other byte to itself.
+func lowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
 	}
 	return c
 }
