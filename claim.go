@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -113,19 +114,20 @@ func (m *Middleware) trustedProxy(st *state, r *http.Request) (netip.Addr, bool)
 
 // read takes the certificate header values of a trusted proxy's request into c. Several lines
 // of one header are refused unless the format reads it as a list; so is any header whose name
-// only differs from a certificate header by '_' for '-' (CGI-style consumers would read it as
-// that header), and a total beyond MaxBytes.
+// only differs from one of the family (a certificate header or a companion) by case or by '_'
+// for '-' (CGI-style consumers would read it as that header), and a total beyond MaxBytes.
 func (h *headerSource) read(r *http.Request, c *claim) error {
 	c.nvalues = h.nvalues
 	var lines [maxHeaderNames][]string // each certificate header's lines, found in one pass
 	for k, vs := range r.Header {
-		if !h.nameLens.may(k) {
+		i := h.family.index(k)
+		if i < 0 {
 			continue
 		}
-		if i := h.index(k); i >= 0 {
-			if k != h.names[i] {
-				return newError(ErrMalformedHeader, fmt.Sprintf("header %q is another spelling of %s", k, h.names[i]), nil)
-			}
+		if name := h.family.names[i]; k != name {
+			return newError(ErrMalformedHeader, fmt.Sprintf("header %q is another spelling of %s", k, name), nil)
+		}
+		if i < len(h.names) {
 			lines[i] = vs
 		}
 	}
@@ -157,32 +159,84 @@ func (h *headerSource) read(r *http.Request, c *claim) error {
 	return nil
 }
 
-// stripHeader returns r without the certificate headers (under any spelling, the format's
-// default names included when Names replaces them), unless the identity came from them. The request given to the handler is not modified: a copy with its own
-// header map is made, and only when there is something to remove.
-func (m *Middleware) stripHeader(r *http.Request, id *Identity) *http.Request {
+// accepted returns the request the next handler sees once r is accepted with id (nil: without
+// a certificate), with id in its context. In header mode the family of the certificate headers
+// (certificate headers and companions, under any spelling) is removed from its header unless id
+// came from them, and from its trailers whatever the peer. r itself is not modified: a copy with
+// a header map of its own is made when there is something to remove.
+func (m *Middleware) accepted(r *http.Request, id *Identity) *http.Request {
 	h := m.header
-	if h == nil || id != nil && id.Source == SourceHeader {
-		return r
-	}
-	found := false
-	for k := range r.Header {
-		if h.stripLens.may(k) && nameIndex(k, h.stripNames) >= 0 {
-			found = true
-			break
+	strip := h != nil && (id == nil || id.Source != SourceHeader) && h.family.in(r.Header)
+	trail := h != nil && mayTrail(r)
+	if !strip && !trail {
+		if id == nil {
+			return r
 		}
+		return r.WithContext(NewContext(r.Context(), id))
 	}
-	if !found {
-		return r
+	ctx := r.Context()
+	if id != nil {
+		ctx = NewContext(ctx, id)
 	}
-	r2 := r.WithContext(r.Context())
-	r2.Header = maps.Clone(r.Header) // a map of its own; the values are shared, never changed
-	for k := range r2.Header {
-		if nameIndex(k, h.stripNames) >= 0 {
-			delete(r2.Header, k)
-		}
+	r2 := r.WithContext(ctx)
+	if strip {
+		r2.Header = h.family.without(r.Header)
+	}
+	if trail {
+		h.family.guardTrailers(r, r2)
 	}
 	return r2
+}
+
+// mayTrail says whether r may carry trailers: it declares some, or it has a body (an HTTP/1.1
+// chunked body may end with trailers it did not declare, which net/http puts in r.Trailer).
+func mayTrail(r *http.Request) bool {
+	return r.Trailer != nil || r.Body != nil && r.Body != http.NoBody
+}
+
+// guardTrailers gives to, a copy of from, a Trailer map of its own: the trailers from declares
+// that are not of the set. A server fills the trailers of from, which it read, once the body
+// reaches its end; to's body then copies their values into to's map, for its keys only. So no
+// trailer of the set can reach a handler of to: not a declared one, not one sent undeclared,
+// whatever the spelling, and not one that a map shared with from would have let in.
+func (s *nameSet) guardTrailers(from, to *http.Request) {
+	var own http.Header
+	for k, vv := range from.Trailer {
+		if s.index(k) < 0 {
+			if own == nil {
+				own = make(http.Header, len(from.Trailer))
+			}
+			own[k] = vv // nil until the body is read, for a server's request
+		}
+	}
+	to.Trailer = own
+	if own != nil && to.Body != nil && to.Body != http.NoBody {
+		to.Body = &trailerBody{ReadCloser: to.Body, atEOF: func() {
+			for k := range own {
+				if vv, ok := from.Trailer[k]; ok {
+					own[k] = vv
+				}
+			}
+		}}
+	}
+}
+
+// trailerBody is a request body that calls atEOF once, when the body it wraps reports io.EOF,
+// before passing it on: the server has read the trailers by then, and the reader (a handler, a
+// reverse proxy's transport) reads them after.
+type trailerBody struct {
+	io.ReadCloser
+	atEOF func()
+	done  bool
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.atEOF()
+	}
+	return n, err
 }
 
 // nameLengths is the set of the lengths of some header names: a key of another length cannot
@@ -202,8 +256,71 @@ func lengthsOf(names []string) nameLengths {
 // may says whether key may name one of the names.
 func (l nameLengths) may(key string) bool { return len(key) >= 64 || l&(1<<len(key)) != 0 }
 
-// index returns the position of the certificate header that key names, or -1.
-func (h *headerSource) index(key string) int { return nameIndex(key, h.names) }
+// nameSet is a set of header names that finds a key under any spelling, as nameIndex does: a key
+// of a length no name has costs a bit test, any other a comparison with the names of its length
+// only, so that a family of dozens of names costs about what one name does.
+type nameSet struct {
+	names []string // canonical; no two name the same header
+	lens  nameLengths
+	byLen [65][]int // positions in names of the names of each length; the last: 64 bytes and more
+}
+
+// newNameSet returns the set of names, canonical, in their order; a name that names the same
+// header as an earlier one is left out.
+func newNameSet(names []string) nameSet {
+	var s nameSet
+	for _, n := range names {
+		if s.index(n) >= 0 {
+			continue
+		}
+		l := min(len(n), 64)
+		s.byLen[l] = append(s.byLen[l], len(s.names))
+		s.names = append(s.names, n)
+		s.lens |= lengthsOf([]string{n})
+	}
+	return s
+}
+
+// index returns the position of the name that key names, or -1.
+func (s *nameSet) index(key string) int {
+	if !s.lens.may(key) {
+		return -1
+	}
+	same := s.byLen[min(len(key), 64)]
+	for _, i := range same {
+		if key == s.names[i] { // the canonical spelling, as net/http reads it: the common case
+			return i
+		}
+	}
+	for _, i := range same {
+		if certheader.SameName(key, s.names[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// in says whether a key of hdr names one of the set.
+func (s *nameSet) in(hdr http.Header) bool {
+	for k := range hdr {
+		if s.index(k) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// without returns a copy of hdr without the keys that name one of the set; the values are shared,
+// never changed.
+func (s *nameSet) without(hdr http.Header) http.Header {
+	out := maps.Clone(hdr)
+	for k := range out {
+		if s.index(k) >= 0 {
+			delete(out, k)
+		}
+	}
+	return out
+}
 
 // nameIndex returns the position in names of the header that key names, or -1. Keys are compared
 // without regard to case and with '_' equal to '-': net/http canonicalises the keys it reads, but

@@ -304,6 +304,7 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 		trustProxy: cfg.DangerouslyTrustProxyVerification,
 		probePath:  checkProbePath(p, cfg.ProbePath),
 	}
+	var family []string
 	if h.format == nil {
 		p.addf("Header.Format", "is nil (use HeaderFormat or MustHeaderFormat)")
 	} else {
@@ -323,8 +324,12 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 			var err error
 			h.names, err = canonicalNames(names)
 			p.add("Header.Names", err)
-			h.stripNames = append(slices.Clone(h.names), defaults...)
-			h.nameLens, h.stripLens = lengthsOf(h.names), lengthsOf(h.stripNames)
+			family = append(slices.Clone(h.names), defaults...)
+			if cf, ok := h.format.(companionHeaders); ok {
+				own, err := canonicalNames(cf.CompanionHeaders())
+				p.add("Header.Format", err)
+				family = append(family, own...)
+			}
 			if lf, ok := h.format.(listHeaders); ok {
 				for i := range h.names {
 					h.lists[i] = lf.listHeader(i)
@@ -332,6 +337,12 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 			}
 		}
 	}
+	companions, err := canonicalNames(cfg.CompanionHeaders)
+	p.add("Header.CompanionHeaders", err)
+	if n := len(cfg.CompanionHeaders); n > maxCompanionHeaders {
+		p.addf("Header.CompanionHeaders", "%d names, at most %d", n, maxCompanionHeaders)
+	}
+	h.family = newNameSet(append(family, companions...))
 	for i, pfx := range cfg.TrustedProxies {
 		field := fmt.Sprintf("Header.TrustedProxies[%d]", i)
 		if !pfx.IsValid() {

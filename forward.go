@@ -8,13 +8,19 @@ import (
 	"net/http"
 )
 
-// Forward prepares the header of a request to the next hop, so that a Go reverse proxy
+// Forward prepares a request to the next hop, so that a Go reverse proxy
 // ([net/http/httputil.ReverseProxy]) can play the part nginx plays in front of a service in
-// header mode. It first deletes every header of every given format, whatever the client sent and
-// under any spelling (case, and '_' for '-'); then, when id is not nil, writes id's certificate in
-// each format: the leaf and the intermediates of the verified chain (the trust anchor left out).
-// At least one format is required by the signature: without one, a client's forged header would
-// travel on.
+// header mode. It first deletes every header of every given format, and the format's companions
+// (see [Format]), from out's header and from its trailers, whatever the client sent and under any
+// spelling (case, and '_' for '-'); then, when id is not nil, writes id's certificate in each
+// format into out's header: the leaf and the intermediates of the verified chain (the trust
+// anchor left out). At least one format is required by the signature: without one, a client's
+// forged header would travel on.
+//
+// Trailers arrive after the body: when out declares any and has a body, its body is wrapped so
+// that, once it has been read to its end, the trailers of the formats are deleted again before the
+// transport writes them (a Trailer map shared with the incoming request fills as the client's
+// body is read).
 //
 // Every format must be an [Encoder]: "rfc9440" and "envoy-xfcc" are. Call it on every proxied
 // request, with or without an identity, in the proxy's Rewrite function:
@@ -22,15 +28,19 @@ import (
 //	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 //		pr.SetURL(backend)
 //		id, _ := mtls.FromContext(pr.In.Context())
-//		if err := mtls.Forward(pr.Out.Header, id, rfc9440); err != nil {
+//		if err := mtls.Forward(pr.Out, id, rfc9440); err != nil {
 //			panic(err) // only a format that cannot encode fails: a bug, not an input
 //		}
 //	}}
 //
 // The service behind must trust only this proxy (see [HeaderConfig]).
-func Forward(h http.Header, id *Identity, format Format, more ...Format) error {
+func Forward(out *http.Request, id *Identity, format Format, more ...Format) error {
+	if out == nil {
+		return errors.New("mtls: Forward: nil request")
+	}
 	formats := append([]Format{format}, more...)
 	encoders := make([]Encoder, len(formats))
+	var family []string
 	for i, f := range formats {
 		if f == nil {
 			return errors.New("mtls: Forward: nil header format")
@@ -40,16 +50,28 @@ func Forward(h http.Header, id *Identity, format Format, more ...Format) error {
 			return fmt.Errorf("mtls: header format %q cannot be written", f.Name())
 		}
 		encoders[i] = e
+		family = append(family, f.HeaderNames()...)
+		if c, ok := f.(companionHeaders); ok {
+			family = append(family, c.CompanionHeaders()...)
+		}
 	}
-	// Delete every key naming a format's header in any case: a non-canonical key set by earlier
+	// Delete every key naming one of the family in any case: a non-canonical key set by earlier
 	// code would go out on the wire and be read by the next hop as the real header.
-	for k := range h {
-		for _, f := range formats {
-			if nameIndex(k, f.HeaderNames()) >= 0 {
+	lens := lengthsOf(family)
+	deleteFamily := func(h http.Header) {
+		for k := range h {
+			if lens.may(k) && nameIndex(k, family) >= 0 {
 				delete(h, k)
-				break
 			}
 		}
+	}
+	if out.Header == nil {
+		out.Header = make(http.Header)
+	}
+	deleteFamily(out.Header)
+	deleteFamily(out.Trailer)
+	if out.Trailer != nil && out.Body != nil && out.Body != http.NoBody {
+		out.Body = &trailerBody{ReadCloser: out.Body, atEOF: func() { deleteFamily(out.Trailer) }}
 	}
 	if id == nil || id.Leaf == nil {
 		return nil
@@ -62,7 +84,7 @@ func Forward(h http.Header, id *Identity, format Format, more ...Format) error {
 		}
 		for i, name := range e.HeaderNames() {
 			if i < len(values) && values[i] != "" {
-				h.Set(name, values[i])
+				out.Header.Set(name, values[i])
 			}
 		}
 	}

@@ -22,9 +22,15 @@ import (
 //
 // The peer decides. From a trusted proxy only the header counts: its absence means "no
 // certificate", and the proxy's own TLS certificate never authenticates the request. From any
-// other peer only the TLS connection counts: the certificate headers are ignored and removed
-// from the request before the next handler runs. So one listener can serve direct TLS clients
-// and proxied clients; [Identity.Source] says which one a request was.
+// other peer only the TLS connection counts: the certificate headers are ignored and removed,
+// with their companions ([HeaderConfig.CompanionHeaders]), from the request before the next
+// handler runs. So one listener can serve direct TLS clients and proxied clients;
+// [Identity.Source] says which one a request was.
+//
+// None of these headers ever reaches the next handler as a request trailer, whatever the peer:
+// a proxy's trailers are its client's, not its own word. The request the next handler sees has a
+// Trailer map of its own, holding the trailers the client declared other than these; their
+// values are copied into it when the body has been read to its end (io.EOF), as net/http does.
 //
 // The certificate headers must be set, or removed, by the proxy on every request: a client can
 // send them too, and the middleware cannot tell a copy the proxy let through from the real one.
@@ -40,6 +46,23 @@ type HeaderConfig struct {
 	// Format.HeaderNames().
 	Names []string
 
+	// CompanionHeaders adds names to the family of the certificate headers: the headers the
+	// proxy sets beside them under names of its configuration's choosing, such as a verification
+	// result, subject or fingerprint (nginx's "proxy_set_header X-Client-Verify
+	// $ssl_client_verify;"). The family is Names, the format's default header names, the
+	// format's own companions (see [Format]) and these. From a peer that is not a trusted proxy
+	// every header of the family is removed before the next handler runs, under any spelling
+	// (case, and '_' for '-'). From a trusted proxy they pass as the proxy set them, and one
+	// spelled otherwise (X_Client_Verify) is refused as malformed. Names are canonicalised, and
+	// refused like Names when invalid or given twice; at most 64.
+	//
+	// What a trusted proxy says in a companion header is its own word, which the middleware does
+	// not verify: the proxy may have forwarded a certificate it did not check (nginx's
+	// optional_no_ca), and its subject or serial strings differ from the certificate's fields
+	// in escaping and form. Handlers should read the [Identity] ([FromContext]), which the
+	// middleware verified, not these headers. Default: the format's companions only.
+	CompanionHeaders []string
+
 	// TrustedProxies are the networks of the proxies allowed to set the header, compared with
 	// the address of the immediate peer (IPv4-mapped IPv6 addresses are unmapped, zones
 	// ignored): the connection's, when the server sets [ConnContext], or else r.RemoteAddr in the
@@ -47,7 +70,13 @@ type HeaderConfig struct {
 	// X-Real-IP into RemoteAddr leave it, is never trusted; a middleware that copies a client's
 	// "ip:port" unchecked defeats the check unless ConnContext is set. Such middlewares must run
 	// after this one. A prefix that covers every address (/0) is refused.
-	// Default: none.
+	//
+	// Behind a listener that reads the PROXY protocol (HAProxy's, as AWS NLB and others send
+	// it), the connection's address is the one the PROXY header claims: such listeners replace
+	// the connection's RemoteAddr, so TrustedProxies judges that claim, not the load balancer
+	// that made it. The PROXY listener must itself accept PROXY headers only from the load
+	// balancer (its own allow list of source addresses), or any client that reaches the port
+	// directly can claim a trusted proxy's address. Default: none.
 	TrustedProxies []netip.Prefix
 
 	// ProxyPolicy trusts a proxy by the client certificate it presents on its own TLS
@@ -114,14 +143,17 @@ const DefaultHeaderMaxBytes = 32 << 10
 // maxHeaderNames bounds the number of headers a format may read.
 const maxHeaderNames = 8
 
+// maxCompanionHeaders bounds HeaderConfig.CompanionHeaders.
+const maxCompanionHeaders = 64
+
 // headerSource is a HeaderConfig checked and frozen by New.
 type headerSource struct {
 	format     Format
 	formatName string
-	names      []string             // canonical, len <= number of format headers
-	stripNames []string             // names and the format's own: removed from other peers' requests
-	nameLens   nameLengths          // of names
-	stripLens  nameLengths          // of stripNames
+	names      []string // canonical, len <= number of format headers
+	// family is names (first, at the same positions), the format's default names, its
+	// companions and CompanionHeaders: removed from other peers' requests, never a trailer.
+	family     nameSet
 	lists      [maxHeaderNames]bool // names[i] is a list whose field lines are joined
 	nvalues    int                  // number of values Decode takes
 	prefixes   []netip.Prefix

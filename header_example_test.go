@@ -71,7 +71,7 @@ func ExampleForward() {
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(backend)
 		id, _ := mtls.FromContext(pr.In.Context()) // nil without a certificate: headers removed only
-		if err := mtls.Forward(pr.Out.Header, id, rfc9440); err != nil {
+		if err := mtls.Forward(pr.Out, id, rfc9440); err != nil {
 			panic(err) // only a format that cannot be written fails
 		}
 	}}
@@ -88,13 +88,14 @@ func ExampleForward() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	out := http.Header{"Client-Cert": {":c3Bvb2ZlZA==:"}}
+	out := httptest.NewRequest(http.MethodGet, "http://10.0.0.20:8080/", nil)
+	out.Header.Set("Client-Cert", ":c3Bvb2ZlZA==:")
 	if err := mtls.Forward(out, id, rfc9440); err != nil {
 		log.Fatal(err)
 	}
-	ders, _ := rfc9440.Decode([]string{out.Get("Client-Cert"), out.Get("Client-Cert-Chain")})
+	ders, _ := rfc9440.Decode([]string{out.Header.Get("Client-Cert"), out.Header.Get("Client-Cert-Chain")})
 	leaf, _ := x509.ParseCertificate(ders[0])
-	fmt.Println(len(out.Values("Client-Cert")), leaf.Subject.CommonName)
+	fmt.Println(len(out.Header.Values("Client-Cert")), leaf.Subject.CommonName)
 	// Output:
 	// 1 alice
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -37,15 +38,37 @@ type Encoder interface {
 }
 
 // preset is a built-in Format: a codec of internal/certheader under its name and default header
-// names.
+// names, and the family of headers the proxies of the format set.
 type preset struct {
 	name   string
 	names  []string
 	decode func(values []string) ([][]byte, error)
+	family [][]string // families of certheader: the certificate headers and their companions
 }
 
 func (p *preset) Name() string          { return p.name }
 func (p *preset) HeaderNames() []string { return append([]string(nil), p.names...) }
+
+// CompanionHeaders returns the headers that the proxies of the format set beside the certificate
+// headers (HeaderNames), canonical: verification results, subjects, serials, fingerprints,
+// validity, and the certificate headers of the proxies' other modes.
+func (p *preset) CompanionHeaders() []string {
+	var out []string
+	for _, f := range p.family {
+		for _, n := range f {
+			if !slices.Contains(p.names, n) && !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// companionHeaders is the optional interface of a [Format] that names the headers its proxies set
+// beside the certificate headers (see [Format]).
+type companionHeaders interface {
+	CompanionHeaders() []string
+}
 
 // Decode decodes with the codec; its error is reported as ErrMalformedHeader, with the format
 // name as detail and the codec's error as cause.
@@ -118,59 +141,72 @@ const (
 	hdrXFCC            = "X-Forwarded-Client-Cert"
 )
 
+// The families of the presets (see [preset.CompanionHeaders]).
+var (
+	sslFamily        = [][]string{certheader.SSLClientFamily}
+	awsFamily        = [][]string{certheader.AWSALBFamily}
+	traefikFamily    = [][]string{certheader.TraefikFamily}
+	cloudflareFamily = [][]string{certheader.CloudflareFamily, certheader.RFC9440Family}
+	clientCertFamily = [][]string{certheader.ClientCertFamily}
+	// RFC 9440 headers are set by Google Cloud load balancers, CloudFront and Cloudflare, each with
+	// its own companions.
+	rfc9440Family = [][]string{certheader.RFC9440Family, certheader.ClientCertFamily,
+		certheader.CloudFrontFamily, certheader.CloudflareFamily}
+)
+
 // presets maps each preset name to its constructor.
 var presets = map[string]func() Format{
 	"rfc9440": func() Format {
 		return &rfc9440Preset{encodingPreset{
-			preset: preset{"rfc9440", []string{hdrClientCert, hdrClientCertChain}, certheader.RFC9440},
+			preset: preset{"rfc9440", []string{hdrClientCert, hdrClientCertChain}, certheader.RFC9440, rfc9440Family},
 			encode: certheader.EncodeRFC9440,
 		}}
 	},
 	"aws-alb": func() Format {
-		return &preset{"aws-alb", []string{"X-Amzn-Mtls-Clientcert"}, certheader.AWSALB}
+		return &preset{"aws-alb", []string{"X-Amzn-Mtls-Clientcert"}, certheader.AWSALB, awsFamily}
 	},
 	"aws-alb-verify": func() Format {
-		return &preset{"aws-alb-verify", []string{"X-Amzn-Mtls-Clientcert-Leaf"}, certheader.AWSALBVerify}
+		return &preset{"aws-alb-verify", []string{"X-Amzn-Mtls-Clientcert-Leaf"}, certheader.AWSALBVerify, awsFamily}
 	},
 	"nginx": func() Format {
-		return &preset{"nginx", []string{hdrSSLClientCert}, certheader.Nginx}
+		return &preset{"nginx", []string{hdrSSLClientCert}, certheader.Nginx, sslFamily}
 	},
 	"envoy-xfcc": func() Format {
 		return &xfccPreset{encodingPreset{
-			preset: preset{"envoy-xfcc", []string{hdrXFCC}, certheader.XFCC},
+			preset: preset{"envoy-xfcc", []string{hdrXFCC}, certheader.XFCC, nil},
 			encode: certheader.EncodeXFCC,
 		}}
 	},
 	"traefik": func() Format {
-		return &preset{"traefik", []string{"X-Forwarded-Tls-Client-Cert"}, certheader.Traefik}
+		return &preset{"traefik", []string{"X-Forwarded-Tls-Client-Cert"}, certheader.Traefik, traefikFamily}
 	},
 	"haproxy": func() Format {
-		return &preset{"haproxy", []string{hdrSSLClientCert, "X-Ssl-Client-Chain"}, certheader.HAProxy}
+		return &preset{"haproxy", []string{hdrSSLClientCert, "X-Ssl-Client-Chain"}, certheader.HAProxy, sslFamily}
 	},
 	"apache": func() Format {
 		return &preset{"apache", []string{hdrSSLClientCert, "X-Ssl-Client-Chain-0", "X-Ssl-Client-Chain-1",
-			"X-Ssl-Client-Chain-2", "X-Ssl-Client-Chain-3"}, certheader.Apache}
+			"X-Ssl-Client-Chain-2", "X-Ssl-Client-Chain-3"}, certheader.Apache, sslFamily}
 	},
 	"caddy": func() Format {
-		return &preset{"caddy", []string{hdrSSLClientCert}, certheader.Caddy}
+		return &preset{"caddy", []string{hdrSSLClientCert}, certheader.Caddy, sslFamily}
 	},
 	"azure-app-service": func() Format {
-		return &preset{"azure-app-service", []string{"X-Arr-Clientcert"}, certheader.Base64DERLeaf}
+		return &preset{"azure-app-service", []string{"X-Arr-Clientcert"}, certheader.Base64DERLeaf, nil}
 	},
 	"cloudflare": func() Format {
-		return &preset{"cloudflare", []string{"Cf-Client-Cert-Der-Base64"}, certheader.Base64DERLeaf}
+		return &preset{"cloudflare", []string{"Cf-Client-Cert-Der-Base64"}, certheader.Base64DERLeaf, cloudflareFamily}
 	},
 	"wso2": func() Format {
-		return &preset{"wso2", []string{"X-Wso2-Client-Certificate"}, certheader.WSO2}
+		return &preset{"wso2", []string{"X-Wso2-Client-Certificate"}, certheader.WSO2, nil}
 	},
 	"pem": func() Format {
-		return &preset{"pem", []string{hdrGenericCert, hdrGenericChain}, certheader.PEM}
+		return &preset{"pem", []string{hdrGenericCert, hdrGenericChain}, certheader.PEM, clientCertFamily}
 	},
 	"url-pem": func() Format {
-		return &preset{"url-pem", []string{hdrGenericCert, hdrGenericChain}, certheader.URLPEM}
+		return &preset{"url-pem", []string{hdrGenericCert, hdrGenericChain}, certheader.URLPEM, clientCertFamily}
 	},
 	"base64-der": func() Format {
-		return &preset{"base64-der", []string{hdrGenericCert, hdrGenericChain}, certheader.Base64DER}
+		return &preset{"base64-der", []string{hdrGenericCert, hdrGenericChain}, certheader.Base64DER, clientCertFamily}
 	},
 }
 

@@ -16,6 +16,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// forwardHeader runs Forward on a request with header h.
+func forwardHeader(h http.Header, id *Identity, format Format, more ...Format) error {
+	return Forward(&http.Request{Header: h}, id, format, more...)
+}
+
 func TestForwardWritesDecodableHeaders(t *testing.T) {
 	p := newPKI(t)
 	m, err := New(Config{RootCAs: p.root.Pool()})
@@ -32,7 +37,7 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 				h.Add(n, "SPOOFED")
 				h.Add(n, "SPOOFED again")
 			}
-			require.NoError(t, Forward(h, id, f))
+			require.NoError(t, forwardHeader(h, id, f))
 			values := make([]string, len(f.HeaderNames()))
 			for i, n := range f.HeaderNames() {
 				require.LessOrEqual(t, len(h.Values(n)), 1, "incoming copies removed")
@@ -45,12 +50,12 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 	}
 	t.Run("no identity only removes", func(t *testing.T) {
 		h := http.Header{"Client-Cert": {":AAAA:"}, "X-Forwarded-Client-Cert": {"Cert=x"}}
-		require.NoError(t, Forward(h, nil, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
+		require.NoError(t, forwardHeader(h, nil, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
 		assert.Empty(t, h)
 	})
 	t.Run("non-canonical copies removed", func(t *testing.T) {
 		h := http.Header{"client-cert": {":c3Bvb2Y=:"}, "CLIENT-CERT-CHAIN": {":c3Bvb2Y=:"}, "x-forwarded-client-cert": {"Cert=x"}}
-		require.NoError(t, Forward(h, id, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
+		require.NoError(t, forwardHeader(h, id, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
 		for k := range h {
 			assert.Contains(t, []string{"Client-Cert", "Client-Cert-Chain", "X-Forwarded-Client-Cert"}, k)
 		}
@@ -60,17 +65,17 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 	t.Run("underscore spellings removed", func(t *testing.T) {
 		// CGI-style consumers behind the proxy would read Client_Cert as Client-Cert.
 		h := http.Header{"Client_Cert": {":c3Bvb2Y=:"}, "CLIENT_CERT-chain": {":c3Bvb2Y=:"}, "X_Forwarded_Client_Cert": {"Cert=x"}}
-		require.NoError(t, Forward(h, nil, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
+		require.NoError(t, forwardHeader(h, nil, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
 		assert.Empty(t, h)
 	})
 	t.Run("nil format refused", func(t *testing.T) {
 		h := http.Header{"Client-Cert": {":c3Bvb2Y=:"}}
-		require.Error(t, Forward(h, id, nil))
-		require.Error(t, Forward(h, id, MustHeaderFormat("rfc9440"), nil))
+		require.Error(t, forwardHeader(h, id, nil))
+		require.Error(t, forwardHeader(h, id, MustHeaderFormat("rfc9440"), nil))
 	})
 	t.Run("format that cannot be written", func(t *testing.T) {
 		h := http.Header{"X-Ssl-Client-Cert": {"x"}}
-		err := Forward(h, id, MustHeaderFormat("nginx"))
+		err := forwardHeader(h, id, MustHeaderFormat("nginx"))
 		require.Error(t, err)
 		assert.Equal(t, "x", h.Get("X-Ssl-Client-Cert"), "nothing is changed on error")
 	})
@@ -79,7 +84,7 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 		oid, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", odd.Chain()...))
 		require.NoError(t, err)
 		h := http.Header{}
-		require.NoError(t, Forward(h, oid, MustHeaderFormat("envoy-xfcc")))
+		require.NoError(t, forwardHeader(h, oid, MustHeaderFormat("envoy-xfcc")))
 		elems, err := certheader.ParseXFCC(h.Get("X-Forwarded-Client-Cert"))
 		require.NoError(t, err)
 		require.Len(t, elems, 1)
@@ -118,7 +123,7 @@ func TestForwardGateway(t *testing.T) {
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(target)
 		id, _ := FromContext(pr.In.Context())
-		require.NoError(t, Forward(pr.Out.Header, id, rfc9440))
+		require.NoError(t, Forward(pr.Out, id, rfc9440))
 	}}
 	gateway, serverCA := tlsServer(t, gatewayMW, rp)
 

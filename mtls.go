@@ -159,7 +159,8 @@ func New(cfg Config) (*Middleware, error) {
 // Handler returns a handler that authenticates each request and calls next with the identity in
 // the request context, or refuses the request through the error handler. It fits chi's
 // r.Use(m.Handler). Unless the identity came from them, the certificate headers of header mode
-// are removed (under any spelling) from the request next sees.
+// and their companions are removed (under any spelling) from the request next sees, and never
+// reach it as trailers (see [HeaderConfig]).
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m.probing(w, r) {
@@ -175,25 +176,16 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// accepted returns the request the next handler sees once r is accepted with id (nil: without a
-// certificate): the certificate headers removed unless id came from them, id in the context.
-func (m *Middleware) accepted(r *http.Request, id *Identity) *http.Request {
-	r = m.stripHeader(r, id)
-	if id == nil {
-		return r
-	}
-	return r.WithContext(NewContext(r.Context(), id))
-}
-
 // Authenticate runs the whole check on r and returns the identity, or an *Error. It writes no
 // response and reports nothing about the request: no refusal record, no shadow-policy report, no
 // record of an acceptance on a degraded revocation answer (the identity's Revocation says so).
 // Revocation checking may still query responders, and log a source's failure. In optional mode a
 // request without a certificate yields (nil, nil).
 //
-// Authenticate does not remove certificate headers from r: a caller that passes r on (to a
-// handler, or through a reverse proxy) after authenticating it this way must delete them itself
-// when the identity did not come from them, or a client's forged header travels on.
+// Authenticate does not remove certificate headers or their companions from r, nor from its
+// trailers: a caller that passes r on (to a handler, or through a reverse proxy) after
+// authenticating it this way must delete them itself when the identity did not come from them,
+// and from the trailers in any case, or a client's forged header travels on.
 func (m *Middleware) Authenticate(r *http.Request) (*Identity, error) {
 	d := m.authenticate(r)
 	return d.id, d.err
