@@ -257,12 +257,30 @@ func lengthsOf(names []string) nameLengths {
 func (l nameLengths) may(key string) bool { return len(key) >= 64 || l&(1<<len(key)) != 0 }
 
 // nameSet is a set of header names that finds a key under any spelling, as nameIndex does: a key
-// of a length no name has costs a bit test, any other a comparison with the names of its length
-// only, so that a family of dozens of names costs about what one name does.
+// of a length no name has costs a bit test (nameLengths), one whose last byte ends no name of its
+// length another, any other a comparison with the names of its length only; so a family of
+// dozens of names costs about what one name does.
 type nameSet struct {
 	names []string // canonical; no two name the same header
 	lens  nameLengths
-	byLen [65][]int // positions in names of the names of each length; the last: 64 bytes and more
+	byLen [65][]int  // positions in names of the names of each length; the last: 64 bytes and more
+	tails [65]uint32 // of each length, the tailBit of the names' last bytes
+}
+
+// tailBit is the class of the last byte of a header name, folded as certheader.SameName folds it:
+// a key that ends in another class than every name of its length names none of them.
+func tailBit(c byte) uint32 {
+	switch {
+	case 'a' <= c && c <= 'z':
+		return 1 << (c - 'a')
+	case 'A' <= c && c <= 'Z':
+		return 1 << (c - 'A')
+	case '0' <= c && c <= '9':
+		return 1 << 26
+	case c == '-' || c == '_':
+		return 1 << 27
+	}
+	return 1 << 28
 }
 
 // newNameSet returns the set of names, canonical, in their order; a name that names the same
@@ -275,18 +293,29 @@ func newNameSet(names []string) nameSet {
 		}
 		l := min(len(n), 64)
 		s.byLen[l] = append(s.byLen[l], len(s.names))
+		s.tails[l] |= tailBit(n[len(n)-1])
 		s.names = append(s.names, n)
 		s.lens |= lengthsOf([]string{n})
 	}
 	return s
 }
 
-// index returns the position of the name that key names, or -1.
+// index returns the position of the name that key names, or -1. It inlines to the bit test, the
+// common outcome.
 func (s *nameSet) index(key string) int {
-	if !s.lens.may(key) {
+	if len(key) < 64 && s.lens&(1<<len(key)) == 0 { // !s.lens.may(key), within the inlining budget
 		return -1
 	}
-	same := s.byLen[min(len(key), 64)]
+	return s.lookup(key)
+}
+
+// lookup is index past the bit test.
+func (s *nameSet) lookup(key string) int {
+	l := min(len(key), 64)
+	if s.tails[l]&tailBit(key[len(key)-1]) == 0 {
+		return -1
+	}
+	same := s.byLen[l]
 	for _, i := range same {
 		if key == s.names[i] { // the canonical spelling, as net/http reads it: the common case
 			return i
@@ -377,7 +406,7 @@ func (m *Middleware) checkHost(r *http.Request) error {
 	host = strings.TrimSuffix(host, ".")
 	sni := strings.TrimSuffix(r.TLS.ServerName, ".")
 	switch {
-	case !certheader.IsASCII(host) || !certheader.IsASCII(sni):
+	case !certheader.IsASCII(r.Host) || !certheader.IsASCII(sni): // the port included
 	case sni == "":
 		if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil || host == "" {
 			return nil

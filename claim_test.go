@@ -121,6 +121,7 @@ func TestHostMustMatchSNI(t *testing.T) {
 		{name: "U-label Host for an A-label server name", m: strict, sni: "xn--bcher-kva.example.test", host: "b\u00fccher.example.test", status: 421},
 		{name: "A-label in both, other case", m: strict, sni: "xn--bcher-kva.example.test", host: "XN--BCHER-KVA.example.test", status: 200},
 		{name: "no SNI, non-ASCII zone", m: strict, host: "[fe80::1%\u017f]:8443", status: 421},
+		{name: "non-ASCII port", m: strict, sni: "api.example.test", host: "api.example.test:\u0664\u0664\u0663", status: 421},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -172,3 +172,46 @@ func TestHeaderCachedRequestsDoNoWork(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkHeaderUntrustedPeer is a direct TLS client of a service in header mode, with the
+// headers a browser sends: every such request is searched for the family of the certificate
+// headers (certificate headers and companions). "clean" carries none; "forged" carries two,
+// which are removed from a copy.
+func BenchmarkHeaderUntrustedPeer(b *testing.B) {
+	p := newPKI(b)
+	lan := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, format := range []string{"haproxy", "rfc9440"} {
+		for _, forged := range []bool{false, true} {
+			name := format + "/clean"
+			if forged {
+				name = format + "/forged"
+			}
+			b.Run(name, func(b *testing.B) {
+				m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(),
+					Header: &HeaderConfig{Format: MustHeaderFormat(format), TrustedProxies: lan}})
+				require.NoError(b, err)
+				h := m.Handler(noop)
+				r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
+				r.RemoteAddr = "192.0.2.1:4000"
+				for k, v := range map[string]string{
+					"Accept": "text/html", "Accept-Encoding": "gzip, br", "Accept-Language": "en",
+					"Cache-Control": "no-cache", "Cookie": "a=b", "User-Agent": "Mozilla/5.0",
+					"Content-Type": "text/plain", "Authorization": "Bearer x", "X-Forwarded-For": "192.0.2.1",
+					"Sec-Fetch-Mode": "navigate", "Upgrade-Insecure-Requests": "1", "If-None-Match": `"x"`,
+				} {
+					r.Header.Set(k, v)
+				}
+				if forged {
+					r.Header.Set("X-SSL-Client-Cert", "SPOOFED")
+					r.Header.Set("Client-Cert", ":U1BPT0ZFRA==:")
+				}
+				w := &discardWriter{h: http.Header{}}
+				h.ServeHTTP(w, r)
+				b.ReportAllocs()
+				for b.Loop() {
+					h.ServeHTTP(w, r)
+				}
+			})
+		}
+	}
+}

@@ -51,6 +51,39 @@ func ExampleHeaderConfig() {
 	// 203.0.113.9:51000 -> mtls: no client certificate: no TLS connection, and the peer is not a trusted proxy
 }
 
+// nginx forwards the verification result beside the certificate, under a name of its
+// configuration ("proxy_set_header X-Client-Verify $ssl_client_verify;") and, as the preset
+// knows, X-SSL-Client-S-DN. A client that goes around nginx cannot forge them: from any peer but
+// nginx the whole family is removed before the handler runs. From nginx they pass as it set them;
+// the handler should still rely on the verified Identity, not on them.
+func ExampleHeaderConfig_companionHeaders() {
+	m, err := mtls.New(mtls.Config{
+		RootCAs:  mtlstest.NewRootCA("Clients Root CA").Pool(),
+		Optional: true, // so that the anonymous request below reaches the handler
+		Header: &mtls.HeaderConfig{
+			Format:           mtls.MustHeaderFormat("nginx"),
+			TrustedProxies:   []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")},
+			CompanionHeaders: []string{"X-Client-Verify"},
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	h := m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Printf("verify=%q dn=%q headers=%d\n", r.Header.Get("X-Client-Verify"),
+			r.Header.Get("X-SSL-Client-S-DN"), len(r.Header))
+	}))
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "203.0.113.9:51000" // not nginx
+	r.Header.Set("X-Client-Verify", "SUCCESS")
+	r.Header.Set("X-SSL-Client-S-DN", "CN=admin")
+	r.Header.Set("X_SSL_Client_Verify", "SUCCESS") // CGI-style consumers read it as X-SSL-Client-Verify
+	r.Header.Set("X-Request-Id", "42")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	// Output:
+	// verify="" dn="" headers=1
+}
+
 // The classic mistake: reading a certificate header without saying which proxy may set it.
 // Any client could then send the header with someone else's (public) certificate, so New refuses.
 func ExampleHeaderConfig_withoutTrustedProxies() {

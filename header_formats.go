@@ -14,6 +14,17 @@ import (
 // Format decodes the header or headers in which a TLS-terminating proxy forwards the client
 // certificate. Implementations must be stateless and safe for concurrent use. The presets are
 // returned by [HeaderFormat]; users may implement their own.
+//
+// A Format may also name its companion headers, those its proxies set beside the certificate
+// headers (a verification result, subject, issuer, serial, fingerprint, validity), by
+// implementing the optional interface
+//
+//	interface{ CompanionHeaders() []string }
+//
+// which returns canonical names (see [http.CanonicalHeaderKey]), in a fresh slice on each call.
+// Header mode removes them with the certificate headers from the requests of every peer that is
+// not a trusted proxy (see [HeaderConfig.CompanionHeaders]), and [Forward] deletes them. Every
+// preset implements it.
 type Format interface {
 	// Name identifies the format in identities ([Identity.Format]) and logs, such as "nginx".
 	Name() string
@@ -244,6 +255,17 @@ var presets = map[string]func() Format{
 //     [HeaderConfig.Names]); defaults X-Client-Cert, and X-Client-Cert-Chain for intermediates.
 //
 // Percent-encoding is decoded without turning "+" into a space.
+//
+// Each preset also names its companion headers (see [Format]), under the names of its proxies'
+// documentation: "nginx", "haproxy", "apache" and "caddy" the X-SSL-Client- family
+// (X-SSL-Client-Verify, -S-DN, -I-DN, -Serial, -M-Serial, -Fingerprint, -SHA1, -V-Start, -V-End,
+// -Used, the chain headers, ...); "aws-alb" and "aws-alb-verify" X-Amzn-Mtls-Clientcert and its
+// -Leaf, -Subject, -Issuer, -Serial-Number and -Validity; "traefik"
+// X-Forwarded-Tls-Client-Cert-Info; "cloudflare" Cf-Client-Cert-Sha256, the Cf-Cert- headers of
+// its managed transform and the RFC 9440 headers; "rfc9440" the X-Client-Cert- headers of Google
+// Cloud's setup guide, CloudFront's CloudFront-Viewer-Cert- headers and Cloudflare's Cf-Cert-
+// headers; "pem", "url-pem" and "base64-der" the X-Client-Cert- headers. "envoy-xfcc",
+// "azure-app-service" and "wso2" carry everything in their one header.
 func HeaderFormat(name string) (Format, error) {
 	f, ok := presets[name]
 	if !ok {
