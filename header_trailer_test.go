@@ -244,3 +244,32 @@ func TestHeaderTrailersOwnMap(t *testing.T) {
 	assert.Equal(t, http.Header{"X-Checksum": {"42"}}, trailers)
 	assert.Equal(t, []string{"FORGED"}, r.Trailer["X-Ssl-Client-Cert"], "the caller's map is not changed")
 }
+
+// TestHeaderTrailersHTTP2: the same over HTTP/2, where trailers travel in a HEADERS frame after
+// the body and net/http keeps the declared ones.
+func TestHeaderTrailersHTTP2(t *testing.T) {
+	f := newHeaderFixture(t)
+	m := f.middleware(t, true, nil) // 127.0.0.1 is not a trusted proxy
+	var rec trailerRecorder
+	var proto string
+	srv := httptest.NewUnstartedServer(m.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto = r.Proto
+		rec.ServeHTTP(w, r)
+	})))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	req, err := http.NewRequest(http.MethodPost, srv.URL, io.NopCloser(strings.NewReader("hello")))
+	require.NoError(t, err)
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Ssl-Client-Cert": {"FORGED"}, "X_ssl_client_verify": {"SUCCESS"}, "X-Checksum": {"42"}}
+	res, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	body, trailers, _ := rec.seen()
+	require.Equal(t, "HTTP/2.0", proto)
+	assert.Equal(t, "hello", body)
+	noFamily(t, trailers)
+	assert.Equal(t, "42", trailers.Get("X-Checksum"))
+}
