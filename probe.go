@@ -43,6 +43,18 @@ const (
 	probeTokenEntropy = 16 // random bytes of the client's token
 )
 
+// Bounds of one probe request. A request past a proxy's limits is refused (Go's net/http reads
+// at most 4 KiB of request trailers, nginx 8 KiB per header buffer, HAProxy the headers within
+// tune.bufsize, Apache 100 fields), and a refused request checks nothing: so the names are
+// forged in batches, each in requests of its own, each batch within these bounds.
+const (
+	// probeBatchBytes bounds the forged field lines of one request ("Name: canary\r\n").
+	probeBatchBytes = 3 << 10
+	// probeBatchNames bounds the names of one request, at most probeMaxNames so that one answer
+	// can name every forged header that arrived.
+	probeBatchNames = 32
+)
+
 // probeAnswer is the probe's JSON answer.
 type probeAnswer struct {
 	Probe        string   `json:"probe"`         // probeVersion
@@ -203,7 +215,12 @@ type ProbeResult struct {
 	// "lower-case" (x-ssl-client-cert), "underscore" (X_Ssl_Client_Cert), or "trailer"
 	// (canonical, as request trailers).
 	Spelling string
-	// Sent is the number of forged headers sent.
+	// Batch numbers the batch of names the request forged, from 0: the names are split into
+	// batches small enough for common proxy limits, and each batch is sent in every spelling.
+	Batch int
+	// Forged are the names the request forged, as spelled.
+	Forged []string
+	// Sent is the number of forged headers sent: len(Forged).
 	Sent int
 	// Status is the HTTP status of the answer; 0 when none came.
 	Status int
@@ -240,7 +257,8 @@ func (p *ProbeReport) Arrived() []string {
 
 // Err returns nil when the probe passed: at least one request reached the probe route (one with
 // a certificate, when [ProbeWithCertificate] was given: a proxy may refuse a client without one),
-// every one that did came from a trusted proxy, and no forged header arrived. Otherwise it returns an error
+// every one that did came from a trusted proxy, each client that reached it did so with every
+// batch of names (in at least one spelling), and no forged header arrived. Otherwise it returns an error
 // matching [ErrProbeForwarded] (naming every header that arrived) and/or [ErrProbeInconclusive].
 func (p *ProbeReport) Err() error {
 	if p.err != nil {
@@ -280,20 +298,53 @@ func (p *ProbeReport) Err() error {
 	case untrusted > 0:
 		errs = append(errs, fmt.Errorf("%w: %d of %d answers say the service did not see a trusted proxy (the probe went around the proxy, or TrustedProxies does not hold it)", ErrProbeInconclusive, untrusted, answered))
 	}
+	if err := p.uncheckedErr(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// uncheckedErr returns an error naming a batch of names that went unchecked: a client reached the
+// probe route, but with no request forging this batch (a proxy refused them all, such as for
+// being past its header limits). A client that never reached it is judged by Err alone.
+func (p *ProbeReport) uncheckedErr() error {
+	type key struct {
+		client string
+		batch  int
+	}
+	answered, reached := map[key]bool{}, map[string]bool{}
+	for _, r := range p.Results {
+		if r.Answered {
+			answered[key{r.Client, r.Batch}], reached[r.Client] = true, true
+		}
+	}
+	for _, r := range p.Results {
+		if reached[r.Client] && !answered[key{r.Client, r.Batch}] {
+			names := r.Forged
+			more := ""
+			if len(names) > 3 {
+				names, more = names[:3], fmt.Sprintf(" and %d more", len(r.Forged)-3)
+			}
+			return fmt.Errorf("%w: %s: no request forging %s%s reached the probe route (%s: %v)",
+				ErrProbeInconclusive, r.Client, strings.Join(names, ", "), more, r.Spelling, r.Err)
+		}
+	}
+	return nil
 }
 
 // ProbeProxy checks that the proxy in front of a service in header mode does not let a client
 // forge the headers the service believes. url is the service's [HeaderConfig.ProbePath] as
 // reached through the proxy, such as "https://api.example.com/.well-known/mtls-probe".
 //
-// It sends GET requests through client (which should present no client certificate) and, with
-// [ProbeWithCertificate], through a client that does, each forging every header name of the
-// preset formats, their companion headers (such as a verification verdict) and the names of
-// [ProbeHeaders], with a canary value, once in each spelling: canonical, lower-case, and with '_'
-// for '-'; and once as request trailers, which the probe route does not read (it reads no body)
-// but finds when the proxy turns them into headers. A proxy that sets or removes each of these headers passes; one that lets any through
-// fails, naming it.
+// It forges every header name of the preset formats, their companion headers (such as a
+// verification verdict) and the names of [ProbeHeaders], with a canary value, in GET requests
+// through client (which should present no client certificate) and, with [ProbeWithCertificate],
+// through a client that does. The names are split into batches that keep each request within
+// common proxy limits (at most 32 names and 3 KiB of forged field lines), and each batch is sent
+// once in each spelling: canonical, lower-case, and with '_' for '-'; and once as request
+// trailers, which the probe route does not read (it reads no body) but finds when the proxy
+// turns them into headers. A proxy that sets or removes each of these headers passes; one that
+// lets any through fails, naming it.
 //
 // The report is never nil, and the error is its Err: non-nil unless the probe passed. The probe
 // is cheap for the service (one small answer per request), so it may run periodically against
@@ -319,18 +370,42 @@ func ProbeProxy(ctx context.Context, client *http.Client, url string, opts ...Pr
 			c    *http.Client
 		}{probeWithCert, o.certClient})
 	}
+	batches := probeBatches(names)
 	for _, c := range clients {
 		for _, sp := range probeSpellings {
-			if err := ctx.Err(); err != nil {
-				rep.err = fmt.Errorf("mtls: proxy probe: %w", err)
-				return rep, rep.err
+			for i, batch := range batches {
+				if err := ctx.Err(); err != nil {
+					rep.err = fmt.Errorf("mtls: proxy probe: %w", err)
+					return rep, rep.err
+				}
+				res := probeOnce(ctx, c.c, base, batch, sp.spell, sp.trailer)
+				res.Client, res.Spelling, res.Batch = c.name, sp.name, i
+				rep.Results = append(rep.Results, res)
 			}
-			res := probeOnce(ctx, c.c, base, names, sp.spell, sp.trailer)
-			res.Client, res.Spelling = c.name, sp.name
-			rep.Results = append(rep.Results, res)
 		}
 	}
 	return rep, rep.Err()
+}
+
+// probeBatches splits names into batches in order, each within probeBatchNames names and
+// probeBatchBytes of field lines (a longer name goes alone).
+func probeBatches(names []string) [][]string {
+	const perLine = len(": ") + len(ProbeCanaryPrefix) + 2*probeTokenEntropy + len("\r\n")
+	var batches [][]string
+	var cur []string
+	size := 0
+	for _, n := range names {
+		line := len(n) + perLine
+		if len(cur) > 0 && (len(cur) == probeBatchNames || size+line > probeBatchBytes) {
+			batches = append(batches, cur)
+			cur, size = nil, 0
+		}
+		cur, size = append(cur, n), size+line
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	return batches
 }
 
 // probeSpellings are the ways a probe forges each name: three spellings, and as trailers (a
@@ -427,8 +502,10 @@ func probeOnce(ctx context.Context, client *http.Client, base *url.URL, names []
 		req.Trailer = http.Header{}
 		into = req.Trailer
 	}
-	for _, n := range names {
-		into[spell(n)] = []string{canary} // as spelled: Set would canonicalise
+	res.Forged = make([]string, len(names))
+	for i, n := range names {
+		res.Forged[i] = spell(n)
+		into[res.Forged[i]] = []string{canary} // as spelled: Set would canonicalise
 	}
 	res.Sent = len(names)
 	resp, err := client.Do(req)

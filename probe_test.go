@@ -261,8 +261,8 @@ func TestProbeProxy(t *testing.T) {
 		{name: "a proxy that strips every forged name and sets its own", rewrite: stripsAndSets, trusted: "127.0.0.1/32", path: testProbePath,
 			answeredAll: true},
 		{name: "extra names the proxy lets through", rewrite: stripsAndSets, trusted: "127.0.0.1/32", path: testProbePath,
-			opts: []ProbeOption{ProbeHeaders("X-SSL-Client-Verify", "x_amzn_mtls_clientcert_subject")}, err: ErrProbeForwarded,
-			arrived: []string{"X-Ssl-Client-Verify", "X_ssl_client_verify", "X_amzn_mtls_clientcert_subject"}, answeredAll: true},
+			opts: []ProbeOption{ProbeHeaders("X-Proxy-Verdict", "x_proxy_subject")}, err: ErrProbeForwarded,
+			arrived: []string{"X-Proxy-Verdict", "X_proxy_verdict", "X_proxy_subject"}, answeredAll: true},
 		{name: "a proxy that turns trailers into headers", rewrite: mergesTrailers, trusted: "127.0.0.1/32", path: testProbePath,
 			err: ErrProbeForwarded, arrived: []string{"X-Ssl-Client-Cert", "Client-Cert"}, answeredAll: true, trailerOnly: true},
 		{name: "the probe is off", rewrite: stripsAndSets, trusted: "127.0.0.1/32", path: "", err: ErrProbeInconclusive},
@@ -278,7 +278,15 @@ func TestProbeProxy(t *testing.T) {
 			opts := append([]ProbeOption{ProbeWithCertificate(clientFor(frontCA, p.alice))}, tc.opts...)
 			rep, err := ProbeProxy(ctx, clientFor(frontCA, nil), front.URL+testProbePath, opts...)
 			require.NotNil(t, rep)
-			require.Len(t, rep.Results, 8)
+			var extra []string
+			for _, o := range tc.opts {
+				var po probeOptions
+				o(&po)
+				extra = append(extra, po.headers...)
+			}
+			batches := probeBatches(ProbeHeaderNames(extra...))
+			require.Greater(t, len(batches), 1, "the names no longer need batches: drop them or test with more")
+			require.Len(t, rep.Results, 2*len(probeSpellings)*len(batches))
 			assert.Equal(t, rep.Err(), err)
 			if tc.err == nil {
 				require.NoError(t, err)
@@ -483,5 +491,84 @@ func BenchmarkProbeRoute(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+}
+
+func TestProbeBatches(t *testing.T) {
+	long := "X-" + strings.Repeat("a", probeBatchBytes)
+	for _, tc := range []struct {
+		name  string
+		names []string
+	}{
+		{"the probe's names", ProbeHeaderNames()},
+		{"with many extra names", ProbeHeaderNames(func() []string {
+			var n []string
+			for i := range 100 {
+				n = append(n, fmt.Sprintf("X-Extra-%03d", i))
+			}
+			return n
+		}()...)},
+		{"a name longer than a batch", []string{"X-A", long, "X-B"}},
+		{"none", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			batches := probeBatches(tc.names)
+			var all []string
+			for _, b := range batches {
+				require.NotEmpty(t, b)
+				assert.LessOrEqual(t, len(b), probeBatchNames)
+				assert.LessOrEqual(t, len(b), probeMaxNames)
+				size := 0
+				for _, n := range b {
+					size += len(n) + len(": ") + len(ProbeCanaryPrefix) + 2*probeTokenEntropy + len("\r\n")
+				}
+				if len(b) > 1 {
+					assert.LessOrEqual(t, size, probeBatchBytes)
+				}
+				all = append(all, b...)
+			}
+			assert.Equal(t, tc.names, all, "every name once, in order")
+		})
+	}
+}
+
+func TestProbeReportUncheckedBatch(t *testing.T) {
+	// A client that reached the probe route, but never with one batch of names (its requests
+	// refused, say for their size), leaves those names unchecked: inconclusive, naming them.
+	answered := func(client, spelling string, batch int) ProbeResult {
+		return ProbeResult{Client: client, Spelling: spelling, Batch: batch, Forged: []string{"X-A"}, Sent: 1,
+			Status: http.StatusOK, Answered: true, TrustedProxy: true}
+	}
+	refused := func(client, spelling string, batch int, forged ...string) ProbeResult {
+		return ProbeResult{Client: client, Spelling: spelling, Batch: batch, Forged: forged, Sent: len(forged),
+			Status: http.StatusRequestHeaderFieldsTooLarge, Err: errors.New("mtls: proxy probe: status 431, not the probe's answer")}
+	}
+	for _, tc := range []struct {
+		name    string
+		results []ProbeResult
+		err     string
+	}{
+		{"every batch answered", []ProbeResult{answered(probeWithoutCert, "canonical", 0), answered(probeWithoutCert, "canonical", 1)}, ""},
+		{"a batch answered in one spelling only", []ProbeResult{answered(probeWithoutCert, "canonical", 0),
+			refused(probeWithoutCert, "canonical", 1, "X-B"), answered(probeWithoutCert, "lower-case", 1)}, ""},
+		{"a batch never answered", []ProbeResult{answered(probeWithoutCert, "canonical", 0),
+			refused(probeWithoutCert, "canonical", 1, "X-B", "X-C", "X-D", "X-E"), refused(probeWithoutCert, "trailer", 1, "X-B")},
+			"without certificate: no request forging X-B, X-C, X-D and 1 more reached the probe route (canonical: mtls: proxy probe: status 431"},
+		{"a client refused altogether", []ProbeResult{refused(probeWithoutCert, "canonical", 0, "X-A"), refused(probeWithoutCert, "canonical", 1, "X-B"),
+			answered(probeWithCert, "canonical", 0), answered(probeWithCert, "canonical", 1)}, ""},
+		{"the client with a certificate misses a batch", []ProbeResult{answered(probeWithoutCert, "canonical", 0), answered(probeWithoutCert, "canonical", 1),
+			answered(probeWithCert, "canonical", 0), refused(probeWithCert, "canonical", 1, "X-B")},
+			"with certificate: no request forging X-B reached the probe route"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := (&ProbeReport{Results: tc.results}).Err()
+			if tc.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrProbeInconclusive)
+			assert.NotErrorIs(t, err, ErrProbeForwarded)
+			assert.Contains(t, err.Error(), tc.err)
+		})
 	}
 }
