@@ -17,10 +17,11 @@
 //	-header NAME     also forge this header (repeatable), such as the names of a custom format
 //	-timeout D       bound on the whole probe (default 30s)
 //
-// Every request forges every header name of the library's preset formats, their companion
-// headers and the -header names: one request per spelling (canonical, lower-case, '_' for '-')
-// and one with them as request trailers, which count when the proxy turns them into headers;
-// all without a client certificate and, with -cert, again with one.
+// The probe forges every header name of the library's preset formats, their companion headers
+// and the -header names, in batches small enough for common proxy header limits: each batch in
+// one request per spelling (canonical, lower-case, '_' for '-') and one with them as request
+// trailers, which count when the proxy turns them into headers; all without a client
+// certificate and, with -cert, again with one.
 //
 // # Output
 //
@@ -201,10 +202,10 @@ func printReport(w io.Writer, rep *mtls.ProbeReport) {
 	}
 	for _, r := range rep.Results {
 		if r.Truncated {
-			fmt.Fprintf(w, "arrived more forged headers than the answer names: %s/%s\n", r.Client, r.Spelling)
+			fmt.Fprintf(w, "arrived more forged headers than the answer names: %s/%s, batch %d\n", r.Client, r.Spelling, r.Batch+1)
 		}
 		if !r.Answered {
-			fmt.Fprintf(w, "not answered %s/%s: %v\n", r.Client, r.Spelling, r.Err)
+			fmt.Fprintf(w, "not answered %s/%s, batch %d: %v\n", r.Client, r.Spelling, r.Batch+1, r.Err)
 		}
 	}
 }

@@ -77,9 +77,9 @@ func TestProbeCommand(t *testing.T) {
 		{"a proxy that forwards every header", probePath, func(*httputil.ProxyRequest) {}, []string{"-header", "X-Tenant"}, exitForwarded,
 			[]string{"arrived X-Ssl-Client-Cert: without certificate/canonical, without certificate/lower-case, with certificate/canonical",
 				"arrived X_ssl_client_cert: without certificate/underscore", "arrived X-Tenant:", "FAILED: mtls: the proxy forwarded headers the client forged: "}},
-		{"a proxy that forwards only what it knows", probePath, allowOnly, nil, exitPassed, []string{"passed: 8 requests"}},
+		{"a proxy that forwards only what it knows", probePath, allowOnly, nil, exitPassed, []string{"passed: ", " requests, none let a forged header through"}},
 		{"the service does not answer the probe", "", allowOnly, nil, exitInconclusive,
-			[]string{"not answered without certificate/canonical: mtls: proxy probe: status 401", "FAILED: mtls: proxy probe inconclusive"}},
+			[]string{"not answered without certificate/canonical, batch 1: mtls: proxy probe: status 401", "FAILED: mtls: proxy probe inconclusive"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, f := setup(t, tc.probe, tc.rewrite)
