@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 
 	"github.com/certgate/mtls"
 	"github.com/certgate/mtls/mtlstest"
@@ -37,19 +38,22 @@ func ExampleProbeProxy() {
 	proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
 	defer proxy.Close()
 
+	// X-Tenant: a header the service believes from the proxy, beyond the certificate headers
+	// and their companions (such as X-SSL-Client-Verify), which are forged anyway.
 	rep, err := mtls.ProbeProxy(context.Background(), http.DefaultClient, proxy.URL+"/.well-known/mtls-probe",
-		mtls.ProbeHeaders("X-SSL-Client-Verify"))
+		mtls.ProbeHeaders("X-Tenant"))
 	for _, r := range rep.Results[:1] {
 		fmt.Println(r.Client, r.Spelling, "answered:", r.Answered, "trusted proxy:", r.TrustedProxy)
 	}
-	for _, name := range rep.Arrived()[:3] {
-		fmt.Println("arrived:", name)
+	for _, name := range []string{"X-Ssl-Client-Cert", "X_ssl_client_cert", "X-Ssl-Client-Verify", "X-Tenant"} {
+		fmt.Println("arrived:", name, slices.Contains(rep.Arrived(), name))
 	}
 	fmt.Println(errors.Is(err, mtls.ErrProbeForwarded))
 	// Output:
 	// without certificate canonical answered: true trusted proxy: true
-	// arrived: Cf-Client-Cert-Der-Base64
-	// arrived: Cf_client_cert_der_base64
-	// arrived: Client-Cert
+	// arrived: X-Ssl-Client-Cert true
+	// arrived: X_ssl_client_cert true
+	// arrived: X-Ssl-Client-Verify true
+	// arrived: X-Tenant true
 	// true
 }
