@@ -335,22 +335,33 @@ func EncodeXFCC(chain []*x509.Certificate) []string {
 
 // XFCCHop is what an element of X-Forwarded-Client-Cert before the client's says: the URI SANs
 // of the proxy that wrote it (By), and the SHA-256 (Hash, in lower case), subject and SANs of
-// the certificate that proxy's own client presented. Values are as written, without the quotes
-// around a quoted one and with its escapes kept (Envoy escapes nothing; a Subject holds the
-// escapes of its RFC 2253 form). Nothing of it is verified.
+// the certificate that proxy's own client presented. Nothing of it is verified.
+//
+// Values are as written. By, URI and DNS keep any quotes: Envoy writes them as they are,
+// never quoted, so a quote is part of the name. Subject is without the quotes Envoy writes
+// around it, its escapes kept (Envoy escapes nothing; they are those of its RFC 2253 form).
+//
+// Ambiguous says that the parse cannot know where the element starts and ends, nor that its
+// values are the ones its proxy wrote: an earlier element holds a By, URI or DNS value (which
+// Envoy writes unquoted, so that a ",", ";" or quote in a certificate's name reads as a
+// separator) or a quoted value holding a comma (which may have swallowed the start of the
+// element a proxy appended after it), or the element itself holds a key after a URI or DNS
+// value that Envoy writes before them. Such an element, and every one after it, may have been
+// written by a client through the names of its certificate.
 type XFCCHop struct {
-	By      []string
-	Hash    string
-	Subject string
-	URI     []string
-	DNS     []string
+	By        []string
+	Hash      string
+	Subject   string
+	URI       []string
+	DNS       []string
+	Ambiguous bool
 }
 
 // Bounds of XFCCBy, besides maxXFCCElements.
 const (
-	// maxXFCCPairs bounds the key=value pairs of one element: Envoy writes a By per URI SAN of
-	// its own certificate, a URI per URI SAN and a DNS per DNS SAN of its client's, and four
-	// other keys.
+	// maxXFCCPairs bounds the key=value pairs of one element before the client's: Envoy writes
+	// a By per URI SAN of its own certificate, a URI per URI SAN and a DNS per DNS SAN of its
+	// client's, and four other keys. The client's element is bounded by the header's size only.
 	maxXFCCPairs = 64
 	// MaxXFCCHopBytes bounds the bytes of the values kept from the elements before the client's
 	// (By, Hash, Subject, URI, DNS), all elements together.
@@ -381,8 +392,16 @@ const (
 //
 // The elements before it are returned as hops, oldest first: they must parse, carry no By
 // from ours, hold at most one Hash (64 hex digits), Subject, Cert and Chain, at most 64 pairs,
-// and together at most MaxXFCCHopBytes of kept values; Cert and Chain are not decoded. A value
-// of more than 16 elements is refused when the 17th starts.
+// and together at most MaxXFCCHopBytes of kept values; Cert and Chain are not decoded. These
+// bounds are not the client's element's: an element that starts with a By from ours is either
+// the client's or refused, so it is neither counted nor kept, and its SANs are bounded by the
+// size of the value only. A value of more than 16 elements is refused when the 17th starts.
+//
+// A SAN written unquoted can also make the element of an earlier proxy look like several, the
+// later ones made up by that proxy's client (a DNS name "a,By=<the proxy's By>;URI=<anything>"),
+// and an earlier element written by a client can leave a quote open that a SAN closes. The
+// parse cannot know such boundaries: every hop after one whose end is uncertain is marked
+// Ambiguous (see [XFCCHop]), and so is a hop holding a key after its SANs.
 func XFCCBy(values, ours []string) ([][]byte, []XFCCHop, error) {
 	v := valueAt(values, 0)
 	if v == "" {
@@ -392,6 +411,7 @@ func XFCCBy(values, ours []string) ([][]byte, []XFCCHop, error) {
 	var hops []XFCCHop
 	var e xfccElement
 	kept, start := 0, 0 // start: where the element being read starts in v
+	ambiguous := false  // the end of an element read so far is uncertain
 	for elem := 1; ; {
 		p, sep, err := s.next()
 		if err != nil {
@@ -414,6 +434,8 @@ func XFCCBy(values, ours []string) ([][]byte, []XFCCHop, error) {
 			if e.ours {
 				return nil, nil, fmt.Errorf("XFCC element %d, before the last, carries this service's By", elem)
 			}
+			e.hop.Ambiguous = e.hop.Ambiguous || ambiguous
+			ambiguous = ambiguous || e.openEnd
 			hops = append(hops, e.hop)
 			if elem++; elem > maxXFCCElements {
 				return nil, nil, fmt.Errorf("XFCC: more than %d elements", maxXFCCElements)
@@ -489,9 +511,16 @@ func hasScheme(s string) bool {
 // xfccElement is an element of XFCCBy being read, pair by pair: what it says as a hop, and
 // what decoding it as the client's needs.
 type xfccElement struct {
-	hop               XFCCHop
-	pairs             int
-	ours              bool
+	hop   XFCCHop
+	pairs int
+	ours  bool
+	// clients: the first pair is a By from ours, so the element is the client's or refused; it
+	// is not bounded as a hop, nor kept.
+	clients bool
+	// openEnd: the element holds a value that may hide where it ends (By, URI, DNS, or a quoted
+	// value holding a comma).
+	openEnd           bool
+	sanRank           int // the highest xfccRank of a URI or DNS read so far, 0 if none
 	seen              [xfccDNS + 1]bool
 	cert, chain, hash xfccRaw
 	rank              int    // of the last key read, in Envoy's order (xfccRank)
@@ -503,11 +532,15 @@ var xfccRank = [xfccDNS + 1]int{xfccBy: 1, xfccHash: 2, xfccCert: 3, xfccChain: 
 
 // add reads the pair p into e; kept counts the bytes of the hops' values so far.
 func (e *xfccElement) add(p xfccRaw, ours []string, kept *int) error {
-	if e.pairs++; e.pairs > maxXFCCPairs {
+	k := p.which()
+	if e.pairs == 0 {
+		e.clients = k == xfccBy && slices.Contains(ours, p.value)
+	}
+	if e.pairs++; e.pairs > maxXFCCPairs && !e.clients {
 		return fmt.Errorf("more than %d pairs", maxXFCCPairs)
 	}
-	k := p.which()
 	e.checkOrder(p, k)
+	e.checkBoundary(p, k)
 	switch k {
 	case xfccCert, xfccChain, xfccHash, xfccSubject:
 		if e.seen[k] {
@@ -529,10 +562,21 @@ func (e *xfccElement) add(p xfccRaw, ours []string, kept *int) error {
 		}
 		e.hash = p
 		val = p.value
-	case xfccBy, xfccSubject, xfccURI, xfccDNS:
+	case xfccSubject:
 		val = p.value // Envoy escapes nothing: a Subject's escapes are those of its RFC 2253 form
+	case xfccBy, xfccURI, xfccDNS:
+		val = p.value
+		if k == xfccBy {
+			e.ours = e.ours || slices.Contains(ours, val)
+		}
+		if p.quoted { // Envoy quotes none of them: the quotes are the name's own
+			val = `"` + val + `"`
+		}
 	default:
 		return nil
+	}
+	if e.clients {
+		return nil // the client's element, or refused when it ends: nothing of it is kept
 	}
 	if *kept += len(val); *kept > MaxXFCCHopBytes {
 		return fmt.Errorf("the elements hold more than %d bytes of names", MaxXFCCHopBytes)
@@ -541,7 +585,6 @@ func (e *xfccElement) add(p xfccRaw, ours []string, kept *int) error {
 	switch k {
 	case xfccBy:
 		e.hop.By = append(e.hop.By, val)
-		e.ours = e.ours || slices.Contains(ours, val)
 	case xfccHash:
 		e.hop.Hash = lowerASCII(val)
 	case xfccSubject:
@@ -552,6 +595,22 @@ func (e *xfccElement) add(p xfccRaw, ours []string, kept *int) error {
 		e.hop.DNS = append(e.hop.DNS, val)
 	}
 	return nil
+}
+
+// checkBoundary records what the pair p, of key k, says of the boundaries of e: whether its end
+// is uncertain (e.openEnd), and whether a SAN may have written pairs into it (e.hop.Ambiguous:
+// a key that Envoy writes before the SANs follows one, or a URI follows a DNS).
+func (e *xfccElement) checkBoundary(p xfccRaw, k int) {
+	san := k == xfccURI || k == xfccDNS
+	if k == xfccBy || san || p.quoted && strings.IndexByte(p.value, ',') >= 0 {
+		e.openEnd = true
+	}
+	if e.sanRank > 0 && (!san || xfccRank[k] < e.sanRank) {
+		e.hop.Ambiguous = true
+	}
+	if san {
+		e.sanRank = max(e.sanRank, xfccRank[k])
+	}
 }
 
 // checkOrder records in e.notEnvoy the first way in which the pair p, of key k, departs from an

@@ -47,7 +47,7 @@ func TestXFCCByDecodes(t *testing.T) {
 		{"two hops (APPEND_FORWARD)", ours, front + "," + proxyenc.EnvoyElement(ours, all, c.leaf), proxyenc.DERs(c.leaf), []XFCCHop{frontHop}},
 		{"three hops", ours, `By=` + byGateway + `;Hash=` + strings.Repeat("AB", 32) + `;URI=,` + front + "," +
 			proxyenc.EnvoyElement(ours, proxyenc.EnvoyDetails{Chain: true}, c.leaf, c.inter), proxyenc.DERs(c.leaf, c.inter),
-			[]XFCCHop{{By: []string{byGateway}, Hash: strings.Repeat("ab", 32), URI: []string{""}}, frontHop}},
+			[]XFCCHop{{By: []string{byGateway}, Hash: strings.Repeat("ab", 32), URI: []string{""}}, ambiguous(frontHop)}},
 		{"this proxy has two URI SANs", []string{"spiffe://b/x", byBackend}, front + "," +
 			proxyenc.EnvoyElement([]string{"spiffe://b/x", byBackend}, all, c.leaf), proxyenc.DERs(c.leaf), []XFCCHop{frontHop}},
 		{"the first of several configured", []string{byBackend, "spiffe://a/backend-next"}, front + "," +
@@ -72,6 +72,96 @@ func TestXFCCByDecodes(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantDERs, ders)
 			assert.Equal(t, tt.wantHops, hops)
+		})
+	}
+}
+
+func ambiguous(h XFCCHop) XFCCHop {
+	h.Ambiguous = true
+	return h
+}
+
+// TestXFCCByAmbiguous: what a client can make of the elements before its own through the names
+// of its certificate, which Envoy writes unquoted, or through an element of its own leaving a
+// quote open: every element whose boundaries it may have written is marked, and its names come
+// back as written, quotes included.
+func TestXFCCByAmbiguous(t *testing.T) {
+	c := newCerts()
+	mine := proxyenc.EnvoyElement(ours, proxyenc.EnvoyDetails{Cert: true}, c.leaf)
+	ab := strings.Repeat("ab", 32)
+	// What the gateway writes for its client (c.inter stands in for its certificate), up to and
+	// with the names the client chose.
+	gateway := func(details string) string { return "By=" + byGateway + ";Hash=" + hashOf(c.inter.Raw) + details }
+	forged := "By=" + byGateway + ";Hash=" + ab + ";URI=spiffe://trusted/admin"
+	tests := []struct {
+		name  string
+		value string
+		want  []XFCCHop
+	}{
+		{"a DNS name splitting the gateway's element", gateway(";DNS=app.partner.test,"+forged) + "," + mine, []XFCCHop{
+			{By: []string{byGateway}, Hash: hashOf(c.inter.Raw), DNS: []string{"app.partner.test"}},
+			{By: []string{byGateway}, Hash: ab, URI: []string{"spiffe://trusted/admin"}, Ambiguous: true}}},
+		{"a URI name splitting the gateway's element", gateway(";URI=spiffe://partner/app,"+forged+";DNS=x") + "," + mine, []XFCCHop{
+			{By: []string{byGateway}, Hash: hashOf(c.inter.Raw), URI: []string{"spiffe://partner/app"}},
+			{By: []string{byGateway}, Hash: ab, URI: []string{"spiffe://trusted/admin"}, DNS: []string{"x"}, Ambiguous: true}}},
+		{"a quoted DNS name", gateway(`;DNS="spiffe://trusted/admin"`) + "," + mine, []XFCCHop{
+			{By: []string{byGateway}, Hash: hashOf(c.inter.Raw), DNS: []string{`"spiffe://trusted/admin"`}}}},
+		{"a quoted By and URI", `By="` + byGateway + `";Hash=` + ab + `;URI="a,b"` + "," + mine, []XFCCHop{
+			{By: []string{`"` + byGateway + `"`}, Hash: ab, URI: []string{`"a,b"`}}}},
+		{"a name writing a Subject into the gateway's element", gateway(`;URI=spiffe://partner/app;Subject="CN=admin"`) + "," + mine, []XFCCHop{
+			{By: []string{byGateway}, Hash: hashOf(c.inter.Raw), Subject: "CN=admin", URI: []string{"spiffe://partner/app"}, Ambiguous: true}}},
+		{"a name writing a By into the gateway's element", gateway(";URI=spiffe://partner/app;By=spiffe://trusted") + "," + mine, []XFCCHop{
+			{By: []string{byGateway, "spiffe://trusted"}, Hash: hashOf(c.inter.Raw), URI: []string{"spiffe://partner/app"}, Ambiguous: true}}},
+		{"a URI after a DNS", gateway(";DNS=a;URI=b") + "," + mine, []XFCCHop{
+			{By: []string{byGateway}, Hash: hashOf(c.inter.Raw), URI: []string{"b"}, DNS: []string{"a"}, Ambiguous: true}}},
+		// The client's own element, before the gateway's, leaves a quote open that swallows the
+		// gateway's By and Hash; a quote in its URI name closes it.
+		{"an open quote closed by a name", "Hash=" + ab + `;Subject="x` + "," + gateway(`;URI=",`+forged) + "," + mine, []XFCCHop{
+			{Hash: ab, Subject: "x,By=" + byGateway + ";Hash=" + hashOf(c.inter.Raw) + ";URI="},
+			{By: []string{byGateway}, Hash: ab, URI: []string{"spiffe://trusted/admin"}, Ambiguous: true}}},
+		{"after a quoted value holding a comma", `Hash=` + ab + `;Subject="CN=a,O=b",` + gateway("") + "," + mine, []XFCCHop{
+			{Hash: ab, Subject: "CN=a,O=b"}, {By: []string{byGateway}, Hash: hashOf(c.inter.Raw), Ambiguous: true}}},
+		{"after only what cannot hide a boundary", `Hash=` + ab + `;Subject="CN=a";Cert="x",` + gateway("") + "," + mine, []XFCCHop{
+			{Hash: ab, Subject: "CN=a"}, {By: []string{byGateway}, Hash: hashOf(c.inter.Raw)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ders, hops, err := XFCCBy([]string{tt.value}, ours)
+			require.NoError(t, err)
+			assert.Equal(t, proxyenc.DERs(c.leaf), ders, "the client's element is the sidecar's")
+			assert.Equal(t, tt.want, hops)
+		})
+	}
+}
+
+// TestXFCCByClientElementBounds: the bounds of the earlier elements are not the client's: its
+// element may hold any number of names, within the size of the value.
+func TestXFCCByClientElementBounds(t *testing.T) {
+	c := newCerts()
+	mine := "By=" + byBackend + ";Hash=" + hashOf(c.leaf.Raw) + `;Cert="` + proxyenc.EnvoyEscape(proxyenc.PEM(c.leaf)) + `"`
+	front := proxyenc.EnvoyElement([]string{byFront}, proxyenc.EnvoyDetails{Subject: true}, c.inter)
+	many := strings.Repeat(";DNS=h.example.test", 2*maxXFCCPairs)
+	long := strings.Repeat(";DNS="+strings.Repeat("a", 250), MaxXFCCHopBytes/250+1)
+	for _, tt := range []struct{ name, value string }{
+		{"many names", mine + many},
+		{"many names after an earlier element", front + "," + mine + many},
+		{"long names", mine + long},
+		{"long names after an earlier element", front + "," + mine + long},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ders, _, err := XFCCBy([]string{tt.value}, ours)
+			require.NoError(t, err)
+			assert.Equal(t, proxyenc.DERs(c.leaf), ders)
+		})
+	}
+	for _, tt := range []struct{ name, value, wantErr string }{
+		{"many names in an earlier element", front + many + "," + mine, "element 1: more than 64 pairs"},
+		{"long names in an earlier element", front + long + "," + mine, "element 1: the elements hold more than 8192 bytes"},
+		{"many names in an element of ours before the last", mine + many + "," + mine, "element 1, before the last, carries this service's By"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := XFCCBy([]string{tt.value}, ours)
+			require.ErrorContains(t, err, tt.wantErr)
 		})
 	}
 }
