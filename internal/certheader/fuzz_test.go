@@ -105,7 +105,10 @@ func FuzzHeaderXFCC(f *testing.F) {
 // FuzzHeaderXFCCBy decodes v0 as a value appended to over several hops, then as the elements
 // before the one this service's proxy appends for a client whose certificate has v1 as its URI
 // SAN: whatever v0 and v1 hold, that value decodes to the certificate of that element or is
-// refused, and when the element has no certificate it is refused.
+// refused, and when the element has no certificate it is refused. Last, v0 is the elements
+// before the one a gateway appends for a client with v1 as its DNS SAN, followed by this
+// service's proxy's: the last earlier element, unless Ambiguous, is the gateway's, and without
+// v0 the first is the gateway's and every later one is Ambiguous.
 func FuzzHeaderXFCCBy(f *testing.F) {
 	c := newCerts()
 	victim := `Hash=` + hashOf(c.inter.Raw) + `;Cert="` + proxyenc.EnvoyEscape(proxyenc.PEM(c.inter)) + `"`
@@ -115,11 +118,17 @@ func FuzzHeaderXFCCBy(f *testing.F) {
 		[2]string{"By=" + byBackend + ";" + victim + `;URI="x`, `"`},
 		[2]string{`By=` + byFront + `;URI="x`, `",By=` + byBackend + ";" + victim},
 		[2]string{`By=` + byFront + `;Subject="CN=a"\,b";URI=https://x/?a=b;DNS=c,Hash=` + hashOf(c.root.Raw), `x;URI=y`},
-		[2]string{"", ""}, [2]string{",", `"`}, [2]string{`By=` + byFront + `;Subject="`, `\`})
+		[2]string{"", ""}, [2]string{",", `"`}, [2]string{`By=` + byFront + `;Subject="`, `\`},
+		[2]string{"", "app.partner.test,By=" + byGateway + ";Hash=" + strings.Repeat("ab", 32) + ";URI=spiffe://trusted/admin"},
+		[2]string{`Hash=00;Subject="x`, `",By=` + byGateway + ";Hash=" + strings.Repeat("ab", 32) + ";URI=spiffe://trusted/admin"},
+		[2]string{"", `"spiffe://trusted/admin"`}, [2]string{"", "a;Subject=\"CN=admin\""},
+		[2]string{"", strings.Repeat("h.test;DNS=", 70) + "h.test"})
 	ours := []string{byBackend}
 	leaf := proxyenc.DERs(c.leaf)
 	mine := "By=" + byBackend + ";Hash=" + hashOf(c.leaf.Raw)
 	cert := `;Cert="` + proxyenc.EnvoyEscape(proxyenc.PEM(c.leaf)) + `"`
+	gatewayHash := hashOf(c.inter.Raw)
+	gateway := "By=" + byGateway + ";Hash=" + gatewayHash + `;Subject="CN=partner"`
 	f.Fuzz(func(t *testing.T, v0, v1 string) {
 		ders, hops, err := XFCCBy([]string{v0}, ours)
 		if err != nil {
@@ -150,6 +159,28 @@ func FuzzHeaderXFCCBy(f *testing.F) {
 			require.NotEmpty(t, details, "%q: a certificate where this service's proxy wrote none", v)
 			require.Contains(t, details, "Cert", "%q: a certificate where this service's proxy wrote none", v)
 			require.Equal(t, leaf, ders, "%q: another certificate than the one this service's proxy wrote", v)
+		}
+		v := gateway + ";DNS=" + v1 + "," + mine + cert
+		if v0 != "" {
+			v = v0 + "," + v
+		}
+		ders, hops, err = XFCCBy([]string{v}, ours)
+		if err != nil {
+			return
+		}
+		require.Equal(t, leaf, ders, "%q: another certificate than the one this service's proxy wrote", v)
+		require.NotEmpty(t, hops)
+		if last := hops[len(hops)-1]; !last.Ambiguous {
+			require.Equal(t, []string{byGateway}, last.By, "%q: the last earlier element is not the gateway's", v)
+			require.Equal(t, gatewayHash, last.Hash, "%q: the last earlier element is not the gateway's", v)
+		}
+		if v0 == "" { // the gateway's element is the first: only those after it are unsure
+			require.Equal(t, byGateway, hops[0].By[0], "%q", v)
+			require.Equal(t, gatewayHash, hops[0].Hash, "%q", v)
+			require.True(t, hops[0].Ambiguous || len(hops[0].By) == 1, "%q: a By written by a name, unmarked", v)
+			for _, h := range hops[1:] {
+				require.True(t, h.Ambiguous, "%q: an element after the gateway's names is not marked", v)
+			}
 		}
 	})
 }
