@@ -107,9 +107,14 @@ type HeaderConfig struct {
 	// elements (any peer of an APPEND_FORWARD proxy) cannot pass an element of its own for
 	// the client's, and a separator in a SAN, which Envoy writes unquoted, cannot either. A
 	// last element without one of these By values is refused too, as is any element that does
-	// not parse: an earlier element is never skipped. The earlier elements (at most 15, at
-	// most 8 KiB of names) are on [Identity.ForwardedBy]: what the earlier proxies said,
-	// never verified.
+	// not parse: an earlier element is never skipped. The earlier elements (at most 15, of at
+	// most 64 pairs each and 8 KiB of names together; the last element is bounded by MaxBytes
+	// only) are on [Identity.ForwardedBy]: what the earlier proxies said, never verified.
+	// Earlier proxies write their clients' URI and DNS SANs unquoted, so a client's
+	// certificate can make up elements after its proxy's: those are marked
+	// [XFCCElement.Ambiguous]. Have the proxies before the one next to this service forward
+	// only Hash and Subject, or use SANITIZE_SET, and never let a policy rely on the number of
+	// earlier elements, or on the last of them, when one is Ambiguous.
 	//
 	// Every value must be an absolute URI without ",", ";", `"`, `\`, spaces or control
 	// characters (Envoy writes By unquoted). Default none: only the last element is read, and

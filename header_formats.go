@@ -136,7 +136,7 @@ func (p *xfccPreset) decodeHops(values, ours []string) ([][]byte, []XFCCElement,
 	if len(hops) > 0 {
 		out = make([]XFCCElement, len(hops))
 		for i, h := range hops {
-			out[i] = XFCCElement{By: h.By, Hash: h.Hash, Subject: h.Subject, URI: h.URI, DNS: h.DNS}
+			out[i] = XFCCElement{By: h.By, Hash: h.Hash, Subject: h.Subject, URI: h.URI, DNS: h.DNS, Ambiguous: h.Ambiguous}
 		}
 	}
 	return ders, out, nil
@@ -238,7 +238,8 @@ var presets = map[string]func() Format{
 //     the elements of earlier hops (APPEND_FORWARD): the last element must carry that By, be
 //     written as Envoy writes an element, and have a Hash, which must match; an earlier
 //     element carrying that By refuses the header; the earlier elements are on
-//     [Identity.ForwardedBy], as the proxies' word. It can also be written by [Forward].
+//     [Identity.ForwardedBy], as the proxies' word, marked Ambiguous where a certificate's
+//     names may have written their boundaries. It can also be written by [Forward].
 //   - "traefik": X-Forwarded-Tls-Client-Cert, comma-separated base64 DER (also the older
 //     percent-escaped form).
 //   - "haproxy": X-SSL-Client-Cert set to %[ssl_c_der,base64], and optionally X-SSL-Client-Chain

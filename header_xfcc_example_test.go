@@ -19,6 +19,11 @@ import (
 // The sidecar (APPEND_FORWARD, with Cert among the details it forwards) appends its element
 // for the caller to the X-Forwarded-Client-Cert the gateway wrote. The caller is the last
 // element; the gateway's element is the gateway's word, for the audit log.
+//
+// The gateway forwards only Hash and Subject, which Envoy writes so that no name of its
+// client's certificate can make its element look like several. A gateway that also forwards
+// URI or DNS writes those names unquoted: elements after its own are then marked Ambiguous,
+// and no policy should rely on them, or on how many there are.
 func ExampleHeaderConfig_xfccBy() {
 	meshCA := mtlstest.NewRootCA("Mesh CA")
 	orders := meshCA.NewClient("orders", mtlstest.WithURIs("spiffe://example.org/ns/shop/sa/orders"))
@@ -39,7 +44,7 @@ func ExampleHeaderConfig_xfccBy() {
 	cert := strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D").
 		Replace(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: orders.Certificate.Raw})))
 	gateway := "By=spiffe://example.org/ns/edge/sa/gateway;Hash=" + strings.Repeat("ab", 32) +
-		`;Subject="CN=partner";URI=spiffe://partner.test/app`
+		`;Subject="CN=partner,O=Partner Inc"`
 	sidecar := "By=spiffe://example.org/ns/shop/sa/billing;Hash=" + hex.EncodeToString(sum[:]) +
 		`;Cert="` + cert + `";URI=spiffe://example.org/ns/shop/sa/orders`
 
@@ -52,7 +57,7 @@ func ExampleHeaderConfig_xfccBy() {
 	}
 	fmt.Println(id.SPIFFEID)
 	for _, hop := range id.ForwardedBy() {
-		fmt.Println("via", hop.By, "for", hop.URI)
+		fmt.Println("via", hop.By, "for", hop.Subject, "ambiguous:", hop.Ambiguous)
 	}
 
 	// A caller cannot write an element of its own for the sidecar's.
@@ -61,6 +66,6 @@ func ExampleHeaderConfig_xfccBy() {
 	fmt.Println(mtls.StatusAndReason(err))
 	// Output:
 	// spiffe://example.org/ns/shop/sa/orders
-	// via [spiffe://example.org/ns/edge/sa/gateway] for [spiffe://partner.test/app]
+	// via [spiffe://example.org/ns/edge/sa/gateway] for CN=partner,O=Partner Inc ambiguous: false
 	// 400 header_malformed
 }

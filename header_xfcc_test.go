@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -163,6 +164,74 @@ func TestHeaderXFCCByConfig(t *testing.T) {
 			require.Error(t, err)
 			assert.Equal(t, tt.fields, configFields(t, err))
 			assert.ErrorContains(t, err, "mtls: "+tt.fields[0]+": ")
+		})
+	}
+}
+
+// TestHeaderXFCCHopsSplitByNames: behind a gateway that forwards its client's URI and DNS SANs,
+// which Envoy writes unquoted, a client whose certificate's names hold separators cannot pass
+// an element of its own for the gateway's: every element after the gateway's is marked
+// Ambiguous, and a name is reported as the certificate holds it.
+func TestHeaderXFCCHopsSplitByNames(t *testing.T) {
+	f := newHeaderFixture(t)
+	fake := ",By=" + xfccGateway + ";Hash=" + strings.Repeat("ab", 32) + ";URI=spiffe://trusted.partner/admin"
+	sidecar := proxyenc.EnvoyElement([]string{xfccBackend}, proxyenc.EnvoyDetails{Cert: true, URI: true}, f.p.alice.Certificate)
+	m := xfccMiddleware(t, f, xfccBackend)
+	for _, tt := range []struct {
+		name     string
+		external *mtlstest.Leaf
+		wantHops int
+	}{
+		{"a DNS name with a separator", f.p.other.NewClient("external", mtlstest.WithDNS("app.partner.test"+fake)), 2},
+		{"a URI name with a separator", f.p.other.NewClient("external", mtlstest.WithURIs("spiffe://partner.test/app"+fake)), 2},
+		{"a quoted DNS name", f.p.other.NewClient("external", mtlstest.WithDNS(`"spiffe://trusted.partner/admin"`)), 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			gateway := proxyenc.EnvoyElement([]string{xfccGateway}, proxyenc.EnvoyDetails{Subject: true, URI: true, DNS: true}, tt.external.Certificate)
+			id, err := m.Authenticate(xfccRequest(gateway + "," + sidecar))
+			require.NoError(t, err)
+			assert.Equal(t, "alice", id.Leaf.Subject.CommonName)
+			hops := id.ForwardedBy()
+			require.Len(t, hops, tt.wantHops)
+			sum := sha256.Sum256(tt.external.Certificate.Raw)
+			assert.Equal(t, hex.EncodeToString(sum[:]), hops[0].Hash, "the gateway's element comes first")
+			assert.False(t, hops[0].Ambiguous)
+			for _, h := range hops[1:] {
+				assert.True(t, h.Ambiguous, "an element a name of the gateway's client wrote: %+v", h)
+			}
+			if tt.wantHops == 1 {
+				assert.Equal(t, tt.external.Certificate.DNSNames, hops[0].DNS, "quotes included")
+			}
+		})
+	}
+}
+
+// TestHeaderXFCCClientManyNames: the bounds of the earlier elements do not apply to the
+// client's own: a client with more names than an earlier element may hold is accepted with
+// XFCCBy as without it.
+func TestHeaderXFCCClientManyNames(t *testing.T) {
+	f := newHeaderFixture(t)
+	var dns []string
+	for i := range 70 {
+		dns = append(dns, "h"+strings.Repeat("x", 150)+strconv.Itoa(i)+".example.test")
+	}
+	bob := f.p.issuing.NewClient("bob", mtlstest.WithDNS(dns...))
+	sidecar := proxyenc.EnvoyElement([]string{xfccBackend}, proxyenc.EnvoyDetails{Cert: true, DNS: true}, bob.Certificate)
+	gateway := proxyenc.EnvoyElement([]string{xfccGateway}, proxyenc.EnvoyDetails{Subject: true}, f.p.other.NewClient("external").Certificate)
+	for _, tt := range []struct {
+		name  string
+		m     *Middleware
+		value string
+	}{
+		{"without XFCCBy", f.middleware(t, false, func(hc *HeaderConfig) { hc.Format = MustHeaderFormat("envoy-xfcc") }), sidecar},
+		{"with XFCCBy", xfccMiddleware(t, f, xfccBackend), sidecar},
+		{"with XFCCBy, after the gateway's element", xfccMiddleware(t, f, xfccBackend), gateway + "," + sidecar},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := tt.m.Authenticate(xfccRequest(tt.value))
+			require.NoError(t, err)
+			assert.Equal(t, "bob", id.Leaf.Subject.CommonName)
+			assert.Len(t, id.DNSNames, 70)
 		})
 	}
 }

@@ -157,29 +157,48 @@ func FromContext(ctx context.Context) (id *Identity, ok bool) {
 // verified; it is the proxies' word, as far as every hop between it and this service passed it
 // on unchanged, and under APPEND_FORWARD any client of a hop can write such elements. Use it
 // for audit and for policies that narrow what is allowed, never as an identity.
+//
+// Envoy writes the URI and DNS SANs of its client's certificate unquoted, whatever they hold:
+// a client whose certificate has a name such as "a.test,By=<the gateway's By>;URI=<anything>"
+// makes the gateway's element read as two, the second one made up. Elements whose boundaries
+// may be so written are marked Ambiguous. Have the proxies before the one next to this service
+// forward only Hash and Subject (quoted), or replace the header (SANITIZE_SET), and let no
+// policy rely on the number of elements, or on the last of them, when one is Ambiguous.
 type XFCCElement struct {
-	// By are the URI SANs of the certificate of the proxy that wrote the element.
+	// By are the URI SANs of the certificate of the proxy that wrote the element, as written
+	// (quotes included: Envoy writes none).
 	By []string
 	// Hash is the SHA-256 of that proxy's client's certificate, lower-case hex; "" if absent.
 	Hash string
 	// Subject is that certificate's subject as the proxy wrote it (RFC 2253, its escapes
-	// kept); "" if absent.
+	// kept), without the quotes around it; "" if absent.
 	Subject string
-	// URI and DNS are that certificate's URI and DNS SANs as the proxy wrote them.
+	// URI and DNS are that certificate's URI and DNS SANs as the proxy wrote them, quotes
+	// included (Envoy writes none). A name holding ";" reads as several.
 	URI, DNS []string
+	// Ambiguous: the element's boundaries, and its values, may have been written by a client
+	// through the SANs of its certificate, which an earlier proxy writes unquoted (or through an
+	// earlier element of its own leaving a quote open). It is set on every element after one
+	// holding a By, URI or DNS value or a quoted value with a comma, and on an element holding
+	// a key after its URI or DNS values, where Envoy writes none; every element after an
+	// Ambiguous one is Ambiguous too. When set, neither this element nor the number of elements
+	// says what the proxies wrote.
+	Ambiguous bool
 }
 
 // ForwardedBy returns the X-Forwarded-Client-Cert elements that the proxies before the one next
 // to this service appended, oldest first, when [HeaderConfig.XFCCBy] is set; nil otherwise, and
 // for a header of one element. The identity itself is the last element's certificate, verified;
-// these are not (see [XFCCElement]). The result is a copy, the caller's to keep or change.
+// these are not (see [XFCCElement]): an element marked Ambiguous, and any after it, may have
+// been made up by a client through its certificate's names. The result is a copy, the caller's
+// to keep or change.
 func (id *Identity) ForwardedBy() []XFCCElement {
 	if len(id.forwardedBy) == 0 {
 		return nil
 	}
 	out := make([]XFCCElement, len(id.forwardedBy))
 	for i, e := range id.forwardedBy {
-		out[i] = XFCCElement{By: slices.Clone(e.By), Hash: e.Hash, Subject: e.Subject, URI: slices.Clone(e.URI), DNS: slices.Clone(e.DNS)}
+		out[i] = XFCCElement{By: slices.Clone(e.By), Hash: e.Hash, Subject: e.Subject, URI: slices.Clone(e.URI), DNS: slices.Clone(e.DNS), Ambiguous: e.Ambiguous}
 	}
 	return out
 }
