@@ -7,9 +7,9 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -124,7 +124,6 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 	}
 	own := cfg.GetConfigForClient
 	cfg.GetConfigForClient = nil
-	h.adjust(cfg)
 
 	advertise := h.opts.advertiseCAs && cfg.ClientCAs == nil
 	if advertise && len(cfg.Certificates) == 0 && cfg.GetCertificate == nil {
@@ -137,23 +136,15 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 				"(Certificates or GetCertificate): no CA names are sent")
 		}
 	}
+	var t *trust
+	if advertise {
+		t = m.state.Load().trust
+	}
+	verifying := h.adjust(cfg, t)
 	if !advertise && own == nil {
 		return cfg
 	}
-	var last atomic.Pointer[derivedConfig]
-	forTrust := func(t *trust) *tls.Config {
-		if d := last.Load(); d != nil && d.trust == t {
-			return d.cfg
-		}
-		c := cfg.Clone()
-		advertiseRoots(c, t)
-		last.Store(&derivedConfig{trust: t, cfg: c})
-		return c
-	}
 	out := cfg
-	if advertise {
-		out = forTrust(m.state.Load().trust).Clone()
-	}
 	out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		if own != nil {
 			c, err := own(hello)
@@ -164,10 +155,16 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 				return h.derive(c), nil
 			}
 		}
-		if advertise {
-			return forTrust(m.state.Load().trust), nil
+		if !advertise {
+			return nil, nil
 		}
-		return nil, nil
+		// A copy per handshake, of the config handed out: what is set on it later (session
+		// ticket keys) is seen, and the names are those of the trust in force.
+		c := out.Clone()
+		c.GetConfigForClient = nil
+		c.ClientCAs = nil
+		advertiseRoots(c, m.state.Load().trust, verifying)
+		return c, nil
 	}
 	return out
 }
@@ -177,75 +174,122 @@ func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config 
 type handshake struct {
 	m    *Middleware
 	opts tlsOptions
-
-	mu      sync.Mutex
-	derived map[*tls.Config]derivedConfig // by the configuration base's GetConfigForClient returned
 }
 
-// derivedConfig is a configuration built for a handshake, and the trust whose roots it names
-// (nil: it names none of the middleware's).
-type derivedConfig struct {
-	trust *trust
-	cfg   *tls.Config
+// clientVerify is the verification that a configuration's ClientAuth (VerifyClientCertIfGiven,
+// RequireAndVerifyClientCert) asked of crypto/tls. crypto/tls would run it before any hook, with
+// every presented certificate as an intermediate, beyond the screen's bounds: the handshake's
+// check runs it instead, after the screen, with the middleware's own verification.
+type clientVerify struct {
+	// anchors holds the configuration's ClientCAs as roots; nil: the roots of the trust in force
+	// at the handshake (AdvertiseCAs filled ClientCAs).
+	anchors *trust
+	// peer is the configuration's VerifyPeerCertificate, which crypto/tls would call with the
+	// chains it verified: it is called after the verification, with the chain verified.
+	peer func(rawCerts [][]byte, verifiedChains [][]*x509.Certificate) error
 }
 
-// maxDerivedConfigs bounds the copies kept of returned configurations: a GetConfigForClient that
-// returns a new configuration for every handshake makes a copy per handshake, but no more
-// memory.
-const maxDerivedConfigs = 64
+// trustOf returns the trust the verification uses under st.
+func (v *clientVerify) trustOf(st *state) *trust {
+	if v.anchors != nil {
+		return v.anchors
+	}
+	roots := st.trust.roots
+	if roots == nil {
+		roots = x509.NewCertPool() // as advertiseRoots: pins alone verify nothing here
+	}
+	return &trust{roots: roots, intermediates: noIntermediates, maxDepth: st.trust.maxDepth}
+}
 
-// adjust makes c, a copy of the handshake's own, request a certificate, refuse versions below
-// TLS 1.2 and check the certificate before its own VerifyConnection.
-func (h *handshake) adjust(c *tls.Config) {
+// noIntermediates is the empty pool of a clientVerify's trust: crypto/tls configures no
+// intermediates. admit never adds to it (it adds to a copy).
+var noIntermediates = x509.NewCertPool()
+
+// systemRoots is the system's pool, which crypto/tls verifies against when ClientCAs is nil.
+var systemRoots = sync.OnceValue(func() *x509.CertPool {
+	if p, err := x509.SystemCertPool(); err == nil && p != nil {
+		return p
+	}
+	return x509.NewCertPool()
+})
+
+// adjust makes c, a copy of the handshake's own or of a configuration base's GetConfigForClient
+// returned, name the roots of t when t is not nil (AdvertiseCAs), request a certificate, refuse
+// versions below TLS 1.2 and check the certificate before its own VerifyConnection. A ClientAuth
+// that verifies is lowered to the one that does not (requiring a certificate still where it did),
+// and the check verifies instead (clientVerify). It says whether c's ClientAuth verified.
+func (h *handshake) adjust(c *tls.Config, t *trust) bool {
+	verifying := c.ClientAuth >= tls.VerifyClientCertIfGiven
+	var v *clientVerify
+	if verifying {
+		v = &clientVerify{peer: c.VerifyPeerCertificate}
+		c.VerifyPeerCertificate = nil
+		switch {
+		case t != nil && c.ClientCAs == nil: // the roots in force at each handshake
+		case c.ClientCAs == nil:
+			v.anchors = &trust{roots: systemRoots(), intermediates: noIntermediates, maxDepth: h.m.trustCfg.maxDepth}
+		default:
+			v.anchors = &trust{roots: c.ClientCAs, intermediates: noIntermediates, maxDepth: h.m.trustCfg.maxDepth}
+		}
+	}
+	if t != nil {
+		advertiseRoots(c, t, verifying)
+	}
 	if c.MinVersion < tls.VersionTLS12 {
 		c.MinVersion = tls.VersionTLS12
 	}
-	if c.ClientAuth < tls.RequestClientCert {
+	switch {
+	case c.ClientAuth == tls.VerifyClientCertIfGiven:
+		c.ClientAuth = tls.RequestClientCert
+	case c.ClientAuth == tls.RequireAndVerifyClientCert:
+		c.ClientAuth = tls.RequireAnyClientCert
+	case c.ClientAuth < tls.RequestClientCert:
 		c.ClientAuth = tls.RequestClientCert
 	}
 	m, reject, own := h.m, h.opts.rejectAtHandshake, c.VerifyConnection
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
-		if err := m.checkHandshake(cs, reject); err != nil {
+		chain, err := m.checkHandshake(cs, reject, v)
+		if err != nil {
 			return err
+		}
+		if v != nil && v.peer != nil && !cs.DidResume { // crypto/tls calls it on full handshakes only
+			raw := make([][]byte, len(cs.PeerCertificates))
+			for i, cert := range cs.PeerCertificates {
+				raw[i] = cert.Raw
+			}
+			var chains [][]*x509.Certificate
+			if chain != nil {
+				chains = [][]*x509.Certificate{chain}
+			}
+			if err := v.peer(raw, chains); err != nil {
+				return err
+			}
 		}
 		if own != nil {
 			return own(cs)
 		}
 		return nil
 	}
+	return verifying
 }
 
 // derive returns the configuration for a handshake that base's GetConfigForClient gave c: an
-// adjusted copy, built once per c (and per trust, when it advertises the roots).
+// adjusted copy, made for this handshake (a copy costs about a microsecond), so that what is set
+// on c later, such as its session ticket keys, is seen.
 func (h *handshake) derive(c *tls.Config) *tls.Config {
 	var t *trust
 	if h.opts.advertiseCAs && c.ClientCAs == nil {
 		t = h.m.state.Load().trust
 	}
-	h.mu.Lock()
-	d, ok := h.derived[c]
-	h.mu.Unlock()
-	if ok && d.trust == t {
-		return d.cfg
-	}
 	out := c.Clone()
 	out.GetConfigForClient = nil // crypto/tls calls only the server's own
-	h.adjust(out)
-	if t != nil {
-		advertiseRoots(out, t)
-	}
-	h.mu.Lock()
-	if h.derived == nil || len(h.derived) >= maxDerivedConfigs {
-		h.derived = make(map[*tls.Config]derivedConfig)
-	}
-	h.derived[c] = derivedConfig{trust: t, cfg: out}
-	h.mu.Unlock()
+	h.adjust(out, t)
 	return out
 }
 
-// advertiseRoots names the roots of t in c's certificate request ([AdvertiseCAs]).
-func advertiseRoots(c *tls.Config, t *trust) {
-	verifying := c.ClientAuth >= tls.VerifyClientCertIfGiven
+// advertiseRoots names the roots of t in c's certificate request ([AdvertiseCAs]); verifying
+// says whether the ClientAuth c was given verifies.
+func advertiseRoots(c *tls.Config, t *trust, verifying bool) {
 	if len(t.pins) == 0 || verifying { // pinned certificates cannot pass a verifying handshake
 		c.ClientCAs = t.roots
 	}
@@ -255,37 +299,73 @@ func advertiseRoots(c *tls.Config, t *trust) {
 }
 
 // checkHandshake checks the client's certificate during the handshake (see [Middleware.TLSConfig])
-// and reports a refusal; with reject, it refuses what the request would refuse before revocation.
-func (m *Middleware) checkHandshake(cs tls.ConnectionState, reject bool) error {
+// and reports a refusal; with reject, it refuses what the request would refuse before revocation;
+// with v, it verifies as the configuration's ClientAuth asked, and returns the chain verified.
+func (m *Middleware) checkHandshake(cs tls.ConnectionState, reject bool, v *clientVerify) ([]*x509.Certificate, error) {
 	start := m.clock()
-	err := m.handshakeRefusal(cs, reject)
+	chain, err := m.handshakeRefusal(cs, reject, v)
 	if err != nil {
 		m.noteHandshake(err, start)
 	}
-	return err
+	return chain, err
 }
 
-// handshakeRefusal is the refusal of the handshake's check, or nil.
-func (m *Middleware) handshakeRefusal(cs tls.ConnectionState, reject bool) error {
+// handshakeRefusal is the refusal of the handshake's check, or nil and the chain v verified.
+func (m *Middleware) handshakeRefusal(cs tls.ConnectionState, reject bool, v *clientVerify) ([]*x509.Certificate, error) {
 	certs := cs.PeerCertificates
 	if len(certs) == 0 {
 		// A trusted proxy need not present a certificate: with header mode, the request decides.
+		// (A ClientAuth that requires one is kept: crypto/tls refused before.)
 		if !reject || m.optional || m.header != nil {
-			return nil
+			return nil, nil
 		}
 		err := newError(ErrNoCertificate, "no certificate in the TLS handshake", nil)
 		setStep(err, stepClaim)
-		return err
+		return nil, err
 	}
 	if err := m.screen(certs); err != nil {
+		return nil, err
+	}
+	st, now := m.state.Load(), m.now()
+	c := &claim{source: SourceTLS, certs: certs}
+	switch {
+	case reject:
+		if _, err := m.verifiedChain(st, c, now); err != nil {
+			return nil, err
+		}
+	// A resumed session's client proves nothing with its key: there is no signature to check.
+	case !cs.DidResume && slowKey(certs[0].PublicKey):
+		if err := m.vouched(st, c, now); err != nil {
+			return nil, err
+		}
+	}
+	if v == nil {
+		return nil, nil
+	}
+	// Also on a resumed session: its ticket may come from a configuration that did not verify.
+	chain, _, err := v.trustOf(st).verify(certs, now)
+	if e, ok := err.(*Error); ok {
+		e.Detail = "by the TLS configuration's ClientCAs: " + e.Detail
+		e.Step = stepVerify
+	}
+	return chain, err
+}
+
+// vouched refuses a chain whose leaf has a slow key unless a configured CA vouches for it: it
+// verifies (the outcome is cached for the request), or it is refused for its validity or usage
+// alone, its signatures leading up to a root ([trust.vouches]). The request then refuses it,
+// readably.
+func (m *Middleware) vouched(st *state, c *claim, now time.Time) error {
+	_, err := m.verifiedChain(st, c, now)
+	if err == nil || errors.Is(err, ErrUntrusted) {
 		return err
 	}
-	// A resumed session's client proves nothing with its key: there is no signature to check.
-	if !reject && (cs.DidResume || !slowKey(certs[0].PublicKey)) {
+	if st.trust.vouches(c.certs, now) {
 		return nil
 	}
-	_, err := m.verifiedChain(m.state.Load(), &claim{source: SourceTLS, certs: certs}, m.now())
-	return err
+	e := newError(ErrUntrusted, "no configured CA vouches for the client certificate, whose key is slow to check", err)
+	e.Leaf, e.Step = c.certs[0], stepVerify
+	return e
 }
 
 // slowKey says whether checking a signature with pub costs much more than with the keys most

@@ -206,21 +206,14 @@ func TestTLSConfigPerNameConfigsWithRejectAtHandshakeRefusesNoCertificate(t *tes
 	assert.Contains(t, srv.errorsAfter(t, 0), "mtls: no client certificate")
 }
 
-// TestTLSConfigDerivedConfigs: a returned configuration is adjusted once (the same copy serves
-// every handshake until the trust it advertises changes), and a GetConfigForClient returning a
-// new configuration per handshake keeps no more than maxDerivedConfigs copies.
+// TestTLSConfigDerivedConfigs: a returned configuration is adjusted in a copy of its own for
+// each handshake (so that what is set on it later is seen), and is itself never modified.
 func TestTLSConfigDerivedConfigs(t *testing.T) {
 	p := newPKI(t)
 	m, err := New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
 	own := &tls.Config{ClientAuth: tls.NoClientCert}
-	fresh := false
-	base := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		if fresh {
-			return &tls.Config{}, nil
-		}
-		return own, nil
-	}}
+	base := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return own, nil }}
 	for _, opts := range [][]TLSOption{nil, {AdvertiseCAs()}} {
 		cfg := m.TLSConfig(base, opts...)
 		first, err := cfg.GetConfigForClient(&tls.ClientHelloInfo{})
@@ -229,27 +222,16 @@ func TestTLSConfigDerivedConfigs(t *testing.T) {
 		assert.Equal(t, tls.RequestClientCert, first.ClientAuth)
 		assert.Equal(t, uint16(tls.VersionTLS12), first.MinVersion)
 		require.NotNil(t, first.VerifyConnection)
+		assert.Nil(t, first.GetConfigForClient)
 		again, err := cfg.GetConfigForClient(&tls.ClientHelloInfo{})
 		require.NoError(t, err)
-		assert.Same(t, first, again, "one copy per returned configuration")
+		assert.NotSame(t, first, again, "a copy per handshake")
 		if len(opts) > 0 {
 			require.NotNil(t, first.ClientCAs, "AdvertiseCAs names the roots in the returned configuration's copy")
 			assert.Equal(t, [][]byte{p.root.Certificate.RawSubject}, first.ClientCAs.Subjects()) //nolint:staticcheck // a pool built here
-			assert.Nil(t, own.ClientCAs)
 		}
-	}
-
-	h := &handshake{m: m}
-	for range 3 * maxDerivedConfigs {
-		h.derive(&tls.Config{})
-		require.LessOrEqual(t, len(h.derived), maxDerivedConfigs)
-	}
-	fresh = true
-	cfg := m.TLSConfig(base)
-	for range 3 {
-		c, err := cfg.GetConfigForClient(&tls.ClientHelloInfo{})
-		require.NoError(t, err)
-		assert.Equal(t, tls.RequestClientCert, c.ClientAuth)
+		assert.Nil(t, own.ClientCAs)
+		assert.Equal(t, tls.NoClientCert, own.ClientAuth)
 	}
 }
 
@@ -290,11 +272,14 @@ func TestHandshakeScreen(t *testing.T) {
 	p384 := ecKey(t, elliptic.P384())
 	legitP384 := p.issuing.NewClient("p384", mtlstest.WithKey(p384))
 	expiredP384 := p.issuing.NewClient("old-p384", mtlstest.WithKey(ecKey(t, elliptic.P384())), past)
+	serverAuthP384 := p.issuing.NewClient("server-p384", mtlstest.WithKey(ecKey(t, elliptic.P384())), mtlstest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
 	throwaway := ecKey(t, elliptic.P256())
 	forgedCA := ecKey(t, elliptic.P256())
 	// A chain of the forger's own CA under the issuer's name, itself naming the root.
 	forged := []*x509.Certificate{mint(t, "mallory", issuer, false, p384.Public(), forgedCA),
 		mint(t, issuer, root, true, forgedCA.Public(), throwaway)}
+	expire := func(c *x509.Certificate) { c.NotBefore, c.NotAfter = now.Add(-48*time.Hour), now.Add(-time.Hour) }
+	forgedExpired := []*x509.Certificate{mint(t, "mallory", issuer, false, p384.Public(), forgedCA, expire), forged[1]}
 	huge := fakeRSASigner{pub: hugeRSA(t, 8192, 65537)}
 	decoys := []*x509.Certificate{mint(t, "mallory", "Decoy CA 1", false, huge.pub, throwaway)}
 	for i := range 3 {
@@ -321,7 +306,10 @@ func TestHandshakeScreen(t *testing.T) {
 		{name: "expired P-256, readable", cert: tlsCert(throwaway, p.issuing.NewClient("old", mtlstest.WithKey(throwaway), past).Chain()...),
 			wantStatus: 401, want: ReasonCertificateExpired},
 		{name: "forged P-384 chain naming the CAs", cert: tlsCert(p384, forged...), want: "mtls: certificate not trusted"},
-		{name: "expired P-384", cert: tlsCert(expiredP384.Key, expiredP384.Chain()...), want: "mtls: certificate expired"},
+		// A slow key that a configured CA vouches for is no forger's: its refusal is readable.
+		{name: "expired P-384, readable", cert: tlsCert(expiredP384.Key, expiredP384.Chain()...), wantStatus: 401, want: ReasonCertificateExpired},
+		{name: "P-384 without clientAuth, readable", cert: tlsCert(serverAuthP384.Key, serverAuthP384.Chain()...), wantStatus: 401, want: ReasonCertificateUsage},
+		{name: "expired forged P-384 chain naming the CAs", cert: tlsCert(p384, forgedExpired...), want: "mtls: certificate not trusted"},
 		{name: "RSA-8192 leaf and decoy CAs", cert: tlsCert(huge, decoys...), want: "mtls: certificate not trusted"},
 		{name: "RSA-8192 leaf and a decoy chain with the CAs' names", cert: tlsCert(huge, hugeNamed...), want: "mtls: certificate not trusted"},
 		{name: "too many certificates", cert: tlsCert(p.alice.Key, tooMany...), want: fmt.Sprintf("certificates presented, at most %d allowed", limit)},

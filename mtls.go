@@ -113,6 +113,7 @@ type Middleware struct {
 	expiryWarning     time.Duration // negative: off
 	expiryWarned      recentKeys    // leaves warned about, once a day
 	refusalLogged     recentKeys    // refusals logged at Info, once a minute per leaf and reason
+	refusalBudget     logBudget     // and a few a second in all
 
 	trustCfg trustConfig
 	header   *headerSource         // nil: header mode off

@@ -195,6 +195,19 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 		if ev.Handshake {
 			msg = "mtls: handshake refused"
 		}
+		// Beyond the budget, a refusal is logged at Debug: a client varying its certificate
+		// (or presenting none) costs no more Info records than refusalLogRate.
+		if !m.logger.Enabled(ctx, level) {
+			break
+		}
+		logged, suppressed := m.refusalBudget.take(m.now())
+		if suppressed > 0 {
+			m.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: refusal records suppressed",
+				slog.Int("suppressed", suppressed), slog.Float64("per_second", refusalLogRate))
+		}
+		if !logged {
+			level = slog.LevelDebug
+		}
 	case ev.Result == Refused:
 		// The same certificate refused for the same reason within the minute its refusal is
 		// cached: a client repeating a refused request costs a log record at Debug only.
@@ -378,4 +391,43 @@ func (x *recentKeys) due(key string, now time.Time, period time.Duration) bool {
 	}
 	x.last[key] = t
 	return true
+}
+
+// The budget of refusal records at Info, for all refusals together: refusalLogBurst at once, then
+// refusalLogRate a second. The events ([Config.OnDecision]) are not limited.
+const (
+	refusalLogBurst = 20
+	refusalLogRate  = 5.0
+)
+
+// logBudget is a token bucket on the clock of [Config.Now]: it bounds the records of one kind, and
+// counts those it suppressed until the next it lets through.
+type logBudget struct {
+	mu         sync.Mutex
+	tokens     float64
+	last       time.Time // of the last refill; zero: the bucket is full
+	suppressed int
+}
+
+// take says whether a record may be logged at now, and how many were suppressed since the last
+// one that was (to be reported before it).
+func (b *logBudget) take(now time.Time) (ok bool, suppressed int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.last.IsZero():
+		b.tokens = refusalLogBurst
+	case now.After(b.last):
+		b.tokens = min(refusalLogBurst, b.tokens+now.Sub(b.last).Seconds()*refusalLogRate)
+	}
+	if b.last.IsZero() || now.After(b.last) { // a clock set back refills nothing
+		b.last = now
+	}
+	if b.tokens < 1 {
+		b.suppressed++
+		return false, 0
+	}
+	b.tokens--
+	suppressed, b.suppressed = b.suppressed, 0
+	return true, suppressed
 }
