@@ -45,9 +45,9 @@ func RejectAtHandshake() TLSOption {
 // AdvertiseCAs makes the certificate request name the subjects of the trusted roots
 // (tls.Config.ClientCAs), so that clients holding several certificates pick one of the right CA.
 // With tls.RequestClientCert (TLSConfig's default) this only advertises them: the handshake
-// verifies nothing, the middleware still decides; a stricter base ClientAuth makes crypto/tls
-// verify against them too. The names follow [Middleware.Reload]: each handshake gets a config
-// built for the trust in force (built once per reload).
+// verifies nothing, the middleware still decides; with a base ClientAuth that verifies, the
+// handshake also verifies against them (see [Middleware.TLSConfig]). The names follow
+// [Middleware.Reload]: each handshake gets a copy of the config naming the trust in force.
 //
 // Clients take the names as a filter: Go's crypto/tls and browsers then send only a certificate
 // issued under one of them, and none otherwise. So nothing is advertised while the trust holds
@@ -73,10 +73,9 @@ func AdvertiseCAs() TLSOption {
 // certificates, does not accept anything below TLS 1.2, and screens the certificate a client
 // presents during the handshake. The TLS layer only requests the certificate; the middleware
 // decides in the request, with its own (reloadable) trust, so that a client gets a readable
-// refusal. A base ClientAuth already stricter than tls.RequestClientCert is kept, and so is
-// base's own VerifyConnection (called after the middleware's checks, when they pass).
-// [AdvertiseCAs] names the trusted roots in the certificate request; [RejectAtHandshake] refuses
-// at the handshake every certificate that does not verify.
+// refusal. Base's own VerifyConnection is kept (called after the middleware's checks, when they
+// pass). [AdvertiseCAs] names the trusted roots in the certificate request; [RejectAtHandshake]
+// refuses at the handshake every certificate that does not verify.
 //
 // Refused at the handshake by default, before crypto/tls checks the client's signature with the
 // presented key, are only chains that no client holding a certificate of this service presents,
@@ -86,33 +85,55 @@ func AdvertiseCAs() TLSOption {
 //     too large ones, RSA keys outside 2048 to 8192 bits or with an even exponent or one outside
 //     3 to 65537, repeated candidates of one name;
 //   - a chain whose leaf has a key that is slow to check a signature with (RSA above 3072 bits,
-//     ECDSA on P-384 or P-521: up to forty times the cost of P-256) and that does not verify
-//     under the trust in force (the chain is verified there, as the request would verify it, and
-//     the outcome is cached for the request). A forged chain naming the service's CAs then costs
-//     at most a check of each presented CA with a configured CA's key, and the forger's expensive
-//     key is never used.
+//     ECDSA on P-384 or P-521: up to forty times the cost of P-256) and that no CA of the trust
+//     in force vouches for: the chain is verified there, as the request would verify it (the
+//     outcome is cached for the request), and one refused only for its validity or its usage
+//     still passes if its signatures lead up to a configured root (or the leaf is pinned), so
+//     that an expired certificate of the service's CA gets its readable refusal. A forged chain
+//     naming the service's CAs then costs at most a check of each presented CA with a configured
+//     CA's key, and the forger's expensive key is never used.
 //
 // A chain within those bounds that is otherwise bad (an unknown CA, expired, revoked, refused by
 // a policy) reaches the request, and its readable refusal, unless [RejectAtHandshake]. What is
 // refused at the handshake never reaches a handler, so [DangerouslyFallBackOnInvalidCertificate]
 // cannot let credentials stand in for it. The checks apply to every TLS connection, trusted
-// proxies' ([Config.Header]) included. Where several middlewares with different trust serve one
-// listener, a leaf with a slow key must verify under the trust of the middleware whose TLSConfig
-// built the configuration.
+// proxies' ([Config.Header]) included: a proxy trusted by its address that presents a
+// certificate of its own with a slow key from a CA outside the trust fails the handshake (see
+// [HeaderConfig]). Where several middlewares with different trust serve one listener, a leaf
+// with a slow key must be vouched for by the trust of the middleware whose TLSConfig built the
+// configuration.
+//
+// A base ClientAuth that verifies (tls.VerifyClientCertIfGiven, tls.RequireAndVerifyClientCert)
+// is kept in effect but not left to crypto/tls, which would verify the chain before any hook
+// with every presented certificate as a candidate intermediate, beyond the screen's bounds: the
+// copy gets tls.RequestClientCert or tls.RequireAnyClientCert (a certificate is still required
+// where it was), and the handshake's check verifies the chain after the screen, on every
+// connection (resumed ones too), as the middleware verifies one (leaf usage clientAuth, validity
+// at [Config.Now], depth), against base's ClientCAs (the roots in force with [AdvertiseCAs], the
+// system's for nil) with the presented CA certificates as candidates. A chain that does not
+// verify is refused like any refusal at the handshake, with a bad_certificate alert where
+// crypto/tls would have sent unknown_ca or certificate_expired. Base's VerifyPeerCertificate is
+// then called after that verification, with the chain it verified. The request's
+// r.TLS.VerifiedChains is empty: the [Identity] holds the verified chain.
 //
 // Every refusal at the handshake is reported like a refusal of a request: an [Event] with
 // Handshake set (Source TLS, no Status), to [Config.OnDecision] with context.Background() and to
-// [Config.Logger] under the same rate limit; crypto/tls sends the client a bad_certificate alert,
-// and [http.Server] logs the handshake error to its ErrorLog. A handshake that passes is not an
-// event: the request's decision is.
+// [Config.Logger] under the same rate limits; crypto/tls sends the client a bad_certificate
+// alert, and [http.Server] logs the handshake error to its ErrorLog. A handshake that passes is
+// not an event: the request's decision is.
 //
 // A GetConfigForClient of base is kept, and each configuration it returns (one per server name,
-// as multi-tenant servers do) gets the same treatment: a copy of it, made once per returned
-// configuration (and per trust, with AdvertiseCAs), gets MinVersion, ClientAuth, the checks
-// above before its own VerifyConnection, and the advertised CAs; the returned configuration
-// itself is never modified, and one modified after it was returned is not seen again (crypto/tls
-// forbids that anyway). When base's GetConfigForClient returns nil, the handshake uses the
-// config TLSConfig returns, or with AdvertiseCAs one built from it for the trust in force.
+// as multi-tenant servers do) gets the same treatment: a copy of it, made for each handshake,
+// gets MinVersion, ClientAuth, the checks above before its own VerifyConnection, and the
+// advertised CAs; the returned configuration itself is never modified, and what is set on it
+// later (such as SetSessionTicketKeys) applies to the handshakes that follow. When base's
+// GetConfigForClient returns nil, the handshake uses the config TLSConfig returns, or with
+// AdvertiseCAs a copy of it naming the trust in force.
+//
+// Before any of these checks, crypto/tls itself parses the whole Certificate message a client
+// sends, up to 256 KiB: a flood of tiny certificates (some 900 Ed25519 ones) costs about eight
+// legit handshakes, whatever this middleware does. Bound the rate of new connections per client
+// (in the load balancer or the listener) where that matters.
 func (m *Middleware) TLSConfig(base *tls.Config, opts ...TLSOption) *tls.Config {
 	h := &handshake{m: m}
 	for _, opt := range opts {

@@ -37,6 +37,11 @@ import (
 //
 // [RejectAtHandshake] applies to every TLS connection, the proxies' included: with a required
 // certificate, a proxy that connects over TLS must then present a certificate that verifies.
+// The checks [Middleware.TLSConfig] makes by default apply to them too: a proxy trusted by its
+// address alone that presents a certificate of its own with a key slow to check (RSA above 3072
+// bits, ECDSA P-384 or P-521) from a CA outside the middleware's trust fails the handshake. Have
+// such a proxy present no certificate, one of a CA of the trust, or one with a faster key
+// (P-256, Ed25519, RSA up to 3072 bits).
 type HeaderConfig struct {
 	// Format decodes the header(s), for example MustHeaderFormat("nginx"). Required.
 	Format Format
