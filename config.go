@@ -102,8 +102,11 @@ type Config struct {
 	// Logger receives one record per decision (see [Event]): refusals at level Info with the full
 	// reason, acceptances at Debug, acceptances on degraded revocation answers at Warn (at most
 	// every 30 seconds), and a Warn record once a day per certificate that expires within
-	// ExpiryWarning; and one per reload (Error for a failure, Info for a success). Default: no
-	// logging.
+	// ExpiryWarning; and one per reload (Error for a failure, Info for a success). Refusals are
+	// logged at Info once a minute per certificate and reason, and at most 20 at once and 5 a
+	// second in all (on the clock of Now); the others go to Debug, and a Warn record "mtls:
+	// refusal records suppressed" then says how many did, before the next at Info. OnDecision
+	// gets every event. Default: no logging.
 	Logger *slog.Logger
 	// OnDecision receives the event of every decision, with the request's context (to annotate a
 	// tracing span, or count in metrics): one per request, with its final outcome. It runs in the
