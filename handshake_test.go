@@ -272,6 +272,9 @@ func TestHandshakeScreen(t *testing.T) {
 	p384 := ecKey(t, elliptic.P384())
 	legitP384 := p.issuing.NewClient("p384", mtlstest.WithKey(p384))
 	expiredP384 := p.issuing.NewClient("old-p384", mtlstest.WithKey(ecKey(t, elliptic.P384())), past)
+	// Its whole validity before that of its CA's certificate (as after the CA's certificate was renewed).
+	longExpiredP384 := p.issuing.NewClient("older-p384", mtlstest.WithKey(ecKey(t, elliptic.P384())),
+		mtlstest.WithValidity(now.Add(-72*time.Hour), now.Add(-48*time.Hour)))
 	serverAuthP384 := p.issuing.NewClient("server-p384", mtlstest.WithKey(ecKey(t, elliptic.P384())), mtlstest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth))
 	throwaway := ecKey(t, elliptic.P256())
 	forgedCA := ecKey(t, elliptic.P256())
@@ -308,6 +311,8 @@ func TestHandshakeScreen(t *testing.T) {
 		{name: "forged P-384 chain naming the CAs", cert: tlsCert(p384, forged...), want: "mtls: certificate not trusted"},
 		// A slow key that a configured CA vouches for is no forger's: its refusal is readable.
 		{name: "expired P-384, readable", cert: tlsCert(expiredP384.Key, expiredP384.Chain()...), wantStatus: 401, want: ReasonCertificateExpired},
+		{name: "P-384 expired before its CA's certificate began, readable", cert: tlsCert(longExpiredP384.Key, longExpiredP384.Chain()...),
+			wantStatus: 401, want: ReasonCertificateExpired},
 		{name: "P-384 without clientAuth, readable", cert: tlsCert(serverAuthP384.Key, serverAuthP384.Chain()...), wantStatus: 401, want: ReasonCertificateUsage},
 		{name: "expired forged P-384 chain naming the CAs", cert: tlsCert(p384, forgedExpired...), want: "mtls: certificate not trusted"},
 		{name: "RSA-8192 leaf and decoy CAs", cert: tlsCert(huge, decoys...), want: "mtls: certificate not trusted"},

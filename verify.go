@@ -271,10 +271,11 @@ func (t *trust) verifyPresented(presented []*x509.Certificate, now time.Time) ([
 }
 
 // vouches says whether an anchor of t vouches for the presented leaf, whatever its validity and
-// usage: it is pinned, or its signatures lead up to a root, through the configured intermediates
-// and the presented CA certificates that admit takes, at a time within the leaf's validity, for
-// any usage. The signatures it checks are those verify would check: a forger's chain costs no
-// more here than there.
+// usage: it is pinned, or its signatures lead up to a root valid at now, through the configured
+// intermediates and the presented CA certificates that admit takes, the presented certificates'
+// own validity periods aside, for any usage. So a leaf that expired, or that predates a renewal
+// of its CA's certificate, is vouched for. The signatures it checks are those verify would check:
+// a forger's chain costs no more here than there.
 func (t *trust) vouches(presented []*x509.Certificate, now time.Time) bool {
 	leaf := presented[0]
 	if _, ok := t.pins[sha256.Sum256(leaf.Raw)]; ok {
@@ -283,16 +284,17 @@ func (t *trust) vouches(presented []*x509.Certificate, now time.Time) bool {
 	if t.roots == nil {
 		return false
 	}
-	at := now
-	if at.Before(leaf.NotBefore) {
-		at = leaf.NotBefore
-	} else if at.After(leaf.NotAfter) {
-		at = leaf.NotAfter
+	// Copies valid whenever: the signatures cover the raw TBSCertificate, which is unchanged.
+	timeless := make([]*x509.Certificate, len(presented))
+	for i, c := range presented {
+		cp := *c
+		cp.NotBefore, cp.NotAfter = time.Time{}, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+		timeless[i] = &cp
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{
+	_, err := timeless[0].Verify(x509.VerifyOptions{
 		Roots:         t.roots,
-		Intermediates: t.admit(presented, at).pool,
-		CurrentTime:   at,
+		Intermediates: t.admit(timeless, now).pool,
+		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	return err == nil
