@@ -88,8 +88,9 @@ func AdvertiseCAs() TLSOption {
 //     ECDSA on P-384 or P-521: up to forty times the cost of P-256) and that no CA of the trust
 //     in force vouches for: the chain is verified there, as the request would verify it (the
 //     outcome is cached for the request), and one refused only for its validity or its usage
-//     still passes if its signatures lead up to a configured root (or the leaf is pinned), so
-//     that an expired certificate of the service's CA gets its readable refusal. A forged chain
+//     still passes if its signatures lead up to a configured root valid now (or the leaf is
+//     pinned), whatever the validity periods of the presented certificates, so that an expired
+//     certificate of the service's CA gets its readable refusal. A forged chain
 //     naming the service's CAs then costs at most a check of each presented CA with a configured
 //     CA's key, and the forger's expensive key is never used.
 //
@@ -101,7 +102,8 @@ func AdvertiseCAs() TLSOption {
 // certificate of its own with a slow key from a CA outside the trust fails the handshake (see
 // [HeaderConfig]). Where several middlewares with different trust serve one listener, a leaf
 // with a slow key must be vouched for by the trust of the middleware whose TLSConfig built the
-// configuration.
+// configuration: build it with a middleware whose trust holds the CAs of every route (its
+// handlers need not serve anything).
 //
 // A base ClientAuth that verifies (tls.VerifyClientCertIfGiven, tls.RequireAndVerifyClientCert)
 // is kept in effect but not left to crypto/tls, which would verify the chain before any hook
