@@ -90,9 +90,9 @@ func AdvertiseCAs() TLSOption {
 //     outcome is cached for the request), and one refused only for its validity or its usage
 //     still passes if its signatures lead up to a configured root valid now (or the leaf is
 //     pinned), whatever the validity periods of the presented certificates, so that an expired
-//     certificate of the service's CA gets its readable refusal. A forged chain
-//     naming the service's CAs then costs at most a check of each presented CA with a configured
-//     CA's key, and the forger's expensive key is never used.
+//     certificate of the service's CA gets its readable refusal. A forged chain naming the
+//     service's CAs then costs at most a check of each presented CA with a configured CA's key,
+//     and the forger's expensive key is never used.
 //
 // A chain within those bounds that is otherwise bad (an unknown CA, expired, revoked, refused by
 // a policy) reaches the request, and its readable refusal, unless [RejectAtHandshake]. What is
