@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -16,6 +18,7 @@ const (
 	hostileDecoys     = "decoys"
 	hostileCAName     = "ca-name"
 	hostileCANameP256 = "ca-name-p256"
+	hostileManyCAs    = "many-cas"
 )
 
 // hostileCertificates returns, by name, functions minting the certificates of the hostile
@@ -41,7 +44,20 @@ func hostileCertificates(root, issuing *mtlstest.CA) map[string]func() tls.Certi
 			return withChain(forged.NewClient("mallory", mtlstest.WithKey(key)).TLSCertificate(), second.Certificate.Raw)
 		}
 	}
+	// Forged CAs of the issuing CA's name with P-521 keys, as many as a Certificate message holds
+	// easily: each a candidate intermediate to a verifier that takes every presented certificate.
+	var many [][]byte
+	for range 99 {
+		k, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		many = append(many, forgedRoot.NewIntermediate(issuing.Certificate.Subject.CommonName, mtlstest.WithKey(k)).Certificate.Raw)
+	}
 	return map[string]func() tls.Certificate{
+		hostileManyCAs: func() tls.Certificate {
+			return withChain(forged.NewClient("mallory", mtlstest.WithKey(p256)).TLSCertificate(), many...)
+		},
 		hostileDecoys: func() tls.Certificate {
 			return withChain(decoy2.NewClient("mallory", mtlstest.WithKey(huge)).TLSCertificate(), decoy1.Certificate.Raw, decoyRoot.Certificate.Raw)
 		},

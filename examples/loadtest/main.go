@@ -26,6 +26,10 @@
 //     request. A hostile client presents a new leaf on each connection (so that the server cannot
 //     reuse a cached refusal) and sends a random signature (a forger need not compute one: the
 //     server pays for checking it). The ratio is then hostile / legit, server CPU per handshake.
+//   - hostile-verify-many: the same, against a server whose base TLS config verifies
+//     (tls.RequireAndVerifyClientCert, the client root as ClientCAs), with a hostile P-256 leaf
+//     under 99 forged CAs of the issuer's name with P-521 keys: crypto/tls would try each as an
+//     intermediate before any hook of the middleware, which verifies after its screen instead.
 //
 // Every server runs in a child process of its own (this program, run again), so that its CPU time
 // is its own: the child reads its CPU time (getrusage) when the load starts and ends, and counts
@@ -106,6 +110,7 @@ var allScenarios = []scenario{
 	{name: "hostile-decoys", bare: variantTLSMiddleware, lib: variantTLSMiddlewareHostile, tls: true, hostile: hostileDecoys},
 	{name: "hostile-ca-name", bare: variantTLSMiddleware, lib: variantTLSMiddlewareHostile, tls: true, hostile: hostileCAName},
 	{name: "hostile-ca-name-p256", bare: variantTLSMiddleware, lib: variantTLSMiddlewareHostile, tls: true, hostile: hostileCANameP256},
+	{name: "hostile-verify-many", bare: variantTLSMiddlewareVerify, lib: variantTLSMiddlewareVerifyHostile, tls: true, hostile: hostileManyCAs},
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {

@@ -42,8 +42,12 @@ const (
 	variantTLSMiddleware = "middleware" // Middleware.TLSConfig and Middleware.Handler
 	// The same server as variantTLSMiddleware, loaded by a hostile client (see scenario.hostile).
 	variantTLSMiddlewareHostile = "middleware-hostile"
-	variantHTTPBare             = "bare-http" // plain HTTP, a bare handler
-	variantHeaderMiddleware     = "middleware-header"
+	// Middleware.TLSConfig of a base that verifies (tls.RequireAndVerifyClientCert and the client
+	// root as ClientCAs), legit and loaded by a hostile client.
+	variantTLSMiddlewareVerify        = "middleware-verify"
+	variantTLSMiddlewareVerifyHostile = "middleware-verify-hostile"
+	variantHTTPBare                   = "bare-http" // plain HTTP, a bare handler
+	variantHeaderMiddleware           = "middleware-header"
 )
 
 // serve runs a server variant on 127.0.0.1 with the files in dir, speaking with the parent on
@@ -69,13 +73,13 @@ func serve(variant, dir, profile string, in io.Reader, out io.Writer) error {
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
 	var tlsConfig *tls.Config
 	switch variant {
-	case variantTLSBare, variantTLSMiddleware, variantTLSMiddlewareHostile:
+	case variantTLSBare, variantTLSMiddleware, variantTLSMiddlewareHostile, variantTLSMiddlewareVerify, variantTLSMiddlewareVerifyHostile:
 		cert, err := tls.LoadX509KeyPair(filepath.Join(dir, fileServerCert), filepath.Join(dir, fileServerKey))
 		if err != nil {
 			return err
 		}
 		base := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tlsVersion, MaxVersion: tlsVersion}
-		if variant == variantTLSBare {
+		if variant != variantTLSMiddleware && variant != variantTLSMiddlewareHostile {
 			rootPEM, err := read(fileClientRoot)
 			if err != nil {
 				return err
@@ -86,6 +90,8 @@ func serve(variant, dir, profile string, in io.Reader, out io.Writer) error {
 			}
 			base.ClientAuth = tls.RequireAndVerifyClientCert
 			base.ClientCAs = roots
+		}
+		if variant == variantTLSBare {
 			tlsConfig, srv.Handler = base, bare
 			break
 		}
