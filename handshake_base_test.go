@@ -275,3 +275,33 @@ func forceHandshake(addr string, serverCA *mtlstest.CA, cert *tls.Certificate) e
 	_, err = c.Read(make([]byte, 1))
 	return err
 }
+
+// TestLogBudget: the bucket lets a burst through, refills at its rate, refills nothing when the
+// clock is set back, and counts what it suppressed until the next record it lets through.
+func TestLogBudget(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tt := range []struct {
+		name           string
+		after          time.Duration // from start, for the last take
+		wantOK         bool
+		wantSuppressed int
+	}{
+		{name: "same instant", after: 0, wantOK: false},
+		{name: "clock set back", after: -time.Hour, wantOK: false},
+		{name: "one token's time later", after: time.Second / refusalLogRate, wantOK: true, wantSuppressed: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b logBudget
+			for range refusalLogBurst {
+				ok, suppressed := b.take(start)
+				require.True(t, ok)
+				require.Zero(t, suppressed)
+			}
+			ok, _ := b.take(start)
+			require.False(t, ok, "the burst is spent")
+			ok, suppressed := b.take(start.Add(tt.after))
+			assert.Equal(t, tt.wantOK, ok)
+			assert.Equal(t, tt.wantSuppressed, suppressed)
+		})
+	}
+}
