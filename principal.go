@@ -3,6 +3,7 @@ package mtls
 import (
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -114,15 +115,19 @@ var errNilBindings = errors.New("mtls: nil bindings (was an error from NewBindin
 
 // PrincipalFromSubject answers the value of one attribute of the leaf's subject (an attribute
 // name as in [Attributes], such as "cn" when the CN is the account name). A subject without the
-// attribute has no answer; one holding it more than once, or whose value is not a string (an
-// INTEGER, an OCTET STRING or any other value that does not decode to text, as a certificate
-// built in code may hold), is not UTF-8, starts or
-// ends with a space, or holds control, format or line-separator characters (such as a
+// attribute has no answer; one holding it more than once, or whose value is empty or not a
+// string (an INTEGER, an OCTET STRING or any other value that does not decode to text, as a
+// certificate built in code may hold), is not UTF-8, starts or ends with a space, or holds control, format or line-separator characters (such as a
 // right-to-left override) or spaces and blanks other than U+0020 (a no-break space, a Hangul
 // filler, the braille blank), is refused rather than guessed at. The value is not normalised
 // otherwise: "Alice" and "alice" are two principals, and so are names written with look-alike
 // letters of other scripts (a Cyrillic "а" for a Latin "a"); bind such accounts explicitly
 // ([Bindings]) when that matters.
+//
+// The attribute is read from the subject as parsed from the certificate (pkix.Name.Names), as
+// the subject policies read it. A leaf built in code whose subject has no Names but sets the
+// fields of pkix.Name (CommonName, Organization, ExtraNames and the others) is refused: the
+// value those fields would encode is not read in two ways.
 func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 	a, err := match.LookupAttr(attr)
 	if err != nil {
@@ -131,9 +136,13 @@ func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 	errMany := fmt.Errorf("mtls: subject has more than one %s", a.Name)
 	errCtl := fmt.Errorf("mtls: subject %s is not a plain account name: %s", a.Name, errPrincipalText)
 	errType := fmt.Errorf("mtls: subject %s is not a string", a.Name)
+	errEmpty := fmt.Errorf("mtls: subject %s is empty", a.Name)
 	return PrincipalResolverFunc(func(id *Identity) (string, error) {
 		if !hasLeaf(id) {
 			return "", errNoLeafPrincipal
+		}
+		if len(id.Leaf.Subject.Names) == 0 && unparsedSubject(&id.Leaf.Subject) {
+			return "", errUnparsedSubject
 		}
 		var found string
 		n, text := 0, true
@@ -148,11 +157,23 @@ func PrincipalFromSubject(attr string) (PrincipalResolver, error) {
 			return "", errMany
 		case !text: // a value that is there but unreadable must not read as "no answer"
 			return "", errType
+		case n == 1 && found == "": // nor one that is there but empty
+			return "", errEmpty
 		case found != "" && !plainPrincipal(found):
 			return "", errCtl
 		}
 		return found, nil
 	}), nil
+}
+
+var errUnparsedSubject = errors.New("mtls: subject fields set without their parsed Names: the leaf was not parsed from a certificate")
+
+// unparsedSubject says whether n sets any field of its own (the fields a parsed certificate fills
+// from Names): a subject built in code.
+func unparsedSubject(n *pkix.Name) bool {
+	return n.CommonName != "" || n.SerialNumber != "" || len(n.ExtraNames) > 0 || len(n.Country) > 0 ||
+		len(n.Organization) > 0 || len(n.OrganizationalUnit) > 0 || len(n.Locality) > 0 ||
+		len(n.Province) > 0 || len(n.StreetAddress) > 0 || len(n.PostalCode) > 0
 }
 
 // errPrincipalText says what plainPrincipal refuses.

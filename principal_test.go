@@ -195,7 +195,11 @@ func TestPrincipalFromSubject(t *testing.T) {
 		{"no cn", cn, dn(oidOU, "x"), "", ""},
 		{"two cn", cn, dn(oidCN, "alice", oidCN, "root"), "", "more than one cn"},
 		{"control characters", cn, dn(oidCN, "alice\nlevel=admin"), "", "control characters"},
-		{"empty cn", cn, dn(oidCN, ""), "", ""},
+		{"empty cn", cn, dn(oidCN, ""), "", "cn is empty"}, // refused: a CN that is there but empty no longer falls through
+		{"built in code: CommonName without Names", cn, pkix.Name{CommonName: "alice"}, "", "without their parsed Names"},
+		{"built in code: ExtraNames without Names", cn, pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidCN, Value: 42}}}, "", "without their parsed Names"},
+		{"built in code: other fields without Names", cn, pkix.Name{Organization: []string{"acme"}}, "", "without their parsed Names"},
+		{"no subject at all", cn, pkix.Name{}, "", ""},
 		{"uid by oid", uid, dn(asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 1}, "u123"), "u123", ""},
 		{"inner space", cn, dn(oidCN, "Alice Smith"), "Alice Smith", ""},
 		{"leading space", cn, dn(oidCN, " alice"), "", "not a plain account name"},
