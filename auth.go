@@ -110,7 +110,7 @@ func (m *Middleware) Either(check CredentialCheck, opts ...EitherOption) func(ht
 				m.observe(w, r, &d, start)
 				return
 			}
-			m.proceed(w, r, m.accepted(r, d.id), &d, start, next)
+			m.proceed(w, r, false, &d, start, next)
 		})
 	}
 }
@@ -167,8 +167,8 @@ func (m *Middleware) checkCredentials(w http.ResponseWriter, r *http.Request, d 
 		m.observe(w, r, d, start)
 		return
 	}
-	d.credentials = principal
-	m.proceed(w, r, r.WithContext(context.WithValue(r.Context(), credentialsKey{}, principal)), d, start, next)
+	d.credentials = principal             // in proceed's context
+	m.proceed(w, r, true, d, start, next) // r: accepted by the caller
 }
 
 type credentialsKey struct{}

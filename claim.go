@@ -165,18 +165,24 @@ func (h *headerSource) read(r *http.Request, c *claim) error {
 // came from them, and from its trailers whatever the peer. r itself is not modified: a copy with
 // a header map of its own is made when there is something to remove.
 func (m *Middleware) accepted(r *http.Request, id *Identity) *http.Request {
+	ctx := r.Context()
+	if id != nil {
+		ctx = NewContext(ctx, id)
+	}
+	return m.acceptedIn(r, id, ctx)
+}
+
+// acceptedIn is accepted with ctx as the context of the request next sees, ctx carrying id
+// itself: one copy of r at most.
+func (m *Middleware) acceptedIn(r *http.Request, id *Identity, ctx context.Context) *http.Request {
 	h := m.header
 	strip := h != nil && (id == nil || id.Source != SourceHeader) && h.family.in(r.Header)
 	trail := h != nil && mayTrail(r)
 	if !strip && !trail {
-		if id == nil {
+		if ctx == r.Context() {
 			return r
 		}
-		return r.WithContext(NewContext(r.Context(), id))
-	}
-	ctx := r.Context()
-	if id != nil {
-		ctx = NewContext(ctx, id)
+		return r.WithContext(ctx)
 	}
 	r2 := r.WithContext(ctx)
 	if strip {

@@ -112,11 +112,15 @@ type Config struct {
 	// tracing span, or count in metrics): one per request, with its final outcome. It runs in the
 	// request path, after the decision and before the refusal is written or the next handler
 	// runs, with one exception: once a [Middleware.Require] or [Middleware.Shadow] of the
-	// middleware was built, an acceptance by its handlers is reported when the request has
-	// passed the route policies below them, that is once the next handler returned (a refusal
-	// by a route policy is reported in its place, before it is written). It must be fast and
-	// safe for concurrent use. Default nil. With neither OnDecision nor Logger set, no event is
-	// built.
+	// middleware was built, an acceptance by its handlers is reported when it is final, the first
+	// of: the next handler (or anything below it) writes the response header, writes the body,
+	// flushes or hijacks; or the next handler returns (or panics). A refusal by a Require below
+	// the handler before then is reported in its place, before it is written; one after then (the
+	// header written, the handler returned below [http.TimeoutHandler]) is handed to the error
+	// handler with no event of its own. The handler then gives next a writer of its own, which
+	// implements [http.Flusher], [http.Hijacker] and io.ReaderFrom by passing them on, and
+	// unwraps for [http.ResponseController]. It must be fast and safe for concurrent use.
+	// Default nil. With neither OnDecision nor Logger set, no event is built.
 	OnDecision func(ctx context.Context, ev Event)
 	// ExpiryWarning is how long before its leaf expires an identity is flagged
 	// ([Identity.ExpiresSoon], [Event.ExpiresSoon]) and logged, so that operators can tell a

@@ -29,8 +29,9 @@ const (
 // exactly one (for Either and Both, once the credentials had their say), with the request's
 // final outcome: a refusal by a [Middleware.Require] of the same middleware below them is that
 // event, with the route's step and rule, and a refusal a [Middleware.Shadow] below them would
-// make is its ShadowErr. A refusal of Require below no handler of its middleware is an event of
-// its own, and so is every connection refused at the TLS handshake (Handshake set). Its fields
+// make is its ShadowErr, while the acceptance waits (see [Config.OnDecision] for how long). A
+// refusal of Require below no handler of its middleware is an event of its own, and so is every
+// connection refused at the TLS handshake (Handshake set). Its fields
 // are for operators: never send them to the client.
 type Event struct {
 	Result Result

@@ -140,7 +140,9 @@ func spiffeID(uris []*url.URL) string {
 type ctxKey struct{}
 
 // NewContext returns a copy of ctx carrying id. Handlers' tests use it, with an identity from
-// [NewIdentity], to fake an authenticated request.
+// [NewIdentity], to fake an authenticated request. A [Middleware.Require] judges an identity
+// placed this way (from [Middleware.Authenticate], say) by its policy as loaded now, not as
+// loaded with the trust that verified it, and reports its refusal as an event of its own.
 func NewContext(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, ctxKey{}, id)
 }

@@ -124,8 +124,8 @@ type Middleware struct {
 	state    atomic.Pointer[state] // what the files configure, and the outcomes under that trust
 
 	lastDegradedLog atomic.Int64 // when a degraded acceptance was last logged (UnixNano)
-	// routes: a Require or Shadow was built that reports through the event of the request or
-	// holds policy files; the handlers then pass their acceptances on to it (observe.go).
+	// routes: a Require or Shadow of the middleware was built; with an event for each decision,
+	// the handlers' acceptances then wait for them (observe.go).
 	routes atomic.Bool
 }
 
@@ -161,7 +161,10 @@ func New(cfg Config) (*Middleware, error) {
 // the request context, or refuses the request through the error handler. It fits chi's
 // r.Use(m.Handler). Unless the identity came from them, the certificate headers of header mode
 // and their companions are removed (under any spelling) from the request next sees, and never
-// reach it as trailers (see [HeaderConfig]).
+// reach it as trailers (see [HeaderConfig]). Once a [Middleware.Require] or
+// [Middleware.Shadow] of the middleware was built, and with an observer, next gets a writer of
+// the handler's own, whose first write of the header reports the acceptance (see
+// [Config.OnDecision]).
 func (m *Middleware) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m.probing(w, r) {
@@ -173,7 +176,7 @@ func (m *Middleware) Handler(next http.Handler) http.Handler {
 			m.observe(w, r, &d, start)
 			return
 		}
-		m.proceed(w, r, m.accepted(r, d.id), &d, start, next)
+		m.proceed(w, r, false, &d, start, next)
 	})
 }
 

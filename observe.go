@@ -1,10 +1,15 @@
 package mtls
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,28 +61,59 @@ func (m *Middleware) emit(r *http.Request, d *decision, shadowErr error, duratio
 	}
 }
 
-// Route policies. A Require or Shadow below a handler judges a request that the handler accepted;
-// the request must still make one decision, one event. So once a route policy was built that
-// reports through the event (an observer is set) or holds policy files, the handlers do not
-// report an acceptance at once: proceed places it in the request's context, pending; a route
-// policy that refuses reports the refusal in its place, and otherwise the acceptance is reported
-// when the request returns from the handler. Without route policies, nothing waits.
+// Route policies. A Require or Shadow below a handler judges a request that the handler accepted,
+// under the state that verified it; the request must still make one decision, one event. So the
+// handlers place their acceptance in the request's context (proceed), pending: it is the context
+// value that carries the identity, so it costs no more than the identity alone. Once a route
+// policy of the middleware was built and an event is built for each decision, the acceptance is
+// reported when it is final: when the next handler first writes the response header (or
+// flushes, hijacks, writes the body) or returns, whichever comes first; a route policy that
+// refuses before that reports the refusal in its place. Otherwise the acceptance is reported at
+// once, before the next handler runs. Either way a request is reported once: a route policy that
+// refuses an acceptance reported already (a route built while the request was served, a route
+// below http.TimeoutHandler that outlived it, or one below a handler that wrote the header) hands
+// its refusal to the error handler and reports nothing more.
 
-// pendingKey is the context key of a request's pending acceptance.
-type pendingKey struct{}
+// pendingKey is the context key of the acceptance of a request by a handler of m: one key per
+// middleware, so that the handler of another middleware in between hides nothing.
+type pendingKey struct{ m *Middleware }
 
-// pending is an acceptance waiting for the route policies, and the state it was decided under.
-// The route policies run before the handler returns, usually in its goroutine; mu makes sure the
-// request is reported once even where they do not (a route below http.TimeoutHandler that
-// outlives it).
+// pending is an acceptance by a handler of m, and the state it was decided under. It is the
+// context next sees: it answers the identity (ctxKey), the credentials' principal
+// (credentialsKey) and itself (m's pendingKey), and asks its parent for anything else. mu makes
+// sure the request is reported once whatever goroutine the route policies run in.
 type pending struct {
-	m    *Middleware
-	d    decision      // read-only once placed in the context
-	took time.Duration // the time the handler took to decide
+	context.Context               // the context of the request as the handler received it
+	m               *Middleware   //
+	r               *http.Request // the request as the handler received it, for the report
+	d               decision      // read-only once placed in the context
+	took            time.Duration // the time the handler took to decide
+	credentials     any           // d.credentials as the context answers it; nil: none
+	wr              pendingWriter // the writer next gets while the acceptance waits
 
-	mu        sync.Mutex
-	shadowErr error // of ShadowPolicy, or else of the first route Shadow that refused
-	done      bool  // the event was reported
+	done      atomic.Bool // the event was reported (or is not waited for)
+	mu        sync.Mutex  // guards shadowErr, and done's setting
+	shadowErr error       // of ShadowPolicy, or else of the first route Shadow that refused
+}
+
+// Value answers what the handler placed in the context: the identity, the credentials' principal,
+// and the pending acceptance itself for m's route policies.
+func (pd *pending) Value(key any) any {
+	switch k := key.(type) {
+	case ctxKey:
+		if pd.d.id != nil {
+			return pd.d.id
+		}
+	case credentialsKey:
+		if pd.credentials != nil {
+			return pd.credentials
+		}
+	case pendingKey:
+		if k.m == pd.m {
+			return pd
+		}
+	}
+	return pd.Context.Value(key)
 }
 
 // settle marks the request reported, and returns the shadow refusal to report with it; ok is
@@ -85,73 +121,125 @@ type pending struct {
 func (pd *pending) settle() (shadowErr error, ok bool) {
 	pd.mu.Lock()
 	defer pd.mu.Unlock()
-	if pd.done {
+	if pd.done.Load() {
 		return nil, false
 	}
-	pd.done = true
+	pd.done.Store(true)
 	return pd.shadowErr, true
 }
 
-// shadowed records the refusal a route's Shadow would make, unless one is recorded already.
+// shadowed records the refusal a route's Shadow would make, unless one is recorded already or
+// the request was reported.
 func (pd *pending) shadowed(err error) {
 	pd.mu.Lock()
 	defer pd.mu.Unlock()
-	if pd.shadowErr == nil {
+	if pd.shadowErr == nil && !pd.done.Load() {
 		pd.shadowErr = err
 	}
 }
 
-// proceed reports the acceptance d of r, begun at start, and calls next with rn, the request as
-// next sees it; with route policies, the report waits for them (see pending).
-func (m *Middleware) proceed(w http.ResponseWriter, r, rn *http.Request, d *decision, start time.Time, next http.Handler) {
-	if !m.routes.Load() {
+// flush reports the acceptance, unless it was reported, or a route policy reported a refusal
+// instead.
+func (pd *pending) flush() {
+	if pd.done.Load() {
+		return
+	}
+	if shadowErr, ok := pd.settle(); ok {
+		pd.m.emit(pd.r, &pd.d, shadowErr, pd.took)
+	}
+}
+
+// proceed reports the acceptance d of r, begun at start, and calls next in a context carrying
+// the acceptance (see pending): with the request as accepted (acceptedIn), or with r itself in
+// that context if guarded, when r is the accepted request already.
+func (m *Middleware) proceed(w http.ResponseWriter, r *http.Request, guarded bool, d *decision, start time.Time, next http.Handler) {
+	pd := &pending{Context: r.Context(), m: m, r: r, d: *d}
+	if d.credentials != "" {
+		pd.credentials = d.credentials // converted once, not on each look-up
+	}
+	var rn *http.Request // as next sees it
+	if guarded {
+		rn = r.WithContext(pd)
+	} else {
+		rn = m.acceptedIn(r, d.id, pd)
+	}
+	if !m.watching || !m.routes.Load() {
+		pd.done.Store(true)
 		m.note(r, d, start)
 		next.ServeHTTP(w, rn)
 		return
 	}
-	pd := &pending{m: m, d: *d, shadowErr: m.judgeShadow(r, d)}
-	if m.watching {
-		pd.took = time.Since(start)
-	}
-	defer pd.flush(r) // also when next panics: the request was accepted
-	next.ServeHTTP(w, rn.WithContext(context.WithValue(rn.Context(), pendingKey{}, pd)))
+	pd.shadowErr = m.judgeShadow(r, d)
+	pd.took = time.Since(start)
+	pd.wr = pendingWriter{ResponseWriter: w, pd: pd}
+	defer pd.flush() // also when next panics: the request was accepted
+	next.ServeHTTP(&pd.wr, rn)
 }
 
-// flush reports the acceptance, unless a route policy reported a refusal instead.
-func (pd *pending) flush(r *http.Request) {
-	if shadowErr, ok := pd.settle(); ok {
-		pd.m.emit(r, &pd.d, shadowErr, pd.took)
-	}
+// pendingWriter is the writer of a request whose acceptance waits: the first write of the
+// response header reports it. It passes Flush, Hijack and ReadFrom on, and unwraps for
+// [http.ResponseController].
+type pendingWriter struct {
+	http.ResponseWriter
+	pd *pending
 }
 
-// pendingOf returns the acceptance of r by a handler of m that waits for the route policies; nil
-// if none does.
+func (w *pendingWriter) WriteHeader(code int) {
+	if code < 100 || code > 199 || code == http.StatusSwitchingProtocols { // not an interim response
+		w.pd.flush()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *pendingWriter) Write(b []byte) (int, error) {
+	w.pd.flush()
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush is http.Flusher's, passed on if the writer below flushes.
+func (w *pendingWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is what [http.ResponseController] calls to flush.
+func (w *pendingWriter) FlushError() error {
+	w.pd.flush()
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack is http.Hijacker's; it fails as [http.ResponseController] does where the writer below
+// cannot hijack.
+func (w *pendingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.pd.flush()
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// ReadFrom lets io.Copy use the writer below's own copy (sendfile).
+func (w *pendingWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.pd.flush()
+	return io.Copy(w.ResponseWriter, src)
+}
+
+// Unwrap returns the writer below, for [http.ResponseController].
+func (w *pendingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// pendingOf returns the acceptance of r by a handler of m; nil if no handler of m accepted it.
 func (m *Middleware) pendingOf(r *http.Request) *pending {
-	if !m.routes.Load() {
-		return nil
-	}
-	pd, _ := r.Context().Value(pendingKey{}).(*pending)
-	if pd == nil || pd.m != m {
-		return nil
-	}
+	pd, _ := r.Context().Value(pendingKey{m}).(*pending)
 	return pd
 }
 
 // refuseRoute reports the refusal e of r by a route policy and hands it to the error handler: in
-// place of pd, the acceptance it overrides, when there is one still waiting.
+// place of pd, the acceptance it overrides, while that waits; with no event when pd was reported
+// already; as a refusal of its own when no handler of m accepted r.
 func (m *Middleware) refuseRoute(w http.ResponseWriter, r *http.Request, pd *pending, e *Error) {
-	var shadowErr error
-	ok := pd != nil
-	if ok {
-		shadowErr, ok = pd.settle()
-	}
-	if !ok {
+	if pd == nil {
 		m.refuse(w, r, e)
 		return
 	}
-	d := pd.d // what the handler established (source, revocation, credentials), refused
-	d.err = e
-	m.emit(r, &d, shadowErr, pd.took)
+	if shadowErr, ok := pd.settle(); ok {
+		d := pd.d // what the handler established (source, revocation, credentials), refused
+		d.err = e
+		m.emit(r, &d, shadowErr, pd.took)
+	}
 	m.errorHandler(w, r, e)
 }
 
@@ -431,3 +519,6 @@ func (b *logBudget) take(now time.Time) (ok bool, suppressed int) {
 	suppressed, b.suppressed = b.suppressed, 0
 	return true, suppressed
 }
+
+// String names the context as the context package names its own.
+func (pd *pending) String() string { return fmt.Sprint(pd.Context) + ".WithValue(mtls identity)" }

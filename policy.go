@@ -465,14 +465,21 @@ func marshalList(key string, ps []matcher) ([]byte, error) {
 // [ErrDenied] (403 "policy_denied") wrapping p's reason, handed to the logger and the error
 // handler; the client learns only the reason code. Below Handler, [Middleware.Either] or
 // [Middleware.Both] of the same middleware, the request still yields one [Event]: the refusal,
-// with its step and rule, takes the place of the acceptance (see [Config.OnDecision]).
+// with its step and rule, takes the place of the acceptance (see [Config.OnDecision] for when the
+// acceptance is reported). Build the routes before serving: a request that was accepted before
+// the first route policy of the middleware was built was reported at once, and a refusal of it
+// by a route policy goes to the error handler without an event of its own.
 //
 // A policy read by [LoadPolicyFile] follows the middleware's reloads, whether p is that policy or
 // holds it inside [All], [Any] or [Not] (not inside a policy of your own): [Middleware.Reload]
 // and the polling of [Config.ReloadInterval] read its file again with the rest of the
 // configuration and swap it in at once with them, or keep it all as it was if one file is bad.
-// A request is judged by the route's policy as loaded with the trust that verified it. Require
-// panics if p is nil, as a programming error found when the routes are built.
+// A file is read once per reload, however many policies hold it; a middleware reloads at most
+// 1024 distinct route policy files, and Require panics beyond that. Below a handler of the same
+// middleware, a request is judged by the route's policy as loaded with the trust that verified
+// it; a request that no handler of the middleware accepted (an identity placed by [NewContext],
+// from [Middleware.Authenticate]) is judged by the policy as loaded now. Require panics if p is
+// nil, as a programming error found when the routes are built.
 func (m *Middleware) Require(p Policy) func(http.Handler) http.Handler {
 	if p == nil {
 		panic("mtls: Require called with a nil policy")
@@ -532,17 +539,18 @@ type routePolicy struct {
 	cur   atomic.Pointer[resolvedPolicy]
 }
 
-// resolvedPolicy is a route's policy with the files as loaded with st.
+// resolvedPolicy is a route's policy with the files as loaded with the state of generation gen
+// (a number, so that the route holds no state, its trust and cached outcomes, once replaced).
 type resolvedPolicy struct {
-	st *state
-	p  Policy
+	gen uint64
+	p   Policy
 }
 
 // routePolicy prepares p for a route, and registers the policy files it holds for reloading.
 func (m *Middleware) routePolicy(p Policy) *routePolicy {
 	files := policyFilesOf(p, nil)
-	if m.watching || len(files) > 0 {
-		m.routes.Store(true) // the handlers defer their acceptances to the routes (observe.go)
+	if !m.routes.Load() {
+		m.routes.Store(true) // the handlers' acceptances wait for the routes (observe.go)
 	}
 	if len(files) == 0 {
 		p, _ = withClock(p, m.now)
@@ -562,17 +570,17 @@ func (rp *routePolicy) in(pd *pending) Policy {
 	if pd != nil && pd.d.st != nil {
 		st = pd.d.st
 	}
-	if r := rp.cur.Load(); r != nil && r.st == st {
+	if r := rp.cur.Load(); r != nil && r.gen == st.gen {
 		return r.p
 	}
 	p, _ := withClock(substitute(rp.tree, func(f *filePolicy) Policy {
-		if q, ok := st.routeFiles[f]; ok {
-			return q
+		if q, ok := st.routeFiles[f.path]; ok && !f.read.After(q.read) {
+			return q.p
 		}
-		return f.p // not reloaded yet: as LoadPolicyFile read it
+		return f.p // not reloaded since LoadPolicyFile read it: as it read it
 	}), rp.m.now)
 	if st == rp.m.state.Load() { // a request of an older state does not evict the current one
-		rp.cur.Store(&resolvedPolicy{st: st, p: p})
+		rp.cur.Store(&resolvedPolicy{gen: st.gen, p: p})
 	}
 	return p
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certgate/mtls/internal/certfile"
@@ -28,9 +29,11 @@ type state struct {
 	policy   Policy                      // Config.Policy and every PolicyFiles document; nil: none
 	bindings map[*BindingStore]*Bindings // the bindings of Principals' stores
 	deny     *DenyList                   // Revocation.DenyListFile's entries; nil: no file
-	// routeFiles are the policy files of Require and Shadow, as loaded with this state; a file
-	// registered since is not in it, and judges as LoadPolicyFile read it (routePolicy.in).
-	routeFiles map[*filePolicy]Policy
+	// routeFiles are the policy files of Require and Shadow by path, as loaded with this state; a
+	// file registered since, or read by LoadPolicyFile since, judges as LoadPolicyFile read it
+	// (routePolicy.in).
+	routeFiles map[string]*filePolicy
+	gen        uint64 // the state's number, one more than the previous one's (install)
 }
 
 // fileConfig is what load reads besides the trust files (trustConfig).
@@ -48,9 +51,12 @@ type reloader struct {
 	status sync.Mutex          // guards files and url
 	files  SourceStatus
 	url    SourceStatus
-	// routeFiles are the policy files that Require and Shadow registered, in order (guarded by
-	// mu; load and watched read them).
-	routeFiles []*filePolicy
+	// routeFiles are the paths of the policy files that Require and Shadow registered, each once,
+	// in order, at most maxRouteFiles; routeSet holds the same (both guarded by mu; load and
+	// watched read them).
+	routeFiles []string
+	routeSet   map[string]struct{}
+	gens       atomic.Uint64 // the generation of the last state installed
 
 	ctx    context.Context // done once Close is called
 	cancel context.CancelFunc
@@ -81,18 +87,12 @@ func (m *Middleware) load() (*state, error) {
 		st.policy = All(ps...)
 	}
 	if files := m.reload.routeFiles; len(files) > 0 {
-		st.routeFiles = make(map[*filePolicy]Policy, len(files))
-		read := map[string]*filePolicy{} // a file that several policies hold is read once
-		for _, f := range files {
-			g, ok := read[f.path]
-			if !ok {
-				var err error
-				g, err = loadPolicyFile(f.path)
-				p.add("route policy", err)
-				read[f.path] = g
-			}
+		st.routeFiles = make(map[string]*filePolicy, len(files))
+		for _, path := range files { // each once, however many policies hold it
+			g, err := loadPolicyFile(path)
+			p.add("route policy", err)
 			if g != nil {
-				st.routeFiles[f] = g.p
+				st.routeFiles[path] = g
 			}
 		}
 	}
@@ -125,6 +125,7 @@ func (m *Middleware) load() (*state, error) {
 // requests resolve with st's own, see BindingStore.ResolvePrincipal), then the state.
 func (m *Middleware) install(st *state) {
 	st.cache = newCache(m.cacheSize, m.cacheBytes)
+	st.gen = m.reload.gens.Add(1)
 	for s, b := range st.bindings {
 		s.swap(b)
 	}
@@ -242,6 +243,18 @@ const racyWindow = 2 * time.Second
 
 // watched lists the files load reads (the directories of binding stores as themselves).
 func (m *Middleware) watched() []string {
+	list := m.configured()
+	n := len(list)
+	for _, path := range m.reload.routeFiles {
+		if !slices.Contains(list[:n], path) {
+			list = append(list, path)
+		}
+	}
+	return list
+}
+
+// configured lists the files of the configuration, those that New knows of.
+func (m *Middleware) configured() []string {
 	tc := &m.trustCfg
 	list := slices.Concat(tc.rootFiles, tc.intermediateFiles, tc.pinFiles, m.files.policyFiles)
 	for _, s := range m.files.stores {
@@ -250,27 +263,36 @@ func (m *Middleware) watched() []string {
 	if m.files.denyFile != "" {
 		list = append(list, m.files.denyFile)
 	}
-	for _, f := range m.reload.routeFiles {
-		if !slices.Contains(list, f.path) {
-			list = append(list, f.path)
-		}
-	}
 	return list
 }
+
+// maxRouteFiles bounds the distinct policy files that the routes of one middleware register for
+// reloading: each is read by every reload and looked at by every poll.
+const maxRouteFiles = 1024
 
 // watchPolicyFiles registers the policy files of a route for reloading. Polling marks a new file
 // as it was read, so that a change made since is seen by the next poll; a file already watched
 // and read otherwise by LoadPolicyFile than it was marked makes the next poll reload.
+// A path is registered once, however many policies read it; registering more than
+// maxRouteFiles distinct paths panics, as a programming error (a Require built per request for
+// a file of the request's choosing).
 func (m *Middleware) watchPolicyFiles(files []*filePolicy) {
 	r := &m.reload
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	added := false
+	var added []string
 	for _, f := range files {
-		if slices.Contains(r.routeFiles, f) {
-			continue
+		if _, ok := r.routeSet[f.path]; !ok {
+			if len(r.routeFiles) >= maxRouteFiles {
+				panic(fmt.Sprintf("mtls: more than %d policy files registered for reloading by Require and Shadow", maxRouteFiles))
+			}
+			if r.routeSet == nil {
+				r.routeSet = map[string]struct{}{}
+			}
+			r.routeSet[f.path] = struct{}{}
+			r.routeFiles = append(r.routeFiles, f.path)
+			added = append(added, f.path)
 		}
-		r.routeFiles, added = append(r.routeFiles, f), true
 		if m.files.interval <= 0 {
 			continue
 		}
@@ -283,10 +305,14 @@ func (m *Middleware) watchPolicyFiles(files []*filePolicy) {
 			delete(r.marks, f.path)
 		}
 	}
-	if added {
-		sources := m.watched()
+	if len(added) > 0 {
+		conf := m.configured()
 		r.status.Lock()
-		r.files.Sources = sources
+		for _, path := range added {
+			if !slices.Contains(conf, path) {
+				r.files.Sources = append(r.files.Sources, path)
+			}
+		}
 		r.status.Unlock()
 	}
 }
