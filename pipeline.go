@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -114,6 +115,11 @@ func (m *Middleware) verifiedChain(st *state, c *claim, now time.Time) (*Identit
 			material, match = valuesMaterial(c.headerValues()), matchValues(c.headerValues())
 		}
 	} else {
+		if certs := distinctCerts(c.certs); len(certs) < len(c.certs) {
+			d := *c
+			d.certs = certs
+			c = &d
+		}
 		if k, e = st.cache.lookupChain(c.certs, now); e == nil {
 			material, match, chainOf = chainMaterial(c.certs), matchChain(c.certs), presentedChain(c.certs)
 		}
@@ -125,6 +131,28 @@ func (m *Middleware) verifiedChain(st *state, c *claim, now time.Time) (*Identit
 	return st.cache.fill(k, material, match, chainOf, now, func() (*Identity, time.Time, error) {
 		return m.verifyClaim(st, &own, now)
 	})
+}
+
+// distinctCerts returns presented without the certificates that repeat an earlier one (the
+// leaf included), or presented itself when none does. A second copy adds no path, and would make
+// each multiset of one chain an entry of its own; clients that send one (a bundle that lists an
+// intermediate twice) are not refused for it. Its cost, before the cache, is a comparison of
+// each pair of at most maxPresented certificates.
+func distinctCerts(presented []*x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	for i, c := range presented {
+		dup := slices.ContainsFunc(presented[:i], func(p *x509.Certificate) bool { return p == c || bytes.Equal(p.Raw, c.Raw) })
+		switch {
+		case dup && out == nil:
+			out = slices.Clone(presented[:i])
+		case !dup && out != nil:
+			out = append(out, c)
+		}
+	}
+	if out == nil {
+		return presented
+	}
+	return out
 }
 
 // screenClaim bounds what a claim may make the later steps do, before the cache: a TLS claim

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
@@ -142,8 +143,15 @@ func screenKey(c *x509.Certificate, l screenLimits) string {
 		if k.E < 3 || k.E%2 == 0 || k.E > l.maxRSAExponent {
 			return fmt.Sprintf("RSA public exponent %d, an odd number from 3 to %d allowed", k.E, l.maxRSAExponent)
 		}
-	case *ecdsa.PublicKey, ed25519.PublicKey:
-		// x509 parses only the P-256, P-384 and P-521 curves, whose sizes are fixed.
+	case *ecdsa.PublicKey:
+		// x509 also parses P-224 keys, of about 112-bit strength: below the floor, as RSA keys
+		// below 2048 bits are.
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return fmt.Sprintf("ECDSA key on curve %s, only P-256, P-384 and P-521 allowed", k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
 	default:
 		return fmt.Sprintf("unsupported public key algorithm %v", c.PublicKeyAlgorithm)
 	}

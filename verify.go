@@ -302,8 +302,11 @@ func (t *trust) vouches(presented []*x509.Certificate, now time.Time) bool {
 
 // pick returns the verified chain to accept: of those whose every CA key meets the bounds of
 // presented keys (screenKey; a configured pool may hold weaker ones), the one with the fewest CA
-// certificates counted against the depth bound (chainDepth), then the shortest, if that is within
-// the bound. Otherwise it returns nil and why.
+// certificates counted against the depth bound (chainDepth), then the shortest, then the first by
+// the bytes of its certificates (compareChains), if that is within the bound. Otherwise it returns
+// nil and why. The choice depends only on the set of chains, never on the order x509 found them
+// in, which follows the order of the presented certificates: the same certificates in any order
+// give the same identity, as the cache, which keys them as a set, assumes.
 func (t *trust) pick(chains [][]*x509.Certificate) ([]*x509.Certificate, string) {
 	var best []*x509.Certificate
 	depth, weak := 0, ""
@@ -314,7 +317,7 @@ func (t *trust) pick(chains [][]*x509.Certificate) ([]*x509.Certificate, string)
 			}
 			continue
 		}
-		if n := chainDepth(c); best == nil || n < depth || n == depth && len(c) < len(best) {
+		if n := chainDepth(c); best == nil || n < depth || n == depth && (len(c) < len(best) || len(c) == len(best) && compareChains(c, best) < 0) {
 			best, depth = c, n
 		}
 	}
@@ -325,6 +328,17 @@ func (t *trust) pick(chains [][]*x509.Certificate) ([]*x509.Certificate, string)
 		return nil, fmt.Sprintf("chain has %d CA certificates, at most %d allowed", depth, t.maxDepth)
 	}
 	return best, ""
+}
+
+// compareChains orders verified chains of one length by the DER of their certificates, leaf
+// first.
+func compareChains(a, b []*x509.Certificate) int {
+	for i := range min(len(a), len(b)) {
+		if d := bytes.Compare(a[i].Raw, b[i].Raw); d != 0 {
+			return d
+		}
+	}
+	return len(a) - len(b)
 }
 
 // weakCA says which CA certificate of a verified chain has a key outside the bounds presented
@@ -341,17 +355,22 @@ func weakCA(chain []*x509.Certificate) string {
 }
 
 // chainDepth counts the CA certificates of a verified chain (leaf first, anchor last) that count
-// against [Config.MaxChainDepth]: the anchor, and every certificate between it and the leaf that
-// is not self-issued. A self-issued certificate, such as the one a CA renewing its key under the
-// same name issues to link the new key to the old, does not lengthen the path (RFC 5280 6.1.4
-// (l) and (m)).
+// against [Config.MaxChainDepth]: the anchor, and every certificate between it and the leaf but
+// one self-issued certificate of each name. A self-issued certificate, such as the one a CA
+// renewing its key under the same name issues to link the new key to the old, does not lengthen
+// the path (RFC 5280 6.1.4 (l) and (m)); but self-issued is a matter of names only, so a CA could
+// stack CAs of its own name, each of a new key, under itself. One exemption per name allows a
+// rollover's link certificate, and counts every further certificate of that name.
 func chainDepth(chain []*x509.Certificate) int {
 	if len(chain) < 2 {
 		return 0
 	}
 	n := 1
-	for _, c := range chain[1 : len(chain)-1] {
-		if !selfIssued(c) {
+	inner := chain[1 : len(chain)-1]
+	for i, c := range inner {
+		if !selfIssued(c) || slices.ContainsFunc(inner[:i], func(p *x509.Certificate) bool {
+			return selfIssued(p) && bytes.Equal(p.RawSubject, c.RawSubject)
+		}) {
 			n++
 		}
 	}
