@@ -91,7 +91,13 @@ type entry struct {
 	// handshake, sharing the bytes of the identity's own certificates, so that what was presented
 	// is not kept twice. The slice headers are the entry's own: an identity's Chain or Raw fields
 	// replaced by a handler do not change what the entry matches.
-	chain   [][]byte
+	chain [][]byte
+	// loose marks an accepted chain entry whose presented certificates are not all vouched for
+	// (part of the verified path, or CA certificates that verify up to a root): the client could
+	// vary them at will, each variation an acceptance. A leaf has at most one loose entry, under
+	// looseKeyOf, each replacing the one before, so that varying them mints no entries, while a
+	// client that sends the same extras on every connection is verified once.
+	loose   bool
 	id      *Identity
 	err     error
 	expires time.Time
@@ -102,6 +108,7 @@ type entry struct {
 const (
 	tagChain  = 't'
 	tagValues = 'h'
+	tagLoose  = 'l' // of keys only: a leaf's loose entry (looseKeyOf)
 )
 
 // Sizes counted for an entry besides its material: the entry itself, and for an acceptance the
@@ -194,7 +201,19 @@ func (c *cache) lookupChain(presented []*x509.Certificate, now time.Time) (uint6
 
 func (c *cache) lookupChainBytes(presented []*x509.Certificate, now time.Time) (uint64, *entry) {
 	k := c.chainKeyOf(presented)
-	return k, c.find(k, now, matchChain(presented), func() string { return chainMaterial(presented) })
+	material := func() string { return chainMaterial(presented) }
+	e := c.find(k, now, matchChain(presented), material)
+	if e == nil && len(presented) > 1 {
+		e = c.find(c.looseKeyOf(presented[0].Raw), now, matchChain(presented), material)
+	}
+	return k, e
+}
+
+// looseKeyOf is the key of the loose entry of a leaf: an acceptance of a presented chain with
+// certificates that nothing vouches for (see entry.loose). It depends on the leaf alone, so that
+// each loose acceptance of a leaf replaces the previous one.
+func (c *cache) looseKeyOf(leaf []byte) uint64 {
+	return c.chainKey(tagLoose, maphash.Bytes(c.seed, leaf))
 }
 
 // chainKeyOf is the key of a presented chain: of its leaf, and of the certificates after it as a
@@ -422,17 +441,18 @@ func (c *cache) setsOf(k uint64) (sets [2]*cacheSet, n int) {
 // outcome and returns it. verify returns the identity or the refusal, and until when that outcome
 // may be reused; a zero time keeps it out of the cache. match confirms an entry for the same
 // material, as the look-up that missed did; chainOf, set for a presented chain, gives an
-// acceptance's chain entry (see presentedChain).
+// acceptance's chain entry (see presentedChain). An acceptance that verify says is loose (see
+// entry.loose) is stored as its leaf's loose entry, when it is of a presented chain.
 func (c *cache) fill(k uint64, material string, match func(*entry) bool, chainOf func(*Identity) [][]byte,
-	now time.Time, verify func() (*Identity, time.Time, error)) (*Identity, error) {
+	now time.Time, verify func() (id *Identity, until time.Time, loose bool, err error)) (*Identity, error) {
 	v, _, _ := c.flight.Do(material, func() (any, error) {
 		// Another flight may have stored the outcome between our miss and now.
 		if e := c.find(k, now, match, func() string { return material }); e != nil {
 			return e, nil
 		}
-		id, until, err := verify()
+		id, until, loose, err := verify()
 		e := &entry{key: k, material: material, id: id, err: err, expires: until}
-		if len(c.sets) == 0 || !now.Before(until) {
+		if len(c.sets) == 0 || !now.Before(until) || loose && (err != nil || chainOf == nil) {
 			return e, nil // not to be cached
 		}
 		switch {
@@ -443,6 +463,9 @@ func (c *cache) fill(k uint64, material string, match func(*entry) bool, chainOf
 				return e, nil
 			}
 			e.material = ""
+			if loose {
+				e.key, e.loose = c.looseKeyOf(e.chain[0]), true
+			}
 		}
 		e.size = c.entrySize(e)
 		c.put(e, now)
@@ -454,6 +477,9 @@ func (c *cache) fill(k uint64, material string, match func(*entry) bool, chainOf
 
 // same says whether e and o are outcomes of the same material.
 func (e *entry) same(o *entry) bool {
+	if e.loose || o.loose {
+		return e.loose && o.loose && bytes.Equal(e.chain[0], o.chain[0]) // one per leaf
+	}
 	if e.digest != o.digest || e.material != o.material || len(e.chain) != len(o.chain) {
 		return false
 	}

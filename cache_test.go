@@ -71,7 +71,10 @@ func TestCacheRemembersRefusalsBriefly(t *testing.T) {
 
 // fillChain fills c for a presented chain as the pipeline does.
 func fillChain(c *cache, k uint64, chain []*x509.Certificate, now time.Time, verify func() (*Identity, time.Time, error)) (*Identity, error) {
-	return c.fill(k, chainMaterial(chain), matchChain(chain), presentedChain(chain), now, verify)
+	return c.fill(k, chainMaterial(chain), matchChain(chain), presentedChain(chain), now, func() (*Identity, time.Time, bool, error) {
+		id, until, err := verify()
+		return id, until, false, err
+	})
 }
 
 func TestCacheConfirmsHitsByContent(t *testing.T) {
@@ -232,22 +235,31 @@ func entries(c *cache) []*entry {
 	return es
 }
 
-// TestCacheSkipsAcceptancesWithUnusedCertificates: presented certificates the verified chain does
-// not use would make every variation of them a new acceptance held for the chain's lifetime.
-func TestCacheSkipsAcceptancesWithUnusedCertificates(t *testing.T) {
+// TestCacheKeepsOneLooseEntryPerLeaf: presented certificates the verified chain does not use,
+// and that no root vouches for, would make every variation of them a new acceptance held for the
+// chain's lifetime: a leaf has one such entry, each variation replacing the one before, and the
+// same variation presented again is a hit.
+func TestCacheKeepsOneLooseEntryPerLeaf(t *testing.T) {
 	p := newPKI(t)
 	m, err := New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
+	var last []*x509.Certificate
 	for i := range 3 {
 		junk := mtlstest.NewRootCA(fmt.Sprint("junk ", i)).Certificate
-		id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", append(p.alice.Chain(), junk)...))
+		last = append(p.alice.Chain(), junk)
+		id, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", last...))
 		require.NoError(t, err)
 		assert.Equal(t, "alice", id.Leaf.Subject.CommonName)
+		assert.Equal(t, 1, m.state.Load().cache.len(), "variation %d replaces the one before", i)
 	}
-	assert.Zero(t, m.state.Load().cache.len(), "accepted, not cached")
+	before := admitTries.Load()
+	reordered := []*x509.Certificate{last[0], last[2], last[1]}
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", reparsed(t, reordered)...))
+	require.NoError(t, err)
+	assert.Equal(t, before, admitTries.Load(), "the last variation, in another order, is a hit")
 	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", append(p.alice.Chain(), p.root.Certificate)...))
 	require.NoError(t, err)
-	assert.Equal(t, 1, m.state.Load().cache.len(), "a presented root is part of the chain")
+	assert.Equal(t, 2, m.state.Load().cache.len(), "a presented root is part of the chain: an entry of its own")
 }
 
 // TestCacheRefusalsNeverEvictAcceptances: in a full set, a refusal finds no room rather than

@@ -192,7 +192,8 @@ func TestCacheOneEntryPerChainInAnyOrder(t *testing.T) {
 	assert.Equal(t, 1, hm.state.Load().cache.len(), "the order of the path, and no other, is cached")
 
 	// A chain with certificates the path does not use, all verifying up to a root, is cached
-	// (once, in any order); one with a certificate nobody vouches for is not.
+	// (once, in any order); one with a certificate nobody vouches for is its leaf's one loose
+	// entry.
 	m, err = New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
 	reissued := p.root.NewIntermediate(p.issuing.Certificate.Subject.CommonName, mtlstest.WithKey(p.issuing.Key)).Certificate
@@ -203,7 +204,10 @@ func TestCacheOneEntryPerChainInAnyOrder(t *testing.T) {
 	assert.Equal(t, 1, m.state.Load().cache.len())
 	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", append(p.alice.Chain(), p.other.Certificate)...))
 	require.NoError(t, err)
-	assert.Equal(t, 1, m.state.Load().cache.len(), "an unvouched certificate makes the acceptance uncached")
+	assert.Equal(t, 2, m.state.Load().cache.len(), "an unvouched certificate makes the acceptance its leaf's loose entry")
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", append(p.alice.Chain(), mtlstest.NewRootCA("Third Root CA").Certificate)...))
+	require.NoError(t, err)
+	assert.Equal(t, 2, m.state.Load().cache.len(), "which the next one replaces")
 }
 
 // TestSameChainMatchesAsASet: the leaf in place, the others as a multiset.

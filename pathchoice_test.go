@@ -150,3 +150,45 @@ func TestP224KeysRefused(t *testing.T) {
 	require.ErrorIs(t, err, ErrUntrusted)
 	assert.Contains(t, err.Error(), "P-224")
 }
+
+// decoyBag is a valid client's chain with what costs the most to admit: two copies of its
+// intermediate, a self-issued decoy of the intermediate's name, decoys of the root's name that
+// name the intermediate as their issuer but were signed by another key, and a certificate of
+// another name.
+func decoyBag(t *testing.T) (roots *x509.CertPool, legit, bag []*x509.Certificate) {
+	root := mtlstest.NewRootCA("Root")
+	ik := ecKey(t, elliptic.P256())
+	i1 := root.NewIntermediate("Issuing", mtlstest.WithKey(ik))
+	i2 := root.NewIntermediate("Issuing", mtlstest.WithKey(ik))
+	alice := i1.NewClient("alice")
+	jk := ecKey(t, elliptic.P256())
+	fake := mtlstest.NewRootCA("Issuing", mtlstest.WithKey(jk)) // the intermediate's name, another key
+	bag = []*x509.Certificate{alice.Certificate, i1.Certificate, i2.Certificate, fake.Certificate}
+	for range 3 {
+		bag = append(bag, fake.NewIntermediate("Root").Certificate)
+	}
+	bag = append(bag, fake.NewIntermediate("Z").Certificate)
+	return root.Pool(), alice.Chain(), bag
+}
+
+// TestDecoysCostOneTry: a presented candidate whose authority key identifier names no admitted
+// CA is not tried again when a CA of its issuer's name is admitted; and a valid client's chain
+// with such certificates is verified once, then served from the cache as its leaf's loose entry.
+func TestDecoysCostOneTry(t *testing.T) {
+	roots, _, bag := decoyBag(t)
+	m, err := New(Config{RootCAs: roots})
+	require.NoError(t, err)
+	before := admitTries.Load()
+	id, err := authenticate(m, bag...)
+	require.NoError(t, err)
+	assert.Equal(t, "alice", id.Leaf.Subject.CommonName)
+	// Linked: the two copies, the decoy of their name, the three decoys of the root's name. The
+	// decoy of the intermediate's name is retried once the copies are admitted (it has no
+	// authority key identifier); the root's decoys name another key.
+	assert.Equal(t, int64(6+1), admitTries.Load()-before, "candidate tries")
+	before = admitTries.Load()
+	again, err := authenticate(m, bag...)
+	require.NoError(t, err)
+	assert.Same(t, id, again, "a hit")
+	assert.Zero(t, admitTries.Load()-before)
+}

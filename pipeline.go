@@ -128,7 +128,7 @@ func (m *Middleware) verifiedChain(st *state, c *claim, now time.Time) (*Identit
 		return e.id, e.err
 	}
 	own := *c // the flight may outlive this request: it gets its own copy
-	return st.cache.fill(k, material, match, chainOf, now, func() (*Identity, time.Time, error) {
+	return st.cache.fill(k, material, match, chainOf, now, func() (*Identity, time.Time, bool, error) {
 		return m.verifyClaim(st, &own, now)
 	})
 }
@@ -221,9 +221,9 @@ func (m *Middleware) maxPresented() int { return m.trustCfg.maxDepth + 1 + prese
 const presentedSurplus = 4
 
 // verifyClaim parses and verifies a claim under the trust of st: the work the cache saves. It
-// returns the identity or the refusal, and until when that outcome may be reused (zero: not
-// cached).
-func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity, time.Time, error) {
+// returns the identity or the refusal, until when that outcome may be reused (zero: not
+// cached), and whether an acceptance is loose (see entry.loose).
+func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity, time.Time, bool, error) {
 	t := st.trust
 	certs := c.certs
 	var forwardedBy []XFCCElement // header mode with HeaderConfig.XFCCBy: the earlier hops
@@ -232,18 +232,18 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 		forwardedBy = hops
 		setStep(err, stepParse)
 		if err != nil || len(ders) == 0 {
-			return nil, now.Add(negativeTTL), err
+			return nil, now.Add(negativeTTL), false, err
 		}
 		if err := m.screenDER(ders); err != nil {
-			return nil, time.Time{}, err // before parsing, whose cost grows with what is screened
+			return nil, time.Time{}, false, err // before parsing, whose cost grows with what is screened
 		}
 		if certs, err = m.parseCertificates(ders); err != nil {
 			setStep(err, stepParse)
-			return nil, now.Add(negativeTTL), err
+			return nil, now.Add(negativeTTL), false, err
 		}
 	}
 	if err := m.screen(certs); err != nil {
-		return nil, time.Time{}, err // not cached: screening costs less than a look-up's room
+		return nil, time.Time{}, false, err // not cached: screening costs less than a look-up's room
 	}
 	var chain []*x509.Certificate
 	pinned, vouched := false, false
@@ -255,17 +255,21 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 	}
 	if err != nil {
 		setStep(err, stepVerify)
-		return nil, negativeExpiry(certs[0], err, now), err
+		return nil, negativeExpiry(certs[0], err, now), false, err
 	}
-	until := earliestNotAfter(chain)
+	until, loose := earliestNotAfter(chain), false
 	switch {
 	case c.source == SourceHeader && m.header.trustProxy:
-	case !vouched:
+	case !vouched && c.source == SourceHeader:
 		// Presented certificates that neither the chain uses nor a root vouches for would make
 		// every variation of them a new acceptance, each holding them in the cache for the
 		// chain's lifetime. Certificates that verify up to a root are only the PKI's own, a few
-		// per name: a client can vary them into no more than a few entries.
+		// per name: a client can vary them into no more than a few entries. Header values are
+		// cached as they are, so each variation would be an entry of its own: not cached.
 		until = time.Time{}
+	case !vouched:
+		// A presented chain is cached as its leaf's one loose entry (see entry.loose).
+		loose = true
 	case c.source == SourceHeader && !inPathOrder(chain, certs):
 		// Header values are cached as they are, before they are decoded: each order of the
 		// same certificates would be an entry of its own. Only the order of the path is cached.
@@ -282,7 +286,7 @@ func (m *Middleware) verifyClaim(st *state, c *claim, now time.Time) (*Identity,
 		id.Proxy = c.proxy
 		id.forwardedBy = forwardedBy
 	}
-	return id, until, nil
+	return id, until, loose, nil
 }
 
 // inPathOrder says whether presented is the start of the verified chain, in its order: the leaf,

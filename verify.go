@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/certgate/mtls/internal/certfile"
@@ -395,9 +396,9 @@ type admission struct {
 // each of its CA certificates against the anchors. Only the candidates linked to the leaf by
 // names (its issuer, their issuers...) are tried, farthest from the leaf first, as a chain is
 // admitted from the top down; a candidate that fails is tried again only once a candidate of
-// its issuer's name was admitted after it was tried, so that the outcome does not depend on the
-// order of the presented certificates, and junk costs one try unless the PKI's own certificates
-// come with it. Several copies of one CA (cross-signed by different issuers) may all
+// its issuer's name (and of its authority key identifier, when both have one: mayIssue) was
+// admitted after it was tried, so that the outcome does not depend on the order of the presented
+// certificates, and junk costs one try unless the PKI's own certificates come with it. Several copies of one CA (cross-signed by different issuers) may all
 // be admitted; so may a self-issued one (a CA's new key certified by its old one, or the
 // reverse), but not one that is the same CA as its own issuer (a copy of an anchor), which
 // would only make every candidate naming it be checked twice.
@@ -425,7 +426,7 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 	slices.Reverse(linked)
 
 	errs := make([]error, len(presented))
-	var admitted [][]byte                // the subjects of the admitted candidates, in order
+	var admitted []*x509.Certificate     // the admitted candidates, in order
 	tried := make([]int, len(presented)) // len(admitted) when each candidate was last tried
 	pending := linked
 	for first := true; len(pending) > 0; first = false { // each pass admits one more, or is the last
@@ -433,11 +434,12 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 		before := len(admitted)
 		for _, i := range pending {
 			c := presented[i]
-			if !first && !containsBytes(admitted[tried[i]:], c.RawIssuer) {
-				failed = append(failed, i) // no issuer of its name admitted since it was tried
+			if !first && !slices.ContainsFunc(admitted[tried[i]:], func(p *x509.Certificate) bool { return mayIssue(p, c) }) {
+				failed = append(failed, i) // no issuer of it admitted since it was tried
 				continue
 			}
 			tried[i] = len(admitted)
+			admitTries.Add(1)
 			chains, err := c.Verify(x509.VerifyOptions{
 				Roots:         t.roots,
 				Intermediates: a.pool,
@@ -457,7 +459,7 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 				a.pool = a.pool.Clone()
 			}
 			a.pool.AddCert(c)
-			admitted = append(admitted, c.RawSubject)
+			admitted = append(admitted, c)
 		}
 		pending = failed
 		if len(admitted) == before {
@@ -478,6 +480,19 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 	}
 	return a
 }
+
+// mayIssue says whether the CA certificate p may be the issuer of c by what they name: its
+// subject is c's issuer, and its subject key identifier is c's authority key identifier when
+// both have one (RFC 5280 4.2.1.1). A presented candidate is retried only for an admitted one
+// that may be its issuer, so that decoys naming a CA they were not issued by cost one try.
+func mayIssue(p, c *x509.Certificate) bool {
+	return bytes.Equal(p.RawSubject, c.RawIssuer) &&
+		(len(c.AuthorityKeyId) == 0 || len(p.SubjectKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, p.SubjectKeyId))
+}
+
+// admitTries counts the tries of presented candidates by admit, each a verification that may
+// check signatures: what tests measure the cost of a presented chain by.
+var admitTries atomic.Int64
 
 // sameCA says whether a and b are the same CA: the same subject and key.
 func sameCA(a, b *x509.Certificate) bool {
