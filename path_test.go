@@ -196,7 +196,8 @@ func TestCacheOneEntryPerChainInAnyOrder(t *testing.T) {
 	// entry.
 	m, err = New(Config{RootCAs: p.root.Pool()})
 	require.NoError(t, err)
-	reissued := p.root.NewIntermediate(p.issuing.Certificate.Subject.CommonName, mtlstest.WithKey(p.issuing.Key)).Certificate
+	reissued := p.root.NewIntermediate(p.issuing.Certificate.Subject.CommonName, mtlstest.WithKey(p.issuing.Key),
+		mtlstest.WithCRLDistributionPoints("http://crl.example.test/issuing.crl")).Certificate // not only a new serial
 	for _, chain := range [][]*x509.Certificate{append(p.alice.Chain(), reissued, p.root.Certificate), {p.alice.Certificate, p.root.Certificate, reissued, p.issuing.Certificate}} {
 		_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", chain...))
 		require.NoError(t, err)

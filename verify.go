@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/certgate/mtls/internal/certfile"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // trustConfig is what trust is built from; load builds it anew (at New and on Reload).
@@ -394,20 +396,23 @@ type admission struct {
 // signature with a key that only the client vouches for: the keys it uses were chosen by the
 // operator or certified by a trusted CA, so that a forged chain costs no more than a check of
 // each of its CA certificates against the anchors. Only the candidates linked to the leaf by
-// names (its issuer, their issuers...) are tried, farthest from the leaf first, as a chain is
-// admitted from the top down; a candidate that fails is tried again only once a candidate of
-// its issuer's name (and of its authority key identifier, when both have one: mayIssue) was
-// admitted after it was tried, so that the outcome does not depend on the order of the presented
-// certificates, and junk costs one try unless the PKI's own certificates come with it. Several copies of one CA (cross-signed by different issuers) may all
-// be admitted; so may a self-issued one (a CA's new key certified by its old one, or the
-// reverse), but not one that is the same CA as its own issuer (a copy of an anchor), which
-// would only make every candidate naming it be checked twice.
+// names (its issuer, their issuers...) are tried, farthest from the leaf first (and at one
+// distance, in the order of their bytes), as a chain is admitted from the top down; a candidate
+// that fails is tried again only once a candidate that may be its issuer (by name, and by key
+// identifier when both have one: mayIssue) was admitted after it was tried, so that the outcome
+// does not depend on the order of the presented certificates, and junk costs one try unless the
+// PKI's own certificates come with it. Several copies of one CA (cross-signed by different
+// issuers) may all be admitted, but of copies that differ only by serial number and validity
+// (reissued) only the first that verifies; so may a self-issued one (a CA's new key certified
+// by its old one, or the reverse), but not one that is the same CA as its own issuer (a copy of
+// an anchor), which would only make every candidate naming it be checked twice.
 func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 	a := admission{pool: t.intermediates, vouched: make([]bool, len(presented))}
 	var linked []int // presented indexes, nearest to the leaf first
 	wanted := [][]byte{presented[0].RawIssuer}
 	for len(wanted) > 0 { // each round links at least one more candidate, or is the last
 		var next [][]byte
+		round := len(linked)
 		for i := 1; i < len(presented); i++ {
 			c := presented[i]
 			// A certificate that is not a CA cannot issue one; chain building would refuse it too.
@@ -421,6 +426,9 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 				next = append(next, c.RawIssuer)
 			}
 		}
+		// The candidates of one round in the order of their bytes: the tries, and so which of
+		// several re-issued copies is admitted, depend on the set presented, not on its order.
+		slices.SortFunc(linked[round:], func(i, j int) int { return bytes.Compare(presented[i].Raw, presented[j].Raw) })
 		wanted = next
 	}
 	slices.Reverse(linked)
@@ -434,6 +442,9 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 		before := len(admitted)
 		for _, i := range pending {
 			c := presented[i]
+			if slices.ContainsFunc(admitted, func(p *x509.Certificate) bool { return reissued(p, c) }) {
+				continue // adds no path to the one admitted; left unvouched
+			}
 			if !first && !slices.ContainsFunc(admitted[tried[i]:], func(p *x509.Certificate) bool { return mayIssue(p, c) }) {
 				failed = append(failed, i) // no issuer of it admitted since it was tried
 				continue
@@ -488,6 +499,44 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 func mayIssue(p, c *x509.Certificate) bool {
 	return bytes.Equal(p.RawSubject, c.RawIssuer) &&
 		(len(c.AuthorityKeyId) == 0 || len(p.SubjectKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, p.SubjectKeyId))
+}
+
+// reissued says whether a and b are copies of one certificate issued again: the same to-be-signed
+// contents (issuer, subject, key, extensions) but for the serial number and the validity period.
+// Chain building would check each copy's signature with the same key for the same outcome, so
+// admit takes only the first that verifies.
+func reissued(a, b *x509.Certificate) bool {
+	a1, a2, a3, okA := tbsWithoutSerialValidity(a.RawTBSCertificate)
+	b1, b2, b3, okB := tbsWithoutSerialValidity(b.RawTBSCertificate)
+	return okA && okB && bytes.Equal(a1, b1) && bytes.Equal(a2, b2) && bytes.Equal(a3, b3)
+}
+
+// tbsWithoutSerialValidity returns the pieces of a TBSCertificate's contents around its serial
+// number and validity: the version, the signature algorithm and issuer, and what follows the
+// validity (subject, key, extensions).
+func tbsWithoutSerialValidity(tbs []byte) (version, algIssuer, rest []byte, ok bool) {
+	in := cryptobyte.String(tbs)
+	var body cryptobyte.String
+	if !in.ReadASN1(&body, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, nil, nil, false
+	}
+	all := []byte(body)
+	if !body.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		return nil, nil, nil, false
+	}
+	version = all[:len(all)-len(body)]
+	if !body.SkipASN1(cbasn1.INTEGER) {
+		return nil, nil, nil, false
+	}
+	start := []byte(body)
+	if !body.SkipASN1(cbasn1.SEQUENCE) || !body.SkipASN1(cbasn1.SEQUENCE) {
+		return nil, nil, nil, false
+	}
+	algIssuer = start[:len(start)-len(body)]
+	if !body.SkipASN1(cbasn1.SEQUENCE) {
+		return nil, nil, nil, false
+	}
+	return version, algIssuer, body, true
 }
 
 // admitTries counts the tries of presented candidates by admit, each a verification that may
