@@ -53,8 +53,9 @@ type Config struct {
 	// # are ignored. A file that holds no pin is valid, and trusts no certificate.
 	PinnedSHA256Files []string
 	// MaxChainDepth is the greatest number of CA certificates (intermediates and root) allowed above
-	// the leaf in a verified chain. Self-issued intermediates (a CA's new key certified under its
-	// own name by its old one, or the reverse) do not count (RFC 5280 6.1.4). A client may present
+	// the leaf in a verified chain. A self-issued intermediate (a CA's new key certified under its
+	// own name by its old one, or the reverse) does not count (RFC 5280 6.1.4), one of each name
+	// in the chain: further ones of that name do. A client may present
 	// this number plus five certificates: its leaf, a chain of this depth, and four more that are
 	// tried as candidates and may go unused (cross-signed copies of its CAs, say); at most three
 	// of them may share a subject. Default 4, at most 15.
