@@ -114,8 +114,9 @@ func (m *Middleware) trustedProxy(st *state, r *http.Request) (netip.Addr, bool)
 
 // read takes the certificate header values of a trusted proxy's request into c. Several lines
 // of one header are refused unless the format reads it as a list; so is any header whose name
-// only differs from one of the family (a certificate header or a companion) by case or by '_'
-// for '-' (CGI-style consumers would read it as that header), and a total beyond MaxBytes.
+// only differs from one of the family (a certificate header or a companion) by case or by
+// punctuation, '_' or '.' for '-' (CGI-style consumers would read it as that header; see
+// certheader.SameName), and a total beyond MaxBytes.
 func (h *headerSource) read(r *http.Request, c *claim) error {
 	c.nvalues = h.nvalues
 	var lines [maxHeaderNames][]string // each certificate header's lines, found in one pass
@@ -283,10 +284,8 @@ func tailBit(c byte) uint32 {
 		return 1 << (c - 'A')
 	case '0' <= c && c <= '9':
 		return 1 << 26
-	case c == '-' || c == '_':
-		return 1 << 27
 	}
-	return 1 << 28
+	return 1 << 27 // '-', '_' and every other byte: SameName takes them for one another
 }
 
 // newNameSet returns the set of names, canonical, in their order; a name that names the same
@@ -358,9 +357,11 @@ func (s *nameSet) without(hdr http.Header) http.Header {
 }
 
 // nameIndex returns the position in names of the header that key names, or -1. Keys are compared
-// without regard to case and with '_' equal to '-': net/http canonicalises the keys it reads, but
-// a request built by code may hold a non-canonical one, which a reverse proxy would still send
-// on, and CGI, FastCGI and WSGI consumers read X_SSL_Client_Cert as X-SSL-Client-Cert.
+// as certheader.SameName compares them: without regard to case, and with every byte other than a
+// letter or digit ('-', '_', '.', ...) equal to every other: net/http canonicalises the keys it
+// reads, but a request built by code may hold a non-canonical one, which a reverse proxy would
+// still send on, and CGI, FastCGI and WSGI consumers read X_SSL_Client_Cert (PHP also
+// X.SSL.Client.Cert) as X-SSL-Client-Cert.
 func nameIndex(key string, names []string) int {
 	for i, name := range names {
 		if key == name { // the canonical spelling, as net/http reads it: the common case

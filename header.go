@@ -56,9 +56,11 @@ type HeaderConfig struct {
 	// result, subject or fingerprint (nginx's "proxy_set_header X-Client-Verify
 	// $ssl_client_verify;"). The family is Names, the format's default header names, the
 	// format's own companions (see [Format]) and these. From a peer that is not a trusted proxy
-	// every header of the family is removed before the next handler runs, under any spelling
-	// (case, and '_' for '-'). From a trusted proxy they pass as the proxy set them, and one
-	// spelled otherwise (X_Client_Verify) is refused as malformed. Names are canonicalised, and
+	// every header of the family is removed before the next handler runs, under any spelling:
+	// case, and any byte other than a letter or digit for '-' ('_', '.', '~': CGI gateways and
+	// PHP read X_Client_Verify and X.Client.Verify as X-Client-Verify). From a trusted proxy
+	// they pass as the proxy set them, and one spelled otherwise (X_Client_Verify) is refused
+	// as malformed. Names are canonicalised, and
 	// refused like Names when invalid or given twice; at most 64.
 	//
 	// What a trusted proxy says in a companion header is its own word, which the middleware does

@@ -187,6 +187,9 @@ func TestHeaderCompanionSpellingFromTrustedProxy(t *testing.T) {
 		{"configured companion, canonical", "X-Client-Verify", http.StatusOK},
 		{"configured companion, underscores", "X_Client_Verify", http.StatusBadRequest},
 		{"configured companion, lower case", "x-client-verify", http.StatusBadRequest},
+		{"preset companion, dots", "X.Ssl.Client.Verify", http.StatusBadRequest},
+		{"configured companion, tildes", "X~Client~Verify", http.StatusBadRequest},
+		{"configured companion, a dot and a plus", "X.Client+Verify", http.StatusBadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := f.proxy.NewRequest(http.MethodGet, "/", f.p.alice.Certificate)

@@ -296,7 +296,8 @@ func HeaderFormatNames() []string {
 }
 
 // canonicalNames checks header names and returns them canonical. Two names that differ only in
-// case or in "_" for "-" are the same header (see [certheader.SameName]) and refused.
+// case or in punctuation ("_" or "." for "-") are the same header (see [certheader.SameName])
+// and refused.
 func canonicalNames(names []string) ([]string, error) {
 	out := make([]string, len(names))
 	for i, n := range names {

@@ -68,6 +68,12 @@ func TestForwardWritesDecodableHeaders(t *testing.T) {
 		require.NoError(t, forwardHeader(h, nil, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
 		assert.Empty(t, h)
 	})
+	t.Run("punctuation spellings removed", func(t *testing.T) {
+		// PHP reads Client.Cert as Client_Cert, and CGI mappings any byte but a letter or digit.
+		h := http.Header{"Client.Cert": {":c3Bvb2Y=:"}, "Client~Cert!Chain": {":c3Bvb2Y=:"}, "X.Forwarded.Client.Cert": {"Cert=x"}}
+		require.NoError(t, forwardHeader(h, nil, MustHeaderFormat("rfc9440"), MustHeaderFormat("envoy-xfcc")))
+		assert.Empty(t, h)
+	})
 	t.Run("nil format refused", func(t *testing.T) {
 		h := http.Header{"Client-Cert": {":c3Bvb2Y=:"}}
 		require.Error(t, forwardHeader(h, id, nil))

@@ -247,6 +247,12 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 		{name: "trusted proxy, underscore spelling beside the header", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X_SSL_Client_Cert", f.leaf}}, status: 400, reason: ReasonMalformedHeader},
 		{name: "trusted proxy, underscore spelling alone", remote: "10.1.2.3:4000", headers: [][2]string{{"X_SSL_Client_Cert", f.leaf}}, status: 400, reason: ReasonMalformedHeader},
 		{name: "trusted proxy, underscore spelling of the chain", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X-SSL-Client_Chain", f.chain}}, status: 400, reason: ReasonMalformedHeader},
+		// PHP reads X.SSL.Client.Cert as X_SSL_Client_Cert, and CGI mappings take any byte but a
+		// letter or digit for '_'.
+		{name: "untrusted peer, punctuation spellings, optional", remote: "192.0.2.1:4000", optional: true, headers: [][2]string{{"X.Ssl.Client.Cert", f.leaf}, {"X~Ssl~Client~Chain", f.chain}, {"X-Ssl-Client!Verify", "SUCCESS"}}, status: 200, stripped: true},
+		{name: "untrusted peer with TLS cert, dot spelling", remote: "192.0.2.1:4000", tls: f.p.alice.Chain(), headers: [][2]string{{"X.SSL.Client.Cert", "SPOOFED"}, {"X-Ssl-Client-S.Dn", "CN=admin"}}, status: 200, wantID: SourceTLS, stripped: true},
+		{name: "trusted proxy, dot spelling alone", remote: "10.1.2.3:4000", headers: [][2]string{{"X.Ssl.Client.Cert", f.leaf}}, status: 400, reason: ReasonMalformedHeader},
+		{name: "trusted proxy, tilde spelling beside the header", remote: "10.1.2.3:4000", headers: [][2]string{{"X-SSL-Client-Cert", f.leaf}, {"X~Ssl~Client~Cert", f.leaf}}, status: 400, reason: ReasonMalformedHeader},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,7 +291,12 @@ func TestHeaderSpoofingMatrix(t *testing.T) {
 			}
 			if tt.stripped {
 				for k := range s.header {
-					norm := strings.ReplaceAll(strings.ToLower(k), "_", "-")
+					norm := strings.Map(func(c rune) rune { // as a CGI mapping reads it
+						if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' {
+							return c
+						}
+						return '-'
+					}, strings.ToLower(k))
 					assert.False(t, strings.HasPrefix(norm, "x-ssl-client-"), "header %q left for the next handler", k)
 				}
 			}

@@ -440,7 +440,7 @@ func probeSetup(client *http.Client, rawURL string, extra []string) (*url.URL, [
 
 // ProbeHeaderNames returns the header names [ProbeProxy] forges, canonical and sorted: the
 // headers of every preset format, their companion headers, and extra. Names that differ only in
-// case or in '_' for '-' are given once.
+// case or punctuation (see [HeaderConfig.CompanionHeaders]) are given once.
 func ProbeHeaderNames(extra ...string) []string {
 	var all []string
 	for _, n := range HeaderFormatNames() {

@@ -207,11 +207,19 @@ func TestHeaderSameName(t *testing.T) {
 		{"X-Ssl-Client-Cert", "X_SSL_Client_Cert", true},
 		{"X-Ssl-Client-Cert", "x_ssl-CLIENT_cert", true},
 		{"Client-Cert", "Client-Cert-Chain", false},
-		{"X-Ssl-Client-Cert", "X.Ssl.Client.Cert", false},
-		{"X-Ssl-Client-Cert", "X Ssl Client Cert", false},
-		{"X-Kelvin", "X-\u212aelvin", false}, // KELVIN SIGN folds to k in Unicode, not in ASCII
+		// CGI mappings take every byte but a letter or digit for '_', PHP '.' for '_'.
+		{"X-Ssl-Client-Cert", "X.Ssl.Client.Cert", true},
+		{"X-Ssl-Client-Cert", "X~Ssl!Client*Cert", true},
+		{"X-Ssl-Client-Cert", "X Ssl Client Cert", true},
+		{"X-Ssl-Client-Cert", "X-Ssl-Client\xffCert", true},
+		{"X-Ssl-Client-Cert", "X-Ssl-Client-Cer.", false},
+		{"X-Ssl-Client-Cert", "X-Ssl-Client-Cer1", false},
+		{"X-Ssl-Client-1", "X-Ssl-Client-2", false},
+		{"X-Kelvin", "X-\u212aelvin", false}, // KELVIN SIGN folds to k in Unicode, not in ASCII: and it is 3 bytes
+		{"X-Kelvin", "X-\xe2\x84elvin", false},
 		{"", "", true},
 		{"-", "_", true},
+		{".", "~", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.a+" "+tt.b, func(t *testing.T) {

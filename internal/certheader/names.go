@@ -1,9 +1,12 @@
 package certheader
 
 // SameName says whether two header names name the same header for some consumer: ASCII letters
-// compare without regard to case, and "_" equals "-", since CGI, FastCGI and WSGI servers turn
-// both X-SSL-Client-Cert and X_SSL_Client_Cert into HTTP_X_SSL_CLIENT_CERT. Other bytes, non-ASCII
-// ones included, must be equal.
+// compare without regard to case, and every byte that is neither an ASCII letter nor a digit
+// equals every other such byte. CGI, FastCGI and WSGI servers turn both X-SSL-Client-Cert and
+// X_SSL_Client_Cert into HTTP_X_SSL_CLIENT_CERT; CGI mappings such as Apache httpd 2.2's turn
+// every byte but a letter or digit into '_', and PHP turns '.' into '_' in the names of
+// $_SERVER: so X.SSL.Client.Cert, X~SSL~Client~Cert and X-SSL-Client\xffCert may all be read as
+// the real header. Names of different lengths never name the same header.
 func SameName(a, b string) bool {
 	if len(a) != len(b) {
 		return false
@@ -16,12 +19,16 @@ func SameName(a, b string) bool {
 	return true
 }
 
-// foldName maps a byte of a header name to the one SameName compares.
+// foldName maps a byte of a header name to the one SameName compares: an ASCII letter to its
+// lower case, a digit to itself, any other byte to '-'.
 func foldName(c byte) byte {
-	if c == '_' {
-		return '-'
+	switch {
+	case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		return c
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
 	}
-	return lowerByte(c)
+	return '-'
 }
 
 // IsASCII says whether s holds ASCII bytes only.
