@@ -393,7 +393,14 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 // checkHost refuses a request whose Host names another server than the one the client named in
 // the TLS handshake (SNI), when the client authenticated on that connection: a certificate
 // accepted by one virtual host's TLS configuration must not reach another's routes. Without SNI
-// (a client connecting by address), the Host must be an address too.
+// (a client connecting by address), the Host must be an address too. A port, when the Host has
+// one, must be digits: "secure.example:other.example" is refused, as servers and routers that
+// split the Host at another colon would take other.example for its name.
+//
+// Over HTTP/2 (and HTTP/3) r.Host is the :authority, and a host header field the request also
+// carries stays in r.Header (HTTP/1.1 moves it to r.Host): one that names another authority
+// makes the request malformed (RFC 9113, section 8.3.1), and is refused like a Host that names
+// another server, since a handler or proxy that reads it would go elsewhere.
 //
 // Names on the wire are ASCII (IDNs travel as A-labels): they compare with ASCII letters folded
 // and nothing else, and a Host or server name holding any other byte is refused. A Unicode case
@@ -403,17 +410,20 @@ func (m *Middleware) checkHost(r *http.Request) error {
 	if m.allowHostMismatch || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return nil
 	}
-	if sni := r.TLS.ServerName; r.Host == sni && sni != "" && certheader.IsASCII(sni) {
+	for _, field := range r.Header["Host"] {
+		if !certheader.EqualFoldASCII(field, r.Host) {
+			return newError(ErrMisdirected, fmt.Sprintf("host header field %q differs from the request's authority %q", field, r.Host), nil)
+		}
+	}
+	sni := r.TLS.ServerName
+	if r.Host == sni && sni != "" && certheader.IsASCII(sni) && strings.IndexByte(sni, ':') < 0 {
 		return nil // the common case: the client wrote the same name twice
 	}
-	host := r.Host
-	if i := strings.LastIndexByte(host, ':'); i > strings.LastIndexByte(host, ']') {
-		host = host[:i] // the port
-	}
+	host, ok := hostOf(r.Host)
 	host = strings.TrimSuffix(host, ".")
-	sni := strings.TrimSuffix(r.TLS.ServerName, ".")
+	sni = strings.TrimSuffix(sni, ".")
 	switch {
-	case !certheader.IsASCII(r.Host) || !certheader.IsASCII(sni): // the port included
+	case !ok || !certheader.IsASCII(r.Host) || !certheader.IsASCII(sni): // the port included
 	case sni == "":
 		if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil || host == "" {
 			return nil
@@ -422,4 +432,32 @@ func (m *Middleware) checkHost(r *http.Request) error {
 		return nil
 	}
 	return newError(ErrMisdirected, fmt.Sprintf("Host %q does not match the TLS server name %q", r.Host, r.TLS.ServerName), nil)
+}
+
+// hostOf returns the host of a Host value without its port, and whether the value is a host
+// (an IPv6 literal in brackets, or a name or IPv4 address without a colon) followed by nothing
+// or by ":" and a port of ASCII digits (possibly none, as RFC 3986 allows).
+func hostOf(hostport string) (string, bool) {
+	host, port := hostport, ""
+	if strings.HasPrefix(hostport, "[") {
+		i := strings.IndexByte(hostport, ']')
+		if i < 0 {
+			return "", false
+		}
+		host, port = hostport[:i+1], hostport[i+1:]
+	} else if i := strings.IndexByte(hostport, ':'); i >= 0 {
+		host, port = hostport[:i], hostport[i:]
+	}
+	if port == "" {
+		return host, true
+	}
+	if port[0] != ':' {
+		return "", false
+	}
+	for i := 1; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return "", false
+		}
+	}
+	return host, true
 }

@@ -39,12 +39,14 @@ func FuzzNameSet(f *testing.F) {
 }
 
 // FuzzCheckHost: a request authenticated on its TLS connection is let through only for ASCII
-// names, and with a server name only when the Host begins with it, ASCII letters folded; a Host
-// that is the (ASCII) server name itself always is.
+// names, with a server name only when the Host begins with it, ASCII letters folded, and only
+// with a port of digits if any; a Host that is the (ASCII, colon-free) server name itself always
+// is.
 func FuzzCheckHost(f *testing.F) {
 	for _, s := range [][2]string{{"api.example.test", "api.example.test"}, {"api.example.test", "API.example.test:443"},
 		{"\u017fecure.example.test", "secure.example.test"}, {"\u212aey.example.test", "key.example.test"},
-		{"", "[::1]:8443"}, {"", "127.0.0.1"}, {"", ""}, {"a.", "A"}} {
+		{"", "[::1]:8443"}, {"", "127.0.0.1"}, {"", ""}, {"a.", "A"},
+		{"api.example.test", "api.example.test:admin.example.test"}, {"", "[::1]:x"}, {"", "1.2.3.4:5:6"}} {
 		f.Add(s[0], s[1])
 	}
 	m := &Middleware{}
@@ -52,7 +54,7 @@ func FuzzCheckHost(f *testing.F) {
 	f.Fuzz(func(t *testing.T, sni, host string) {
 		r := &http.Request{Host: host, TLS: &tls.ConnectionState{ServerName: sni, PeerCertificates: peer}}
 		err := m.checkHost(r)
-		if sni != "" && host == sni && certheader.IsASCII(sni) && err != nil {
+		if sni != "" && host == sni && certheader.IsASCII(sni) && !strings.Contains(sni, ":") && err != nil {
 			t.Fatalf("Host %q refused for the same server name", host)
 		}
 		if err != nil {
@@ -63,6 +65,13 @@ func FuzzCheckHost(f *testing.F) {
 		}
 		if name := strings.TrimSuffix(sni, "."); !strings.HasPrefix(strings.ToLower(host), strings.ToLower(name)) {
 			t.Fatalf("Host %q let through for server name %q", host, sni)
+		}
+		rest := host
+		if strings.HasPrefix(rest, "[") {
+			rest = rest[strings.IndexByte(rest, ']')+1:]
+		}
+		if i := strings.IndexByte(rest, ':'); i >= 0 && strings.Trim(rest[i+1:], "0123456789") != "" {
+			t.Fatalf("Host %q let through with a port that is not digits", host)
 		}
 	})
 }

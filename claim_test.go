@@ -94,12 +94,13 @@ func TestHostMustMatchSNI(t *testing.T) {
 	lenient, err := New(Config{RootCAs: p.root.Pool(), DangerouslyAllowHostMismatch: true})
 	require.NoError(t, err)
 	tests := []struct {
-		name   string
-		m      *Middleware
-		sni    string
-		host   string
-		noCert bool
-		status int
+		name      string
+		m         *Middleware
+		sni       string
+		host      string
+		hostField []string // host header fields beside the authority, as HTTP/2 leaves them in r.Header
+		noCert    bool
+		status    int
 	}{
 		{name: "same name", m: strict, sni: "api.example.test", host: "api.example.test", status: 200},
 		{name: "same name, other case and a port", m: strict, sni: "api.example.test", host: "API.Example.Test:8443", status: 200},
@@ -122,11 +123,37 @@ func TestHostMustMatchSNI(t *testing.T) {
 		{name: "A-label in both, other case", m: strict, sni: "xn--bcher-kva.example.test", host: "XN--BCHER-KVA.example.test", status: 200},
 		{name: "no SNI, non-ASCII zone", m: strict, host: "[fe80::1%\u017f]:8443", status: 421},
 		{name: "non-ASCII port", m: strict, sni: "api.example.test", host: "api.example.test:\u0664\u0664\u0663", status: 421},
+		// A port must be digits: a router that splits at another colon would read another name.
+		{name: "port that is a name", m: strict, sni: "api.example.test", host: "api.example.test:admin.example.test", status: 421},
+		{name: "two ports", m: strict, sni: "api.example.test", host: "api.example.test:443:443", status: 421},
+		{name: "port with a letter", m: strict, sni: "api.example.test", host: "api.example.test:443a", status: 421},
+		{name: "empty port", m: strict, sni: "api.example.test", host: "api.example.test:", status: 200},
+		{name: "no SNI, IPv4 host, port that is a name", m: strict, host: "127.0.0.1:admin.example.test", status: 421},
+		{name: "no SNI, IPv6 host, port that is a name", m: strict, host: "[::1]:admin", status: 421},
+		{name: "no SNI, IPv6 host without a port", m: strict, host: "[::1]", status: 200},
+		{name: "no SNI, IPv6 host with a zone", m: strict, host: "[fe80::1%25eth0]:443", status: 200},
+		{name: "no SNI, IPv6 host without brackets", m: strict, host: "::1", status: 421},
+		{name: "no SNI, text after the bracket", m: strict, host: "[::1]admin", status: 421},
+		{name: "no SNI, unclosed bracket", m: strict, host: "[::1:443", status: 421},
+		{name: "server name with a colon, as Host", m: strict, sni: "api.example.test:admin", host: "api.example.test:admin", status: 421},
+		// HTTP/2: a host field beside :authority must name the same (RFC 9113, 8.3.1).
+		{name: "host field as the authority", m: strict, sni: "api.example.test", host: "api.example.test", hostField: []string{"api.example.test"}, status: 200},
+		{name: "host field as the authority, other case", m: strict, sni: "api.example.test", host: "api.example.test", hostField: []string{"API.example.test"}, status: 200},
+		{name: "host field naming another server", m: strict, sni: "api.example.test", host: "api.example.test", hostField: []string{"admin.example.test"}, status: 421},
+		{name: "host field with another port", m: strict, sni: "api.example.test", host: "api.example.test", hostField: []string{"api.example.test:8443"}, status: 421},
+		{name: "two host fields, the second another server", m: strict, sni: "api.example.test", host: "api.example.test", hostField: []string{"api.example.test", "admin.example.test"}, status: 421},
+		{name: "empty host field", m: strict, sni: "api.example.test", host: "api.example.test", hostField: []string{""}, status: 421},
+		{name: "no SNI, host field naming a server", m: strict, host: "127.0.0.1", hostField: []string{"admin.example.test"}, status: 421},
+		{name: "host field naming another server, without a client certificate", m: strict, sni: "api.example.test", host: "api.example.test", hostField: []string{"admin.example.test"}, noCert: true, status: 200},
+		{name: "host field naming another server, allowed dangerously", m: lenient, sni: "api.example.test", host: "api.example.test", hostField: []string{"admin.example.test"}, status: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			r.Host = tt.host
+			if tt.hostField != nil {
+				r.Header["Host"] = tt.hostField
+			}
 			r.TLS = &tls.ConnectionState{ServerName: tt.sni}
 			if !tt.noCert {
 				r.TLS.PeerCertificates = p.alice.Chain()

@@ -78,9 +78,11 @@ type Config struct {
 	// connection without SNI (a client that connected by address) must then use an address as
 	// Host. Names compare with ASCII letters folded and nothing else, and a Host or server name
 	// holding a non-ASCII byte is refused: names on the wire are A-labels ("xn--..."), and a
-	// Unicode fold would match "ſ" (U+017F) to "s". HTTP/2 clients that reuse a connection for
-	// another host retry on a new connection when they get 421. A client that sends no SNI and
-	// a named Host is refused (a Go client calling an address with req.Host set; nginx with
+	// Unicode fold would match "ſ" (U+017F) to "s". A port in the Host must be digits; over
+	// HTTP/2 a host header field beside :authority must name the same authority (RFC 9113,
+	// section 8.3.1), ASCII letters folded. HTTP/2 clients that reuse a connection for another
+	// host retry on a new connection when they get 421. A client that sends no SNI and a named
+	// Host is refused (a Go client calling an address with req.Host set; nginx with
 	// proxy_ssl_server_name off). No middleware after this one may rewrite r.Host. Default false.
 	DangerouslyAllowHostMismatch bool
 

@@ -32,7 +32,8 @@ var (
 	ErrMalformedHeader = errors.New("mtls: malformed certificate header")
 	// ErrDenied: the certificate is valid but a policy refuses it.
 	ErrDenied = errors.New("mtls: denied by policy")
-	// ErrMisdirected: the request's Host names another server than the TLS handshake did (see
+	// ErrMisdirected: the request's Host names another server than the TLS handshake did, or a
+	// port that is not digits, or its HTTP/2 host field another authority than :authority (see
 	// [Config.DangerouslyAllowHostMismatch]).
 	ErrMisdirected = errors.New("mtls: request misdirected")
 	// ErrCredentials: the service's own credentials were missing or refused by the check of

@@ -85,7 +85,8 @@
 // [HeaderConfig.DangerouslyTrustProxyVerification] says otherwise. Revocation is checked when
 // configured, and "could not check" refuses unless [RevocationConfig.DangerouslyFailOpen] is set.
 // On a direct TLS connection with a client certificate, the request's Host must name the server
-// the client named in the handshake ([Config.DangerouslyAllowHostMismatch]). Who may call what is
+// the client named in the handshake, with a port of digits if any, and an HTTP/2 host field
+// must name the same ([Config.DangerouslyAllowHostMismatch]). Who may call what is
 // up to the policies you configure.
 package mtls
 
