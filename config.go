@@ -340,7 +340,7 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 				p.add("Header.Format", err)
 				family = append(family, own...)
 			}
-			if lf, ok := h.format.(listHeaders); ok {
+			if lf, ok := baseFormat(h.format).(listHeaders); ok {
 				for i := range h.names {
 					h.lists[i] = lf.listHeader(i)
 				}
@@ -384,7 +384,7 @@ func compileXFCCBy(p *problems, cfg *HeaderConfig, h *headerSource) {
 	if len(cfg.XFCCBy) == 0 {
 		return
 	}
-	if _, ok := h.format.(hopsDecoder); !ok && h.format != nil {
+	if _, ok := baseFormat(h.format).(hopsDecoder); !ok && h.format != nil {
 		p.addf("Header.XFCCBy", "format %q does not read X-Forwarded-Client-Cert hops (use the envoy-xfcc preset)", h.formatName)
 	}
 	if len(cfg.XFCCBy) > maxXFCCBy {

@@ -10,25 +10,34 @@ import (
 
 // Forward prepares a request to the next hop, so that a Go reverse proxy
 // ([net/http/httputil.ReverseProxy]) can play the part nginx plays in front of a service in
-// header mode. It first deletes every header of every given format, and the format's companions
-// (see [Format]), from out's header and from its trailers, whatever the client sent and under any
-// spelling (case, and '_' for '-'); then, when id is not nil, writes id's certificate in each
+// header mode. It first deletes the family of every given format from out's header and from its
+// trailers, whatever the client sent and under any spelling (case and punctuation, see
+// [HeaderConfig.CompanionHeaders]); then, when id is not nil, writes id's certificate in each
 // format into out's header: the leaf and the intermediates of the verified chain (the trust
 // anchor left out). At least one format is required by the signature: without one, a client's
 // forged header would travel on.
+//
+// It deletes exactly the families of the formats it is given: each format's HeaderNames and its
+// companion headers (see [Format]), nothing else. It does not know the
+// [HeaderConfig.CompanionHeaders] of the service behind: a companion configured there only, such
+// as an X-Client-Verify, would travel on with a client's forged value beside the real identity.
+// Add such names to the format with [WithCompanions], and give the service that same format in
+// [HeaderConfig.Format] instead of listing them in its CompanionHeaders.
 //
 // Trailers arrive after the body: when out declares any and has a body, its body is wrapped so
 // that, once it has been read to its end, the trailers of the formats are deleted again before the
 // transport writes them (a Trailer map shared with the incoming request fills as the client's
 // body is read).
 //
-// Every format must be an [Encoder]: "rfc9440" and "envoy-xfcc" are. Call it on every proxied
-// request, with or without an identity, in the proxy's Rewrite function:
+// Every format must be an [Encoder]: "rfc9440" and "envoy-xfcc" are, and so is [WithCompanions]
+// of them. Call it on every proxied request, with or without an identity, in the proxy's Rewrite
+// function:
 //
+//	format := mtls.WithCompanions(mtls.MustHeaderFormat("rfc9440"), "X-Client-Verify")
 //	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 //		pr.SetURL(backend)
 //		id, _ := mtls.FromContext(pr.In.Context())
-//		if err := mtls.Forward(pr.Out, id, rfc9440); err != nil {
+//		if err := mtls.Forward(pr.Out, id, format); err != nil {
 //			panic(err) // only a format that cannot encode fails: a bug, not an input
 //		}
 //	}}

@@ -60,8 +60,12 @@ type HeaderConfig struct {
 	// case, and any byte other than a letter or digit for '-' ('_', '.', '~': CGI gateways and
 	// PHP read X_Client_Verify and X.Client.Verify as X-Client-Verify). From a trusted proxy
 	// they pass as the proxy set them, and one spelled otherwise (X_Client_Verify) is refused
-	// as malformed. Names are canonicalised, and
-	// refused like Names when invalid or given twice; at most 64.
+	// as malformed. Names are canonicalised, and refused like Names when invalid or given
+	// twice; at most 64.
+	//
+	// [Forward] deletes only the families of the formats it is given, and does not know these
+	// names: where a Go gateway forwards to this service, add them to the format instead, with
+	// [WithCompanions], and use that one format here (in Format) and in the gateway's Forward.
 	//
 	// What a trusted proxy says in a companion header is its own word, which the middleware does
 	// not verify: the proxy may have forwarded a certificate it did not check (nginx's

@@ -97,10 +97,12 @@ func ExampleHeaderConfig_withoutTrustedProxies() {
 }
 
 // A Go gateway in front of a service: it authenticates clients over TLS and forwards the verified
-// identity as RFC 9440 headers, after removing any copy the client sent.
+// identity as RFC 9440 headers, after removing any copy the client sent. The service behind also
+// reads an X-Client-Verify of its own configuration: the gateway and the service share one format
+// that names it, so that the gateway deletes a client's forged copy too.
 func ExampleForward() {
 	backend, _ := url.Parse("http://10.0.0.20:8080")
-	rfc9440 := mtls.MustHeaderFormat("rfc9440")
+	rfc9440 := mtls.WithCompanions(mtls.MustHeaderFormat("rfc9440"), "X-Client-Verify")
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(backend)
 		id, _ := mtls.FromContext(pr.In.Context()) // nil without a certificate: headers removed only
@@ -109,8 +111,10 @@ func ExampleForward() {
 		}
 	}}
 	_ = rp // serve it behind the gateway's own middleware: gateway.Handler(rp)
+	// The service behind: &mtls.HeaderConfig{Format: rfc9440, TrustedProxies: the gateway's}.
 
-	// What the next hop receives for alice, who also sent a Client-Cert header of her own:
+	// What the next hop receives for alice, who also sent a Client-Cert header and an
+	// X-Client-Verify of her own:
 	clientsCA := mtlstest.NewRootCA("Clients Root CA")
 	alice := clientsCA.NewClient("alice")
 	gateway, err := mtls.New(mtls.Config{RootCAs: clientsCA.Pool()})
@@ -123,14 +127,17 @@ func ExampleForward() {
 	}
 	out := httptest.NewRequest(http.MethodGet, "http://10.0.0.20:8080/", nil)
 	out.Header.Set("Client-Cert", ":c3Bvb2ZlZA==:")
+	out.Header.Set("X-Client-Verify", "SUCCESS")
 	if err := mtls.Forward(out, id, rfc9440); err != nil {
 		log.Fatal(err)
 	}
 	ders, _ := rfc9440.Decode([]string{out.Header.Get("Client-Cert"), out.Header.Get("Client-Cert-Chain")})
 	leaf, _ := x509.ParseCertificate(ders[0])
 	fmt.Println(len(out.Header.Values("Client-Cert")), leaf.Subject.CommonName)
+	fmt.Printf("X-Client-Verify: %q\n", out.Header.Get("X-Client-Verify"))
 	// Output:
 	// 1 alice
+	// X-Client-Verify: ""
 }
 
 // ConnContext makes header mode judge the proxy by the connection itself, so that a middleware

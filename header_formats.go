@@ -24,7 +24,7 @@ import (
 // which returns canonical names (see [http.CanonicalHeaderKey]), in a fresh slice on each call.
 // Header mode removes them with the certificate headers from the requests of every peer that is
 // not a trusted proxy (see [HeaderConfig.CompanionHeaders]), and [Forward] deletes them. Every
-// preset implements it.
+// preset implements it; [WithCompanions] adds names to any format's.
 type Format interface {
 	// Name identifies the format in identities ([Identity.Format]) and logs, such as "nginx".
 	Name() string
@@ -79,6 +79,79 @@ func (p *preset) CompanionHeaders() []string {
 // beside the certificate headers (see [Format]).
 type companionHeaders interface {
 	CompanionHeaders() []string
+}
+
+// WithCompanions returns format with names added to its companion headers (see [Format]): the
+// headers a proxy of this deployment sets beside the certificate headers under names of its
+// configuration's choosing, such as nginx's "proxy_set_header X-Client-Verify
+// $ssl_client_verify;". It reads, decodes and encodes as format does, under its name; it is an
+// [Encoder] when format is one. Names are canonicalised; one that names a header format already
+// has (under any spelling, see [HeaderConfig.CompanionHeaders]) is left out. A nil format gives
+// nil.
+//
+// So one value names such headers to both ends: in [HeaderConfig.Format] they join the
+// family removed from the requests of peers that are not trusted proxies, as
+// [HeaderConfig.CompanionHeaders] do; given to [Forward], they are deleted from the request to
+// the next hop with the format's own headers, so that a client's forged X-Client-Verify cannot
+// travel beside the real identity. A Go gateway and the service behind it share one value:
+//
+//	format := mtls.WithCompanions(mtls.MustHeaderFormat("rfc9440"), "X-Client-Verify")
+//	// gateway: mtls.Forward(pr.Out, id, format)
+//	// service: &mtls.HeaderConfig{Format: format, TrustedProxies: gateways}
+func WithCompanions(format Format, names ...string) Format {
+	if format == nil {
+		return nil
+	}
+	var companions []string // the format's own, or those of the wrapper it is, then names
+	if own, ok := format.(companionHeaders); ok {
+		companions = slices.Clone(own.CompanionHeaders())
+	}
+	if w, ok := format.(interface{ unwrapFormat() Format }); ok {
+		format = w.unwrapFormat() // one wrapper, holding every name added
+	}
+	known := slices.Concat(format.HeaderNames(), companions)
+	for _, n := range names {
+		if !slices.ContainsFunc(known, func(k string) bool { return certheader.SameName(k, n) }) {
+			n = http.CanonicalHeaderKey(n)
+			known = append(known, n)
+			companions = append(companions, n)
+		}
+	}
+	c := withCompanions{Format: format, companions: companions}
+	if e, ok := format.(Encoder); ok {
+		return &encoderWithCompanions{withCompanions: c, enc: e}
+	}
+	return &c
+}
+
+// withCompanions is a Format with companion headers added (WithCompanions).
+type withCompanions struct {
+	Format
+	companions []string
+}
+
+func (w *withCompanions) CompanionHeaders() []string { return slices.Clone(w.companions) }
+
+// unwrapFormat returns the format that w adds companions to, for the optional interfaces of the
+// presets (listHeaders, hopsDecoder), which w does not have.
+func (w *withCompanions) unwrapFormat() Format { return w.Format }
+
+// encoderWithCompanions is an Encoder with companion headers added (WithCompanions).
+type encoderWithCompanions struct {
+	withCompanions
+	enc Encoder
+}
+
+func (e *encoderWithCompanions) Encode(chain []*x509.Certificate) ([]string, error) {
+	return e.enc.Encode(chain)
+}
+
+// baseFormat returns the format that f adds companions to, or f itself.
+func baseFormat(f Format) Format {
+	if w, ok := f.(interface{ unwrapFormat() Format }); ok {
+		return w.unwrapFormat()
+	}
+	return f
 }
 
 // Decode decodes with the codec; its error is reported as ErrMalformedHeader, with the format

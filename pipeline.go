@@ -310,7 +310,7 @@ func (m *Middleware) decodeHeader(c *claim) ([][]byte, []XFCCElement, error) {
 	h := m.header
 	if h.xfccBy != nil {
 		// compileHeader saw to it that the format reads hops.
-		return h.format.(hopsDecoder).decodeHops(c.headerValues(), h.xfccBy)
+		return baseFormat(h.format).(hopsDecoder).decodeHops(c.headerValues(), h.xfccBy)
 	}
 	ders, err := h.format.Decode(c.headerValues())
 	var e *Error
