@@ -120,8 +120,9 @@ type Config struct {
 	// flushes or hijacks; or the next handler returns (or panics). A refusal by a Require below
 	// the handler before then is reported in its place, before it is written; one after then (the
 	// header written, the handler returned below [http.TimeoutHandler]) is handed to the error
-	// handler with no event of its own. The handler then gives next a writer of its own, which
-	// implements [http.Flusher], [http.Hijacker] and io.ReaderFrom by passing them on, and
+	// handler with no event of its own. The handler then gives next a writer of its own, with
+	// the optional interfaces of the writer below ([http.Flusher], [http.Hijacker],
+	// io.ReaderFrom, [http.Pusher], [http.CloseNotifier]) and only those, passed on, which
 	// unwraps for [http.ResponseController]. It must be fast and safe for concurrent use.
 	// Default nil. With neither OnDecision nor Logger set, no event is built.
 	OnDecision func(ctx context.Context, ev Event)

@@ -173,12 +173,13 @@ func (m *Middleware) proceed(w http.ResponseWriter, r *http.Request, guarded boo
 	pd.took = time.Since(start)
 	pd.wr = pendingWriter{ResponseWriter: w, pd: pd}
 	defer pd.flush() // also when next panics: the request was accepted
-	next.ServeHTTP(&pd.wr, rn)
+	next.ServeHTTP(pd.wr.shaped(), rn)
 }
 
 // pendingWriter is the writer of a request whose acceptance waits: the first write of the
-// response header reports it. It passes Flush, Hijack and ReadFrom on, and unwraps for
-// [http.ResponseController].
+// response header reports it. It unwraps for [http.ResponseController]; shaped gives next the
+// optional interfaces (Flusher, Hijacker, ReaderFrom, Pusher, CloseNotifier) of the writer below,
+// and only those, so that a handler's type assertions answer as they would without it.
 type pendingWriter struct {
 	http.ResponseWriter
 	pd *pending
@@ -196,8 +197,11 @@ func (w *pendingWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// Flush is http.Flusher's, passed on if the writer below flushes.
-func (w *pendingWriter) Flush() { _ = w.FlushError() }
+// WriteString passes io.WriteString on to the writer below.
+func (w *pendingWriter) WriteString(s string) (int, error) {
+	w.pd.flush()
+	return io.WriteString(w.ResponseWriter, s)
+}
 
 // FlushError is what [http.ResponseController] calls to flush.
 func (w *pendingWriter) FlushError() error {
@@ -205,21 +209,67 @@ func (w *pendingWriter) FlushError() error {
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
-// Hijack is http.Hijacker's; it fails as [http.ResponseController] does where the writer below
-// cannot hijack.
-func (w *pendingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+// Unwrap returns the writer below, for [http.ResponseController].
+func (w *pendingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// shaped returns w with the optional interfaces of the writer below: those of net/http's HTTP/1
+// and HTTP/2 writers, or Flusher alone, or none. Each shape is a pointer-sized value, so that
+// passing it as an http.ResponseWriter allocates nothing.
+func (w *pendingWriter) shaped() http.ResponseWriter {
+	rw := w.ResponseWriter
+	_, flusher := rw.(http.Flusher)
+	_, notifier := rw.(http.CloseNotifier) //nolint:staticcheck // passed on for the handlers that use it
+	_, hijacker := rw.(http.Hijacker)
+	_, readerFrom := rw.(io.ReaderFrom)
+	_, pusher := rw.(http.Pusher)
+	switch {
+	case flusher && notifier && hijacker && readerFrom:
+		return http1Writer{w}
+	case flusher && notifier && pusher:
+		return http2Writer{w}
+	case flusher:
+		return flushWriter{w}
+	}
+	return w
+}
+
+// flushWriter is a pendingWriter over a writer that flushes.
+type flushWriter struct{ *pendingWriter }
+
+func (w flushWriter) Flush() { _ = w.FlushError() }
+
+// http1Writer is a pendingWriter over net/http's HTTP/1 writer, or one like it.
+type http1Writer struct{ *pendingWriter }
+
+func (w http1Writer) Flush() { _ = w.FlushError() }
+
+func (w http1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.pd.flush()
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	return w.ResponseWriter.(http.Hijacker).Hijack()
 }
 
 // ReadFrom lets io.Copy use the writer below's own copy (sendfile).
-func (w *pendingWriter) ReadFrom(src io.Reader) (int64, error) {
+func (w http1Writer) ReadFrom(src io.Reader) (int64, error) {
 	w.pd.flush()
-	return io.Copy(w.ResponseWriter, src)
+	return w.ResponseWriter.(io.ReaderFrom).ReadFrom(src)
 }
 
-// Unwrap returns the writer below, for [http.ResponseController].
-func (w *pendingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w http1Writer) CloseNotify() <-chan bool {
+	return w.ResponseWriter.(http.CloseNotifier).CloseNotify() //nolint:staticcheck // passed on
+}
+
+// http2Writer is a pendingWriter over net/http's HTTP/2 writer, or one like it.
+type http2Writer struct{ *pendingWriter }
+
+func (w http2Writer) Flush() { _ = w.FlushError() }
+
+func (w http2Writer) Push(target string, opts *http.PushOptions) error {
+	return w.ResponseWriter.(http.Pusher).Push(target, opts)
+}
+
+func (w http2Writer) CloseNotify() <-chan bool {
+	return w.ResponseWriter.(http.CloseNotifier).CloseNotify() //nolint:staticcheck // passed on
+}
 
 // pendingOf returns the acceptance of r by a handler of m; nil if no handler of m accepted it.
 func (m *Middleware) pendingOf(r *http.Request) *pending {

@@ -1,9 +1,11 @@
 package mtls
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -248,13 +250,10 @@ func TestRouteAcceptanceWhenFinal(t *testing.T) {
 		{"Write", func(w http.ResponseWriter) { _, _ = w.Write([]byte("x")) }},
 		{"Flush", func(w http.ResponseWriter) { w.(http.Flusher).Flush() }},
 		{"ResponseController Flush", func(w http.ResponseWriter) { _ = http.NewResponseController(w).Flush() }},
-		{"ReadFrom", func(w http.ResponseWriter) {
-			_, _ = w.(io.ReaderFrom).ReadFrom(strings.NewReader("body")) // the recorder refuses a body after a 103
+		{"io.Copy", func(w http.ResponseWriter) {
+			_, _ = io.Copy(w, strings.NewReader("body")) // the recorder refuses a body after a 103
 		}},
-		{"Hijack", func(w http.ResponseWriter) {
-			_, _, err := w.(http.Hijacker).Hijack()
-			assert.Error(t, err, "the recorder cannot hijack")
-		}},
+		{"WriteString", func(w http.ResponseWriter) { _, _ = io.WriteString(w, "body") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			evs.reset()
@@ -279,3 +278,50 @@ func TestRouteAcceptanceWhenFinal(t *testing.T) {
 	assert.True(t, w.Flushed)
 	assert.True(t, slices.Equal([]string{"accepted/"}, evs.results()))
 }
+
+// The writer next gets while its acceptance waits has the optional interfaces of the writer below,
+// and only those: a handler's type assertions answer as they would without a route policy.
+func TestRouteWriterShapes(t *testing.T) {
+	type ifaces struct{ flusher, hijacker, readerFrom, pusher, notifier bool }
+	of := func(w http.ResponseWriter) ifaces {
+		var got ifaces
+		_, got.flusher = w.(http.Flusher)
+		_, got.hijacker = w.(http.Hijacker)
+		_, got.readerFrom = w.(io.ReaderFrom)
+		_, got.pusher = w.(http.Pusher)
+		_, got.notifier = w.(http.CloseNotifier) //nolint:staticcheck // what is checked
+		return got
+	}
+	for _, tt := range []struct {
+		name string
+		w    http.ResponseWriter
+	}{
+		{"HTTP/1", http1Like{httptest.NewRecorder()}},
+		{"HTTP/2", http2Like{httptest.NewRecorder()}},
+		{"recorder (flushes only)", httptest.NewRecorder()},
+		{"plain", plainWriter{httptest.NewRecorder()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pw := &pendingWriter{ResponseWriter: tt.w, pd: &pending{}}
+			pw.pd.done.Store(true)
+			assert.Equal(t, of(tt.w), of(pw.shaped()))
+		})
+	}
+}
+
+type plainWriter struct{ w http.ResponseWriter }
+
+func (p plainWriter) Header() http.Header         { return p.w.Header() }
+func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p plainWriter) WriteHeader(code int)        { p.w.WriteHeader(code) }
+
+type http1Like struct{ *httptest.ResponseRecorder }
+
+func (http1Like) Hijack() (net.Conn, *bufio.ReadWriter, error) { return nil, nil, http.ErrNotSupported }
+func (h http1Like) ReadFrom(r io.Reader) (int64, error)        { return io.Copy(h.ResponseRecorder, r) }
+func (http1Like) CloseNotify() <-chan bool                     { return nil }
+
+type http2Like struct{ *httptest.ResponseRecorder }
+
+func (http2Like) Push(string, *http.PushOptions) error { return http.ErrNotSupported }
+func (http2Like) CloseNotify() <-chan bool             { return nil }
