@@ -182,24 +182,6 @@ func TestTLSConfigTicketKeyRotation(t *testing.T) {
 	assert.True(t, dial(), "the new ticket, of the new key, resumes")
 }
 
-// fakeClock is a settable Config.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // TestRefusalLogBudget: refusals of ever new certificates, or of none, are logged at Info only
 // within a global budget; the rest go to Debug, a record then says how many were suppressed,
 // and every refusal is still an event.
@@ -207,9 +189,9 @@ func TestRefusalLogBudget(t *testing.T) {
 	p := newPKI(t)
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	clock := &fakeClock{t: time.Now()}
+	clock := newRevClock()
 	var rec eventRecorder
-	m, err := New(Config{RootCAs: p.root.Pool(), Now: clock.now, OnDecision: rec.record,
+	m, err := New(Config{RootCAs: p.root.Pool(), Now: clock.Now, OnDecision: rec.record,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))})
 	require.NoError(t, err)
 	h := m.Handler(echoIdentity)
@@ -249,7 +231,7 @@ func TestRefusalLogBudget(t *testing.T) {
 	assert.Len(t, rec.events, n, "every refusal is an event")
 	rec.mu.Unlock()
 
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	refuse(0)
 	refused, suppressed, last := infos()
 	assert.Equal(t, refusalLogBurst+1, refused, "the budget refills with the clock")
