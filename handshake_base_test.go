@@ -2,7 +2,6 @@ package mtls
 
 import (
 	"bytes"
-	"context"
 	"crypto/elliptic"
 	"crypto/tls"
 	"crypto/x509"
@@ -20,29 +19,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// eventRecorder collects the events of a middleware.
-type eventRecorder struct {
-	mu     sync.Mutex
-	events []Event
-}
-
-func (r *eventRecorder) record(_ context.Context, ev Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, ev)
-}
-
 // handshakes returns the events of refusals at the handshake, and forgets every event.
-func (r *eventRecorder) handshakes() []Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (e *events) handshakes() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	var out []Event
-	for _, ev := range r.events {
+	for _, ev := range e.evs {
 		if ev.Handshake {
 			out = append(out, ev)
 		}
 	}
-	r.events = nil
+	e.evs = nil
 	return out
 }
 
@@ -76,7 +63,7 @@ func TestHandshakeVerifyingBase(t *testing.T) {
 				name += "/per-name config"
 			}
 			t.Run(name, func(t *testing.T) {
-				var rec eventRecorder
+				var rec events
 				var peerMu sync.Mutex
 				var peerChains [][][]*x509.Certificate
 				own := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: auth, ClientCAs: p.root.Pool(),
@@ -190,7 +177,7 @@ func TestRefusalLogBudget(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	clock := newRevClock()
-	var rec eventRecorder
+	var rec events
 	m, err := New(Config{RootCAs: p.root.Pool(), Now: clock.Now, OnDecision: rec.record,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))})
 	require.NoError(t, err)
@@ -228,7 +215,7 @@ func TestRefusalLogBudget(t *testing.T) {
 	assert.Equal(t, refusalLogBurst, refused, "a burst, then nothing more at Info while the clock stands")
 	assert.Zero(t, suppressed)
 	rec.mu.Lock()
-	assert.Len(t, rec.events, n, "every refusal is an event")
+	assert.Len(t, rec.evs, n, "every refusal is an event")
 	rec.mu.Unlock()
 
 	clock.Advance(time.Second)
