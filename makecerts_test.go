@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestMakeCertsScript runs the README's openssl recipe, examples/whoami/make-certs.sh, with sh and
+// TestMakeCertsScript runs the openssl recipe of docs/getting-started.md, examples/whoami/make-certs.sh, with sh and
 // checks that what it makes works over real TLS connections driven by curl: alice's certificate
 // under the clients CA, the partner's by the fingerprint line openssl printed, and the server's
 // certificate refused as a client certificate.
@@ -32,11 +32,11 @@ func TestMakeCertsScript(t *testing.T) {
 	const scriptPath = "examples/whoami/make-certs.sh"
 	script, err := os.ReadFile(scriptPath)
 	require.NoError(t, err)
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile("docs/getting-started.md")
 	require.NoError(t, err)
 	recipe := readmeBlock(t, readme, "<!-- recipe:make-certs -->")
 	require.Contains(t, recipe, "openssl req")
-	assert.Contains(t, string(script), recipe, "the README's recipe and %s differ", scriptPath)
+	assert.Contains(t, string(script), recipe, "the recipe in docs/getting-started.md and %s differ", scriptPath)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

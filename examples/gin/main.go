@@ -4,7 +4,7 @@
 //	cd examples/gin && go run .
 //
 // The example is a module of its own, so that gin never becomes a dependency of
-// github.com/certgate/mtls. The library has no gin adapter: the three-line [adapt] below turns
+// github.com/certgate/mtls. The library has no gin adapter: the short [adapt] below turns
 // any net/http middleware, such as m.Handler and m.Require(policy), into a gin handler.
 package main
 

@@ -92,7 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.headerName, "header-name", "", "name of the header carrying the certificate (default: the format's own)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDR prefixes (or addresses) of the proxies trusted to set the header (required with -header)")
 	o.rev.Register(fs)
-	fs.StringVar(&o.policyFile, "policy", "", "JSON policy document that every identity must satisfy (refusals are 403 policy_denied; see the README)")
+	fs.StringVar(&o.policyFile, "policy", "", "JSON policy document that every identity must satisfy (refusals are 403 policy_denied; see docs/policies.md)")
 	fs.StringVar(&o.bindingsPath, "bindings", "", "principal bindings: a directory of <principal>.pem certificates or a JSON file {\"principal\": [\"<sha256>\", ...]} (reloaded with the CAs on SIGHUP)")
 	fs.BoolVar(&o.rev.FailOpen, "fail-open", false, "DANGEROUS: accept certificates whose revocation status cannot be established (flagged in the answer and the log)")
 	if err := fs.Parse(args); err != nil {

@@ -7,7 +7,7 @@
 #
 # writes them into PARENT/mtls-demo (default: ./mtls-demo). POSIX sh; needs the openssl command
 # line, OpenSSL 1.1.1 or later (on macOS Homebrew's, not the system's LibreSSL). The commands
-# after the first line are the README's recipe, word for word (a test checks it).
+# after the first line are the recipe of docs/getting-started.md, word for word (a test checks it).
 set -eu
 cd "${1:-.}"
 
