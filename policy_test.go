@@ -2,6 +2,9 @@ package mtls
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // test of SHA-1 thumbprints
 	"crypto/sha256"
 	"crypto/x509"
@@ -302,9 +305,12 @@ func TestPolicyIPv4MappedSAN(t *testing.T) {
 	}
 
 	t.Run("minted certificate", func(t *testing.T) {
-		pk := newPKI(t)
 		san, err := asn1.Marshal([]asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 7, Bytes: net.ParseIP("::ffff:10.1.2.3").To16()}})
 		require.NoError(t, err)
+		if !x509ParsesSAN(t, san) {
+			t.Skip("this Go's crypto/x509 refuses to parse an IPv4-mapped IP SAN (Go 1.27 and later), so no such certificate reaches a policy")
+		}
+		pk := newPKI(t)
 		leaf := pk.issuing.NewClient("mapped", mtlstest.WithExtension(pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}))
 		require.Len(t, leaf.Certificate.IPAddresses, 1)
 		require.Len(t, leaf.Certificate.IPAddresses[0], net.IPv6len, "the SAN keeps its 16 bytes")
@@ -1328,4 +1334,21 @@ func TestPrintedSerialsParseBack(t *testing.T) {
 			back(m[1])
 		})
 	}
+}
+
+// x509ParsesSAN reports whether crypto/x509 parses a certificate with this subjectAltName value.
+func x509ParsesSAN(t *testing.T, san []byte) bool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber:    big.NewInt(1),
+		NotBefore:       time.Unix(0, 0),
+		NotAfter:        time.Unix(1<<31, 0),
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	_, err = x509.ParseCertificate(der)
+	return err == nil
 }

@@ -318,10 +318,12 @@ func TestPrincipalFromSubjectNotAString(t *testing.T) {
 			}
 			der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Certificate, key.Public(), ca.Key)
 			require.NoError(t, err)
-			_, err = x509.ParseCertificate(der)
-			require.Error(t, err, "Go's parser refuses it: a request presenting it never gets this far")
-
-			leaf := &x509.Certificate{Raw: der, Subject: pkix.Name{Names: tmpl.Subject.ExtraNames}}
+			// Up to Go 1.26 the parser refuses it, and a request presenting it never gets this far;
+			// from Go 1.27 it parses, and the resolver is what refuses it.
+			leaf, err := x509.ParseCertificate(der)
+			if err != nil {
+				leaf = &x509.Certificate{Raw: der, Subject: pkix.Name{Names: tmpl.Subject.ExtraNames}}
+			}
 			id := synth(leaf)
 			got, err := chain.ResolvePrincipal(id)
 			require.ErrorContains(t, err, "subject cn is not a string")

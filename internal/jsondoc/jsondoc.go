@@ -153,11 +153,14 @@ func hexEscape(b []byte) (rune, bool) {
 
 func syntaxErr(err error) error {
 	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return Errorf("$", "invalid JSON at byte %d: %v", se.Offset, se)
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	// A document cut short: the decoder reports io.ErrUnexpectedEOF up to Go 1.26, and from Go 1.27
+	// a SyntaxError with this text.
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &se) && se.Error() == "unexpected end of JSON input" {
 		return Errorf("$", "incomplete JSON document")
+	}
+	if se != nil {
+		return Errorf("$", "invalid JSON at byte %d: %v", se.Offset, se)
 	}
 	return Errorf("$", "invalid JSON: %v", err)
 }
