@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls/internal/mddoc"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -34,7 +35,7 @@ func TestMakeCertsScript(t *testing.T) {
 	require.NoError(t, err)
 	readme, err := os.ReadFile("docs/getting-started.md")
 	require.NoError(t, err)
-	recipe := readmeBlock(t, readme, "<!-- recipe:make-certs -->")
+	recipe := readmeBlock(t, readme, "recipe:make-certs")
 	require.Contains(t, recipe, "openssl req")
 	assert.Contains(t, string(script), recipe, "the recipe in docs/getting-started.md and %s differ", scriptPath)
 
@@ -76,14 +77,12 @@ func TestMakeCertsScript(t *testing.T) {
 	}
 }
 
-// readmeBlock returns the body of the first fenced code block after marker in a Markdown text.
+// readmeBlock returns the body of the code block right after the line "<!-- marker -->" of a
+// Markdown text.
 func readmeBlock(t *testing.T, md []byte, marker string) string {
 	t.Helper()
-	_, after, ok := strings.Cut(string(md), marker)
-	require.True(t, ok, "marker %s not found", marker)
-	_, after, ok = strings.Cut(after, "```sh\n")
-	require.True(t, ok, "no code block after %s", marker)
-	block, _, ok := strings.Cut(after, "```")
-	require.True(t, ok, "unterminated code block after %s", marker)
-	return block
+	b, ok := mddoc.Parse(md).Marked(marker)
+	require.True(t, ok, "no code block right after <!-- %s -->", marker)
+	require.True(t, b.Closed, "unterminated code block after <!-- %s -->", marker)
+	return b.Text
 }
