@@ -109,7 +109,15 @@ type Config struct {
 	// logged at Info once a minute per certificate and reason, and at most 20 at once and 5 a
 	// second in all (on the clock of Now); the others go to Debug, and a Warn record "mtls:
 	// refusal records suppressed" then says how many did, before the next at Info. OnDecision
-	// gets every event. Default: no logging.
+	// gets every event.
+	//
+	// Default nil: [slog.Default], as it is when each record is made (so a program may call
+	// slog.SetDefault after New), gets the records that warn, under the same limits: refusals at
+	// Info, the count of suppressed ones and degraded acceptances and expiry at Warn; no
+	// acceptance (a healthy service logs nothing per request), no repeated or suppressed refusal,
+	// no reload or shadow policy record. With no OnDecision either, an event is built only for a
+	// record that the default handler is enabled for. To log nothing, set
+	// slog.New(slog.DiscardHandler).
 	Logger *slog.Logger
 	// OnDecision receives the event of every decision, with the request's context (to annotate a
 	// tracing span, or count in metrics): one per request, with its final outcome. It runs in the
@@ -124,7 +132,8 @@ type Config struct {
 	// the optional interfaces of the writer below ([http.Flusher], [http.Hijacker],
 	// io.ReaderFrom, [http.Pusher], [http.CloseNotifier]) and only those, passed on, which
 	// unwraps for [http.ResponseController]. It must be fast and safe for concurrent use.
-	// Default nil. With neither OnDecision nor Logger set, no event is built.
+	// Default nil. With neither OnDecision nor Logger set, no event is built but for the records
+	// of the default logger (see Logger).
 	OnDecision func(ctx context.Context, ev Event)
 	// ExpiryWarning is how long before its leaf expires an identity is flagged
 	// ([Identity.ExpiresSoon], [Event.ExpiresSoon]) and logged, so that operators can tell a

@@ -408,15 +408,12 @@ func slowKey(pub any) bool {
 // noteHandshake reports err, a refusal at the handshake begun at start, as an event marked
 // Handshake: the connection never carries a request, so this is its one decision.
 func (m *Middleware) noteHandshake(err error, start time.Time) {
-	if !m.watching {
-		return
-	}
 	ctx := context.Background() // a handshake has no request; ConnectionState carries no context
 	d := decision{err: err, now: m.now(), source: SourceTLS}
 	if m.onDecision == nil && !m.logged(ctx, &d) {
 		return
 	}
-	ev := m.event(&d, nil, time.Since(start))
+	ev := m.event(&d, nil, since(start))
 	ev.Handshake, ev.Status = true, 0
 	m.report(ctx, &ev)
 }

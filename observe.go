@@ -40,9 +40,15 @@ func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision
 // note reports the decision d on r, begun at start: the shadow policy's outcome, then the event.
 func (m *Middleware) note(r *http.Request, d *decision, start time.Time) {
 	shadowErr := m.judgeShadow(r, d)
-	if m.watching {
-		m.emit(r, d, shadowErr, time.Since(start))
+	m.emit(r, d, shadowErr, since(start))
+}
+
+// since is the time taken from start, a time clock returned: zero when it read no clock.
+func since(start time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
 	}
+	return time.Since(start)
 }
 
 // judgeShadow reports the outcome of the shadow policy on d, and returns its refusal.
@@ -53,9 +59,10 @@ func (m *Middleware) judgeShadow(r *http.Request, d *decision) error {
 	return nil
 }
 
-// emit reports the event of d, taken in duration, if anyone is listening.
+// emit reports the event of d, taken in duration, if anyone is listening: OnDecision, or a
+// logger that records something of d (logged).
 func (m *Middleware) emit(r *http.Request, d *decision, shadowErr error, duration time.Duration) {
-	if m.watching && (m.onDecision != nil || m.logged(r.Context(), d)) {
+	if m.onDecision != nil || m.logged(r.Context(), d) {
 		ev := m.event(d, shadowErr, duration)
 		m.report(r.Context(), &ev)
 	}
@@ -289,6 +296,12 @@ func (m *Middleware) refuseRoute(w http.ResponseWriter, r *http.Request, pd *pen
 		d := pd.d // what the handler established (source, revocation, credentials), refused
 		d.err = e
 		m.emit(r, &d, shadowErr, pd.took)
+	} else if !m.watching {
+		// No event was built for the acceptance, which did not wait: the refusal is reported to
+		// the default logger, which gets refusals only.
+		d := pd.d
+		d.err = e
+		m.emit(r, &d, nil, 0)
 	}
 	m.errorHandler(w, r, e)
 }
@@ -307,9 +320,17 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, err error) {
 
 // logged says whether the logger records anything of d: a refusal (or a refused certificate the
 // credentials stood in for) at Info, a degraded acceptance at Warn, a warning of expiry, or any
-// acceptance at Debug.
+// acceptance at Debug. Without Config.Logger, the default logger records refusals and warnings
+// only, and nothing when its handler is not enabled for their level: an acceptance builds no
+// event.
 func (m *Middleware) logged(ctx context.Context, d *decision) bool {
 	if m.logger == nil {
+		switch {
+		case d.err != nil:
+			return slog.Default().Enabled(ctx, slog.LevelInfo)
+		case d.id != nil && (d.id.ExpiresSoon || d.id.Revocation.Degraded()):
+			return slog.Default().Enabled(ctx, slog.LevelWarn)
+		}
 		return false
 	}
 	if d.err != nil || d.certErr != nil || d.id != nil && (d.id.ExpiresSoon || d.id.Revocation.Degraded()) {
@@ -318,14 +339,23 @@ func (m *Middleware) logged(ctx context.Context, d *decision) bool {
 	return m.logger.Enabled(ctx, slog.LevelDebug)
 }
 
+// decisionLogger returns the logger of the decisions' records: Config.Logger, or slog.Default()
+// as it is at the time of logging (a program may set it after New), which then gets only the
+// records that warn (quiet): refusals within their budget, the count of those suppressed, degraded
+// acceptances and warnings of expiry; no acceptance, no repeated or suppressed refusal at Debug.
+func (m *Middleware) decisionLogger() (lg *slog.Logger, quiet bool) {
+	if m.logger != nil {
+		return m.logger, false
+	}
+	return slog.Default(), true
+}
+
 // report hands ev to OnDecision and the logger.
 func (m *Middleware) report(ctx context.Context, ev *Event) {
 	if m.onDecision != nil {
 		m.onDecision(ctx, *ev)
 	}
-	if m.logger == nil {
-		return
-	}
+	lg, quiet := m.decisionLogger()
 	level, msg := slog.LevelDebug, "mtls: request accepted"
 	switch {
 	case ev.Result == Refused && (ev.SHA256 == "" || m.refusalLogged.due(ev.SHA256+" "+ev.Reason, m.now(), negativeTTL)):
@@ -335,12 +365,12 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 		}
 		// Beyond the budget, a refusal is logged at Debug: a client varying its certificate
 		// (or presenting none) costs no more Info records than refusalLogRate.
-		if !m.logger.Enabled(ctx, level) {
+		if !lg.Enabled(ctx, level) {
 			break
 		}
 		logged, suppressed := m.refusalBudget.take(m.now())
 		if suppressed > 0 {
-			m.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: refusal records suppressed",
+			lg.LogAttrs(ctx, slog.LevelWarn, "mtls: refusal records suppressed",
 				slog.Int("suppressed", suppressed), slog.Float64("per_second", refusalLogRate))
 		}
 		if !logged {
@@ -355,22 +385,26 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 		}
 	case ev.CertificateErr != nil:
 		level, msg = slog.LevelInfo, "mtls: certificate refused, the credentials decide"
+		if quiet { // an acceptance, on every such request
+			level = slog.LevelDebug
+		}
 	case ev.Revocation.Degraded() && m.degradedLogDue():
 		level, msg = slog.LevelWarn, "mtls: request accepted without fresh revocation status"
 	}
-	if m.logger.Enabled(ctx, level) {
-		m.logger.LogAttrs(ctx, level, msg, eventAttrs(ev)...)
+	if (!quiet || level >= slog.LevelInfo) && lg.Enabled(ctx, level) {
+		lg.LogAttrs(ctx, level, msg, eventAttrs(ev, m.watching)...)
 	}
 	if ev.ExpiresSoon && ev.Result != Refused && ev.Leaf != nil && m.expiryWarned.due(ev.SHA256, m.now(), 24*time.Hour) {
-		m.logger.LogAttrs(ctx, slog.LevelWarn, "mtls: client certificate expires soon",
+		lg.LogAttrs(ctx, slog.LevelWarn, "mtls: client certificate expires soon",
 			slog.String("subject", clip(ev.Subject())), slog.String("issuer", clip(ev.Issuer())), slog.String("serial", ev.Serial()),
 			slog.String("sha256", ev.SHA256), slog.Time("not_after", ev.NotAfter),
 			slog.Duration("remaining", ev.NotAfter.Sub(m.now())))
 	}
 }
 
-// eventAttrs are the fields of ev worth a log record: those that are set.
-func eventAttrs(ev *Event) []slog.Attr {
+// eventAttrs are the fields of ev worth a log record: those that are set, and its duration when
+// timed (when no clock was read for the decision, its Duration is zero and says nothing).
+func eventAttrs(ev *Event, timed bool) []slog.Attr {
 	attrs := make([]slog.Attr, 0, 20)
 	add := func(key, v string) {
 		if v != "" {
@@ -425,7 +459,10 @@ func eventAttrs(ev *Event) []slog.Attr {
 	if ev.ShadowErr != nil {
 		attrs = append(attrs, slog.String("shadow_error", ev.ShadowErr.Error()))
 	}
-	return append(attrs, slog.Duration("duration", ev.Duration))
+	if timed {
+		attrs = append(attrs, slog.Duration("duration", ev.Duration))
+	}
+	return attrs
 }
 
 // degradedLogDue says whether a degraded acceptance is to be logged at level Warn: at most every

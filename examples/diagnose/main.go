@@ -71,6 +71,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -223,6 +224,7 @@ func diagnose(o *options) (*report, error) {
 	var ev mtls.Event
 	var id *mtls.Identity
 	cfg.OnDecision = func(_ context.Context, e mtls.Event) { ev = e }
+	cfg.Logger = slog.New(slog.DiscardHandler) // the report says it all: no log record beside it
 	m, err := mtls.New(cfg)
 	if err != nil {
 		return nil, err

@@ -4,8 +4,10 @@
 //
 // It mints an in-memory CA with server and client certificates, serves a protected handler over
 // HTTPS on a random 127.0.0.1 port, calls it as four different clients, prints what each one got
-// and exits. While it runs, SIGHUP reloads the middleware's files (mtls.Middleware.Reload), as a
-// real service would: this one configures its CA in memory, so there is nothing to read.
+// and exits. Before each refusal, the server's log line (slog.Default(), on stderr: the
+// middleware's default logger) says why, with the fix; the client gets the reason code only.
+// While it runs, SIGHUP reloads the middleware's files (mtls.Middleware.Reload), as a real
+// service would: this one configures its CA in memory, so there is nothing to read.
 package main
 
 import (
@@ -86,7 +88,7 @@ func run(out io.Writer) error {
 }
 
 // reloadOnSIGHUP calls m.Reload on every SIGHUP until stop is called. A failed reload keeps what
-// is in force; the middleware logs the outcome either way (to Config.Logger).
+// is in force; the middleware logs the outcome either way to Config.Logger, when one is set.
 func reloadOnSIGHUP(m *mtls.Middleware) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
