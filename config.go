@@ -45,7 +45,7 @@ type Config struct {
 	// (hex; case, colons and spaces ignored; openssl's "sha256 Fingerprint=" line accepted as
 	// printed, see [ParseFingerprint]), whoever issued them: the way to register a partner's
 	// self-signed client certificate. A pinned leaf must still be within its validity period, carry
-	// the clientAuth extended key usage and not be a CA.
+	// the clientAuth extended key usage (see DangerouslyAllowNoExtKeyUsage) and not be a CA.
 	PinnedSHA256 []string
 	// PinnedSHA256Files are files of further pins, read like RootCAFiles: one SHA-256
 	// fingerprint a line, as PinnedSHA256 writes them or as `openssl x509 -noout -fingerprint
@@ -85,6 +85,20 @@ type Config struct {
 	// Host is refused (a Go client calling an address with req.Host set; nginx with
 	// proxy_ssl_server_name off). No middleware after this one may rewrite r.Host. Default false.
 	DangerouslyAllowHostMismatch bool
+
+	// DangerouslyAllowNoExtKeyUsage accepts a client certificate that has no extended key usage
+	// extension at all, as `openssl x509 -req` issues one without -extfile, and as crypto/tls
+	// and nginx accept it (RFC 5280, section 4.2.1.12: no extension means any purpose). It opens
+	// client authentication to every certificate of the trusted CAs (and every pinned one) issued
+	// without the extension, for whatever purpose: a server's, a code-signing or an e-mail
+	// certificate from the same CA authenticates as a client. Only the extension's absence is
+	// accepted: a leaf whose extension lists other usages and not clientAuth is refused, one that
+	// lists anyExtendedKeyUsage without clientAuth too (the CA chose its usages, and not this
+	// one), and so is a CA certificate; intermediates that list their usages must still allow
+	// clientAuth. Default false: the leaf must list clientAuth, and one without the extension is
+	// refused as "certificate_wrong_usage" with a detail naming this option. Prefer reissuing the
+	// certificates with clientAuth (openssl: -extfile with "extendedKeyUsage = clientAuth").
+	DangerouslyAllowNoExtKeyUsage bool
 
 	// CacheSize bounds the number of verification outcomes kept, rounded up to a power of two.
 	// Outcomes are keyed by the whole presented chain (or the raw header values), confirmed byte
@@ -280,6 +294,7 @@ func compile(cfg *Config) (*Middleware, *state, error) {
 		pins:              append([]string(nil), cfg.PinnedSHA256...),
 		pinFiles:          append([]string(nil), cfg.PinnedSHA256Files...),
 		maxDepth:          number(&p, "MaxChainDepth", cfg.MaxChainDepth, defaultMaxChainDepth, false),
+		allowNoEKU:        cfg.DangerouslyAllowNoExtKeyUsage,
 	}
 	if m.trustCfg.maxDepth > maxChainDepth {
 		p.addf("MaxChainDepth", "%d is more than %d", m.trustCfg.maxDepth, maxChainDepth)

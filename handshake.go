@@ -221,7 +221,7 @@ func (v *clientVerify) trustOf(st *state) *trust {
 	if roots == nil {
 		roots = x509.NewCertPool() // as advertiseRoots: pins alone verify nothing here
 	}
-	return &trust{roots: roots, intermediates: noIntermediates, maxDepth: st.trust.maxDepth}
+	return &trust{roots: roots, intermediates: noIntermediates, maxDepth: st.trust.maxDepth, allowNoEKU: st.trust.allowNoEKU}
 }
 
 // noIntermediates is the empty pool of a clientVerify's trust: crypto/tls configures no
@@ -250,9 +250,9 @@ func (h *handshake) adjust(c *tls.Config, t *trust) bool {
 		switch {
 		case t != nil && c.ClientCAs == nil: // the roots in force at each handshake
 		case c.ClientCAs == nil:
-			v.anchors = &trust{roots: systemRoots(), intermediates: noIntermediates, maxDepth: h.m.trustCfg.maxDepth}
+			v.anchors = &trust{roots: systemRoots(), intermediates: noIntermediates, maxDepth: h.m.trustCfg.maxDepth, allowNoEKU: h.m.trustCfg.allowNoEKU}
 		default:
-			v.anchors = &trust{roots: c.ClientCAs, intermediates: noIntermediates, maxDepth: h.m.trustCfg.maxDepth}
+			v.anchors = &trust{roots: c.ClientCAs, intermediates: noIntermediates, maxDepth: h.m.trustCfg.maxDepth, allowNoEKU: h.m.trustCfg.allowNoEKU}
 		}
 	}
 	if t != nil {

@@ -77,7 +77,8 @@
 // the leaf is pinned; presented and configured keys are RSA of 2048 to 8192 bits with a public
 // exponent from 3 to 65537, ECDSA on P-256, P-384 or P-521, or Ed25519, and presented
 // certificates at most 16 KiB, at most four more than the longest chain allowed (repeated copies
-// of one certificate are dropped); the leaf carries the clientAuth extended key usage and is not
+// of one certificate are dropped); the leaf carries the clientAuth extended key usage (or no
+// extended key usage extension at all, with [Config.DangerouslyAllowNoExtKeyUsage]) and is not
 // a CA; every certificate of the chain is within its validity period at [Config.Now]; the chain
 // is no deeper than [Config.MaxChainDepth], one self-issued intermediate of each name not
 // counted; the same presented certificates, in any order, give the same chain. A forwarded certificate is

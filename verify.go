@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ type trustConfig struct {
 	pins              []string
 	pinFiles          []string
 	maxDepth          int
+	allowNoEKU        bool // Config.DangerouslyAllowNoExtKeyUsage
 }
 
 // trust is an immutable set of anchors: it is replaced whole, never changed.
@@ -36,13 +38,14 @@ type trust struct {
 	intermediates *x509.CertPool // never nil
 	pins          map[[sha256.Size]byte]struct{}
 	maxDepth      int
+	allowNoEKU    bool // a leaf without the extended key usage extension is accepted
 }
 
 // load builds the trust. Its problems are *ConfigErrors naming the field (a reload reports them
 // the same way).
 func (tc *trustConfig) load() (*trust, error) {
 	var p problems
-	t := &trust{maxDepth: tc.maxDepth, pins: map[[sha256.Size]byte]struct{}{}}
+	t := &trust{maxDepth: tc.maxDepth, allowNoEKU: tc.allowNoEKU, pins: map[[sha256.Size]byte]struct{}{}}
 
 	if tc.roots != nil || len(tc.rootFiles) > 0 {
 		t.roots = x509.NewCertPool()
@@ -585,9 +588,8 @@ func (t *trust) checkPresented(presented []*x509.Certificate, now time.Time) err
 		return fail(ErrUntrusted, fmt.Sprintf("the client certificate has an unhandled critical extension %v", leaf.UnhandledCriticalExtensions[0]))
 	case leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0:
 		return fail(ErrWrongUsage, "the client certificate is a CA certificate")
-	case !hasClientAuth(leaf):
-		return fail(ErrWrongUsage, "the client certificate lacks the clientAuth extended key usage"+usagesOf(leaf)+
-			": have the CA issue it for client authentication")
+	case !hasClientAuth(leaf) && (!t.allowNoEKU || hasEKUExtension(leaf)):
+		return fail(ErrWrongUsage, wrongUsage(leaf))
 	case now.Before(leaf.NotBefore):
 		return fail(ErrNotYetValid, fmt.Sprintf("valid from %s, %s from now: is a clock wrong?",
 			leaf.NotBefore.UTC().Format(time.RFC3339), roughly(leaf.NotBefore.Sub(now))))
@@ -596,6 +598,31 @@ func (t *trust) checkPresented(presented []*x509.Certificate, now time.Time) err
 			leaf.NotAfter.UTC().Format(time.RFC3339), roughly(now.Sub(leaf.NotAfter))))
 	}
 	return nil
+}
+
+// wrongUsage is the detail of a refusal of leaf for its extended key usages: what it has, and
+// what would fix it.
+func wrongUsage(leaf *x509.Certificate) string {
+	if !hasEKUExtension(leaf) {
+		return "the client certificate has no extended key usage extension, and clientAuth must be listed: " +
+			"have the CA issue it for client authentication (openssl: -extfile with \"extendedKeyUsage = clientAuth\"), " +
+			"or accept such leaves, for any purpose they were issued for, with Config.DangerouslyAllowNoExtKeyUsage"
+	}
+	anyEKU := ""
+	if slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) {
+		anyEKU = ": anyExtendedKeyUsage does not stand for it (nor does Config.DangerouslyAllowNoExtKeyUsage accept it)"
+	}
+	return "the client certificate lacks the clientAuth extended key usage" + usagesOf(leaf) + anyEKU +
+		": have the CA issue it for client authentication"
+}
+
+// oidExtKeyUsage is the object identifier of the extended key usage extension.
+var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
+
+// hasEKUExtension says whether c has an extended key usage extension, whatever it lists (even
+// nothing, which crypto/x509 parses as no usage, as it parses a certificate without one).
+func hasEKUExtension(c *x509.Certificate) bool {
+	return slices.ContainsFunc(c.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidExtKeyUsage) })
 }
 
 func hasClientAuth(c *x509.Certificate) bool {
@@ -654,6 +681,11 @@ func negativeExpiry(leaf *x509.Certificate, err error, now time.Time) time.Time 
 // it: a missing intermediate, a chain ending at a CA that is not a root, an expired CA.
 func (t *trust) explain(presented []*x509.Certificate, err error, now time.Time) string {
 	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) && inv.Reason == x509.IncompatibleUsage {
+		// The leaf's own usages were checked before: a CA's restrict those of what it issues.
+		return "every path to a root has a CA certificate whose extended key usages do not include clientAuth: " +
+			"it may only issue certificates for the usages it lists"
+	}
 	if errors.As(err, &inv) && inv.Reason == x509.Expired && inv.Cert != nil && inv.Cert != presented[0] {
 		c := inv.Cert
 		if now.Before(c.NotBefore) {
@@ -741,7 +773,7 @@ func usagesOf(c *x509.Certificate) string {
 		have = append(have[:8], fmt.Sprintf("and %d more", n-8))
 	}
 	if len(have) == 0 {
-		return " (it has no extended key usage extension, and clientAuth must be listed)"
+		return " (its extended key usage extension lists none)"
 	}
 	return " (it has " + strings.Join(have, ", ") + ")"
 }

@@ -82,6 +82,7 @@ func TestDiagnose(t *testing.T) {
 	aliceChain := f.write("alice-chain.pem", alice.ChainPEM())
 	aliceLeaf := f.write("alice.pem", alice.CertPEM())
 	server := f.write("server.pem", f.issuing.NewServer("api.example.test").ChainPEM())
+	noEKU := f.write("legacy.pem", f.issuing.NewClient("legacy", mtlstest.WithExtKeyUsage()).ChainPEM())
 	partner := mtlstest.NewSelfSigned("partner")
 	partnerFile := f.write("partner.pem", partner.CertPEM())
 	bob := f.write("bob.pem", f.issuing.NewClient("bob").ChainPEM())
@@ -142,6 +143,11 @@ func TestDiagnose(t *testing.T) {
 			name: "wrong usage", args: []string{"-client-ca", f.rootFile, server}, code: 1,
 			verdicts: []string{"claim ok", "screen ok", "verify REFUSED", "revocation not reached", "principal not reached", "policy not reached"},
 			contains: []string{"verify      REFUSED certificate_wrong_usage: "},
+		},
+		{
+			name: "no extended key usage", args: []string{"-client-ca", f.rootFile, noEKU}, code: 1,
+			verdicts: []string{"claim ok", "screen ok", "verify REFUSED", "revocation not reached", "principal not reached", "policy not reached"},
+			contains: []string{"verify      REFUSED certificate_wrong_usage: ", "has no extended key usage extension", "Config.DangerouslyAllowNoExtKeyUsage"},
 		},
 		{
 			name: "pinned self-signed", args: []string{"-pin", opensslPin(partner.Certificate), partnerFile}, code: 0, verdicts: allOK,
