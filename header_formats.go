@@ -386,3 +386,59 @@ func canonicalNames(names []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// presetEncodings are the encodings (as [certheader.Sniff] tells them apart) that each preset
+// reads in its certificate headers.
+var presetEncodings = map[string][]certheader.Encoding{
+	"rfc9440":           {certheader.EncSFBinary},
+	"aws-alb":           {certheader.EncURLPEM, certheader.EncPEMText},
+	"aws-alb-verify":    {certheader.EncURLPEM, certheader.EncPEMText},
+	"nginx":             {certheader.EncURLPEM, certheader.EncPEMText},
+	"envoy-xfcc":        {certheader.EncXFCC},
+	"traefik":           {certheader.EncBase64DER},
+	"haproxy":           {certheader.EncBase64DER},
+	"apache":            {certheader.EncPEMText, certheader.EncURLPEM},
+	"caddy":             {certheader.EncBase64DER},
+	"azure-app-service": {certheader.EncBase64DER},
+	"cloudflare":        {certheader.EncBase64DER},
+	"wso2":              {certheader.EncPEMText, certheader.EncURLPEM},
+	"pem":               {certheader.EncPEMText},
+	"url-pem":           {certheader.EncURLPEM, certheader.EncPEMText},
+	"base64-der":        {certheader.EncBase64DER},
+}
+
+// encodingNames says what each encoding is, and which presets read it.
+var encodingNames = map[certheader.Encoding]string{
+	certheader.EncPEMText:   `PEM text, as nginx's $ssl_client_cert and Apache's SSL_CLIENT_CERT are (format "nginx", "apache" or "pem")`,
+	certheader.EncURLPEM:    `URL-escaped PEM, as nginx's $ssl_client_escaped_cert and AWS ALB send it (format "nginx", "aws-alb" or "url-pem")`,
+	certheader.EncBase64DER: `base64 DER, as HAProxy's %[ssl_c_der,base64] and Caddy send it (format "haproxy", "caddy", "traefik" or "base64-der")`,
+	certheader.EncSFBinary:  `an RFC 9440 byte sequence (format "rfc9440")`,
+	certheader.EncXFCC:      `Envoy's X-Forwarded-Client-Cert (format "envoy-xfcc")`,
+}
+
+// encodings returns the encodings the preset reads.
+func (p *preset) encodings() []certheader.Encoding { return presetEncodings[p.name] }
+
+// formatMismatch says, for a refusal's detail, that a value of values (those of the headers
+// names, in order) looks like an encoding that format, a preset, does not read: the first such
+// value, or "" when none does or format is not a preset (whose encodings are known). Each value
+// costs at most certheader.SniffPrefix bytes read.
+func formatMismatch(format Format, names, values []string) string {
+	p, ok := baseFormat(format).(interface{ encodings() []certheader.Encoding })
+	if !ok {
+		return ""
+	}
+	reads := p.encodings()
+	for i, v := range values {
+		enc := certheader.Sniff(v)
+		if enc == certheader.EncUnknown || slices.Contains(reads, enc) {
+			continue
+		}
+		header := "the value"
+		if i < len(names) {
+			header = "the value of " + names[i]
+		}
+		return fmt.Sprintf("%s looks like %s, but the configured format is %q", header, encodingNames[enc], format.Name())
+	}
+	return ""
+}

@@ -305,19 +305,29 @@ func inPathOrder(chain, presented []*x509.Certificate) bool {
 
 // decodeHeader returns the DER certificates of a proxy's header values (none when the values
 // say the client sent no certificate), and with HeaderConfig.XFCCBy the elements of the earlier
-// hops.
+// hops. A refusal of a preset's says so when a value looks like another format's.
 func (m *Middleware) decodeHeader(c *claim) ([][]byte, []XFCCElement, error) {
 	h := m.header
+	var ders [][]byte
+	var hops []XFCCElement
+	var err error
 	if h.xfccBy != nil {
 		// compileHeader saw to it that the format reads hops.
-		return baseFormat(h.format).(hopsDecoder).decodeHops(c.headerValues(), h.xfccBy)
+		ders, hops, err = baseFormat(h.format).(hopsDecoder).decodeHops(c.headerValues(), h.xfccBy)
+	} else {
+		ders, err = h.format.Decode(c.headerValues())
 	}
-	ders, err := h.format.Decode(c.headerValues())
+	if err == nil {
+		return ders, hops, nil
+	}
 	var e *Error
-	if err != nil && !errors.As(err, &e) { // every refusal is an *Error, whatever a custom format returns
-		err = newError(ErrMalformedHeader, h.formatName, err)
+	if !errors.As(err, &e) { // every refusal is an *Error, whatever a custom format returns
+		return nil, nil, newError(ErrMalformedHeader, h.formatName, err)
 	}
-	return ders, nil, err
+	if hint := formatMismatch(h.format, h.names, c.headerValues()); hint != "" && e.Detail == h.formatName {
+		e.Detail = hint // a preset's refusal, its own: the detail was the format's name
+	}
+	return ders, hops, err
 }
 
 // parseCertificates parses the decoded certificates of a header claim.
