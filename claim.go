@@ -412,7 +412,9 @@ func (m *Middleware) checkHost(r *http.Request) error {
 	}
 	for _, field := range r.Header["Host"] {
 		if !certheader.EqualFoldASCII(field, r.Host) {
-			return newError(ErrMisdirected, fmt.Sprintf("host header field %q differs from the request's authority %q", field, r.Host), nil)
+			return newError(ErrMisdirected, fmt.Sprintf("the request's host header field %q names another authority than its :authority %q, "+
+				"which makes an HTTP/2 request malformed (RFC 9113, section 8.3.1): the client, or a proxy in front, must send one "+
+				"authority only, or the same in both; %s", clip(field), clip(r.Host), hostCheckOff), nil)
 		}
 	}
 	sni := r.TLS.ServerName
@@ -431,8 +433,34 @@ func (m *Middleware) checkHost(r *http.Request) error {
 	case certheader.EqualFoldASCII(host, sni):
 		return nil
 	}
-	return newError(ErrMisdirected, fmt.Sprintf("Host %q does not match the TLS server name %q", r.Host, r.TLS.ServerName), nil)
+	return newError(ErrMisdirected, hostMismatch(r.Host, r.TLS.ServerName, ok), nil)
 }
+
+// hostMismatch is the detail of checkHost's refusal of host for the TLS server name sni (ok:
+// host is a host and a port of digits): what the client did, and what would fix it.
+func hostMismatch(host, sni string, ok bool) string {
+	var what string
+	switch {
+	case !ok:
+		what = fmt.Sprintf("Host %q is not a host name or address with a port of digits, and TLS server name %q does not match it", clip(host), clip(sni))
+	case !certheader.IsASCII(host) || !certheader.IsASCII(sni):
+		what = fmt.Sprintf("the client connected with TLS server name %q and sent Host %q, which hold bytes that are not ASCII: "+
+			"names on the wire are A-labels (\"xn--...\"), and the two must be the same", clip(sni), clip(host))
+	case sni == "":
+		what = fmt.Sprintf("the client connected without a TLS server name (SNI), by address, but sent Host %q: a client that names "+
+			"a server in Host must name it in the handshake too (a Go client dialling an address with req.Host set does not; "+
+			"nginx sends none unless proxy_ssl_server_name is on)", clip(host))
+	default:
+		what = fmt.Sprintf("the client connected with TLS server name (SNI) %q but sent Host %q: clients must send a Host "+
+			"that names the server they named in the handshake", clip(sni), clip(host))
+	}
+	return what + "; a proxy in front must name in its TLS connection the server of the Host it sends, rewritten " +
+		"or not (nginx: proxy_ssl_server_name on, and proxy_ssl_name $host beside proxy_set_header Host $host); " + hostCheckOff
+}
+
+// hostCheckOff ends the details of checkHost's refusals: how to turn the check off, and its risk.
+const hostCheckOff = "Config.DangerouslyAllowHostMismatch turns the check off, and lets a client authenticated under one " +
+	"virtual host's TLS settings send its requests to another's routes"
 
 // hostOf returns the host of a Host value without its port, and whether the value is a host
 // (an IPv6 literal in brackets, or a name or IPv4 address without a colon) followed by nothing

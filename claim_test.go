@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/certgate/mtls/mtlstest"
@@ -211,6 +212,53 @@ func TestHostMustMatchSNIOverTLS(t *testing.T) {
 			body, _ := io.ReadAll(res.Body)
 			res.Body.Close()
 			assert.Equal(t, tt.want, res.StatusCode, "Host %q: %s", tt.host, body)
+		})
+	}
+}
+
+// TestHostMismatchDetail: the detail of a 421 (for the log, not the client) says what the client
+// sent, what it must send, and the option that turns the check off, with its risk.
+func TestHostMismatchDetail(t *testing.T) {
+	p := newPKI(t)
+	m, err := New(Config{RootCAs: p.root.Pool()})
+	require.NoError(t, err)
+	const off = "Config.DangerouslyAllowHostMismatch turns the check off, and lets a client authenticated under one virtual host's TLS settings send its requests to another's routes"
+	const proxy = "a proxy in front must name in its TLS connection the server of the Host it sends"
+	tests := []struct {
+		name, sni, host string
+		hostField       []string
+		want            []string
+	}{
+		{name: "other name", sni: "api.example.test", host: "admin.example.test", want: []string{
+			`the client connected with TLS server name (SNI) "api.example.test" but sent Host "admin.example.test": clients must send a Host that names the server they named in the handshake`,
+			proxy, "proxy_ssl_name $host", off}},
+		{name: "no SNI", host: "admin.example.test", want: []string{
+			`the client connected without a TLS server name (SNI), by address, but sent Host "admin.example.test"`, "proxy_ssl_server_name", off}},
+		{name: "port that is a name", sni: "api.example.test", host: "api.example.test:admin", want: []string{
+			`Host "api.example.test:admin" is not a host name or address with a port of digits`, off}},
+		{name: "not ASCII", sni: "\u017fecure.example.test", host: "secure.example.test", want: []string{"A-labels", off}},
+		{name: "HTTP/2 host field", sni: "api.example.test", host: "api.example.test", hostField: []string{"admin.example.test"}, want: []string{
+			`host header field "admin.example.test" names another authority than its :authority "api.example.test"`, "RFC 9113", off}},
+		{name: "long Host clipped", sni: "api.example.test", host: strings.Repeat("a", 4096), want: []string{strings.Repeat("a", maxNameInDetail) + `..."`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.Host = tt.host
+			if tt.hostField != nil {
+				r.Header["Host"] = tt.hostField
+			}
+			r.TLS = &tls.ConnectionState{ServerName: tt.sni, PeerCertificates: p.alice.Chain()}
+			_, err := m.Authenticate(r)
+			require.ErrorIs(t, err, ErrMisdirected)
+			for _, want := range tt.want {
+				assert.Contains(t, err.Error(), want)
+			}
+			assert.Less(t, len(err.Error()), 2048, "names are clipped")
+			w := httptest.NewRecorder()
+			m.Handler(echoIdentity).ServeHTTP(w, r)
+			assert.Equal(t, http.StatusMisdirectedRequest, w.Code)
+			assert.Equal(t, `{"type":"about:blank","title":"Misdirected Request","status":421,"reason":"misdirected_request"}`, strings.TrimSpace(w.Body.String()))
 		})
 	}
 }
