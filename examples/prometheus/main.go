@@ -4,10 +4,12 @@
 //	cd examples/prometheus && go run .
 //
 // It mints a demo PKI into a temporary directory (a client CA, a CRL that revokes one client,
-// a server certificate), serves a hello handler behind the middleware over HTTPS on 127.0.0.1,
-// and the metrics over plain HTTP on a second 127.0.0.1 port; it calls the service as a few
-// clients so that the metrics show something, prints a curl command to call it yourself, and
-// runs until SIGINT or SIGTERM. SIGHUP reloads the CA file (mtls.Middleware.Reload).
+// a server certificate), serves a hello handler behind the middleware over HTTPS on
+// 127.0.0.1:8444 (-port), and the metrics over plain HTTP on 127.0.0.1:9464 (-metrics-port); it
+// calls the service as a few clients so that the metrics show something, prints a curl command to
+// call it yourself, and runs until SIGINT or SIGTERM, then removes the demo PKI's files. SIGHUP
+// reloads the CA file (mtls.Middleware.Reload). A port in use (or any other failure to start)
+// exits 1 with the error on stderr.
 //
 // The example is a module of its own, so that Prometheus never becomes a dependency of
 // github.com/certgate/mtls. [Metrics] (decisions, through mtls.Config.OnDecision) and [Health]
@@ -39,17 +41,27 @@ import (
 )
 
 func main() {
-	port := flag.Int("port", 8443, "port of the mTLS service on 127.0.0.1 (0: any free port)")
-	metricsPort := flag.Int("metrics-port", 9464, "port of the plain-HTTP /metrics endpoint on 127.0.0.1 (0: any free port)")
+	port := flag.Int("port", defaultPort, "port of the mTLS service on 127.0.0.1 (0: any free port)")
+	metricsPort := flag.Int("metrics-port", defaultMetricsPort, "port of the plain-HTTP /metrics endpoint on 127.0.0.1 (0: any free port)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Stdout, *port, *metricsPort); err != nil {
-		log.Fatal(err)
+	err := run(ctx, os.Stdout, *port, *metricsPort)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "prometheus: %v\n", err)
+		os.Exit(1)
 	}
 }
 
-// run serves until ctx is done, reloading on SIGHUP.
+// The default ports, which no other example of the module uses (examples/whoami listens on
+// 8443), so that both can run at once.
+const (
+	defaultPort        = 8444
+	defaultMetricsPort = 9464
+)
+
+// run serves until ctx is done, reloading on SIGHUP. The demo PKI's temporary directory is gone
+// when it returns, whatever the outcome.
 func run(ctx context.Context, out io.Writer, port, metricsPort int) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -96,18 +108,23 @@ type demoClient struct {
 	cert *mtlstest.Leaf
 }
 
-// start mints the demo PKI and starts the service on apiAddr and the metrics on metricsAddr.
-func start(apiAddr, metricsAddr string) (s *service, err error) {
+// start mints the demo PKI and starts the service on apiAddr and the metrics on metricsAddr. On
+// error, nothing is left running and the temporary directory is removed.
+func start(apiAddr, metricsAddr string) (*service, error) {
 	dir, err := os.MkdirTemp("", "mtls-prometheus-")
 	if err != nil {
 		return nil, err
 	}
-	s = &service{dir: dir, serverCA: mtlstest.NewRootCA("Server CA")}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
+	s := &service{dir: dir, serverCA: mtlstest.NewRootCA("Server CA")}
+	if err := s.start(apiAddr, metricsAddr); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	return s, nil
+}
+
+// start is [start]'s work on s, whose dir and serverCA are set.
+func (s *service) start(apiAddr, metricsAddr string) error {
+	dir := s.dir
 	clientCA := mtlstest.NewRootCA("Partner CA")
 	alice := clientCA.NewClient("alice")
 	bob := clientCA.NewClient("bob")
@@ -126,6 +143,7 @@ func start(apiAddr, metricsAddr string) (s *service, err error) {
 
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
+	var err error
 	s.mw, err = mtls.New(mtls.Config{
 		RootCAFiles: []string{mtlstest.WriteFile(dir, "clients-ca.pem", clientCA.CertPEM())},
 		Revocation: &mtls.RevocationConfig{CRL: &mtls.CRLConfig{
@@ -134,7 +152,7 @@ func start(apiAddr, metricsAddr string) (s *service, err error) {
 		OnDecision: metrics.OnDecision,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	reg.MustRegister(NewHealth(s.mw))
 
@@ -152,14 +170,14 @@ func start(apiAddr, metricsAddr string) (s *service, err error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	if s.apiURL, err = serve(s.api, apiAddr, true); err != nil {
-		return nil, err
+		return err
 	}
 	if s.metricsURL, err = serve(s.metrics, metricsAddr, false); err != nil {
-		return nil, err
+		return err
 	}
 	s.apiURL += "/"
 	s.metricsURL += "/metrics"
-	return s, nil
+	return nil
 }
 
 // serve starts srv on addr, over TLS if secure, and returns its base URL.

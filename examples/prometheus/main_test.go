@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,12 +124,46 @@ func TestMetricsEndToEnd(t *testing.T) {
 }
 
 func TestRunStopsWhenDone(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var out bytes.Buffer
 	require.NoError(t, run(ctx, &out, 0, 0))
 	assert.Contains(t, out.String(), "mTLS service https://127.0.0.1:")
 	assert.Contains(t, out.String(), "metrics      http://127.0.0.1:")
+	left, err := os.ReadDir(tmp)
+	require.NoError(t, err)
+	assert.Empty(t, left, "temporary files left behind")
+}
+
+// TestMainSignal runs the command itself and stops it with SIGINT and SIGTERM once it serves: it
+// exits 0 and leaves no temporary directory behind.
+func TestMainSignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp, runAsMain+"=-port 0 -metrics-port 0")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, cmd.Start())
+			lines := bufio.NewScanner(stdout)
+			for lines.Scan() && !strings.HasPrefix(lines.Text(), "try: curl") {
+			}
+			require.NoError(t, lines.Err())
+			require.NoError(t, cmd.Process.Signal(sig))
+			_, _ = io.Copy(io.Discard, stdout)
+			require.NoError(t, cmd.Wait(), "stderr: %s", &stderr)
+			left, err := os.ReadDir(tmp)
+			require.NoError(t, err)
+			assert.Empty(t, left, "temporary files left behind")
+		})
+	}
 }
 
 func cert(issuer string, notAfter time.Time) *x509.Certificate {
@@ -158,4 +199,74 @@ func TestExpiryBoundsIssuers(t *testing.T) {
 	assert.Len(t, got, maxIssuers)
 	assert.NotContains(t, got, "CN=ca0", "the issuer seen least recently is dropped")
 	assert.Contains(t, got, fmt.Sprint("CN=ca", maxIssuers))
+}
+
+// TestStartPortBusy occupies one of the two ports first: the example reports the listen error
+// (no panic) and leaves no temporary directory behind.
+func TestStartPortBusy(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		busy func(taken string) (api, metrics string)
+	}{
+		{name: "service port", busy: func(taken string) (string, string) { return taken, "127.0.0.1:0" }},
+		{name: "metrics port", busy: func(taken string) (string, string) { return "127.0.0.1:0", taken }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = ln.Close() })
+			taken := ln.Addr().String()
+			api, metrics := tt.busy(taken)
+
+			var s *service
+			require.NotPanics(t, func() { s, err = start(api, metrics) })
+			require.Nil(t, s)
+			require.ErrorContains(t, err, "listen tcp "+taken+": bind: address already in use")
+			left, err := os.ReadDir(tmp)
+			require.NoError(t, err)
+			assert.Empty(t, left, "temporary files left behind")
+		})
+	}
+}
+
+// TestMainPortBusy runs the command itself (this test binary, re-executed as main) with the
+// service's port taken: it exits 1 with the listen error on stderr, without a panic, and leaves no
+// temporary directory behind.
+func TestMainPortBusy(t *testing.T) {
+	tmp := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, runAsMain+"=-port "+strconv.Itoa(port)+" -metrics-port 0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "stdout: %s\nstderr: %s", &stdout, &stderr)
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Equal(t, fmt.Sprintf("prometheus: listen tcp 127.0.0.1:%d: bind: address already in use\n", port), stderr.String())
+	assert.NotContains(t, stdout.String()+stderr.String(), "panic")
+	left, err := os.ReadDir(tmp)
+	require.NoError(t, err)
+	assert.Empty(t, left, "temporary files left behind")
+}
+
+// runAsMain names the environment variable under which the test binary runs main with the
+// variable's value as its arguments.
+const runAsMain = "MTLS_PROMETHEUS_RUN_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(runAsMain); ok {
+		os.Args = append(os.Args[:1], strings.Fields(args)...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
 }
