@@ -12,13 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls/examples/proxies"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,18 +79,14 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// renderTemplate fills the placeholders of an examples/proxies template.
+// renderTemplate fills the placeholders of a proxy configuration template, the way the render
+// command of examples/proxies does.
 func renderTemplate(t *testing.T, src, dst string, vars map[string]string) {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	require.NoError(t, err)
-	var pairs []string
-	for k, v := range vars {
-		pairs = append(pairs, "@"+k+"@", v)
-	}
-	out := strings.NewReplacer(pairs...).Replace(string(b))
-	left := regexp.MustCompile(`@[A-Z_]+@`).FindAllString(out, -1)
-	require.Empty(t, left, "unrendered placeholders in %s", src)
+	out, err := proxies.Fill(string(b), vars)
+	require.NoError(t, err, src)
 	writeFile(t, dst, []byte(out), 0o644)
 }
 
@@ -240,46 +236,37 @@ func startProxy(t *testing.T, pc proxyCase, template string, adjust func(*Config
 	return k, m, verifyPort, forwardPort
 }
 
-// integrationProxies are the proxies of examples/proxies, as the integration tests run them.
+// integrationProxies are the proxies of examples/proxies, as the integration tests run them: as
+// that package says (the commands the render command prints), with the headers a client would
+// inject to impersonate alice.
 func integrationProxies() []proxyCase {
-	return []proxyCase{
-		{
-			name: "nginx", binary: "nginx", template: "nginx.conf.template", format: "nginx",
-			command: func(bin, runDir, conf string) *exec.Cmd {
-				return exec.Command(bin, "-p", runDir+"/", "-c", conf, "-g", "daemon off;")
-			},
-			inject: func(k *proxyKit) []string {
-				return []string{"X-SSL-Client-Cert: " + nginxEscape(string(k.alice.CertPEM()))}
-			},
+	inject := map[string]func(k *proxyKit) []string{
+		"nginx": func(k *proxyKit) []string {
+			return []string{"X-SSL-Client-Cert: " + nginxEscape(string(k.alice.CertPEM()))}
 		},
-		{
-			name: "haproxy", binary: "haproxy", template: "haproxy.cfg.template", format: "haproxy", hasChain: true,
-			command: func(bin, runDir, conf string) *exec.Cmd { return exec.Command(bin, "-db", "-f", conf) },
-			inject: func(k *proxyKit) []string {
-				return []string{"X-SSL-Client-Cert: " + b64(k.alice.Certificate), "X-SSL-Client-Chain: " + b64(k.issuing.Certificate)}
-			},
+		"haproxy": func(k *proxyKit) []string {
+			return []string{"X-SSL-Client-Cert: " + b64(k.alice.Certificate), "X-SSL-Client-Chain: " + b64(k.issuing.Certificate)}
 		},
-		{
-			name: "caddy", binary: "caddy", template: "Caddyfile.template", format: "caddy",
-			command: func(bin, runDir, conf string) *exec.Cmd {
-				cmd := exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile")
-				home := filepath.Join(runDir, "home")
-				cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME="+home, "XDG_CONFIG_HOME="+home)
-				return cmd
-			},
-			inject: func(k *proxyKit) []string { return []string{"X-SSL-Client-Cert: " + b64(k.alice.Certificate)} },
-		},
-		{
-			name: "apache", binary: "apache2", template: "httpd.conf.template", format: "apache", hasChain: true,
-			command: func(bin, runDir, conf string) *exec.Cmd {
-				return exec.Command(bin, "-d", runDir, "-f", conf, "-DFOREGROUND")
-			},
-			inject: func(k *proxyKit) []string {
-				return []string{"X-SSL-Client-Cert: " + flatPEM(k.alice.Certificate), "X-SSL-Client-Chain-0: " + flatPEM(k.issuing.Certificate)}
-			},
-			extraVars: map[string]string{"MODULES_DIR": "/usr/lib/apache2/modules"},
+		"caddy": func(k *proxyKit) []string { return []string{"X-SSL-Client-Cert: " + b64(k.alice.Certificate)} },
+		"apache": func(k *proxyKit) []string {
+			return []string{"X-SSL-Client-Cert: " + flatPEM(k.alice.Certificate), "X-SSL-Client-Chain-0: " + flatPEM(k.issuing.Certificate)}
 		},
 	}
+	var cases []proxyCase
+	for _, p := range proxies.List() {
+		cases = append(cases, proxyCase{
+			name: p.Name, binary: p.Binary, template: p.Template, format: p.Format, hasChain: p.Chain,
+			command: func(bin, runDir, conf string) *exec.Cmd {
+				cmd := exec.Command(bin, p.Args(runDir, conf)...)
+				if env := p.Env(runDir); env != nil {
+					cmd.Env = append(os.Environ(), env...)
+				}
+				return cmd
+			},
+			inject: inject[p.Name], extraVars: p.Vars,
+		})
+	}
+	return cases
 }
 
 func TestHeaderIntegrationProxies(t *testing.T) {

@@ -41,10 +41,8 @@ func TestMakeCertsScript(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	parent := t.TempDir()
-	out, err := exec.CommandContext(ctx, sh, scriptPath, parent).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	file := func(name string) string { return filepath.Join(parent, "mtls-demo", name) }
+	demo := makeDemoPKI(t, sh)
+	file := func(name string) string { return filepath.Join(demo, name) }
 	pin, err := os.ReadFile(file("partner.sha256"))
 	require.NoError(t, err)
 	require.True(t, bytes.HasPrefix(pin, []byte("sha256 Fingerprint=")) || bytes.HasPrefix(pin, []byte("SHA256 Fingerprint=")), "%s", pin)
@@ -75,6 +73,18 @@ func TestMakeCertsScript(t *testing.T) {
 			assert.True(t, strings.HasSuffix(string(out), tt.want), "curl: %s", out)
 		})
 	}
+}
+
+// makeDemoPKI runs examples/whoami/make-certs.sh with sh in a temporary directory and returns
+// the directory of the demo PKI it made.
+func makeDemoPKI(t *testing.T, sh string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	parent := t.TempDir()
+	out, err := exec.CommandContext(ctx, sh, filepath.Join("examples", "whoami", "make-certs.sh"), parent).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return filepath.Join(parent, "mtls-demo")
 }
 
 // readmeBlock returns the body of the code block right after the line "<!-- marker -->" of a
