@@ -7,11 +7,10 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls/internal/testprog"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,22 +20,11 @@ import (
 // TLS and from a proxy, identities through NewIdentity): a test PKI, a TLS server and its
 // clients, and the default refusal's body.
 
-// requireBinary returns the path of an external program an integration test needs. The test is
-// skipped under -short, or when the program is missing outside CI; under CI (CI=true) a missing
-// program fails the test, so that CI can never pass by skipping.
+// requireBinary returns the path of an external program an integration test needs (see
+// [testprog.Require]: skipped under -short or when missing, failed when missing under CI=true).
 func requireBinary(t testing.TB, name string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skipf("integration test needs %s; skipped with -short", name)
-	}
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("integration test needs %s, which is not installed (CI=true: not skipping)", name)
-		}
-		t.Skipf("integration test needs %s, which is not installed", name)
-	}
-	return path
+	return testprog.Require(t, name)
 }
 
 // pki is a test PKI: root -> issuing intermediate -> clients, plus an unrelated CA.

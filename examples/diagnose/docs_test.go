@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certgate/mtls/internal/mddoc"
+	"github.com/certgate/mtls/internal/testprog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,8 +22,8 @@ import (
 // <!-- diagnose-output -->, whose output must be the lines that follow it (but for times and
 // hex digests).
 func TestDocsDiagnoseOutput(t *testing.T) {
-	sh := requireProgram(t, "sh")
-	requireProgram(t, "openssl")
+	sh := testprog.Require(t, "sh")
+	testprog.Require(t, "openssl")
 	const page = "../../docs/troubleshooting.md"
 	src, err := os.ReadFile(page)
 	require.NoError(t, err)
@@ -70,21 +71,4 @@ func TestDocsDiagnoseOutput(t *testing.T) {
 		}
 	}
 	require.Equal(t, 2, runs, "the diagnose examples of %s", page)
-}
-
-// requireProgram returns the path of a program the test runs; a missing one skips the test, but
-// fails it under CI=true. With -short the test is skipped.
-func requireProgram(t *testing.T, name string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skipf("needs %s; skipped with -short", name)
-	}
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("needs %s, which is not installed (CI=true: not skipping)", name)
-		}
-		t.Skipf("needs %s, which is not installed", name)
-	}
-	return path
 }
