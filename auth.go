@@ -25,7 +25,8 @@ import (
 // authentication or a bearer token, and returns the principal they stand for. An error, or an
 // empty principal, refuses the request with 401 "credentials_required" ([ErrCredentials]): the
 // error goes to [Config.ErrorHandler] and the logger, never to the client, so it may say exactly
-// what was wrong.
+// what was wrong. Being logged (by default through [slog.Default]), it must not contain the
+// credential: say "wrong password for alice", never the password or token itself.
 //
 // The check writes nothing: a challenge such as WWW-Authenticate belongs to the error handler,
 // which can tell a credential refusal by errors.Is(err, [ErrCredentials]) (see

@@ -126,7 +126,7 @@ func (h *headerSource) read(r *http.Request, c *claim) error {
 			continue
 		}
 		if name := h.family.names[i]; k != name {
-			return newError(ErrMalformedHeader, fmt.Sprintf("header %q is another spelling of %s", k, name), nil)
+			return newError(ErrMalformedHeader, fmt.Sprintf("header %q is another spelling of %s", clip(k), name), nil)
 		}
 		if i < len(h.names) {
 			lines[i] = vs

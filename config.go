@@ -87,8 +87,12 @@ type Config struct {
 	DangerouslyAllowHostMismatch bool
 
 	// DangerouslyAllowNoExtKeyUsage accepts a client certificate that has no extended key usage
-	// extension at all, as `openssl x509 -req` issues one without -extfile, and as crypto/tls
-	// and nginx accept it (RFC 5280, section 4.2.1.12: no extension means any purpose). It opens
+	// extension at all, as `openssl x509 -req` issues one without -extfile (RFC 5280, section
+	// 4.2.1.12: no extension means any purpose), when OpenSSL's "sslclient" purpose, which nginx
+	// checks, accepts it too: its key usage extension, if it has one, allows digitalSignature or
+	// keyAgreement, and its Netscape certificate type extension (2.16.840.1.113730.1.1), if it
+	// has one, includes SSL client; otherwise it is refused with a detail saying which.
+	// (crypto/tls's own verification accepts such a leaf whatever these two say.) It opens
 	// client authentication to every certificate of the trusted CAs (and every pinned one) issued
 	// without the extension, for whatever purpose: a server's, a code-signing or an e-mail
 	// certificate from the same CA authenticates as a client. Only the extension's absence is
@@ -122,8 +126,10 @@ type Config struct {
 	// ExpiryWarning; and one per reload (Error for a failure, Info for a success). Refusals are
 	// logged at Info once a minute per certificate and reason, and at most 20 at once and 5 a
 	// second in all (on the clock of Now); the others go to Debug, and a Warn record "mtls:
-	// refusal records suppressed" then says how many did, before the next at Info. OnDecision
-	// gets every event.
+	// refusal records suppressed" then says how many did, before the next at Info. These limits
+	// are per middleware, whatever logger it shares: n middlewares (per-route trust) log up to n
+	// times as many refusals. Each string in a record (an error, a name) is cut to 2 KiB.
+	// OnDecision gets every event.
 	//
 	// Default nil: [slog.Default], as it is when each record is made (so a program may call
 	// slog.SetDefault after New), gets the records that warn, under the same limits: refusals at

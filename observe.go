@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -402,13 +403,35 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 	}
 }
 
+// maxLogValue bounds each string attribute of a decision's record, before the handler's own
+// escaping (which at most quadruples it): the errors and names in it come from what a client
+// presented, from a credential check or a policy of the program, and its detail is clipped where
+// it is built (clip); this is the bound for all of them, whatever a cause or a check wrote.
+const maxLogValue = 2 << 10
+
+// clipLog cuts s to maxLogValue bytes for a log record, at a rune boundary as clip does, and
+// says how much it cut.
+func clipLog(s string) string {
+	if len(s) <= maxLogValue {
+		return s
+	}
+	n := runeCut(s, maxLogValue)
+	return s[:n] + "...(" + strconv.Itoa(len(s)-n) + " bytes cut)"
+}
+
 // eventAttrs are the fields of ev worth a log record: those that are set, and its duration when
-// timed (when no clock was read for the decision, its Duration is zero and says nothing).
+// timed (when no clock was read for the decision, its Duration is zero and says nothing). Every
+// string is cut to maxLogValue bytes (clipLog).
 func eventAttrs(ev *Event, timed bool) []slog.Attr {
 	attrs := make([]slog.Attr, 0, 20)
 	add := func(key, v string) {
 		if v != "" {
-			attrs = append(attrs, slog.String(key, v))
+			attrs = append(attrs, slog.String(key, clipLog(v)))
+		}
+	}
+	addErr := func(key string, err error) {
+		if err != nil {
+			attrs = append(attrs, slog.String(key, clipLog(err.Error())))
 		}
 	}
 	add("result", string(ev.Result))
@@ -420,9 +443,7 @@ func eventAttrs(ev *Event, timed bool) []slog.Attr {
 	}
 	add("reason", ev.Reason)
 	add("step", ev.Step)
-	if ev.Err != nil {
-		attrs = append(attrs, slog.String("error", ev.Err.Error()))
-	}
+	addErr("error", ev.Err)
 	add("source", string(ev.Source))
 	add("format", ev.Format)
 	if ev.Proxy.IsValid() {
@@ -440,25 +461,20 @@ func eventAttrs(ev *Event, timed bool) []slog.Attr {
 	}
 	add("principal", ev.Principal)
 	add("credentials", ev.Credentials)
-	if ev.CertificateErr != nil {
-		attrs = append(attrs, slog.String("certificate_error", ev.CertificateErr.Error()))
-	}
+	addErr("certificate_error", ev.CertificateErr)
 	add("rule", ev.Rule)
 	if s := ev.Revocation; s.Degraded() {
 		attrs = append(attrs, slog.Bool("revocation_stale", s.Stale), slog.Bool("revocation_fail_open", s.FailOpen))
 		if s.Stale {
 			attrs = append(attrs, slog.Time("revocation_next_update", s.NextUpdate))
 		}
-		if s.Err != nil {
-			attrs = append(attrs, slog.String("revocation_error", s.Err.Error()))
-		}
+		addErr("revocation_error", s.Err)
 	}
 	if ev.RevocationSource != "" {
-		attrs = append(attrs, slog.String("revocation_source", ev.RevocationSource), slog.Duration("revocation_age", ev.RevocationAge))
+		add("revocation_source", ev.RevocationSource)
+		attrs = append(attrs, slog.Duration("revocation_age", ev.RevocationAge))
 	}
-	if ev.ShadowErr != nil {
-		attrs = append(attrs, slog.String("shadow_error", ev.ShadowErr.Error()))
-	}
+	addErr("shadow_error", ev.ShadowErr)
 	if timed {
 		attrs = append(attrs, slog.Duration("duration", ev.Duration))
 	}
@@ -489,14 +505,14 @@ func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, 
 	if res.Err == nil {
 		msg = "mtls: shadow policy would allow"
 	} else {
-		attrs = append(attrs, slog.String("shadow_reason", res.Err.Error()))
+		attrs = append(attrs, slog.String("shadow_reason", clipLog(res.Err.Error())))
 	}
 	attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("sha256", id.SHA256))
 	if id.Leaf != nil {
-		attrs = append(attrs, slog.String("subject", id.Leaf.Subject.String()))
+		attrs = append(attrs, slog.String("subject", clip(id.Leaf.Subject.String())))
 	}
 	if id.Principal != "" {
-		attrs = append(attrs, slog.String("principal", id.Principal))
+		attrs = append(attrs, slog.String("principal", clipLog(id.Principal)))
 	}
 	m.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
 	return res.Err
@@ -568,8 +584,11 @@ func (x *recentKeys) due(key string, now time.Time, period time.Duration) bool {
 	return true
 }
 
-// The budget of refusal records at Info, for all refusals together: refusalLogBurst at once, then
-// refusalLogRate a second. The events ([Config.OnDecision]) are not limited.
+// The budget of refusal records at Info, for all refusals of a middleware together:
+// refusalLogBurst at once, then refusalLogRate a second. Each middleware has its own, on its own
+// clock (Config.Now), also when several log to slog.Default(): one bucket on the clocks of
+// several would starve a middleware whose clock is behind. The events ([Config.OnDecision]) are
+// not limited.
 const (
 	refusalLogBurst = 20
 	refusalLogRate  = 5.0

@@ -274,7 +274,7 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 				e.has, e.revoked, e.revokedAt = true, old.revoked, old.revokedAt
 				e.thisUpdate, e.nextUpdate, e.refreshAt = old.thisUpdate, old.nextUpdate, old.refreshAt
 			}
-			o.rv.logSourceFailure(fmt.Sprintf("OCSP for serial %s of %q", FormatSerial(c.SerialNumber), issuer.Subject.String()), err, e.has && !e.revoked, e.nextUpdate)
+			o.rv.logSourceFailure(fmt.Sprintf("OCSP for serial %s of %q", FormatSerial(c.SerialNumber), clip(issuer.Subject.String())), err, e.has && !e.revoked, e.nextUpdate)
 		} else {
 			e.has = true
 			e.revoked = resp.Status == ocsp.Revoked

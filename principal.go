@@ -275,7 +275,7 @@ func (b *Bindings) add(x Binding) error {
 	c := x.Certificate
 	sum := sha256.Sum256(c.Raw)
 	if old, ok := b.byThumb[sum]; ok && old != x.Principal {
-		return fmt.Errorf("certificate %q (issuer %q) is bound to both %q, by its fingerprint, and %q", c.Subject.String(), c.Issuer.String(), old, x.Principal)
+		return fmt.Errorf("certificate %q (issuer %q) is bound to both %q, by its fingerprint, and %q", clip(c.Subject.String()), clip(c.Issuer.String()), old, x.Principal)
 	}
 	inner := b.byKey[string(c.RawIssuer)]
 	if inner == nil {
@@ -283,7 +283,7 @@ func (b *Bindings) add(x Binding) error {
 		b.byKey[string(c.RawIssuer)] = inner
 	}
 	if old, ok := inner[string(c.RawSubjectPublicKeyInfo)]; ok && old != x.Principal {
-		return fmt.Errorf("the key of %q (issuer %q) is bound to both %q and %q", c.Subject.String(), c.Issuer.String(), old, x.Principal)
+		return fmt.Errorf("the key of %q (issuer %q) is bound to both %q and %q", clip(c.Subject.String()), clip(c.Issuer.String()), old, x.Principal)
 	}
 	inner[string(c.RawSubjectPublicKeyInfo)] = x.Principal
 	b.certSums[sum] = x.Principal

@@ -352,7 +352,7 @@ func (rv *revocation) check(ctx context.Context, file *DenyList, id *Identity) (
 			if err == nil {
 				err = errors.New("mtls: no revocation source speaks for the certificate")
 			}
-			unknown = errors.Join(unknown, fmt.Errorf("serial %s of %q: %w", FormatSerial(c.SerialNumber), c.Issuer.String(), err))
+			unknown = errors.Join(unknown, fmt.Errorf("serial %s of %q: %w", FormatSerial(c.SerialNumber), clip(c.Issuer.String()), err))
 		}
 	}
 	if unknown != nil {
@@ -374,7 +374,7 @@ func (rv *revocation) check(ctx context.Context, file *DenyList, id *Identity) (
 
 // revokedDetail says which source revoked c, and since when, for the operator.
 func revokedDetail(a answer, c *x509.Certificate) string {
-	what := fmt.Sprintf("%s says serial %s of %q is revoked", a.source, FormatSerial(c.SerialNumber), c.Issuer.String())
+	what := fmt.Sprintf("%s says serial %s of %q is revoked", a.source, FormatSerial(c.SerialNumber), clip(c.Issuer.String()))
 	if !a.revokedAt.IsZero() {
 		what += " since " + a.revokedAt.UTC().Format(time.RFC3339)
 	}
@@ -516,5 +516,5 @@ func (rv *revocation) logSourceFailure(what string, err error, haveGood bool, ne
 		meanwhile = "refusing with revocation_unavailable"
 	}
 	rv.logger.LogAttrs(rv.baseCtx, slog.LevelWarn, "mtls: revocation source failed",
-		slog.String("source", what), slog.String("error", err.Error()), slog.String("meanwhile", meanwhile))
+		slog.String("source", what), slog.String("error", clipLog(err.Error())), slog.String("meanwhile", meanwhile))
 }

@@ -236,7 +236,7 @@ func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, n
 		}
 	}
 	if a.state == stateNone && load {
-		a.err = fmt.Errorf("mtls: CRL: no CRL of %q covers the certificate", issuer.Subject.String())
+		a.err = fmt.Errorf("mtls: CRL: no CRL of %q covers the certificate", clip(issuer.Subject.String()))
 	}
 	return a
 }
@@ -550,7 +550,7 @@ func (s *crlSource) acceptable(cl *loadedCRL, old *crlSnap, leader *x509.Certifi
 	case old != nil && !bytes.Equal(old.crl.Issuer, cl.Issuer):
 		// A configured source serves one issuer: an answer naming another would drop the
 		// CRL in force, and nothing would ask the source again for the issuer it left.
-		return fmt.Errorf("issued by %q, not by the issuer of the CRL in force", issuerName(cl.Issuer))
+		return fmt.Errorf("issued by %q, not by the issuer of the CRL in force", clip(issuerName(cl.Issuer)))
 	case leader != nil && bytes.Equal(leader.RawSubject, cl.Issuer) || s.hasTrustedKey(cl.Issuer):
 		return errors.New("the signature does not verify with a trusted key of the issuer, as the CRLs served before did")
 	}

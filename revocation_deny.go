@@ -312,7 +312,7 @@ func (d *DenyList) match(id *Identity, chain bool) string {
 				var buf [crl.MaxSerialLen + 1]byte
 				if b := denySerialContent(&buf, c.SerialNumber); b != nil {
 					if _, ok := m[string(b)]; ok {
-						return fmt.Sprintf("deny list: serial %s of %q", FormatSerial(c.SerialNumber), c.Issuer.String())
+						return fmt.Sprintf("deny list: serial %s of %q", FormatSerial(c.SerialNumber), clip(c.Issuer.String()))
 					}
 				}
 			}

@@ -68,7 +68,7 @@ func screen(presented []*x509.Certificate, l screenLimits) string {
 			}
 		}
 		if same > l.maxPerSubject {
-			return fmt.Sprintf("%d presented certificates share the subject %q, at most %d allowed", same, c.Subject, l.maxPerSubject)
+			return fmt.Sprintf("%d presented certificates share the subject %q, at most %d allowed", same, clip(c.Subject.String()), l.maxPerSubject)
 		}
 	}
 	return ""

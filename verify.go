@@ -10,10 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/certgate/mtls/internal/certfile"
 	"golang.org/x/crypto/cryptobyte"
@@ -63,7 +63,7 @@ func (tc *trustConfig) load() (*trust, error) {
 		for _, c := range certs {
 			// RFC 5280 requires CA:TRUE in every v3 CA certificate; old v1 roots have no extensions.
 			if !c.IsCA && c.Version >= 3 {
-				p.addf(field, "%s: %q is not a CA certificate (to accept this one certificate, pin its SHA-256 fingerprint)", f, c.Subject)
+				p.addf(field, "%s: %q is not a CA certificate (to accept this one certificate, pin its SHA-256 fingerprint)", f, clip(c.Subject.String()))
 				continue
 			}
 			if weakKey(&p, field, f, c) {
@@ -125,7 +125,7 @@ func (tc *trustConfig) load() (*trust, error) {
 func weakKey(p *problems, field, f string, c *x509.Certificate) bool {
 	d := screenKey(c, defaultScreenLimits)
 	if d != "" {
-		p.addf(field, "%s: %q: %s, as for presented keys", f, c.Subject, d)
+		p.addf(field, "%s: %q: %s, as for presented keys", f, clip(c.Subject.String()), d)
 	}
 	return d != ""
 }
@@ -256,7 +256,7 @@ func (t *trust) verifyPresented(presented []*x509.Certificate, now time.Time) ([
 			// The leaf's issuer is likely the presented CA that was not admitted: say why.
 			detail := t.explain(presented, refused.err, now)
 			if detail == "" {
-				detail = fmt.Sprintf("presented CA certificate %q does not verify", refused.cert.Subject)
+				detail = fmt.Sprintf("presented CA certificate %q does not verify", clip(refused.cert.Subject.String()))
 			}
 			return fail(classifyVerifyError(refused.err, now), detail, refused.err)
 		}
@@ -353,8 +353,8 @@ func compareChains(a, b []*x509.Certificate) int {
 func weakCA(chain []*x509.Certificate) string {
 	for _, c := range chain[1:] {
 		if d := screenKey(c, defaultScreenLimits); d != "" {
-			return fmt.Sprintf("the chain rests on configured CA certificate %s, whose key is refused: %s "+
-				"(remove it from RootCAs or Intermediates, or replace it)", quoteName(c.Subject), d)
+			return fmt.Sprintf("the chain rests on configured CA certificate %q, whose key is refused: %s "+
+				"(remove it from RootCAs or Intermediates, or replace it)", clip(c.Subject.String()), d)
 		}
 	}
 	return ""
@@ -585,11 +585,13 @@ func (t *trust) checkPresented(presented []*x509.Certificate, now time.Time) err
 	case len(leaf.UnhandledCriticalExtensions) > 0:
 		// RFC 5280 4.2: a certificate with a critical extension that is not understood must be
 		// refused, whether it is pinned, forwarded by a proxy or verified up to a root.
-		return fail(ErrUntrusted, fmt.Sprintf("the client certificate has an unhandled critical extension %v", leaf.UnhandledCriticalExtensions[0]))
+		return fail(ErrUntrusted, fmt.Sprintf("the client certificate has an unhandled critical extension %s", clip(leaf.UnhandledCriticalExtensions[0].String())))
 	case leaf.IsCA || leaf.KeyUsage&x509.KeyUsageCertSign != 0:
 		return fail(ErrWrongUsage, "the client certificate is a CA certificate")
 	case !hasClientAuth(leaf) && (!t.allowNoEKU || hasEKUExtension(leaf)):
 		return fail(ErrWrongUsage, wrongUsage(leaf))
+	case !hasClientAuth(leaf) && notForClients(leaf) != "":
+		return fail(ErrWrongUsage, notForClients(leaf))
 	case now.Before(leaf.NotBefore):
 		return fail(ErrNotYetValid, fmt.Sprintf("valid from %s, %s from now: is a clock wrong?",
 			leaf.NotBefore.UTC().Format(time.RFC3339), roughly(leaf.NotBefore.Sub(now))))
@@ -616,14 +618,83 @@ func wrongUsage(leaf *x509.Certificate) string {
 		": have the CA issue it for client authentication"
 }
 
-// oidExtKeyUsage is the object identifier of the extended key usage extension.
-var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
+// notForClients says why leaf, which has no extended key usage extension (and which
+// Config.DangerouslyAllowNoExtKeyUsage accepts for that), is not for client authentication
+// either, as OpenSSL's "sslclient" purpose (what nginx and other OpenSSL servers check) judges
+// it: a key usage extension that allows neither digitalSignature nor keyAgreement, or a Netscape
+// certificate type extension without SSL client; "" if neither.
+func notForClients(leaf *x509.Certificate) string {
+	const why = "the client certificate has no extended key usage, which Config.DangerouslyAllowNoExtKeyUsage accepts, but "
+	const fix = ": OpenSSL (nginx) refuses it for client authentication too; have the CA issue it for client authentication " +
+		"(openssl: -extfile with \"extendedKeyUsage = clientAuth\")"
+	if extension(leaf, oidKeyUsage) != nil && leaf.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement) == 0 {
+		return why + "its key usage allows neither digitalSignature nor keyAgreement" + keyUsagesOf(leaf.KeyUsage) + fix
+	}
+	if ext := extension(leaf, oidNetscapeCertType); ext != nil {
+		var bits asn1.BitString
+		if rest, err := asn1.Unmarshal(ext.Value, &bits); err != nil || len(rest) > 0 {
+			return why + "its Netscape certificate type extension (" + oidNetscapeCertType.String() + ") does not parse" + fix
+		}
+		if bits.At(0) == 0 { // bit 0: SSL client
+			return why + "its Netscape certificate type (" + oidNetscapeCertType.String() + ") does not include SSL client" +
+				netscapeTypesOf(bits) + fix
+		}
+	}
+	return ""
+}
+
+// keyUsagesOf lists the key usages ku holds, for a refusal's detail.
+func keyUsagesOf(ku x509.KeyUsage) string {
+	names := []string{"digitalSignature", "contentCommitment", "keyEncipherment", "dataEncipherment", "keyAgreement",
+		"keyCertSign", "cRLSign", "encipherOnly", "decipherOnly"}
+	var have []string
+	for i, n := range names {
+		if ku&(1<<i) != 0 {
+			have = append(have, n)
+		}
+	}
+	if len(have) == 0 {
+		return " (its key usage extension lists none)"
+	}
+	return " (it has " + strings.Join(have, ", ") + ")"
+}
+
+// netscapeTypesOf lists the Netscape certificate types bits holds, for a refusal's detail.
+func netscapeTypesOf(bits asn1.BitString) string {
+	names := []string{"sslClient", "sslServer", "smime", "objectSigning", "reserved", "sslCA", "smimeCA", "objectSigningCA"}
+	var have []string
+	for i, n := range names {
+		if bits.At(i) != 0 {
+			have = append(have, n)
+		}
+	}
+	if len(have) == 0 {
+		return " (it lists none)"
+	}
+	return " (it has " + strings.Join(have, ", ") + ")"
+}
+
+// Object identifiers of extensions the usage checks read.
+var (
+	oidExtKeyUsage      = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidKeyUsage         = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidNetscapeCertType = asn1.ObjectIdentifier{2, 16, 840, 1, 113730, 1, 1}
+)
+
+// extension returns the extension of c with the object identifier id, or nil. crypto/x509
+// refuses to parse a certificate with two extensions of one identifier.
+func extension(c *x509.Certificate, id asn1.ObjectIdentifier) *pkix.Extension {
+	for i := range c.Extensions {
+		if c.Extensions[i].Id.Equal(id) {
+			return &c.Extensions[i]
+		}
+	}
+	return nil
+}
 
 // hasEKUExtension says whether c has an extended key usage extension, whatever it lists (even
 // nothing, which crypto/x509 parses as no usage, as it parses a certificate without one).
-func hasEKUExtension(c *x509.Certificate) bool {
-	return slices.ContainsFunc(c.Extensions, func(e pkix.Extension) bool { return e.Id.Equal(oidExtKeyUsage) })
-}
+func hasEKUExtension(c *x509.Certificate) bool { return extension(c, oidExtKeyUsage) != nil }
 
 func hasClientAuth(c *x509.Certificate) bool {
 	for _, u := range c.ExtKeyUsage {
@@ -689,9 +760,9 @@ func (t *trust) explain(presented []*x509.Certificate, err error, now time.Time)
 	if errors.As(err, &inv) && inv.Reason == x509.Expired && inv.Cert != nil && inv.Cert != presented[0] {
 		c := inv.Cert
 		if now.Before(c.NotBefore) {
-			return fmt.Sprintf("CA certificate %s of the chain is valid only from %s", quoteName(c.Subject), c.NotBefore.UTC().Format(time.RFC3339))
+			return fmt.Sprintf("CA certificate %q of the chain is valid only from %s", clip(c.Subject.String()), c.NotBefore.UTC().Format(time.RFC3339))
 		}
-		return fmt.Sprintf("CA certificate %s of the chain expired at %s, %s ago", quoteName(c.Subject),
+		return fmt.Sprintf("CA certificate %q of the chain expired at %s, %s ago", clip(c.Subject.String()),
 			c.NotAfter.UTC().Format(time.RFC3339), roughly(now.Sub(c.NotAfter)))
 	}
 	if !isUnknownAuthority(err) {
@@ -712,16 +783,16 @@ func (t *trust) explain(presented []*x509.Certificate, err error, now time.Time)
 	configured := t.isCAName(top.RawIssuer)
 	switch {
 	case top == presented[0] && !configured:
-		return fmt.Sprintf("the client sent its certificate alone, and no configured CA is named %s, its issuer: "+
+		return fmt.Sprintf("the client sent its certificate alone, and no configured CA is named %q, its issuer: "+
 			"if that is an intermediate, add it to IntermediateFiles or have the client send its chain; "+
-			"if it is a root, it is not one this service trusts", quoteName(top.Issuer))
+			"if it is a root, it is not one this service trusts", clip(top.Issuer.String()))
 	case configured:
-		return fmt.Sprintf("a configured CA is named %s, but its key did not sign %s (a CA renewed under the same name? "+
-			"then the client must also send the certificate of the new key that the CA issued under its own name)", quoteName(top.Issuer), quoteName(top.Subject))
+		return fmt.Sprintf("a configured CA is named %q, but its key did not sign %q (a CA renewed under the same name? "+
+			"then the client must also send the certificate of the new key that the CA issued under its own name)", clip(top.Issuer.String()), clip(top.Subject.String()))
 	case bytes.Equal(top.RawSubject, top.RawIssuer):
-		return fmt.Sprintf("the chain the client sent ends at %s, which is not a configured root", quoteName(top.Subject))
+		return fmt.Sprintf("the chain the client sent ends at %q, which is not a configured root", clip(top.Subject.String()))
 	}
-	return fmt.Sprintf("the chain the client sent ends at %s, issued by %s, which is not a configured root or intermediate", quoteName(top.Subject), quoteName(top.Issuer))
+	return fmt.Sprintf("the chain the client sent ends at %q, issued by %q, which is not a configured root or intermediate", clip(top.Subject.String()), clip(top.Issuer.String()))
 }
 
 // isCAName says whether a configured root or intermediate has the subject name raw.
@@ -742,15 +813,27 @@ func (t *trust) isCAName(raw []byte) bool {
 // details reach the logs of every refused request.
 const maxNameInDetail = 256
 
-// quoteName writes a name for a refusal's detail: quoted, and clipped.
-func quoteName(n pkix.Name) string { return strconv.Quote(clip(n.String())) }
-
-// clip cuts s, a name from a certificate, to maxNameInDetail bytes for a detail or a log record.
+// clip cuts s, a name or other text a client controls (a certificate's name, a Host, a header
+// name), to maxNameInDetail bytes for a refusal's detail or a log record, and marks the cut with
+// "...". Every such text is clipped before it enters a detail, quoted with %q.
 func clip(s string) string {
 	if len(s) <= maxNameInDetail {
 		return s
 	}
-	return strings.ToValidUTF8(s[:maxNameInDetail], "") + "..."
+	return s[:runeCut(s, maxNameInDetail)] + "..."
+}
+
+// runeCut is where to cut s to at most n bytes (n < len(s)): n, or the start of the rune that
+// byte n falls in, at most utf8.UTFMax-1 bytes back. The bytes before the cut are kept as they
+// are, invalid UTF-8 too, for the quoting of the detail or the log handler to show: a name with
+// an invalid byte does not read like one without it.
+func runeCut(s string, n int) int {
+	for i := n; i > 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(s[i]) {
+			return i
+		}
+	}
+	return n
 }
 
 // usagesOf lists the extended key usages of c, for a refusal's detail: at most eight.
@@ -767,7 +850,7 @@ func usagesOf(c *x509.Certificate) string {
 		}
 	}
 	for _, oid := range c.UnknownExtKeyUsage {
-		have = append(have, oid.String())
+		have = append(have, clip(oid.String()))
 	}
 	if n := len(have); n > 8 {
 		have = append(have[:8], fmt.Sprintf("and %d more", n-8))
