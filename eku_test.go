@@ -7,6 +7,7 @@ import (
 	"encoding/asn1"
 	"net/http"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -22,6 +23,34 @@ func ekuExtension(t *testing.T, oids ...asn1.ObjectIdentifier) mtlstest.Option {
 	require.NoError(t, err)
 	return mtlstest.WithExtension(pkix.Extension{Id: oidExtKeyUsage, Value: der})
 }
+
+// keyUsageExtension is a key usage extension holding ku (bits as crypto/x509 numbers them; none
+// at all too, which crypto/x509 never writes).
+func keyUsageExtension(t *testing.T, ku x509.KeyUsage) mtlstest.Option {
+	bits := asn1.BitString{Bytes: make([]byte, 2)}
+	for i := range 9 {
+		if ku&(1<<i) != 0 {
+			bits.Bytes[i/8] |= 0x80 >> (i % 8)
+			bits.BitLength = i + 1
+		}
+	}
+	bits.Bytes = bits.Bytes[:(bits.BitLength+7)/8]
+	der, err := asn1.Marshal(bits)
+	require.NoError(t, err)
+	return mtlstest.WithExtension(pkix.Extension{Id: oidKeyUsage, Critical: true, Value: der})
+}
+
+// netscapeCertType is a Netscape certificate type extension whose DER value is der.
+func netscapeCertType(der ...byte) mtlstest.Option {
+	return mtlstest.WithExtension(pkix.Extension{Id: oidNetscapeCertType, Value: der})
+}
+
+// Netscape certificate types, as a DER BIT STRING.
+var (
+	nsSSLClient = []byte{0x03, 0x02, 0x07, 0x80}
+	nsSSLServer = []byte{0x03, 0x02, 0x06, 0x40}
+	nsBoth      = []byte{0x03, 0x02, 0x06, 0xc0}
+)
 
 // TestNoExtKeyUsage: a leaf without the extended key usage extension is refused by default,
 // with a detail naming Config.DangerouslyAllowNoExtKeyUsage, and accepted with it; a leaf whose
@@ -44,6 +73,7 @@ func TestNoExtKeyUsage(t *testing.T) {
 		anyEKU    = "anyExtendedKeyUsage does not stand for it"
 		isCA      = "is a CA certificate"
 		chainDeny = "a CA certificate whose extended key usages do not include clientAuth"
+		notClient = "has no extended key usage, which Config.DangerouslyAllowNoExtKeyUsage accepts, but "
 	)
 	tests := []struct {
 		name          string
@@ -71,6 +101,25 @@ func TestNoExtKeyUsage(t *testing.T) {
 			byDefault: isCA, withOption: isCA, refusedAlways: true},
 		{name: "no extension, intermediate for servers", leaf: serverIssuing.NewClient("legacy", none),
 			byDefault: noEKU, withOption: chainDeny, refusedAlways: true},
+		// With the option, a leaf without the extension must be one OpenSSL's sslclient purpose
+		// (nginx) accepts too: key usage and Netscape certificate type, when present, allow it.
+		{name: "no extension, key usage keyAgreement", leaf: p.issuing.NewClient("legacy", none, keyUsageExtension(t, x509.KeyUsageKeyAgreement)),
+			byDefault: noEKU, withOption: ok},
+		{name: "no extension, key usage without digitalSignature or keyAgreement",
+			leaf:      p.issuing.NewClient("legacy", none, keyUsageExtension(t, x509.KeyUsageKeyEncipherment|x509.KeyUsageDataEncipherment)),
+			byDefault: noEKU, withOption: notClient + "its key usage allows neither digitalSignature nor keyAgreement (it has keyEncipherment, dataEncipherment)",
+			refusedAlways: true},
+		{name: "no extension, empty key usage", leaf: p.issuing.NewClient("legacy", none, keyUsageExtension(t, 0)),
+			byDefault: noEKU, withOption: "(its key usage extension lists none)", refusedAlways: true},
+		{name: "no extension, Netscape SSL client", leaf: p.issuing.NewClient("legacy", none, netscapeCertType(nsSSLClient...)),
+			byDefault: noEKU, withOption: ok},
+		{name: "no extension, Netscape SSL client and server", leaf: p.issuing.NewClient("legacy", none, netscapeCertType(nsBoth...)),
+			byDefault: noEKU, withOption: ok},
+		{name: "no extension, Netscape SSL server only", leaf: p.issuing.NewClient("web", none, netscapeCertType(nsSSLServer...)),
+			byDefault: noEKU, withOption: notClient + "its Netscape certificate type (2.16.840.1.113730.1.1) does not include SSL client (it has sslServer)",
+			refusedAlways: true},
+		{name: "no extension, Netscape type malformed", leaf: p.issuing.NewClient("odd", none, netscapeCertType(0x04, 0x01, 0x80)),
+			byDefault: noEKU, withOption: "Netscape certificate type extension (2.16.840.1.113730.1.1) does not parse", refusedAlways: true},
 	}
 	serverCA := mtlstest.NewRootCA("Server CA")
 	serverCert := serverCA.NewServer("127.0.0.1").TLSCertificate()
@@ -202,5 +251,47 @@ func TestNoExtKeyUsageProxyVerification(t *testing.T) {
 		} else {
 			require.ErrorIs(t, err, ErrWrongUsage)
 		}
+	}
+}
+
+// TestNoExtKeyUsageAsOpenSSL: with Config.DangerouslyAllowNoExtKeyUsage, a leaf without the
+// extended key usage extension is accepted exactly when `openssl verify -purpose sslclient` (what
+// nginx checks) accepts it, whatever its key usage and Netscape certificate type.
+func TestNoExtKeyUsageAsOpenSSL(t *testing.T) {
+	openssl := requireBinary(t, "openssl")
+	p := newPKI(t)
+	none := mtlstest.WithExtKeyUsage()
+	tests := []struct {
+		name string
+		opts []mtlstest.Option
+	}{
+		{"no key usage", []mtlstest.Option{none}},
+		{"digitalSignature", []mtlstest.Option{none, keyUsageExtension(t, x509.KeyUsageDigitalSignature)}},
+		{"keyAgreement", []mtlstest.Option{none, keyUsageExtension(t, x509.KeyUsageKeyAgreement)}},
+		{"keyEncipherment", []mtlstest.Option{none, keyUsageExtension(t, x509.KeyUsageKeyEncipherment)}},
+		{"contentCommitment", []mtlstest.Option{none, keyUsageExtension(t, x509.KeyUsageContentCommitment)}},
+		{"empty key usage", []mtlstest.Option{none, keyUsageExtension(t, 0)}},
+		{"Netscape SSL client", []mtlstest.Option{none, netscapeCertType(nsSSLClient...)}},
+		{"Netscape SSL server", []mtlstest.Option{none, netscapeCertType(nsSSLServer...)}},
+		{"Netscape both", []mtlstest.Option{none, netscapeCertType(nsBoth...)}},
+		{"Netscape SSL client, keyEncipherment", []mtlstest.Option{none, netscapeCertType(nsSSLClient...), keyUsageExtension(t, x509.KeyUsageKeyEncipherment)}},
+		{"Netscape SSL server, digitalSignature", []mtlstest.Option{none, netscapeCertType(nsSSLServer...), keyUsageExtension(t, x509.KeyUsageDigitalSignature)}},
+	}
+	dir := t.TempDir()
+	rootFile := mtlstest.WriteFile(dir, "root.pem", p.root.CertPEM())
+	chainFile := mtlstest.WriteFile(dir, "issuing.pem", mtlstest.EncodePEM(p.issuing.Certificate))
+	m, err := New(Config{RootCAs: p.root.Pool(), DangerouslyAllowNoExtKeyUsage: true})
+	require.NoError(t, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			leaf := p.issuing.NewClient("legacy", tt.opts...)
+			leafFile := mtlstest.WriteFile(dir, "leaf.pem", leaf.CertPEM())
+			out, oerr := exec.Command(openssl, "verify", "-purpose", "sslclient", "-CAfile", rootFile, "-untrusted", chainFile, leafFile).CombinedOutput()
+			_, err := m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", leaf.Chain()...))
+			assert.Equal(t, oerr == nil, err == nil, "openssl: %s; mtls: %v", out, err)
+			if err != nil {
+				assert.ErrorIs(t, err, ErrWrongUsage)
+			}
+		})
 	}
 }
