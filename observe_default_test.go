@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -119,7 +123,7 @@ func TestDefaultLoggerSilenced(t *testing.T) {
 
 // TestDefaultLoggerBudget: the default logger's refusal records are held to the refusal log
 // budget like Config.Logger's; those beyond it are not logged at all (Config.Logger gets them
-// at Debug), and a Warn record says how many were suppressed.
+// at Debug), and a Warn record says how many were suppressed. Each middleware has its own budget.
 func TestDefaultLoggerBudget(t *testing.T) {
 	p := newPKI(t)
 	var logs bytes.Buffer
@@ -143,6 +147,15 @@ func TestDefaultLoggerBudget(t *testing.T) {
 	serve(m, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/"))
 	assert.Equal(t, refusalLogBurst+1, count(`level=INFO msg="mtls: request refused"`))
 	assert.Equal(t, 1, count(`level=WARN msg="mtls: refusal records suppressed" suppressed=`+strconv.Itoa(n-refusalLogBurst)))
+
+	// The budget is per middleware (Config.Logger says so): another one on the same default
+	// logger and clock has its own.
+	other, err := New(Config{RootCAs: p.root.Pool(), Now: clock.Now})
+	require.NoError(t, err)
+	for range n {
+		serve(other, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/"))
+	}
+	assert.Equal(t, 2*refusalLogBurst+1, count(`level=INFO msg="mtls: request refused"`))
 }
 
 // TestDefaultLoggerExpiry: the default logger warns of a certificate about to expire, once a day,
@@ -182,3 +195,65 @@ func TestDefaultLoggerHandshake(t *testing.T) {
 	assert.Contains(t, logged, `level=INFO msg="mtls: handshake refused" result=refused handshake=true reason=`+ReasonCertificateUntrusted)
 	assert.NotContains(t, logged, "duration=")
 }
+
+// TestDefaultLoggerRecordSize: what a client sends cannot make a refusal's record large. The
+// names of its certificates (self-minted CAs of a subject of 7,700 '"', which escaping by %q and
+// by the handler would multiply eightfold) are clipped in the detail, and every string of the
+// record (an error a credential check or a policy writes, whatever its length) is cut to
+// maxLogValue bytes.
+func TestDefaultLoggerRecordSize(t *testing.T) {
+	p := newPKI(t)
+	quotes := pkix.Name{CommonName: strings.Repeat(`"`, 7700)}
+	fakeRoot := mtlstest.NewRootCA("mallory's root")
+	fakeCA := func() *x509.Certificate {
+		return fakeRoot.NewIntermediate("y", mtlstest.WithSubject(quotes)).Certificate
+	}
+	longOID := make(asn1.ObjectIdentifier, 3000)
+	for i := range longOID {
+		longOID[i] = 127
+	}
+	longOID[0], longOID[1] = 1, 3
+	huge := errors.New(strings.Repeat(`"`, 100<<10))
+	const names = 4 << 10 // a record whose only long strings are clipped names
+	tests := []struct {
+		name   string
+		h      func(m *Middleware) http.Handler
+		chain  []*x509.Certificate
+		detail string // in the record
+		max    int    // bytes of the whole record
+	}{
+		{name: "presented CA's subject", h: certOnly, chain: []*x509.Certificate{
+			fakeRoot.NewIntermediate("y", mtlstest.WithSubject(quotes)).NewClient("mallory").Certificate, fakeCA()},
+			detail: "the chain the client sent ends at", max: names},
+		{name: "presented CAs sharing a subject", h: certOnly, chain: []*x509.Certificate{
+			fakeRoot.NewIntermediate("y", mtlstest.WithSubject(quotes)).NewClient("mallory").Certificate,
+			fakeCA(), fakeCA(), fakeCA(), fakeCA()},
+			detail: "4 presented certificates share the subject", max: names},
+		{name: "unhandled critical extension", h: certOnly, chain: p.issuing.NewClient("odd",
+			mtlstest.WithExtension(pkix.Extension{Id: longOID, Critical: true, Value: []byte{0x05, 0x00}})).Chain(),
+			detail: "unhandled critical extension 1.3.127.127", max: names},
+		{name: "credential check's error", h: func(m *Middleware) http.Handler {
+			return m.Either(func(*http.Request) (string, error) { return "", huge })(noop)
+		}, detail: "bytes cut)", max: 2*maxLogValue + 1<<10}, // each '"' escaped as \"
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			useDefaultLogger(t, slog.NewTextHandler(&logs, nil))
+			m, err := New(Config{RootCAs: p.root.Pool()})
+			require.NoError(t, err)
+			w := httptest.NewRecorder()
+			tt.h(m).ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", tt.chain...))
+			require.Equal(t, http.StatusUnauthorized, w.Code)
+			rec := logs.String()
+			require.Equal(t, 1, strings.Count(rec, "\n"), "one record")
+			assert.Contains(t, rec, "level=INFO")
+			assert.Contains(t, rec, tt.detail)
+			t.Logf("%d bytes", len(rec))
+			assert.Less(t, len(rec), tt.max, "%.300s", rec)
+		})
+	}
+}
+
+// certOnly is the handler of m that requires a certificate.
+func certOnly(m *Middleware) http.Handler { return m.Handler(noop) }

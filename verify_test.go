@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -404,4 +405,39 @@ func TestUnhandledCriticalExtension(t *testing.T) {
 			require.NotNil(t, e.Leaf)
 		})
 	}
+}
+
+// TestClip: clip and clipLog cut what a client wrote at a rune boundary, at most utf8.UTFMax-1
+// bytes before the bound, and keep the bytes before the cut as they are: an invalid byte stays
+// for the quoting to show, so that "adm\xffin" never reads as "admin".
+func TestClip(t *testing.T) {
+	a := strings.Repeat("a", maxNameInDetail)
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{name: "short", in: "admin.example", want: "admin.example"},
+		{name: "short, invalid byte kept", in: "adm\xffin.example", want: "adm\xffin.example"},
+		{name: "at the bound", in: a, want: a},
+		{name: "one byte over", in: a + "b", want: a + "..."},
+		{name: "invalid byte kept before the cut", in: "adm\xffin" + a, want: ("adm\xffin" + a)[:maxNameInDetail] + "..."},
+		{name: "2-byte rune across the bound", in: a[:maxNameInDetail-1] + "é" + "z", want: a[:maxNameInDetail-1] + "..."},
+		{name: "4-byte rune across the bound", in: a[:maxNameInDetail-2] + "😀" + "z", want: a[:maxNameInDetail-2] + "..."},
+		{name: "4-byte rune ending at the bound", in: a[:maxNameInDetail-4] + "😀" + "z", want: a[:maxNameInDetail-4] + "😀..."},
+		{name: "continuation bytes only", in: strings.Repeat("\x80", 2*maxNameInDetail), want: strings.Repeat("\x80", maxNameInDetail) + "..."},
+		{name: "invalid byte at the cut", in: a[:maxNameInDetail-1] + "\xff\x80z", want: a[:maxNameInDetail-1] + "..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, clip(tt.in))
+			assert.LessOrEqual(t, len(clip(tt.in)), maxNameInDetail+len("..."))
+		})
+	}
+	t.Run("log value", func(t *testing.T) {
+		long := "\xff" + strings.Repeat("é", maxLogValue)
+		got := clipLog(long)
+		assert.Equal(t, long[:maxLogValue-1]+"...("+strconv.Itoa(len(long)-maxLogValue+1)+" bytes cut)", got)
+		assert.Equal(t, "adm\xffin", clipLog("adm\xffin"))
+	})
 }
