@@ -304,7 +304,7 @@ func (d *DenyList) match(id *Identity, chain bool) string {
 		}
 		if s.keys != nil {
 			if _, ok := s.keys[sha256.Sum256(c.RawSubjectPublicKeyInfo)]; ok {
-				return "deny list: public key of " + c.Subject.String()
+				return "deny list: public key of " + clip(c.Subject.String())
 			}
 		}
 		if s.serials != nil && !id.Pinned && i+1 < len(id.Chain) {
