@@ -337,6 +337,7 @@ func TestRefusalExplained(t *testing.T) {
 	}{
 		{"leaf alone, intermediate not configured", p.alice.Chain()[:1], `the client sent its certificate alone, and no configured CA is named "CN=Test Issuing CA", its issuer`},
 		{"chain ending at another root", append(foreign.Chain(), foreignRoot.Certificate), `ends at "CN=Partner Root", which is not a configured root`},
+		{"self-signed leaf", mtlstest.NewSelfSigned("partner").Chain(), `the client sent a self-signed certificate, "CN=partner", which no configured CA issued: to trust this certificate alone, pin its SHA-256 fingerprint in PinnedSHA256`},
 		{"chain ending below another root", foreign.Chain(), `ends at "CN=Partner Issuing", issued by "CN=Partner Root"`},
 		{"no clientAuth", p.issuing.NewClient("srv", mtlstest.WithExtKeyUsage(x509.ExtKeyUsageServerAuth)).Chain(), "lacks the clientAuth extended key usage (it has serverAuth)"},
 		{"expired", expired.Chain(), "3 days ago: the client must renew it"},

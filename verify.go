@@ -782,6 +782,10 @@ func (t *trust) explain(presented []*x509.Certificate, err error, now time.Time)
 	}
 	configured := t.isCAName(top.RawIssuer)
 	switch {
+	case top == presented[0] && !configured && bytes.Equal(top.RawSubject, top.RawIssuer):
+		return fmt.Sprintf("the client sent a self-signed certificate, %q, which no configured CA issued: to trust this "+
+			"certificate alone, pin its SHA-256 fingerprint in PinnedSHA256 (openssl x509 -noout -fingerprint -sha256 -in FILE)",
+			clip(top.Subject.String()))
 	case top == presented[0] && !configured:
 		return fmt.Sprintf("the client sent its certificate alone, and no configured CA is named %q, its issuer: "+
 			"if that is an intermediate, add it to IntermediateFiles or have the client send its chain; "+
