@@ -187,51 +187,45 @@ func TestNoExtKeyUsage(t *testing.T) {
 				assert.Equal(t, http.StatusUnauthorized, res.StatusCode)
 				assert.Equal(t, ReasonCertificateUsage, decodeProblem(t, res).Reason)
 			})
-			t.Run(name+"/RejectAtHandshake", func(t *testing.T) {
-				var rec events
-				c := cfg()
-				c.OnDecision = rec.record
-				m, err := New(c)
-				require.NoError(t, err)
-				srv := newHandshakeServer(t, m, m.TLSConfig(&tls.Config{Certificates: []tls.Certificate{serverCert}}, RejectAtHandshake()))
-				cert := tt.leaf.TLSCertificate()
-				status, body, err := srv.call(t, serverCA, "127.0.0.1", &cert, 0)
-				if !refused {
-					require.NoError(t, err)
-					assert.Equal(t, http.StatusOK, status, body)
-					return
-				}
-				require.Error(t, err, "refused at the handshake")
-				evs := rec.handshakes()
-				require.Len(t, evs, 1)
-				assert.Equal(t, ReasonCertificateUsage, evs[0].Reason)
-				assert.Contains(t, evs[0].Err.Error(), want)
-			})
-			if tt.pinned {
-				continue // a pinned leaf cannot pass a verifying handshake
+			// Refused in the handshake: with RejectAtHandshake, and under a base ClientAuth that
+			// verifies (which a pinned leaf cannot pass).
+			handshakes := []struct {
+				name   string
+				config func(m *Middleware) *tls.Config
+			}{
+				{"RejectAtHandshake", func(m *Middleware) *tls.Config {
+					return m.TLSConfig(&tls.Config{Certificates: []tls.Certificate{serverCert}}, RejectAtHandshake())
+				}},
+				{"verifying base", func(m *Middleware) *tls.Config {
+					return m.TLSConfig(&tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.root.Pool()})
+				}},
 			}
-			t.Run(name+"/verifying base", func(t *testing.T) {
-				var rec events
-				c := cfg()
-				c.OnDecision = rec.record
-				m, err := New(c)
-				require.NoError(t, err)
-				base := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.root.Pool()}
-				srv := newHandshakeServer(t, m, m.TLSConfig(base))
-				cert := tt.leaf.TLSCertificate()
-				status, body, err := srv.call(t, serverCA, "127.0.0.1", &cert, 0)
-				if !refused {
-					require.NoError(t, err)
-					assert.Equal(t, http.StatusOK, status, body)
-					return
+			for _, hs := range handshakes {
+				if tt.pinned && hs.name == "verifying base" {
+					continue
 				}
-				require.Error(t, err, "refused at the handshake")
-				evs := rec.handshakes()
-				require.Len(t, evs, 1)
-				assert.Equal(t, ReasonCertificateUsage, evs[0].Reason)
-				assert.True(t, strings.HasPrefix(evs[0].Err.Error(), "mtls: "))
-				assert.Contains(t, evs[0].Err.Error(), want)
-			})
+				t.Run(name+"/"+hs.name, func(t *testing.T) {
+					var rec events
+					c := cfg()
+					c.OnDecision = rec.record
+					m, err := New(c)
+					require.NoError(t, err)
+					srv := newHandshakeServer(t, m, hs.config(m))
+					cert := tt.leaf.TLSCertificate()
+					status, body, err := srv.call(t, serverCA, "127.0.0.1", &cert, 0)
+					if !refused {
+						require.NoError(t, err)
+						assert.Equal(t, http.StatusOK, status, body)
+						return
+					}
+					require.Error(t, err, "refused at the handshake")
+					evs := rec.handshakes()
+					require.Len(t, evs, 1)
+					assert.Equal(t, ReasonCertificateUsage, evs[0].Reason)
+					assert.True(t, strings.HasPrefix(evs[0].Err.Error(), "mtls: "))
+					assert.Contains(t, evs[0].Err.Error(), want)
+				})
+			}
 		}
 	}
 }
