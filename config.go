@@ -197,12 +197,19 @@ type Config struct {
 
 	// ReloadInterval turns on polling: every interval a goroutine started by New looks at the
 	// files of the configuration (RootCAFiles, IntermediateFiles, PinnedSHA256Files, PolicyFiles,
-	// the files of the [BindingStore]s of Principals, Revocation.DenyListFile, the policy files
-	// of [Middleware.Require] and [Middleware.Shadow]) and calls
+	// the files of the [BindingStore]s of Principals, Revocation.DenyListFile, the file of a
+	// [TierStore] as Throttle.Resolver, the policy files of [Middleware.Require] and
+	// [Middleware.Shadow]) and calls
 	// [Middleware.Reload] when one of them changed (its size, modification time and contents;
 	// a file only touched is not reloaded). Stop it with [Middleware.Close]. Default 0, and any
 	// negative value: no polling; call Reload yourself (on SIGHUP).
 	ReloadInterval time.Duration
+
+	// Throttle turns on throttling tiers: a token bucket per principal (or per certificate, for
+	// identities without one), of the rate and burst of its tier, taken after the policy; a
+	// request over it is refused with 429 "rate_limited" and Retry-After (see [ThrottleConfig]).
+	// Default nil: requests are not limited.
+	Throttle *ThrottleConfig
 }
 
 // ConfigError is one problem of a configuration, found by [New] or a reload: the field, by its
@@ -325,6 +332,9 @@ func compile(cfg *Config) (*Middleware, *state, error) {
 		p.addf("Revocation", "cannot be combined with Header.DangerouslyTrustProxyVerification: revocation needs chains verified by the middleware")
 	}
 	m.policies = compilePolicies(&p, cfg)
+	if cfg.Throttle != nil {
+		m.throttle = compileThrottle(&p, cfg.Throttle)
+	}
 	if m.files.interval > 0 {
 		m.reload.marks = m.scan() // before reading: a change made meanwhile is seen by the first poll
 	}

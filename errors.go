@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Sentinel errors, one per class of refusal. Every error returned by [Middleware.Authenticate]
@@ -39,6 +40,9 @@ var (
 	// ErrCredentials: the service's own credentials were missing or refused by the check of
 	// [Middleware.Either] or [Middleware.Both].
 	ErrCredentials = errors.New("mtls: credentials refused")
+	// ErrRateLimited: the identity's bucket of its throttling tier is empty ([Config.Throttle]),
+	// or no bucket could be made for it; [Error.RetryAfter] says when to try again.
+	ErrRateLimited = errors.New("mtls: rate limited")
 )
 
 // Reason codes sent to clients. They are stable: clients and dashboards may depend on them.
@@ -54,6 +58,7 @@ const (
 	ReasonPolicyDenied          = "policy_denied"
 	ReasonMisdirected           = "misdirected_request"
 	ReasonCredentialsRequired   = "credentials_required"
+	ReasonRateLimited           = "rate_limited"
 )
 
 // class ties a sentinel to what a client may learn about it.
@@ -74,12 +79,13 @@ var classes = map[error]class{
 	ErrDenied:                {http.StatusForbidden, ReasonPolicyDenied},
 	ErrMisdirected:           {http.StatusMisdirectedRequest, ReasonMisdirected},
 	ErrCredentials:           {http.StatusUnauthorized, ReasonCredentialsRequired},
+	ErrRateLimited:           {http.StatusTooManyRequests, ReasonRateLimited},
 }
 
 // classOrder is the order in which an error that is not an *Error is matched against the
 // sentinels: a policy's own error that wraps both ErrRevoked and ErrDenied is a revocation.
 var classOrder = []error{ErrRevoked, ErrRevocationUnavailable, ErrExpired, ErrNotYetValid, ErrWrongUsage, ErrUntrusted,
-	ErrMalformedHeader, ErrMisdirected, ErrNoCertificate, ErrCredentials, ErrDenied}
+	ErrMalformedHeader, ErrMisdirected, ErrNoCertificate, ErrCredentials, ErrRateLimited, ErrDenied}
 
 // Error is the structured error behind every refusal. Kind is one of the sentinels above, Detail
 // says what exactly was wrong (for logs, never for clients) and Err is the underlying cause, such
@@ -94,8 +100,12 @@ type Error struct {
 	// Step is the step of the pipeline that refused (see the package doc): "claim", "screen",
 	// "parse", "verify", "revocation", "principal" or "policy"; "credentials" for the credential
 	// check of [Middleware.Either] and [Middleware.Both]; empty for an error built outside the
-	// pipeline.
+	// pipeline. "throttle" for the tiers of [Config.Throttle].
 	Step string
+	// RetryAfter is, for a refusal by [ErrRateLimited], how long until the identity's bucket
+	// holds a token again; [WriteError] sends it as the Retry-After header, in whole seconds
+	// rounded up (at least 1). Zero for other refusals.
+	RetryAfter time.Duration
 }
 
 // The steps of the pipeline, as [Error.Step] names them.
@@ -107,6 +117,7 @@ const (
 	stepRevocation = "revocation"
 	stepPrincipal  = "principal"
 	stepPolicy     = "policy"
+	stepThrottle   = "throttle"
 	// stepCredentials is not a step of the pipeline: the credential check that may follow it.
 	stepCredentials = "credentials"
 )
@@ -143,7 +154,7 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Kind, e.Err}
 }
 
-// Status is the HTTP status for the error: 401, 403, 400, 421 or 503.
+// Status is the HTTP status for the error: 401, 403, 400, 421, 429 or 503.
 func (e *Error) Status() int { return classOf(e).status }
 
 // Reason is the stable reason code for the error, the only detail a client is told.
@@ -173,9 +184,13 @@ func StatusAndReason(err error) (status int, reason string) {
 
 // WriteError writes the default refusal: an RFC 9457 application/problem+json body with the
 // status, its title and the stable reason code, and nothing more specific about the certificate.
+// A refusal by [ErrRateLimited] gets a Retry-After header ([Error.RetryAfter]).
 func WriteError(w http.ResponseWriter, _ *http.Request, err error) {
 	status, reason := StatusAndReason(err)
 	h := w.Header()
+	if s := retryAfter(err); s != "" {
+		h.Set("Retry-After", s)
+	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -184,4 +199,15 @@ func WriteError(w http.ResponseWriter, _ *http.Request, err error) {
 	body := `{"type":"about:blank","title":` + strconv.Quote(http.StatusText(status)) +
 		`,"status":` + strconv.Itoa(status) + `,"reason":"` + reason + `"}` + "\n"
 	_, _ = w.Write([]byte(body))
+}
+
+// retryAfter is the Retry-After value of err: the whole seconds of its RetryAfter, rounded up and
+// at least 1; empty when err is no refusal by the throttle.
+func retryAfter(err error) string {
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != ErrRateLimited {
+		return ""
+	}
+	secs := max(1, int64((e.RetryAfter+time.Second-1)/time.Second))
+	return strconv.FormatInt(secs, 10)
 }

@@ -22,6 +22,9 @@ const (
 	AcceptedDegraded Result = "accepted_degraded"
 	// Refused: the request was refused through the error handler.
 	Refused Result = "refused"
+	// Throttled: the request was refused through the error handler for its rate, with 429
+	// "rate_limited" ([Config.Throttle]).
+	Throttled Result = "throttled"
 )
 
 // Event is one decision of the middleware, for logs, metrics and traces ([Config.OnDecision]).
@@ -65,6 +68,9 @@ type Event struct {
 	Principal string
 	// Rule is, for a policy refusal, the rule that refused.
 	Rule string
+	// Tier is the throttling tier applied to the identity ([Config.Throttle]), on acceptances
+	// and on refusals by the throttle; empty when the identity has no tier or throttling is off.
+	Tier string
 
 	// Revocation says whether the request was accepted on degraded revocation answers;
 	// RevocationSource names the source of the oldest answer used ("OCSP", "CRL", empty when
@@ -98,7 +104,7 @@ const defaultExpiryWarning = 14 * 24 * time.Hour
 // event builds the event of decision d, taken in duration, at now.
 func (m *Middleware) event(d *decision, shadowErr error, duration time.Duration) Event {
 	ev := Event{Result: Accepted, Source: d.source, Proxy: d.proxy, Duration: duration, ShadowErr: shadowErr,
-		RevocationSource: d.rev.source, Credentials: d.credentials, CertificateErr: d.certErr}
+		RevocationSource: d.rev.source, Credentials: d.credentials, CertificateErr: d.certErr, Tier: d.tier}
 	if d.source == SourceHeader && m.header != nil {
 		ev.Format = m.header.formatName
 	}
@@ -125,6 +131,9 @@ func (m *Middleware) event(d *decision, shadowErr error, duration time.Duration)
 			}
 			if errors.Is(e.Kind, ErrDenied) {
 				ev.Rule = e.Detail
+			}
+			if e.Kind == ErrRateLimited {
+				ev.Result = Throttled
 			}
 		}
 	} else if ev.Revocation.Degraded() || shadowErr != nil || d.certErr != nil {

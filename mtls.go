@@ -64,7 +64,7 @@
 // # Reloading
 //
 // [Middleware.Reload] reads every file of the configuration again (roots, intermediates, pins,
-// policy documents, principal bindings, the deny list file, and the policy files
+// policy documents, principal bindings, the deny list file, the tier file ([TierStore]), and the policy files
 // ([LoadPolicyFile]) of the routes' [Middleware.Require]) and swaps them in at once, or keeps
 // everything in force if one is bad; [Config.ReloadInterval] calls it when a file changes, and
 // [Middleware.ReloadStatus] reports the outcomes (reload.go).
@@ -122,6 +122,7 @@ type Middleware struct {
 	trustCfg trustConfig
 	header   *headerSource         // nil: header mode off
 	revoc    *revocation           // nil: revocation not checked
+	throttle *throttle             // nil: no throttling tiers (throttle.go)
 	policies policyRuntime         // Policy, ShadowPolicy, OnShadow, Principals
 	files    fileConfig            // the other files Reload reads
 	reload   reloader              // polling, status, goroutines (reload.go)

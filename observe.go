@@ -359,7 +359,7 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 	lg, quiet := m.decisionLogger()
 	level, msg := slog.LevelDebug, "mtls: request accepted"
 	switch {
-	case ev.Result == Refused && (ev.SHA256 == "" || m.refusalLogged.due(ev.SHA256+" "+ev.Reason, m.now(), negativeTTL)):
+	case (ev.Result == Refused || ev.Result == Throttled) && (ev.SHA256 == "" || m.refusalLogged.due(ev.SHA256+" "+ev.Reason, m.now(), negativeTTL)):
 		level, msg = slog.LevelInfo, "mtls: request refused"
 		if ev.Handshake {
 			msg = "mtls: handshake refused"
@@ -377,7 +377,7 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 		if !logged {
 			level = slog.LevelDebug
 		}
-	case ev.Result == Refused:
+	case ev.Result == Refused || ev.Result == Throttled:
 		// The same certificate refused for the same reason within the minute its refusal is
 		// cached: a client repeating a refused request costs a log record at Debug only.
 		level, msg = slog.LevelDebug, "mtls: request refused again"
@@ -395,7 +395,7 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 	if (!quiet || level >= slog.LevelInfo) && lg.Enabled(ctx, level) {
 		lg.LogAttrs(ctx, level, msg, eventAttrs(ev, m.watching)...)
 	}
-	if ev.ExpiresSoon && ev.Result != Refused && ev.Leaf != nil && m.expiryWarned.due(ev.SHA256, m.now(), 24*time.Hour) {
+	if ev.ExpiresSoon && ev.Result != Refused && ev.Result != Throttled && ev.Leaf != nil && m.expiryWarned.due(ev.SHA256, m.now(), 24*time.Hour) {
 		lg.LogAttrs(ctx, slog.LevelWarn, "mtls: client certificate expires soon",
 			slog.String("subject", clip(ev.Subject())), slog.String("issuer", clip(ev.Issuer())), slog.String("serial", ev.Serial()),
 			slog.String("sha256", ev.SHA256), slog.Time("not_after", ev.NotAfter),
@@ -463,6 +463,7 @@ func eventAttrs(ev *Event, timed bool) []slog.Attr {
 	add("credentials", ev.Credentials)
 	addErr("certificate_error", ev.CertificateErr)
 	add("rule", ev.Rule)
+	add("tier", ev.Tier)
 	if s := ev.Revocation; s.Degraded() {
 		attrs = append(attrs, slog.Bool("revocation_stale", s.Stale), slog.Bool("revocation_fail_open", s.FailOpen))
 		if s.Stale {

@@ -48,6 +48,7 @@ type decision struct {
 	// returned, and the refusal of a certificate that the credentials stood in for.
 	credentials string
 	certErr     error
+	tier        string // the throttling tier applied (throttle.go)
 }
 
 // authenticate runs the pipeline on r.
@@ -369,4 +370,7 @@ func (m *Middleware) authorize(d *decision, st *state, id *Identity) {
 		}
 	}
 	d.id = id
+	if m.throttle != nil {
+		m.throttleStep(d, st)
+	}
 }

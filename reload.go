@@ -29,6 +29,7 @@ type state struct {
 	policy   Policy                      // Config.Policy and every PolicyFiles document; nil: none
 	bindings map[*BindingStore]*Bindings // the bindings of Principals' stores
 	deny     *DenyList                   // Revocation.DenyListFile's entries; nil: no file
+	tiers    *tierMap                    // Throttle.Resolver's TierStore file; nil: none
 	// routeFiles are the policy files of Require and Shadow by path, as loaded with this state; a
 	// file registered since, or read by LoadPolicyFile since, judges as LoadPolicyFile read it
 	// (routePolicy.in).
@@ -107,6 +108,14 @@ func (m *Middleware) load() (*state, error) {
 		}
 		st.bindings[s] = b
 	}
+	if th := m.throttle; th != nil && th.store != nil {
+		t, err := loadTierFile(th.store.path)
+		if err == nil {
+			err = th.checkTiers(th.store.path, t)
+		}
+		p.add("Throttle.Resolver", err)
+		st.tiers = t
+	}
 	if m.files.denyFile != "" {
 		var had *DenyList // the list in force; nil in New
 		if prev := m.state.Load(); prev != nil {
@@ -129,12 +138,15 @@ func (m *Middleware) install(st *state) {
 	for s, b := range st.bindings {
 		s.swap(b)
 	}
+	if st.tiers != nil {
+		m.throttle.store.cur.Store(st.tiers)
+	}
 	m.state.Store(st)
 }
 
 // Reload reads every file of the configuration again: RootCAFiles, IntermediateFiles,
 // PinnedSHA256Files, PolicyFiles, the [BindingStore]s of Principals,
-// Revocation.DenyListFile, and the policy files ([LoadPolicyFile]) of the routes'
+// Revocation.DenyListFile, the [TierStore] of Throttle.Resolver, and the policy files ([LoadPolicyFile]) of the routes'
 // [Middleware.Require] and [Middleware.Shadow]. Only if all of them are valid does it swap them
 // in, at once: a request sees either everything of the previous load or everything of this one,
 // never a mix. The swap forgets every cached outcome. If a file is not valid, everything in force
@@ -262,6 +274,9 @@ func (m *Middleware) configured() []string {
 	}
 	if m.files.denyFile != "" {
 		list = append(list, m.files.denyFile)
+	}
+	if th := m.throttle; th != nil && th.store != nil {
+		list = append(list, th.store.path)
 	}
 	return list
 }

@@ -1,0 +1,400 @@
+package mtls
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/certgate/mtls/internal/certfile"
+	"github.com/certgate/mtls/internal/jsondoc"
+	"golang.org/x/time/rate"
+)
+
+// Throttling tiers. An accepted identity (after principal and policy) is limited by the token
+// bucket of its tier: a Tier names a rate and a burst, a TierResolver (such as a TierStore file)
+// names the tier of an identity, and the throttle keeps one bucket per principal, or per
+// certificate for identities without a principal. A request over its bucket is refused with 429
+// "rate_limited" and a Retry-After header; the next handler is not called.
+
+// Tier is a class of service: how many requests an identity of the tier may make.
+type Tier struct {
+	// Rate is the sustained number of requests a second, refilled continuously. It must be
+	// greater than zero and finite: a tier that refuses everything is a policy, not a rate.
+	Rate float64
+	// Burst is how many requests may be made at once after an idle time: the size of the
+	// bucket, which starts full. At least 1.
+	Burst int
+}
+
+// TierResolver names the tier of an accepted identity ([ThrottleConfig.Resolver]). It is asked
+// after the principal mapping and the policy, so id.Principal is set when [Config.Principals]
+// resolved one. Implementations must be safe for concurrent use and must not modify id.
+type TierResolver interface {
+	// ResolveTier returns the name of the tier of id, one of [ThrottleConfig.Tiers], or "" for
+	// no tier of its own ([ThrottleConfig.Default] applies). An error, or a name that is not a
+	// configured tier, refuses the request (403 "policy_denied"), as an error of
+	// [Config.Principals] does: return one only when the answer cannot be decided.
+	ResolveTier(id *Identity) (string, error)
+}
+
+// TierResolverFunc adapts a function to [TierResolver].
+type TierResolverFunc func(id *Identity) (string, error)
+
+// ResolveTier calls f(id).
+func (f TierResolverFunc) ResolveTier(id *Identity) (string, error) { return f(id) }
+
+// ThrottleConfig turns on per-principal throttling ([Config.Throttle]).
+//
+// Each accepted identity that has a tier gets a token bucket of that tier's rate and burst, kept
+// across requests: by its principal ([Identity.Principal]) when it has one, so that every
+// certificate of one account shares one bucket, and otherwise by its certificate's SHA-256
+// fingerprint. A request finding its bucket empty is refused with 429 "rate_limited"
+// ([ErrRateLimited]) and a Retry-After header, before the next handler runs. When a reload
+// moves a principal to another tier, its bucket keeps its tokens and takes the new rate and
+// burst.
+//
+// Only certificate identities are throttled: with [Middleware.Either], a request that
+// authenticated by credentials alone is not (limit those by their principal in the handler).
+// With [Middleware.Both] the bucket is taken before the credentials are checked, so that
+// guessing passwords behind one certificate is limited too.
+//
+// Memory is bounded by MaxTracked buckets. A bucket that would be full again (idle for at least
+// Burst/Rate) is forgotten without changing behaviour; such buckets are swept now and then, on
+// the request path (no goroutine). When MaxTracked buckets are all in use, an identity without
+// a bucket is refused with 429 until one is idle, rather than evicting a bucket in use: an
+// eviction would give the evicted principal a full bucket again, so that cycling through keys
+// would undo the limit. The price is that a client holding MaxTracked accepted identities, each
+// kept busy, keeps out the identities that have no bucket yet (those with one are not
+// affected); set MaxTracked above the number of principals and certificates active within a
+// Burst/Rate window, and watch for "rate_limited" refusals that name a full table.
+type ThrottleConfig struct {
+	// Tiers are the tiers by name. Required: at least one; names are non-empty.
+	Tiers map[string]Tier
+	// Default is the tier of identities that the Resolver gives no tier ("" answers), and of
+	// every identity when Resolver is nil. Default "": such identities are not limited. It must
+	// name one of Tiers when set.
+	Default string
+	// Resolver names the tier of each identity. A [*TierStore] set here is read again by
+	// [Middleware.Reload] with the other files, and its tier names are checked against Tiers at
+	// every load: a file naming an unknown tier fails New, or the reload (which then keeps
+	// everything in force). A TierStore inside another resolver is not found, and is read only
+	// by NewTierStore. Default nil: every identity gets Default. One of Default and Resolver
+	// must be set.
+	Resolver TierResolver
+	// MaxTracked bounds the buckets kept, and so the memory (about 250 bytes a bucket, beside
+	// the principal's name, which the bindings hold already). Default 100,000; it cannot be
+	// turned off.
+	MaxTracked int
+}
+
+// TierStore maps principals to tiers from a JSON file, as an API gateway assigns each
+// application (alias) a subscription tier:
+//
+//	{"partner-a": "gold", "partner-b": "bronze"}
+//
+// Keys are principals ([Identity.Principal], so set [Config.Principals]), each a plain account
+// name as [NewBindings] requires; values are tier names. The file is read as a binding file is:
+// at most 1 MiB, UTF-8, no duplicate key. An identity whose principal is not in the file (or that
+// has none) gets no tier from it. Set it as [ThrottleConfig.Resolver]: [Middleware.Reload] (and
+// [Config.ReloadInterval]) then reads it again together with the other files of the
+// configuration, all or nothing, and a request takes its tier from the file loaded with the
+// trust that verified it. It has no Reload of its own: its tier names are checked against the
+// middleware's tiers at each load.
+type TierStore struct {
+	path string
+	cur  atomic.Pointer[tierMap] // the map last installed (or loaded by NewTierStore)
+}
+
+// tierMap is one load of a TierStore's file: principal -> tier name.
+type tierMap struct{ tiers map[string]string }
+
+// NewTierStore loads the tier file at path.
+func NewTierStore(path string) (*TierStore, error) {
+	t, err := loadTierFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &TierStore{path: path}
+	s.cur.Store(t)
+	return s, nil
+}
+
+var errNilTierStore = errors.New("mtls: nil tier store (was an error from NewTierStore ignored?)")
+
+// ResolveTier answers the tier of id's principal in the file last loaded, or "".
+func (s *TierStore) ResolveTier(id *Identity) (string, error) {
+	if s == nil {
+		return "", errNilTierStore
+	}
+	return s.cur.Load().lookup(id), nil
+}
+
+// Len is the number of principals the file in force assigns a tier.
+func (s *TierStore) Len() int { return len(s.cur.Load().tiers) }
+
+func (t *tierMap) lookup(id *Identity) string {
+	if t == nil || id == nil || id.Principal == "" {
+		return ""
+	}
+	return t.tiers[id.Principal]
+}
+
+func loadTierFile(path string) (*tierMap, error) {
+	doc, err := certfile.Read(path, maxBindingFile)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: tiers: %w", err)
+	}
+	return parseTierJSON(path, doc)
+}
+
+// parseTierJSON reads a tier file: an object of principal to tier name.
+func parseTierJSON(path string, doc []byte) (*tierMap, error) {
+	v, err := jsondoc.Decode(doc, maxBindingDepth)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: tiers %s: %w", path, err)
+	}
+	if v.Kind != jsondoc.Object {
+		return nil, fmt.Errorf("mtls: tiers %s: $: expected an object of principal to tier name, found %s", path, v.TypeName())
+	}
+	t := &tierMap{tiers: make(map[string]string, len(v.Keys))}
+	for i, principal := range v.Keys {
+		at := jsondoc.KeyPath("$", principal)
+		if !plainPrincipal(principal) {
+			return nil, fmt.Errorf("mtls: tiers %s: %s: principal is empty or holds %s", path, at, errPrincipalText)
+		}
+		val := v.Vals[i]
+		if val.Kind != jsondoc.String || val.Str == "" {
+			return nil, fmt.Errorf("mtls: tiers %s: %s: expected a tier name, found %s", path, at, val.TypeName())
+		}
+		t.tiers[principal] = val.Str
+	}
+	return t, nil
+}
+
+// checkTiers says which tier of t is not one of th's, if any.
+func (th *throttle) checkTiers(path string, t *tierMap) error {
+	for principal, name := range t.tiers {
+		if _, ok := th.tiers[name]; !ok {
+			return fmt.Errorf("mtls: tiers %s: %s: tier %q is not one of Throttle.Tiers", path, jsondoc.KeyPath("$", principal), clip(name))
+		}
+	}
+	return nil
+}
+
+const (
+	defaultMaxTracked = 100_000
+	// throttleSweepPause: with the table full, it is swept at most this often (on the clock of
+	// Config.Now), so that identities refused for want of room cost no more than a look-up.
+	throttleSweepPause = time.Second
+	// maxRetryAfter bounds the Retry-After of a refusal (a tier of a very low rate).
+	maxRetryAfter = 24 * time.Hour
+)
+
+// tierDef is a compiled tier; the throttle's tiers never change after New.
+type tierDef struct {
+	name  string
+	rate  rate.Limit
+	burst int
+}
+
+// throttleKey is the key of a bucket: the principal, or else the leaf's fingerprint (principal
+// empty), so that a principal spelled like a fingerprint is not that certificate.
+type throttleKey struct {
+	principal string
+	sum       [32]byte
+}
+
+// bucket is the state of one key.
+type bucket struct {
+	lim  *rate.Limiter
+	tier *tierDef // the tier lim's rate and burst are set for
+}
+
+// throttle is the compiled ThrottleConfig and its table of buckets.
+type throttle struct {
+	tiers    map[string]*tierDef
+	def      *tierDef // nil: identities without a tier are not limited
+	resolver TierResolver
+	store    *TierStore // resolver, when it is one: answered from the state's load
+	max      int
+
+	mu         sync.Mutex // guards what follows, and every bucket
+	table      map[throttleKey]*bucket
+	latest     time.Time // the latest time seen: a clock set back refills nothing
+	swept      time.Time // when the table was last swept
+	sinceSweep int       // buckets added since
+}
+
+// compileThrottle checks a ThrottleConfig.
+func compileThrottle(p *problems, cfg *ThrottleConfig) *throttle {
+	th := &throttle{
+		tiers:    make(map[string]*tierDef, len(cfg.Tiers)),
+		resolver: cfg.Resolver,
+		max:      number(p, "Throttle.MaxTracked", cfg.MaxTracked, defaultMaxTracked, false),
+		table:    map[throttleKey]*bucket{},
+	}
+	if len(cfg.Tiers) == 0 {
+		p.addf("Throttle.Tiers", "no tier")
+	}
+	for name, t := range cfg.Tiers {
+		field := "Throttle.Tiers[" + strconv.Quote(name) + "]"
+		if name == "" {
+			p.addf(field, "a tier needs a name")
+		}
+		if !(t.Rate > 0) || math.IsInf(t.Rate, 0) {
+			p.addf(field+".Rate", "%v: want a finite number of requests a second, greater than 0", t.Rate)
+		}
+		if t.Burst < 1 {
+			p.addf(field+".Burst", "%d: want at least 1", t.Burst)
+		}
+		th.tiers[name] = &tierDef{name: name, rate: rate.Limit(t.Rate), burst: t.Burst}
+	}
+	if cfg.Default != "" {
+		if th.def = th.tiers[cfg.Default]; th.def == nil {
+			p.addf("Throttle.Default", "%q is not one of Throttle.Tiers", clip(cfg.Default))
+		}
+	}
+	switch r := cfg.Resolver.(type) {
+	case nil:
+		if cfg.Default == "" {
+			p.addf("Throttle", "neither Default nor Resolver is set: no identity would be limited")
+		}
+	case *TierStore:
+		if r == nil {
+			p.add("Throttle.Resolver", errNilTierStore)
+			th.resolver = nil
+		} else {
+			th.store = r
+		}
+	}
+	return th
+}
+
+// throttleStep runs the throttle on the accepted identity of d, under the state st: it records
+// the tier in d, or refuses.
+func (m *Middleware) throttleStep(d *decision, st *state) {
+	th := m.throttle
+	id := d.id
+	t, err := th.tierOf(id, st)
+	if err != nil {
+		d.id, d.err = nil, deniedError(id, "tier mapping", err)
+		setStep(d.err, stepThrottle)
+		return
+	}
+	if t == nil {
+		return
+	}
+	d.tier = t.name
+	if e := th.take(id, t, d.now); e != nil {
+		d.id, d.err = nil, e
+	}
+}
+
+// tierOf returns the tier of id; nil: none, not limited.
+func (th *throttle) tierOf(id *Identity, st *state) (*tierDef, error) {
+	if th.resolver == nil {
+		return th.def, nil
+	}
+	var name string
+	if th.store != nil {
+		name = st.tiers.lookup(id) // the file loaded with the trust that verified id
+	} else {
+		var err error
+		if name, err = th.resolver.ResolveTier(id); err != nil {
+			return nil, err
+		}
+	}
+	if name == "" {
+		return th.def, nil
+	}
+	t := th.tiers[name]
+	if t == nil {
+		return nil, fmt.Errorf("mtls: the tier resolver answered %q, which is not one of Throttle.Tiers", clip(name))
+	}
+	return t, nil
+}
+
+// take takes a token from id's bucket of tier t at now, and returns the refusal if there is
+// none (nil when the request may proceed).
+func (th *throttle) take(id *Identity, t *tierDef, now time.Time) *Error {
+	k := throttleKey{principal: id.Principal}
+	if k.principal == "" {
+		k.sum = id.sum
+	}
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	if now.Before(th.latest) {
+		now = th.latest
+	} else {
+		th.latest = now
+	}
+	b := th.table[k]
+	if b == nil {
+		if b = th.add(k, t, now); b == nil {
+			e := newError(ErrRateLimited, fmt.Sprintf("%s: %d keys tracked, none idle: no room for a bucket of tier %q (%v/s, burst %d)",
+				describeKey(k), len(th.table), clip(t.name), float64(t.rate), t.burst), nil)
+			e.Leaf, e.Step, e.RetryAfter = id.Leaf, stepThrottle, time.Second
+			return e
+		}
+	} else if b.tier != t {
+		b.lim.SetLimitAt(now, t.rate)
+		b.lim.SetBurstAt(now, t.burst)
+		b.tier = t
+	}
+	if b.lim.AllowN(now, 1) {
+		return nil
+	}
+	wait := time.Duration(math.Min((1-b.lim.TokensAt(now))/float64(t.rate)*float64(time.Second), float64(maxRetryAfter)))
+	e := newError(ErrRateLimited, fmt.Sprintf("%s over tier %q (%v/s, burst %d)", describeKey(k), clip(t.name), float64(t.rate), t.burst), nil)
+	e.Leaf, e.Step, e.RetryAfter = id.Leaf, stepThrottle, wait
+	return e
+}
+
+// describeKey names a bucket's key in the detail of a refusal.
+func describeKey(k throttleKey) string {
+	if k.principal != "" {
+		return "principal " + strconv.Quote(clip(k.principal))
+	}
+	return fmt.Sprintf("certificate %x", k.sum)
+}
+
+// add makes a full bucket of tier t for k, sweeping the idle ones first when due; nil when the
+// table is full of buckets in use. th.mu is held.
+func (th *throttle) add(k throttleKey, t *tierDef, now time.Time) *bucket {
+	full := len(th.table) >= th.max
+	// Every max/4 additions, a sweep: its cost, one look at each bucket, is then a few looks a
+	// request. A full table is swept at most once every throttleSweepPause.
+	if th.sinceSweep >= max(th.max/4, 1) || full && now.Sub(th.swept) >= throttleSweepPause {
+		th.sweep(now)
+		full = len(th.table) >= th.max
+	}
+	if full {
+		return nil
+	}
+	b := &bucket{lim: rate.NewLimiter(t.rate, t.burst), tier: t}
+	th.table[k] = b
+	th.sinceSweep++
+	return b
+}
+
+// sweep forgets the buckets that are full again at now: forgetting them changes nothing, as a
+// new bucket starts full. th.mu is held.
+func (th *throttle) sweep(now time.Time) {
+	for k, b := range th.table {
+		if b.lim.TokensAt(now) >= float64(b.tier.burst) {
+			delete(th.table, k)
+		}
+	}
+	th.swept, th.sinceSweep = now, 0
+}
+
+// tracked is the number of buckets kept.
+func (th *throttle) tracked() int {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	return len(th.table)
+}
