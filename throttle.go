@@ -55,7 +55,8 @@ func (f TierResolverFunc) ResolveTier(id *Identity) (string, error) { return f(i
 // fingerprint. A request finding its bucket empty is refused with 429 "rate_limited"
 // ([ErrRateLimited]) and a Retry-After header, before the next handler runs. When a reload
 // moves a principal to another tier, its bucket keeps its tokens and takes the new rate and
-// burst.
+// burst at the principal's next request (the time since its previous request refills at the old
+// rate, at most up to the old burst).
 //
 // Only certificate identities are throttled: with [Middleware.Either], a request that
 // authenticated by credentials alone is not (limit those by their principal in the handler).
@@ -85,7 +86,7 @@ type ThrottleConfig struct {
 	// by NewTierStore. Default nil: every identity gets Default. One of Default and Resolver
 	// must be set.
 	Resolver TierResolver
-	// MaxTracked bounds the buckets kept, and so the memory (about 250 bytes a bucket, beside
+	// MaxTracked bounds the buckets kept, and so the memory (about 200 bytes a bucket, beside
 	// the principal's name, which the bindings hold already). Default 100,000; it cannot be
 	// turned off.
 	MaxTracked int

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/certgate/mtls"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -269,4 +271,30 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// TestThrottledByTier: throttled decisions count by tier, and their certificates do not count
+// towards the expiry gauge.
+func TestThrottledByTier(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	leaf := &x509.Certificate{RawIssuer: []byte("i"), NotAfter: time.Now().Add(time.Hour)}
+	for _, ev := range []mtls.Event{
+		{Result: mtls.Throttled, Tier: "gold", Status: 429, Reason: mtls.ReasonRateLimited, Leaf: leaf},
+		{Result: mtls.Throttled, Tier: "gold", Status: 429, Reason: mtls.ReasonRateLimited, Leaf: leaf},
+		{Result: mtls.Throttled, Tier: "bronze", Status: 429, Reason: mtls.ReasonRateLimited, Leaf: leaf},
+		{Result: mtls.Accepted, Tier: "gold"},
+	} {
+		m.OnDecision(context.Background(), ev)
+	}
+	fams, err := reg.Gather()
+	require.NoError(t, err)
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	assert.Equal(t, 2.0, value(t, byName, "mtls_throttled_total", map[string]string{"tier": "gold"}))
+	assert.Equal(t, 1.0, value(t, byName, "mtls_throttled_total", map[string]string{"tier": "bronze"}))
+	assert.Equal(t, 3.0, value(t, byName, "mtls_decisions_total", map[string]string{"result": "throttled", "reason": "rate_limited", "source": ""}))
+	assert.Empty(t, m.expiry.soonest(time.Now()), "throttled certificates do not count towards expiry")
 }

@@ -15,11 +15,12 @@ import (
 //	mtls_decisions_total{result,reason,source}                  counter
 //	mtls_decision_duration_seconds{source}                      histogram of Event.Duration
 //	mtls_accepted_expiring_soon_total                           accepted requests whose certificate ExpiresSoon
+//	mtls_throttled_total{tier}                                  requests refused by their throttling tier
 //	mtls_client_cert_soonest_expiry_timestamp_seconds{issuer}   gauge, see below
 //
 // result is an [mtls.Result], reason the stable reason code of a refusal (empty when accepted),
 // source the certificate's [mtls.Source] (empty when none spoke): every label takes a few
-// values only. Subjects, serials and fingerprints are never labels; they belong in logs.
+// values only, and so does tier, one of the configured [mtls.ThrottleConfig] tiers. Subjects, serials and fingerprints are never labels; they belong in logs.
 //
 // The expiry gauge is, per issuer, the soonest NotAfter among the client certificates accepted
 // in the last one to two days: time is cut into windows of a day, and a certificate counts while
@@ -35,6 +36,7 @@ type Metrics struct {
 	decisions    *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	expiringSoon prometheus.Counter
+	throttled    *prometheus.CounterVec
 	expiryDesc   *prometheus.Desc
 	expiry       expiryTracker
 }
@@ -56,6 +58,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "mtls_accepted_expiring_soon_total",
 			Help: "Accepted requests whose client certificate expires within the configured warning.",
 		}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtls_throttled_total",
+			Help: "Requests refused with 429 by the throttling tier of their principal, by tier.",
+		}, []string{"tier"}),
 		expiryDesc: prometheus.NewDesc("mtls_client_cert_soonest_expiry_timestamp_seconds",
 			"Soonest NotAfter among the client certificates of each issuer accepted in the last one to two days.",
 			[]string{"issuer"}, nil),
@@ -69,7 +75,10 @@ func (m *Metrics) OnDecision(_ context.Context, ev mtls.Event) {
 	source := string(ev.Source)
 	m.decisions.WithLabelValues(string(ev.Result), ev.Reason, source).Inc()
 	m.duration.WithLabelValues(source).Observe(ev.Duration.Seconds())
-	if ev.Result == mtls.Refused || ev.Leaf == nil {
+	if ev.Result == mtls.Throttled {
+		m.throttled.WithLabelValues(ev.Tier).Inc()
+	}
+	if ev.Result == mtls.Refused || ev.Result == mtls.Throttled || ev.Leaf == nil {
 		return
 	}
 	if ev.ExpiresSoon {
@@ -83,6 +92,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.decisions.Describe(ch)
 	m.duration.Describe(ch)
 	m.expiringSoon.Describe(ch)
+	m.throttled.Describe(ch)
 	ch <- m.expiryDesc
 }
 
@@ -91,6 +101,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.decisions.Collect(ch)
 	m.duration.Collect(ch)
 	m.expiringSoon.Collect(ch)
+	m.throttled.Collect(ch)
 	for issuer, t := range m.expiry.soonest(time.Now()) {
 		ch <- prometheus.MustNewConstMetric(m.expiryDesc, prometheus.GaugeValue, seconds(t), issuer)
 	}
