@@ -39,6 +39,8 @@
 //     revocation.go);
 //   - principal and policy: who the certificate stands for, and whether it may proceed
 //     ([Config.Principals], [Config.Policy], policy.go); per route with [Middleware.Require];
+//   - throttle: with [Config.Throttle], the token bucket of the identity's tier, per principal
+//     (or per certificate), refuses with 429 and Retry-After (throttle.go);
 //   - identity: placed in the context for the next handler ([FromContext]); refusals go to
 //     [Config.ErrorHandler] and, with every decision, to the one observer that logs
 //     (observe.go).

@@ -417,8 +417,8 @@ func TestThrottleMaxTracked(t *testing.T) {
 	// p0 is throttled, and was not evicted to make room.
 	assert.NotNil(t, m.throttle.take(id(0), m.throttle.def, k.clock.Now()))
 
-	// 100 ms: every bucket is full again (burst 1 at 10/s); the table is swept (its last sweep
-	// was less than a second ago, but a quarter of the table was added since).
+	// A second later every bucket is full again (burst 1 at 10/s): the full table is swept, and
+	// new principals find room.
 	k.clock.Advance(time.Second)
 	for i := range max {
 		require.Nil(t, m.throttle.take(id(1000+i), m.throttle.def, k.clock.Now()), "principal %d", i)
