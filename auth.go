@@ -42,9 +42,9 @@ type eitherOptions struct{ fallBack bool }
 // DangerouslyFallBackOnInvalidCertificate makes [Middleware.Either] check the credentials of a
 // request whose certificate is refused (untrusted, expired, revoked, revocation unknown, a
 // malformed proxy header, a misdirected Host), instead of refusing the request. The refusal of
-// the certificate is still logged. A certificate that verifies but that the principal mapping or
-// the policy refuses is refused all the same: that is a decision about a known client, which no
-// password overrides.
+// the certificate is still logged. A certificate that verifies but that the principal mapping,
+// the policy or its throttling tier ([Config.Throttle]) refuses is refused all the same: that is
+// a decision about a known client, which no password overrides.
 //
 // It is off by default because refusing is the safer behaviour, though not because a client with
 // good credentials could otherwise be kept out (it can always leave its certificate out):
@@ -102,7 +102,7 @@ func (m *Middleware) Either(check CredentialCheck, opts ...EitherOption) func(ht
 				d.err = nil
 				m.checkCredentials(w, m.accepted(r, nil), &d, start, check, next)
 				return
-			case o.fallBack && !isKind(d.err, ErrDenied):
+			case o.fallBack && !isKind(d.err, ErrDenied) && !isKind(d.err, ErrRateLimited):
 				d.certErr, d.err = d.err, nil // reported with the credentials' outcome
 				m.checkCredentials(w, m.accepted(r, nil), &d, start, check, next)
 				return

@@ -638,3 +638,14 @@ func (r *runtimeMem) read() {
 	runtime.ReadMemStats(&ms)
 	r.heap = ms.HeapAlloc
 }
+
+// TestThrottleNoFallBack: with DangerouslyFallBackOnInvalidCertificate, a throttled certificate
+// is refused all the same: its credentials do not stand in for the limit of a known client.
+func TestThrottleNoFallBack(t *testing.T) {
+	k := newThrottleKit(t)
+	m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Default: "bronze"}))
+	require.NoError(t, err)
+	check := CredentialCheck(func(*http.Request) (string, error) { return "svc", nil })
+	h := m.Either(check, DangerouslyFallBackOnInvalidCertificate())(k.next)
+	assert.Equal(t, []int{200, 200, 429, 429}, k.statuses(h, k.p.alice, 4))
+}
