@@ -80,25 +80,9 @@ func (m *Middleware) trustedProxy(st *state, r *http.Request) (netip.Addr, bool)
 	// net/http always sets RemoteAddr to the connection's "ip:port". A bare address is the mark
 	// of a middleware that replaced it with a client-supplied X-Forwarded-For or X-Real-IP
 	// value: it no longer names the peer, so it is not trusted.
-	var addr netip.Addr
-	remote := r.RemoteAddr
-	if peer, ok := r.Context().Value(peerKey{}).(net.Addr); ok {
-		remote = peer.String() // recorded by ConnContext: the connection itself
-	}
-	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		addr = ap.Addr().Unmap().WithZone("")
-	}
-	if len(h.prefixes) > 0 {
-		in := false
-		for _, p := range h.prefixes {
-			if p.Contains(addr) {
-				in = true
-				break
-			}
-		}
-		if !in {
-			return addr, false
-		}
+	addr, _ := peerAddr(r) // as ConnContext recorded it: the connection itself
+	if len(h.prefixes) > 0 && !h.inPrefixes(addr) {
+		return addr, false
 	}
 	if h.policy != nil {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {

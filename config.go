@@ -116,6 +116,11 @@ type Config struct {
 	// identities under them, at most 256 of them); an outcome that does not fit is not cached.
 	// Default 64 MiB; a negative value turns the cache off.
 	CacheMaxBytes int64
+	// RefusalThrottle answers 429 "too_many_refusals", without verifying it, a certificate
+	// presented again after it was refused too often within a window, and a peer without a
+	// certificate refused too often (see [RefusalThrottleConfig]: what counts, the key, the
+	// bound on memory). Default nil: off.
+	RefusalThrottle *RefusalThrottleConfig
 
 	// ErrorHandler writes refusals. It receives an *Error (see [StatusAndReason]). Default
 	// [WriteError]. It must not send the error's text to the client.
@@ -326,6 +331,7 @@ func compile(cfg *Config) (*Middleware, *state, error) {
 	if cfg.Revocation != nil {
 		m.revoc = compileRevocation(&p, cfg.Revocation, m.now, m.logger)
 	}
+	m.refusalCfg = compileRefusals(&p, cfg.RefusalThrottle)
 	if cfg.Header != nil && cfg.Header.DangerouslyTrustProxyVerification && cfg.Revocation != nil {
 		// Revocation answers are verified with the issuer of a verified chain; a chain the proxy
 		// vouched for was never verified here, so a client could choose the issuer.

@@ -80,12 +80,13 @@ var classes = map[error]class{
 	ErrMisdirected:           {http.StatusMisdirectedRequest, ReasonMisdirected},
 	ErrCredentials:           {http.StatusUnauthorized, ReasonCredentialsRequired},
 	ErrRateLimited:           {http.StatusTooManyRequests, ReasonRateLimited},
+	ErrTooManyRefusals:       {http.StatusTooManyRequests, ReasonTooManyRefusals},
 }
 
 // classOrder is the order in which an error that is not an *Error is matched against the
 // sentinels: a policy's own error that wraps both ErrRevoked and ErrDenied is a revocation.
 var classOrder = []error{ErrRevoked, ErrRevocationUnavailable, ErrExpired, ErrNotYetValid, ErrWrongUsage, ErrUntrusted,
-	ErrMalformedHeader, ErrMisdirected, ErrNoCertificate, ErrCredentials, ErrRateLimited, ErrDenied}
+	ErrMalformedHeader, ErrMisdirected, ErrNoCertificate, ErrCredentials, ErrRateLimited, ErrTooManyRefusals, ErrDenied}
 
 // Error is the structured error behind every refusal. Kind is one of the sentinels above, Detail
 // says what exactly was wrong (for logs, never for clients) and Err is the underlying cause, such
@@ -102,9 +103,11 @@ type Error struct {
 	// check of [Middleware.Either] and [Middleware.Both]; empty for an error built outside the
 	// pipeline. "throttle" for the tiers of [Config.Throttle].
 	Step string
-	// RetryAfter is, for a refusal by [ErrRateLimited], how long until the identity's bucket
-	// holds a token again; [WriteError] sends it as the Retry-After header, in whole seconds
-	// rounded up (at least 1). Zero for other refusals.
+	// RetryAfter is how long the client should wait before trying again: for [ErrRateLimited],
+	// until the identity's bucket holds a token again; for [ErrTooManyRefusals], until its
+	// window ends. [WriteError] sends it, and a 429 of any kind, as a Retry-After header in whole
+	// seconds rounded up (at least 1); a custom error handler should send it too. Zero for
+	// other refusals.
 	RetryAfter time.Duration
 }
 
@@ -184,11 +187,11 @@ func StatusAndReason(err error) (status int, reason string) {
 
 // WriteError writes the default refusal: an RFC 9457 application/problem+json body with the
 // status, its title and the stable reason code, and nothing more specific about the certificate.
-// A refusal by [ErrRateLimited] gets a Retry-After header ([Error.RetryAfter]).
+// A 429, or any refusal with an [Error.RetryAfter], gets a Retry-After header.
 func WriteError(w http.ResponseWriter, _ *http.Request, err error) {
 	status, reason := StatusAndReason(err)
 	h := w.Header()
-	if s := retryAfter(err); s != "" {
+	if s := retryAfter(err, status); s != "" {
 		h.Set("Retry-After", s)
 	}
 	h.Set("Content-Type", "application/problem+json")
@@ -201,13 +204,15 @@ func WriteError(w http.ResponseWriter, _ *http.Request, err error) {
 	_, _ = w.Write([]byte(body))
 }
 
-// retryAfter is the Retry-After value of err: the whole seconds of its RetryAfter, rounded up and
-// at least 1; empty when err is no refusal by the throttle.
-func retryAfter(err error) string {
-	var e *Error
-	if !errors.As(err, &e) || e.Kind != ErrRateLimited {
+// retryAfter is the Retry-After value for err refused with status: the whole seconds of its
+// RetryAfter, rounded up and at least 1; empty when err sets none and status is not 429.
+func retryAfter(err error, status int) string {
+	var d time.Duration
+	if e := (*Error)(nil); errors.As(err, &e) {
+		d = e.RetryAfter
+	}
+	if d <= 0 && status != http.StatusTooManyRequests {
 		return ""
 	}
-	secs := max(1, int64((e.RetryAfter+time.Second-1)/time.Second))
-	return strconv.FormatInt(secs, 10)
+	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"net/netip"
 	"time"
 )
@@ -22,8 +23,10 @@ const (
 	AcceptedDegraded Result = "accepted_degraded"
 	// Refused: the request was refused through the error handler.
 	Refused Result = "refused"
-	// Throttled: the request was refused through the error handler for its rate, with 429
-	// "rate_limited" ([Config.Throttle]).
+	// Throttled: the request was refused with 429 through the error handler: its principal
+	// exceeded its tier ([Config.Throttle], reason "rate_limited"), or its certificate (or,
+	// without one, its address) was refused too often and it was not judged
+	// ([Config.RefusalThrottle], reason "too_many_refusals").
 	Throttled Result = "throttled"
 )
 
@@ -121,6 +124,9 @@ func (m *Middleware) event(d *decision, shadowErr error, duration time.Duration)
 	if d.err != nil {
 		ev.Result, ev.Err = Refused, d.err
 		ev.Status, ev.Reason = StatusAndReason(d.err)
+		if ev.Status == http.StatusTooManyRequests {
+			ev.Result = Throttled
+		}
 		var e *Error
 		if errors.As(d.err, &e) {
 			ev.Step = e.Step

@@ -134,6 +134,8 @@ type Middleware struct {
 	// routes: a Require or Shadow of the middleware was built; with an event for each decision,
 	// the handlers' acceptances then wait for them (observe.go).
 	routes atomic.Bool
+
+	refusalCfg *refusalConfig // Config.RefusalThrottle; nil: off (the table is the state's)
 }
 
 // New validates cfg and returns a Middleware. It reports every problem of the configuration at

@@ -32,6 +32,7 @@ func (m *Middleware) clock() time.Time {
 // observe reports the decision d on r, begun at start, and writes a refusal through the error
 // handler.
 func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision, start time.Time) {
+	m.slowNoCertificate(r, d)
 	m.note(r, d, start)
 	if d.err != nil {
 		m.errorHandler(w, r, d.err)
@@ -363,6 +364,8 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 		level, msg = slog.LevelInfo, "mtls: request refused"
 		if ev.Handshake {
 			msg = "mtls: handshake refused"
+		} else if ev.Result == Throttled {
+			msg = "mtls: request throttled"
 		}
 		// Beyond the budget, a refusal is logged at Debug: a client varying its certificate
 		// (or presenting none) costs no more Info records than refusalLogRate.
@@ -383,6 +386,8 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 		level, msg = slog.LevelDebug, "mtls: request refused again"
 		if ev.Handshake {
 			msg = "mtls: handshake refused again"
+		} else if ev.Result == Throttled {
+			msg = "mtls: request throttled again"
 		}
 	case ev.CertificateErr != nil:
 		level, msg = slog.LevelInfo, "mtls: certificate refused, the credentials decide"

@@ -16,6 +16,7 @@ import (
 // each in one place:
 //
 //	claim       what the request presents, and which source speaks for it   claim.go
+//	refusals    a claim refused too often is answered 429 (RefusalThrottle)  refusals.go
 //	screen      number, sizes and keys of what was presented, before any    screen.go, screenClaim,
 //	            signature; a refusal is not cached                          screenDER, screen
 //	cache       the outcome for the very same material                      cache.go
@@ -66,7 +67,12 @@ func (m *Middleware) authenticate(r *http.Request) decision {
 	}
 	var id *Identity
 	if !c.empty() {
+		var rk refusalKey // the claim's key among refusals, computed once if at all
+		if d.err = st.refusals.gate(&c, &rk, d.now); d.err != nil {
+			return d
+		}
 		if id, d.rev, d.err = m.verified(r.Context(), st, &c, d.now); d.err != nil {
+			st.refusals.count(&c, &rk, d.err, d.now)
 			return d
 		}
 	}

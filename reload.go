@@ -35,6 +35,8 @@ type state struct {
 	// (routePolicy.in).
 	routeFiles map[string]*filePolicy
 	gen        uint64 // the state's number, one more than the previous one's (install)
+	// refusals counts the refusals of clients under this trust (refusals.go); nil: not slowed.
+	refusals *refusalTable
 }
 
 // fileConfig is what load reads besides the trust files (trustConfig).
@@ -134,6 +136,7 @@ func (m *Middleware) load() (*state, error) {
 // requests resolve with st's own, see BindingStore.ResolvePrincipal), then the state.
 func (m *Middleware) install(st *state) {
 	st.cache = newCache(m.cacheSize, m.cacheBytes)
+	st.refusals = m.refusalCfg.newTable() // a new trust judges every client afresh
 	st.gen = m.reload.gens.Add(1)
 	for s, b := range st.bindings {
 		s.swap(b)

@@ -337,7 +337,7 @@ func (th *throttle) take(id *Identity, t *tierDef, now time.Time) *Error {
 	if b == nil {
 		if b = th.add(k, t, now); b == nil {
 			e := newError(ErrRateLimited, fmt.Sprintf("%s: %d keys tracked, none idle: no room for a bucket of tier %q (%v/s, burst %d)",
-				describeKey(k), len(th.table), clip(t.name), float64(t.rate), t.burst), nil)
+				k.String(), len(th.table), clip(t.name), float64(t.rate), t.burst), nil)
 			e.Leaf, e.Step, e.RetryAfter = id.Leaf, stepThrottle, time.Second
 			return e
 		}
@@ -350,13 +350,13 @@ func (th *throttle) take(id *Identity, t *tierDef, now time.Time) *Error {
 		return nil
 	}
 	wait := time.Duration(math.Min((1-b.lim.TokensAt(now))/float64(t.rate)*float64(time.Second), float64(maxRetryAfter)))
-	e := newError(ErrRateLimited, fmt.Sprintf("%s over tier %q (%v/s, burst %d)", describeKey(k), clip(t.name), float64(t.rate), t.burst), nil)
+	e := newError(ErrRateLimited, fmt.Sprintf("%s over tier %q (%v/s, burst %d)", k.String(), clip(t.name), float64(t.rate), t.burst), nil)
 	e.Leaf, e.Step, e.RetryAfter = id.Leaf, stepThrottle, wait
 	return e
 }
 
-// describeKey names a bucket's key in the detail of a refusal.
-func describeKey(k throttleKey) string {
+// String names a bucket's key in the detail of a refusal.
+func (k throttleKey) String() string {
 	if k.principal != "" {
 		return "principal " + strconv.Quote(clip(k.principal))
 	}

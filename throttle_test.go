@@ -516,7 +516,8 @@ func TestRetryAfter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, retryAfter(tt.err))
+			status, _ := StatusAndReason(tt.err)
+			assert.Equal(t, tt.want, retryAfter(tt.err, status))
 			w := httptest.NewRecorder()
 			WriteError(w, nil, tt.err)
 			assert.Equal(t, tt.want, w.Header().Get("Retry-After"))
