@@ -75,8 +75,8 @@ type RefusalThrottleConfig struct {
 	// Window is the period over which refusals are counted, from a key's first refusal; it is
 	// also the longest a key is slowed. Default 1 minute.
 	Window time.Duration
-	// MaxTracked bounds the keys the table holds, and so its memory (about 100 bytes a key:
-	// about 6.5 MiB at the default). Past it, new keys replace the weakest (see above) or are
+	// MaxTracked bounds the keys the table holds, and so its memory (about 100 bytes a key, as
+	// TestRefusalThrottleFlood measures: about 6 MiB at the default). Past it, new keys replace the weakest (see above) or are
 	// not counted: a flood of distinct certificates costs no more memory and slows no one else.
 	// Default 65,536.
 	MaxTracked int
