@@ -101,7 +101,8 @@ type Error struct {
 	// Step is the step of the pipeline that refused (see the package doc): "claim", "screen",
 	// "parse", "verify", "revocation", "principal" or "policy"; "credentials" for the credential
 	// check of [Middleware.Either] and [Middleware.Both]; empty for an error built outside the
-	// pipeline. "throttle" for the tiers of [Config.Throttle].
+	// pipeline. "throttle" for the tiers of [Config.Throttle]. A refusal of [ErrTooManyRefusals]
+	// is of the claim: nothing after it ran.
 	Step string
 	// RetryAfter is how long the client should wait before trying again: for [ErrRateLimited],
 	// until the identity's bucket holds a token again; for [ErrTooManyRefusals], until its

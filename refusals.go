@@ -38,7 +38,11 @@ import (
 // themselves (so that a client polling while slowed is judged again once the window ends). An
 // acceptance does not clear the count: a client alternating an accepted request with refused
 // ones would otherwise never reach the limit. Refusals at the claim step itself (a proxy's header
-// sent twice, or too large) cost nothing to repeat and are not counted.
+// sent twice, or too large) cost nothing to repeat and are not counted, nor are refusals at the
+// TLS handshake ([RejectAtHandshake]). A certificate is counted and slowed by every entry point,
+// [Middleware.Authenticate] included; [Middleware.Either] with
+// [DangerouslyFallBackOnInvalidCertificate] lets the credentials decide a slowed certificate's
+// request as it does a refused one's.
 //
 // What the key is: on a TLS connection, the SHA-256 of the leaf's DER as presented; with no
 // certificate on a TLS connection (or no TLS), the address of the connection's peer, which
