@@ -281,7 +281,7 @@ func counted(err error) bool {
 	if err == nil {
 		return false
 	}
-	for _, kind := range []error{ErrTooManyRefusals, ErrRevocationUnavailable, ErrDenied, ErrMisdirected, ErrCredentials} {
+	for _, kind := range []error{ErrTooManyRefusals, ErrRateLimited, ErrRevocationUnavailable, ErrDenied, ErrMisdirected, ErrCredentials} {
 		if errors.Is(err, kind) {
 			return false
 		}

@@ -575,13 +575,13 @@ func TestRefusalThrottleConfig(t *testing.T) {
 	}
 }
 
-// TestRetryAfter: WriteError sends an error's RetryAfter in whole seconds, rounded up, at least
-// one; StatusAndReason knows ErrTooManyRefusals.
-func TestRetryAfter(t *testing.T) {
+// TestRetryAfterTooManyRefusals: WriteError sends an error's RetryAfter in whole seconds, rounded
+// up, at least one, and a 429 always has one; StatusAndReason knows ErrTooManyRefusals.
+func TestRetryAfterTooManyRefusals(t *testing.T) {
 	for _, tt := range []struct {
 		d    time.Duration
 		want string
-	}{{0, ""}, {-time.Second, ""}, {time.Nanosecond, "1"}, {time.Second, "1"}, {time.Second + time.Millisecond, "2"}, {time.Minute, "60"}} {
+	}{{0, "1"}, {-time.Second, "1"}, {time.Nanosecond, "1"}, {time.Second, "1"}, {time.Second + time.Millisecond, "2"}, {time.Minute, "60"}} {
 		t.Run(tt.d.String(), func(t *testing.T) {
 			e := newError(ErrTooManyRefusals, "", nil)
 			e.RetryAfter = tt.d
@@ -616,6 +616,7 @@ func TestRefusalCounted(t *testing.T) {
 		{newError(ErrMisdirected, "", nil), false},
 		{newError(ErrCredentials, "", nil), false},
 		{newError(ErrTooManyRefusals, "", nil), false},
+		{newError(ErrRateLimited, "", ErrRevoked), false},
 		{nil, false},
 	} {
 		name := "nil"

@@ -360,7 +360,7 @@ func TestThrottleEvents(t *testing.T) {
 	assert.Equal(t, "alice", ev.Principal)
 	assert.Equal(t, "bronze", ev.Tier)
 	assert.Equal(t, k.p.alice.SHA256(), ev.SHA256)
-	assert.Equal(t, 1, bytes.Count(logs.Bytes(), []byte(`msg="mtls: request refused"`)), "one record at Info a minute per certificate and reason:\n%s", logs.String())
+	assert.Equal(t, 1, bytes.Count(logs.Bytes(), []byte(`msg="mtls: request throttled"`)), "one record at Info a minute per certificate and reason:\n%s", logs.String())
 	assert.Contains(t, logs.String(), "tier=bronze")
 	assert.Contains(t, logs.String(), "result=throttled")
 }
