@@ -15,7 +15,7 @@ import (
 //	mtls_decisions_total{result,reason,source}                  counter
 //	mtls_decision_duration_seconds{source}                      histogram of Event.Duration
 //	mtls_accepted_expiring_soon_total                           accepted requests whose certificate ExpiresSoon
-//	mtls_throttled_total{tier}                                  requests refused by their throttling tier
+//	mtls_throttled_total{tier}                                  requests refused with 429, by tier ("" for too_many_refusals)
 //	mtls_client_cert_soonest_expiry_timestamp_seconds{issuer}   gauge, see below
 //
 // result is an [mtls.Result], reason the stable reason code of a refusal (empty when accepted),
@@ -60,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtls_throttled_total",
-			Help: "Requests refused with 429 by the throttling tier of their principal, by tier.",
+			Help: "Requests refused with 429: by the tier of their principal (rate_limited), or with tier \"\" (too_many_refusals).",
 		}, []string{"tier"}),
 		expiryDesc: prometheus.NewDesc("mtls_client_cert_soonest_expiry_timestamp_seconds",
 			"Soonest NotAfter among the client certificates of each issuer accepted in the last one to two days.",
