@@ -41,28 +41,29 @@ func (c *claim) empty() bool {
 	return len(c.certs) == 0
 }
 
-// claimOf decides which source speaks for r and reads what it presents into c. The peer decides:
-// from a trusted proxy only its header counts; from anyone else only the TLS connection.
-func (m *Middleware) claimOf(st *state, r *http.Request, c *claim) error {
+// claimOf decides which source speaks for call c and reads what it presents into cl. The peer
+// decides: from a trusted proxy only its header counts; from anyone else only the TLS
+// connection.
+func (m *Middleware) claimOf(st *state, c *Call, cl *claim) error {
 	if m.header != nil {
-		if proxy, trusted := m.trustedProxy(st, r); trusted {
-			c.source, c.proxy = SourceHeader, proxy
-			return m.header.read(r, c)
+		if proxy, trusted := m.trustedPeer(st, c); trusted {
+			cl.source, cl.proxy = SourceHeader, proxy
+			return m.header.read(c, cl)
 		}
 	}
-	c.source = SourceTLS
-	if r.TLS != nil {
-		c.certs = r.TLS.PeerCertificates
+	cl.source = SourceTLS
+	if c.TLS != nil {
+		cl.certs = c.TLS.PeerCertificates
 	}
-	if len(c.certs) > 0 {
-		return m.checkHost(r)
+	if len(cl.certs) > 0 {
+		return m.checkAuthority(c)
 	}
 	if !m.optional {
 		detail := "no certificate on the TLS connection"
 		switch {
-		case r.TLS == nil && m.header != nil:
+		case c.TLS == nil && m.header != nil:
 			detail = "no TLS connection, and the peer is not a trusted proxy"
-		case r.TLS == nil:
+		case c.TLS == nil:
 			detail = "no TLS connection"
 		case m.header != nil:
 			detail += ", and the peer is not a trusted proxy"
@@ -73,22 +74,28 @@ func (m *Middleware) claimOf(st *state, r *http.Request, c *claim) error {
 }
 
 // trustedProxy says whether the immediate peer of r is a trusted proxy, and returns its address.
+func (m *Middleware) trustedProxy(st *state, r *http.Request) (netip.Addr, bool) {
+	c := callOf(r)
+	return m.trustedPeer(st, &c)
+}
+
+// trustedPeer says whether the immediate peer of c is a trusted proxy, and returns its address.
 // A proxy trusted by its certificate goes through the same steps as any client (claim, screen,
 // cache, verify, revocation) and then ProxyPolicy instead of the request policies.
-func (m *Middleware) trustedProxy(st *state, r *http.Request) (netip.Addr, bool) {
+func (m *Middleware) trustedPeer(st *state, c *Call) (netip.Addr, bool) {
 	h := m.header
 	// net/http always sets RemoteAddr to the connection's "ip:port". A bare address is the mark
 	// of a middleware that replaced it with a client-supplied X-Forwarded-For or X-Real-IP
-	// value: it no longer names the peer, so it is not trusted.
-	addr, _ := peerAddr(r) // as ConnContext recorded it: the connection itself
+	// value: it no longer names the peer, so it is not trusted (Call.peer).
+	addr, _ := c.peer() // as ConnContext recorded it: the connection itself
 	if len(h.prefixes) > 0 && !h.inPrefixes(addr) {
 		return addr, false
 	}
 	if h.policy != nil {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		if c.TLS == nil || len(c.TLS.PeerCertificates) == 0 {
 			return addr, false
 		}
-		id, _, err := m.verified(r.Context(), st, &claim{source: SourceTLS, certs: r.TLS.PeerCertificates}, m.now())
+		id, _, err := m.verified(c.ctx(), st, &claim{source: SourceTLS, certs: c.TLS.PeerCertificates}, m.now())
 		if err != nil || h.policy.Check(id) != nil {
 			return addr, false
 		}
@@ -96,26 +103,50 @@ func (m *Middleware) trustedProxy(st *state, r *http.Request) (netip.Addr, bool)
 	return addr, true
 }
 
-// read takes the certificate header values of a trusted proxy's request into c. Several lines
+// read takes the certificate header values of a trusted proxy's call c into cl. Several lines
 // of one header are refused unless the format reads it as a list; so is any header whose name
 // only differs from one of the family (a certificate header or a companion) by case or by
 // punctuation, '_' or '.' for '-' (CGI-style consumers would read it as that header; see
-// certheader.SameName), and a total beyond MaxBytes.
-func (h *headerSource) read(r *http.Request, c *claim) error {
-	c.nvalues = h.nvalues
+// certheader.SameName), and a total beyond MaxBytes. The one spelling read is the canonical
+// one, or the lower-case one with Call.LowerCaseKeys.
+func (h *headerSource) read(c *Call, cl *claim) error {
+	if c.LowerCaseKeys && h.binName != "" {
+		return newError(ErrMalformedHeader, fmt.Sprintf("certificate header %s ends in -bin, whose values gRPC decodes from base64: "+
+			"they are not what the proxy sent; configure HeaderConfig.Names without it for calls with lower-case keys", h.binName), nil)
+	}
 	var lines [maxHeaderNames][]string // each certificate header's lines, found in one pass
-	for k, vs := range r.Header {
+	if err := h.lines(c, &lines); err != nil {
+		return err
+	}
+	return h.join(&lines, cl)
+}
+
+// lines finds the lines of each certificate header among the fields of c, in one pass, and
+// refuses another spelling of a name of the family.
+func (h *headerSource) lines(c *Call, lines *[maxHeaderNames][]string) error {
+	spelling := h.family.names
+	if c.LowerCaseKeys {
+		spelling = h.family.lower
+	}
+	for k, vs := range c.Fields {
 		i := h.family.index(k)
 		if i < 0 {
 			continue
 		}
-		if name := h.family.names[i]; k != name {
-			return newError(ErrMalformedHeader, fmt.Sprintf("header %q is another spelling of %s", clip(k), name), nil)
+		if k != spelling[i] {
+			return newError(ErrMalformedHeader, fmt.Sprintf("header %q is another spelling of %s", clip(k), spelling[i]), nil)
 		}
 		if i < len(h.names) {
 			lines[i] = vs
 		}
 	}
+	return nil
+}
+
+// join takes the lines of each certificate header into cl: one value per header, the lines of a
+// list joined, the total bounded by MaxBytes.
+func (h *headerSource) join(lines *[maxHeaderNames][]string, c *claim) error {
+	c.nvalues = h.nvalues
 	total := 0
 	for i, name := range h.names {
 		vs := lines[i]
@@ -161,7 +192,7 @@ func (m *Middleware) accepted(r *http.Request, id *Identity) *http.Request {
 // itself: one copy of r at most.
 func (m *Middleware) acceptedIn(r *http.Request, id *Identity, ctx context.Context) *http.Request {
 	h := m.header
-	strip := h != nil && (id == nil || id.Source != SourceHeader) && h.family.in(r.Header)
+	header, strip := m.StripCertificateFields(r.Header, id)
 	trail := h != nil && mayTrail(r)
 	if !strip && !trail {
 		if ctx == r.Context() {
@@ -171,7 +202,7 @@ func (m *Middleware) acceptedIn(r *http.Request, id *Identity, ctx context.Conte
 	}
 	r2 := r.WithContext(ctx)
 	if strip {
-		r2.Header = h.family.without(r.Header)
+		r2.Header = header
 	}
 	if trail {
 		h.family.guardTrailers(r, r2)
@@ -253,6 +284,7 @@ func (l nameLengths) may(key string) bool { return len(key) >= 64 || l&(1<<len(k
 // dozens of names costs about what one name does.
 type nameSet struct {
 	names []string // canonical; no two name the same header
+	lower []string // names, lower-case, as HTTP/2 fields and gRPC metadata spell them
 	lens  nameLengths
 	byLen [65][]int  // positions in names of the names of each length; the last: 64 bytes and more
 	tails [65]uint32 // of each length, the tailBit of the names' last bytes
@@ -284,6 +316,7 @@ func newNameSet(names []string) nameSet {
 		s.byLen[l] = append(s.byLen[l], len(s.names))
 		s.tails[l] |= tailBit(n[len(n)-1])
 		s.names = append(s.names, n)
+		s.lower = append(s.lower, strings.ToLower(n))
 		s.lens |= lengthsOf([]string{n})
 	}
 	return s
@@ -306,7 +339,7 @@ func (s *nameSet) lookup(key string) int {
 	}
 	same := s.byLen[l]
 	for _, i := range same {
-		if key == s.names[i] { // the canonical spelling, as net/http reads it: the common case
+		if key == s.names[i] || key == s.lower[i] { // as net/http reads it, or HTTP/2 sends it: the common cases
 			return i
 		}
 	}
@@ -319,7 +352,7 @@ func (s *nameSet) lookup(key string) int {
 }
 
 // in says whether a key of hdr names one of the set.
-func (s *nameSet) in(hdr http.Header) bool {
+func (s *nameSet) in(hdr map[string][]string) bool {
 	for k := range hdr {
 		if s.index(k) >= 0 {
 			return true
@@ -330,7 +363,7 @@ func (s *nameSet) in(hdr http.Header) bool {
 
 // without returns a copy of hdr without the keys that name one of the set; the values are shared,
 // never changed.
-func (s *nameSet) without(hdr http.Header) http.Header {
+func (s *nameSet) without(hdr map[string][]string) map[string][]string {
 	out := maps.Clone(hdr)
 	for k := range out {
 		if s.index(k) >= 0 {
@@ -391,25 +424,33 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 // fold would let a client name "ſecure.example" (U+017F) in the handshake and reach
 // "secure.example" by Host, or the Kelvin sign stand for a "k".
 func (m *Middleware) checkHost(r *http.Request) error {
-	if m.allowHostMismatch || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+	c := callOf(r)
+	return m.checkAuthority(&c)
+}
+
+// checkAuthority is checkHost on a call: its Authority (r.Host) and Host fields against the
+// server name of its TLS handshake.
+func (m *Middleware) checkAuthority(c *Call) error {
+	if m.allowHostMismatch || c.TLS == nil || len(c.TLS.PeerCertificates) == 0 {
 		return nil
 	}
-	for _, field := range r.Header["Host"] {
-		if !certheader.EqualFoldASCII(field, r.Host) {
+	authority := c.Authority
+	for _, field := range c.hostFields() {
+		if !certheader.EqualFoldASCII(field, authority) {
 			return newError(ErrMisdirected, fmt.Sprintf("the request's host header field %q names another authority than its :authority %q, "+
 				"which makes an HTTP/2 request malformed (RFC 9113, section 8.3.1): the client, or a proxy in front, must send one "+
-				"authority only, or the same in both; %s", clip(field), clip(r.Host), hostCheckOff), nil)
+				"authority only, or the same in both; %s", clip(field), clip(authority), hostCheckOff), nil)
 		}
 	}
-	sni := r.TLS.ServerName
-	if r.Host == sni && sni != "" && certheader.IsASCII(sni) && strings.IndexByte(sni, ':') < 0 {
+	sni := c.TLS.ServerName
+	if authority == sni && sni != "" && certheader.IsASCII(sni) && strings.IndexByte(sni, ':') < 0 {
 		return nil // the common case: the client wrote the same name twice
 	}
-	host, ok := hostOf(r.Host)
+	host, ok := hostOf(authority)
 	host = strings.TrimSuffix(host, ".")
 	sni = strings.TrimSuffix(sni, ".")
 	switch {
-	case !ok || !certheader.IsASCII(r.Host) || !certheader.IsASCII(sni): // the port included
+	case !ok || !certheader.IsASCII(authority) || !certheader.IsASCII(sni): // the port included
 	case sni == "":
 		if _, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); err == nil || host == "" {
 			return nil
@@ -417,7 +458,7 @@ func (m *Middleware) checkHost(r *http.Request) error {
 	case certheader.EqualFoldASCII(host, sni):
 		return nil
 	}
-	return newError(ErrMisdirected, hostMismatch(r.Host, r.TLS.ServerName, ok), nil)
+	return newError(ErrMisdirected, hostMismatch(authority, c.TLS.ServerName, ok), nil)
 }
 
 // hostMismatch is the detail of checkHost's refusal of host for the TLS server name sni (ok:

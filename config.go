@@ -400,6 +400,7 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 		p.addf("Header.CompanionHeaders", "%d names, at most %d", n, maxCompanionHeaders)
 	}
 	h.family = newNameSet(append(family, companions...))
+	h.binName = binNameOf(h.names)
 	for i, pfx := range cfg.TrustedProxies {
 		field := fmt.Sprintf("Header.TrustedProxies[%d]", i)
 		if !pfx.IsValid() {

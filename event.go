@@ -31,8 +31,8 @@ const (
 )
 
 // Event is one decision of the middleware, for logs, metrics and traces ([Config.OnDecision]).
-// Every request through [Middleware.Handler], [Middleware.Either] or [Middleware.Both] yields
-// exactly one (for Either and Both, once the credentials had their say), with the request's
+// Every request through [Middleware.Handler], [Middleware.Either] or [Middleware.Both], and every
+// call of [Middleware.Decide], yields exactly one (for Either and Both, once the credentials had their say), with the request's
 // final outcome: a refusal by a [Middleware.Require] of the same middleware below them is that
 // event, with the route's step and rule, and a refusal a [Middleware.Shadow] below them would
 // make is its ShadowErr, while the acceptance waits (see [Config.OnDecision] for how long). A
@@ -99,6 +99,13 @@ type Event struct {
 	// Only refusals are made there; a connection that passes the handshake gets its events from
 	// its requests.
 	Handshake bool
+
+	// Transport and Method are those of the [Call] that [Middleware.Decide] judged, such as
+	// "grpc" and "/pkg.Service/Method"; both are empty for net/http's requests and for the
+	// handshake. Status and Reason are the HTTP status and reason code whatever the transport:
+	// a transport of another kind maps the reason code to its own status.
+	Transport string
+	Method    string
 }
 
 // defaultExpiryWarning is how long before its leaf expires an identity is flagged.

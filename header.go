@@ -3,6 +3,7 @@ package mtls
 import (
 	"crypto/x509"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -178,6 +179,18 @@ type headerSource struct {
 	trustProxy bool
 	xfccBy     []string // HeaderConfig.XFCCBy; nil: off
 	probePath  string   // "": the probe is off
+	binName    string   // the first of names that ends in "-bin" (see Call.LowerCaseKeys); "": none
+}
+
+// binNameOf returns the first of names that ends in "-bin", in any case: gRPC metadata of such a
+// name holds the base64-decoded value, not what was sent.
+func binNameOf(names []string) string {
+	for _, n := range names {
+		if len(n) >= 4 && strings.EqualFold(n[len(n)-4:], "-bin") {
+			return n
+		}
+	}
+	return ""
 }
 
 // checkForwarded checks what DangerouslyTrustProxyVerification still checks: the certificate's

@@ -32,17 +32,18 @@ func (m *Middleware) clock() time.Time {
 // observe reports the decision d on r, begun at start, and writes a refusal through the error
 // handler.
 func (m *Middleware) observe(w http.ResponseWriter, r *http.Request, d *decision, start time.Time) {
-	m.slowNoCertificate(r, d)
-	m.note(r, d, start)
+	c := callOf(r)
+	m.slowNoCertificate(&c, d)
+	m.note(&c, d, start)
 	if d.err != nil {
 		m.errorHandler(w, r, d.err)
 	}
 }
 
-// note reports the decision d on r, begun at start: the shadow policy's outcome, then the event.
-func (m *Middleware) note(r *http.Request, d *decision, start time.Time) {
-	shadowErr := m.judgeShadow(r, d)
-	m.emit(r, d, shadowErr, since(start))
+// note reports the decision d on c, begun at start: the shadow policy's outcome, then the event.
+func (m *Middleware) note(c *Call, d *decision, start time.Time) {
+	shadowErr := m.judgeShadow(c, d)
+	m.emit(c, d, shadowErr, since(start))
 }
 
 // since is the time taken from start, a time clock returned: zero when it read no clock.
@@ -54,20 +55,27 @@ func since(start time.Time) time.Duration {
 }
 
 // judgeShadow reports the outcome of the shadow policy on d, and returns its refusal.
-func (m *Middleware) judgeShadow(r *http.Request, d *decision) error {
+func (m *Middleware) judgeShadow(c *Call, d *decision) error {
 	if m.policies.shadow != nil && d.evaluated != nil {
-		return m.reportShadow(r, m.policies.shadow, d.evaluated, d.enforced)
+		return m.reportShadow(c, m.policies.shadow, d.evaluated, d.enforced)
 	}
 	return nil
 }
 
-// emit reports the event of d, taken in duration, if anyone is listening: OnDecision, or a
+// emit reports the event of d on c, taken in duration, if anyone is listening: OnDecision, or a
 // logger that records something of d (logged).
-func (m *Middleware) emit(r *http.Request, d *decision, shadowErr error, duration time.Duration) {
-	if m.onDecision != nil || m.logged(r.Context(), d) {
+func (m *Middleware) emit(c *Call, d *decision, shadowErr error, duration time.Duration) {
+	if m.onDecision != nil || m.logged(c.ctx(), d) {
 		ev := m.event(d, shadowErr, duration)
-		m.report(r.Context(), &ev)
+		ev.Transport, ev.Method = c.Transport, c.Method
+		m.report(c.ctx(), &ev)
 	}
+}
+
+// emitFor is emit for the decision d on r.
+func (m *Middleware) emitFor(r *http.Request, d *decision, shadowErr error, duration time.Duration) {
+	c := callOf(r)
+	m.emit(&c, d, shadowErr, duration)
 }
 
 // Route policies. A Require or Shadow below a handler judges a request that the handler accepted,
@@ -154,7 +162,7 @@ func (pd *pending) flush() {
 		return
 	}
 	if shadowErr, ok := pd.settle(); ok {
-		pd.m.emit(pd.r, &pd.d, shadowErr, pd.took)
+		pd.m.emitFor(pd.r, &pd.d, shadowErr, pd.took)
 	}
 }
 
@@ -172,13 +180,14 @@ func (m *Middleware) proceed(w http.ResponseWriter, r *http.Request, guarded boo
 	} else {
 		rn = m.acceptedIn(r, d.id, pd)
 	}
+	c := callOf(r)
 	if !m.watching || !m.routes.Load() {
 		pd.done.Store(true)
-		m.note(r, d, start)
+		m.note(&c, d, start)
 		next.ServeHTTP(w, rn)
 		return
 	}
-	pd.shadowErr = m.judgeShadow(r, d)
+	pd.shadowErr = m.judgeShadow(&c, d)
 	pd.took = time.Since(start)
 	pd.wr = pendingWriter{ResponseWriter: w, pd: pd}
 	defer pd.flush() // also when next panics: the request was accepted
@@ -297,13 +306,13 @@ func (m *Middleware) refuseRoute(w http.ResponseWriter, r *http.Request, pd *pen
 	if shadowErr, ok := pd.settle(); ok {
 		d := pd.d // what the handler established (source, revocation, credentials), refused
 		d.err = e
-		m.emit(r, &d, shadowErr, pd.took)
+		m.emitFor(r, &d, shadowErr, pd.took)
 	} else if !m.watching {
 		// No event was built for the acceptance, which did not wait: the refusal is reported to
 		// the default logger, which gets refusals only.
 		d := pd.d
 		d.err = e
-		m.emit(r, &d, nil, 0)
+		m.emitFor(r, &d, nil, 0)
 	}
 	m.errorHandler(w, r, e)
 }
@@ -440,6 +449,8 @@ func eventAttrs(ev *Event, timed bool) []slog.Attr {
 		}
 	}
 	add("result", string(ev.Result))
+	add("transport", ev.Transport) // set for Decide's calls only, as is method
+	add("method", ev.Method)
 	if ev.Handshake {
 		attrs = append(attrs, slog.Bool("handshake", true))
 	}
@@ -498,10 +509,13 @@ func (m *Middleware) degradedLogDue() bool {
 // reportShadow evaluates a shadow policy and reports the outcome; it returns the shadow
 // policy's refusal, if any. Agreeing allowances are not logged, so that the hot path stays quiet
 // and allocation-free.
-func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, enforced error) error {
+func (m *Middleware) reportShadow(c *Call, shadow Policy, id *Identity, enforced error) error {
 	res := ShadowResult{Identity: id, Err: shadow.Check(id), Enforced: enforced}
-	if m.policies.onShadow != nil {
-		m.policies.onShadow(r, res)
+	switch {
+	case c.req != nil && m.policies.onShadow != nil:
+		m.policies.onShadow(c.req, res)
+	case c.req == nil && c.OnShadow != nil:
+		c.OnShadow(c.ctx(), res)
 	}
 	if m.logger == nil || (res.Err == nil && enforced == nil) {
 		return res.Err
@@ -513,14 +527,17 @@ func (m *Middleware) reportShadow(r *http.Request, shadow Policy, id *Identity, 
 	} else {
 		attrs = append(attrs, slog.String("shadow_reason", clipLog(res.Err.Error())))
 	}
-	attrs = append(attrs, slog.String("remote", r.RemoteAddr), slog.String("sha256", id.SHA256))
+	attrs = append(attrs, slog.String("remote", c.remote()), slog.String("sha256", id.SHA256))
 	if id.Leaf != nil {
 		attrs = append(attrs, slog.String("subject", clip(id.Leaf.Subject.String())))
 	}
 	if id.Principal != "" {
 		attrs = append(attrs, slog.String("principal", clipLog(id.Principal)))
 	}
-	m.logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
+	if c.Method != "" {
+		attrs = append(attrs, slog.String("method", clipLog(c.Method)))
+	}
+	m.logger.LogAttrs(c.ctx(), slog.LevelInfo, msg, attrs...)
 	return res.Err
 }
 

@@ -53,26 +53,32 @@ type decision struct {
 }
 
 // authenticate runs the pipeline on r.
-// The state is loaded once: every step of one request sees the same trust, policy, bindings and
-// deny list file, whatever reload happens meanwhile.
 func (m *Middleware) authenticate(r *http.Request) decision {
+	c := callOf(r)
+	return m.decide(&c)
+}
+
+// decide runs the pipeline on c.
+// The state is loaded once: every step of one call sees the same trust, policy, bindings and
+// deny list file, whatever reload happens meanwhile.
+func (m *Middleware) decide(c *Call) decision {
 	st := m.state.Load()
-	var c claim
+	var cl claim
 	d := decision{st: st, now: m.now()}
-	d.err = m.claimOf(st, r, &c)
-	d.source, d.proxy = c.source, c.proxy
+	d.err = m.claimOf(st, c, &cl)
+	d.source, d.proxy = cl.source, cl.proxy
 	if d.err != nil {
 		setStep(d.err, stepClaim)
 		return d
 	}
 	var id *Identity
-	if !c.empty() {
+	if !cl.empty() {
 		var rk refusalKey // the claim's key among refusals, computed once if at all
-		if d.err = st.refusals.gate(&c, &rk, d.now); d.err != nil {
+		if d.err = st.refusals.gate(&cl, &rk, d.now); d.err != nil {
 			return d
 		}
-		if id, d.rev, d.err = m.verified(r.Context(), st, &c, d.now); d.err != nil {
-			st.refusals.count(&c, &rk, d.err, d.now)
+		if id, d.rev, d.err = m.verified(c.ctx(), st, &cl, d.now); d.err != nil {
+			st.refusals.count(&cl, &rk, d.err, d.now)
 			return d
 		}
 	}
@@ -83,14 +89,18 @@ func (m *Middleware) authenticate(r *http.Request) decision {
 		}
 		return d
 	}
-	if soon := m.expiresSoon(id.Leaf, d.now); id.Proxy != c.proxy || soon {
+	if soon := m.expiresSoon(id.Leaf, d.now); id.Proxy != cl.proxy || soon {
 		// The cached identity is shared, and holds the proxy that first forwarded it: Proxy and
-		// ExpiresSoon are per request.
+		// ExpiresSoon are per call.
 		cp := *id
-		cp.Proxy, cp.ExpiresSoon = c.proxy, soon
+		cp.Proxy, cp.ExpiresSoon = cl.proxy, soon
 		id = &cp
 	}
-	m.authorize(&d, st, id)
+	var callPolicy Policy
+	if c.Policy != nil {
+		callPolicy = m.callPolicyOf(c, st)
+	}
+	m.authorizeWith(&d, st, id, callPolicy)
 	return d
 }
 
@@ -350,9 +360,13 @@ func (m *Middleware) parseCertificates(ders [][]byte) ([]*x509.Certificate, erro
 }
 
 // authorize runs the steps after the certificate is established: principal mapping, then the
-// policy of st (which may match the principal), and records the outcome in d. It never mutates
-// id: setting a principal copies it.
-func (m *Middleware) authorize(d *decision, st *state, id *Identity) {
+// policy of st (which may match the principal), then the throttling tiers, and records the
+// outcome in d. It never mutates id: setting a principal copies it.
+func (m *Middleware) authorize(d *decision, st *state, id *Identity) { m.authorizeWith(d, st, id, nil) }
+
+// authorizeWith is authorize with the policy of a call (nil: none), judged after the policy of
+// st and before the throttling tiers.
+func (m *Middleware) authorizeWith(d *decision, st *state, id *Identity, callPolicy Policy) {
 	pr := &m.policies
 	if pr.principals != nil {
 		name, err := pr.principals.ResolvePrincipal(id)
@@ -371,6 +385,15 @@ func (m *Middleware) authorize(d *decision, st *state, id *Identity) {
 	if st.policy != nil {
 		if d.enforced = st.policy.Check(id); d.enforced != nil {
 			d.err = deniedError(id, "", d.enforced)
+			setStep(d.err, stepPolicy)
+			return
+		}
+	}
+	if callPolicy != nil {
+		// The shadow policy is judged against the enforced Config.Policy alone (d.enforced), as
+		// for a route's Require: the call's policy is the method's own rule.
+		if err := callPolicy.Check(id); err != nil {
+			d.err = deniedError(id, "", err)
 			setStep(d.err, stepPolicy)
 			return
 		}

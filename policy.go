@@ -521,7 +521,8 @@ func (m *Middleware) Shadow(p Policy) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if id, ok := FromContext(r.Context()); ok {
 				pd := m.pendingOf(r)
-				if err := m.reportShadow(r, rp.in(pd), id, nil); err != nil && pd != nil {
+				c := callOf(r)
+				if err := m.reportShadow(&c, rp.in(pd), id, nil); err != nil && pd != nil {
 					pd.shadowed(err)
 				}
 			}
@@ -548,10 +549,16 @@ type resolvedPolicy struct {
 
 // routePolicy prepares p for a route, and registers the policy files it holds for reloading.
 func (m *Middleware) routePolicy(p Policy) *routePolicy {
-	files := policyFilesOf(p, nil)
 	if !m.routes.Load() {
 		m.routes.Store(true) // the handlers' acceptances wait for the routes (observe.go)
 	}
+	return m.preparedPolicy(p)
+}
+
+// preparedPolicy prepares p for a route or a call (CallPolicy), and registers the policy files
+// it holds for reloading.
+func (m *Middleware) preparedPolicy(p Policy) *routePolicy {
+	files := policyFilesOf(p, nil)
 	if len(files) == 0 {
 		p, _ = withClock(p, m.now)
 		return &routePolicy{m: m, fixed: p}
@@ -569,6 +576,14 @@ func (rp *routePolicy) in(pd *pending) Policy {
 	st := rp.m.state.Load()
 	if pd != nil && pd.d.st != nil {
 		st = pd.d.st
+	}
+	return rp.under(st)
+}
+
+// under returns the route's policy as loaded with the state st.
+func (rp *routePolicy) under(st *state) Policy {
+	if rp.fixed != nil {
+		return rp.fixed
 	}
 	if r := rp.cur.Load(); r != nil && r.gen == st.gen {
 		return r.p

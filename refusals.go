@@ -373,11 +373,11 @@ func (s *refusalShard) room(t *refusalTable, at int64) bool {
 // limit. It runs where a handler refuses (observe): only a request that no certificate and no
 // credentials could let through is counted, and there is no verification to save, so the
 // check can come last.
-func (m *Middleware) slowNoCertificate(r *http.Request, d *decision) {
+func (m *Middleware) slowNoCertificate(c *Call, d *decision) {
 	if d.st == nil || d.st.refusals == nil || d.source != SourceTLS || d.id != nil || !errors.Is(d.err, ErrNoCertificate) || !counted(d.err) {
 		return
 	}
-	addr, ok := peerAddr(r)
+	addr, ok := c.peer()
 	if !ok || m.header != nil && m.header.inPrefixes(addr) {
 		return // a trusted proxy's address carries everyone behind it
 	}
