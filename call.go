@@ -71,9 +71,12 @@ type Call struct {
 	// Policy is a policy for this call alone (per method): it is judged after [Config.Policy]
 	// (and Config.PolicyFiles), in the same decision, and before the throttling tiers, so that
 	// a refused call takes no token; a refusal is 403 "policy_denied" ([ErrDenied]) in the call's
-	// one event, with Event.Rule and Event.Method. Prepare it once with [Middleware.CallPolicy],
-	// so that it runs on [Config.Now] and follows the middleware's reloads; any other Policy is
-	// judged as it is. nil: none.
+	// one event, with Event.Rule and Event.Method. In optional mode ([Config.Optional]) a call
+	// with a Policy and without a certificate is refused with 401 "certificate_required", as
+	// [Middleware.Require] refuses a request without an identity. [Config.ShadowPolicy] is
+	// compared with Config.Policy alone (ShadowResult.Enforced). Prepare it once with
+	// [Middleware.CallPolicy], so that it runs on [Config.Now] and follows the middleware's
+	// reloads; any other Policy is judged as it is. nil: none.
 	Policy Policy
 
 	// OnShadow receives the outcome of [Config.ShadowPolicy] for this call, in place of

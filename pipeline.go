@@ -83,10 +83,13 @@ func (m *Middleware) decide(c *Call) decision {
 		}
 	}
 	if id == nil { // nothing presented, or header values that say "no certificate"
-		if !m.optional {
+		switch {
+		case !m.optional:
 			d.err = newError(ErrNoCertificate, "the trusted proxy forwarded no certificate", nil)
-			setStep(d.err, stepClaim)
+		case c.Policy != nil: // as a route's Require refuses a request without an identity
+			d.err = newError(ErrNoCertificate, "the call's policy requires a client certificate", nil)
 		}
+		setStep(d.err, stepClaim)
 		return d
 	}
 	if soon := m.expiresSoon(id.Leaf, d.now); id.Proxy != cl.proxy || soon {
