@@ -191,8 +191,8 @@ type Config struct {
 	// Default nil.
 	ShadowPolicy Policy
 	// OnShadow receives each ShadowPolicy outcome (and those of [Middleware.Shadow]), for
-	// metrics. It runs in the request path and must be fast and safe for concurrent use. Default
-	// nil.
+	// metrics. It runs in the request path and must be fast and safe for concurrent use. A call
+	// of [Middleware.Decide] hands its outcome to [Call.OnShadow] instead. Default nil.
 	OnShadow func(r *http.Request, res ShadowResult)
 	// Principals maps each verified identity to the account it stands for and sets
 	// [Identity.Principal] on a per-request copy of the identity, before Policy runs (so that

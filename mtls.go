@@ -47,6 +47,14 @@
 //
 // pipeline.go runs the steps in this order; config.go compiles the configuration once, in [New].
 //
+// # Other transports
+//
+// The net/http handlers build a [Call] from each request and run the pipeline on it.
+// [Middleware.Decide] runs the same pipeline, and reports the same event, for a call of any
+// other transport (a gRPC interceptor: TLS state, peer, :authority, metadata, and the method's
+// own [Call.Policy]); [Middleware.StripCertificateFields] removes a client's forged certificate
+// fields before its handler runs (call.go).
+//
 // # Where the decision is made
 //
 // The TLS layer only requests the certificate ([Middleware.TLSConfig]); the decision is made by the

@@ -18,8 +18,8 @@ import (
 // refusal at the TLS handshake (handshake.go), becomes one [Event], handed to OnDecision and the
 // logger; refusals then go to the error handler; shadow
 // policy outcomes go to OnShadow; the outcomes of reloads go to the logger and ReloadStatus.
-// Only the middleware's handlers observe; [Middleware.Authenticate] returns its decision and
-// reports nothing.
+// Only the middleware's handlers and [Middleware.Decide] observe; [Middleware.Authenticate]
+// returns its decision and reports nothing.
 
 // clock is when a decision begins, for its event's Duration; zero when no event is built.
 func (m *Middleware) clock() time.Time {

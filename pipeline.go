@@ -28,6 +28,9 @@ import (
 //	policy      whether it may proceed                                      authorize
 //	identity    into the request context, or a refusal; every decision      Handler, observe.go
 //	            to the observer
+//
+// The pipeline runs on a Call (call.go): the net/http handlers build one from each request, on
+// the stack; Decide takes one from any other transport.
 
 // decision is the outcome of the pipeline for one request.
 type decision struct {
