@@ -367,45 +367,7 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 		m.onDecision(ctx, *ev)
 	}
 	lg, quiet := m.decisionLogger()
-	level, msg := slog.LevelDebug, "mtls: request accepted"
-	switch {
-	case (ev.Result == Refused || ev.Result == Throttled) && (ev.SHA256 == "" || m.refusalLogged.due(ev.SHA256+" "+ev.Reason, m.now(), negativeTTL)):
-		level, msg = slog.LevelInfo, "mtls: request refused"
-		if ev.Handshake {
-			msg = "mtls: handshake refused"
-		} else if ev.Result == Throttled {
-			msg = "mtls: request throttled"
-		}
-		// Beyond the budget, a refusal is logged at Debug: a client varying its certificate
-		// (or presenting none) costs no more Info records than refusalLogRate.
-		if !lg.Enabled(ctx, level) {
-			break
-		}
-		logged, suppressed := m.refusalBudget.take(m.now())
-		if suppressed > 0 {
-			lg.LogAttrs(ctx, slog.LevelWarn, "mtls: refusal records suppressed",
-				slog.Int("suppressed", suppressed), slog.Float64("per_second", refusalLogRate))
-		}
-		if !logged {
-			level = slog.LevelDebug
-		}
-	case ev.Result == Refused || ev.Result == Throttled:
-		// The same certificate refused for the same reason within the minute its refusal is
-		// cached: a client repeating a refused request costs a log record at Debug only.
-		level, msg = slog.LevelDebug, "mtls: request refused again"
-		if ev.Handshake {
-			msg = "mtls: handshake refused again"
-		} else if ev.Result == Throttled {
-			msg = "mtls: request throttled again"
-		}
-	case ev.CertificateErr != nil:
-		level, msg = slog.LevelInfo, "mtls: certificate refused, the credentials decide"
-		if quiet { // an acceptance, on every such request
-			level = slog.LevelDebug
-		}
-	case ev.Revocation.Degraded() && m.degradedLogDue():
-		level, msg = slog.LevelWarn, "mtls: request accepted without fresh revocation status"
-	}
+	level, msg := m.record(ctx, lg, quiet, ev)
 	if (!quiet || level >= slog.LevelInfo) && lg.Enabled(ctx, level) {
 		lg.LogAttrs(ctx, level, msg, eventAttrs(ev, m.watching)...)
 	}
@@ -415,6 +377,57 @@ func (m *Middleware) report(ctx context.Context, ev *Event) {
 			slog.String("sha256", ev.SHA256), slog.Time("not_after", ev.NotAfter),
 			slog.Duration("remaining", ev.NotAfter.Sub(m.now())))
 	}
+}
+
+// record returns the level and message of ev's record in lg (quiet: the default logger, see
+// decisionLogger).
+func (m *Middleware) record(ctx context.Context, lg *slog.Logger, quiet bool, ev *Event) (slog.Level, string) {
+	refused := ev.Result == Refused || ev.Result == Throttled
+	switch {
+	case refused && (ev.SHA256 == "" || m.refusalLogged.due(ev.SHA256+" "+ev.Reason, m.now(), negativeTTL)):
+		return m.refusalLevel(ctx, lg), refusalMessage(ev, "")
+	case refused:
+		// The same certificate refused for the same reason within the minute its refusal is
+		// cached: a client repeating a refused request costs a log record at Debug only.
+		return slog.LevelDebug, refusalMessage(ev, " again")
+	case ev.CertificateErr != nil:
+		if quiet { // an acceptance, on every such request
+			return slog.LevelDebug, "mtls: certificate refused, the credentials decide"
+		}
+		return slog.LevelInfo, "mtls: certificate refused, the credentials decide"
+	case ev.Revocation.Degraded() && m.degradedLogDue():
+		return slog.LevelWarn, "mtls: request accepted without fresh revocation status"
+	}
+	return slog.LevelDebug, "mtls: request accepted"
+}
+
+// refusalMessage is the message of a refusal's record, with suffix (" again" for a repeated one).
+func refusalMessage(ev *Event, suffix string) string {
+	switch {
+	case ev.Handshake:
+		return "mtls: handshake refused" + suffix
+	case ev.Result == Throttled:
+		return "mtls: request throttled" + suffix
+	}
+	return "mtls: request refused" + suffix
+}
+
+// refusalLevel is the level of a refusal's first record: Info within the budget, after a record
+// of the ones suppressed before it if any; beyond the budget Debug, so that a client varying its
+// certificate (or presenting none) costs no more Info records than refusalLogRate.
+func (m *Middleware) refusalLevel(ctx context.Context, lg *slog.Logger) slog.Level {
+	if !lg.Enabled(ctx, slog.LevelInfo) {
+		return slog.LevelInfo
+	}
+	logged, suppressed := m.refusalBudget.take(m.now())
+	if suppressed > 0 {
+		lg.LogAttrs(ctx, slog.LevelWarn, "mtls: refusal records suppressed",
+			slog.Int("suppressed", suppressed), slog.Float64("per_second", refusalLogRate))
+	}
+	if !logged {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // maxLogValue bounds each string attribute of a decision's record, before the handler's own
