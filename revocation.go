@@ -292,77 +292,23 @@ type revInfo struct {
 // RevocationStatus when it accepts on degraded answers, or an *Error; and the oldest answer it
 // relied on. file is the deny list of DenyListFile loaded with the request's state (nil: none).
 func (rv *revocation) check(ctx context.Context, file *DenyList, id *Identity) (*Identity, revInfo, error) {
-	var info revInfo
-	for _, d := range [...]*DenyList{rv.deny, file, rv.remote} {
-		if d == nil {
-			continue
-		}
-		if detail := d.match(id, rv.chain); detail != "" {
-			e := newError(ErrRevoked, detail, nil)
-			e.Leaf = id.Leaf
-			return nil, info, e
-		}
+	if e := rv.denied(file, id); e != nil {
+		return nil, revInfo{}, e
 	}
 	if id.Pinned || rv.ocsp == nil && rv.crl == nil {
-		return id, info, nil
+		return id, revInfo{}, nil
 	}
 	if len(id.Chain) < 2 {
 		// Not pinned, yet no issuer to ask (a client certificate configured as a root): the
 		// status cannot be established, which is not "good".
-		err := errors.New("mtls: the chain holds no issuer of the certificate to ask about its revocation")
-		if !rv.failOpen {
-			e := newError(ErrRevocationUnavailable, "", err)
-			e.Leaf = id.Leaf
-			return nil, info, e
-		}
-		status := RevocationStatus{FailOpen: true, Err: err}
-		cp := *id
-		cp.Revocation = status
-		return &cp, info, nil
+		return rv.noIssuer(id)
 	}
-	n := 1
-	if rv.chain {
-		n = len(id.Chain) - 1
-	}
-	now := rv.now()
-	until := now.Add(rv.timeout) // what the request may wait, for the whole chain
-	var status RevocationStatus
-	var unknown error
-	for i := 0; i < n; i++ {
-		c, issuer := id.Chain[i], id.Chain[i+1]
-		a := rv.status(ctx, c, issuer, now, until)
-		if a.state == stateRevoked {
-			e := newError(ErrRevoked, revokedDetail(a, c), nil)
-			e.Leaf = id.Leaf
-			return nil, info, e
-		}
-		if a.state >= stateStale && (info.thisUpdate.IsZero() || a.thisUpdate.Before(info.thisUpdate)) {
-			info = revInfo{a.source, a.thisUpdate}
-		}
-		switch a.state {
-		case stateGood:
-		case stateStale:
-			if !status.Stale || a.nextUpdate.Before(status.NextUpdate) {
-				status.NextUpdate = a.nextUpdate
-			}
-			status.Stale = true
-			status.Err = errors.Join(status.Err, a.err)
-		default:
-			err := a.err
-			if err == nil {
-				err = errors.New("mtls: no revocation source speaks for the certificate")
-			}
-			unknown = errors.Join(unknown, fmt.Errorf("serial %s of %q: %w", FormatSerial(c.SerialNumber), clip(c.Issuer.String()), err))
-		}
+	status, unknown, info, e := rv.askChain(ctx, id)
+	if e != nil {
+		return nil, info, e
 	}
 	if unknown != nil {
-		if !rv.failOpen {
-			e := newError(ErrRevocationUnavailable, "", unknown)
-			e.Leaf = id.Leaf
-			return nil, info, e
-		}
-		status.FailOpen = true
-		status.Err = errors.Join(status.Err, unknown)
+		return rv.unknown(id, status, unknown, info)
 	}
 	if !status.Degraded() {
 		return id, info, nil
@@ -370,6 +316,99 @@ func (rv *revocation) check(ctx context.Context, file *DenyList, id *Identity) (
 	cp := *id
 	cp.Revocation = status
 	return &cp, info, nil
+}
+
+// denied returns the refusal of id by a deny list (the configured one, file, the remote one),
+// or nil.
+func (rv *revocation) denied(file *DenyList, id *Identity) *Error {
+	for _, d := range [...]*DenyList{rv.deny, file, rv.remote} {
+		if d == nil {
+			continue
+		}
+		if detail := d.match(id, rv.chain); detail != "" {
+			e := newError(ErrRevoked, detail, nil)
+			e.Leaf = id.Leaf
+			return e
+		}
+	}
+	return nil
+}
+
+// noIssuer is the outcome of a check of an identity whose chain holds no issuer to ask.
+func (rv *revocation) noIssuer(id *Identity) (*Identity, revInfo, error) {
+	err := errors.New("mtls: the chain holds no issuer of the certificate to ask about its revocation")
+	if !rv.failOpen {
+		e := newError(ErrRevocationUnavailable, "", err)
+		e.Leaf = id.Leaf
+		return nil, revInfo{}, e
+	}
+	cp := *id
+	cp.Revocation = RevocationStatus{FailOpen: true, Err: err}
+	return &cp, revInfo{}, nil
+}
+
+// unknown is the outcome of a check whose status could not be established (err says why),
+// beside status, what the other answers said: a refusal, or with DangerouslyFailOpen a copy
+// of id accepted on it.
+func (rv *revocation) unknown(id *Identity, status RevocationStatus, err error, info revInfo) (*Identity, revInfo, error) {
+	if !rv.failOpen {
+		e := newError(ErrRevocationUnavailable, "", err)
+		e.Leaf = id.Leaf
+		return nil, info, e
+	}
+	status.FailOpen = true
+	status.Err = errors.Join(status.Err, err)
+	cp := *id
+	cp.Revocation = status
+	return &cp, info, nil
+}
+
+// askChain asks the status of the leaf of id (of every certificate of its chain but the root,
+// when the chain is checked), all within the timeout of one request. It returns what the stale
+// answers say, why the status of some is unknown (nil: none), the oldest answer relied on, and
+// the refusal of a revoked certificate, which ends the asking.
+func (rv *revocation) askChain(ctx context.Context, id *Identity) (status RevocationStatus, unknown error, info revInfo, revoked *Error) {
+	n := 1
+	if rv.chain {
+		n = len(id.Chain) - 1
+	}
+	now := rv.now()
+	until := now.Add(rv.timeout) // what the request may wait, for the whole chain
+	for i := 0; i < n; i++ {
+		c, issuer := id.Chain[i], id.Chain[i+1]
+		a := rv.status(ctx, c, issuer, now, until)
+		if a.state == stateRevoked {
+			e := newError(ErrRevoked, revokedDetail(a, c), nil)
+			e.Leaf = id.Leaf
+			return status, unknown, info, e
+		}
+		if a.state >= stateStale && (info.thisUpdate.IsZero() || a.thisUpdate.Before(info.thisUpdate)) {
+			info = revInfo{a.source, a.thisUpdate}
+		}
+		unknown = tally(&status, unknown, a, c)
+	}
+	return status, unknown, info, nil
+}
+
+// tally adds the answer a about c that is not a revocation to status (a stale one) or to
+// unknown (no answer), and returns unknown.
+func tally(status *RevocationStatus, unknown error, a answer, c *x509.Certificate) error {
+	switch a.state {
+	case stateGood:
+	case stateStale:
+		if !status.Stale || a.nextUpdate.Before(status.NextUpdate) {
+			status.NextUpdate = a.nextUpdate
+		}
+		status.Stale = true
+		status.Err = errors.Join(status.Err, a.err)
+	default:
+		err := a.err
+		if err == nil {
+			err = errors.New("mtls: no revocation source speaks for the certificate")
+		}
+		unknown = errors.Join(unknown, fmt.Errorf("serial %s of %q: %w", FormatSerial(c.SerialNumber), clip(c.Issuer.String()), err))
+	}
+	return unknown
 }
 
 // revokedDetail says which source revoked c, and since when, for the operator.
