@@ -584,18 +584,27 @@ func (c *cache) put(e *entry, now time.Time) {
 		return
 	}
 	sets, nsets := c.setsOf(e.key)
-	var set *cacheSet
-	victim, soonest := -1, time.Time{}
-	var old *entry
+	set, victim, old := freeWay(sets[:nsets], e, now)
+	if set == nil {
+		set, victim, old = soonestWay(sets[:nsets], e)
+	}
+	if set != nil {
+		c.store(set, victim, old, e)
+	}
+}
+
+// freeWay returns the way for e among sets that holds an entry of the same material, else the
+// first empty or expired way of the set with more of them, and what that way held when it was
+// read (the CAS expects it); a nil set when none is free.
+func freeWay(sets []*cacheSet, e *entry, now time.Time) (set *cacheSet, victim int, old *entry) {
 	free := 0
-	for _, s := range sets[:nsets] {
+	for _, s := range sets {
 		n, first := 0, -1
-		var firstOld *entry // what the first free way held when it was read: the CAS expects it
+		var firstOld *entry // what the first free way held when it was read
 		for i := range s {
 			o := s[i].Load()
 			if o != nil && o.same(e) {
-				set, victim, old, free = s, i, o, cacheWays+1 // nothing beats replacing itself
-				break
+				return s, i, o // nothing beats replacing itself
 			}
 			if o == nil || !now.Before(o.expires) {
 				if n++; first < 0 {
@@ -603,29 +612,34 @@ func (c *cache) put(e *entry, now time.Time) {
 				}
 			}
 		}
-		if free > cacheWays {
-			break
-		}
 		if n > free {
 			set, victim, old, free = s, first, firstOld, n
 		}
 	}
-	if free == 0 {
-		for _, s := range sets[:nsets] {
-			for i := range s {
-				o := s[i].Load()
-				if o == nil || e.err != nil && o.err == nil {
-					continue
-				}
-				if victim < 0 || o.expires.Before(soonest) {
-					set, victim, soonest, old = s, i, o.expires, o
-				}
+	return set, victim, old
+}
+
+// soonestWay returns the way of sets whose entry expires first, and that entry; a refusal never
+// takes the place of an acceptance. A nil set when there is none.
+func soonestWay(sets []*cacheSet, e *entry) (set *cacheSet, victim int, old *entry) {
+	var soonest time.Time
+	for _, s := range sets {
+		for i := range s {
+			o := s[i].Load()
+			if o == nil || e.err != nil && o.err == nil {
+				continue
+			}
+			if set == nil || o.expires.Before(soonest) {
+				set, victim, soonest, old = s, i, o.expires, o
 			}
 		}
 	}
-	if victim < 0 {
-		return
-	}
+	return set, victim, old
+}
+
+// store puts e in the way victim of set in place of old, if the bytes bound allows and the way
+// still holds old.
+func (c *cache) store(set *cacheSet, victim int, old, e *entry) {
 	freed := int64(0)
 	if old != nil {
 		freed = old.size
