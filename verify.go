@@ -410,7 +410,38 @@ type admission struct {
 // by its old one, or the reverse), but not one that is the same CA as its own issuer (a copy of
 // an anchor), which would only make every candidate naming it be checked twice.
 func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
-	a := admission{pool: t.intermediates, vouched: make([]bool, len(presented))}
+	ad := admitting{t: t, presented: presented, now: now,
+		a:    admission{pool: t.intermediates, vouched: make([]bool, len(presented))},
+		errs: make([]error, len(presented)), tried: make([]int, len(presented))}
+	linked := linkedCandidates(presented)
+	pending := linked
+	for first := true; len(pending) > 0; first = false { // each pass admits one more, or is the last
+		before := len(ad.admitted)
+		pending = ad.pass(pending, first)
+		if len(ad.admitted) == before {
+			break
+		}
+	}
+	a := ad.a
+	for _, i := range pending {
+		// Keep the most telling reason: an expired CA, say, rather than one whose own issuer
+		// was left out.
+		if err := ad.errs[i]; err != nil && (a.refused == nil || isUnknownAuthority(a.refused.err) && !isUnknownAuthority(err)) {
+			a.refused = &refusal{cert: presented[i], err: err}
+		}
+	}
+	for i := 1; i < len(presented); i++ { // second copies of a certificate fare as the first
+		if !a.vouched[i] {
+			a.vouched[i] = slices.ContainsFunc(linked, func(j int) bool { return a.vouched[j] && bytes.Equal(presented[j].Raw, presented[i].Raw) })
+		}
+	}
+	return a
+}
+
+// linkedCandidates returns the indexes of the presented CA certificates linked to the leaf by
+// names (its issuer, their issuers...), each certificate once, farthest from the leaf first; at
+// one distance in the order of their bytes.
+func linkedCandidates(presented []*x509.Certificate) []int {
 	var linked []int // presented indexes, nearest to the leaf first
 	wanted := [][]byte{presented[0].RawIssuer}
 	for len(wanted) > 0 { // each round links at least one more candidate, or is the last
@@ -435,64 +466,67 @@ func (t *trust) admit(presented []*x509.Certificate, now time.Time) admission {
 		wanted = next
 	}
 	slices.Reverse(linked)
+	return linked
+}
 
-	errs := make([]error, len(presented))
-	var admitted []*x509.Certificate     // the admitted candidates, in order
-	tried := make([]int, len(presented)) // len(admitted) when each candidate was last tried
-	pending := linked
-	for first := true; len(pending) > 0; first = false { // each pass admits one more, or is the last
-		var failed []int
-		before := len(admitted)
-		for _, i := range pending {
-			c := presented[i]
-			if slices.ContainsFunc(admitted, func(p *x509.Certificate) bool { return reissued(p, c) }) {
-				continue // adds no path to the one admitted; left unvouched
-			}
-			if !first && !slices.ContainsFunc(admitted[tried[i]:], func(p *x509.Certificate) bool { return mayIssue(p, c) }) {
-				failed = append(failed, i) // no issuer of it admitted since it was tried
-				continue
-			}
-			tried[i] = len(admitted)
-			admitTries.Add(1)
-			chains, err := c.Verify(x509.VerifyOptions{
-				Roots:         t.roots,
-				Intermediates: a.pool,
-				CurrentTime:   now,
-				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-			})
-			if err != nil {
-				errs[i] = err
-				failed = append(failed, i)
-				continue
-			}
-			errs[i], a.vouched[i] = nil, true
-			if slices.ContainsFunc(chains, func(ch []*x509.Certificate) bool { return len(ch) == 1 || sameCA(ch[0], ch[1]) }) {
-				continue // an anchor, or a copy of its issuer
-			}
-			if a.pool == t.intermediates {
-				a.pool = a.pool.Clone()
-			}
-			a.pool.AddCert(c)
-			admitted = append(admitted, c)
-		}
-		pending = failed
-		if len(admitted) == before {
-			break
-		}
-	}
+// admitting is the state of admit between its passes.
+type admitting struct {
+	t         *trust
+	presented []*x509.Certificate
+	now       time.Time
+	a         admission
+	errs      []error             // by presented index: why a candidate failed its last try
+	admitted  []*x509.Certificate // the admitted candidates, in order
+	tried     []int               // by presented index: len(admitted) when it was last tried
+}
+
+// pass tries the pending candidates once, in order, admitting those that verify, and returns
+// those that failed or were not tried (no issuer of them admitted since their last try; on the
+// first pass every candidate is tried).
+func (ad *admitting) pass(pending []int, first bool) (failed []int) {
 	for _, i := range pending {
-		// Keep the most telling reason: an expired CA, say, rather than one whose own issuer
-		// was left out.
-		if err := errs[i]; err != nil && (a.refused == nil || isUnknownAuthority(a.refused.err) && !isUnknownAuthority(err)) {
-			a.refused = &refusal{cert: presented[i], err: err}
+		c := ad.presented[i]
+		if slices.ContainsFunc(ad.admitted, func(p *x509.Certificate) bool { return reissued(p, c) }) {
+			continue // adds no path to the one admitted; left unvouched
+		}
+		if !first && !slices.ContainsFunc(ad.admitted[ad.tried[i]:], func(p *x509.Certificate) bool { return mayIssue(p, c) }) {
+			failed = append(failed, i) // no issuer of it admitted since it was tried
+			continue
+		}
+		if !ad.try(i) {
+			failed = append(failed, i)
 		}
 	}
-	for i := 1; i < len(presented); i++ { // second copies of a certificate fare as the first
-		if !a.vouched[i] {
-			a.vouched[i] = slices.ContainsFunc(linked, func(j int) bool { return a.vouched[j] && bytes.Equal(presented[j].Raw, presented[i].Raw) })
-		}
+	return failed
+}
+
+// try verifies the candidate i as a certificate of its own, up to a root through the pool so
+// far, and admits it into the pool if it verifies and is not an anchor or a copy of its issuer;
+// it says whether it verified.
+func (ad *admitting) try(i int) bool {
+	c, t, a := ad.presented[i], ad.t, &ad.a
+	ad.tried[i] = len(ad.admitted)
+	admitTries.Add(1)
+	chains, err := c.Verify(x509.VerifyOptions{
+		Roots:         t.roots,
+		Intermediates: a.pool,
+		CurrentTime:   ad.now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		ad.errs[i] = err
+		return false
 	}
-	return a
+	ad.errs[i], a.vouched[i] = nil, true
+	if slices.ContainsFunc(chains, func(ch []*x509.Certificate) bool { return len(ch) == 1 || sameCA(ch[0], ch[1]) }) {
+		return true // an anchor, or a copy of its issuer
+	}
+	if a.pool == t.intermediates {
+		a.pool = a.pool.Clone()
+	}
+	a.pool.AddCert(c)
+	ad.admitted = append(ad.admitted, c)
+	return true
 }
 
 // mayIssue says whether the CA certificate p may be the issuer of c by what they name: its
