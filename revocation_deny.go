@@ -292,30 +292,41 @@ func (d *DenyList) match(id *Identity, chain bool) string {
 		n = len(id.Chain) - 1
 	}
 	for i := 0; i < n && i < len(id.Chain); i++ {
-		c := id.Chain[i]
-		if s.certs != nil {
-			sum := id.sum
-			if i > 0 {
-				sum = sha256.Sum256(c.Raw)
-			}
-			if _, ok := s.certs[sum]; ok {
-				return fmt.Sprintf("deny list: certificate %x", sum)
-			}
+		if why := s.matchAt(id, i); why != "" {
+			return why
 		}
-		if s.keys != nil {
-			if _, ok := s.keys[sha256.Sum256(c.RawSubjectPublicKeyInfo)]; ok {
-				return "deny list: public key of " + clip(c.Subject.String())
-			}
+	}
+	return ""
+}
+
+// matchAt returns why the certificate i of id's chain is denied, or "".
+func (s *denySet) matchAt(id *Identity, i int) string {
+	c := id.Chain[i]
+	if s.certs != nil {
+		sum := id.sum
+		if i > 0 {
+			sum = sha256.Sum256(c.Raw)
 		}
-		if s.serials != nil && !id.Pinned && i+1 < len(id.Chain) {
-			if m := s.serials[sha256.Sum256(id.Chain[i+1].RawSubjectPublicKeyInfo)]; m != nil {
-				var buf [crl.MaxSerialLen + 1]byte
-				if b := denySerialContent(&buf, c.SerialNumber); b != nil {
-					if _, ok := m[string(b)]; ok {
-						return fmt.Sprintf("deny list: serial %s of %q", FormatSerial(c.SerialNumber), clip(c.Issuer.String()))
-					}
-				}
-			}
+		if _, ok := s.certs[sum]; ok {
+			return fmt.Sprintf("deny list: certificate %x", sum)
+		}
+	}
+	if s.keys != nil {
+		if _, ok := s.keys[sha256.Sum256(c.RawSubjectPublicKeyInfo)]; ok {
+			return "deny list: public key of " + clip(c.Subject.String())
+		}
+	}
+	if s.serials == nil || id.Pinned || i+1 >= len(id.Chain) {
+		return ""
+	}
+	m := s.serials[sha256.Sum256(id.Chain[i+1].RawSubjectPublicKeyInfo)]
+	if m == nil {
+		return ""
+	}
+	var buf [crl.MaxSerialLen + 1]byte
+	if b := denySerialContent(&buf, c.SerialNumber); b != nil {
+		if _, ok := m[string(b)]; ok {
+			return fmt.Sprintf("deny list: serial %s of %q", FormatSerial(c.SerialNumber), clip(c.Issuer.String()))
 		}
 	}
 	return ""
