@@ -192,51 +192,60 @@ func (s *crlSource) name() string {
 // point (refreshes due still start in the background).
 func (ck *crlChecker) status(ctx context.Context, c, issuer *x509.Certificate, now time.Time, load bool, until time.Time) answer {
 	srcs := (*ck.byIssuer.Load())[string(c.RawIssuer)]
-	if ck.unloaded.Load() > 0 {
-		// Configured URLs never loaded: their issuers are unknown. Retry the failed ones in the
-		// background. When no CRL of this issuer is known, wait for the first downloads still
-		// under way (bounded by the revocation timeout from their start): one of them may be
-		// this issuer's. A URL that failed is never waited for.
-		wait := load && len(srcs) == 0
-		for _, src := range ck.configured {
-			if src.cur.Load() != nil {
-				continue
-			}
-			if src.failedUntil.Load() != 0 {
-				src.fetchInBackground(now, nil)
-			} else if wait {
-				ck.rv.await(ctx, src.loading.Load(), until)
-			}
-		}
-		if wait {
-			srcs = (*ck.byIssuer.Load())[string(c.RawIssuer)]
-		}
+	if ck.unloaded.Load() > 0 && ck.awaitUnloaded(ctx, now, load && len(srcs) == 0, until) {
+		srcs = (*ck.byIssuer.Load())[string(c.RawIssuer)]
 	}
 	var a answer
 	for _, src := range srcs {
 		a = merge(a, src.answer(ctx, c, issuer, now, load, until))
 	}
 	if ck.useDP {
-		used := 0
-		for _, u := range c.CRLDistributionPoints {
-			if !redact.IsHTTP(u) {
-				continue
-			}
-			if used++; used > maxDPPerCertificate {
-				break // a certificate cannot make the service download without bound
-			}
-			src := ck.dpSource(u, now, load)
-			if src == nil {
-				if load {
-					a = merge(a, answer{state: stateUnknown, err: errors.New("mtls: CRL: too many distribution points")})
-				}
-				continue
-			}
-			a = merge(a, src.answer(ctx, c, issuer, now, load, until))
-		}
+		a = ck.dpAnswer(ctx, a, c, issuer, now, load, until)
 	}
 	if a.state == stateNone && load {
 		a.err = fmt.Errorf("mtls: CRL: no CRL of %q covers the certificate", clip(issuer.Subject.String()))
+	}
+	return a
+}
+
+// awaitUnloaded handles the configured URLs never loaded, whose issuers are unknown: it retries
+// the failed ones in the background and, with wait (no CRL of the certificate's issuer is
+// known), waits for the first downloads still under way (bounded by the revocation timeout from
+// their start), one of which may be this issuer's; it says whether it waited. A URL that failed
+// is never waited for.
+func (ck *crlChecker) awaitUnloaded(ctx context.Context, now time.Time, wait bool, until time.Time) bool {
+	for _, src := range ck.configured {
+		if src.cur.Load() != nil {
+			continue
+		}
+		if src.failedUntil.Load() != 0 {
+			src.fetchInBackground(now, nil)
+		} else if wait {
+			ck.rv.await(ctx, src.loading.Load(), until)
+		}
+	}
+	return wait
+}
+
+// dpAnswer merges into a the answers of the CRLs of c's distribution points (HTTP ones, at most
+// maxDPPerCertificate), adding the points unless load is unset.
+func (ck *crlChecker) dpAnswer(ctx context.Context, a answer, c, issuer *x509.Certificate, now time.Time, load bool, until time.Time) answer {
+	used := 0
+	for _, u := range c.CRLDistributionPoints {
+		if !redact.IsHTTP(u) {
+			continue
+		}
+		if used++; used > maxDPPerCertificate {
+			break // a certificate cannot make the service download without bound
+		}
+		src := ck.dpSource(u, now, load)
+		if src == nil {
+			if load {
+				a = merge(a, answer{state: stateUnknown, err: errors.New("mtls: CRL: too many distribution points")})
+			}
+			continue
+		}
+		a = merge(a, src.answer(ctx, c, issuer, now, load, until))
 	}
 	return a
 }
