@@ -236,69 +236,7 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 	flightKey = append(flightKey, serial...)
 	flightKey = append(flightKey, issuer.RawSubjectPublicKeyInfo...)
 	ch := o.flight.DoChan(string(flightKey), func() (any, error) {
-		now := o.rv.now()
-		old := o.get(k, c, issuer)
-		// Another query may have finished between the caller's look-up and this one.
-		if old != nil && (old.has && now.Before(old.refreshAt) || now.Before(old.failedUntil)) && !old.refreshing.Load() {
-			return old, nil
-		}
-		// Shared by every waiting caller: no single caller's cancellation stops it, but the
-		// Context of the configuration does.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.rv.timeout)
-		defer cancel()
-		defer context.AfterFunc(o.rv.baseCtx, cancel)()
-		resp, err := o.query(fctx, c, issuer, now)
-		now = o.rv.now()
-		e := &ocspEntry{
-			issuerSPKI: issuer.RawSubjectPublicKeyInfo,
-			serial:     c.SerialNumber,
-			cert:       c,
-			issuer:     issuer,
-		}
-		if err == nil && resp.Status == ocsp.Unknown {
-			err = errors.New("mtls: OCSP responder does not know the certificate")
-		}
-		if err == nil && old != nil && old.has && resp.ThisUpdate.Before(old.thisUpdate) {
-			// A replayed response, older than the one in force, must not undo a revocation.
-			err = fmt.Errorf("mtls: OCSP response of %s is older than the answer in force (replayed?)",
-				resp.ThisUpdate.UTC().Format(time.RFC3339))
-		}
-		if err == nil && resp.Status == ocsp.Good && o.revokedBefore(k, c, issuer, resp.ThisUpdate) {
-			err = fmt.Errorf("mtls: OCSP response of %s says good, but a response not older said revoked (replayed?)",
-				resp.ThisUpdate.UTC().Format(time.RFC3339))
-		}
-		if err != nil {
-			e.failedUntil = now.Add(retryBackoff)
-			e.lastErr = err
-			if old != nil && old.has {
-				e.has, e.revoked, e.revokedAt = true, old.revoked, old.revokedAt
-				e.thisUpdate, e.nextUpdate, e.refreshAt = old.thisUpdate, old.nextUpdate, old.refreshAt
-			}
-			o.rv.logSourceFailure(fmt.Sprintf("OCSP for serial %s of %q", FormatSerial(c.SerialNumber), clip(issuer.Subject.String())), err, e.has && !e.revoked, e.nextUpdate)
-		} else {
-			e.has = true
-			e.revoked = resp.Status == ocsp.Revoked
-			e.revokedAt = resp.RevokedAt
-			e.thisUpdate, e.nextUpdate = resp.ThisUpdate, resp.NextUpdate
-			if e.nextUpdate.IsZero() {
-				e.nextUpdate = resp.ThisUpdate.Add(ocspcheck.NoNextUpdateTTL)
-			}
-			e.refreshAt = refreshTime(now, e.thisUpdate, e.nextUpdate)
-			if o.maxAge > 0 && now.Add(o.maxAge).Before(e.refreshAt) {
-				e.refreshAt = now.Add(o.maxAge)
-			}
-			if !now.Before(e.nextUpdate) {
-				// Expired already (within the skew): not worth asking again on every request.
-				e.failedUntil = now.Add(retryBackoff)
-				e.lastErr = fmt.Errorf("mtls: OCSP: the responder serves an answer that expired at %s",
-					e.nextUpdate.UTC().Format(time.RFC3339))
-			}
-		}
-		if e.has && e.revoked {
-			o.rememberRevocation(k, e)
-		}
-		o.put(k, e, now)
-		return e, nil
+		return o.ask(ctx, k, c, issuer), nil
 	})
 	var deadline <-chan time.Time // nil: bounded by ctx and the query's own timeout only
 	if !until.IsZero() {
@@ -317,6 +255,88 @@ func (o *ocspChecker) fetch(ctx context.Context, k uint64, c, issuer *x509.Certi
 		return e
 	}
 	return &ocspEntry{lastErr: fmt.Errorf("mtls: OCSP: %w", err)}
+}
+
+// ask is the one query of fetch's flight: it asks the responder about c, unless another query
+// finished meanwhile, and stores the outcome.
+func (o *ocspChecker) ask(ctx context.Context, k uint64, c, issuer *x509.Certificate) *ocspEntry {
+	now := o.rv.now()
+	old := o.get(k, c, issuer)
+	// Another query may have finished between the caller's look-up and this one.
+	if old != nil && (old.has && now.Before(old.refreshAt) || now.Before(old.failedUntil)) && !old.refreshing.Load() {
+		return old
+	}
+	// Shared by every waiting caller: no single caller's cancellation stops it, but the
+	// Context of the configuration does.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.rv.timeout)
+	defer cancel()
+	defer context.AfterFunc(o.rv.baseCtx, cancel)()
+	resp, err := o.query(fctx, c, issuer, now)
+	now = o.rv.now()
+	e := &ocspEntry{
+		issuerSPKI: issuer.RawSubjectPublicKeyInfo,
+		serial:     c.SerialNumber,
+		cert:       c,
+		issuer:     issuer,
+	}
+	if err == nil {
+		err = o.doubt(resp, old, k, c, issuer)
+	}
+	if err != nil {
+		e.failedUntil = now.Add(retryBackoff)
+		e.lastErr = err
+		if old != nil && old.has {
+			e.has, e.revoked, e.revokedAt = true, old.revoked, old.revokedAt
+			e.thisUpdate, e.nextUpdate, e.refreshAt = old.thisUpdate, old.nextUpdate, old.refreshAt
+		}
+		o.rv.logSourceFailure(fmt.Sprintf("OCSP for serial %s of %q", FormatSerial(c.SerialNumber), clip(issuer.Subject.String())), err, e.has && !e.revoked, e.nextUpdate)
+	} else {
+		o.take(e, resp, now)
+	}
+	if e.has && e.revoked {
+		o.rememberRevocation(k, e)
+	}
+	o.put(k, e, now)
+	return e
+}
+
+// doubt returns why a verified response is not to be believed: it does not know the
+// certificate, or it is older than the answer in force (old), or it says good where a response
+// not older said revoked; nil if none of these.
+func (o *ocspChecker) doubt(resp *ocsp.Response, old *ocspEntry, k uint64, c, issuer *x509.Certificate) error {
+	switch {
+	case resp.Status == ocsp.Unknown:
+		return errors.New("mtls: OCSP responder does not know the certificate")
+	case old != nil && old.has && resp.ThisUpdate.Before(old.thisUpdate):
+		// A replayed response, older than the one in force, must not undo a revocation.
+		return fmt.Errorf("mtls: OCSP response of %s is older than the answer in force (replayed?)",
+			resp.ThisUpdate.UTC().Format(time.RFC3339))
+	case resp.Status == ocsp.Good && o.revokedBefore(k, c, issuer, resp.ThisUpdate):
+		return fmt.Errorf("mtls: OCSP response of %s says good, but a response not older said revoked (replayed?)",
+			resp.ThisUpdate.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// take records the answer of resp in e at now, and when to ask again.
+func (o *ocspChecker) take(e *ocspEntry, resp *ocsp.Response, now time.Time) {
+	e.has = true
+	e.revoked = resp.Status == ocsp.Revoked
+	e.revokedAt = resp.RevokedAt
+	e.thisUpdate, e.nextUpdate = resp.ThisUpdate, resp.NextUpdate
+	if e.nextUpdate.IsZero() {
+		e.nextUpdate = resp.ThisUpdate.Add(ocspcheck.NoNextUpdateTTL)
+	}
+	e.refreshAt = refreshTime(now, e.thisUpdate, e.nextUpdate)
+	if o.maxAge > 0 && now.Add(o.maxAge).Before(e.refreshAt) {
+		e.refreshAt = now.Add(o.maxAge)
+	}
+	if !now.Before(e.nextUpdate) {
+		// Expired already (within the skew): not worth asking again on every request.
+		e.failedUntil = now.Add(retryBackoff)
+		e.lastErr = fmt.Errorf("mtls: OCSP: the responder serves an answer that expired at %s",
+			e.nextUpdate.UTC().Format(time.RFC3339))
+	}
 }
 
 // refreshTime is when a new answer should be asked for in the background: at three quarters of
