@@ -352,6 +352,45 @@ func compile(cfg *Config) (*Middleware, *state, error) {
 	return m, st, nil
 }
 
+// compileNames checks the format and names of a HeaderConfig into h, and returns the family of
+// the format's headers: the names, the format's default names and its companions.
+func compileNames(p *problems, cfg *HeaderConfig, h *headerSource) []string {
+	if h.format == nil {
+		p.addf("Header.Format", "is nil (use HeaderFormat or MustHeaderFormat)")
+		return nil
+	}
+	h.formatName = h.format.Name()
+	defaults := h.format.HeaderNames()
+	h.nvalues = len(defaults)
+	names := defaults
+	if len(cfg.Names) > 0 {
+		names = cfg.Names
+	}
+	switch {
+	case len(defaults) == 0 || len(defaults) > maxHeaderNames:
+		p.addf("Header.Format", "%q reads %d headers, want 1 to %d", h.formatName, len(defaults), maxHeaderNames)
+		return nil
+	case len(names) > len(defaults):
+		p.addf("Header.Names", "%d names, format %q reads at most %d", len(names), h.formatName, len(defaults))
+		return nil
+	}
+	var err error
+	h.names, err = canonicalNames(names)
+	p.add("Header.Names", err)
+	family := append(slices.Clone(h.names), defaults...)
+	if cf, ok := h.format.(companionHeaders); ok {
+		own, err := canonicalNames(cf.CompanionHeaders())
+		p.add("Header.Format", err)
+		family = append(family, own...)
+	}
+	if lf, ok := baseFormat(h.format).(listHeaders); ok {
+		for i := range h.names {
+			h.lists[i] = lf.listHeader(i)
+		}
+	}
+	return family
+}
+
 // compileHeader checks a HeaderConfig and freezes it.
 func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *headerSource {
 	h := &headerSource{
@@ -361,39 +400,7 @@ func compileHeader(p *problems, cfg *HeaderConfig, now func() time.Time) *header
 		trustProxy: cfg.DangerouslyTrustProxyVerification,
 		probePath:  checkProbePath(p, cfg.ProbePath),
 	}
-	var family []string
-	if h.format == nil {
-		p.addf("Header.Format", "is nil (use HeaderFormat or MustHeaderFormat)")
-	} else {
-		h.formatName = h.format.Name()
-		defaults := h.format.HeaderNames()
-		h.nvalues = len(defaults)
-		names := defaults
-		if len(cfg.Names) > 0 {
-			names = cfg.Names
-		}
-		switch {
-		case len(defaults) == 0 || len(defaults) > maxHeaderNames:
-			p.addf("Header.Format", "%q reads %d headers, want 1 to %d", h.formatName, len(defaults), maxHeaderNames)
-		case len(names) > len(defaults):
-			p.addf("Header.Names", "%d names, format %q reads at most %d", len(names), h.formatName, len(defaults))
-		default:
-			var err error
-			h.names, err = canonicalNames(names)
-			p.add("Header.Names", err)
-			family = append(slices.Clone(h.names), defaults...)
-			if cf, ok := h.format.(companionHeaders); ok {
-				own, err := canonicalNames(cf.CompanionHeaders())
-				p.add("Header.Format", err)
-				family = append(family, own...)
-			}
-			if lf, ok := baseFormat(h.format).(listHeaders); ok {
-				for i := range h.names {
-					h.lists[i] = lf.listHeader(i)
-				}
-			}
-		}
-	}
+	family := compileNames(p, cfg, h)
 	companions, err := canonicalNames(cfg.CompanionHeaders)
 	p.add("Header.CompanionHeaders", err)
 	if n := len(cfg.CompanionHeaders); n > maxCompanionHeaders {

@@ -73,32 +73,7 @@ func (m *Middleware) load() (*state, error) {
 	t, err := m.trustCfg.load()
 	p.merge(err)
 	st := &state{trust: t, policy: m.policies.policy}
-	if len(m.files.policyFiles) > 0 {
-		var ps []Policy
-		if st.policy != nil {
-			ps = append(ps, st.policy)
-		}
-		for i, f := range m.files.policyFiles {
-			pol, err := LoadPolicyFile(f)
-			if err != nil {
-				p.add(fmt.Sprintf("PolicyFiles[%d]", i), err)
-				continue
-			}
-			pol, _ = withClock(pol, m.now)
-			ps = append(ps, pol)
-		}
-		st.policy = All(ps...)
-	}
-	if files := m.reload.routeFiles; len(files) > 0 {
-		st.routeFiles = make(map[string]*filePolicy, len(files))
-		for _, path := range files { // each once, however many policies hold it
-			g, err := loadPolicyFile(path)
-			p.add("route policy", err)
-			if g != nil {
-				st.routeFiles[path] = g
-			}
-		}
-	}
+	m.loadPolicies(&p, st)
 	for _, s := range m.files.stores {
 		b, err := loadBindings(s.path)
 		if err != nil {
@@ -130,6 +105,37 @@ func (m *Middleware) load() (*state, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// loadPolicies reads the policy files of the configuration into st: Config.PolicyFiles beside
+// Config.Policy, and the files of the routes' and calls' policies.
+func (m *Middleware) loadPolicies(p *problems, st *state) {
+	if len(m.files.policyFiles) > 0 {
+		var ps []Policy
+		if st.policy != nil {
+			ps = append(ps, st.policy)
+		}
+		for i, f := range m.files.policyFiles {
+			pol, err := LoadPolicyFile(f)
+			if err != nil {
+				p.add(fmt.Sprintf("PolicyFiles[%d]", i), err)
+				continue
+			}
+			pol, _ = withClock(pol, m.now)
+			ps = append(ps, pol)
+		}
+		st.policy = All(ps...)
+	}
+	if files := m.reload.routeFiles; len(files) > 0 {
+		st.routeFiles = make(map[string]*filePolicy, len(files))
+		for _, path := range files { // each once, however many policies hold it
+			g, err := loadPolicyFile(path)
+			p.add("route policy", err)
+			if g != nil {
+				st.routeFiles[path] = g
+			}
+		}
+	}
 }
 
 // install puts st in force, with a new cache: the bindings into their stores first (st's

@@ -46,7 +46,20 @@ type trust struct {
 func (tc *trustConfig) load() (*trust, error) {
 	var p problems
 	t := &trust{maxDepth: tc.maxDepth, allowNoEKU: tc.allowNoEKU, pins: map[[sha256.Size]byte]struct{}{}}
+	tc.loadRoots(&p, t)
+	tc.loadIntermediates(&p, t)
+	tc.loadPins(&p, t)
+	if t.roots == nil && len(tc.pins) == 0 && len(tc.pinFiles) == 0 {
+		p.addf("RootCAs", "no trust anchor: set RootCAs, RootCAFiles, PinnedSHA256 or PinnedSHA256Files")
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
 
+// loadRoots puts the configured roots, and those of the root files, into t.
+func (tc *trustConfig) loadRoots(p *problems, t *trust) {
 	if tc.roots != nil || len(tc.rootFiles) > 0 {
 		t.roots = x509.NewCertPool()
 		if tc.roots != nil {
@@ -66,13 +79,17 @@ func (tc *trustConfig) load() (*trust, error) {
 				p.addf(field, "%s: %q is not a CA certificate (to accept this one certificate, pin its SHA-256 fingerprint)", f, clip(c.Subject.String()))
 				continue
 			}
-			if weakKey(&p, field, f, c) {
+			if weakKey(p, field, f, c) {
 				continue
 			}
 			t.roots.AddCert(c)
 		}
 	}
+}
 
+// loadIntermediates puts the configured intermediates, and those of the intermediate files,
+// into t.
+func (tc *trustConfig) loadIntermediates(p *problems, t *trust) {
 	t.intermediates = x509.NewCertPool()
 	if tc.intermediates != nil {
 		t.intermediates = tc.intermediates.Clone()
@@ -85,12 +102,15 @@ func (tc *trustConfig) load() (*trust, error) {
 			continue
 		}
 		for _, c := range certs {
-			if !weakKey(&p, field, f, c) {
+			if !weakKey(p, field, f, c) {
 				t.intermediates.AddCert(c)
 			}
 		}
 	}
+}
 
+// loadPins puts the configured pins, and those of the pin files, into t.
+func (tc *trustConfig) loadPins(p *problems, t *trust) {
 	for i, s := range tc.pins {
 		sum, err := ParseFingerprint(s)
 		if err != nil {
@@ -99,7 +119,6 @@ func (tc *trustConfig) load() (*trust, error) {
 		}
 		t.pins[sum] = struct{}{}
 	}
-
 	for i, f := range tc.pinFiles {
 		sums, err := readPinFile(f)
 		if err != nil {
@@ -110,14 +129,6 @@ func (tc *trustConfig) load() (*trust, error) {
 			t.pins[sum] = struct{}{}
 		}
 	}
-
-	if t.roots == nil && len(tc.pins) == 0 && len(tc.pinFiles) == 0 {
-		p.addf("RootCAs", "no trust anchor: set RootCAs, RootCAFiles, PinnedSHA256 or PinnedSHA256Files")
-	}
-	if err := p.err(); err != nil {
-		return nil, err
-	}
-	return t, nil
 }
 
 // weakKey reports a configured CA certificate of file f whose key is outside the bounds that
