@@ -48,8 +48,9 @@ type HeaderConfig struct {
 	Format Format
 
 	// Names replaces Format.HeaderNames() position by position (the first carries the leaf).
-	// When set, exactly these headers are read; any default beyond its length is not. Default:
-	// Format.HeaderNames().
+	// When set, exactly these headers are read; any default beyond its length is not. A name
+	// ending in "-bin" cannot be read from gRPC metadata, which holds such values base64-decoded
+	// (see [Call.LowerCaseKeys]). Default: Format.HeaderNames().
 	Names []string
 
 	// CompanionHeaders adds names to the family of the certificate headers: the headers the
