@@ -1,0 +1,178 @@
+package mtlsgrpc
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/certgate/mtls"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+)
+
+// Interceptor authenticates the calls of a grpc-go server with an [mtls.Middleware]: once per
+// unary call and once per stream (not per message), by the same pipeline, policies, revocation,
+// throttling and events as the middleware's HTTP requests. It is safe for concurrent use.
+type Interceptor struct {
+	m        *mtls.Middleware
+	exact    map[string]mtls.Policy // by full method name
+	services map[string]mtls.Policy // by "/pkg.Service/"
+	def      mtls.Policy            // nil: none
+	open     map[string]bool        // full methods callable without a certificate
+	onShadow func(context.Context, mtls.ShadowResult)
+}
+
+// New returns an interceptor deciding with m. It reports every problem of the options at once,
+// each as an [*mtls.ConfigError] naming the option.
+func New(m *mtls.Middleware, opts ...Option) (*Interceptor, error) {
+	if m == nil {
+		return nil, &mtls.ConfigError{Field: "Middleware", Err: errors.New("mtls: nil middleware")}
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	i := &Interceptor{m: m}
+	if err := o.compile(i); err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+// ServerOptions returns the options that chain the interceptor's Unary and Stream into a
+// grpc.Server, for grpc.NewServer(i.ServerOptions()...): put it first, so that the other
+// interceptors see the identity and no forged certificate metadata.
+func (i *Interceptor) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(i.Unary), grpc.ChainStreamInterceptor(i.Stream)}
+}
+
+// Unary is a grpc.UnaryServerInterceptor: it calls handler with the identity in the context
+// ([mtls.FromContext]), or refuses the call with the status of the refusal ([Status]).
+func (i *Interceptor) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := i.Authenticate(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+// Stream is a grpc.StreamServerInterceptor: it decides once, when the stream opens, and calls
+// handler with a stream whose Context carries the identity, or refuses the stream with the
+// status of the refusal ([Status]). A stream keeps the identity it opened with for as long as
+// it lasts, across expiry, revocation and reloads: bound the age of connections
+// (keepalive.ServerParameters.MaxConnectionAge) and of streams where that matters.
+func (i *Interceptor) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := i.Authenticate(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &serverStream{ServerStream: ss, ctx: ctx})
+}
+
+// serverStream is a grpc.ServerStream with the context of the decision.
+type serverStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+// Context returns the stream's context, with the identity.
+func (s *serverStream) Context() context.Context { return s.ctx }
+
+// Authenticate decides the call of fullMethod ("/pkg.Service/Method") whose server context is
+// ctx, as Unary and Stream do, and returns the context for the handler: with the identity, and
+// without the certificate metadata of header mode unless the identity came from it; or a status
+// error ([Error]). It is the function for an interceptor of your own (an auth function of
+// go-grpc-middleware's interceptors/auth, for one).
+func (i *Interceptor) Authenticate(ctx context.Context, fullMethod string) (context.Context, error) {
+	if i.open[fullMethod] {
+		return i.stripped(ctx, nil), nil
+	}
+	id, err := i.decide(ctx, fullMethod)
+	if err != nil {
+		return ctx, Error(err)
+	}
+	ctx = i.stripped(ctx, id)
+	if id != nil {
+		ctx = mtls.NewContext(ctx, id)
+	}
+	return ctx, nil
+}
+
+// policyOf returns the policy of fullMethod: its own, its service's, or the default; nil: none.
+func (i *Interceptor) policyOf(fullMethod string) mtls.Policy {
+	if p, ok := i.exact[fullMethod]; ok {
+		return p
+	}
+	if len(i.services) > 0 {
+		if j := lastSlash(fullMethod); j > 0 {
+			if p, ok := i.services[fullMethod[:j+1]]; ok {
+				return p
+			}
+		}
+	}
+	return i.def
+}
+
+func lastSlash(s string) int {
+	for j := len(s) - 1; j >= 0; j-- {
+		if s[j] == '/' {
+			return j
+		}
+	}
+	return -1
+}
+
+// connection is what grpc-go knows of the peer of a call.
+type connection struct {
+	tls  *tls.ConnectionState // nil: not a TLS connection
+	addr netip.Addr           // invalid: unknown, never a trusted proxy
+}
+
+// connectionOf reads the peer of ctx. The TLS state is credentials.TLSInfo's, a value: on the
+// server's own transport as on ServeHTTP's (which builds it from the request's TLS state). Its
+// SPIFFEID is not used: the middleware verifies the certificate itself. Any other AuthInfo is no
+// TLS. The address is a *net.TCPAddr on the server's own transport, and the "ip:port" string
+// of the request's RemoteAddr under ServeHTTP; anything else (a Unix socket, a bare address) is
+// no address.
+func connectionOf(ctx context.Context) connection {
+	var c connection
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return c
+	}
+	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+		c.tls = &info.State
+	}
+	c.addr = addrOf(p.Addr)
+	return c
+}
+
+// addrOf is the IP address of a, unmapped and without a zone, as package mtls reads a peer.
+func addrOf(a net.Addr) netip.Addr {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case nil:
+		return netip.Addr{}
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	default:
+		var err error
+		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
+			return netip.Addr{}
+		}
+	}
+	if !ap.IsValid() {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap().WithZone("")
+}
+
+// incoming returns the metadata of ctx, nil when there is none.
+func incoming(ctx context.Context) metadata.MD {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return md
+}
