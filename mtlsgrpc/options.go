@@ -33,7 +33,7 @@ type methodPolicy struct {
 func WithPolicy(pattern string, p mtls.Policy) Option {
 	return func(o *options) {
 		if p == nil {
-			o.errs = append(o.errs, fmt.Errorf("mtls: nil policy for %q", pattern))
+			o.errs = append(o.errs, &mtls.ConfigError{Field: "WithPolicy", Err: fmt.Errorf("mtls: nil policy for %q", pattern)})
 			return
 		}
 		o.policies = append(o.policies, methodPolicy{pattern, p})
@@ -45,7 +45,7 @@ func WithPolicy(pattern string, p mtls.Policy) Option {
 func WithDefaultPolicy(p mtls.Policy) Option {
 	return func(o *options) {
 		if p == nil {
-			o.errs = append(o.errs, errors.New("mtls: nil default policy"))
+			o.errs = append(o.errs, &mtls.ConfigError{Field: "WithDefaultPolicy", Err: errors.New("mtls: nil policy")})
 			return
 		}
 		o.def = p

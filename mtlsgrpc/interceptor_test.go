@@ -1,0 +1,146 @@
+package mtlsgrpc_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/certgate/mtls"
+	"github.com/certgate/mtls/mtlsgrpc"
+	"github.com/certgate/mtls/mtlsgrpc/mtlsgrpctest"
+	"github.com/certgate/mtls/mtlstest"
+	"github.com/stretchr/testify/require"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+const healthCheck = "/grpc.health.v1.Health/Check"
+
+// TestCalls runs unary calls and streams over TLS, each case on a server of its own: what the
+// client gets, and what the handler saw.
+func TestCalls(t *testing.T) {
+	p := newPKI(t)
+	now := time.Now()
+	expired := p.issuing.NewClient("old", mtlstest.WithValidity(now.Add(-48*time.Hour), now.Add(-24*time.Hour)))
+	onlyAlice := mtls.Must(mtls.RequireURIs("spiffe://example.test/alice"))
+	cases := []struct {
+		name    string
+		client  *mtlstest.Leaf
+		opts    []mtlsgrpc.Option
+		method  string // SayMethod or ChatMethod
+		reason  string // "": accepted
+		answers string // the answer to "hi" when accepted
+	}{
+		{name: "valid", client: p.alice, method: mtlsgrpctest.SayMethod, answers: "alice:hi"},
+		{name: "valid stream", client: p.alice, method: mtlsgrpctest.ChatMethod, answers: "alice:hi"},
+		{name: "no certificate", method: mtlsgrpctest.SayMethod, reason: mtls.ReasonCertificateRequired},
+		{name: "no certificate stream", method: mtlsgrpctest.ChatMethod, reason: mtls.ReasonCertificateRequired},
+		{name: "untrusted", client: p.other.NewClient("mallory"), method: mtlsgrpctest.SayMethod, reason: mtls.ReasonCertificateUntrusted},
+		{name: "self-signed", client: mtlstest.NewSelfSigned("mallory"), method: mtlsgrpctest.ChatMethod, reason: mtls.ReasonCertificateUntrusted},
+		{name: "expired", client: expired, method: mtlsgrpctest.SayMethod, reason: mtls.ReasonCertificateExpired},
+		{name: "denied by the method's policy", client: p.bob, method: mtlsgrpctest.SayMethod,
+			opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy(mtlsgrpctest.SayMethod, onlyAlice)}, reason: mtls.ReasonPolicyDenied},
+		{name: "allowed by the method's policy", client: p.alice, method: mtlsgrpctest.SayMethod,
+			opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy(mtlsgrpctest.SayMethod, onlyAlice)}, answers: "alice:hi"},
+		{name: "another method's policy", client: p.bob, method: mtlsgrpctest.ChatMethod,
+			opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy(mtlsgrpctest.SayMethod, onlyAlice)}, answers: "bob:hi"},
+		{name: "denied by the service's policy", client: p.bob, method: mtlsgrpctest.ChatMethod,
+			opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/"+mtlsgrpctest.EchoService+"/", onlyAlice)}, reason: mtls.ReasonPolicyDenied},
+		{name: "the method's policy before the service's", client: p.bob, method: mtlsgrpctest.SayMethod,
+			opts: []mtlsgrpc.Option{
+				mtlsgrpc.WithPolicy("/"+mtlsgrpctest.EchoService+"/", onlyAlice),
+				mtlsgrpc.WithPolicy(mtlsgrpctest.SayMethod, mtls.PolicyFunc(func(*mtls.Identity) error { return nil })),
+			}, answers: "bob:hi"},
+		{name: "denied by the default policy", client: p.bob, method: mtlsgrpctest.ChatMethod,
+			opts: []mtlsgrpc.Option{mtlsgrpc.WithDefaultPolicy(onlyAlice)}, reason: mtls.ReasonPolicyDenied},
+		{name: "open method is not the checked one", method: mtlsgrpctest.SayMethod,
+			opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate(healthCheck)}, reason: mtls.ReasonCertificateRequired},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := start(t, newMiddleware(t, p, mtls.Config{}, nil), tc.opts...)
+			conn := srv.Dial(t, tc.client)
+			var answer string
+			var err error
+			if tc.method == mtlsgrpctest.SayMethod {
+				answer, err = mtlsgrpctest.Say(ctx(t), conn, "hi")
+			} else {
+				var answers []string
+				answers, err = mtlsgrpctest.Chat(ctx(t), conn, []string{"hi"})
+				if len(answers) > 0 {
+					answer = answers[0]
+				}
+			}
+			seen := srv.Echo.Seen()
+			if tc.reason != "" {
+				requireRefused(t, err, tc.reason)
+				require.Empty(t, seen, "the handler ran")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.answers, answer)
+			require.Len(t, seen, 1)
+			require.Equal(t, tc.method, seen[0].Method)
+			require.Equal(t, tc.client.SHA256(), seen[0].Identity.SHA256)
+		})
+	}
+}
+
+// TestWithoutCertificate: a method named by WithoutCertificate is called without a certificate,
+// and its handler sees no identity, also when the client presents one; every other method still
+// needs one.
+func TestWithoutCertificate(t *testing.T) {
+	p := newPKI(t)
+	var ev events
+	srv := start(t, newMiddleware(t, p, mtls.Config{}, &ev), mtlsgrpc.WithoutCertificate(healthCheck))
+	for _, client := range []*mtlstest.Leaf{nil, p.other.NewClient("mallory"), p.alice} {
+		conn := srv.Dial(t, client)
+		res, err := healthpb.NewHealthClient(conn).Check(ctx(t), &healthpb.HealthCheckRequest{})
+		require.NoError(t, err)
+		require.Equal(t, healthpb.HealthCheckResponse_SERVING, res.GetStatus())
+		_, err = healthpb.NewHealthClient(conn).List(ctx(t), &healthpb.HealthListRequest{})
+		if client == p.alice {
+			require.NoError(t, err)
+		} else {
+			require.Error(t, err)
+		}
+	}
+}
+
+// TestOptions: what New refuses.
+func TestOptions(t *testing.T) {
+	p := newPKI(t)
+	m := newMiddleware(t, p, mtls.Config{}, nil)
+	allow := mtls.PolicyFunc(func(*mtls.Identity) error { return nil })
+	cases := []struct {
+		name  string
+		opts  []mtlsgrpc.Option
+		field string // "": accepted
+	}{
+		{name: "none"},
+		{name: "method and service", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/a.B/C", allow), mtlsgrpc.WithPolicy("/a.B/", allow)}},
+		{name: "no leading slash", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("a.B/C", allow)}, field: "WithPolicy"},
+		{name: "no service", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("//C", allow)}, field: "WithPolicy"},
+		{name: "a prefix of a service", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/a.", allow)}, field: "WithPolicy"},
+		{name: "too many slashes", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/a.B/C/D", allow)}, field: "WithPolicy"},
+		{name: "two policies", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/a.B/C", allow), mtlsgrpc.WithPolicy("/a.B/C", allow)}, field: "WithPolicy"},
+		{name: "nil policy", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/a.B/C", nil)}, field: "WithPolicy"},
+		{name: "nil default", opts: []mtlsgrpc.Option{mtlsgrpc.WithDefaultPolicy(nil)}, field: "WithDefaultPolicy"},
+		{name: "open service", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/grpc.health.v1.Health/")}, field: "WithoutCertificate"},
+		{name: "open everything", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/")}, field: "WithoutCertificate"},
+		{name: "open and a policy", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/a.B/C"), mtlsgrpc.WithPolicy("/a.B/C", allow)}, field: "WithoutCertificate"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			i, err := mtlsgrpc.New(m, tc.opts...)
+			if tc.field == "" {
+				require.NoError(t, err)
+				require.NotNil(t, i)
+				return
+			}
+			var ce *mtls.ConfigError
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, tc.field, ce.Field)
+		})
+	}
+	_, err := mtlsgrpc.New(nil)
+	require.Error(t, err)
+}
