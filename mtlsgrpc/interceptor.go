@@ -89,13 +89,14 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 // go-grpc-middleware's interceptors/auth, for one).
 func (i *Interceptor) Authenticate(ctx context.Context, fullMethod string) (context.Context, error) {
 	if i.open[fullMethod] {
-		return i.stripped(ctx, nil), nil
+		md, _ := metadata.FromIncomingContext(ctx)
+		return i.stripped(ctx, md, nil), nil
 	}
-	id, err := i.decide(ctx, fullMethod)
+	id, md, err := i.decide(ctx, fullMethod)
 	if err != nil {
 		return ctx, Error(err)
 	}
-	ctx = i.stripped(ctx, id)
+	ctx = i.stripped(ctx, md, id)
 	if id != nil {
 		ctx = mtls.NewContext(ctx, id)
 	}
@@ -169,10 +170,4 @@ func addrOf(a net.Addr) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap().WithZone("")
-}
-
-// incoming returns the metadata of ctx, nil when there is none.
-func incoming(ctx context.Context) metadata.MD {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return md
 }

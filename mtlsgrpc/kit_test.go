@@ -14,6 +14,7 @@ import (
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -151,3 +152,6 @@ func start(t testing.TB, m *mtls.Middleware, opts ...mtlsgrpc.Option) *mtlsgrpct
 	t.Helper()
 	return mtlsgrpctest.Start(t, mtlsgrpctest.Config{Middleware: m, Options: opts})
 }
+
+// grpcConn is a client connection.
+type grpcConn = grpc.ClientConn

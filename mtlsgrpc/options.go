@@ -113,10 +113,10 @@ func (o *options) compile(i *Interceptor) error {
 			errs = append(errs, &mtls.ConfigError{Field: "WithPolicy", Err: fmt.Errorf("mtls: two policies for %q", mp.pattern)})
 			continue
 		}
-		table[mp.pattern] = routePolicy(i.m, mp.p)
+		table[mp.pattern] = i.m.CallPolicy(mp.p)
 	}
 	if o.def != nil {
-		i.def = routePolicy(i.m, o.def)
+		i.def = i.m.CallPolicy(o.def)
 	}
 	i.open = map[string]bool{}
 	for _, name := range o.open {
