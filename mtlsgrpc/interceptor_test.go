@@ -1,6 +1,7 @@
 package mtlsgrpc_test
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -10,12 +11,14 @@ import (
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/require"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 )
 
 const healthCheck = "/grpc.health.v1.Health/Check"
 
-// TestCalls runs unary calls and streams over TLS, each case on a server of its own: what the
-// client gets, and what the handler saw.
+// TestCalls runs unary calls and streams over TLS, each case on a server of its own, on
+// grpc-go's own transport and under net/http (ServeHTTP): what the client gets, and what the
+// handler saw.
 func TestCalls(t *testing.T) {
 	p := newPKI(t)
 	now := time.Now()
@@ -54,33 +57,39 @@ func TestCalls(t *testing.T) {
 		{name: "open method is not the checked one", method: mtlsgrpctest.SayMethod,
 			opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate(healthCheck)}, reason: mtls.ReasonCertificateRequired},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := start(t, newMiddleware(t, p, mtls.Config{}, nil), tc.opts...)
-			conn := srv.Dial(t, tc.client)
-			var answer string
-			var err error
-			if tc.method == mtlsgrpctest.SayMethod {
-				answer, err = mtlsgrpctest.Say(ctx(t), conn, "hi")
-			} else {
-				var answers []string
-				answers, err = mtlsgrpctest.Chat(ctx(t), conn, []string{"hi"})
-				if len(answers) > 0 {
-					answer = answers[0]
+	for _, serveHTTP := range []bool{false, true} {
+		for _, tc := range cases {
+			name := tc.name
+			if serveHTTP {
+				name = "ServeHTTP/" + name
+			}
+			t.Run(name, func(t *testing.T) {
+				srv := mtlsgrpctest.Start(t, mtlsgrpctest.Config{Middleware: newMiddleware(t, p, mtls.Config{}, nil), Options: tc.opts, ServeHTTP: serveHTTP})
+				conn := srv.Dial(t, tc.client)
+				var answer string
+				var err error
+				if tc.method == mtlsgrpctest.SayMethod {
+					answer, err = mtlsgrpctest.Say(ctx(t), conn, "hi")
+				} else {
+					var answers []string
+					answers, err = mtlsgrpctest.Chat(ctx(t), conn, []string{"hi"})
+					if len(answers) > 0 {
+						answer = answers[0]
+					}
 				}
-			}
-			seen := srv.Echo.Seen()
-			if tc.reason != "" {
-				requireRefused(t, err, tc.reason)
-				require.Empty(t, seen, "the handler ran")
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tc.answers, answer)
-			require.Len(t, seen, 1)
-			require.Equal(t, tc.method, seen[0].Method)
-			require.Equal(t, tc.client.SHA256(), seen[0].Identity.SHA256)
-		})
+				seen := srv.Echo.Seen()
+				if tc.reason != "" {
+					requireRefused(t, err, tc.reason)
+					require.Empty(t, seen, "the handler ran")
+					return
+				}
+				require.NoError(t, err)
+				require.Equal(t, tc.answers, answer)
+				require.Len(t, seen, 1)
+				require.Equal(t, tc.method, seen[0].Method)
+				require.Equal(t, tc.client.SHA256(), seen[0].Identity.SHA256)
+			})
+		}
 	}
 }
 
@@ -102,6 +111,39 @@ func TestWithoutCertificate(t *testing.T) {
 		} else {
 			require.Error(t, err)
 		}
+	}
+	got := ev.take()
+	require.Len(t, got, 3, "the List calls only")
+	for _, e := range got {
+		require.Equal(t, "/grpc.health.v1.Health/List", e.Method)
+	}
+}
+
+// TestWithoutCertificateStrips: the handler of a method open without a certificate sees no
+// certificate metadata, from a trusted proxy or not, and no identity.
+func TestWithoutCertificateStrips(t *testing.T) {
+	p := newPKI(t)
+	for _, trusted := range []string{"127.0.0.1/32", "192.0.2.0/24"} {
+		t.Run(trusted, func(t *testing.T) {
+			m := newMiddleware(t, p, mtls.Config{Header: &mtls.HeaderConfig{
+				Format: mtls.MustHeaderFormat("envoy-xfcc"), TrustedProxies: []netip.Prefix{netip.MustParsePrefix(trusted)},
+			}}, nil)
+			srv := start(t, m, mtlsgrpc.WithoutCertificate(mtlsgrpctest.SayMethod, mtlsgrpctest.ChatMethod))
+			for _, client := range []*mtlstest.Leaf{nil, p.bob} {
+				conn := srv.Dial(t, client)
+				md := metadata.Pairs("x-forwarded-client-cert", xfcc(t, p.alice), "x_forwarded_client_cert", xfcc(t, p.alice))
+				for _, method := range []string{mtlsgrpctest.SayMethod, mtlsgrpctest.ChatMethod} {
+					srv.Echo.Reset()
+					answer, err := call(metadata.NewOutgoingContext(ctx(t), md), conn, method)
+					require.NoError(t, err)
+					require.Equal(t, "-:hi", answer)
+					seen := srv.Echo.Seen()
+					require.Len(t, seen, 1)
+					require.Nil(t, seen[0].Identity)
+					requireNoCertificateMetadata(t, seen[0].Metadata)
+				}
+			}
+		})
 	}
 }
 
