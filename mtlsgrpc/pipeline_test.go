@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 )
 
 // TestEvents: one event per unary call and one per stream however many messages it carries,
@@ -368,4 +369,49 @@ func TestWithH2(t *testing.T) {
 	require.Equal(t, []string{"http/1.1"}, base.NextProtos)
 	require.Equal(t, []string{"h2"}, mtlsgrpc.WithH2(nil).NextProtos)
 	require.Equal(t, []string{"http/1.1", "h2"}, mtlsgrpc.WithH2(&tls.Config{NextProtos: []string{"http/1.1", "h2"}}).NextProtos)
+}
+
+// TestShadow: the shadow policy's outcome of each call goes to WithOnShadow, with the call's
+// context, and the call goes on.
+func TestShadow(t *testing.T) {
+	p := newPKI(t)
+	type outcome struct {
+		cn      string
+		allowed bool
+		peer    bool // the context is the call's: it carries its peer
+	}
+	var mu sync.Mutex
+	var got []outcome
+	m := newMiddleware(t, p, mtls.Config{ShadowPolicy: mtls.Must(mtls.RequireURIs("spiffe://example.test/alice"))}, nil)
+	srv := start(t, m, mtlsgrpc.WithOnShadow(func(c context.Context, res mtls.ShadowResult) {
+		_, ok := peer.FromContext(c)
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, outcome{res.Identity.Leaf.Subject.CommonName, res.WouldAllow(), ok})
+	}))
+	for _, client := range []*mtlstest.Leaf{p.alice, p.bob} {
+		answer, err := mtlsgrpctest.Say(ctx(t), srv.Dial(t, client), "hi")
+		require.NoError(t, err)
+		require.Equal(t, client.Certificate.Subject.CommonName+":hi", answer)
+	}
+	require.Equal(t, []outcome{{"alice", true, true}, {"bob", false, true}}, got)
+}
+
+// TestOptional: in optional mode a call without a certificate goes on without an identity,
+// unless its method has a policy.
+func TestOptional(t *testing.T) {
+	p := newPKI(t)
+	allow := mtls.PolicyFunc(func(*mtls.Identity) error { return nil })
+	srv := start(t, newMiddleware(t, p, mtls.Config{Optional: true}, nil), mtlsgrpc.WithPolicy(mtlsgrpctest.ChatMethod, allow))
+	anonymous := srv.Dial(t, nil)
+	answer, err := mtlsgrpctest.Say(ctx(t), anonymous, "hi")
+	require.NoError(t, err)
+	require.Equal(t, "-:hi", answer)
+	_, err = mtlsgrpctest.Chat(ctx(t), anonymous, []string{"hi"})
+	requireRefused(t, err, mtls.ReasonCertificateRequired)
+	_, err = mtlsgrpctest.Say(ctx(t), srv.Dial(t, p.other.NewClient("mallory")), "hi")
+	requireRefused(t, err, mtls.ReasonCertificateUntrusted)
+	answers, err := mtlsgrpctest.Chat(ctx(t), srv.Dial(t, p.alice), []string{"hi"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"alice:hi"}, answers)
 }
