@@ -125,3 +125,17 @@ func call(c context.Context, conn *grpcConn, method string) (string, error) {
 	}
 	return answers[0], err
 }
+
+// TestHeaderBinName: grpc-go decodes the base64 of metadata whose name ends in "-bin", so a
+// trusted proxy's certificate field of such a name is not what the proxy sent: refused.
+func TestHeaderBinName(t *testing.T) {
+	p := newPKI(t)
+	m := newMiddleware(t, p, mtls.Config{Header: &mtls.HeaderConfig{
+		Format: mtls.MustHeaderFormat("base64-der"), Names: []string{"X-Client-Cert-Bin"},
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+	}}, nil)
+	conn := start(t, m).Dial(t, nil)
+	c := metadata.NewOutgoingContext(ctx(t), metadata.Pairs("x-client-cert-bin", string(p.alice.Certificate.Raw)))
+	_, err := mtlsgrpctest.Say(c, conn, "hi")
+	requireRefused(t, err, mtls.ReasonMalformedHeader)
+}
