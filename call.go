@@ -156,6 +156,12 @@ func (m *Middleware) Decide(c *Call) (*Identity, error) {
 	return d.id, d.err
 }
 
+// HeaderMode reports whether the middleware reads a certificate from a trusted proxy's fields
+// ([Config.Header] is set). Without it, [Middleware.Decide] reads no [Call.Fields] but the
+// Host check's, and [Middleware.StripCertificateFields] removes nothing: a transport whose
+// fields cost a copy to read (gRPC metadata) can then leave Fields nil.
+func (m *Middleware) HeaderMode() bool { return m.header != nil }
+
 // StripCertificateFields returns f without the certificate fields of header mode (the
 // certificate headers and their companions, see [HeaderConfig.CompanionHeaders], under any
 // spelling: any case, '_' or '.' for '-') unless id came from them (id.Source is

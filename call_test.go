@@ -265,6 +265,8 @@ func TestStripCertificateFields(t *testing.T) {
 		got, stripped := plain.StripCertificateFields(f, nil)
 		assert.False(t, stripped)
 		assert.Equal(t, f, got)
+		assert.False(t, plain.HeaderMode())
+		assert.True(t, m.HeaderMode())
 	})
 }
 

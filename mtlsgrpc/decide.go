@@ -15,7 +15,10 @@ const transport = "grpc"
 // call's metadata (nil when it has none): the copy that was read, to strip.
 func (i *Interceptor) decide(ctx context.Context, fullMethod string) (*mtls.Identity, metadata.MD, error) {
 	conn := connectionOf(ctx)
-	md, _ := metadata.FromIncomingContext(ctx) // a copy, with lower-case keys
+	var md metadata.MD
+	if i.m.HeaderMode() {
+		md, _ = metadata.FromIncomingContext(ctx) // a copy, with lower-case keys
+	}
 	c := mtls.Call{
 		Context:       ctx,
 		TLS:           conn.tls,
@@ -27,7 +30,11 @@ func (i *Interceptor) decide(ctx context.Context, fullMethod string) (*mtls.Iden
 		Policy:        i.policyOf(fullMethod),
 		OnShadow:      i.onShadow,
 	}
-	if a := md[":authority"]; len(a) > 0 {
+	a := md[":authority"]
+	if md == nil {
+		a = metadata.ValueFromIncomingContext(ctx, ":authority") // one value, not the whole metadata
+	}
+	if len(a) > 0 {
 		c.Authority = a[0]
 	}
 	id, err := i.m.Decide(&c)

@@ -89,6 +89,9 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 // go-grpc-middleware's interceptors/auth, for one).
 func (i *Interceptor) Authenticate(ctx context.Context, fullMethod string) (context.Context, error) {
 	if i.open[fullMethod] {
+		if !i.m.HeaderMode() {
+			return ctx, nil
+		}
 		md, _ := metadata.FromIncomingContext(ctx)
 		return i.stripped(ctx, md, nil), nil
 	}
