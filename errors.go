@@ -107,8 +107,8 @@ type Error struct {
 	// RetryAfter is how long the client should wait before trying again: for [ErrRateLimited],
 	// until the identity's bucket holds a token again; for [ErrTooManyRefusals], until its
 	// window ends. [WriteError] sends it, and a 429 of any kind, as a Retry-After header in whole
-	// seconds rounded up (at least 1); a custom error handler should send it too. Zero for
-	// other refusals.
+	// seconds rounded up (at least 1, at most 86400: a day); a custom error handler should send
+	// it too. Zero for other refusals.
 	RetryAfter time.Duration
 }
 
@@ -206,7 +206,8 @@ func WriteError(w http.ResponseWriter, _ *http.Request, err error) {
 }
 
 // retryAfter is the Retry-After value for err refused with status: the whole seconds of its
-// RetryAfter, rounded up and at least 1; empty when err sets none and status is not 429.
+// RetryAfter, rounded up, at least 1 and at most a day (maxRetryAfter); empty when err sets none
+// and status is not 429.
 func retryAfter(err error, status int) string {
 	var d time.Duration
 	if e := (*Error)(nil); errors.As(err, &e) {
@@ -215,5 +216,9 @@ func retryAfter(err error, status int) string {
 	if d <= 0 && status != http.StatusTooManyRequests {
 		return ""
 	}
-	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
+	s := d / time.Second // not (d+time.Second-1)/time.Second, which overflows near the longest duration
+	if d%time.Second > 0 {
+		s++
+	}
+	return strconv.FormatInt(int64(min(max(1, s), maxRetryAfter/time.Second)), 10)
 }

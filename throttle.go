@@ -134,8 +134,21 @@ func (s *TierStore) ResolveTier(id *Identity) (string, error) {
 	return s.cur.Load().lookup(id), nil
 }
 
-// Len is the number of principals the file in force assigns a tier.
-func (s *TierStore) Len() int { return len(s.cur.Load().tiers) }
+// Len is the number of principals the file in force assigns a tier; 0 for a nil or zero
+// TierStore.
+func (s *TierStore) Len() int {
+	if s == nil {
+		return 0
+	}
+	return s.cur.Load().len()
+}
+
+func (t *tierMap) len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.tiers)
+}
 
 func (t *tierMap) lookup(id *Identity) string {
 	if t == nil || id == nil || id.Principal == "" {
@@ -191,7 +204,8 @@ const (
 	// throttleSweepPause: with the table full, it is swept at most this often (on the clock of
 	// Config.Now), so that identities refused for want of room cost no more than a look-up.
 	throttleSweepPause = time.Second
-	// maxRetryAfter bounds the Retry-After of a refusal (a tier of a very low rate).
+	// maxRetryAfter bounds the Retry-After of a refusal (a tier of a very low rate, a long
+	// RefusalThrottle.Window): the header never says more than a day.
 	maxRetryAfter = 24 * time.Hour
 )
 

@@ -513,6 +513,10 @@ func TestRetryAfter(t *testing.T) {
 		{"a second", &Error{Kind: ErrRateLimited, RetryAfter: time.Second}, "1"},
 		{"just over", &Error{Kind: ErrRateLimited, RetryAfter: time.Second + 1}, "2"},
 		{"wrapped", fmt.Errorf("x: %w", &Error{Kind: ErrRateLimited, RetryAfter: 3 * time.Second}), "3"},
+		{"a day", &Error{Kind: ErrRateLimited, RetryAfter: 24 * time.Hour}, "86400"},
+		{"over a day", &Error{Kind: ErrTooManyRefusals, RetryAfter: 24*time.Hour + 1}, "86400"},
+		{"longest duration", &Error{Kind: ErrTooManyRefusals, RetryAfter: time.Duration(math.MaxInt64)}, "86400"},
+		{"longest duration, not a 429", &Error{Kind: ErrDenied, RetryAfter: time.Duration(math.MaxInt64)}, "86400"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -526,6 +530,32 @@ func TestRetryAfter(t *testing.T) {
 	status, reason := StatusAndReason(ErrRateLimited)
 	assert.Equal(t, 429, status)
 	assert.Equal(t, ReasonRateLimited, reason)
+}
+
+// TestTierStoreLen: Len of a nil or zero TierStore is 0, as ResolveTier of one answers.
+func TestTierStoreLen(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tiers.json")
+	writeTiers(t, file, map[string]string{"a": "gold", "b": "bronze"})
+	loaded, err := NewTierStore(file)
+	require.NoError(t, err)
+	var nilStore *TierStore
+	tests := []struct {
+		name  string
+		store *TierStore
+		want  int
+	}{
+		{"nil", nilStore, 0},
+		{"zero", new(TierStore), 0},
+		{"loaded", loaded, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.NotPanics(t, func() { assert.Equal(t, tt.want, tt.store.Len()) })
+		})
+	}
+	tier, err := new(TierStore).ResolveTier(&Identity{Principal: "a"})
+	require.NoError(t, err)
+	assert.Empty(t, tier)
 }
 
 func TestParseTierJSON(t *testing.T) {
