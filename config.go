@@ -339,7 +339,7 @@ func compile(cfg *Config) (*Middleware, *state, error) {
 	}
 	m.policies = compilePolicies(&p, cfg)
 	if cfg.Throttle != nil {
-		m.throttle = compileThrottle(&p, cfg.Throttle)
+		m.throttle = compileThrottle(&p, cfg.Throttle, cfg.Principals != nil)
 	}
 	if m.files.interval > 0 {
 		m.reload.marks = m.scan() // before reading: a change made meanwhile is seen by the first poll

@@ -23,10 +23,12 @@ import (
 // Tier is a class of service: how many requests an identity of the tier may make.
 type Tier struct {
 	// Rate is the sustained number of requests a second, refilled continuously. It must be
-	// greater than zero and finite: a tier that refuses everything is a policy, not a rate.
+	// greater than zero: a tier that refuses everything is a policy, not a rate. math.Inf(1)
+	// makes the tier unlimited (WSO2's Unlimited): its identities are let through without a
+	// bucket, and Burst is not used.
 	Rate float64
 	// Burst is how many requests may be made at once after an idle time: the size of the
-	// bucket, which starts full. At least 1.
+	// bucket, which starts full. At least 1, unless Rate is math.Inf(1).
 	Burst int
 }
 
@@ -75,16 +77,18 @@ func (f TierResolverFunc) ResolveTier(id *Identity) (string, error) { return f(i
 type ThrottleConfig struct {
 	// Tiers are the tiers by name. Required: at least one; names are non-empty.
 	Tiers map[string]Tier
-	// Default is the tier of identities that the Resolver gives no tier ("" answers), and of
-	// every identity when Resolver is nil. Default "": such identities are not limited. It must
-	// name one of Tiers when set.
+	// Default is the tier of identities that the Resolver gives no tier ("" answers: a
+	// principal a TierStore does not name, an identity without a principal), and of every
+	// identity when Resolver is nil. Required, one of Tiers: an identity is never let through
+	// unlimited for want of a tier. To leave such identities unlimited on purpose, name a tier
+	// of Rate math.Inf(1) (such as "unlimited"); with Resolver nil, Default must be limited.
 	Default string
 	// Resolver names the tier of each identity. A [*TierStore] set here is read again by
 	// [Middleware.Reload] with the other files, and its tier names are checked against Tiers at
 	// every load: a file naming an unknown tier fails New, or the reload (which then keeps
-	// everything in force). A TierStore inside another resolver is not found, and is read only
-	// by NewTierStore. Default nil: every identity gets Default. One of Default and Resolver
-	// must be set.
+	// everything in force). A TierStore looks identities up by principal, so it needs
+	// [Config.Principals] (New refuses it without). A TierStore inside another resolver is not
+	// found, and is read only by NewTierStore. Default nil: every identity gets Default.
 	Resolver TierResolver
 	// MaxTracked bounds the buckets kept, and so the memory (about 200 bytes a bucket, beside
 	// the principal's name, which the bindings hold already). Default 100,000; it cannot be
@@ -211,9 +215,10 @@ const (
 
 // tierDef is a compiled tier; the throttle's tiers never change after New.
 type tierDef struct {
-	name  string
-	rate  rate.Limit
-	burst int
+	name      string
+	rate      rate.Limit
+	burst     int
+	unlimited bool // Rate +Inf: no bucket
 }
 
 // throttleKey is the key of a bucket: the principal, or else the leaf's fingerprint (principal
@@ -232,7 +237,7 @@ type bucket struct {
 // throttle is the compiled ThrottleConfig and its table of buckets.
 type throttle struct {
 	tiers    map[string]*tierDef
-	def      *tierDef // nil: identities without a tier are not limited
+	def      *tierDef // the tier of identities the resolver gives none
 	resolver TierResolver
 	store    *TierStore // resolver, when it is one: answered from the state's load
 	max      int
@@ -244,45 +249,56 @@ type throttle struct {
 	sinceSweep int       // buckets added since
 }
 
-// compileThrottle checks a ThrottleConfig.
-func compileThrottle(p *problems, cfg *ThrottleConfig) *throttle {
+// compileThrottle checks a ThrottleConfig; principals says whether Config.Principals is set.
+func compileThrottle(p *problems, cfg *ThrottleConfig, principals bool) *throttle {
 	th := &throttle{
 		tiers:    make(map[string]*tierDef, len(cfg.Tiers)),
 		resolver: cfg.Resolver,
 		max:      number(p, "Throttle.MaxTracked", cfg.MaxTracked, defaultMaxTracked, false),
 		table:    map[throttleKey]*bucket{},
 	}
-	if len(cfg.Tiers) == 0 {
-		p.addf("Throttle.Tiers", "no tier")
-	}
+	limited := false
 	for name, t := range cfg.Tiers {
 		field := "Throttle.Tiers[" + strconv.Quote(name) + "]"
 		if name == "" {
 			p.addf(field, "a tier needs a name")
 		}
-		if !(t.Rate > 0) || math.IsInf(t.Rate, 0) {
-			p.addf(field+".Rate", "%v: want a finite number of requests a second, greater than 0", t.Rate)
-		}
-		if t.Burst < 1 {
+		def := &tierDef{name: name, rate: rate.Limit(t.Rate), burst: t.Burst, unlimited: math.IsInf(t.Rate, 1)}
+		switch {
+		case def.unlimited:
+		case !(t.Rate > 0) || math.IsInf(t.Rate, 0):
+			p.addf(field+".Rate", "%v: want a number of requests a second greater than 0, or math.Inf(1) for unlimited", t.Rate)
+		case t.Burst < 1:
 			p.addf(field+".Burst", "%d: want at least 1", t.Burst)
 		}
-		th.tiers[name] = &tierDef{name: name, rate: rate.Limit(t.Rate), burst: t.Burst}
+		limited = limited || !def.unlimited
+		th.tiers[name] = def
 	}
-	if cfg.Default != "" {
-		if th.def = th.tiers[cfg.Default]; th.def == nil {
-			p.addf("Throttle.Default", "%q is not one of Throttle.Tiers", clip(cfg.Default))
+	switch {
+	case len(cfg.Tiers) == 0:
+		p.addf("Throttle.Tiers", "no tier")
+	case !limited:
+		p.addf("Throttle.Tiers", "every tier is unlimited: no identity would be limited")
+	}
+	switch {
+	case cfg.Default == "":
+		p.addf("Throttle.Default", "not set: the tier of identities without one is required (a tier of Rate math.Inf(1) leaves them unlimited)")
+	case th.tiers[cfg.Default] == nil:
+		p.addf("Throttle.Default", "%q is not one of Throttle.Tiers", clip(cfg.Default))
+	default:
+		th.def = th.tiers[cfg.Default]
+		if th.def.unlimited && cfg.Resolver == nil && limited {
+			p.addf("Throttle.Default", "%q is unlimited and no Resolver is set: no identity would be limited", clip(cfg.Default))
 		}
 	}
-	switch r := cfg.Resolver.(type) {
-	case nil:
-		if cfg.Default == "" {
-			p.addf("Throttle", "neither Default nor Resolver is set: no identity would be limited")
-		}
-	case *TierStore:
-		if r == nil {
+	if r, ok := cfg.Resolver.(*TierStore); ok {
+		switch {
+		case r == nil:
 			p.add("Throttle.Resolver", errNilTierStore)
 			th.resolver = nil
-		} else {
+		case !principals:
+			p.addf("Throttle.Resolver", "a TierStore looks identities up by principal, and Config.Principals is not set: its file would never apply")
+		default:
 			th.store = r
 		}
 	}
@@ -300,16 +316,16 @@ func (m *Middleware) throttleStep(d *decision, st *state) {
 		setStep(d.err, stepThrottle)
 		return
 	}
-	if t == nil {
+	d.tier = t.name
+	if t.unlimited {
 		return
 	}
-	d.tier = t.name
 	if e := th.take(id, t, d.now); e != nil {
 		d.id, d.err = nil, e
 	}
 }
 
-// tierOf returns the tier of id; nil: none, not limited.
+// tierOf returns the tier of id.
 func (th *throttle) tierOf(id *Identity, st *state) (*tierDef, error) {
 	if th.resolver == nil {
 		return th.def, nil

@@ -88,7 +88,7 @@ func TestThrottleTierOfAPartner(t *testing.T) {
 	writeTiers(t, file, map[string]string{"partner-a": "gold"})
 	store, err := NewTierStore(file)
 	require.NoError(t, err)
-	m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store}))
+	m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"}))
 	require.NoError(t, err)
 	h := m.Handler(k.next)
 	partner := k.p.issuing.NewClient("partner-a")
@@ -120,6 +120,7 @@ func TestThrottleTierSources(t *testing.T) {
 		}
 		return "", nil
 	})
+	withUnlimited := map[string]Tier{"gold": goldBronze["gold"], "bronze": goldBronze["bronze"], "unlimited": {Rate: math.Inf(1)}}
 	tests := []struct {
 		name        string
 		th          ThrottleConfig
@@ -127,12 +128,12 @@ func TestThrottleTierSources(t *testing.T) {
 		// Statuses of alice, alice's other certificate, then bob.
 		alice, alice2, bob []int
 	}{
-		{"tier store", ThrottleConfig{Tiers: goldBronze, Resolver: store},
-			false, []int{200, 200}, []int{429}, []int{200, 200, 200}},
+		{"tier store, default unlimited", ThrottleConfig{Tiers: withUnlimited, Resolver: store, Default: "unlimited"},
+			false, []int{200, 200}, []int{429}, []int{200, 200, 200, 200, 200, 200, 200}},
 		{"tier store and default", ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "gold"},
 			false, []int{200, 200}, []int{429}, []int{200, 200, 200, 200, 200, 429}},
-		{"resolver", ThrottleConfig{Tiers: goldBronze, Resolver: byCN},
-			false, []int{200, 200}, []int{429}, []int{200, 200, 200}},
+		{"resolver", ThrottleConfig{Tiers: withUnlimited, Resolver: byCN, Default: "unlimited"},
+			false, []int{200, 200}, []int{429}, []int{200, 200, 200, 200, 200, 200, 200}},
 		{"default only", ThrottleConfig{Tiers: goldBronze, Default: "bronze"},
 			false, []int{200, 200}, []int{429}, []int{200, 200, 429}},
 		{"no principal: by certificate", ThrottleConfig{Tiers: goldBronze, Default: "bronze"},
@@ -163,7 +164,7 @@ func TestThrottleReload(t *testing.T) {
 	store, err := NewTierStore(file)
 	require.NoError(t, err)
 	var events []Event
-	cfg := k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store})
+	cfg := k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"})
 	cfg.OnDecision = func(_ context.Context, ev Event) { events = append(events, ev) }
 	m, err := New(cfg)
 	require.NoError(t, err)
@@ -210,7 +211,7 @@ func TestThrottleReload(t *testing.T) {
 		})
 	}
 
-	_, err = New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store}))
+	_, err = New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"}))
 	var ce *ConfigError
 	require.ErrorAs(t, err, &ce, "New reads the file again, and refuses its unknown tier")
 	assert.Equal(t, "Throttle.Resolver", ce.Field)
@@ -223,37 +224,101 @@ func TestThrottleWatched(t *testing.T) {
 	writeTiers(t, file, map[string]string{"alice": "gold"})
 	store, err := NewTierStore(file)
 	require.NoError(t, err)
-	m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store}))
+	m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"}))
 	require.NoError(t, err)
 	assert.Contains(t, m.ReloadStatus().Files.Sources, file)
 }
 
+// TestThrottleConfigErrors: New refuses a throttle that is wrong, or that would let identities
+// through unlimited without saying so: a TierStore without principals to look up, a Resolver
+// without a Default, a configuration that limits no one.
 func TestThrottleConfigErrors(t *testing.T) {
 	k := newThrottleKit(t)
+	file := filepath.Join(t.TempDir(), "tiers.json")
+	writeTiers(t, file, map[string]string{"partner-a": "bronze"})
+	store, err := NewTierStore(file)
+	require.NoError(t, err)
 	var nilStore *TierStore
+	anyTier := TierResolverFunc(func(*Identity) (string, error) { return "", nil })
+	inf := math.Inf(1)
 	tests := []struct {
-		name  string
-		th    ThrottleConfig
-		field string
+		name         string
+		th           ThrottleConfig
+		noPrincipals bool
+		field        string
 	}{
-		{"no tiers", ThrottleConfig{Default: "x"}, "Throttle.Tiers"},
-		{"zero rate", ThrottleConfig{Tiers: map[string]Tier{"gold": {Burst: 1}}, Default: "gold"}, `Throttle.Tiers["gold"].Rate`},
-		{"negative rate", ThrottleConfig{Tiers: map[string]Tier{"gold": {Rate: -1, Burst: 1}}, Default: "gold"}, `Throttle.Tiers["gold"].Rate`},
-		{"NaN rate", ThrottleConfig{Tiers: map[string]Tier{"gold": {Rate: math.NaN(), Burst: 1}}, Default: "gold"}, `Throttle.Tiers["gold"].Rate`},
-		{"infinite rate", ThrottleConfig{Tiers: map[string]Tier{"gold": {Rate: math.Inf(1), Burst: 1}}, Default: "gold"}, `Throttle.Tiers["gold"].Rate`},
-		{"zero burst", ThrottleConfig{Tiers: map[string]Tier{"gold": {Rate: 1}}, Default: "gold"}, `Throttle.Tiers["gold"].Burst`},
-		{"empty name", ThrottleConfig{Tiers: map[string]Tier{"": {Rate: 1, Burst: 1}}, Resolver: TierResolverFunc(nil)}, `Throttle.Tiers[""]`},
-		{"unknown default", ThrottleConfig{Tiers: goldBronze, Default: "platinum"}, "Throttle.Default"},
-		{"nothing limited", ThrottleConfig{Tiers: goldBronze}, "Throttle"},
-		{"nil store", ThrottleConfig{Tiers: goldBronze, Resolver: nilStore}, "Throttle.Resolver"},
-		{"negative bound", ThrottleConfig{Tiers: goldBronze, Default: "gold", MaxTracked: -1}, "Throttle.MaxTracked"},
+		{"no tiers", ThrottleConfig{Default: "x"}, false, "Throttle.Tiers"},
+		{"zero rate", ThrottleConfig{Tiers: map[string]Tier{"gold": {Burst: 1}}, Default: "gold"}, false, `Throttle.Tiers["gold"].Rate`},
+		{"negative rate", ThrottleConfig{Tiers: map[string]Tier{"gold": {Rate: -1, Burst: 1}}, Default: "gold"}, false, `Throttle.Tiers["gold"].Rate`},
+		{"NaN rate", ThrottleConfig{Tiers: map[string]Tier{"gold": {Rate: math.NaN(), Burst: 1}}, Default: "gold"}, false, `Throttle.Tiers["gold"].Rate`},
+		{"negative infinite rate", ThrottleConfig{Tiers: map[string]Tier{"gold": {Rate: math.Inf(-1), Burst: 1}}, Default: "gold"}, false, `Throttle.Tiers["gold"].Rate`},
+		{"zero burst", ThrottleConfig{Tiers: map[string]Tier{"gold": {Rate: 1}}, Default: "gold"}, false, `Throttle.Tiers["gold"].Burst`},
+		{"empty name", ThrottleConfig{Tiers: map[string]Tier{"": {Rate: 1, Burst: 1}}, Resolver: anyTier, Default: ""}, false, `Throttle.Tiers[""]`},
+		{"unknown default", ThrottleConfig{Tiers: goldBronze, Default: "platinum"}, false, "Throttle.Default"},
+		{"nothing limited", ThrottleConfig{Tiers: goldBronze}, false, "Throttle.Default"},
+		{"resolver without default", ThrottleConfig{Tiers: goldBronze, Resolver: anyTier}, false, "Throttle.Default"},
+		{"tier store without default", ThrottleConfig{Tiers: goldBronze, Resolver: store}, false, "Throttle.Default"},
+		{"tier store without principals", ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"}, true, "Throttle.Resolver"},
+		{"unlimited default, no resolver", ThrottleConfig{Tiers: map[string]Tier{"gold": {Rate: 1, Burst: 1}, "unlimited": {Rate: inf}}, Default: "unlimited"}, false, "Throttle.Default"},
+		{"every tier unlimited", ThrottleConfig{Tiers: map[string]Tier{"unlimited": {Rate: inf}}, Resolver: anyTier, Default: "unlimited"}, false, "Throttle.Tiers"},
+		{"nil store", ThrottleConfig{Tiers: goldBronze, Resolver: nilStore, Default: "gold"}, false, "Throttle.Resolver"},
+		{"negative bound", ThrottleConfig{Tiers: goldBronze, Default: "gold", MaxTracked: -1}, false, "Throttle.MaxTracked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(k.config(&tt.th))
-			var ce *ConfigError
-			require.ErrorAs(t, err, &ce)
-			assert.Equal(t, tt.field, ce.Field, "%v", err)
+			cfg := k.config(&tt.th)
+			if tt.noPrincipals {
+				cfg.Principals = nil
+			}
+			_, err := New(cfg)
+			require.Error(t, err)
+			assert.Contains(t, configFields(t, err), tt.field, "%v", err)
+		})
+	}
+}
+
+// TestThrottleUnlimitedTier: a tier of an infinite rate lets its identities through without a
+// bucket; the Default names it to leave the principals a file does not name unlimited, on
+// purpose.
+func TestThrottleUnlimitedTier(t *testing.T) {
+	k := newThrottleKit(t)
+	file := filepath.Join(t.TempDir(), "tiers.json")
+	writeTiers(t, file, map[string]string{"partner-a": "bronze", "partner-b": "unlimited"})
+	store, err := NewTierStore(file)
+	require.NoError(t, err)
+	var events []Event
+	cfg := k.config(&ThrottleConfig{
+		Tiers:    map[string]Tier{"bronze": {Rate: 1, Burst: 2}, "unlimited": {Rate: math.Inf(1)}},
+		Resolver: store,
+		Default:  "unlimited",
+	})
+	cfg.OnDecision = func(_ context.Context, ev Event) { events = append(events, ev) }
+	m, err := New(cfg)
+	require.NoError(t, err)
+	h := m.Handler(k.next)
+	assert.Equal(t, repeat(200, 50), k.statuses(h, k.p.issuing.NewClient("partner-b"), 50), "named unlimited")
+	assert.Equal(t, repeat(200, 50), k.statuses(h, k.p.issuing.NewClient("partner-c"), 50), "not in the file: the default")
+	assert.Equal(t, "unlimited", events[len(events)-1].Tier)
+	assert.Zero(t, m.throttle.tracked(), "an unlimited tier keeps no bucket")
+	assert.Equal(t, []int{200, 200, 429}, k.statuses(h, k.p.issuing.NewClient("partner-a"), 3))
+	assert.Equal(t, 1, m.throttle.tracked())
+}
+
+// TestThrottleSpellingsGetTheDefault: a principal spelled otherwise than in the tier file (case,
+// a look-alike letter) is another principal, and gets the Default, which is required: it is not
+// let through unlimited.
+func TestThrottleSpellingsGetTheDefault(t *testing.T) {
+	k := newThrottleKit(t)
+	file := filepath.Join(t.TempDir(), "tiers.json")
+	writeTiers(t, file, map[string]string{"partner-a": "gold"})
+	store, err := NewTierStore(file)
+	require.NoError(t, err)
+	m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"}))
+	require.NoError(t, err)
+	h := m.Handler(k.next)
+	for _, cn := range []string{"Partner-A", "PARTNER-A", "partner-\u0430"} {
+		t.Run(cn, func(t *testing.T) {
+			assert.Equal(t, []int{200, 200, 429}, k.statuses(h, k.p.issuing.NewClient(cn), 3))
 		})
 	}
 }
@@ -272,7 +337,7 @@ func TestThrottleResolverRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: TierResolverFunc(func(*Identity) (string, error) {
+			m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Default: "bronze", Resolver: TierResolverFunc(func(*Identity) (string, error) {
 				return tt.answer, tt.err
 			})}))
 			require.NoError(t, err)
@@ -642,7 +707,7 @@ func BenchmarkThrottleMemory(b *testing.B) {
 	now := time.Unix(1e9, 0)
 	var perPrincipal float64
 	for b.Loop() {
-		th := compileThrottle(&problems{}, &ThrottleConfig{Tiers: map[string]Tier{"t": {Rate: 1, Burst: 10}}, Default: "t", MaxTracked: n})
+		th := compileThrottle(&problems{}, &ThrottleConfig{Tiers: map[string]Tier{"t": {Rate: 1, Burst: 10}}, Default: "t", MaxTracked: n}, true)
 		var before, after runtimeMem
 		before.read()
 		for i := range ids {
