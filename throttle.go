@@ -3,6 +3,7 @@ package mtls
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"sync"
@@ -205,6 +206,11 @@ func (th *throttle) checkTiers(path string, t *tierMap) error {
 
 const (
 	defaultMaxTracked = 100_000
+	// maxThrottleShards and minThrottleShard: the table is split in up to 32 shards of at least
+	// 1,024 buckets, so that a sweep (one look at each bucket of a shard) holds one shard's lock
+	// for at most MaxTracked/32 looks at the default.
+	maxThrottleShards = 32
+	minThrottleShard  = 1024
 	// throttleSweepPause: with the table full, it is swept at most this often (on the clock of
 	// Config.Now), so that identities refused for want of room cost no more than a look-up.
 	throttleSweepPause = time.Second
@@ -242,10 +248,19 @@ type throttle struct {
 	store    *TierStore // resolver, when it is one: answered from the state's load
 	max      int
 
-	mu         sync.Mutex // guards what follows, and every bucket
+	seed   maphash.Seed    // picks a key's shard
+	shards []throttleShard // a power of two of them
+}
+
+// throttleShard is one shard of the table of buckets: the keys whose hash picks it.
+type throttleShard struct {
+	mu         sync.Mutex // guards what follows, and every bucket of the shard
 	table      map[throttleKey]*bucket
+	max        int       // the bound of table: the shard's part of MaxTracked
+	maxCerts   int       // the bound of the buckets keyed by certificate: half of max
+	certs      int       // buckets keyed by certificate
 	latest     time.Time // the latest time seen: a clock set back refills nothing
-	swept      time.Time // when the table was last swept
+	swept      time.Time // when the shard was last swept
 	sinceSweep int       // buckets added since
 }
 
@@ -255,7 +270,21 @@ func compileThrottle(p *problems, cfg *ThrottleConfig, principals bool) *throttl
 		tiers:    make(map[string]*tierDef, len(cfg.Tiers)),
 		resolver: cfg.Resolver,
 		max:      number(p, "Throttle.MaxTracked", cfg.MaxTracked, defaultMaxTracked, false),
-		table:    map[throttleKey]*bucket{},
+		seed:     maphash.MakeSeed(),
+	}
+	n := 1
+	for n < maxThrottleShards && th.max/(2*n) >= minThrottleShard {
+		n *= 2
+	}
+	th.shards = make([]throttleShard, n)
+	for i := range th.shards {
+		s := &th.shards[i]
+		s.table = map[throttleKey]*bucket{}
+		s.max = th.max / n
+		if i < th.max%n {
+			s.max++
+		}
+		s.maxCerts = max(1, s.max/2)
 	}
 	limited := false
 	for name, t := range cfg.Tiers {
@@ -356,18 +385,19 @@ func (th *throttle) take(id *Identity, t *tierDef, now time.Time) *Error {
 	if k.principal == "" {
 		k.sum = id.sum
 	}
-	th.mu.Lock()
-	defer th.mu.Unlock()
-	if now.Before(th.latest) {
-		now = th.latest
+	s := th.shardOf(&k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Before(s.latest) {
+		now = s.latest
 	} else {
-		th.latest = now
+		s.latest = now
 	}
-	b := th.table[k]
+	b := s.table[k]
 	if b == nil {
-		if b = th.add(k, t, now); b == nil {
-			e := newError(ErrRateLimited, fmt.Sprintf("%s: %d keys tracked, none idle: no room for a bucket of tier %q (%v/s, burst %d)",
-				k.String(), len(th.table), clip(t.name), float64(t.rate), t.burst), nil)
+		if b = s.add(k, t, now); b == nil {
+			e := newError(ErrRateLimited, fmt.Sprintf("%s: %d keys tracked in its shard of %d (%d by certificate, at most %d), none idle: no room for a bucket of tier %q (%v/s, burst %d)",
+				k.String(), len(s.table), s.max, s.certs, s.maxCerts, clip(t.name), float64(t.rate), t.burst), nil)
 			e.Leaf, e.Step, e.RetryAfter = id.Leaf, stepThrottle, time.Second
 			return e
 		}
@@ -385,6 +415,17 @@ func (th *throttle) take(id *Identity, t *tierDef, now time.Time) *Error {
 	return e
 }
 
+// shardOf is the shard of k's bucket.
+func (th *throttle) shardOf(k *throttleKey) *throttleShard {
+	var h uint64
+	if k.principal != "" {
+		h = maphash.String(th.seed, k.principal)
+	} else {
+		h = maphash.Bytes(th.seed, k.sum[:])
+	}
+	return &th.shards[h&uint64(len(th.shards)-1)]
+}
+
 // String names a bucket's key in the detail of a refusal.
 func (k throttleKey) String() string {
 	if k.principal != "" {
@@ -394,38 +435,57 @@ func (k throttleKey) String() string {
 }
 
 // add makes a full bucket of tier t for k, sweeping the idle ones first when due; nil when the
-// table is full of buckets in use. th.mu is held.
-func (th *throttle) add(k throttleKey, t *tierDef, now time.Time) *bucket {
-	full := len(th.table) >= th.max
+// shard is full of buckets in use, or k is a certificate and the certificates' half of it is.
+// Keys by certificate multiply at the client's will, principals are the operator's: holding at
+// most half of the room, certificates never keep principals out. s.mu is held.
+func (s *throttleShard) add(k throttleKey, t *tierDef, now time.Time) *bucket {
+	cert := k.principal == ""
+	full := s.full(cert)
 	// Every max/4 additions, a sweep: its cost, one look at each bucket, is then a few looks a
-	// request. A full table is swept at most once every throttleSweepPause.
-	if th.sinceSweep >= max(th.max/4, 1) || full && now.Sub(th.swept) >= throttleSweepPause {
-		th.sweep(now)
-		full = len(th.table) >= th.max
+	// request. A full shard is swept at most once every throttleSweepPause.
+	if s.sinceSweep >= max(s.max/4, 1) || full && now.Sub(s.swept) >= throttleSweepPause {
+		s.sweep(now)
+		full = s.full(cert)
 	}
 	if full {
 		return nil
 	}
 	b := &bucket{lim: rate.NewLimiter(t.rate, t.burst), tier: t}
-	th.table[k] = b
-	th.sinceSweep++
+	s.table[k] = b
+	s.sinceSweep++
+	if cert {
+		s.certs++
+	}
 	return b
 }
 
+// full says whether s has no room for a key, by certificate when cert. s.mu is held.
+func (s *throttleShard) full(cert bool) bool {
+	return len(s.table) >= s.max || cert && s.certs >= s.maxCerts
+}
+
 // sweep forgets the buckets that are full again at now: forgetting them changes nothing, as a
-// new bucket starts full. th.mu is held.
-func (th *throttle) sweep(now time.Time) {
-	for k, b := range th.table {
+// new bucket starts full. s.mu is held.
+func (s *throttleShard) sweep(now time.Time) {
+	for k, b := range s.table {
 		if b.lim.TokensAt(now) >= float64(b.tier.burst) {
-			delete(th.table, k)
+			delete(s.table, k)
+			if k.principal == "" {
+				s.certs--
+			}
 		}
 	}
-	th.swept, th.sinceSweep = now, 0
+	s.swept, s.sinceSweep = now, 0
 }
 
 // tracked is the number of buckets kept.
 func (th *throttle) tracked() int {
-	th.mu.Lock()
-	defer th.mu.Unlock()
-	return len(th.table)
+	n := 0
+	for i := range th.shards {
+		s := &th.shards[i]
+		s.mu.Lock()
+		n += len(s.table)
+		s.mu.Unlock()
+	}
+	return n
 }

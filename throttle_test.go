@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -491,6 +492,88 @@ func TestThrottleMaxTracked(t *testing.T) {
 	assert.LessOrEqual(t, m.throttle.tracked(), max)
 }
 
+// TestThrottleCertificateKeysShare: identities without a principal, keyed by certificate, take
+// at most half of the table: a client holding many accepted certificates, each kept busy, leaves
+// room for the principals the operator set.
+func TestThrottleCertificateKeysShare(t *testing.T) {
+	k := newThrottleKit(t)
+	const max = 16
+	cfg := k.config(&ThrottleConfig{Tiers: map[string]Tier{"slow": {Rate: 0.01, Burst: 1}}, Default: "slow", MaxTracked: max})
+	cfg.Principals = PrincipalResolverFunc(func(id *Identity) (string, error) {
+		if cn := id.Leaf.Subject.CommonName; strings.HasPrefix(cn, "partner") {
+			return cn, nil
+		}
+		return "", nil // keyed by certificate
+	})
+	m, err := New(cfg)
+	require.NoError(t, err)
+	h := m.Handler(k.next)
+	bots := make([]*mtlstest.Leaf, max)
+	for i := range bots {
+		bots[i] = k.p.issuing.NewClient(fmt.Sprintf("bot-%d", i))
+	}
+	// Rounds of 90 s: one request per certificate a round keeps each bucket in use (100 s to
+	// refill); a new partner comes each round.
+	var partners []int
+	for round := range 5 {
+		for _, l := range bots {
+			k.do(h, l)
+		}
+		partners = append(partners, k.do(h, k.p.issuing.NewClient(fmt.Sprintf("partner-%d", round))).Code)
+		k.clock.Advance(90 * time.Second)
+	}
+	assert.Equal(t, repeat(200, 5), partners, "new partners find room beside the certificates")
+	assert.LessOrEqual(t, m.throttle.tracked(), max)
+
+	w := k.do(h, k.p.issuing.NewClient("bot-new"))
+	require.Equal(t, 429, w.Code)
+	assert.Equal(t, "1", w.Header().Get("Retry-After"))
+	_, err = m.Authenticate(mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", k.p.issuing.NewClient("bot-new2").Chain()...))
+	require.ErrorIs(t, err, ErrRateLimited)
+	assert.ErrorContains(t, err, "none idle")
+}
+
+// TestThrottleShards: the table is split in shards, each with its own lock, bound and sweep, so
+// that a sweep looks at no more than a shard (at most 3,125 buckets at the default MaxTracked);
+// the bounds add up to MaxTracked.
+func TestThrottleShards(t *testing.T) {
+	tests := []struct {
+		max, shards int
+	}{
+		{1, 1}, {16, 1}, {1000, 1}, {4096, 4}, {defaultMaxTracked, 32}, {1 << 20, 32},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.max), func(t *testing.T) {
+			th := compileThrottle(&problems{}, &ThrottleConfig{Tiers: goldBronze, Default: "gold", MaxTracked: tt.max}, true)
+			require.Len(t, th.shards, tt.shards)
+			total, most := 0, 0
+			for i := range th.shards {
+				s := &th.shards[i]
+				total += s.max
+				most = max(most, s.max)
+				assert.GreaterOrEqual(t, s.maxCerts, 1)
+				assert.LessOrEqual(t, s.maxCerts, max(1, s.max/2))
+			}
+			assert.Equal(t, tt.max, total)
+			assert.LessOrEqual(t, most, (tt.max+tt.shards-1)/tt.shards)
+		})
+	}
+	// Keys spread over the shards, and a full shard refuses on its own.
+	th := compileThrottle(&problems{}, &ThrottleConfig{Tiers: map[string]Tier{"t": {Rate: 0.001, Burst: 1}}, Default: "t", MaxTracked: 4096}, true)
+	now := time.Unix(1e9, 0)
+	refused := 0
+	for i := range 4096 {
+		if th.take(&Identity{Principal: fmt.Sprintf("p%d", i)}, th.def, now) != nil {
+			refused++
+		}
+	}
+	for i := range th.shards {
+		assert.Positive(t, len(th.shards[i].table), "shard %d", i)
+	}
+	assert.Equal(t, 4096-refused, th.tracked())
+	assert.Less(t, refused, 4096/8, "no shard is much fuller than the others")
+}
+
 // TestThrottleSweepsIdle: idle buckets are forgotten as new ones are added, well before the
 // table is full.
 func TestThrottleSweepsIdle(t *testing.T) {
@@ -512,13 +595,29 @@ func TestThrottleSweepsIdle(t *testing.T) {
 	}
 	// A sweep ran when the eleventh bucket was added: it dropped the old ones, kept busy's.
 	assert.Less(t, th.tracked(), 21)
-	th.mu.Lock()
-	_, kept := th.table[throttleKey{principal: "busy"}]
-	_, old := th.table[throttleKey{principal: "old0"}]
-	th.mu.Unlock()
+	kept := th.holds(throttleKey{principal: "busy"})
+	old := th.holds(throttleKey{principal: "old0"})
 	assert.True(t, kept, "a bucket in use is kept")
 	assert.False(t, old, "an idle bucket is forgotten")
 	require.NotNil(t, th.take(busy, th.def, k.clock.Now()), "busy kept its (empty) bucket")
+}
+
+// holds says whether th keeps a bucket for k.
+func (th *throttle) holds(k throttleKey) bool {
+	s := th.shardOf(&k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.table[k] != nil
+}
+
+// sweepAll sweeps every shard of th at now, as requests adding buckets would in time.
+func (th *throttle) sweepAll(now time.Time) {
+	for i := range th.shards {
+		s := &th.shards[i]
+		s.mu.Lock()
+		s.sweep(now)
+		s.mu.Unlock()
+	}
 }
 
 // TestThrottleClockSetBack: a clock set back refills nothing when it comes forward again.
@@ -707,7 +806,7 @@ func BenchmarkThrottleMemory(b *testing.B) {
 	now := time.Unix(1e9, 0)
 	var perPrincipal float64
 	for b.Loop() {
-		th := compileThrottle(&problems{}, &ThrottleConfig{Tiers: map[string]Tier{"t": {Rate: 1, Burst: 10}}, Default: "t", MaxTracked: n}, true)
+		th := compileThrottle(&problems{}, &ThrottleConfig{Tiers: map[string]Tier{"t": {Rate: 1, Burst: 10}}, Default: "t", MaxTracked: 2 * n}, true) // room to spare: keys spread over shards unevenly
 		var before, after runtimeMem
 		before.read()
 		for i := range ids {
