@@ -224,7 +224,8 @@ type tierDef struct {
 	name      string
 	rate      rate.Limit
 	burst     int
-	unlimited bool // Rate +Inf: no bucket
+	unlimited bool          // Rate +Inf: no bucket
+	refill    time.Duration // Burst/Rate: the time an empty bucket takes to be full again
 }
 
 // throttleKey is the key of a bucket: the principal, or else the leaf's fingerprint (principal
@@ -237,8 +238,15 @@ type throttleKey struct {
 // bucket is the state of one key.
 type bucket struct {
 	lim  *rate.Limiter
-	tier *tierDef // the tier lim's rate and burst are set for
+	tier *tierDef  // the tier lim's rate and burst are set for
+	last time.Time // the latest time the bucket was taken from: a clock set back refills nothing
 }
+
+// stale says whether b, last taken from at b.last, is ahead of now by more than its tier's
+// refill time: the clock was set back, or had been stepped forward and was corrected. Such a
+// bucket starts again full at now (the client gets at most one burst more), as the clock it was
+// kept on is gone; otherwise every request would be refused until the clock caught up.
+func (b *bucket) stale(now time.Time) bool { return b.last.Sub(now) > b.tier.refill }
 
 // throttle is the compiled ThrottleConfig and its table of buckets.
 type throttle struct {
@@ -259,7 +267,6 @@ type throttleShard struct {
 	max        int       // the bound of table: the shard's part of MaxTracked
 	maxCerts   int       // the bound of the buckets keyed by certificate: half of max
 	certs      int       // buckets keyed by certificate
-	latest     time.Time // the latest time seen: a clock set back refills nothing
 	swept      time.Time // when the shard was last swept
 	sinceSweep int       // buckets added since
 }
@@ -293,6 +300,7 @@ func compileThrottle(p *problems, cfg *ThrottleConfig, principals bool) *throttl
 			p.addf(field, "a tier needs a name")
 		}
 		def := &tierDef{name: name, rate: rate.Limit(t.Rate), burst: t.Burst, unlimited: math.IsInf(t.Rate, 1)}
+		def.refill = time.Duration(min(float64(t.Burst)/t.Rate*float64(time.Second), float64(math.MaxInt64/2)))
 		switch {
 		case def.unlimited:
 		case !(t.Rate > 0) || math.IsInf(t.Rate, 0):
@@ -388,12 +396,14 @@ func (th *throttle) take(id *Identity, t *tierDef, now time.Time) *Error {
 	s := th.shardOf(&k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if now.Before(s.latest) {
-		now = s.latest
-	} else {
-		s.latest = now
-	}
 	b := s.table[k]
+	switch {
+	case b == nil:
+	case b.stale(now):
+		b.lim, b.tier = rate.NewLimiter(t.rate, t.burst), t
+	case now.Before(b.last):
+		now = b.last // set back a little: no refill, and none when it comes forward again
+	}
 	if b == nil {
 		if b = s.add(k, t, now); b == nil {
 			e := newError(ErrRateLimited, fmt.Sprintf("%s: %d keys tracked in its shard of %d (%d by certificate, at most %d), none idle: no room for a bucket of tier %q (%v/s, burst %d)",
@@ -406,6 +416,7 @@ func (th *throttle) take(id *Identity, t *tierDef, now time.Time) *Error {
 		b.lim.SetBurstAt(now, t.burst)
 		b.tier = t
 	}
+	b.last = now
 	if b.lim.AllowN(now, 1) {
 		return nil
 	}
@@ -464,11 +475,11 @@ func (s *throttleShard) full(cert bool) bool {
 	return len(s.table) >= s.max || cert && s.certs >= s.maxCerts
 }
 
-// sweep forgets the buckets that are full again at now: forgetting them changes nothing, as a
-// new bucket starts full. s.mu is held.
+// sweep forgets the buckets that are full again at now, or stale: forgetting them changes
+// nothing, as a new bucket starts full. s.mu is held.
 func (s *throttleShard) sweep(now time.Time) {
 	for k, b := range s.table {
-		if b.lim.TokensAt(now) >= float64(b.tier.burst) {
+		if b.stale(now) || b.lim.TokensAt(now) >= float64(b.tier.burst) {
 			delete(s.table, k)
 			if k.principal == "" {
 				s.certs--

@@ -620,15 +620,49 @@ func (th *throttle) sweepAll(now time.Time) {
 	}
 }
 
-// TestThrottleClockSetBack: a clock set back refills nothing when it comes forward again.
-func TestThrottleClockSetBack(t *testing.T) {
+// TestThrottleClock: each bucket keeps its own last time. A clock set back by less than
+// Burst/Rate refills nothing when it comes forward again; set back by more (or stepped forward
+// and then corrected), the bucket starts again full at the new time, rather than freezing until
+// the clock has caught up: at most one burst more.
+func TestThrottleClock(t *testing.T) {
+	type step struct {
+		at time.Duration // from the first request
+		ok bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"set back a little", []step{{0, true}, {-500 * time.Millisecond, false}, {500 * time.Millisecond, false}, {time.Second, true}}},
+		{"set back an hour", []step{{0, true}, {-time.Hour, true}, {-time.Hour, false}, {-time.Hour + time.Second, true}}},
+		{"stepped forward, then corrected", []step{{0, true}, {time.Hour, true},
+			{time.Minute, true}, {2 * time.Minute, true}, {3 * time.Minute, true}, {3 * time.Minute, false}, {30 * time.Minute, true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newThrottleKit(t)
+			m, err := New(k.config(&ThrottleConfig{Tiers: map[string]Tier{"t": {Rate: 1, Burst: 1}}, Default: "t"}))
+			require.NoError(t, err)
+			th, id, t0 := m.throttle, &Identity{Principal: "p"}, k.clock.Now()
+			other := &Identity{Principal: "q"}
+			require.Nil(t, th.take(other, th.def, t0), "a bucket on the clock as it was")
+			for i, st := range tt.steps {
+				e := th.take(id, th.def, t0.Add(st.at))
+				assert.Equal(t, st.ok, e == nil, "request %d at %v: %v", i, st.at, e)
+			}
+			assert.Nil(t, th.take(other, th.def, t0.Add(time.Second)), "another bucket is not held back by p's clock")
+		})
+	}
+
+	// A bucket whose time is ahead of the clock by more than Burst/Rate would start again: the
+	// sweep forgets it.
 	k := newThrottleKit(t)
 	m, err := New(k.config(&ThrottleConfig{Tiers: map[string]Tier{"t": {Rate: 1, Burst: 1}}, Default: "t"}))
 	require.NoError(t, err)
-	th, id, now := m.throttle, &Identity{Principal: "p"}, k.clock.Now()
-	require.Nil(t, th.take(id, th.def, now))
-	require.NotNil(t, th.take(id, th.def, now.Add(-time.Hour)))
-	require.NotNil(t, th.take(id, th.def, now.Add(500*time.Millisecond)))
+	th, t0 := m.throttle, k.clock.Now()
+	require.Nil(t, th.take(&Identity{Principal: "p"}, th.def, t0.Add(time.Hour)))
+	th.sweepAll(t0.Add(time.Minute))
+	assert.Zero(t, th.tracked())
 }
 
 // TestThrottleOverTLS: the 429 and its Retry-After on the wire.
