@@ -59,7 +59,9 @@ func (f TierResolverFunc) ResolveTier(id *Identity) (string, error) { return f(i
 // ([ErrRateLimited]) and a Retry-After header, before the next handler runs. When a reload
 // moves a principal to another tier, its bucket keeps its tokens and takes the new rate and
 // burst at the principal's next request (the time since its previous request refills at the old
-// rate, at most up to the old burst).
+// rate, at most up to the old burst, and the tokens are then at most the new burst); a bucket
+// that was full under the old tier (idle for at least its Burst/Rate) is a full bucket of the
+// new one, as it would be had it been forgotten.
 //
 // Only certificate identities are throttled: with [Middleware.Either], a request that
 // authenticated by credentials alone is not (limit those by their principal in the handler).
@@ -412,8 +414,14 @@ func (th *throttle) take(id *Identity, t *tierDef, now time.Time) *Error {
 			return e
 		}
 	} else if b.tier != t {
-		b.lim.SetLimitAt(now, t.rate)
-		b.lim.SetBurstAt(now, t.burst)
+		if b.lim.TokensAt(now) >= float64(b.tier.burst) {
+			// Full under its old tier, so that a sweep could have forgotten it: a new bucket,
+			// full of the new tier, whether or not a sweep ran.
+			b.lim = rate.NewLimiter(t.rate, t.burst)
+		} else {
+			b.lim.SetLimitAt(now, t.rate)
+			b.lim.SetBurstAt(now, t.burst)
+		}
 		b.tier = t
 	}
 	b.last = now

@@ -218,6 +218,48 @@ func TestThrottleReload(t *testing.T) {
 	assert.Equal(t, "Throttle.Resolver", ce.Field)
 }
 
+// TestThrottleTierChange: a bucket moved to another tier gets the same whether or not a sweep
+// forgot it meanwhile: one idle long enough to be full under its old tier is a full bucket of
+// the new one; one in use keeps its tokens, within the new burst.
+func TestThrottleTierChange(t *testing.T) {
+	tiers := map[string]Tier{"bronze": {Rate: 1, Burst: 2}, "gold": {Rate: 1, Burst: 50}, "platinum": {Rate: 100, Burst: 100}}
+	tests := []struct {
+		name     string
+		from, to string
+		taken    int           // requests made under from
+		idle     time.Duration // before the requests under to
+		want     int           // requests let through under to, at once
+	}{
+		{"idle bronze to gold", "bronze", "gold", 1, 5 * time.Second, 50},
+		{"bronze in use to gold", "bronze", "gold", 2, 500 * time.Millisecond, 0},
+		{"bronze half full to gold", "bronze", "gold", 2, 1500 * time.Millisecond, 1},
+		{"full platinum to bronze", "platinum", "bronze", 1, 10 * time.Second, 2},
+		{"platinum in use to bronze", "platinum", "bronze", 50, 0, 2},
+	}
+	for _, tt := range tests {
+		for _, swept := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/swept=%v", tt.name, swept), func(t *testing.T) {
+				th := compileThrottle(&problems{}, &ThrottleConfig{Tiers: tiers, Default: "bronze"}, true)
+				id, now := &Identity{Principal: "p"}, time.Unix(1e9, 0)
+				for range tt.taken {
+					require.Nil(t, th.take(id, th.tiers[tt.from], now))
+				}
+				now = now.Add(tt.idle)
+				if swept {
+					th.sweepAll(now)
+				}
+				n := 0
+				for range 200 {
+					if th.take(id, th.tiers[tt.to], now) == nil {
+						n++
+					}
+				}
+				assert.Equal(t, tt.want, n)
+			})
+		}
+	}
+}
+
 // TestThrottlePolls: ReloadInterval watches the tier file with the others.
 func TestThrottleWatched(t *testing.T) {
 	k := newThrottleKit(t)
