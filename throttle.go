@@ -68,15 +68,27 @@ func (f TierResolverFunc) ResolveTier(id *Identity) (string, error) { return f(i
 // With [Middleware.Both] the bucket is taken before the credentials are checked, so that
 // guessing passwords behind one certificate is limited too.
 //
-// Memory is bounded by MaxTracked buckets. A bucket that would be full again (idle for at least
-// Burst/Rate) is forgotten without changing behaviour; such buckets are swept now and then, on
-// the request path (no goroutine). When MaxTracked buckets are all in use, an identity without
-// a bucket is refused with 429 until one is idle, rather than evicting a bucket in use: an
-// eviction would give the evicted principal a full bucket again, so that cycling through keys
-// would undo the limit. The price is that a client holding MaxTracked accepted identities, each
-// kept busy, keeps out the identities that have no bucket yet (those with one are not
-// affected); set MaxTracked above the number of principals and certificates active within a
-// Burst/Rate window, and watch for "rate_limited" refusals that name a full table.
+// Each bucket keeps the time of its last request ([Config.Now]): a clock set back by less than
+// the tier's Burst/Rate refills nothing when it comes forward again; set back by more, or
+// stepped forward and then corrected, the bucket starts again full (at most one burst more),
+// rather than refusing everything until the clock has caught up.
+//
+// Memory is bounded by MaxTracked buckets, split in up to 32 shards by a keyed hash of the key,
+// each with its own lock, its part of MaxTracked and its own sweep: a request waits for the
+// sweep of one shard at most. A bucket that would be full again (idle for at least Burst/Rate)
+// is forgotten without changing behaviour; such buckets are swept now and then, on the request
+// path (no goroutine). When a shard's buckets are all in use, an identity without a bucket there
+// is refused with 429 until one is idle, rather than evicting a bucket in use: an eviction would
+// give the evicted principal a full bucket again, so that cycling through keys would undo the
+// limit. Buckets by certificate, which a client multiplies by getting certificates, hold at most
+// half of each shard; principals, which the operator sets, may fill it. So a client holding
+// many accepted certificates without a principal, each kept busy, never keeps principals out;
+// only as many busy principals as MaxTracked keep out the identities that have no bucket yet
+// (those with one are not affected). Keys spread over the shards unevenly: set MaxTracked to
+// twice the number of principals and certificates active within a Burst/Rate window, and watch
+// for "rate_limited" refusals whose detail says "none idle". Principals taken from a
+// certificate field the client chooses (a subject CN, under a CA that signs what it is asked)
+// multiply as certificates do: bind certificates to principals ([BindingStore]) instead.
 type ThrottleConfig struct {
 	// Tiers are the tiers by name. Required: at least one; names are non-empty.
 	Tiers map[string]Tier
@@ -93,9 +105,9 @@ type ThrottleConfig struct {
 	// [Config.Principals] (New refuses it without). A TierStore inside another resolver is not
 	// found, and is read only by NewTierStore. Default nil: every identity gets Default.
 	Resolver TierResolver
-	// MaxTracked bounds the buckets kept, and so the memory (about 200 bytes a bucket, beside
-	// the principal's name, which the bindings hold already). Default 100,000; it cannot be
-	// turned off.
+	// MaxTracked bounds the buckets kept, and so the memory (about 230 bytes a bucket, beside
+	// the principal's name, which the bindings hold already), at most half of them by
+	// certificate. Default 100,000; it cannot be turned off.
 	MaxTracked int
 }
 
@@ -106,8 +118,9 @@ type ThrottleConfig struct {
 //
 // Keys are principals ([Identity.Principal], so set [Config.Principals]), each a plain account
 // name as [NewBindings] requires; values are tier names. The file is read as a binding file is:
-// at most 1 MiB, UTF-8, no duplicate key. An identity whose principal is not in the file (or that
-// has none) gets no tier from it. Set it as [ThrottleConfig.Resolver]: [Middleware.Reload] (and
+// at most 1 MiB, UTF-8, no duplicate key. Principals are compared as spelled ("Partner-A" is not
+// "partner-a"): an identity whose principal is not in the file (or that has none) gets no tier
+// from it, and so [ThrottleConfig.Default]. Set it as [ThrottleConfig.Resolver]: [Middleware.Reload] (and
 // [Config.ReloadInterval]) then reads it again together with the other files of the
 // configuration, all or nothing, and a request takes its tier from the file loaded with the
 // trust that verified it. It has no Reload of its own: its tier names are checked against the
