@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -74,15 +75,16 @@ type RefusalThrottleConfig struct {
 	// Limit is how many refusals of one key within Window are judged; the next ones are
 	// answered 429 until Window has passed since the first. Lower slows sooner, and lets a
 	// client whose certificate was briefly refused (not yet valid, then valid) wait longer.
-	// Default 20.
+	// Default 20, at most 1,048,576.
 	Limit int
 	// Window is the period over which refusals are counted, from a key's first refusal; it is
-	// also the longest a key is slowed. Default 1 minute.
+	// also the longest a key is slowed, and so the longest Retry-After. Default 1 minute, at
+	// most 24 hours.
 	Window time.Duration
 	// MaxTracked bounds the keys the table holds, and so its memory (about 100 bytes a key, as
 	// TestRefusalThrottleFlood measures: about 6 MiB at the default). Past it, new keys replace the weakest (see above) or are
 	// not counted: a flood of distinct certificates costs no more memory and slows no one else.
-	// Default 65,536.
+	// Default 65,536, at most 16,777,216.
 	MaxTracked int
 }
 
@@ -101,6 +103,14 @@ const (
 	defaultRefusalMaxTracked = 1 << 16
 )
 
+// Upper bounds of RefusalThrottleConfig: a count that fits its int32, a Retry-After a client may
+// be told, and a table whose bound is memory a process has.
+const (
+	maxRefusalLimit      = 1 << 20
+	maxRefusalWindow     = 24 * time.Hour
+	maxRefusalMaxTracked = 1 << 24
+)
+
 // refusalConfig is a RefusalThrottleConfig checked by New.
 type refusalConfig struct {
 	limit      int
@@ -113,11 +123,24 @@ func compileRefusals(p *problems, cfg *RefusalThrottleConfig) *refusalConfig {
 	if cfg == nil {
 		return nil
 	}
-	return &refusalConfig{
+	rc := &refusalConfig{
 		limit:      number(p, "RefusalThrottle.Limit", cfg.Limit, defaultRefusalLimit, false),
 		window:     number(p, "RefusalThrottle.Window", cfg.Window, defaultRefusalWindow, false),
 		maxTracked: number(p, "RefusalThrottle.MaxTracked", cfg.MaxTracked, defaultRefusalMaxTracked, false),
 	}
+	if rc.limit > maxRefusalLimit {
+		p.addf("RefusalThrottle.Limit", "%d is more than %d", rc.limit, maxRefusalLimit)
+		rc.limit = defaultRefusalLimit
+	}
+	if rc.window > maxRefusalWindow {
+		p.addf("RefusalThrottle.Window", "%v is more than %v", rc.window, maxRefusalWindow)
+		rc.window = defaultRefusalWindow
+	}
+	if rc.maxTracked > maxRefusalMaxTracked {
+		p.addf("RefusalThrottle.MaxTracked", "%d is more than %d", rc.maxTracked, maxRefusalMaxTracked)
+		rc.maxTracked = defaultRefusalMaxTracked
+	}
+	return rc
 }
 
 // refusalKey is what refusals are counted by: the kind of key and 128 bits of it.
@@ -250,7 +273,7 @@ func (t *refusalTable) check(k *refusalKey, now time.Time) *Error {
 	s.mu.Lock()
 	rc, ok := s.m[*k]
 	s.mu.Unlock()
-	end := rc.start + int64(t.cfg.window)
+	end := windowEnd(rc.start, t.cfg.window)
 	if !ok || int(rc.n) < t.cfg.limit || now.UnixNano() >= end || now.UnixNano() < rc.start {
 		return nil
 	}
@@ -260,6 +283,14 @@ func (t *refusalTable) check(k *refusalKey, now time.Time) *Error {
 		k.String(), rc.n, t.cfg.window, wait.Round(time.Millisecond), t.cfg.limit, t.cfg.window), nil)
 	e.Step, e.RetryAfter = stepClaim, wait
 	return e
+}
+
+// windowEnd is when the window that began at start ends, UnixNano, at most math.MaxInt64.
+func windowEnd(start int64, window time.Duration) int64 {
+	if start > math.MaxInt64-int64(window) {
+		return math.MaxInt64
+	}
+	return start + int64(window)
 }
 
 // String names k for a log: the prefix of a fingerprint (of the leaf's DER, as Event.SHA256
@@ -310,13 +341,12 @@ func (t *refusalTable) record(k *refusalKey, now time.Time) {
 		return
 	}
 	at := now.UnixNano()
-	window := int64(t.cfg.window)
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rc, ok := s.m[*k]
 	switch {
-	case ok && at >= rc.start && at < rc.start+window:
+	case ok && at >= rc.start && at < windowEnd(rc.start, t.cfg.window):
 		if int(rc.n) < t.cfg.limit {
 			rc.n++
 		}
@@ -330,7 +360,7 @@ func (t *refusalTable) record(k *refusalKey, now time.Time) {
 	}
 	s.m[*k] = rc
 	if int(rc.n) >= t.cfg.limit {
-		end := rc.start + window
+		end := windowEnd(rc.start, t.cfg.window)
 		for {
 			hot := t.hot.Load()
 			if end <= hot || t.hot.CompareAndSwap(hot, end) {
@@ -351,7 +381,7 @@ func (s *refusalShard) room(t *refusalTable, at int64) bool {
 	var victim refusalKey
 	found, fewest, seen := false, int32(t.cfg.limit), 0
 	for k, rc := range s.m {
-		if at >= rc.start+int64(t.cfg.window) || at < rc.start {
+		if at >= windowEnd(rc.start, t.cfg.window) || at < rc.start {
 			victim, found = k, true
 			break
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -654,6 +655,57 @@ func BenchmarkHandlerRefusalThrottle(b *testing.B) {
 			for b.Loop() {
 				h.ServeHTTP(w, r)
 			}
+		})
+	}
+}
+
+// TestRefusalThrottleBounds: Limit, Window and MaxTracked have upper bounds, each a ConfigError
+// naming the field; at the longest window, and with a clock near the end of what UnixNano holds,
+// the window's end does not overflow (slowing stays on) and Retry-After stays within the window.
+func TestRefusalThrottleBounds(t *testing.T) {
+	p := newPKI(t)
+	for _, tt := range []struct {
+		field string
+		cfg   RefusalThrottleConfig
+	}{
+		{"Limit", RefusalThrottleConfig{Limit: 1<<20 + 1}},
+		{"Limit", RefusalThrottleConfig{Limit: math.MaxInt}},
+		{"Window", RefusalThrottleConfig{Window: 24*time.Hour + 1}},
+		{"Window", RefusalThrottleConfig{Window: math.MaxInt64}},
+		{"MaxTracked", RefusalThrottleConfig{MaxTracked: 1<<24 + 1}},
+	} {
+		t.Run(fmt.Sprintf("%s %+v", tt.field, tt.cfg), func(t *testing.T) {
+			_, err := New(Config{RootCAs: p.root.Pool(), RefusalThrottle: &tt.cfg})
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, "RefusalThrottle."+tt.field, ce.Field)
+		})
+	}
+	_, err := New(Config{RootCAs: p.root.Pool(), RefusalThrottle: &RefusalThrottleConfig{Limit: 1 << 20, Window: 24 * time.Hour, MaxTracked: 64}})
+	require.NoError(t, err, "the bounds themselves")
+	stranger := p.other.NewClient("stranger")
+	for _, tt := range []struct {
+		name  string
+		now   time.Time
+		retry string
+	}{
+		{"now", time.Now(), "86400"},
+		{"an hour before UnixNano ends", time.Unix(0, math.MaxInt64-int64(time.Hour)), "3600"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(Config{RootCAs: p.root.Pool(), Now: func() time.Time { return tt.now }, Logger: slog.New(slog.DiscardHandler),
+				RefusalThrottle: &RefusalThrottleConfig{Limit: 1, Window: 24 * time.Hour}})
+			require.NoError(t, err)
+			h := m.Handler(echoIdentity)
+			req := func() *http.Request {
+				return mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", stranger.Chain()...)
+			}
+			status, _, _ := serveThrottled(t, h, req())
+			require.Equal(t, http.StatusUnauthorized, status)
+			status, reason, retry := serveThrottled(t, h, req())
+			assert.Equal(t, http.StatusTooManyRequests, status)
+			assert.Equal(t, ReasonTooManyRefusals, reason)
+			assert.Equal(t, tt.retry, retry)
 		})
 	}
 }
