@@ -659,6 +659,37 @@ func BenchmarkHandlerRefusalThrottle(b *testing.B) {
 	}
 }
 
+// TestRefusalThrottleChurn: a flood of distinct keys through a full table (40 times its size)
+// does not grow its memory: the maps of its shards are rebuilt once they deleted as many keys as
+// they hold, which a Go map would otherwise keep the room of.
+func TestRefusalThrottleChurn(t *testing.T) {
+	clock := newTestClock()
+	const maxTracked = 4096
+	cfg := compileRefusals(&problems{}, &RefusalThrottleConfig{MaxTracked: maxTracked})
+	tb := cfg.newTable()
+	heap := func() int64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	base := heap()
+	var full int64
+	for i := range 40 * maxTracked {
+		k := refusalKey{kind: refusalKeyLeaf}
+		binary.BigEndian.PutUint64(k.sum[:], uint64(i))
+		tb.record(&k, clock.now())
+		if i == 2*maxTracked {
+			full = heap() - base
+		}
+	}
+	churned := heap() - base
+	t.Logf("table of %d keys: %d bytes full (%d a key), %d after a churn of 40 times its size (%d a key)",
+		tb.len(), full, full/maxTracked, churned, churned/maxTracked)
+	assert.Less(t, churned, full*5/4, "the memory stays where it was when the table was full")
+	runtime.KeepAlive(tb)
+}
+
 // TestRefusalThrottleBounds: Limit, Window and MaxTracked have upper bounds, each a ConfigError
 // naming the field; at the longest window, and with a clock near the end of what UnixNano holds,
 // the window's end does not overflow (slowing stays on) and Retry-After stays within the window.
