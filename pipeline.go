@@ -76,12 +76,12 @@ func (m *Middleware) decide(c *Call) decision {
 	}
 	var id *Identity
 	if !cl.empty() {
-		var rk refusalKey // the claim's key among refusals, computed once if at all
-		if d.err = st.refusals.gate(&cl, &rk, d.now); d.err != nil {
+		var ck claimKey // the claim's key among refusals, computed once if at all
+		if d.err = m.slowed(st, &cl, &ck, d.now); d.err != nil {
 			return d
 		}
 		if id, d.rev, d.err = m.verified(c.ctx(), st, &cl, d.now); d.err != nil {
-			st.refusals.count(&cl, &rk, d.err, d.now)
+			m.countRefusal(st, &cl, &ck, d.err, d.now)
 			return d
 		}
 	}

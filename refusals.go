@@ -5,13 +5,14 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +28,9 @@ import (
 // RefusalThrottleConfig turns on the slowing of refused clients ([Config.RefusalThrottle]): once
 // the same presented certificate has been refused Limit times within Window for a fault of its
 // own, its further requests are answered 429 "too_many_refusals" ([ErrTooManyRefusals]) with a
-// Retry-After header, without being screened, looked up in the cache or verified, until Window
-// has passed since the first of those refusals; then it is judged again.
+// Retry-After header, without being screened, looked up in the cache or verified (from a proxy,
+// its header values are at most decoded, to find the leaf), until Window has passed since the
+// first of those refusals; then it is judged again.
 //
 // What counts: the refusals that are the certificate's own fault (certificate_required,
 // certificate_untrusted, certificate_expired, certificate_not_yet_valid,
@@ -45,26 +47,36 @@ import (
 // [DangerouslyFallBackOnInvalidCertificate] lets the credentials decide a slowed certificate's
 // request as it does a refused one's.
 //
-// What the key is: on a TLS connection, the SHA-256 of the leaf's DER as presented; with no
-// certificate on a TLS connection (or no TLS), the address of the connection's peer, which
-// [ConnContext] records (else r.RemoteAddr, if it is "ip:port" as net/http sets it), and only
-// for the refusals of [Middleware.Handler] and [Middleware.Both] ([Middleware.Either] hands such
-// a request to the credentials, and [Middleware.Authenticate] to its caller); from a trusted
-// proxy (header mode), the SHA-256 of the certificate header values as the proxy forwarded them,
-// before they are decoded: never the proxy's address, which carries every client behind it, and
-// nothing at all when the proxy forwarded no certificate. A peer within
-// [HeaderConfig.TrustedProxies] is never keyed by its address either. The table holds the keys
-// themselves (128 bits of the SHA-256), never an accepted client's: a client whose certificate is
-// accepted is slowed only by refusals of that very certificate.
+// What the key is: the SHA-256 of the leaf's DER, on a TLS connection as presented, and from a
+// trusted proxy (header mode) as decoded from the certificate header values (decoded, not
+// parsed): one certificate is one key however the proxy wrote it (another chain beside it,
+// earlier XFCC elements, another proxy's encoding) and whether it came through a proxy or
+// directly. Header values that do not decode are keyed by their own SHA-256 (their refusal
+// costs no verification); values that say "no certificate" are not counted, and neither is the
+// proxy's address, which carries every client behind it. With no certificate on a TLS
+// connection (or no TLS), the key is the address of the connection's peer, which [ConnContext]
+// records (else r.RemoteAddr, if it is "ip:port" as net/http sets it), and only for the
+// refusals of [Middleware.Handler] and [Middleware.Both] ([Middleware.Either] hands such a
+// request to the credentials, and [Middleware.Authenticate] to its caller); a peer within
+// [HeaderConfig.TrustedProxies] is never keyed by its address. The table holds the keys
+// themselves (128 bits of the SHA-256), never an accepted client's: a client whose certificate
+// is accepted is slowed only by refusals of that very certificate.
+//
+// What it costs: while no key is at its limit, one atomic load a request. While one is, a
+// request that is not slowed costs, over TLS, a maphash of its leaf and a bit test; from a
+// proxy, a maphash of the header values and a look-up of what they decode to (the table
+// remembers it for a few thousand values; values it does not know yet are decoded, a few
+// microseconds). A slowed request costs about what a cached refusal does.
 //
 // The table is bounded: it holds at most MaxTracked keys, apart from the verification cache
 // (nothing is inserted into or evicted from the cache for it), in maps that grow to that bound
 // and no further, about 100 bytes a key, however many distinct keys pass through it (a map is
-// made anew once it deleted as many keys as it holds). When it is full, a new key takes the place of one of a
-// few keys sampled at random: one whose window has passed, else the one with the fewest
-// refusals below the limit; a key at its limit within its window is never replaced, so that a
-// flood of one-off certificates cannot push out a repeat offender. If every sampled key is at
-// its limit, the new key is not tracked: its refusal is not counted.
+// made anew once it deleted as many keys as it holds); the header values it remembers take at
+// most 256 KiB more. When it is full, a new key takes the place of one of a few keys sampled at
+// random: one whose window has passed, else the one with the fewest refusals below the limit; a
+// key at its limit within its window is never replaced, so that a flood of one-off
+// certificates cannot push out a repeat offender. If every sampled key is at its limit, the new
+// key is not tracked: its refusal is not counted.
 //
 // It is off by default (a nil [Config.RefusalThrottle]): a refusal is already cheap to repeat
 // (refusals are cached for a minute, and screened before any signature is checked), a 429
@@ -147,16 +159,29 @@ func compileRefusals(p *problems, cfg *RefusalThrottleConfig) *refusalConfig {
 
 // refusalKey is what refusals are counted by: the kind of key and 128 bits of it.
 type refusalKey struct {
-	kind byte // 0: not computed; refusalKeyLeaf, refusalKeyValues, refusalKeyAddr
+	kind byte // 0: not computed; refusalKeyLeaf, refusalKeyValues, refusalKeyAddr, refusalKeyNone
 	sum  [16]byte
 }
 
 const (
-	refusalKeyLeaf   = 'c' // sum: the first 16 bytes of the SHA-256 of the leaf's DER
-	refusalKeyValues = 'h' // sum: of the SHA-256 of the header values (refusalKeyOf)
+	// sum: the first 16 bytes of the SHA-256 of the leaf's DER, as presented on the connection or
+	// as decoded from a proxy's header: one certificate is one key, however it came.
+	refusalKeyLeaf   = 'c'
+	refusalKeyValues = 'h' // sum: of the SHA-256 of header values that do not decode (valuesKey)
 	refusalKeyAddr   = 'a' // sum: the peer's address, As16
 	refusalKeyNone   = '-' // nothing to count by
 )
+
+// claimKey is a claim's key among refusals, with what the gate and the event need of it,
+// computed once per request and only when needed.
+type claimKey struct {
+	key refusalKey
+	// fp is the key's bit in the table's filter (hotFilter): the maphash of the leaf's DER, or
+	// of the header values that do not decode; hashed says it is computed (before key, over TLS).
+	hashed bool
+	fp     uint64
+	sum    [sha256.Size]byte // the SHA-256 of the leaf's DER (refusalKeyLeaf)
+}
 
 // refusalCount is one key's window.
 type refusalCount struct {
@@ -170,15 +195,24 @@ const refusalShards = 32
 // refusalSample is how many keys a full map looks at to find one to replace.
 const refusalSample = 8
 
+// refusalMemo is the room for the header values the table remembers the key of
+// (refusalShard.memo), in all its shards: as many as the verification cache holds entries by
+// default. Each shard's map holds 7/8 of its share, the most a map holds before it grows: 3,584
+// values, about 256 KiB.
+const refusalMemo = 4096
+
 // refusalTable counts the refusals of keys under one state.
 type refusalTable struct {
-	cfg  refusalConfig
-	seed maphash.Seed // picks a key's shard
+	cfg   refusalConfig
+	seed  maphash.Seed // picks a key's shard; the fingerprints of the filter and the memo
+	seed2 maphash.Seed // the memo's second 64 bits of header values
 	// hot is the end of the latest window of a key at its limit (UnixNano): before it, a claim
 	// is looked up; after it, no key can be slowed and the check costs one atomic load.
-	hot    atomic.Int64
-	per    int // keys per shard
-	shards []refusalShard
+	hot     atomic.Int64
+	filter  hotFilter
+	per     int // keys per shard
+	memoPer int // remembered header values per shard
+	shards  []refusalShard
 }
 
 type refusalShard struct {
@@ -187,7 +221,11 @@ type refusalShard struct {
 	// deleted counts the keys deleted from m since it was made: a Go map keeps the room of what
 	// it deleted, so m is made anew once they are as many as it may hold (room).
 	deleted int
-	_       [40]byte // a shard's lock off its neighbours' cache line
+	// memo is what header values decode to (their key), by 128 bits of maphash of the values:
+	// the gate of a request from a proxy while a key is slowed costs a look-up here rather than
+	// a decoding. Emptied when full.
+	memo map[[2]uint64]claimKey
+	_    [32]byte // a shard's lock off its neighbours' cache line
 }
 
 // newTable returns an empty table, nil when slowing is off.
@@ -199,7 +237,10 @@ func (cfg *refusalConfig) newTable() *refusalTable {
 	for n > 1 && cfg.maxTracked/n < 64 {
 		n /= 2
 	}
-	return &refusalTable{cfg: *cfg, seed: maphash.MakeSeed(), per: cfg.maxTracked / n, shards: make([]refusalShard, n)}
+	t := &refusalTable{cfg: *cfg, seed: maphash.MakeSeed(), seed2: maphash.MakeSeed(), per: cfg.maxTracked / n,
+		memoPer: refusalMemo / n * 7 / 8, shards: make([]refusalShard, n)}
+	t.filter.init(cfg.maxTracked)
+	return t
 }
 
 // shard returns the shard of k.
@@ -219,53 +260,134 @@ func (t *refusalTable) len() int {
 	return n
 }
 
-// keyOf fills k with the key of a claim that presents something, once.
-func keyOf(c *claim, k *refusalKey) {
-	if k.kind != 0 {
-		return
+// hotAt says whether a key may be at its limit at now.
+func (t *refusalTable) hotAt(now time.Time) bool { return now.UnixNano() < t.hot.Load() }
+
+// ofLeaf fills ck with the key of the leaf of DER der.
+func (t *refusalTable) ofLeaf(der []byte, ck *claimKey) {
+	if !ck.hashed {
+		ck.fp, ck.hashed = maphash.Bytes(t.seed, der), true
 	}
-	switch {
-	case c.source == SourceHeader:
-		h := sha256.New()
-		var n [4]byte
-		for _, v := range c.headerValues() {
-			binary.BigEndian.PutUint32(n[:], uint32(len(v)))
-			h.Write(n[:])
-			_, _ = io.WriteString(h, v)
-		}
-		var sum [sha256.Size]byte
-		k.kind = refusalKeyValues
-		copy(k.sum[:], h.Sum(sum[:0]))
-	case len(c.certs) > 0:
-		sum := sha256.Sum256(c.certs[0].Raw)
-		k.kind = refusalKeyLeaf
-		copy(k.sum[:], sum[:])
-	default:
-		k.kind = refusalKeyNone
-	}
+	ck.sum = sha256.Sum256(der)
+	ck.key.kind = refusalKeyLeaf
+	copy(ck.key.sum[:], ck.sum[:])
 }
 
-// gate answers a claim whose key is at its limit with ErrTooManyRefusals, before anything else
-// is done with it; k receives the claim's key if it was computed. Without a key at its limit
-// (hot), it costs one atomic load.
-func (t *refusalTable) gate(c *claim, k *refusalKey, now time.Time) error {
-	if t == nil || now.UnixNano() >= t.hot.Load() {
+// slowed is the gate of the pipeline: it answers a claim whose key is at its limit with
+// ErrTooManyRefusals, before anything else is done with it; ck receives what was computed of the
+// claim's key. While no key is at its limit it costs one atomic load. While one is, over TLS a
+// maphash of the leaf and a bit of the filter; from a proxy, a maphash of the header values and
+// a look-up of their key (a decoding of the values, not a parse, the first time).
+func (m *Middleware) slowed(st *state, c *claim, ck *claimKey, now time.Time) error {
+	t := st.refusals
+	if t == nil || !t.hotAt(now) {
 		return nil
 	}
-	keyOf(c, k)
-	e := t.check(k, now)
-	if e != nil && c.source == SourceTLS {
-		e.Leaf = c.certs[0] // parsed by crypto/tls: its names are the client's word, as for any refusal
+	if c.source == SourceHeader {
+		m.headerKey(t, c, ck, nil)
+		if ck.key.kind == refusalKeyNone || !t.filter.has(ck.fp) {
+			return nil
+		}
+	} else {
+		der := c.certs[0].Raw
+		ck.fp, ck.hashed = maphash.Bytes(t.seed, der), true
+		if !t.filter.has(ck.fp) {
+			return nil
+		}
+		t.ofLeaf(der, ck)
 	}
-	return nilIfNone(e)
-}
-
-// nilIfNone keeps a nil *Error from becoming a non-nil error.
-func nilIfNone(e *Error) error {
+	e := t.check(&ck.key, now)
 	if e == nil {
 		return nil
 	}
+	if c.source == SourceTLS {
+		e.Leaf = c.certs[0] // parsed by crypto/tls: its names are the client's word, as for any refusal
+	}
 	return e
+}
+
+// countRefusal records the refusal err of a claim, if it counts; ck is what the gate computed of
+// the claim's key, completed here.
+func (m *Middleware) countRefusal(st *state, c *claim, ck *claimKey, err error, now time.Time) {
+	t := st.refusals
+	if t == nil || !counted(err) {
+		return
+	}
+	switch {
+	case ck.key.kind != 0:
+	case c.source == SourceHeader:
+		m.headerKey(t, c, ck, err)
+	default:
+		t.ofLeaf(c.certs[0].Raw, ck)
+	}
+	t.record(ck, now)
+}
+
+// headerKey fills ck with the key of header claim c, once: as remembered for the same values,
+// else of the leaf they decode to (the refused leaf of err when it has one, which was decoded
+// from them), else, for values that do not decode, of the values themselves (valuesKey).
+func (m *Middleware) headerKey(t *refusalTable, c *claim, ck *claimKey, err error) {
+	if ck.key.kind != 0 {
+		return
+	}
+	tag := t.tagOf(c.headerValues())
+	s := &t.shards[tag[0]%uint64(len(t.shards))]
+	s.mu.Lock()
+	known, ok := s.memo[tag]
+	s.mu.Unlock()
+	if ok {
+		*ck = known
+		return
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Leaf != nil {
+		t.ofLeaf(e.Leaf.Raw, ck)
+	} else {
+		own := *c // a claim handed to the format escapes: a copy, made here only, keeps the caller's on its stack
+		switch ders, _, err := m.decodeHeader(&own); {
+		case err != nil:
+			valuesKey(c.headerValues(), &ck.key)
+			ck.fp, ck.hashed = tag[0], true
+		case len(ders) == 0:
+			ck.key.kind = refusalKeyNone
+		default:
+			t.ofLeaf(ders[0], ck)
+		}
+	}
+	s.mu.Lock()
+	if len(s.memo) >= t.memoPer {
+		clear(s.memo) // a map emptied by clear keeps no room of what it held
+	}
+	if s.memo == nil {
+		s.memo = make(map[[2]uint64]claimKey)
+	}
+	s.memo[tag] = *ck
+	s.mu.Unlock()
+}
+
+// tagOf is 128 bits of maphash of header values, under two seeds, by which the memo knows them.
+func (t *refusalTable) tagOf(values []string) [2]uint64 {
+	var tag [2]uint64
+	for _, v := range values {
+		tag[0] = maphash.Comparable(t.seed, [2]uint64{tag[0], maphash.String(t.seed, v)})
+		tag[1] = maphash.Comparable(t.seed2, [2]uint64{tag[1], maphash.String(t.seed2, v)})
+	}
+	return tag
+}
+
+// valuesKey fills k with the key of header values that do not decode: the SHA-256 of the values
+// themselves. A client can vary them at will, but their refusal costs no verification.
+func valuesKey(values []string, k *refusalKey) {
+	h := sha256.New()
+	var n [4]byte
+	for _, v := range values {
+		binary.BigEndian.PutUint32(n[:], uint32(len(v)))
+		h.Write(n[:])
+		_, _ = io.WriteString(h, v)
+	}
+	var sum [sha256.Size]byte
+	k.kind = refusalKeyValues
+	copy(k.sum[:], h.Sum(sum[:0]))
 }
 
 // check returns the refusal of a request with key k at now if k is at its limit within its
@@ -278,16 +400,35 @@ func (t *refusalTable) check(k *refusalKey, now time.Time) *Error {
 	s.mu.Lock()
 	rc, ok := s.m[*k]
 	s.mu.Unlock()
+	at := now.UnixNano()
 	end := windowEnd(rc.start, t.cfg.window)
-	if !ok || int(rc.n) < t.cfg.limit || now.UnixNano() >= end || now.UnixNano() < rc.start {
+	if !ok || int(rc.n) < t.cfg.limit || at >= end || at < rc.start {
 		return nil
 	}
-	wait := time.Duration(end - now.UnixNano())
-	e := newError(ErrTooManyRefusals, fmt.Sprintf("%s was refused %d times within %v; it is answered 429 without being verified "+
-		"for %v more, when the window that began at its first refusal ends (Config.RefusalThrottle: Limit %d, Window %v)",
-		k.String(), rc.n, t.cfg.window, wait.Round(time.Millisecond), t.cfg.limit, t.cfg.window), nil)
+	wait := time.Duration(end - at)
+	e := newError(ErrTooManyRefusals, t.detail(k, rc.n, wait), nil)
 	e.Step, e.RetryAfter = stepClaim, wait
 	return e
+}
+
+// detail is the detail of the refusal of k, refused n times and slowed for wait more, written
+// into one buffer.
+func (t *refusalTable) detail(k *refusalKey, n int32, wait time.Duration) string {
+	var b strings.Builder
+	b.Grow(320)
+	k.writeTo(&b)
+	b.WriteString(" was refused ")
+	b.WriteString(strconv.Itoa(int(n)))
+	b.WriteString(" times within ")
+	b.WriteString(t.cfg.window.String())
+	b.WriteString("; it is answered 429 without being verified for ")
+	b.WriteString(wait.Round(time.Millisecond).String())
+	b.WriteString(" more, when the window that began at its first refusal ends (Config.RefusalThrottle: Limit ")
+	b.WriteString(strconv.Itoa(t.cfg.limit))
+	b.WriteString(", Window ")
+	b.WriteString(t.cfg.window.String())
+	b.WriteString(")")
+	return b.String()
 }
 
 // windowEnd is when the window that began at start ends, UnixNano, at most math.MaxInt64.
@@ -301,13 +442,26 @@ func windowEnd(start int64, window time.Duration) int64 {
 // String names k for a log: the prefix of a fingerprint (of the leaf's DER, as Event.SHA256
 // has it in full, or of the header values), or an address.
 func (k *refusalKey) String() string {
+	var b strings.Builder
+	k.writeTo(&b)
+	return b.String()
+}
+
+func (k *refusalKey) writeTo(b *strings.Builder) {
+	var hexed [16]byte
 	switch k.kind {
 	case refusalKeyAddr:
-		return "a request without a certificate from " + netip.AddrFrom16(k.sum).Unmap().String()
+		b.WriteString("a request without a certificate from ")
+		b.WriteString(netip.AddrFrom16(k.sum).Unmap().String())
+		return
 	case refusalKeyValues:
-		return "the certificate header values of SHA-256 " + hex.EncodeToString(k.sum[:8]) + "..."
+		b.WriteString("the certificate header values (which do not decode) of SHA-256 ")
+	default:
+		b.WriteString("the certificate of SHA-256 ")
 	}
-	return "the certificate of SHA-256 " + hex.EncodeToString(k.sum[:8]) + "..."
+	hex.Encode(hexed[:], k.sum[:8])
+	b.Write(hexed[:])
+	b.WriteString("...")
 }
 
 // counted says whether err is a refusal that is the certificate's own fault, which counts
@@ -330,25 +484,16 @@ func counted(err error) bool {
 	return false
 }
 
-// count records the refusal err of a claim, if it counts; k is the claim's key, computed here if
-// the gate did not.
-func (t *refusalTable) count(c *claim, k *refusalKey, err error, now time.Time) {
-	if t == nil || !counted(err) {
-		return
-	}
-	keyOf(c, k)
-	t.record(k, now)
-}
-
-// record counts one refusal of k at now.
-func (t *refusalTable) record(k *refusalKey, now time.Time) {
+// record counts one refusal of ck's key at now; a key that reaches its limit gets its bit in
+// the filter, and makes the table hot until its window ends.
+func (t *refusalTable) record(ck *claimKey, now time.Time) {
+	k := &ck.key
 	if k.kind == refusalKeyNone {
 		return
 	}
 	at := now.UnixNano()
 	s := t.shard(k)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rc, ok := s.m[*k]
 	switch {
 	case ok && at >= rc.start && at < windowEnd(rc.start, t.cfg.window):
@@ -356,6 +501,7 @@ func (t *refusalTable) record(k *refusalKey, now time.Time) {
 			rc.n++
 		}
 	case !ok && !s.room(t, at):
+		s.mu.Unlock()
 		return // every key sampled is at its limit: this one is not tracked
 	default: // a new key, or a window that passed (or a clock set back): a new window
 		rc = refusalCount{start: at, n: 1}
@@ -364,13 +510,18 @@ func (t *refusalTable) record(k *refusalKey, now time.Time) {
 		s.m = make(map[refusalKey]refusalCount)
 	}
 	s.m[*k] = rc
-	if int(rc.n) >= t.cfg.limit {
-		end := windowEnd(rc.start, t.cfg.window)
-		for {
-			hot := t.hot.Load()
-			if end <= hot || t.hot.CompareAndSwap(hot, end) {
-				break
-			}
+	s.mu.Unlock()
+	if int(rc.n) < t.cfg.limit {
+		return
+	}
+	if ck.hashed {
+		t.filter.add(ck.fp, at, t.cfg.window) // before hot: a gate that sees the table hot sees the bit
+	}
+	end := windowEnd(rc.start, t.cfg.window)
+	for {
+		hot := t.hot.Load()
+		if end <= hot || t.hot.CompareAndSwap(hot, end) {
+			break
 		}
 	}
 }
@@ -411,6 +562,51 @@ func (s *refusalShard) room(t *refusalTable, at int64) bool {
 	return true
 }
 
+// hotFilter holds a bit for each key at its limit (its fingerprint, claimKey.fp), so that while
+// one is slowed the gate of every other claim costs a bit test rather than a SHA-256 and a
+// look-up. Its bits are set in one of two generations of a Window each, and a generation is
+// emptied when a third begins: a key's bit stays at least until its window ends (it was set
+// within the window). A bit set may be another key's, or outlive its key: the key is then looked
+// up in vain. Setting is rare (a key reaching its limit) and locked; reading is two atomic loads.
+type hotFilter struct {
+	mu    sync.Mutex
+	gens  [2][]atomic.Uint64
+	cur   int   // the generation bits are set in (mu)
+	since int64 // when it began, UnixNano (mu)
+	mask  uint64
+}
+
+// init sizes the filter for a table of maxTracked keys: four bits a key, from 4,096 to 1,048,576
+// bits a generation (32 KiB each at the default).
+func (f *hotFilter) init(maxTracked int) {
+	words := 64
+	for words < 1<<14 && words*16 < maxTracked {
+		words *= 2
+	}
+	f.gens[0], f.gens[1] = make([]atomic.Uint64, words), make([]atomic.Uint64, words)
+	f.mask = uint64(words - 1)
+}
+
+// has says whether fp's bit is set.
+func (f *hotFilter) has(fp uint64) bool {
+	i, bit := fp>>6&f.mask, uint64(1)<<(fp&63)
+	return f.gens[0][i].Load()&bit != 0 || f.gens[1][i].Load()&bit != 0
+}
+
+// add sets fp's bit at at, beginning a new generation when the current one is a window old.
+func (f *hotFilter) add(fp uint64, at int64, window time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if at >= windowEnd(f.since, window) || at < f.since {
+		f.cur ^= 1
+		for i := range f.gens[f.cur] {
+			f.gens[f.cur][i].Store(0)
+		}
+		f.since = at
+	}
+	f.gens[f.cur][fp>>6&f.mask].Or(uint64(1) << (fp & 63))
+}
+
 // slowNoCertificate counts the refusal d of a request that presented no certificate on its
 // connection, by the peer's address, and answers it 429 instead once that address is at its
 // limit. It runs where a handler refuses (observe): only a request that no certificate and no
@@ -424,15 +620,15 @@ func (m *Middleware) slowNoCertificate(c *Call, d *decision) {
 	if !ok || m.header != nil && m.header.inPrefixes(addr) {
 		return // a trusted proxy's address carries everyone behind it
 	}
-	k := refusalKey{kind: refusalKeyAddr, sum: addr.As16()}
+	ck := claimKey{key: refusalKey{kind: refusalKeyAddr, sum: addr.As16()}}
 	t := d.st.refusals
-	if d.now.UnixNano() < t.hot.Load() {
-		if e := t.check(&k, d.now); e != nil {
+	if t.hotAt(d.now) {
+		if e := t.check(&ck.key, d.now); e != nil {
 			d.err = e
 			return
 		}
 	}
-	t.record(&k, d.now)
+	t.record(&ck, d.now)
 }
 
 // peerAddr is the address of the connection's peer: as ConnContext recorded it, else

@@ -473,21 +473,22 @@ func TestRefusalThrottleFlood(t *testing.T) {
 			runtime.ReadMemStats(&before)
 			cfg := compileRefusals(&problems{}, &RefusalThrottleConfig{MaxTracked: tt.maxTracked})
 			tb := cfg.newTable()
+			m, st := &Middleware{}, &state{refusals: tb}
 			offender := fakeLeafClaim(bytes.Repeat([]byte{0x30}, 600))
 			refused := newError(ErrUntrusted, "", nil)
 			for range cfg.limit {
-				var k refusalKey
-				require.NoError(t, tb.gate(offender, &k, clock.now()))
-				tb.count(offender, &k, refused, clock.now())
+				var ck claimKey
+				require.NoError(t, m.slowed(st, offender, &ck, clock.now()))
+				m.countRefusal(st, offender, &ck, refused, clock.now())
 			}
 			der := bytes.Repeat([]byte{0x30, 0x82}, 300)
 			const flood = 100_000
 			for i := range flood {
 				binary.BigEndian.PutUint64(der[16:], uint64(i))
 				c := fakeLeafClaim(der)
-				var k refusalKey
-				if err := tb.gate(c, &k, clock.now()); err == nil {
-					tb.count(c, &k, refused, clock.now())
+				var ck claimKey
+				if err := m.slowed(st, c, &ck, clock.now()); err == nil {
+					m.countRefusal(st, c, &ck, refused, clock.now())
 				}
 				if i%10_000 == 0 {
 					clock.advance(time.Second) // within the window
@@ -501,8 +502,8 @@ func TestRefusalThrottleFlood(t *testing.T) {
 			grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 			t.Logf("%d keys tracked of %d refused certificates; heap grew %d bytes (%d a key)", n, flood, grown, grown/int64(max(n, 1)))
 			assert.Less(t, grown, int64(16<<20), "bounded memory")
-			var k refusalKey
-			err := tb.gate(offender, &k, clock.now())
+			var ck claimKey
+			err := m.slowed(st, offender, &ck, clock.now())
 			require.ErrorIs(t, err, ErrTooManyRefusals, "the repeat offender is still slowed")
 			runtime.KeepAlive(tb)
 		})
@@ -629,32 +630,129 @@ func TestRefusalCounted(t *testing.T) {
 }
 
 // BenchmarkHandlerRefusalThrottle is BenchmarkHandler (an accepted, cached chain) with the
-// slowing of refused clients off, on, and on while another certificate is slowed: only then is
-// the claim's key computed and looked up.
+// slowing of refused clients off, on, and on while another certificate is slowed (hot), over TLS
+// and from a proxy; then the refusal of a slowed certificate (429) beside its cached refusal
+// (slowing off), and with proxies trusted by their certificate, the cache off.
 func BenchmarkHandlerRefusalThrottle(b *testing.B) {
 	p := newPKI(b)
 	stranger := p.other.NewClient("stranger")
+	lan := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	proxy := mtlstest.Proxy{Format: MustHeaderFormat("haproxy"), Addr: "10.0.0.1:4000"}
+	revoked := p.issuing.NewClient("revoked") // verified, then refused: the cost of a whole check
+	proxyPolicy := func(c *Config) {
+		c.CacheSize = -1
+		c.Header = &HeaderConfig{Format: MustHeaderFormat("haproxy"), ProxyPolicy: must(RequireSubject(Attributes{"CN": {"proxy"}}))}
+		c.Revocation = &RevocationConfig{DenyList: NewDenyList(DenyCertificate(sha256.Sum256(revoked.Certificate.Raw)))}
+	}
 	for _, bc := range []struct {
 		name     string
-		throttle *RefusalThrottleConfig
-		offender bool
-	}{{"off", nil, false}, {"on", &RefusalThrottleConfig{}, false}, {"on, one slowed", &RefusalThrottleConfig{Limit: 1, Window: time.Hour}, true}} {
+		header   bool
+		throttle bool
+		slowed   bool // another certificate is slowed
+		client   *mtlstest.Leaf
+		cfg      func(*Config)
+	}{
+		{name: "tls/off", client: p.alice},
+		{name: "tls/on", throttle: true, client: p.alice},
+		{name: "tls/on, one slowed", throttle: true, slowed: true, client: p.alice},
+		{name: "header/off", header: true, client: p.alice},
+		{name: "header/on", header: true, throttle: true, client: p.alice},
+		{name: "header/on, one slowed", header: true, throttle: true, slowed: true, client: p.alice},
+		{name: "tls/refused, cached", client: stranger},
+		{name: "tls/429", throttle: true, client: stranger},
+		{name: "header/refused, cached", header: true, client: stranger},
+		{name: "header/429", header: true, throttle: true, client: stranger},
+		{name: "proxy policy/refused, no cache", client: revoked, cfg: proxyPolicy},
+		{name: "proxy policy/429, no cache", throttle: true, client: revoked, cfg: proxyPolicy},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			m, err := New(Config{RootCAs: p.root.Pool(), RefusalThrottle: bc.throttle, Logger: slog.New(slog.DiscardHandler)})
+			cfg := Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), Logger: slog.New(slog.DiscardHandler)}
+			if bc.throttle {
+				cfg.RefusalThrottle = &RefusalThrottleConfig{Limit: 1, Window: time.Hour}
+			}
+			if bc.header {
+				cfg.Header = &HeaderConfig{Format: MustHeaderFormat("haproxy"), TrustedProxies: lan}
+			}
+			if bc.cfg != nil {
+				bc.cfg(&cfg)
+			}
+			m, err := New(cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
 			h := m.Handler(noop)
 			w := &discardWriter{h: http.Header{}}
-			if bc.offender {
-				h.ServeHTTP(w, mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", stranger.Chain()...))
+			req := func(l *mtlstest.Leaf) *http.Request {
+				if bc.header {
+					return proxy.NewRequest(http.MethodGet, "/", l.Chain()...)
+				}
+				return mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", l.Chain()...)
 			}
-			r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", p.alice.Chain()...)
-			h.ServeHTTP(w, r) // warm the cache
+			if bc.slowed {
+				h.ServeHTTP(w, req(stranger))
+			}
+			r := req(bc.client)
+			h.ServeHTTP(w, r) // warm the cache, or reach the limit
 			b.ReportAllocs()
 			for b.Loop() {
 				h.ServeHTTP(w, r)
 			}
+		})
+	}
+}
+
+// TestRefusalThrottleKeyIsTheLeaf: from a trusted proxy, refusals are counted by the leaf the
+// header values decode to, not by the values as they were written: an earlier XFCC element that
+// the client varies, another chain beside the same leaf, or the same certificate presented on a
+// direct connection is one key, slowed once it is at its limit.
+func TestRefusalThrottleKeyIsTheLeaf(t *testing.T) {
+	p := newPKI(t)
+	lan := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	stranger := p.other.NewClient("stranger")
+	direct := func() *http.Request {
+		return mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", stranger.Chain()...)
+	}
+	xfcc := mtlstest.Proxy{Format: MustHeaderFormat("envoy-xfcc"), Addr: "10.0.0.1:4000"}
+	haproxy := mtlstest.Proxy{Format: MustHeaderFormat("haproxy"), Addr: "10.0.0.1:4000"}
+	extras := []*x509.Certificate{p.issuing.Certificate, p.other.Certificate, p.root.Certificate, p.alice.Certificate}
+	tests := []struct {
+		name   string
+		format string
+		limit  int
+		req    func(i int) *http.Request
+		want   []int
+	}{
+		{name: "an earlier XFCC element varying", format: "envoy-xfcc", limit: 2, req: func(i int) *http.Request {
+			r := xfcc.NewRequest(http.MethodGet, "/", stranger.Chain()...)
+			r.Header.Set("X-Forwarded-Client-Cert", fmt.Sprintf("Hash=%064x,", i)+r.Header.Get("X-Forwarded-Client-Cert"))
+			return r
+		}, want: []int{401, 401, 429, 429, 429, 429, 429, 429, 429, 429}},
+		{name: "another chain each time", format: "haproxy", limit: 1, req: func(i int) *http.Request {
+			return haproxy.NewRequest(http.MethodGet, "/", stranger.Certificate, extras[i])
+		}, want: []int{401, 429, 429, 429}},
+		{name: "on the connection, then from the proxy", format: "haproxy", limit: 2, req: func(i int) *http.Request {
+			if i%2 == 0 {
+				return direct()
+			}
+			return haproxy.NewRequest(http.MethodGet, "/", stranger.Chain()...)
+		}, want: []int{401, 401, 429, 429}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var evs eventLog
+			m, err := New(Config{RootCAs: p.root.Pool(), Now: newTestClock().now, OnDecision: evs.record, Logger: slog.New(slog.DiscardHandler),
+				Header:          &HeaderConfig{Format: MustHeaderFormat(tt.format), TrustedProxies: lan},
+				RefusalThrottle: &RefusalThrottleConfig{Limit: tt.limit}})
+			require.NoError(t, err)
+			h := m.Handler(echoIdentity)
+			for i, want := range tt.want {
+				status, _, _ := serveThrottled(t, h, tt.req(i))
+				require.Equal(t, want, status, "request %d", i+1)
+				if want == http.StatusTooManyRequests {
+					assert.Equal(t, stepClaim, evs.last(t).Step, "request %d is not verified", i+1)
+				}
+			}
+			assert.Equal(t, 1, m.state.Load().refusals.len(), "one key: the leaf's")
 		})
 	}
 }
@@ -676,9 +774,10 @@ func TestRefusalThrottleChurn(t *testing.T) {
 	base := heap()
 	var full int64
 	for i := range 40 * maxTracked {
-		k := refusalKey{kind: refusalKeyLeaf}
-		binary.BigEndian.PutUint64(k.sum[:], uint64(i))
-		tb.record(&k, clock.now())
+		var ck claimKey
+		ck.key.kind = refusalKeyLeaf
+		binary.BigEndian.PutUint64(ck.key.sum[:], uint64(i))
+		tb.record(&ck, clock.now())
 		if i == 2*maxTracked {
 			full = heap() - base
 		}
@@ -688,6 +787,29 @@ func TestRefusalThrottleChurn(t *testing.T) {
 		tb.len(), full, full/maxTracked, churned, churned/maxTracked)
 	assert.Less(t, churned, full*5/4, "the memory stays where it was when the table was full")
 	runtime.KeepAlive(tb)
+}
+
+// TestRefusalThrottleNoAllocWhileHot: while a key is slowed, the requests of other clients from a
+// proxy allocate nothing more than when none is: their key is not computed anew each time.
+func TestRefusalThrottleNoAllocWhileHot(t *testing.T) {
+	p := newPKI(t)
+	proxy := mtlstest.Proxy{Format: MustHeaderFormat("haproxy"), Addr: "10.0.0.1:4000"}
+	allocs := func(hot bool) float64 {
+		m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), Logger: slog.New(slog.DiscardHandler),
+			Header:          &HeaderConfig{Format: MustHeaderFormat("haproxy"), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+			RefusalThrottle: &RefusalThrottleConfig{Limit: 1, Window: time.Hour}})
+		require.NoError(t, err)
+		h := m.Handler(noop)
+		w := &discardWriter{h: http.Header{}}
+		if hot {
+			h.ServeHTTP(w, proxy.NewRequest(http.MethodGet, "/", p.other.NewClient("stranger").Chain()...))
+			require.Equal(t, 1, m.state.Load().refusals.len())
+		}
+		r := proxy.NewRequest(http.MethodGet, "/", p.alice.Chain()...)
+		h.ServeHTTP(w, r)
+		return testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) })
+	}
+	assert.Equal(t, allocs(false), allocs(true))
 }
 
 // TestRefusalThrottleBounds: Limit, Window and MaxTracked have upper bounds, each a ConfigError
