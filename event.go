@@ -57,9 +57,11 @@ type Event struct {
 	Format string
 	Proxy  netip.Addr
 
-	// Leaf is the client certificate, when one was parsed; SHA256 (lowercase hex of its DER) and
-	// NotAfter are taken from it, and so are the methods Subject, Issuer and Serial. All are zero
-	// when no certificate was parsed.
+	// Leaf is the client certificate, when one was parsed; SHA256 (lowercase hex of the SHA-256
+	// of its DER) and NotAfter are taken from it, and so are the methods Subject, Issuer and
+	// Serial. All are zero when no certificate was parsed, but for the SHA256 of a 429
+	// "too_many_refusals" from a proxy: that of the leaf decoded from its header, which is not
+	// parsed then ([Config.RefusalThrottle]).
 	Leaf     *x509.Certificate
 	SHA256   string
 	NotAfter time.Time
@@ -137,10 +139,19 @@ func (m *Middleware) event(d *decision, shadowErr error, duration time.Duration)
 		var e *Error
 		if errors.As(d.err, &e) {
 			ev.Step = e.Step
-			if ev.Leaf == nil && e.Leaf != nil {
-				ev.Leaf = e.Leaf
-				sum := sha256.Sum256(e.Leaf.Raw)
-				ev.SHA256 = hex.EncodeToString(sum[:])
+			slowed := ""
+			if e.Kind == ErrTooManyRefusals {
+				slowed = d.slowed // the gate's, of the leaf: from a proxy, decoded and not parsed
+			}
+			switch {
+			case ev.Leaf == nil && e.Leaf != nil:
+				ev.Leaf, ev.SHA256 = e.Leaf, slowed
+				if ev.SHA256 == "" {
+					sum := sha256.Sum256(e.Leaf.Raw)
+					ev.SHA256 = hex.EncodeToString(sum[:])
+				}
+			case ev.SHA256 == "":
+				ev.SHA256 = slowed
 			}
 			if errors.Is(e.Kind, ErrDenied) {
 				ev.Rule = e.Detail

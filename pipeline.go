@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -53,6 +54,9 @@ type decision struct {
 	credentials string
 	certErr     error
 	tier        string // the throttling tier applied (throttle.go)
+	// slowed is the SHA-256 (hex) of the leaf's DER a claim was answered 429 too_many_refusals
+	// for (refusals.go): the event's SHA256, also when no leaf was parsed (from a proxy).
+	slowed string
 }
 
 // authenticate runs the pipeline on r.
@@ -78,6 +82,9 @@ func (m *Middleware) decide(c *Call) decision {
 	if !cl.empty() {
 		var ck claimKey // the claim's key among refusals, computed once if at all
 		if d.err = m.slowed(st, &cl, &ck, d.now); d.err != nil {
+			if ck.key.kind == refusalKeyLeaf {
+				d.slowed = hex.EncodeToString(ck.sum[:]) // the leaf's, parsed or not
+			}
 			return d
 		}
 		if id, d.rev, d.err = m.verified(c.ctx(), st, &cl, d.now); d.err != nil {

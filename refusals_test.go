@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -753,6 +754,49 @@ func TestRefusalThrottleKeyIsTheLeaf(t *testing.T) {
 				}
 			}
 			assert.Equal(t, 1, m.state.Load().refusals.len(), "one key: the leaf's")
+		})
+	}
+}
+
+// TestRefusalThrottleLoggedOnce: a slowed client repeating its request costs one record at Info
+// in a minute, as a refused one does, from a proxy too: the event's SHA256 is the fingerprint of
+// the leaf the header decodes to, also when no certificate was parsed.
+func TestRefusalThrottleLoggedOnce(t *testing.T) {
+	p := newPKI(t)
+	stranger := p.other.NewClient("stranger")
+	want := sha256.Sum256(stranger.Certificate.Raw)
+	proxy := mtlstest.Proxy{Format: MustHeaderFormat("haproxy"), Addr: "10.0.0.1:4000"}
+	for _, tt := range []struct {
+		name string
+		req  func() *http.Request
+	}{
+		{"on the connection", func() *http.Request {
+			return mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", stranger.Chain()...)
+		}},
+		{"from a proxy", func() *http.Request { return proxy.NewRequest(http.MethodGet, "/", stranger.Chain()...) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			var evs eventLog
+			m, err := New(Config{RootCAs: p.root.Pool(), Now: newTestClock().now, OnDecision: evs.record,
+				Logger:          slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				Header:          &HeaderConfig{Format: MustHeaderFormat("haproxy"), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}},
+				RefusalThrottle: &RefusalThrottleConfig{Limit: 2}})
+			require.NoError(t, err)
+			h := m.Handler(echoIdentity)
+			for range 40 {
+				serveThrottled(t, h, tt.req())
+			}
+			ev := evs.last(t)
+			require.Equal(t, Throttled, ev.Result)
+			assert.Equal(t, hex.EncodeToString(want[:]), ev.SHA256)
+			info := 0
+			for _, rec := range jsonRecords(t, logs.String()) {
+				if rec["level"] == "INFO" && rec["msg"] == "mtls: request throttled" {
+					info++
+				}
+			}
+			assert.Equal(t, 1, info, "one record at Info for 38 answers 429")
 		})
 	}
 }
