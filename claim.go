@@ -95,6 +95,9 @@ func (m *Middleware) trustedPeer(st *state, c *Call) (netip.Addr, bool) {
 		if c.TLS == nil || len(c.TLS.PeerCertificates) == 0 {
 			return addr, false
 		}
+		if m.slowedPeer(st, c.TLS.PeerCertificates, m.now()) {
+			return addr, false // not verified: the claim's gate answers it 429
+		}
 		id, _, err := m.verified(c.ctx(), st, &claim{source: SourceTLS, certs: c.TLS.PeerCertificates}, m.now())
 		if err != nil || h.policy.Check(id) != nil {
 			return addr, false

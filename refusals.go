@@ -2,6 +2,7 @@ package mtls
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -60,7 +61,9 @@ import (
 // request to the credentials, and [Middleware.Authenticate] to its caller); a peer within
 // [HeaderConfig.TrustedProxies] is never keyed by its address. The table holds the keys
 // themselves (128 bits of the SHA-256), never an accepted client's: a client whose certificate
-// is accepted is slowed only by refusals of that very certificate.
+// is accepted is slowed only by refusals of that very certificate. A direct client of a
+// service whose proxies are trusted by their certificate ([HeaderConfig.ProxyPolicy]) is
+// slowed before its chain is verified as a proxy's.
 //
 // What it costs: while no key is at its limit, one atomic load a request. While one is, a
 // request that is not slowed costs, over TLS, a maphash of its leaf and a bit test; from a
@@ -304,6 +307,13 @@ func (m *Middleware) slowed(st *state, c *claim, ck *claimKey, now time.Time) er
 		e.Leaf = c.certs[0] // parsed by crypto/tls: its names are the client's word, as for any refusal
 	}
 	return e
+}
+
+// slowedPeer says whether the leaf of a direct connection is slowed: a proxy trusted by its
+// certificate is not verified as one then (trustedPeer), and the claim's gate answers it.
+func (m *Middleware) slowedPeer(st *state, certs []*x509.Certificate, now time.Time) bool {
+	var ck claimKey
+	return m.slowed(st, &claim{source: SourceTLS, certs: certs}, &ck, now) != nil
 }
 
 // countRefusal records the refusal err of a claim, if it counts; ck is what the gate computed of

@@ -758,6 +758,42 @@ func TestRefusalThrottleKeyIsTheLeaf(t *testing.T) {
 	}
 }
 
+// TestRefusalThrottleProxyPolicy: with proxies trusted by their certificate (ProxyPolicy), a
+// direct client whose certificate is slowed is answered 429 without its chain being verified to
+// find out whether it is a proxy's: once its cached refusal has expired, the 429 leaves no
+// outcome in the cache.
+func TestRefusalThrottleProxyPolicy(t *testing.T) {
+	p := newPKI(t)
+	clock := newTestClock()
+	m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), Now: clock.now, Logger: slog.New(slog.DiscardHandler),
+		Header: &HeaderConfig{Format: MustHeaderFormat("haproxy"),
+			ProxyPolicy: must(RequireSubject(Attributes{"CN": {"proxy"}}))},
+		RefusalThrottle: &RefusalThrottleConfig{Limit: 2, Window: time.Hour}})
+	require.NoError(t, err)
+	h := m.Handler(echoIdentity)
+	stranger := p.other.NewClient("stranger")
+	req := func() *http.Request {
+		return mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", stranger.Chain()...)
+	}
+	for range 2 {
+		status, _, _ := serveThrottled(t, h, req())
+		require.Equal(t, http.StatusUnauthorized, status)
+	}
+	clock.advance(2 * negativeTTL) // the cached refusal is gone; the window is not
+	status, reason, _ := serveThrottled(t, h, req())
+	require.Equal(t, http.StatusTooManyRequests, status)
+	require.Equal(t, ReasonTooManyRefusals, reason)
+	_, e := m.state.Load().cache.lookupChain(stranger.Chain(), clock.now())
+	assert.Nil(t, e, "the slowed chain was not verified as a proxy's")
+
+	proxy := p.issuing.NewClient("proxy")
+	r := mtlstest.NewRequest(http.MethodGet, "https://api.example.test/", proxy.Chain()...)
+	r.Header.Set("X-SSL-Client-Cert", mtlstest.Proxy{Format: MustHeaderFormat("haproxy")}.NewRequest(http.MethodGet, "/", p.alice.Chain()...).Header.Get("X-SSL-Client-Cert"))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	assert.Equal(t, "alice", w.Body.String(), "a proxy is still trusted while a client is slowed")
+}
+
 // TestRefusalThrottleLoggedOnce: a slowed client repeating its request costs one record at Info
 // in a minute, as a refused one does, from a proxy too: the event's SHA256 is the fingerprint of
 // the leaf the header decodes to, also when no certificate was parsed.
