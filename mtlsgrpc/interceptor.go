@@ -51,9 +51,17 @@ func (i *Interceptor) ServerOptions() []grpc.ServerOption {
 }
 
 // Unary is a grpc.UnaryServerInterceptor: it calls handler with the identity in the context
-// ([mtls.FromContext]), or refuses the call with the status of the refusal ([Status]).
+// ([mtls.FromContext]), or refuses the call with the status of the refusal ([Status]). The
+// method judged is the one the call was routed by (grpc.Method), as for streams, and not
+// info.FullMethod, which generated code fills with the name the service was generated under
+// even when its grpc.ServiceDesc is registered under another ServiceName; info.FullMethod only
+// when the context names none.
 func (i *Interceptor) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, err := i.Authenticate(ctx, info.FullMethod)
+	method, ok := grpc.Method(ctx)
+	if !ok || method == "" {
+		method = info.FullMethod
+	}
+	ctx, err := i.Authenticate(ctx, method)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package mtlsgrpc_test
 
 import (
+	"crypto/tls"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -10,8 +12,11 @@ import (
 	"github.com/certgate/mtls/mtlsgrpc/mtlsgrpctest"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 const healthCheck = "/grpc.health.v1.Health/Check"
@@ -185,4 +190,85 @@ func TestOptions(t *testing.T) {
 	}
 	_, err := mtlsgrpc.New(nil)
 	require.Error(t, err)
+}
+
+// TestRenamedService: a grpc.ServiceDesc registered under another ServiceName is judged by the
+// name the call was routed by, on unary calls as on streams, although generated unary handlers
+// give the interceptor the name they were generated under (info.FullMethod).
+func TestRenamedService(t *testing.T) {
+	p := newPKI(t)
+	const service = "renamed.EchoV2"
+	onlyAlice := mtls.Must(mtls.RequireURIs("spiffe://example.test/alice"))
+	cases := []struct {
+		name   string
+		opts   []mtlsgrpc.Option
+		client *mtlstest.Leaf
+		method string // "Say" or "Chat"
+		reason string // "": accepted
+	}{
+		{name: "service policy, unary", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/"+service+"/", onlyAlice)}, client: p.bob, method: "Say", reason: mtls.ReasonPolicyDenied},
+		{name: "service policy, stream", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/"+service+"/", onlyAlice)}, client: p.bob, method: "Chat", reason: mtls.ReasonPolicyDenied},
+		{name: "method policy, unary", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/"+service+"/Say", onlyAlice)}, client: p.bob, method: "Say", reason: mtls.ReasonPolicyDenied},
+		{name: "the generated name's policy does not apply", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy(mtlsgrpctest.SayMethod, onlyAlice)}, client: p.bob, method: "Say"},
+		{name: "open by the routed name", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/" + service + "/Say")}, method: "Say"},
+		{name: "not open by the generated name", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate(mtlsgrpctest.SayMethod)}, method: "Say", reason: mtls.ReasonCertificateRequired},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var ev events
+			auth, err := mtlsgrpc.New(newMiddleware(t, p, mtls.Config{}, &ev), tc.opts...)
+			require.NoError(t, err)
+			conn := startRenamed(t, auth, service, tc.client)
+			full := "/" + service + "/" + tc.method
+			out := new(wrapperspb.StringValue)
+			if tc.method == "Say" {
+				err = conn.Invoke(ctx(t), full, wrapperspb.String("hi"), out)
+			} else {
+				var st grpc.ClientStream
+				st, err = conn.NewStream(ctx(t), &grpc.StreamDesc{StreamName: "Chat", ServerStreams: true, ClientStreams: true}, full)
+				if err == nil {
+					require.NoError(t, st.SendMsg(wrapperspb.String("hi")))
+					err = st.RecvMsg(out)
+				}
+			}
+			if tc.reason != "" {
+				requireRefused(t, err, tc.reason)
+			} else {
+				require.NoError(t, err)
+			}
+			got := ev.take()
+			if tc.client == nil && tc.reason == "" {
+				require.Empty(t, got, "an open method is not decided")
+				return
+			}
+			require.Len(t, got, 1)
+			require.Equal(t, full, got[0].Method)
+		})
+	}
+}
+
+// startRenamed serves Echo under the service name service, authenticated by auth, and returns a
+// connection to it presenting client's certificate (nil: none).
+func startRenamed(t *testing.T, auth *mtlsgrpc.Interceptor, service string, client *mtlstest.Leaf) *grpc.ClientConn {
+	t.Helper()
+	ca := mtlstest.NewRootCA("server CA")
+	cert := ca.NewServer("127.0.0.1").TLSCertificate()
+	s := grpc.NewServer(append(auth.ServerOptions(), grpc.Creds(credentials.NewTLS(mtlsgrpc.WithH2(&tls.Config{
+		Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12,
+	}))))...)
+	desc := mtlsgrpctest.EchoServiceDesc
+	desc.ServiceName = service
+	s.RegisterService(&desc, new(mtlsgrpctest.Echo))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(s.Stop)
+	cfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+	if client != nil {
+		cfg = client.ClientTLSConfig(ca.Pool())
+	}
+	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
 }
