@@ -19,6 +19,16 @@
 //
 // Handlers read the client with [mtls.FromContext], on unary calls and streams alike.
 //
+// # Other interceptors
+//
+// Give the server's other interceptors after [Interceptor.ServerOptions], by
+// grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor: they run after the decision, see
+// the identity and no forged certificate metadata, and never see a refused call. Never combine
+// ServerOptions with grpc.UnaryInterceptor or grpc.StreamInterceptor: grpc-go runs the
+// interceptor of those options before every chained one, wherever it is given in the list. To
+// use them all the same, leave ServerOptions out and put [Interceptor.Unary] and
+// [Interceptor.Stream] first in your own chain.
+//
 // # The call
 //
 // The interceptor builds an [mtls.Call] from what grpc-go knows of the call and runs

@@ -44,8 +44,14 @@ func New(m *mtls.Middleware, opts ...Option) (*Interceptor, error) {
 }
 
 // ServerOptions returns the options that chain the interceptor's Unary and Stream into a
-// grpc.Server, for grpc.NewServer(i.ServerOptions()...): put it first, so that the other
-// interceptors see the identity and no forged certificate metadata.
+// grpc.Server (grpc.ChainUnaryInterceptor, grpc.ChainStreamInterceptor), for
+// grpc.NewServer(i.ServerOptions()...). Give the server's other interceptors after them, by
+// grpc.ChainUnaryInterceptor and grpc.ChainStreamInterceptor, so that they see the identity and
+// no forged certificate metadata. Never combine ServerOptions with grpc.UnaryInterceptor or
+// grpc.StreamInterceptor: grpc-go runs the interceptor of those options before every chained
+// one, wherever it is given, so it would see the calls before they are decided, refused ones
+// too. Where one of those is needed, leave ServerOptions out and put Unary (Stream) first in
+// the chain it runs.
 func (i *Interceptor) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(i.Unary), grpc.ChainStreamInterceptor(i.Stream)}
 }

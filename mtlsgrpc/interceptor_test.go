@@ -1,9 +1,11 @@
 package mtlsgrpc_test
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,7 +220,7 @@ func TestRenamedService(t *testing.T) {
 			var ev events
 			auth, err := mtlsgrpc.New(newMiddleware(t, p, mtls.Config{}, &ev), tc.opts...)
 			require.NoError(t, err)
-			conn := startRenamed(t, auth, service, tc.client)
+			conn := startEcho(t, service, tc.client, auth.ServerOptions()...)
 			full := "/" + service + "/" + tc.method
 			out := new(wrapperspb.StringValue)
 			if tc.method == "Say" {
@@ -247,13 +249,78 @@ func TestRenamedService(t *testing.T) {
 	}
 }
 
-// startRenamed serves Echo under the service name service, authenticated by auth, and returns a
-// connection to it presenting client's certificate (nil: none).
-func startRenamed(t *testing.T, auth *mtlsgrpc.Interceptor, service string, client *mtlstest.Leaf) *grpc.ClientConn {
+// TestInterceptorOrder: an interceptor chained after ServerOptions (grpc.ChainUnaryInterceptor,
+// grpc.ChainStreamInterceptor), or after Unary and Stream in a chain of one's own, sees the
+// identity and no forged certificate metadata; one given by grpc.UnaryInterceptor or
+// grpc.StreamInterceptor runs before every chained one, wherever it is given, and sees neither.
+func TestInterceptorOrder(t *testing.T) {
+	p := newPKI(t)
+	m := newMiddleware(t, p, mtls.Config{Header: &mtls.HeaderConfig{
+		Format: mtls.MustHeaderFormat("envoy-xfcc"), TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+	}}, nil)
+	auth, err := mtlsgrpc.New(m)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var saw []string // per call: "identity" or "forged" or both
+	look := func(c context.Context) {
+		var s string
+		if _, ok := mtls.FromContext(c); ok {
+			s += "identity"
+		}
+		if md, _ := metadata.FromIncomingContext(c); len(md.Get("x-forwarded-client-cert")) > 0 {
+			s += "forged"
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		saw = append(saw, s)
+	}
+	unary := func(c context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		look(c)
+		return h(c, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		look(ss.Context())
+		return h(srv, ss)
+	}
+	cases := []struct {
+		name string
+		opts []grpc.ServerOption
+		saw  string
+	}{
+		{name: "chained after ServerOptions", saw: "identity",
+			opts: append(auth.ServerOptions(), grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))},
+		{name: "after Unary and Stream in a chain of one's own", saw: "identity",
+			opts: []grpc.ServerOption{grpc.ChainUnaryInterceptor(auth.Unary, unary), grpc.ChainStreamInterceptor(auth.Stream, stream)}},
+		{name: "grpc.UnaryInterceptor after ServerOptions runs first", saw: "forged",
+			opts: append(auth.ServerOptions(), grpc.UnaryInterceptor(unary), grpc.StreamInterceptor(stream))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			saw = nil
+			mu.Unlock()
+			conn := startEcho(t, mtlsgrpctest.EchoService, p.bob, tc.opts...)
+			for _, method := range []string{mtlsgrpctest.SayMethod, mtlsgrpctest.ChatMethod} {
+				c := metadata.NewOutgoingContext(ctx(t), metadata.Pairs("x-forwarded-client-cert", xfcc(t, p.alice)))
+				answer, err := call(c, conn, method)
+				require.NoError(t, err)
+				require.Equal(t, "bob:hi", answer)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			require.Equal(t, []string{tc.saw, tc.saw}, saw)
+		})
+	}
+}
+
+// startEcho serves Echo under the service name service on a server with opts, over TLS asking
+// for a client certificate and verifying none, and returns a connection to it presenting
+// client's certificate (nil: none).
+func startEcho(t *testing.T, service string, client *mtlstest.Leaf, opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
 	ca := mtlstest.NewRootCA("server CA")
 	cert := ca.NewServer("127.0.0.1").TLSCertificate()
-	s := grpc.NewServer(append(auth.ServerOptions(), grpc.Creds(credentials.NewTLS(mtlsgrpc.WithH2(&tls.Config{
+	s := grpc.NewServer(append(opts[:len(opts):len(opts)], grpc.Creds(credentials.NewTLS(mtlsgrpc.WithH2(&tls.Config{
 		Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12,
 	}))))...)
 	desc := mtlsgrpctest.EchoServiceDesc
