@@ -64,7 +64,9 @@ type Call struct {
 
 	// Transport names the transport, such as "grpc", and Method the call, such as the full gRPC
 	// method "/pkg.Service/Method": they are copied to [Event.Transport] and [Event.Method] and
-	// logged, and judge nothing. The net/http handlers leave both empty.
+	// logged, and judge nothing. The event gets at most their first 256 bytes (cut at a rune,
+	// "..." marking the cut): a client may choose the method, as a gRPC server's
+	// UnknownServiceHandler decides any :path. The net/http handlers leave both empty.
 	Transport string
 	Method    string
 

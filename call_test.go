@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -532,4 +533,38 @@ func TestDecideAllocs(t *testing.T) {
 	_, err = m.Decide(c)
 	require.NoError(t, err)
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = m.Decide(c) }))
+}
+
+// TestDecideClipsMethod: the transport and method of a call, which a client may choose (a gRPC
+// server with an UnknownServiceHandler decides any :path), reach the event clipped to 256 bytes.
+func TestDecideClipsMethod(t *testing.T) {
+	p := newPKI(t)
+	var evs events
+	m, err := New(Config{RootCAs: p.root.Pool(), Intermediates: p.issuing.Pool(), OnDecision: evs.record, Logger: discardLogger()})
+	require.NoError(t, err)
+	long := "/x.Y/" + strings.Repeat("m", 1<<20)
+	tests := []struct {
+		name, transport, method   string
+		wantTransport, wantMethod string
+	}{
+		{name: "short", transport: "grpc", method: "/a.B/C", wantTransport: "grpc", wantMethod: "/a.B/C"},
+		{name: "at the bound", transport: "grpc", method: long[:256], wantTransport: "grpc", wantMethod: long[:256]},
+		{name: "long method", transport: "grpc", method: long, wantTransport: "grpc", wantMethod: long[:256] + "..."},
+		{name: "long transport", transport: strings.Repeat("t", 1000), method: "/a.B/C", wantTransport: strings.Repeat("t", 256) + "...", wantMethod: "/a.B/C"},
+		{name: "cut at a rune", transport: "grpc", method: "/x.Y/" + strings.Repeat("é", 200), wantTransport: "grpc", wantMethod: "/x.Y/" + strings.Repeat("é", 125) + "..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tlsCall(p.alice.Chain()...)
+			c.Transport, c.Method = tt.transport, tt.method
+			_, err := m.Decide(c)
+			require.NoError(t, err)
+			got := evs.take()
+			require.Len(t, got, 1)
+			ev := got[0]
+			assert.Equal(t, tt.wantTransport, ev.Transport)
+			assert.Equal(t, tt.wantMethod, ev.Method)
+			assert.Equal(t, tt.method, c.Method, "the call is not modified")
+		})
+	}
 }

@@ -67,7 +67,7 @@ func (m *Middleware) judgeShadow(c *Call, d *decision) error {
 func (m *Middleware) emit(c *Call, d *decision, shadowErr error, duration time.Duration) {
 	if m.onDecision != nil || m.logged(c.ctx(), d) {
 		ev := m.event(d, shadowErr, duration)
-		ev.Transport, ev.Method = c.Transport, c.Method
+		ev.Transport, ev.Method = clip(c.Transport), clip(c.Method) // the client's to choose
 		m.report(c.ctx(), &ev)
 	}
 }

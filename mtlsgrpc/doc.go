@@ -49,9 +49,14 @@
 //   - the full method name, the per-method policy ([WithPolicy], [WithDefaultPolicy]), judged
 //     after [mtls.Config.Policy] in the same decision, and the shadow hook ([WithOnShadow]).
 //
-// Each decision is one [mtls.Event], with Transport "grpc" and Method the full method name; its
-// Status stays the HTTP status of the reason. A method named by [WithoutCertificate] is not
-// decided at all: no identity, no event.
+// Each decision is one [mtls.Event], with Transport "grpc" and Method the full method name the
+// call was routed by; its Status stays the HTTP status of the reason. A method named by
+// [WithoutCertificate] is not decided at all: no identity, no event.
+//
+// Under grpc.UnknownServiceHandler, every call of a method the server does not serve is decided
+// too, as a stream, by the :path the client sent: the policies of its name apply
+// ([WithDefaultPolicy] for a name no pattern names), and Event.Method holds at most its first
+// 256 bytes, as the client chose them.
 //
 // # Refusals
 //

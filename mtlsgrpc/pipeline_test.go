@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // TestEvents: one event per unary call and one per stream however many messages it carries,
@@ -69,6 +71,61 @@ func TestEvents(t *testing.T) {
 	}, got)
 	seen := srv.Echo.Seen()
 	require.Len(t, seen, 2, "one handler run per call and per stream")
+}
+
+// TestUnknownServiceHandler: under grpc.UnknownServiceHandler every call of a method the server
+// does not serve is decided, by the :path the client sent, and its event holds at most the first
+// 256 bytes of it.
+func TestUnknownServiceHandler(t *testing.T) {
+	p := newPKI(t)
+	var ev events
+	var mu sync.Mutex
+	var reached []string // the common names the unknown-service handler saw
+	unknown := grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		cn := "-"
+		if id, ok := mtls.FromContext(stream.Context()); ok {
+			cn = id.Leaf.Subject.CommonName
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		reached = append(reached, cn)
+		return nil
+	})
+	srv := mtlsgrpctest.Start(t, mtlsgrpctest.Config{Middleware: newMiddleware(t, p, mtls.Config{}, &ev), ServerOptions: []grpc.ServerOption{unknown}})
+	long := "/x.Y/" + strings.Repeat("m", 1<<20)
+	cases := []struct {
+		name   string
+		client *mtlstest.Leaf
+		method string
+		event  string // Event.Method
+		reason string // "": accepted
+	}{
+		{name: "another case of a served service", method: "/mtlsgrpctest.echo/Say", event: "/mtlsgrpctest.echo/Say", reason: mtls.ReasonCertificateRequired},
+		{name: "an extra slash", method: "/mtlsgrpctest.Echo/Say/", event: "/mtlsgrpctest.Echo/Say/", reason: mtls.ReasonCertificateRequired},
+		{name: "three parts", method: "/a/b/c", event: "/a/b/c", reason: mtls.ReasonCertificateRequired},
+		{name: "long path, refused", method: long, event: long[:256] + "...", reason: mtls.ReasonCertificateRequired},
+		{name: "long path, accepted", client: p.alice, method: long, event: long[:256] + "..."},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			reached = nil
+			mu.Unlock()
+			err := srv.Dial(t, tc.client).Invoke(ctx(t), tc.method, wrapperspb.String("x"), new(wrapperspb.StringValue))
+			got := ev.take()
+			require.Len(t, got, 1)
+			require.Equal(t, tc.event, got[0].Method)
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.reason != "" {
+				requireRefused(t, err, tc.reason)
+				require.Empty(t, reached)
+				return
+			}
+			// The handler returns no message, which the client reads as an error; it ran.
+			require.Equal(t, []string{"alice"}, reached)
+		})
+	}
 }
 
 // TestAuthority: the :authority must name the server the client named in the handshake.
