@@ -33,6 +33,12 @@ func (i *Interceptor) decide(ctx context.Context, fullMethod string) (*mtls.Iden
 	a := md[":authority"]
 	if md == nil {
 		a = metadata.ValueFromIncomingContext(ctx, ":authority") // one value, not the whole metadata
+		// A host field beside :authority (net/http's HTTP/2 server keeps it, and ServeHTTP
+		// copies it into the metadata; grpc-go's own transport drops it) must name the same
+		// authority: the middleware checks the Host of Fields.
+		if h := metadata.ValueFromIncomingContext(ctx, "host"); len(h) > 0 {
+			c.Fields = map[string][]string{"host": h}
+		}
 	}
 	if len(a) > 0 {
 		c.Authority = a[0]

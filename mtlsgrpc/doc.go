@@ -40,7 +40,8 @@
 //     *net.TCPAddr on grpc-go's own transport, the request's RemoteAddr under
 //     grpc.Server.ServeHTTP; anything else is no address, and never a trusted proxy;
 //   - the :authority, which must name the server the client named in the handshake
-//     (misdirected_request otherwise, see [mtls.Config.DangerouslyAllowHostMismatch]);
+//     (misdirected_request otherwise, see [mtls.Config.DangerouslyAllowHostMismatch]), and a
+//     host field beside it (net/http's HTTP/2 server keeps one in the metadata) the same;
 //   - the incoming metadata, where header mode reads a trusted proxy's certificate field (Envoy
 //     sends x-forwarded-client-cert); the metadata of any other peer is ignored, and every
 //     spelling of the certificate fields (any case, '_' for '-') is removed from the context

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -165,6 +167,52 @@ func TestAuthority(t *testing.T) {
 				require.Equal(t, "alice:hi", answer)
 			}
 		})
+	}
+}
+
+// TestHostField: a host field beside the :authority must name the same authority, with header
+// mode or without, on grpc-go's own transport (which drops the field) and under net/http (which
+// keeps it in the metadata).
+func TestHostField(t *testing.T) {
+	p := newPKI(t)
+	cases := []struct {
+		name   string
+		host   string // "": the server's address, as the :authority
+		reason string // "": accepted
+	}{
+		{name: "another authority", host: "other.example", reason: mtls.ReasonMisdirected},
+		{name: "the same authority"},
+	}
+	for _, headerMode := range []bool{false, true} {
+		for _, serveHTTP := range []bool{false, true} {
+			for _, tc := range cases {
+				name := map[bool]string{false: "direct", true: "header mode"}[headerMode] + "/" +
+					map[bool]string{false: "own transport", true: "ServeHTTP"}[serveHTTP] + "/" + tc.name
+				t.Run(name, func(t *testing.T) {
+					cfg := mtls.Config{}
+					if headerMode {
+						cfg.Header = &mtls.HeaderConfig{Format: mtls.MustHeaderFormat("envoy-xfcc"),
+							TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
+					}
+					srv := mtlsgrpctest.Start(t, mtlsgrpctest.Config{Middleware: newMiddleware(t, p, cfg, nil), ServeHTTP: serveHTTP})
+					host := tc.host
+					if host == "" {
+						host = srv.Addr
+					}
+					conn := srv.Dial(t, p.alice)
+					for _, method := range []string{mtlsgrpctest.SayMethod, mtlsgrpctest.ChatMethod} {
+						c := metadata.NewOutgoingContext(ctx(t), metadata.Pairs("host", host))
+						answer, err := call(c, conn, method)
+						if tc.reason != "" && serveHTTP {
+							requireRefused(t, err, tc.reason)
+							continue
+						}
+						require.NoError(t, err, "grpc-go's own transport drops the host field")
+						require.Equal(t, "alice:hi", answer)
+					}
+				})
+			}
+		}
 	}
 }
 
