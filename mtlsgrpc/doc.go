@@ -16,6 +16,11 @@
 //	}
 //	srv := grpc.NewServer(append(auth.ServerOptions(),
 //		grpc.Creds(mtlsgrpc.ServerCredentials(m, &tls.Config{Certificates: serverCerts})))...)
+//	bankpb.RegisterAdminServer(srv, admin)
+//	healthpb.RegisterHealthServer(srv, health.NewServer())
+//	if err := auth.Check(srv); err != nil { // a pattern or open method naming nothing served
+//		log.Fatal(err)
+//	}
 //
 // Handlers read the client with [mtls.FromContext], on unary calls and streams alike.
 //

@@ -72,6 +72,25 @@ func Example() {
 	// no certificate: Check OK, List Unauthenticated certificate_required
 }
 
+// Check catches a pattern that names nothing the server serves, here a method in another case
+// than the health service's, which would otherwise leave Check closed and fail every probe.
+func ExampleInterceptor_Check() {
+	m, err := mtls.New(mtls.Config{RootCAs: mtlstest.NewRootCA("Clients CA").Pool(), Logger: quiet})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	auth, err := mtlsgrpc.New(m, mtlsgrpc.WithoutCertificate("/grpc.health.v1.health/Check"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := grpc.NewServer(auth.ServerOptions()...)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	fmt.Println(auth.Check(srv))
+	// Output:
+	// mtls: WithoutCertificate: "/grpc.health.v1.health/Check" names no method of the server (names are compared case and all: the server has "/grpc.health.v1.Health/Check")
+}
+
 // outcome is the code of err's status, and the reason code of its ErrorInfo.
 func outcome(err error) string {
 	st, _ := status.FromError(err)

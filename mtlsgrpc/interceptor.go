@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/certgate/mtls"
 	"google.golang.org/grpc"
@@ -41,6 +45,51 @@ func New(m *mtls.Middleware, opts ...Option) (*Interceptor, error) {
 		return nil, err
 	}
 	return i, nil
+}
+
+// Check reports, as one error joining an [*mtls.ConfigError] per name, each pattern of
+// [WithPolicy] and each method of [WithoutCertificate] that names no service or method
+// registered on s (a *grpc.Server): such a name, a typo or another case than the service's,
+// applies to no call, and the calls it was meant for get the default policy, or none. Call it
+// once the services are registered, before serving. A server with a grpc.UnknownServiceHandler
+// may mean to name methods it does not register: Check reports them all the same.
+func (i *Interceptor) Check(s interface {
+	GetServiceInfo() map[string]grpc.ServiceInfo
+}) error {
+	if s == nil {
+		return &mtls.ConfigError{Field: "Check", Err: errors.New("mtls: nil server")}
+	}
+	known := map[string]bool{} // "/pkg.Service/" and "/pkg.Service/Method"
+	for service, info := range s.GetServiceInfo() {
+		known["/"+service+"/"] = true
+		for _, m := range info.Methods {
+			known["/"+service+"/"+m.Name] = true
+		}
+	}
+	var errs []error
+	report := func(field string, names []string) {
+		slices.Sort(names)
+		for _, name := range names {
+			if known[name] {
+				continue
+			}
+			what := "method"
+			if strings.HasSuffix(name, "/") {
+				what = "service"
+			}
+			hint := ""
+			for _, k := range slices.Sorted(maps.Keys(known)) {
+				if strings.EqualFold(k, name) {
+					hint = fmt.Sprintf(" (names are compared case and all: the server has %q)", k)
+					break
+				}
+			}
+			errs = append(errs, &mtls.ConfigError{Field: field, Err: fmt.Errorf("mtls: %q names no %s of the server%s", name, what, hint)})
+		}
+	}
+	report("WithPolicy", slices.AppendSeq(slices.Collect(maps.Keys(i.exact)), maps.Keys(i.services)))
+	report("WithoutCertificate", slices.Collect(maps.Keys(i.open)))
+	return errors.Join(errs...)
 }
 
 // ServerOptions returns the options that chain the interceptor's Unary and Stream into a

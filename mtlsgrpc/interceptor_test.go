@@ -176,6 +176,11 @@ func TestOptions(t *testing.T) {
 		{name: "open service", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/grpc.health.v1.Health/")}, field: "WithoutCertificate"},
 		{name: "open everything", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/")}, field: "WithoutCertificate"},
 		{name: "open and a policy", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/a.B/C"), mtlsgrpc.WithPolicy("/a.B/C", allow)}, field: "WithoutCertificate"},
+		{name: "open and its service's policy", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/a.B/", allow), mtlsgrpc.WithoutCertificate("/a.B/C")}, field: "WithoutCertificate"},
+		{name: "open and another service's policy", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/a.B/", allow), mtlsgrpc.WithoutCertificate("/a.Bc/C")}},
+		{name: "open and the default policy", opts: []mtlsgrpc.Option{mtlsgrpc.WithDefaultPolicy(allow), mtlsgrpc.WithoutCertificate("/a.B/C")}},
+		{name: "open twice", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/a.B/C", "/a.B/C")}, field: "WithoutCertificate"},
+		{name: "open twice by two options", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/a.B/C"), mtlsgrpc.WithoutCertificate("/a.B/C")}, field: "WithoutCertificate"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,6 +197,57 @@ func TestOptions(t *testing.T) {
 	}
 	_, err := mtlsgrpc.New(nil)
 	require.Error(t, err)
+}
+
+// TestCheck: Check reports each pattern and open method that names nothing the server serves,
+// such as a name in another case than the service's.
+func TestCheck(t *testing.T) {
+	p := newPKI(t)
+	allow := mtls.PolicyFunc(func(*mtls.Identity) error { return nil })
+	cases := []struct {
+		name string
+		opts []mtlsgrpc.Option
+		errs []string // the problems reported, in order
+	}{
+		{name: "none"},
+		{name: "served", opts: []mtlsgrpc.Option{
+			mtlsgrpc.WithPolicy(mtlsgrpctest.SayMethod, allow), mtlsgrpc.WithPolicy("/grpc.health.v1.Health/", allow),
+			mtlsgrpc.WithoutCertificate(mtlsgrpctest.ChatMethod), mtlsgrpc.WithDefaultPolicy(allow),
+		}},
+		{name: "a service in another case", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/mtlsgrpctest.echo/", allow)},
+			errs: []string{`WithPolicy: mtls: "/mtlsgrpctest.echo/" names no service of the server (names are compared case and all: the server has "/mtlsgrpctest.Echo/")`}},
+		{name: "a method not served", opts: []mtlsgrpc.Option{mtlsgrpc.WithPolicy("/mtlsgrpctest.Echo/Shout", allow)},
+			errs: []string{`WithPolicy: mtls: "/mtlsgrpctest.Echo/Shout" names no method of the server`}},
+		{name: "an open method in another case", opts: []mtlsgrpc.Option{mtlsgrpc.WithoutCertificate("/grpc.health.v1.Health/check")},
+			errs: []string{`WithoutCertificate: mtls: "/grpc.health.v1.Health/check" names no method of the server (names are compared case and all: the server has "/grpc.health.v1.Health/Check")`}},
+		{name: "every one reported", opts: []mtlsgrpc.Option{
+			mtlsgrpc.WithPolicy("/b.B/", allow), mtlsgrpc.WithPolicy("/a.A/A", allow), mtlsgrpc.WithoutCertificate("/c.C/C"),
+		}, errs: []string{
+			`WithPolicy: mtls: "/a.A/A" names no method of the server`,
+			`WithPolicy: mtls: "/b.B/" names no service of the server`,
+			`WithoutCertificate: mtls: "/c.C/C" names no method of the server`,
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := mtlsgrpctest.Start(t, mtlsgrpctest.Config{Middleware: newMiddleware(t, p, mtls.Config{}, nil), Options: tc.opts})
+			err := srv.Interceptor.Check(srv.GRPC)
+			if tc.errs == nil {
+				require.NoError(t, err)
+				return
+			}
+			var got []string
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				var ce *mtls.ConfigError
+				require.ErrorAs(t, e, &ce)
+				got = append(got, ce.Field+": "+ce.Err.Error())
+			}
+			require.Equal(t, tc.errs, got)
+		})
+	}
+	auth, err := mtlsgrpc.New(newMiddleware(t, p, mtls.Config{}, nil))
+	require.NoError(t, err)
+	require.Error(t, auth.Check(nil))
 }
 
 // TestRenamedService: a grpc.ServiceDesc registered under another ServiceName is judged by the

@@ -28,8 +28,10 @@ type methodPolicy struct {
 // WithPolicy makes the calls of pattern pass p too, after [mtls.Config.Policy], in the same
 // decision: a refusal is PermissionDenied "policy_denied", one event. pattern is a full method
 // name, "/pkg.Service/Method", or a service, "/pkg.Service/", for each of its methods that has
-// no policy of its own. A policy read by [mtls.LoadPolicyFile] follows the middleware's reloads
-// as one of [mtls.Middleware.Require] does.
+// no policy of its own. Names are compared as gRPC sends them, case and all: a pattern that
+// names no method of the server applies to no call, which [Interceptor.Check] reports. A policy
+// read by [mtls.LoadPolicyFile] follows the middleware's reloads as one of
+// [mtls.Middleware.Require] does.
 func WithPolicy(pattern string, p mtls.Policy) Option {
 	return func(o *options) {
 		if p == nil {
@@ -56,7 +58,9 @@ func WithDefaultPolicy(p mtls.Policy) Option {
 // "/grpc.health.v1.Health/Check", through without any check: no certificate is asked for or
 // verified, the handler sees no identity, and no event is reported. The certificate metadata of
 // header mode is still removed from what the handler sees. Only full method names are taken,
-// never a service or a prefix: each method open to anyone is named. No method is open by default.
+// never a service or a prefix: each method open to anyone is named, once. A method that a
+// [WithPolicy] pattern names, by itself or by its service, is not taken either: open, its policy
+// would never run. No method is open by default.
 func WithoutCertificate(fullMethods ...string) Option {
 	return func(o *options) { o.open = append(o.open, fullMethods...) }
 }
@@ -124,9 +128,14 @@ func (o *options) compile(i *Interceptor) error {
 		case patternKind(name) != fullMethod:
 			errs = append(errs, &mtls.ConfigError{Field: "WithoutCertificate", Err: fmt.Errorf(
 				"mtls: %q is not a full method name (\"/pkg.Service/Method\"): services and prefixes are not taken", name)})
+		case i.open[name]:
+			errs = append(errs, &mtls.ConfigError{Field: "WithoutCertificate", Err: fmt.Errorf("mtls: %q is named twice", name)})
 		case i.exact[name] != nil:
 			errs = append(errs, &mtls.ConfigError{Field: "WithoutCertificate", Err: fmt.Errorf(
 				"mtls: %q has a policy (WithPolicy) and is callable without a certificate", name)})
+		case i.services[name[:lastSlash(name)+1]] != nil:
+			errs = append(errs, &mtls.ConfigError{Field: "WithoutCertificate", Err: fmt.Errorf(
+				"mtls: the service of %q has a policy (WithPolicy %q) and the method is callable without a certificate", name, name[:lastSlash(name)+1])})
 		default:
 			i.open[name] = true
 		}

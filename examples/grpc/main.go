@@ -61,6 +61,9 @@ func run(out io.Writer) error {
 		grpc.Creds(mtlsgrpc.ServerCredentials(m, &tls.Config{Certificates: []tls.Certificate{serverCert}})))...)
 	srv.RegisterService(&greeterDesc, greeter{})
 	healthpb.RegisterHealthServer(srv, health.NewServer())
+	if err := auth.Check(srv); err != nil { // a policy or open method naming no registered method
+		return err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
