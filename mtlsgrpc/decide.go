@@ -2,6 +2,7 @@ package mtlsgrpc
 
 import (
 	"context"
+	"strings"
 
 	"github.com/certgate/mtls"
 	"google.golang.org/grpc/metadata"
@@ -48,11 +49,44 @@ func (i *Interceptor) decide(ctx context.Context, fullMethod string) (*mtls.Iden
 }
 
 // stripped returns ctx with the incoming metadata md less the certificate metadata of header
-// mode, unless id came from it; ctx itself when there is nothing to remove.
+// mode, unless id came from it, and less the binary copies of its names (binCopies) whatever
+// id is; ctx itself when there is nothing to remove. md is the call's own copy
+// (metadata.FromIncomingContext makes one), which it may modify.
 func (i *Interceptor) stripped(ctx context.Context, md metadata.MD, id *mtls.Identity) context.Context {
 	f, ok := i.m.StripCertificateFields(md, id)
+	if binCopies(i.m, f) {
+		ok = true
+	}
 	if !ok {
 		return ctx
 	}
 	return metadata.NewIncomingContext(ctx, f)
+}
+
+// binCopies deletes from md each key "<name>-bin" whose <name> is one of the certificate
+// metadata of header mode, under any spelling, and says whether it deleted any. grpc-go decodes
+// the base64 of such metadata, so that a handler reading it would read the certificate field a
+// client sent in base64 under that name; the middleware never reads it (a certificate name
+// ending in "-bin" refuses every call), and no trusted proxy sets it in its stead, so it is
+// removed whoever sent it. Each "-bin" key is asked of StripCertificateFields alone, in one map
+// reused for all of them: the names of the family are the middleware's own.
+func binCopies(m *mtls.Middleware, md metadata.MD) bool {
+	var probe map[string][]string
+	removed := false
+	for k := range md {
+		name, ok := strings.CutSuffix(k, "-bin")
+		if !ok || name == "" {
+			continue
+		}
+		if probe == nil {
+			probe = make(map[string][]string, 1)
+		}
+		clear(probe)
+		probe[name] = nil
+		if _, in := m.StripCertificateFields(probe, nil); in {
+			delete(md, k)
+			removed = true
+		}
+	}
+	return removed
 }

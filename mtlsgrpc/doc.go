@@ -50,8 +50,9 @@
 //   - the incoming metadata, where header mode reads a trusted proxy's certificate field (Envoy
 //     sends x-forwarded-client-cert); the metadata of any other peer is ignored, and every
 //     spelling of the certificate fields (any case, '_' for '-') is removed from the context
-//     the handler gets, unary and stream alike. Stats and tap handlers, which run before the
-//     interceptor, still see them;
+//     the handler gets, unary and stream alike, and so is, from every peer, the "-bin" form of
+//     each (x-forwarded-client-cert-bin), which grpc-go would hand the handler base64-decoded.
+//     Stats and tap handlers, which run before the interceptor, still see them;
 //   - the full method name, the per-method policy ([WithPolicy], [WithDefaultPolicy]), judged
 //     after [mtls.Config.Policy] in the same decision, and the shadow hook ([WithOnShadow]).
 //

@@ -3,9 +3,11 @@ package mtlsgrpc_test
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/certgate/mtls"
+	"github.com/certgate/mtls/mtlsgrpc"
 	"github.com/certgate/mtls/mtlsgrpc/mtlsgrpctest"
 	"github.com/certgate/mtls/mtlstest"
 	"github.com/stretchr/testify/require"
@@ -138,4 +140,51 @@ func TestHeaderBinName(t *testing.T) {
 	c := metadata.NewOutgoingContext(ctx(t), metadata.Pairs("x-client-cert-bin", string(p.alice.Certificate.Raw)))
 	_, err := mtlsgrpctest.Say(c, conn, "hi")
 	requireRefused(t, err, mtls.ReasonMalformedHeader)
+}
+
+// TestHeaderBinCopies: grpc-go decodes the base64 of metadata whose name ends in "-bin", so a
+// client's "x-forwarded-client-cert-bin" would reach the handler as a decoded certificate field:
+// the binary copies of every name of the family (the certificate metadata and its companions,
+// under any spelling) are removed, from a trusted proxy's calls too, decided and open methods
+// alike; other "-bin" metadata stays.
+func TestHeaderBinCopies(t *testing.T) {
+	p := newPKI(t)
+	removed := []string{"x-forwarded-client-cert-bin", "x_forwarded_client_cert-bin", "x-client-verify-bin", "x.client.verify-bin"}
+	kept := []string{"other-bin", "x-forwarded-client-cert-bin-bin", "-bin"}
+	cases := []struct {
+		name    string
+		trusted string
+		client  *mtlstest.Leaf
+		who     string
+	}{
+		{name: "untrusted peer", trusted: "192.0.2.0/24", client: p.bob, who: "bob"},
+		{name: "trusted proxy", trusted: "127.0.0.1/32", who: "alice"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMiddleware(t, p, mtls.Config{Header: &mtls.HeaderConfig{
+				Format: mtls.MustHeaderFormat("envoy-xfcc"), CompanionHeaders: []string{"X-Client-Verify"},
+				TrustedProxies: []netip.Prefix{netip.MustParsePrefix(tc.trusted)},
+			}}, nil)
+			srv := start(t, m, mtlsgrpc.WithoutCertificate(mtlsgrpctest.ChatMethod))
+			conn := srv.Dial(t, tc.client)
+			pairs := []string{"x-forwarded-client-cert", xfcc(t, p.alice)}
+			for _, n := range append(slices.Clone(removed), kept...) {
+				pairs = append(pairs, n, string(p.alice.Certificate.Raw))
+			}
+			for method, who := range map[string]string{mtlsgrpctest.SayMethod: tc.who, mtlsgrpctest.ChatMethod: "-"} { // Chat is open
+				srv.Echo.Reset()
+				answer, err := call(metadata.NewOutgoingContext(ctx(t), metadata.Pairs(pairs...)), conn, method)
+				require.NoError(t, err)
+				require.Equal(t, who+":hi", answer)
+				md := srv.Echo.Seen()[0].Metadata
+				for _, n := range removed {
+					require.NotContains(t, md, n, method)
+				}
+				for _, n := range kept {
+					require.Contains(t, md, n, method)
+				}
+			}
+		})
+	}
 }
