@@ -64,6 +64,16 @@ func (k *throttleKit) statuses(h http.Handler, leaf *mtlstest.Leaf, n int) []int
 	return out
 }
 
+// tierStore writes tiers to a file of a temporary folder and loads it.
+func tierStore(t *testing.T, tiers map[string]string) (string, *TierStore) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "tiers.json")
+	writeTiers(t, file, tiers)
+	store, err := NewTierStore(file)
+	require.NoError(t, err)
+	return file, store
+}
+
 func writeTiers(t *testing.T, path string, tiers map[string]string) {
 	t.Helper()
 	b, err := json.Marshal(tiers)
@@ -85,10 +95,7 @@ var goldBronze = map[string]Tier{"gold": {Rate: 10, Burst: 5}, "bronze": {Rate: 
 // exactly 5 requests through, then 429 with Retry-After, and one more 100 ms later.
 func TestThrottleTierOfAPartner(t *testing.T) {
 	k := newThrottleKit(t)
-	file := filepath.Join(t.TempDir(), "tiers.json")
-	writeTiers(t, file, map[string]string{"partner-a": "gold"})
-	store, err := NewTierStore(file)
-	require.NoError(t, err)
+	_, store := tierStore(t, map[string]string{"partner-a": "gold"})
 	m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"}))
 	require.NoError(t, err)
 	h := m.Handler(k.next)
@@ -109,10 +116,7 @@ func TestThrottleTierOfAPartner(t *testing.T) {
 // TestThrottleTierSources: where an identity's tier comes from, and what its bucket is keyed by.
 func TestThrottleTierSources(t *testing.T) {
 	k := newThrottleKit(t)
-	file := filepath.Join(t.TempDir(), "tiers.json")
-	writeTiers(t, file, map[string]string{"alice": "bronze"})
-	store, err := NewTierStore(file)
-	require.NoError(t, err)
+	_, store := tierStore(t, map[string]string{"alice": "bronze"})
 	alice, bob := k.p.issuing.NewClient("alice"), k.p.issuing.NewClient("bob")
 	alice2 := k.p.issuing.NewClient("alice") // another certificate of the same principal
 	byCN := TierResolverFunc(func(id *Identity) (string, error) {
@@ -160,10 +164,7 @@ func TestThrottleTierSources(t *testing.T) {
 // tokens and taking the new rate; a bad file, or one naming an unknown tier, keeps everything.
 func TestThrottleReload(t *testing.T) {
 	k := newThrottleKit(t)
-	file := filepath.Join(t.TempDir(), "tiers.json")
-	writeTiers(t, file, map[string]string{"alice": "gold"})
-	store, err := NewTierStore(file)
-	require.NoError(t, err)
+	file, store := tierStore(t, map[string]string{"alice": "gold"})
 	var events []Event
 	cfg := k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"})
 	cfg.OnDecision = func(_ context.Context, ev Event) { events = append(events, ev) }
@@ -263,10 +264,7 @@ func TestThrottleTierChange(t *testing.T) {
 // TestThrottlePolls: ReloadInterval watches the tier file with the others.
 func TestThrottleWatched(t *testing.T) {
 	k := newThrottleKit(t)
-	file := filepath.Join(t.TempDir(), "tiers.json")
-	writeTiers(t, file, map[string]string{"alice": "gold"})
-	store, err := NewTierStore(file)
-	require.NoError(t, err)
+	file, store := tierStore(t, map[string]string{"alice": "gold"})
 	m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"}))
 	require.NoError(t, err)
 	assert.Contains(t, m.ReloadStatus().Files.Sources, file)
@@ -277,10 +275,7 @@ func TestThrottleWatched(t *testing.T) {
 // without a Default, a configuration that limits no one.
 func TestThrottleConfigErrors(t *testing.T) {
 	k := newThrottleKit(t)
-	file := filepath.Join(t.TempDir(), "tiers.json")
-	writeTiers(t, file, map[string]string{"partner-a": "bronze"})
-	store, err := NewTierStore(file)
-	require.NoError(t, err)
+	_, store := tierStore(t, map[string]string{"partner-a": "bronze"})
 	var nilStore *TierStore
 	anyTier := TierResolverFunc(func(*Identity) (string, error) { return "", nil })
 	inf := math.Inf(1)
@@ -325,10 +320,7 @@ func TestThrottleConfigErrors(t *testing.T) {
 // purpose.
 func TestThrottleUnlimitedTier(t *testing.T) {
 	k := newThrottleKit(t)
-	file := filepath.Join(t.TempDir(), "tiers.json")
-	writeTiers(t, file, map[string]string{"partner-a": "bronze", "partner-b": "unlimited"})
-	store, err := NewTierStore(file)
-	require.NoError(t, err)
+	_, store := tierStore(t, map[string]string{"partner-a": "bronze", "partner-b": "unlimited"})
 	var events []Event
 	cfg := k.config(&ThrottleConfig{
 		Tiers:    map[string]Tier{"bronze": {Rate: 1, Burst: 2}, "unlimited": {Rate: math.Inf(1)}},
@@ -352,10 +344,7 @@ func TestThrottleUnlimitedTier(t *testing.T) {
 // let through unlimited.
 func TestThrottleSpellingsGetTheDefault(t *testing.T) {
 	k := newThrottleKit(t)
-	file := filepath.Join(t.TempDir(), "tiers.json")
-	writeTiers(t, file, map[string]string{"partner-a": "gold"})
-	store, err := NewTierStore(file)
-	require.NoError(t, err)
+	_, store := tierStore(t, map[string]string{"partner-a": "gold"})
 	m, err := New(k.config(&ThrottleConfig{Tiers: goldBronze, Resolver: store, Default: "bronze"}))
 	require.NoError(t, err)
 	h := m.Handler(k.next)
